@@ -1,0 +1,3 @@
+from meta.cli import main
+
+raise SystemExit(main())
