@@ -1,0 +1,522 @@
+"""``report.md`` (and a plain ``report.html``) for ``meta reproduce``.
+
+The report is generated only from what the run used: the methods paragraph
+from the settings and analyses, every number from the result objects. Nothing
+here computes a statistic; it formats those of ``meta.pool``, ``meta.bias``
+and ``meta.coverage``.
+
+Claims rule (:func:`classify`), applied per analysis that names the claim in
+``analyses.csv`` (column ``claim_ids``):
+
+* ``insufficient data`` -- k < 2 (no usable rows, or a single study: its SMD
+  is still shown);
+* ``agrees`` -- the pooled estimate has the sign of ``expected_direction`` and
+  the CI excludes 0;
+* ``direction only`` -- the sign matches but the CI includes 0;
+* ``disagrees`` -- the estimate has the opposite sign (whatever the CI);
+* for a claim of no difference (expected direction 0): ``agrees`` when the CI
+  includes 0, ``disagrees`` otherwise.
+
+A claim spoken to by several analyses gets the common verdict when all
+analyses with k >= 2 share it, ``mixed`` otherwise; each analysis' verdict is
+listed.
+"""
+
+from __future__ import annotations
+
+import html as _html
+import math
+import re
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["classify", "claims_table", "coverage_frame", "render", "markdown_to_html", "VERDICTS"]
+
+VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
+
+_POS = {"+", "+1", "1", "positive", "greater", "higher", "larger", "more", "increase", "increased", "pfp_greater", "up"}
+_NEG = {"-", "-1", "negative", "less", "lower", "smaller", "decrease", "decreased", "reduced", "reduction", "pfp_less", "down"}
+_NULL = {"0", "none", "no difference", "null", "no_difference", "nil"}
+
+
+def parse_direction(value) -> int | None:
+    """Expected sign of the SMD: +1, -1, 0 (no difference) or None when unreadable."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return int(np.sign(value))
+    v = str(value).strip().lower()
+    if v in _POS:
+        return 1
+    if v in _NEG:
+        return -1
+    if v in _NULL:
+        return 0
+    try:
+        return int(np.sign(float(v)))
+    except ValueError:
+        return None
+
+
+def classify(k: int, estimate: float, ci_low: float, ci_high: float, expected: int | None) -> str:
+    """Verdict of one analysis against one claim (rule in the module docstring)."""
+    if k < 2 or estimate is None or not np.isfinite(estimate):
+        return "insufficient data"
+    excludes0 = ci_low > 0 or ci_high < 0
+    if expected is None:
+        return "insufficient data"
+    if expected == 0:
+        return "disagrees" if excludes0 else "agrees"
+    if np.sign(estimate) != expected:
+        return "disagrees"
+    return "agrees" if excludes0 else "direction only"
+
+
+def _f(x, nd=2) -> str:
+    if x is None:
+        return ""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not np.isfinite(x):
+        return ""
+    return f"{x:.{nd}f}"
+
+
+def _p(p) -> str:
+    if p is None or not np.isfinite(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _ci(r) -> str:
+    return f"{_f(r.estimate)} [{_f(r.ci_low)}, {_f(r.ci_high)}]"
+
+
+def _claim_text(row: pd.Series) -> str:
+    """The claim as stated, or composed from evidence level, outcome, comparison and population."""
+    for c in ("claim", "statement", "text", "claim_text", "finding"):
+        if c in row and isinstance(row[c], str) and row[c].strip():
+            return row[c].strip()
+    parts = [str(row[c]) for c in ("evidence_level", "outcome", "comparison", "population") if c in row and not pd.isna(row[c])]
+    return ", ".join(parts) or str(row.get("claim_id", ""))
+
+
+def _expected(row: pd.Series):
+    for c in ("expected_direction", "direction", "expected_sign"):
+        if c in row:
+            return parse_direction(row[c])
+    return None
+
+
+def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
+    """One row per row of ``review_claims.csv`` with our verdict.
+
+    Columns: ``claim_id, claim, expected_direction, analyses, k, estimate,
+    ci_low, ci_high, verdict, detail``; ``k``/estimate are those of the first
+    analysis naming the claim.
+    """
+    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict", "detail"]
+    if claims is None or len(claims) == 0:
+        return pd.DataFrame(columns=cols)
+    recs = []
+    for _, c in claims.iterrows():
+        cid = str(c.get("claim_id", ""))
+        exp = _expected(c)
+        rs = [r for r in runs if cid in r.analysis.claim_ids]
+        verdicts, details = [], []
+        for r in rs:
+            res = r.result
+            v = classify(r.k, getattr(res, "estimate", np.nan), getattr(res, "ci_low", np.nan), getattr(res, "ci_high", np.nan), exp)
+            if r.k == 0:
+                details.append(f"{r.analysis.analysis_id}: no usable data")
+            elif r.k == 1:
+                details.append(f"{r.analysis.analysis_id}: single study ({r.rows['study_id'].iloc[0]}) SMD {_ci(res)}")
+            else:
+                details.append(f"{r.analysis.analysis_id}: {v}, k={r.k}, SMD {_ci(res)}")
+                verdicts.append(v)
+        if not rs:
+            verdict = "insufficient data"
+            details.append("no analysis in analyses.csv names this claim")
+        elif not verdicts:
+            verdict = "insufficient data"
+        elif len(set(verdicts)) == 1:
+            verdict = verdicts[0]
+        else:
+            verdict = "mixed"
+        first = rs[0] if rs else None
+        fr = first.result if first is not None else None
+        recs.append(
+            {
+                "claim_id": cid,
+                "claim": _claim_text(c),
+                "expected_direction": {1: "+", -1: "-", 0: "0", None: "?"}[exp],
+                "analyses": ";".join(r.analysis.analysis_id for r in rs),
+                "k": first.k if first is not None else 0,
+                "estimate": getattr(fr, "estimate", np.nan),
+                "ci_low": getattr(fr, "ci_low", np.nan),
+                "ci_high": getattr(fr, "ci_high", np.nan),
+                "verdict": verdict,
+                "detail": "; ".join(details),
+            }
+        )
+    return pd.DataFrame(recs, columns=cols)
+
+
+def coverage_frame(dataset, table: pd.DataFrame) -> pd.DataFrame | None:
+    """The data coverage table of ``meta.coverage`` (None when that module is missing)."""
+    try:
+        from meta.coverage import coverage_table
+    except ImportError:
+        return None
+    try:
+        return coverage_table(dataset)
+    except TypeError:
+        return coverage_table(dataset.studies, dataset.outcomes)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    if df is None or len(df) == 0:
+        return "_(none)_\n"
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    for _, row in df.iterrows():
+        cells = []
+        for v in row:
+            s = "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v)
+            cells.append(s.replace("|", "\\|").replace("\n", " "))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _methods(res) -> str:
+    from meta.reproduce import DEFAULT_REVIEW_MATCH, ROUTE_RANK, SENSITIVITY_VARIANTS
+
+    s = res.settings
+    runs = res.runs
+    convs = sorted({r.analysis.smd_convention for r in runs})
+    methods = sorted({r.analysis.method for r in runs})
+    conv_txt = {
+        "revman": "the RevMan 5 convention (Hedges' g with J = 1 - 3/(4N - 9) and variance N/(n1 n2) + g^2/(2(N - 3.94)); Deeks & Higgins 2010)",
+        "ls": "metafor's escalc(measure = \"SMD\") default (exact J, large-sample variance; Hedges 1981)",
+    }
+    meth_txt = {
+        "DL": "DerSimonian-Laird random-effects model (DerSimonian & Laird 1986)",
+        "REML": "restricted maximum likelihood random-effects model (Viechtbauer 2005)",
+        "PM": "Paule-Mandel random-effects model (Paule & Mandel 1982)",
+        "FE": "inverse-variance fixed-effect model",
+    }
+    level = int(round(100 * s.get("level", 0.95)))
+    vs = ", ".join(v[0] for v in SENSITIVITY_VARIANTS[1:])
+    routes = ", ".join(sorted(ROUTE_RANK, key=ROUTE_RANK.get))
+    return (
+        f"Study-level standardised mean differences (group 1 minus group 2: PFP minus control, post minus pre, "
+        f"intervention minus control) were computed for every outcome row by `meta.study_effects.study_effects` "
+        f"from group means and SDs where reported and otherwise from mean differences with p, CI or SE, t statistics, "
+        f"reported effect sizes or p-values alone (Cochrane Handbook ch. 6; Borenstein et al. 2009 ch. 7); p-values "
+        f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s.get('inequality', 'bound')}\"`), "
+        f"which understates |SMD|, and such rows are flagged. Analyses used "
+        + "; ".join(conv_txt[c] for c in convs)
+        + ". Each of the "
+        f"{len(runs)} analyses declared in `analyses.csv` takes the rows of its outcome(s) and comparison that pass its "
+        f"filters; unless an analysis says otherwise only studies whose review match is "
+        f"{' or '.join(DEFAULT_REVIEW_MATCH)} are used, and prospective and case-control designs are never pooled together. "
+        f"One analysis never pools two rows of the same cohort: the kept row is the running task before other tasks before "
+        f"values averaged across tasks, then by route ({routes}, in that order), then the larger n, then study_id. "
+        f"Analyses with k >= 2 were pooled with the "
+        + "; ".join(meth_txt[m] for m in methods)
+        + f", with Wald-type {level}% confidence intervals and {level}% prediction intervals; heterogeneity is given as "
+        f"tau², I² and Cochran's Q. Analyses with k = 1 are reported as the single study's SMD with its {level}% CI and "
+        f"are not pooled; analyses with k = 0 are listed as having no usable data. Egger's regression test (metafor "
+        f"`regtest(model=\"lm\")`) and trim-and-fill (Duval & Tweedie 2000, L0 estimator) were run where k >= "
+        f"{s.get('bias_min_k', 3)}; with fewer than 10 studies these tests have very little power and a non-significant "
+        f"result is not evidence of absent small-study effects (Sterne et al. 2011). Sensitivity analyses: leave-one-out, "
+        f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). Forest plots were drawn for every "
+        f"analysis with k >= 1 and funnel plots where k >= {s.get('funnel_min_k', 3)}, saved as "
+        f"{', '.join(s.get('formats', ()))} ({s.get('dpi')} dpi for raster)."
+    )
+
+
+def _study_table(run) -> pd.DataFrame:
+    a = run.analysis
+    ycol = "yi" if a.smd_convention == "revman" else f"yi_{a.smd_convention}"
+    vcol = "vi" if a.smd_convention == "revman" else f"vi_{a.smd_convention}"
+    r = run.rows
+    w = getattr(run.result, "weights", None)
+    df = pd.DataFrame(
+        {
+            "study": r["label"].to_numpy(),
+            "cohort": r["cohort_id"].astype(str).to_numpy(),
+            "task": r["task"].astype(str).to_numpy() if "task" in r else "",
+            "route": r["route"].astype(str).to_numpy(),
+            "flags": r["flags"].fillna("").astype(str).to_numpy() if "flags" in r else "",
+            "n1": pd.to_numeric(r["n1"], errors="coerce").map(lambda x: "" if pd.isna(x) else f"{x:.0f}").to_numpy(),
+            "n2": pd.to_numeric(r["n2"], errors="coerce").map(lambda x: "" if pd.isna(x) else f"{x:.0f}").to_numpy(),
+            "SMD": [_f(x) for x in r[ycol]],
+            "95% CI": [f"[{_f(y - 1.959964 * math.sqrt(v))}, {_f(y + 1.959964 * math.sqrt(v))}]" for y, v in zip(r[ycol], r[vcol])],
+            "weight %": [_f(x, 1) for x in w] if w is not None and len(w) == len(r) else [""] * len(r),
+        }
+    )
+    return df
+
+
+def _run_section(run) -> str:
+    a = run.analysis
+    out = [f"### {a.title} (`{a.analysis_id}`)\n"]
+    filt = "; ".join(str(f) for f in a.effective_filters)
+    out.append(
+        f"Outcome `{'|'.join(a.outcomes)}`, comparison `{a.comparison}`, filters `{filt}`, "
+        f"SMD convention `{a.smd_convention}`. {a.favours_left} <- 0 -> {a.favours_right}.\n"
+    )
+    if a.notes:
+        out.append(f"Note: {a.notes}\n")
+    if run.k == 0:
+        out.append(f"**No usable data.** {len(run.matched)} matching row(s), none with a usable SMD.\n")
+    else:
+        out.append(_md_table(_study_table(run)))
+        r = run.result
+        if run.k == 1:
+            out.append(f"\n**Single study (not pooled):** SMD {_ci(r)}, p = {_p(r.p)}.\n")
+        else:
+            out.append(
+                f"\n**Pooled ({a.method}, k = {run.k}):** SMD {_ci(r)}, z = {_f(r.stat)}, p = {_p(r.p)}; "
+                f"95% PI [{_f(r.pi_low)}, {_f(r.pi_high)}]; tau² = {_f(r.tau2, 3)}, I² = {_f(r.i2, 1)}%, "
+                f"Q({r.q_df:.0f}) = {_f(r.q)}, p = {_p(r.q_p)}.\n"
+            )
+            if run.egger is not None or run.trimfill is not None:
+                parts = []
+                if run.egger is not None:
+                    parts.append(f"Egger's test intercept {_f(run.egger.intercept)}, p = {_p(run.egger.p)}")
+                if run.trimfill is not None:
+                    tf = run.trimfill
+                    parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
+                out.append("Small-study tests: " + "; ".join(parts) + (" (k < 10: very low power)." if run.k < 10 else ".") + "\n")
+            else:
+                out.append("Small-study tests: not run (k < 3).\n")
+        for fig in run.figures:
+            if fig.endswith(".png"):
+                kind = "Forest" if "_forest" in fig else "Funnel"
+                out.append(f"\n![{kind} plot: {a.analysis_id}]({fig})\n")
+    if len(run.set_aside):
+        out.append("\nSet aside (unit of analysis):\n")
+        for _, s in run.set_aside.iterrows():
+            out.append(f"- {s['study_id']} ({s.get('task', '')}, {s['route']}): {s['reason']}")
+        out.append("")
+    if len(run.unusable):
+        out.append("\nMatching rows without a usable SMD:\n")
+        for _, s in run.unusable.iterrows():
+            out.append(f"- {s['study_id']} `{s['outcome']}`: {s.get('reason', '') or 'no route'}")
+        out.append("")
+    for n in run.notes:
+        out.append(f"\nNote: {n}\n")
+    return "\n".join(out) + "\n"
+
+
+def _pooled_overview(res) -> pd.DataFrame:
+    rows = []
+    for r in res.runs:
+        res_ = r.result
+        rows.append(
+            {
+                "analysis": r.analysis.analysis_id,
+                "k": r.k,
+                "n": r.to_frame()["n_total"].iloc[0],
+                "SMD [95% CI]": _ci(res_) if res_ is not None else "no usable data",
+                "p": _p(res_.p) if res_ is not None else "",
+                "95% PI": f"[{_f(res_.pi_low)}, {_f(res_.pi_high)}]" if r.k >= 2 else "",
+                "tau²": _f(res_.tau2, 3) if r.k >= 2 else "",
+                "I² %": _f(res_.i2, 1) if r.k >= 2 else "",
+                "Q (p)": f"{_f(res_.q)} ({_p(res_.q_p)})" if r.k >= 2 else "",
+                "Egger p": _p(r.egger.p) if r.egger is not None else "",
+                "TF k0": str(r.trimfill.k0) if r.trimfill is not None else "",
+                "status": r.status.replace("_", " "),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _sensitivity_wide(res) -> pd.DataFrame:
+    s = res.sensitivity
+    if s is None or len(s) == 0:
+        return pd.DataFrame()
+    s = s.assign(cell=[f"{_f(e)} [{_f(lo)}, {_f(hi)}]" for e, lo, hi in zip(s["estimate"], s["ci_low"], s["ci_high"])])
+    order = list(dict.fromkeys(s["variant"]))
+    aorder = list(dict.fromkeys(s["analysis_id"]))
+    w = s.pivot(index="analysis_id", columns="variant", values="cell").reindex(index=aorder, columns=order)
+    return w.reset_index().rename(columns={"analysis_id": "analysis"})
+
+
+def render(res) -> str:
+    """The whole ``report.md`` for a :class:`meta.reproduce.ReproduceResult`."""
+    runs = res.runs
+    out = ["# Neal et al. (2016) reproduced\n"]
+    out.append(
+        "Neal BS, Barton CJ, Gallie R, O'Halloran P, Morrissey D (2016). Runners with patellofemoral pain have altered "
+        "biomechanics which targeted interventions can modify: a systematic review and meta-analysis. "
+        "Gait & Posture 45:69-82. doi:10.1016/j.gaitpost.2015.11.018\n"
+    )
+    out.append(f"{res.summary().rsplit(';', 1)[0]}.\n")
+    out.append("## Methods\n")
+    out.append(_methods(res) + "\n")
+    out.append("## Pooled results\n")
+    out.append(_md_table(_pooled_overview(res)))
+    out.append("\nFull precision: `pooled.csv`; study-level SMDs: `effect_sizes.csv`.\n")
+    out.append("## Claims of the review\n")
+    out.append(
+        "Rule: *insufficient data* when k < 2; *agrees* when the estimate has the expected sign and the 95% CI excludes 0; "
+        "*direction only* when the sign matches but the CI includes 0; *disagrees* when the sign is opposite (for a claim of "
+        "no difference: *agrees* when the CI includes 0). A claim spoken to by several analyses is *mixed* when their verdicts differ.\n"
+    )
+    c = res.claims
+    if len(c):
+        ct = pd.DataFrame(
+            {
+                "claim": [f"{i}: {t}" for i, t in zip(c["claim_id"], c["claim"])],
+                "expected": c["expected_direction"],
+                "verdict": c["verdict"],
+                "our result": c["detail"],
+            }
+        )
+        out.append(_md_table(ct))
+    else:
+        out.append("_(review_claims.csv has no rows)_\n")
+    out.append("\n## Analyses\n")
+    for r in runs:
+        out.append(_run_section(r))
+    out.append("## Sensitivity analyses\n")
+    out.append("### Estimator, SMD convention and CI method\n")
+    out.append("SMD [95% CI] of each pooled analysis (k >= 2) under each setting; `primary` is the analysis' own setting.\n")
+    out.append(_md_table(_sensitivity_wide(res)))
+    out.append("\n### Leave-one-out\n")
+    any_loo = False
+    for r in runs:
+        if r.leave_one_out is None:
+            continue
+        any_loo = True
+        lo = r.leave_one_out
+        t = pd.DataFrame(
+            {
+                "omitted": lo["omitted"].astype(str),
+                "SMD [95% CI]": [f"{_f(e)} [{_f(a)}, {_f(b)}]" for e, a, b in zip(lo["estimate"], lo["ci_low"], lo["ci_high"])],
+                "p": [_p(p) for p in lo["p"]],
+                "I² %": [_f(x, 1) for x in lo["i2"]],
+            }
+        )
+        out.append(f"**{r.analysis.analysis_id}** (all: {_ci(r.result)})\n")
+        out.append(_md_table(t))
+        out.append("")
+    if not any_loo:
+        out.append("_(no analysis with k >= 2)_\n")
+    out.append("## Data coverage\n")
+    if res.coverage is None:
+        out.append("_(meta.coverage is not available in this installation: no coverage table)_\n")
+    else:
+        out.append(_md_table(res.coverage))
+    out.append("\n## Gaps\n")
+    single = [r for r in runs if r.k == 1]
+    none = [r for r in runs if r.k == 0]
+    out.append("### Single-study analyses\n")
+    out.append("\n".join(f"- `{r.analysis.analysis_id}` ({r.analysis.title}): {r.rows['study_id'].iloc[0]}, SMD {_ci(r.result)}" for r in single) or "_(none)_")
+    out.append("\n### No usable data\n")
+    out.append("\n".join(f"- `{r.analysis.analysis_id}` ({r.analysis.title}): {len(r.matched)} matching row(s)" for r in none) or "_(none)_")
+    out.append("\n### Outcome rows with no usable route\n")
+    e = res.effects
+    bad = e.loc[~np.isfinite(pd.to_numeric(e["yi"], errors="coerce"))]
+    if len(bad):
+        cols = [x for x in ("outcomes_row", "study_id", "outcome", "comparison", "route", "reason") if x in bad.columns]
+        out.append(_md_table(bad[cols]))
+    else:
+        out.append("_(none)_\n")
+    out.append("\n### Rows set aside by the unit-of-analysis rule\n")
+    aside = [(r.analysis.analysis_id, s) for r in runs for _, s in r.set_aside.iterrows()]
+    out.append("\n".join(f"- `{aid}`: {s['study_id']} ({s['route']}): {s['reason']}" for aid, s in aside) or "_(none)_")
+    out.append("")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- html
+
+_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\(([^)]+)\)"), r'<img alt="\1" src="\2" style="max-width:100%">'),
+    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r'<a href="\2">\1</a>'),
+    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
+    (re.compile(r"(?<![\w*])\*([^*]+)\*(?![\w*])"), r"<em>\1</em>"),
+    (re.compile(r"(?<!\w)_\(([^)]*)\)_(?!\w)"), r"<em>(\1)</em>"),
+    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
+]
+
+
+def _inline(text: str) -> str:
+    t = _html.escape(text, quote=False).replace("\\|", "|")
+    for rx, rep in _INLINE:
+        t = rx.sub(rep, t)
+    return t
+
+
+def markdown_to_html(md: str, title: str = "report") -> str:
+    """Minimal Markdown -> HTML for the constructs :func:`render` emits.
+
+    Handles ATX headings, pipe tables, ``- `` lists, images, links, bold,
+    italics, code spans and paragraphs; anything else passes as text.
+    """
+    lines = md.splitlines()
+    out = [
+        "<!DOCTYPE html>",
+        f'<html><head><meta charset="utf-8"><title>{_html.escape(title)}</title>',
+        "<style>body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}"
+        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}"
+        "th{background:#eee}</style></head><body>",
+    ]
+    i = 0
+    para: list[str] = []
+
+    def flush():
+        if para:
+            out.append("<p>" + _inline(" ".join(para)) + "</p>")
+            para.clear()
+
+    while i < len(lines):
+        ln = lines[i]
+        if not ln.strip():
+            flush()
+            i += 1
+            continue
+        m = re.match(r"^(#{1,6})\s+(.*)$", ln)
+        if m:
+            flush()
+            n = len(m.group(1))
+            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
+            i += 1
+            continue
+        if ln.startswith("|") and i + 1 < len(lines) and re.match(r"^\|\s*-{3}", lines[i + 1]):
+            flush()
+
+            def cells(s):
+                s = s.strip().strip("|")
+                return [c.strip() for c in re.split(r"(?<!\\)\|", s)]
+
+            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells(ln)) + "</tr></thead><tbody>")
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells(lines[i])) + "</tr>")
+                i += 1
+            out.append("</tbody></table>")
+            continue
+        if ln.startswith("- "):
+            flush()
+            out.append("<ul>")
+            while i < len(lines) and lines[i].startswith("- "):
+                out.append(f"<li>{_inline(lines[i][2:])}</li>")
+                i += 1
+            out.append("</ul>")
+            continue
+        para.append(ln.strip())
+        i += 1
+    flush()
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
