@@ -1,0 +1,281 @@
+"""One standardised mean difference per outcome row: ``yi``, ``vi``, the route used and flags.
+
+:func:`study_effects` turns the rows of ``outcomes.csv`` into effect sizes by
+calling the conversions of :mod:`meta.effects` (it implements no formula
+itself).  Sign convention: group 1 minus group 2 (PFP minus control, post
+minus pre, intervention minus control).
+
+Route priority (first route whose numbers are all present wins; if its
+conversion refuses the numbers, e.g. a ``"<"`` p-value under
+``inequality="error"``, the next route is tried and the refusal is kept in
+``reason``):
+
+Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
+
+1. ``means_sd``    -- ``mean1, sd1, n1, mean2, sd2, n2`` -> :func:`meta.effects.smd`
+   (Hedges & Olkin 1985).
+2. ``md_p``        -- ``mean_diff, p_value, p_operator, n1, n2`` ->
+   :func:`meta.effects.smd_from_md` with ``p=`` (Cochrane Handbook 6.5.2.3);
+   the sign is that of ``mean_diff``.
+3. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
+   -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given.
+4. ``reported_es`` -- ``effect_size`` (any other type) and ``n1, n2`` ->
+   :func:`meta.effects.smd_from_d` (applies J; a value that is already
+   Hedges' g would be corrected twice, so anything but ``cohen_d`` is flagged
+   ``es_type_unspecified``).  Sign: ``direction * |effect_size|`` when
+   ``direction`` is given, else the sign as reported (flag ``sign_as_reported``).
+5. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
+   :func:`meta.effects.smd_from_p`.
+
+``md_ci`` / ``md_se`` are not used: ``outcomes.csv`` has no CI or SE columns.
+
+Within-group rows (``post_vs_pre``; group 1 = post, group 2 = pre, n1 = n2 = n)
+
+* ``paired``       -- ``mean1, sd1, mean2, sd2, n1`` -> :func:`meta.effects.smd_paired`
+  (metafor SMCR: standardised by the pre-test SD, needs the pre-post
+  correlation ``r``).  With ``r=None`` the row gets route ``none`` and reason
+  ``"paired design needs r"``; with ``r`` given the row is flagged
+  ``r_assumed``.  No other route is used for these rows: p-values, mean
+  changes and effect sizes of a within-group comparison cannot be converted
+  with the independent-groups formulas.
+
+Flags (``;``-joined): ``p_inequality`` (p reported as ``P < x`` and used as the
+bound ``P = x``, which under-states |g|), ``averaged_across_tasks`` (task is
+``averaged_across_tasks``: not running alone), ``r_assumed``,
+``es_type_unspecified``, ``sign_as_reported``.
+
+Rows are never dropped: a row without a route keeps NaN ``yi``/``vi``, route
+``none`` and a ``reason``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS"]
+
+BETWEEN_ROUTES = ("means_sd", "md_p", "t", "reported_es", "p_only")
+WITHIN_ROUTES = ("paired",)
+ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
+FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported")
+
+_ID_COLUMNS = ("study_id", "cohort_id", "outcome", "comparison", "timepoint", "task")
+_OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "flags", "reason",
+                              "source_url", "source_locator")
+_NUMERIC = ("n1", "n2", "mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size",
+            "direction")
+
+
+def _has(v: Any) -> bool:
+    """True for a present value (not None / NA / NaN / empty string)."""
+    if v is None or v is pd.NA:
+        return False
+    if isinstance(v, str):
+        return v.strip() != ""
+    try:
+        return not math.isnan(v)
+    except TypeError:
+        return True
+
+
+def _text(v: Any) -> str:
+    return str(v).strip() if _has(v) else ""
+
+
+def _needs(row: Mapping, route: str) -> list[str]:
+    """Columns missing for ``route`` (empty list = the route's numbers are all there)."""
+    es_type = _text(row.get("effect_size_type"))
+    if route == "means_sd" or route == "paired":
+        cols = ["mean1", "sd1", "n1", "mean2", "sd2"] + ([] if route == "paired" else ["n2"])
+    elif route == "md_p":
+        cols = ["mean_diff", "p_value", "n1", "n2"]
+    elif route == "t":
+        if es_type != "t":
+            return ["effect_size_type=t"]
+        cols = ["effect_size", "n1", "n2"]
+    elif route == "reported_es":
+        if es_type == "t":
+            return ["effect_size_type other than t"]
+        cols = ["effect_size", "n1", "n2"]
+    elif route == "p_only":
+        cols = ["p_value", "direction", "n1", "n2"]
+    else:  # pragma: no cover
+        raise ValueError(f"unknown route {route!r}; valid: {', '.join(ROUTES)}")
+    return [c for c in cols if not _has(row.get(c))]
+
+
+def candidate_routes(row: Mapping) -> list[str]:
+    """Routes whose numbers are all present in ``row``, in priority order.
+
+    Ignores options (``r``, ``inequality``): a ``post_vs_pre`` row with means
+    and SDs counts as having the ``paired`` route even though it needs ``r``.
+    Used by :mod:`meta.data` to check that each row has a route or an
+    ``extraction_note``.
+    """
+    routes = WITHIN_ROUTES if _text(row.get("comparison")) == "post_vs_pre" else BETWEEN_ROUTES
+    return [r for r in routes if not _needs(row, r)]
+
+
+def missing_for_routes(row: Mapping) -> str:
+    """Human-readable account of what a row lacks for every route."""
+    if _text(row.get("comparison")) == "post_vs_pre":
+        miss = _needs(row, "paired")
+        return "post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route); missing " + ", ".join(miss)
+    n_missing = [c for c in ("n1", "n2") if not _has(row.get(c))]
+    if n_missing:
+        return f"every route needs n1 and n2; missing {', '.join(n_missing)}"
+    return ("needs group means and SDs, mean_diff with p_value, an effect_size, "
+            "or p_value with direction")
+
+
+def _num(row: Mapping, col: str) -> float:
+    v = row.get(col)
+    return float(v) if _has(v) else math.nan
+
+
+def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float | None):
+    """Call the :mod:`meta.effects` conversion for ``route``; return (yi, vi, flags)."""
+    from meta import effects
+
+    n1, n2 = _num(row, "n1"), _num(row, "n2")
+    flags: list[str] = []
+    es_type = _text(row.get("effect_size_type"))
+    direction = _num(row, "direction")
+    p_op = _text(row.get("p_operator")) or "="
+    if route == "means_sd":
+        out = effects.smd(_num(row, "mean1"), _num(row, "sd1"), n1,
+                          _num(row, "mean2"), _num(row, "sd2"), n2, variance=variance)
+    elif route == "md_p":
+        out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, p=_num(row, "p_value"),
+                                  p_operator=p_op, inequality=inequality, variance=variance)
+    elif route == "t":
+        t = _num(row, "effect_size")
+        if _has(row.get("direction")):
+            t = direction * abs(t)
+        out = effects.smd_from_t(t, n1, n2, variance=variance)
+    elif route == "reported_es":
+        d = _num(row, "effect_size")
+        if _has(row.get("direction")):
+            d = direction * abs(d)
+        else:
+            flags.append("sign_as_reported")
+        if es_type != "cohen_d":
+            flags.append("es_type_unspecified")
+        out = effects.smd_from_d(d, n1, n2, variance=variance)
+    elif route == "p_only":
+        out = effects.smd_from_p(_num(row, "p_value"), n1, n2, direction, p_operator=p_op,
+                                 inequality=inequality, variance=variance)
+    elif route == "paired":
+        if r is None:
+            raise _NoRoute("paired design needs r")
+        out = effects.smd_paired(_num(row, "mean2"), _num(row, "sd2"), _num(row, "mean1"),
+                                 _num(row, "sd1"), n1, r=r)
+        flags.append("r_assumed")
+    else:  # pragma: no cover
+        raise ValueError(f"unknown route {route!r}")
+    if "p_inequality" in out.columns and bool(np.asarray(out["p_inequality"])[0]):
+        flags.insert(0, "p_inequality")
+    return float(np.asarray(out["yi"])[0]), float(np.asarray(out["vi"])[0]), flags
+
+
+class _NoRoute(Exception):
+    pass
+
+
+def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *,
+                  variance: str = "revman", inequality: str = "bound",
+                  r: float | None = None) -> pd.DataFrame:
+    """One SMD (Hedges' g) per row of ``outcomes``, by the first usable route.
+
+    Parameters
+    ----------
+    outcomes
+        Rows shaped like ``outcomes.csv`` (e.g. ``meta.data.load().outcomes``);
+        numeric columns may be numbers or numeric strings; empty = unknown.
+    studies
+        Optional ``studies.csv`` frame; supplies ``cohort_id`` by ``study_id``
+        (``<NA>`` when not given or the study is not listed).
+    variance
+        ``"revman"`` (default, Deeks & Higgins 2010, as the review's RevMan
+        analysis), ``"ls"`` or ``"ub"`` (metafor ``escalc`` vtypes); passed to
+        :mod:`meta.effects`.
+    inequality
+        ``"bound"`` (default): ``P < x`` used as ``P = x`` and flagged
+        ``p_inequality``; ``"error"``: such rows cannot use ``md_p``/``p_only``.
+    r
+        Pre-post correlation for ``post_vs_pre`` rows (metafor SMCR). ``None``
+        (default): those rows get no route.
+
+    Returns
+    -------
+    DataFrame with the index of ``outcomes`` and columns ``study_id, cohort_id,
+    outcome, comparison, timepoint, task, n1, n2, yi, vi, route, flags, reason,
+    source_url, source_locator``.  See the module docstring for the route
+    priority and flags.
+    """
+    if variance not in ("ls", "ub", "revman"):
+        raise ValueError(f"variance must be one of 'ls', 'ub', 'revman'; got {variance!r}")
+    if inequality not in ("bound", "error"):
+        raise ValueError(f"inequality must be 'bound' or 'error'; got {inequality!r}")
+    if r is not None and not (isinstance(r, (int, float)) and -1 < r < 1):
+        raise ValueError(f"r must be a correlation in (-1, 1) or None; got {r!r}")
+    missing = [c for c in ("study_id", "outcome", "comparison", "n1", "n2") if c not in outcomes.columns]
+    if missing:
+        raise ValueError(f"outcomes is missing column(s) {', '.join(missing)}")
+
+    df = outcomes.copy()
+    for col in _NUMERIC:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
+    cohort = {}
+    if studies is not None and "cohort_id" in studies.columns:
+        cohort = dict(zip(studies["study_id"], studies["cohort_id"]))
+
+    records = []
+    for _, row in zip(df.index, df.to_dict("records")):
+        yi = vi = math.nan
+        route, flags, reasons = "none", [], []
+        comparison = _text(row.get("comparison"))
+        for cand in candidate_routes(row):
+            try:
+                yi, vi, flags = _run(cand, row, variance=variance, inequality=inequality, r=r)
+                route = cand
+                break
+            except _NoRoute as exc:
+                reasons.append(str(exc))
+            except ValueError as exc:
+                reasons.append(f"{cand} refused: {exc}")
+        if not reasons and route == "none":
+            reasons.append(missing_for_routes(row))
+        if _text(row.get("task")) == "averaged_across_tasks":
+            flags.append("averaged_across_tasks")
+        records.append({
+            "study_id": row.get("study_id"),
+            "cohort_id": cohort.get(row.get("study_id"), pd.NA),
+            "outcome": row.get("outcome"),
+            "comparison": comparison,
+            "timepoint": row.get("timepoint", pd.NA),
+            "task": row.get("task", pd.NA),
+            "n1": row.get("n1"),
+            "n2": row.get("n2"),
+            "yi": yi,
+            "vi": vi,
+            "route": route,
+            "flags": ";".join(flags),
+            "reason": "; ".join(reasons),
+            "source_url": row.get("source_url", pd.NA),
+            "source_locator": row.get("source_locator", pd.NA),
+        })
+    out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))
+    for col in ("n1", "n2"):
+        vals = [float(v) if _has(v) else None for v in out[col]]
+        whole = all(v is None or v.is_integer() for v in vals)
+        out[col] = pd.array([None if v is None else (int(v) if whole else v) for v in vals],
+                            dtype="Int64" if whole else "Float64")
+    out["yi"] = out["yi"].astype(float)
+    out["vi"] = out["vi"].astype(float)
+    return out

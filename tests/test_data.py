@@ -1,0 +1,498 @@
+"""meta.data: loading, one test per validation rule, and the ``meta validate`` command.
+
+Each rule is tested on a copy of ``tests/fixtures/data_good`` with one cell
+changed, asserting the exact file, spreadsheet row and column of the problem.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from meta import data
+from meta.cli import main
+from meta.data import DataError, Problem
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = ROOT / "tests" / "fixtures" / "data_good"
+BAD = ROOT / "tests" / "fixtures" / "data_bad"
+BUNDLED = ROOT / "data"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    dst = tmp_path / "data"
+    shutil.copytree(GOOD, dst)
+    return dst
+
+
+def _rows(path: Path) -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def _write(path: Path, rows: list[list[str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+
+
+def edit(folder: Path, file: str, row: int, column: str, value: str) -> None:
+    """Set one cell; ``row`` as a spreadsheet shows it (header = 1)."""
+    rows = _rows(folder / file)
+    rows[row - 1][rows[0].index(column)] = value
+    _write(folder / file, rows)
+
+
+def append_row(folder: Path, file: str, copy_of: int, **changes: str) -> int:
+    """Append a copy of spreadsheet row ``copy_of`` with ``changes``; return its row number."""
+    rows = _rows(folder / file)
+    new = list(rows[copy_of - 1])
+    for col, val in changes.items():
+        new[rows[0].index(col)] = val
+    rows.append(new)
+    _write(folder / file, rows)
+    return len(rows)
+
+
+def only(problems: list[Problem], file: str, row: int | None, column: str | None) -> Problem:
+    """The single problem located at (file, row, column); fail if there is not exactly one."""
+    hits = [p for p in problems if (p.file, p.row, p.column) == (file, row, column)]
+    assert len(hits) == 1, f"expected one problem at {file}/{row}/{column}, got:\n" + "\n".join(
+        map(str, problems))
+    return hits[0]
+
+
+# ------------------------------------------------------------------ good data
+
+
+def test_good_fixture_is_valid():
+    assert data.validate(GOOD) == []
+
+
+def test_load_types_and_row_index():
+    ds = data.load(GOOD)
+    assert list(ds.studies.columns)[: len(data.STUDY_COLUMNS)] == list(data.STUDY_COLUMNS)
+    assert list(ds.outcomes.columns) == list(data.OUTCOME_COLUMNS)
+    for col in ("n1", "n2", "direction"):
+        assert str(ds.outcomes[col].dtype) == "Int64"
+    for col in ("mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size"):
+        assert ds.outcomes[col].dtype == "float64"
+    assert str(ds.studies["year"].dtype) == "Int64"
+    assert str(ds.studies["n_pfp"].dtype) == "Int64"
+    assert str(ds.claims["expected_direction"].dtype) == "Int64"
+    assert str(ds.studies["design"].dtype) == "string"
+    # index = spreadsheet row; empty cells are missing, never 0 or ""
+    assert ds.outcomes.index.name == "row"
+    assert list(ds.outcomes.index) == list(range(2, 2 + len(ds.outcomes)))
+    r = ds.outcomes.loc[2]
+    assert (r["study_id"], r["n1"], r["mean1"], r["sd1"], r["p_operator"]) == (
+        "souza2009b", 19, 8.2, 6.6, "<")
+    assert pd.isna(r["mean_diff"]) and pd.isna(r["extraction_note"])
+    assert ds.outcomes.loc[3, "direction"] == 1
+    assert pd.isna(ds.studies.set_index("study_id").loc["willy2012b", "n_control"])
+    # extra documented claim columns are kept as text
+    assert "claim_text" in ds.claims.columns
+
+
+def test_load_raises_dataerror_listing_every_problem():
+    with pytest.raises(DataError) as exc:
+        data.load(BAD)
+    assert isinstance(exc.value, ValueError)
+    assert len(exc.value.problems) == 5
+    assert "outcomes.csv, row 2 (study souza2009b), column sd1: must be > 0, got -6.6" in str(exc.value)
+
+
+def test_problem_str_reads_like_the_contract():
+    p = Problem("outcomes.csv", 14, "noehren2013", "sd1", "must be > 0", "-3.1", "> 0")
+    assert str(p) == "outcomes.csv, row 14 (study noehren2013), column sd1: must be > 0, got -3.1"
+    assert str(Problem("studies.csv", None, None, "doi", "required column is missing from the header")) == (
+        "studies.csv, column doi: required column is missing from the header")
+    assert str(Problem("review_claims.csv", 3, None, "comparison", "must be x", "abc")) == (
+        "review_claims.csv, row 3, column comparison: must be x, got 'abc'")
+
+
+def test_bom_and_crlf_accepted(folder: Path):
+    for f in folder.glob("*.csv"):
+        text = f.read_text(encoding="utf-8")
+        f.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    assert data.validate(folder) == []
+    ds = data.load(folder)
+    assert ds.studies.columns[0] == "study_id"  # BOM not glued to the first column name
+    assert ds.outcomes.loc[2, "extraction_note"] is pd.NA or pd.isna(ds.outcomes.loc[2, "extraction_note"])
+    assert not any("\r" in str(v) for v in ds.outcomes.astype(str).to_numpy().ravel())
+
+
+def test_validation_never_writes(folder: Path):
+    before = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())}
+    data.validate(folder)
+    data.load(folder)
+    edit(folder, "outcomes.csv", 2, "sd1", "-1")
+    before = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())}
+    data.validate(folder)
+    assert main(["validate", "--data", str(folder)]) == 1
+    with pytest.raises(DataError):
+        data.load(folder)
+    after = {f: (f.read_bytes(), f.stat().st_mtime_ns) for f in sorted(folder.iterdir())}
+    assert after == before
+
+
+def test_blank_lines_are_skipped_but_counted(folder: Path):
+    path = folder / "outcomes.csv"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(lines[0] + "\n" + "".join(lines[1:]))  # blank row 2 shifts data to row 3
+    edit_row = _rows(path)
+    assert edit_row[1] == []
+    edit(folder, "outcomes.csv", 3, "sd1", "-6.6")
+    assert str(only(data.validate(folder), "outcomes.csv", 3, "sd1")).startswith("outcomes.csv, row 3 ")
+
+
+# ------------------------------------------------------------------ files and columns
+
+
+def test_missing_folder():
+    problems = data.validate("/nonexistent/folder")
+    assert len(problems) == 1 and "data folder not found" in str(problems[0])
+
+
+def test_missing_file(folder: Path):
+    (folder / "outcomes.csv").unlink()
+    p = only(data.validate(folder), "outcomes.csv", None, None)
+    assert "file not found" in p.message
+
+
+def test_not_utf8(folder: Path):
+    path = folder / "studies.csv"
+    path.write_bytes(path.read_bytes().replace(b"Souza RB", "Souz\u00e1 RB".encode("latin-1")))
+    p = only(data.validate(folder), "studies.csv", None, None)
+    assert "not valid UTF-8" in p.message and "line 2" in p.message
+
+
+def test_empty_file(folder: Path):
+    (folder / "review_claims.csv").write_bytes(b"")
+    assert "is empty" in only(data.validate(folder), "review_claims.csv", None, None).message
+
+
+def test_row_with_wrong_number_of_fields(folder: Path):
+    with open(folder / "outcomes.csv", "a") as fh:
+        fh.write("souza2009b,hip_internal_rotation,pfp_vs_control\n")
+    p = only(data.validate(folder), "outcomes.csv", 9, None)
+    assert "has 3 fields but the header has 21" in p.message
+
+
+def test_missing_required_column(folder: Path):
+    rows = _rows(folder / "outcomes.csv")
+    i = rows[0].index("sd2")
+    _write(folder / "outcomes.csv", [r[:i] + r[i + 1:] for r in rows])
+    p = only(data.validate(folder), "outcomes.csv", None, "sd2")
+    assert str(p) == "outcomes.csv, column sd2: required column is missing from the header"
+
+
+def test_duplicate_header_column(folder: Path):
+    rows = _rows(folder / "review_claims.csv")
+    rows[0][-1] = "outcome"
+    _write(folder / "review_claims.csv", rows)
+    assert "twice" in only(data.validate(folder), "review_claims.csv", 1, "outcome").message
+
+
+# ------------------------------------------------------------------ studies.csv
+
+
+@pytest.mark.parametrize("bad", ["Souza2009b", "souza09", "souza_2009b", "souza2009bb", "2009souza"])
+def test_study_id_pattern(folder: Path, bad: str):
+    edit(folder, "studies.csv", 2, "study_id", bad)
+    p = only(data.validate(folder), "studies.csv", 2, "study_id")
+    assert "e.g. souza2009b" in p.message and p.got == bad
+
+
+def test_study_id_unique(folder: Path):
+    edit(folder, "studies.csv", 3, "study_id", "souza2009b")
+    edit(folder, "studies.csv", 3, "year", "2009")
+    p = only(data.validate(folder), "studies.csv", 3, "study_id")
+    assert str(p) == ("studies.csv, row 3 (study souza2009b), column study_id: "
+                      "duplicates the study_id of row 2, got 'souza2009b'")
+
+
+def test_study_id_year_matches_year(folder: Path):
+    edit(folder, "studies.csv", 2, "year", "2010")
+    assert "does not match the year in study_id" in only(data.validate(folder), "studies.csv", 2, "year").message
+
+
+@pytest.mark.parametrize("bad", ["2009.0", "two thousand", "1850"])
+def test_year_whole_number(folder: Path, bad: str):
+    edit(folder, "studies.csv", 2, "year", bad)
+    only(data.validate(folder), "studies.csv", 2, "year")
+
+
+@pytest.mark.parametrize("column", ["study_id", "cohort_id", "authors", "year", "title", "citation",
+                                    "review_match_reason", "source_url"])
+def test_studies_required_cells(folder: Path, column: str):
+    edit(folder, "studies.csv", 4, column, "")
+    p = only(data.validate(folder), "studies.csv", 4, column)
+    assert p.message == "must not be empty"
+
+
+@pytest.mark.parametrize("column,bad", [("n_pfp", "19.5"), ("n_pfp", "0"), ("n_control", "-1"),
+                                        ("n_control", "NA"), ("pmid", "PMC123")])
+def test_studies_integers(folder: Path, column: str, bad: str):
+    edit(folder, "studies.csv", 2, column, bad)
+    assert only(data.validate(folder), "studies.csv", 2, column).got == bad
+
+
+@pytest.mark.parametrize("column,bad", [("design", "cohort"), ("design", "Prospective"),
+                                        ("population_sex", "women"), ("runners", "maybe"),
+                                        ("review_match", "probable"), ("review_match", "")])
+def test_studies_vocabularies(folder: Path, column: str, bad: str):
+    edit(folder, "studies.csv", 2, column, bad)
+    p = only(data.validate(folder), "studies.csv", 2, column)
+    assert p.message.startswith("must be one of ") and p.got == bad
+
+
+def test_studies_doi_and_url(folder: Path):
+    edit(folder, "studies.csv", 2, "doi", "https://doi.org/10.1177/0363546508326711")
+    edit(folder, "studies.csv", 3, "source_url", "www.example.org/x")
+    problems = data.validate(folder)
+    assert "bare DOI" in only(problems, "studies.csv", 2, "doi").message
+    assert "http" in only(problems, "studies.csv", 3, "source_url").message
+
+
+# ------------------------------------------------------------------ outcomes.csv
+
+
+def test_outcome_names_known_study(folder: Path):
+    edit(folder, "outcomes.csv", 3, "study_id", "noehren2031")
+    p = only(data.validate(folder), "outcomes.csv", 3, "study_id")
+    assert str(p) == ("outcomes.csv, row 3 (study noehren2031), column study_id: "
+                      "names no study in studies.csv, got 'noehren2031'")
+
+
+def test_outcome_snake_case(folder: Path):
+    edit(folder, "outcomes.csv", 2, "outcome", "Hip IR")
+    only(data.validate(folder), "outcomes.csv", 2, "outcome")
+
+
+@pytest.mark.parametrize("bad", ["pfp_vs_ctrl", "", "PFP_vs_control"])
+def test_comparison_vocabulary(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 2, "comparison", bad)
+    p = only(data.validate(folder), "outcomes.csv", 2, "comparison")
+    assert "pfp_vs_control, post_vs_pre, intervention_vs_control" in p.message
+
+
+@pytest.mark.parametrize("column,bad", [("n1", "1"), ("n1", "0"), ("n2", "19.5"), ("n2", "nineteen")])
+def test_sample_sizes(folder: Path, column: str, bad: str):
+    edit(folder, "outcomes.csv", 2, column, bad)
+    assert only(data.validate(folder), "outcomes.csv", 2, column).got == bad
+
+
+@pytest.mark.parametrize("column,bad,words", [("mean1", "8,2", "decimal mark"), ("mean2", "NA", "empty"),
+                                              ("mean_diff", "nan", "empty"), ("effect_size", "large", "number"),
+                                              ("mean1", "inf", "empty")])
+def test_numbers_parse(folder: Path, column: str, bad: str, words: str):
+    edit(folder, "outcomes.csv", 2, column, bad)
+    p = only(data.validate(folder), "outcomes.csv", 2, column)
+    assert words in p.message and p.got == bad
+
+
+@pytest.mark.parametrize("column,bad", [("sd1", "-3.1"), ("sd1", "0"), ("sd2", "-0.5")])
+def test_sd_positive(folder: Path, column: str, bad: str):
+    edit(folder, "outcomes.csv", 2, column, bad)
+    p = only(data.validate(folder), "outcomes.csv", 2, column)
+    assert str(p) == f"outcomes.csv, row 2 (study souza2009b), column {column}: must be > 0, got {bad}"
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.01"])
+def test_p_value_range(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 3, "p_value", bad)
+    assert "must be > 0 and <= 1" in only(data.validate(folder), "outcomes.csv", 3, "p_value").message
+
+
+def test_p_value_one_is_allowed(folder: Path):
+    edit(folder, "outcomes.csv", 3, "p_value", "1")
+    assert data.validate(folder) == []
+
+
+@pytest.mark.parametrize("bad", ["", "<=", ">", "=="])
+def test_p_operator_required_with_p(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 3, "p_operator", bad)
+    p = only(data.validate(folder), "outcomes.csv", 3, "p_operator")
+    assert "must be = (exact p) or < " in p.message
+
+
+def test_p_operator_only_with_p(folder: Path):
+    edit(folder, "outcomes.csv", 6, "p_operator", "=")  # row 6 has no p_value
+    p = only(data.validate(folder), "outcomes.csv", 6, "p_operator")
+    assert p.message == "must be empty when p_value is empty"
+
+
+@pytest.mark.parametrize("bad", ["0", "2", "positive", "+"])
+def test_direction_values(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 3, "direction", bad)
+    p = only(data.validate(folder), "outcomes.csv", 3, "direction")
+    assert "must be +1 or -1" in p.message
+
+
+@pytest.mark.parametrize("ok", ["1", "+1", "-1", ""])
+def test_direction_accepted_spellings(folder: Path, ok: str):
+    edit(folder, "outcomes.csv", 3, "direction", ok)
+    problems = data.validate(folder)
+    assert all(p.column != "direction" for p in problems)
+
+
+def test_direction_contradicts_means(folder: Path):
+    edit(folder, "outcomes.csv", 2, "direction", "-1")  # mean1 8.2 > mean2 0.3
+    assert "contradicts the sign of mean1 - mean2" in only(
+        data.validate(folder), "outcomes.csv", 2, "direction").message
+    edit(folder, "outcomes.csv", 4, "direction", "-1")  # mean_diff 3.5
+    assert "mean_diff" in only(data.validate(folder), "outcomes.csv", 4, "direction").message
+
+
+def test_effect_size_type_needs_effect_size(folder: Path):
+    edit(folder, "outcomes.csv", 3, "effect_size_type", "cohen_d")
+    only(data.validate(folder), "outcomes.csv", 3, "effect_size_type")
+
+
+def test_post_vs_pre_same_n(folder: Path):
+    edit(folder, "outcomes.csv", 7, "n2", "12")
+    p = only(data.validate(folder), "outcomes.csv", 7, "n2")
+    assert "must equal n1 (10)" in p.message
+
+
+def test_one_unit_per_outcome(folder: Path):
+    edit(folder, "outcomes.csv", 4, "unit", "rad")  # peak_hip_adduction is deg in row 3
+    p = only(data.validate(folder), "outcomes.csv", 4, "unit")
+    assert "row 3" in p.message and "'deg'" in p.message and p.got == "rad"
+
+
+def test_duplicate_outcome_rows(folder: Path):
+    new = append_row(folder, "outcomes.csv", 2)
+    p = only(data.validate(folder), "outcomes.csv", new, None)
+    assert "repeats row 2" in p.message
+    # a different task is not a duplicate
+    edit(folder, "outcomes.csv", new, "task", "walking")
+    assert data.validate(folder) == []
+
+
+def test_numbers_need_source_url(folder: Path):
+    edit(folder, "outcomes.csv", 2, "source_url", "")
+    p = only(data.validate(folder), "outcomes.csv", 2, "source_url")
+    assert "every number needs the page" in p.message
+
+
+def test_row_without_numbers_needs_no_source_url(folder: Path):
+    edit(folder, "outcomes.csv", 8, "source_url", "")  # row 8 holds no number
+    edit(folder, "outcomes.csv", 8, "n1", "")
+    edit(folder, "outcomes.csv", 8, "n2", "")
+    assert data.validate(folder) == []
+
+
+def test_outcome_source_url_format(folder: Path):
+    edit(folder, "outcomes.csv", 2, "source_url", "pubmed 19098153")
+    only(data.validate(folder), "outcomes.csv", 2, "source_url")
+
+
+def test_no_route_needs_extraction_note(folder: Path):
+    edit(folder, "outcomes.csv", 8, "extraction_note", "")
+    p = only(data.validate(folder), "outcomes.csv", 8, "extraction_note")
+    assert p.message.startswith("must say why there is no SMD route")
+
+
+def test_missing_n_means_no_route(folder: Path):
+    # row 3 has p + direction; without n2 no route is left
+    edit(folder, "outcomes.csv", 3, "n2", "")
+    p = only(data.validate(folder), "outcomes.csv", 3, "extraction_note")
+    assert "missing n2" in p.message
+    edit(folder, "outcomes.csv", 3, "extraction_note", "n of controls not reported")
+    assert data.validate(folder) == []
+
+
+def test_post_vs_pre_without_means_needs_note(folder: Path):
+    edit(folder, "outcomes.csv", 7, "sd2", "")
+    p = only(data.validate(folder), "outcomes.csv", 7, "extraction_note")
+    assert "paired route" in p.message and "sd2" in p.message
+
+
+# ------------------------------------------------------------------ review_claims.csv
+
+
+@pytest.mark.parametrize("bad", ["0", "", "up", "+2"])
+def test_claim_expected_direction(folder: Path, bad: str):
+    edit(folder, "review_claims.csv", 3, "expected_direction", bad)
+    p = only(data.validate(folder), "review_claims.csv", 3, "expected_direction")
+    assert p.message == "must be +1 or -1"
+
+
+def test_claim_comparison_known(folder: Path):
+    edit(folder, "review_claims.csv", 2, "comparison", "risk_factor")
+    only(data.validate(folder), "review_claims.csv", 2, "comparison")
+
+
+def test_claim_id_unique_and_required_cells(folder: Path):
+    edit(folder, "review_claims.csv", 3, "claim_id", "c01")
+    edit(folder, "review_claims.csv", 2, "evidence_level", "")
+    problems = data.validate(folder)
+    assert "duplicates the claim_id of row 2" in only(problems, "review_claims.csv", 3, "claim_id").message
+    assert only(problems, "review_claims.csv", 2, "evidence_level").message == "must not be empty"
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_cli_valid(capsys):
+    assert main(["validate", "--data", str(GOOD)]) == 0
+    out = capsys.readouterr()
+    lines = out.out.strip().splitlines()
+    assert lines == ["data OK: 7 studies, 7 outcome rows (6 with a usable SMD route), 2 claims"]
+    assert out.err == ""
+
+
+def test_cli_invalid_prints_every_problem(capsys):
+    assert main(["validate", "--data", str(BAD)]) == 1
+    out = capsys.readouterr().out
+    expected = [
+        "studies.csv, row 3 (study noehren2013), column design: must be one of prospective, "
+        "case-control, intervention-single-group, intervention-controlled, got 'cohort'",
+        "outcomes.csv, row 2 (study souza2009b), column sd1: must be > 0, got -6.6",
+        "outcomes.csv, row 3 (study noehren2031), column study_id: names no study in studies.csv, "
+        "got 'noehren2031'",
+        "outcomes.csv, row 4 (study willson2008), column p_operator: must be = (exact p) or < (p reported "
+        "as an inequality) when p_value is given, got an empty cell",
+        "review_claims.csv, row 3, column expected_direction: must be +1 or -1, got 0",
+    ]
+    lines = out.strip().splitlines()
+    assert lines[:-1] == expected
+    assert lines[-1].startswith("5 problems found")
+    assert "Traceback" not in out
+
+
+def test_cli_missing_folder_and_garbage(capsys, tmp_path: Path):
+    assert main(["validate", "--data", str(tmp_path / "nope")]) == 1
+    assert "data folder not found" in capsys.readouterr().out
+    (tmp_path / "studies.csv").write_bytes(b'\x00\xff"unterminated\n')
+    assert main(["validate", "--data", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out + out.err
+    assert "studies.csv: is not valid UTF-8" in out.out
+    assert "outcomes.csv: file not found" in out.out
+
+
+def test_cli_unreadable_csv(capsys, folder: Path):
+    (folder / "studies.csv").write_text('study_id,cohort_id\n"souza2009b,x\n')
+    assert main(["validate", "--data", str(folder)]) == 1
+    out = capsys.readouterr().out
+    assert "studies.csv" in out and "Traceback" not in out
+
+
+# ------------------------------------------------------------------ the bundled data
+
+
+@pytest.mark.skipif(not (BUNDLED / "studies.csv").exists(), reason="data/studies.csv not written yet")
+def test_bundled_data_validates():
+    problems = data.validate(BUNDLED)
+    assert problems == [], "\n".join(map(str, problems))
