@@ -10,9 +10,9 @@ Variance options (``variance=``), named after metafor's ``escalc(vtype=)``:
 ``"ls"`` (default)
     metafor ``escalc(measure="SMD")`` default ``vtype="LS"``: exact small-sample
     correction ``J(m) = Gamma(m/2) / (sqrt(m/2) Gamma((m-1)/2))`` with
-    ``m = n1 + n2 - 2`` (Hedges 1981; Hedges & Olkin 1985, eq. 5.8; computed on
+    ``m = n1 + n2 - 2`` (Hedges 1981; Hedges & Olkin 1985, ch. 5; computed on
     the log scale exactly as metafor's ``.cmicalc``), ``g = J d`` and
-    ``vi = 1/n1 + 1/n2 + g^2 / (2 (n1 + n2))`` (Hedges & Olkin 1985, eq. 5.15
+    ``vi = 1/n1 + 1/n2 + g^2 / (2 (n1 + n2))`` (Hedges & Olkin 1985, ch. 5,
     with g in place of delta).
 ``"ub"``
     metafor ``vtype="UB"``, the unbiased estimator of the variance
@@ -88,7 +88,15 @@ class _Inputs:
                         "silently pair different rows). Pass Series with the identical "
                         "index, or plain arrays in matching order."
                     )
-                value = value.to_numpy()
+                if name in strings:
+                    value = value.to_numpy(dtype=object)
+                else:
+                    try:  # nullable dtypes (Int64, Float64): pd.NA -> NaN, reported below
+                        value = value.to_numpy(dtype=float, na_value=np.nan)
+                    except (TypeError, ValueError):
+                        raise ValueError(
+                            f"{name} must be numeric; got a Series of dtype {value.dtype}"
+                        ) from None
             if isinstance(value, pd.DataFrame):
                 raise ValueError(f"{name} must be a scalar or 1-d array, got a DataFrame")
             arr = np.asarray(value, dtype=object if name in strings else None)
@@ -228,7 +236,7 @@ def hedges_j(m: Any) -> np.ndarray:
     """Exact small-sample bias correction J(m) for Cohen's d with m df.
 
     ``J(m) = Gamma(m/2) / (sqrt(m/2) * Gamma((m-1)/2))`` (Hedges 1981;
-    Hedges & Olkin 1985, eq. 5.8), evaluated on the log scale as metafor's
+    Hedges & Olkin 1985, ch. 5), evaluated on the log scale as metafor's
     ``.cmicalc``: ``exp(lgamma(m/2) - log(sqrt(m/2)) - lgamma((m-1)/2))``.
     NaN for ``m <= 1`` (as metafor).
     """

@@ -299,3 +299,19 @@ def test_md_routes_agree_for_the_same_se(md, se, n1, n2, variance):
     if p > 1e-12:  # p underflow makes the p route ill-conditioned
         d = smd_from_md(md, n1, n2, p=p, variance=variance)
         np.testing.assert_allclose(d["yi"], a["yi"], rtol=1e-6)
+
+
+def test_nullable_series_missing_value_is_reported_by_position_and_label():
+    n1 = pd.Series([10, pd.NA, 12], dtype="Int64", index=["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"n1 must be finite .*positions \[1\] \(index labels \['b'\]\)"):
+        smd(0.5, 1.0, n1, 0.0, 1.0, 10)
+    with pytest.raises(ValueError, match="m1 must be numeric"):
+        smd(pd.Series(["x", "y"]), 1.0, 10, 0.0, 1.0, 10)
+
+
+def test_p_operator_may_be_a_series_and_is_read_per_row():
+    idx = pd.Index([7, 3], name="row")
+    out = smd_from_p(pd.Series([0.01, 0.01], index=idx), 30, 30, 1,
+                     p_operator=pd.Series(["<", " = "], index=idx), inequality="bound")
+    assert out.index.equals(idx)
+    assert out["p_inequality"].tolist() == [True, False]
