@@ -18,10 +18,12 @@ Rules checked (one test per rule in ``tests/test_data.py``):
   required column (extra columns are allowed and kept as text);
 * ``studies.csv``: ``study_id`` present, unique and lowercase author + 4-digit
   year + optional letter (``souza2009b``), its year equal to ``year``;
-  ``cohort_id``, ``authors``, ``title``, ``citation``, ``review_match_reason``
-  and ``source_url`` not empty; ``year``, ``n_pfp``, ``n_control``, ``pmid``
-  whole numbers; vocabularies of ``design``, ``population_sex``, ``runners``,
-  ``review_match``; ``source_url``/``doi`` well formed;
+  ``cohort_id``, ``authors``, ``year`` and ``review_match_reason`` not empty
+  (``title``, ``citation``, ``doi``, ``pmid``, ``source_url`` may be empty
+  when no page gave them); ``year``, ``n_pfp`` (>= 1), ``n_control`` (>= 0),
+  ``pmid`` whole numbers; vocabularies of ``design``, ``population_sex``,
+  ``runners``, ``review_match``; ``source_url``/``doi`` well formed;
+  ``n_pfp``/``n_control`` only with a ``source_url``;
 * ``outcomes.csv``: ``study_id`` names a study of ``studies.csv``;
   ``outcome`` is snake_case; ``comparison`` in the vocabulary; numbers parse as
   numbers (``NA``/``nan`` are refused: leave the cell empty); ``n1``, ``n2``
@@ -30,7 +32,8 @@ Rules checked (one test per rule in ``tests/test_data.py``):
   ``direction`` is +1 or -1 (or empty) and agrees with the sign of
   ``mean1 - mean2`` / ``mean_diff``; ``effect_size_type`` only with an
   ``effect_size``; for ``post_vs_pre`` rows n1 = n2; one unit per outcome
-  across rows; no two rows with the same study, outcome, comparison, timepoint
+  across rows (empty units and units starting with ``not stated`` are
+  unknown and conflict with none); no two rows with the same study, outcome, comparison, timepoint
   and task; every row with a number has a ``source_url``; every row either
   supports at least one SMD route (see :mod:`meta.study_effects`) or its
   ``extraction_note`` says why not;
@@ -105,6 +108,7 @@ STUDY_ID_PATTERN = re.compile(r"^[a-z]+(\d{4})[a-z]?$")
 OUTCOME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 URL_PATTERN = re.compile(r"^https?://\S+$")
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
+UNIT_NOT_STATED = "not stated"  # a unit starting with this is unknown: it conflicts with no other
 _INT_PATTERN = re.compile(r"^[+-]?\d+$")
 _MISSING_WORDS = {"na", "n/a", "nan", "none", "null", "-", "–", "?", "inf", "-inf", "+inf", "infinity"}
 
@@ -360,7 +364,7 @@ def _check_studies(table: _Table, problems: list[Problem]) -> set[str]:
                 ck.add(row, sid, "study_id", f"duplicates the study_id of row {first_row[sid]}", sid)
             else:
                 first_row[sid] = row
-        for col in ("cohort_id", "authors", "title", "citation", "review_match_reason", "source_url"):
+        for col in ("cohort_id", "authors", "review_match_reason"):
             ck.required(row, sid, c, col)
         if ck.required(row, sid, c, "year"):
             year = ck.integer(row, sid, c, "year")
@@ -370,6 +374,10 @@ def _check_studies(table: _Table, problems: list[Problem]) -> set[str]:
                 ck.add(row, sid, "year", f"does not match the year in study_id {sid}", c["year"])
         ck.integer(row, sid, c, "n_pfp", minimum=1)
         ck.integer(row, sid, c, "n_control", minimum=0)
+        if (c["n_pfp"] or c["n_control"]) and c["source_url"] == "":
+            ck.add(row, sid, "source_url",
+                   "must not be empty when n_pfp or n_control is given: every number needs the page "
+                   "it was read on")
         ck.integer(row, sid, c, "pmid", minimum=1)
         if c["doi"] and not DOI_PATTERN.match(c["doi"]):
             ck.add(row, sid, "doi", "must be a bare DOI like 10.1016/j.gaitpost.2015.11.018", c["doi"])
@@ -445,7 +453,7 @@ def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Pr
         ck.url(row, sid, c, "source_url")
 
         unit = c["unit"]
-        if unit and outcome:
+        if unit and not unit.lower().startswith(UNIT_NOT_STATED) and outcome:
             if outcome not in units:
                 units[outcome] = (unit, row)
             elif units[outcome][0] != unit:

@@ -19,10 +19,13 @@ Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
    the sign is that of ``mean_diff``.
 3. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
    -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given.
-4. ``reported_es`` -- ``effect_size`` (any other type) and ``n1, n2`` ->
-   :func:`meta.effects.smd_from_d` (applies J; a value that is already
-   Hedges' g would be corrected twice, so anything but ``cohen_d`` is flagged
-   ``es_type_unspecified``).  Sign: ``direction * |effect_size|`` when
+4. ``reported_es`` -- ``effect_size`` with an SMD-like ``effect_size_type``
+   (empty, ``cohen_d``, ``hedges_g``, ``smd``, ``d``, ``g``, ``unspecified``;
+   see ``SMD_LIKE_TYPES``) and ``n1, n2`` -> :func:`meta.effects.smd_from_d`
+   (applies J; a value that is already Hedges' g would be corrected twice, so
+   anything but ``cohen_d`` is flagged ``es_type_unspecified``).  Any other
+   type (an odds ratio, a correlation, a percentage, ...) is never treated as
+   an SMD.  Sign: ``direction * |effect_size|`` when
    ``direction`` is given, else the sign as reported (flag ``sign_as_reported``).
 5. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
    :func:`meta.effects.smd_from_p`.
@@ -56,12 +59,14 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS"]
+__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS", "SMD_LIKE_TYPES"]
 
 BETWEEN_ROUTES = ("means_sd", "md_p", "t", "reported_es", "p_only")
 WITHIN_ROUTES = ("paired",)
 ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
 FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported")
+
+SMD_LIKE_TYPES = ("", "cohen_d", "hedges_g", "smd", "d", "g", "unspecified")
 
 _ID_COLUMNS = ("study_id", "cohort_id", "outcome", "comparison", "timepoint", "task")
 _OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "flags", "reason",
@@ -98,8 +103,8 @@ def _needs(row: Mapping, route: str) -> list[str]:
             return ["effect_size_type=t"]
         cols = ["effect_size", "n1", "n2"]
     elif route == "reported_es":
-        if es_type == "t":
-            return ["effect_size_type other than t"]
+        if es_type not in SMD_LIKE_TYPES:
+            return [f"an SMD-like effect_size_type (not {es_type!r})"]
         cols = ["effect_size", "n1", "n2"]
     elif route == "p_only":
         cols = ["p_value", "direction", "n1", "n2"]
@@ -124,10 +129,18 @@ def missing_for_routes(row: Mapping) -> str:
     """Human-readable account of what a row lacks for every route."""
     if _text(row.get("comparison")) == "post_vs_pre":
         miss = _needs(row, "paired")
-        return "post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route); missing " + ", ".join(miss)
+        text = "post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route); missing " + ", ".join(miss)
+        if _has(row.get("p_value")) or _has(row.get("effect_size")) or _has(row.get("mean_diff")):
+            text += (" (a within-group p-value, mean change or effect size is not converted: the "
+                     "independent-groups formulas do not apply and the pre-post correlation is unknown)")
+        return text
     n_missing = [c for c in ("n1", "n2") if not _has(row.get(c))]
     if n_missing:
         return f"every route needs n1 and n2; missing {', '.join(n_missing)}"
+    es_type = _text(row.get("effect_size_type"))
+    if _has(row.get("effect_size")) and es_type not in SMD_LIKE_TYPES + ("t",):
+        return (f"effect_size_type {es_type!r} is not a standardised mean difference or t; "
+                "needs group means and SDs, mean_diff with p_value, or p_value with direction")
     return ("needs group means and SDs, mean_diff with p_value, an effect_size, "
             "or p_value with direction")
 

@@ -231,8 +231,7 @@ def test_year_whole_number(folder: Path, bad: str):
     only(data.validate(folder), "studies.csv", 2, "year")
 
 
-@pytest.mark.parametrize("column", ["study_id", "cohort_id", "authors", "year", "title", "citation",
-                                    "review_match_reason", "source_url"])
+@pytest.mark.parametrize("column", ["study_id", "cohort_id", "authors", "year", "review_match_reason"])
 def test_studies_required_cells(folder: Path, column: str):
     edit(folder, "studies.csv", 4, column, "")
     p = only(data.validate(folder), "studies.csv", 4, column)
@@ -253,6 +252,20 @@ def test_studies_vocabularies(folder: Path, column: str, bad: str):
     edit(folder, "studies.csv", 2, column, bad)
     p = only(data.validate(folder), "studies.csv", 2, column)
     assert p.message.startswith("must be one of ") and p.got == bad
+
+
+@pytest.mark.parametrize("column", ["title", "journal", "citation", "doi", "pmid", "notes"])
+def test_studies_optional_cells(folder: Path, column: str):
+    edit(folder, "studies.csv", 4, column, "")
+    assert data.validate(folder) == []
+
+
+def test_study_numbers_need_source_url(folder: Path):
+    edit(folder, "studies.csv", 8, "source_url", "")  # messier2008: no n's -> fine
+    assert data.validate(folder) == []
+    edit(folder, "studies.csv", 4, "source_url", "")  # willson2008: n_pfp 20
+    p = only(data.validate(folder), "studies.csv", 4, "source_url")
+    assert "n_pfp or n_control" in p.message
 
 
 def test_studies_doi_and_url(folder: Path):
@@ -368,6 +381,12 @@ def test_one_unit_per_outcome(folder: Path):
     edit(folder, "outcomes.csv", 4, "unit", "rad")  # peak_hip_adduction is deg in row 3
     p = only(data.validate(folder), "outcomes.csv", 4, "unit")
     assert "row 3" in p.message and "'deg'" in p.message and p.got == "rad"
+
+
+@pytest.mark.parametrize("unknown", ["", "not stated", "not stated (time)", "Not stated"])
+def test_unknown_unit_conflicts_with_none(folder: Path, unknown: str):
+    edit(folder, "outcomes.csv", 4, "unit", unknown)
+    assert data.validate(folder) == []
 
 
 def test_duplicate_outcome_rows(folder: Path):

@@ -153,6 +153,7 @@ def test_post_vs_pre_uses_no_independent_group_route():
                mean_diff=-3.0, effect_size=1.2)
     got = study_effects(frame(row), r=0.5).iloc[0]
     assert got["route"] == "none" and "paired route" in got["reason"]
+    assert "within-group p-value, mean change or effect size is not converted" in got["reason"]
 
 
 # ------------------------------------------------------------------ route priority
@@ -243,3 +244,15 @@ def test_bad_options(kw):
 def test_missing_columns():
     with pytest.raises(ValueError, match="n2"):
         study_effects(frame(MEANS).drop(columns="n2"))
+
+
+@pytest.mark.parametrize("es_type", ["odds_ratio", "r", "percent"])
+def test_non_smd_effect_size_is_never_used_as_d(es_type: str):
+    got = study_effects(frame(dict(n1=20, n2=20, effect_size=5.35, effect_size_type=es_type,
+                                   direction=1))).iloc[0]
+    assert got["route"] == "none" and math.isnan(got["yi"])
+    assert f"effect_size_type '{es_type}' is not a standardised mean difference" in got["reason"]
+    # with a p-value and direction the p_only route is still available
+    got = study_effects(frame(dict(n1=20, n2=20, effect_size=5.35, effect_size_type=es_type,
+                                   direction=1, p_value=0.008, p_operator="="))).iloc[0]
+    assert got["route"] == "p_only"
