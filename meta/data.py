@@ -13,6 +13,9 @@ a cell are ignored.  An empty cell means "unknown" (never 0).
 
 Rules checked (one test per rule in ``tests/test_data.py``):
 
+* no placeholders: a cell that is wholly in square brackets (``[title not
+  seen]``) is refused in every file -- unknown is an empty cell;
+
 * files and columns: the folder and the three files exist, decode as UTF-8,
   parse as CSV with the header's number of fields on every row, and hold every
   required column (extra columns are allowed and kept as text);
@@ -109,6 +112,7 @@ OUTCOME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 URL_PATTERN = re.compile(r"^https?://\S+$")
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 UNIT_NOT_STATED = "not stated"  # a unit starting with this is unknown: it conflicts with no other
+PLACEHOLDER_PATTERN = re.compile(r"^\[.*\]$", re.DOTALL)
 _INT_PATTERN = re.compile(r"^[+-]?\d+$")
 _MISSING_WORDS = {"na", "n/a", "nan", "none", "null", "-", "–", "?", "inf", "-inf", "+inf", "infinity"}
 
@@ -191,10 +195,13 @@ class Dataset:
         """One line: counts of studies, outcome rows (and how many have an SMD route), claims."""
         from meta.study_effects import candidate_routes
 
-        usable = sum(bool(candidate_routes(r)) for r in self.outcomes.to_dict("records"))
+        routes = [candidate_routes(r) for r in self.outcomes.to_dict("records")]
+        usable = sum(bool(r) for r in routes)
+        paired = sum(r == ["paired"] for r in routes)
+        needs_r = f", {paired} of them paired rows that need a pre-post r" if paired else ""
         return (
             f"data OK: {len(self.studies)} studies, {len(self.outcomes)} outcome rows "
-            f"({usable} with a usable SMD route), {len(self.claims)} claims"
+            f"({usable} with a usable SMD route{needs_r}), {len(self.claims)} claims"
         )
 
 
@@ -507,6 +514,17 @@ def _check_claims(table: _Table, problems: list[Problem]) -> None:
         ck.url(row, None, c, "source_url")
 
 
+def _check_placeholders(table: _Table, problems: list[Problem]) -> None:
+    """A cell that is wholly ``[...]`` (e.g. ``[title not seen]``) stands in for an unknown value."""
+    for row, c in table.rows:
+        for col, v in c.items():
+            if PLACEHOLDER_PATTERN.match(v):
+                problems.append(Problem(
+                    table.name, row, c.get("study_id") or None, col,
+                    "looks like a placeholder; leave the cell empty when the value was not seen "
+                    "(and say so in the notes)", v, "the value as printed, or an empty cell"))
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -524,6 +542,8 @@ def _validate(path: str | Path) -> tuple[list[Problem], dict[str, _Table]]:
         t = _read_table(folder, name, problems)
         if t is not None and _check_columns(t, required, problems):
             tables[name] = t
+    for t in tables.values():
+        _check_placeholders(t, problems)
     study_ids = None
     if STUDIES_FILE in tables:
         study_ids = _check_studies(tables[STUDIES_FILE], problems)

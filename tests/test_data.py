@@ -268,6 +268,25 @@ def test_study_numbers_need_source_url(folder: Path):
     assert "n_pfp or n_control" in p.message
 
 
+@pytest.mark.parametrize("file,row,column,bad", [
+    ("studies.csv", 3, "title", "[title not seen on an accessible page]"),
+    ("studies.csv", 2, "citation", "[not seen]"),
+    ("outcomes.csv", 2, "source_locator", "[page not found]"),
+    ("review_claims.csv", 2, "population", "[unknown]"),
+])
+def test_placeholders_refused(folder: Path, file: str, row: int, column: str, bad: str):
+    edit(folder, file, row, column, bad)
+    p = only(data.validate(folder), file, row, column)
+    assert p.message.startswith("looks like a placeholder; leave the cell empty")
+    assert p.got == bad
+
+
+def test_bracketed_text_inside_a_cell_is_fine(folder: Path):
+    edit(folder, "studies.csv", 3, "notes", "[inference] same cohort as x")
+    edit(folder, "studies.csv", 4, "title", "Gait [in German]")
+    assert data.validate(folder) == []
+
+
 def test_studies_doi_and_url(folder: Path):
     edit(folder, "studies.csv", 2, "doi", "https://doi.org/10.1177/0363546508326711")
     edit(folder, "studies.csv", 3, "source_url", "www.example.org/x")
@@ -467,7 +486,8 @@ def test_cli_valid(capsys):
     assert main(["validate", "--data", str(GOOD)]) == 0
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
-    assert lines == ["data OK: 7 studies, 7 outcome rows (6 with a usable SMD route), 2 claims"]
+    assert lines == ["data OK: 7 studies, 7 outcome rows (6 with a usable SMD route, 1 of them paired "
+                     "rows that need a pre-post r), 2 claims"]
     assert out.err == ""
 
 
