@@ -73,6 +73,13 @@ def classify(k: int, estimate: float, ci_low: float, ci_high: float, expected: i
     return "agrees" if excludes0 else "direction only"
 
 
+_VERB = {
+    "agrees": "agrees in direction and significance",
+    "direction only": "agrees in direction only",
+    "disagrees": "has the opposite sign",
+}
+
+
 def _f(x, nd=2) -> str:
     if x is None:
         return ""
@@ -89,6 +96,12 @@ def _p(p) -> str:
     if p is None or not np.isfinite(p):
         return ""
     return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _peq(p) -> str:
+    """``p = 0.012`` or ``p < 0.001`` for running text."""
+    t = _p(p)
+    return "p " + (t.replace("<", "< ") if t.startswith("<") else f"= {t}")
 
 
 def _ci(r) -> str:
@@ -133,7 +146,11 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
             if r.k == 0:
                 details.append(f"{r.analysis.analysis_id}: no usable data")
             elif r.k == 1:
-                details.append(f"{r.analysis.analysis_id}: single study ({r.rows['study_id'].iloc[0]}) SMD {_ci(res)}")
+                alone = classify(2, res.estimate, res.ci_low, res.ci_high, exp)  # what the one study shows on its own
+                details.append(
+                    f"{r.analysis.analysis_id}: single study ({r.rows['study_id'].iloc[0]}) SMD {_ci(res)}"
+                    f"{'; on its own it ' + _VERB[alone] if alone in _VERB else ''}"
+                )
             else:
                 details.append(f"{r.analysis.analysis_id}: {v}, k={r.k}, SMD {_ci(res)}")
                 verdicts.append(v)
@@ -165,16 +182,21 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=cols)
 
 
-def coverage_frame(dataset, table: pd.DataFrame) -> pd.DataFrame | None:
-    """The data coverage table of ``meta.coverage`` (None when that module is missing)."""
+def coverage_frame(dataset, table: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The study x outcome route table of :func:`meta.coverage.coverage_table` (None if that module is missing)."""
     try:
         from meta.coverage import coverage_table
     except ImportError:
         return None
+    return coverage_table(dataset)
+
+
+def _coverage_md(cov: pd.DataFrame) -> str:
     try:
-        return coverage_table(dataset)
-    except TypeError:
-        return coverage_table(dataset.studies, dataset.outcomes)
+        from meta.coverage import to_markdown
+    except ImportError:  # pragma: no cover - coverage_frame returned None already
+        return _md_table(cov.reset_index())
+    return to_markdown(cov) + "\n"
 
 
 # --------------------------------------------------------------------------- markdown
@@ -281,17 +303,17 @@ def _run_section(run) -> str:
         out.append(_md_table(_study_table(run)))
         r = run.result
         if run.k == 1:
-            out.append(f"\n**Single study (not pooled):** SMD {_ci(r)}, p = {_p(r.p)}.\n")
+            out.append(f"\n**Single study (not pooled):** SMD {_ci(r)}, {_peq(r.p)}.\n")
         else:
             out.append(
-                f"\n**Pooled ({a.method}, k = {run.k}):** SMD {_ci(r)}, z = {_f(r.stat)}, p = {_p(r.p)}; "
+                f"\n**Pooled ({a.method}, k = {run.k}):** SMD {_ci(r)}, z = {_f(r.stat)}, {_peq(r.p)}; "
                 f"95% PI [{_f(r.pi_low)}, {_f(r.pi_high)}]; tau² = {_f(r.tau2, 3)}, I² = {_f(r.i2, 1)}%, "
-                f"Q({r.q_df:.0f}) = {_f(r.q)}, p = {_p(r.q_p)}.\n"
+                f"Q({r.q_df:.0f}) = {_f(r.q)}, {_peq(r.q_p)}.\n"
             )
             if run.egger is not None or run.trimfill is not None:
                 parts = []
                 if run.egger is not None:
-                    parts.append(f"Egger's test intercept {_f(run.egger.intercept)}, p = {_p(run.egger.p)}")
+                    parts.append(f"Egger's test intercept {_f(run.egger.intercept)}, {_peq(run.egger.p)}")
                 if run.trimfill is not None:
                     tf = run.trimfill
                     parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
@@ -378,6 +400,7 @@ def render(res) -> str:
             {
                 "claim": [f"{i}: {t}" for i, t in zip(c["claim_id"], c["claim"])],
                 "expected": c["expected_direction"],
+                "k": c["k"],
                 "verdict": c["verdict"],
                 "our result": c["detail"],
             }
@@ -416,7 +439,7 @@ def render(res) -> str:
     if res.coverage is None:
         out.append("_(meta.coverage is not available in this installation: no coverage table)_\n")
     else:
-        out.append(_md_table(res.coverage))
+        out.append(_coverage_md(res.coverage))
     out.append("\n## Gaps\n")
     single = [r for r in runs if r.k == 1]
     none = [r for r in runs if r.k == 0]

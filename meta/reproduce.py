@@ -101,6 +101,14 @@ ROUTE_RANK = {
     "p_only": 3,
 }
 AVERAGED_TASK = "averaged_across_tasks"
+#: studies.csv columns left out of effect_sizes.csv (bibliography and free text; see studies.csv)
+STUDY_TEXT_COLUMNS = ("authors", "year", "title", "journal", "citation", "doi", "pmid", "n_pfp", "n_control", "review_match_reason", "notes")
+#: column headers of the forest plot's group-1 / group-2 columns, per comparison
+GROUP_LABELS = {
+    "pfp_vs_control": ("PFP", "Control"),
+    "post_vs_pre": ("Post", "Pre"),
+    "intervention_vs_control": ("Intervention", "Control"),
+}
 
 #: (label, smd_convention or None for the analysis' own, method, test)
 SENSITIVITY_VARIANTS = (
@@ -635,11 +643,23 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
 
         # a one-study forest plot: the pooled diamond equals the study itself
         result = pool(studies["yi"].to_numpy(float), studies["vi"].to_numpy(float), method="FE")
-    fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=a.title)
+    title = a.title if run.k >= 2 else f"{a.title} (single study, not pooled)"
+    groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
+    try:
+        fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
+    except TypeError:  # group_labels is beyond the documented contract of meta.plots.forest
+        fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
     plt.close(fig)
     if run.k >= funnel_min_k:
-        fig = funnel(studies["yi"].to_numpy(float), studies["vi"].to_numpy(float), result=run.result, trimfill=run.trimfill)
+        fig = funnel(
+            studies["yi"].to_numpy(float),
+            studies["vi"].to_numpy(float),
+            result=run.result,
+            egger=run.egger if run.egger is not None else False,
+            trimfill=run.trimfill,
+            title=a.analysis_id,
+        )
         written += save(fig, fig_dir / f"{a.analysis_id}_funnel", formats=formats, dpi=dpi)
         plt.close(fig)
     return tuple(str(Path(p).relative_to(fig_dir.parent)) for p in written)
@@ -685,7 +705,8 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
             used.setdefault(int(rid), []).append(r.analysis.analysis_id)
         for rid in r.set_aside["outcomes_row"]:
             aside.setdefault(int(rid), []).append(r.analysis.analysis_id)
-    out = table.copy()
+    keep = [c for c in table.columns if c not in STUDY_TEXT_COLUMNS]
+    out = table[keep].copy()
     out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
     out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
     return out
@@ -803,7 +824,7 @@ def write_tables(res: ReproduceResult, folder: Path) -> None:
         pd.concat(aside, ignore_index=True).to_csv(folder / "set_aside.csv", index=False)
     res.claims.to_csv(folder / "claims.csv", index=False)
     if res.coverage is not None:
-        res.coverage.to_csv(folder / "coverage.csv", index=False)
+        res.coverage.to_csv(folder / "coverage.csv", index=True)
 
 
 def _swap_into_place(tmp: Path, out_dir: Path) -> None:
