@@ -693,7 +693,9 @@ class ReproduceResult:
 
 
 def _progress(msg: str, stream) -> None:
-    if stream is not None:
+    if stream is True:
+        stream = sys.stderr  # looked up at call time (pytest's capsys, redirections)
+    if stream:
         print(msg, file=stream, flush=True)
 
 
@@ -719,7 +721,7 @@ def reproduce(
     formats: tuple[str, ...] = ("png", "svg", "pdf"),
     dpi: int = 300,
     html: bool = True,
-    progress=sys.stderr,
+    progress=True,
 ) -> ReproduceResult:
     """Run every analysis of ``data_dir/analyses.csv`` and write ``out_dir``.
 
@@ -727,6 +729,8 @@ def reproduce(
     into place only when everything succeeded, so an interrupted run never
     leaves a half-written results folder and an existing one is replaced only
     at the very end. ``out_dir=None`` computes without writing (no figures).
+    ``progress``: True (default) writes one line per analysis to ``sys.stderr``,
+    a file object writes there, None/False is silent.
 
     Raises ``meta.data.DataError`` or :class:`AnalysesError` on invalid input,
     before anything is written.

@@ -257,3 +257,185 @@ def test_set_aside_and_small_k_are_reported(synthetic):
     assert claims.loc["c1", "verdict"] == "agrees"  # metafor: 0.45 [>0]
     assert claims.loc["c2", "verdict"] == "insufficient data"
     assert claims.loc["c3", "verdict"] == "insufficient data"
+
+
+# --------------------------------------------------------------------------- bundled data
+
+
+def _used(eff: pd.DataFrame, aid: str) -> pd.DataFrame:
+    return eff.loc[eff["used_in"].fillna("").str.split(";").map(lambda ids: aid in ids)]
+
+
+@pytest.fixture(scope="module")
+def bundled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bundled") / "results"
+    res = reproduce.reproduce(DATA, out, **FAST)
+    return res, out
+
+
+def test_bundled_outputs_exist(bundled):
+    res, out = bundled
+    for name in ("effect_sizes.csv", "pooled.csv", "sensitivity.csv", "claims.csv", "coverage.csv", "report.md", "report.html"):
+        assert (out / name).is_file(), name
+    assert not list(out.parent.glob(".results.*")), "temporary folders left behind"
+
+
+def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
+    """pooled.csv k = rows of effect_sizes.csv used; estimate = meta.pool.pool on exactly those rows."""
+    from meta.pool import pool
+
+    res, out = bundled
+    pooled = pd.read_csv(out / "pooled.csv")
+    eff = pd.read_csv(out / "effect_sizes.csv")
+    assert len(eff) == len(pd.read_csv(DATA / "outcomes.csv"))  # every outcome row, usable or not
+    analyses = {a.analysis_id: a for a in load_analyses(DATA)}
+    assert list(pooled["analysis_id"]) == list(analyses)
+    n_pooled = 0
+    for _, row in pooled.iterrows():
+        a = analyses[row["analysis_id"]]
+        used = _used(eff, a.analysis_id)
+        assert row["k"] == len(used), a.analysis_id
+        assert used["cohort_id"].is_unique, f"{a.analysis_id} pools two rows of one cohort"
+        assert set(used["outcome"]) <= set(a.outcomes) and (used["comparison"] == a.comparison).all()
+        assert used["review_match"].isin(["likely", "possible"]).all()
+        y = used["yi" if a.smd_convention == "revman" else "yi_ls"].to_numpy()
+        v = used["vi" if a.smd_convention == "revman" else "vi_ls"].to_numpy()
+        if row["k"] >= 2:
+            n_pooled += 1
+            r = pool(y, v, method=a.method)
+            assert row["estimate"] == pytest.approx(r.estimate, rel=1e-12)
+            assert row["ci_low"] == pytest.approx(r.ci_low, rel=1e-12)
+            assert row["tau2"] == pytest.approx(r.tau2, rel=1e-12, abs=1e-15)
+            assert row["n_total"] == used["n1"].sum() + used["n2"].sum()
+        elif row["k"] == 1:
+            assert row["estimate"] == pytest.approx(y[0], rel=1e-12)
+            assert row["status"] == "single_study" and np.isnan(row["tau2"])
+        else:
+            assert row["status"] == "no_data" and np.isnan(row["estimate"])
+        if row["k"] >= 3:
+            assert np.isfinite(row["egger_p"]) and row["trimfill_k0"] >= 0
+        else:
+            assert np.isnan(row["egger_p"])
+    assert n_pooled >= 1
+
+
+def test_bundled_every_analysis_reported_with_figures(bundled):
+    res, out = bundled
+    pooled = pd.read_csv(out / "pooled.csv")
+    md = (out / "report.md").read_text()
+    no_data = md.split("### No usable data")[1].split("###")[0]
+    for _, row in pooled.iterrows():
+        aid = row["analysis_id"]
+        assert f"(`{aid}`)" in md  # its own section
+        forest = out / "figures" / f"{aid}_forest.png"
+        funnel = out / "figures" / f"{aid}_funnel.png"
+        if row["k"] == 0:
+            assert f"`{aid}`" in no_data and not forest.exists()
+        else:
+            assert forest.is_file() and forest.stat().st_size > 1000
+            assert f"figures/{aid}_forest.png" in md
+        assert funnel.is_file() == (row["k"] >= 3)
+
+
+def test_bundled_claims_one_line_each(bundled):
+    res, out = bundled
+    claims = pd.read_csv(DATA / "review_claims.csv")
+    md = (out / "report.md").read_text()
+    section = md.split("## Claims of the review")[1].split("\n## ")[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| claim") and not ln.startswith("| ---")]
+    assert len(lines) == len(claims)
+    for cid, line in zip(claims["claim_id"], lines):
+        assert line.startswith(f"| {cid}: ")
+        assert any(f"| {v} |" in line for v in report.VERDICTS)
+    table = pd.read_csv(out / "claims.csv")
+    assert list(table["claim_id"]) == list(claims["claim_id"])
+
+
+def test_bundled_sensitivity_covers_every_pooled_analysis(bundled):
+    res, out = bundled
+    pooled = pd.read_csv(out / "pooled.csv")
+    sens = pd.read_csv(out / "sensitivity.csv")
+    multi = set(pooled.loc[pooled["k"] >= 2, "analysis_id"])
+    assert set(sens["analysis_id"]) == multi
+    for aid in multi:
+        s = sens.loc[sens["analysis_id"] == aid].set_index("variant")
+        assert set(s.index) == {v[0] for v in reproduce.SENSITIVITY_VARIANTS}
+        p = pooled.set_index("analysis_id").loc[aid]
+        assert s.loc["primary", "estimate"] == pytest.approx(p["estimate"], rel=1e-12)
+        # HKSJ changes the interval, not the DL estimate
+        assert s.loc["revman DL HKSJ", "estimate"] == pytest.approx(s.loc["revman DL", "estimate"], rel=1e-12)
+    loo = pd.read_csv(out / "leave_one_out.csv")
+    assert set(loo["analysis_id"]) == multi
+
+
+# --------------------------------------------------------------------------- command line, bad data, atomic write
+
+
+def test_cli_bad_data_exits_1_with_messages_and_writes_nothing(tmp_path, capsys):
+    from meta.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    o = pd.read_csv(data / "outcomes.csv", dtype=str, keep_default_na=False)
+    i = int(np.flatnonzero(o["sd1"] != "")[0])
+    o.loc[i, "sd1"] = "-3.1"
+    o.to_csv(data / "outcomes.csv", index=False)
+    out = tmp_path / "results"
+    assert main(["reproduce", "--data", str(data), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"outcomes.csv, row {i + 2}" in err and "sd1" in err and "-3.1" in err
+    assert "Traceback" not in err
+    assert not out.exists() and os.listdir(tmp_path) == ["data"]
+
+
+def test_cli_bad_analyses_csv_exits_1(tmp_path, capsys):
+    from meta.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(DATA, data)
+    a = pd.read_csv(data / "analyses.csv", dtype=str, keep_default_na=False)
+    a.loc[0, "filters"] = "desgin=case-control"
+    a.to_csv(data / "analyses.csv", index=False)
+    assert main(["reproduce", "--data", str(data), "--out", str(tmp_path / "results")]) == 1
+    err = capsys.readouterr().err
+    assert "unknown key 'desgin'" in err and a.loc[0, "analysis_id"] in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_progress_lines_and_final_line(synthetic, tmp_path, capsys):
+    from meta.cli import main
+
+    ref, res, out = synthetic
+    data = out.parent / "data"
+    assert main(["reproduce", "--data", str(data), "--out", str(tmp_path / "r")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    m = ref["variants"]["revman DL"]
+    assert err[0] == f"[1/3] cc_add: k=4, SMD {m['estimate']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+    assert err[1].startswith("[2/3] pro_add: k=1, single study")
+    assert err[2] == "[3/3] cc_flex: k=0, no usable data (0 row(s) without a route)"
+    assert err[3].startswith("done: 3 analyses: 1 pooled, 1 single-study, 1 with no usable data") and err[3].endswith(" s")
+    for ext in ("png", "svg", "pdf"):  # the command line writes every format
+        assert (tmp_path / "r" / "figures" / f"cc_add_forest.{ext}").is_file()
+
+
+def test_failure_mid_run_leaves_previous_results_intact(synthetic, tmp_path, monkeypatch):
+    ref, res, out = synthetic
+    data = out.parent / "data"
+    target = tmp_path / "results"
+    reproduce.reproduce(data, target, **FAST)
+    (target / "marker.txt").write_text("old run")
+    before = sorted(p.relative_to(target) for p in target.rglob("*"))
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash while writing the report")
+
+    monkeypatch.setattr(report, "render", boom)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        reproduce.reproduce(data, target, **FAST)
+    assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
+    assert (target / "marker.txt").read_text() == "old run"
+    assert sorted(os.listdir(tmp_path)) == ["results"]  # no temporary folder left
+    monkeypatch.undo()
+    reproduce.reproduce(data, target, **FAST)  # a good run replaces the folder as a whole
+    assert not (target / "marker.txt").exists() and (target / "report.md").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["results"]
