@@ -535,3 +535,33 @@ def test_cli_unreadable_csv(capsys, folder: Path):
 def test_bundled_data_validates():
     problems = data.validate(BUNDLED)
     assert problems == [], "\n".join(map(str, problems))
+
+
+# ------------------------------------------------------------------ robustness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.one_of(st.text(max_size=12), st.sampled_from(["", "0", "-1", "1e400", "nan", "=", "<", "+1",
+                                                         "post_vs_pre", "\ufeff", "a,b", '"', "\r\n"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(file=st.sampled_from(["studies.csv", "outcomes.csv", "review_claims.csv"]),
+       row=st.integers(2, 4), col=st.integers(0, 7), value=_TEXT)
+def test_any_single_cell_change_is_reported_or_accepted_never_crashes(tmp_path_factory, file, row, col, value):
+    folder = tmp_path_factory.mktemp("d")
+    for f in GOOD.iterdir():
+        shutil.copy(f, folder / f.name)
+    rows = _rows(folder / file)
+    rows[min(row, len(rows)) - 1][col] = value
+    _write(folder / file, rows)
+    problems = data.validate(folder)
+    assert all(isinstance(p, Problem) and str(p) for p in problems)
+    if problems:
+        with pytest.raises(DataError):
+            data.load(folder)
+    else:
+        ds = data.load(folder)
+        from meta.study_effects import study_effects
+        assert len(study_effects(ds.outcomes, ds.studies)) == len(ds.outcomes)
