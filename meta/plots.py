@@ -221,14 +221,14 @@ def _nice_limit(x: float) -> float:
 def _auto_xlim(points: list[float], ci_ends: list[float], null: float) -> tuple[float, float]:
     """Symmetric about the line of no effect (RevMan). Must show every point
     estimate and pooled interval; a study CI end may be clipped (and drawn as an
-    arrow) when showing it would more than double the scale."""
+    arrow) when showing it would widen the scale by more than half."""
     pts = np.abs(np.asarray([p for p in points if np.isfinite(p)], dtype=float) - null)
     ends = np.abs(np.asarray([p for p in ci_ends if np.isfinite(p)], dtype=float) - null)
     base = float(pts.max()) if pts.size else 0.0
     full = max(base, float(ends.max()) if ends.size else 0.0)
     if base <= 0:
         base = full if full > 0 else 1.0
-    lim = _nice_limit(min(full, 2 * base) * 1.02)
+    lim = _nice_limit(min(full, 1.5 * base) * 1.02)
     return null - lim, null + lim
 
 
@@ -246,6 +246,19 @@ def _text_width(s: str, bold: bool, fontsize: float) -> float:
     prop = FontProperties(size=fontsize, weight="bold" if bold else "normal")
     w, _, _ = renderer.get_text_width_height_descent(s, prop, ismath=False)
     return w / dpi
+
+
+def _wrap(text: str, width_in: float, bold: bool, fontsize: float) -> str:
+    """Break ``text`` at spaces so that no line is wider than ``width_in`` inches."""
+    out = []
+    for para in str(text).split("\n"):
+        n = len(para)
+        lines = [para]
+        while n > 4 and max(_text_width(x, bold, fontsize) for x in lines) > width_in:
+            n -= 1
+            lines = textwrap.wrap(para, n) or [""]
+        out.extend(lines)
+    return "\n".join(out)
 
 
 def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fontsize):
@@ -321,8 +334,10 @@ def forest(
     favours : (left, right) labels under the axis; the caller chooses the wording.
     xlabel : header of the effect columns, e.g. "SMD (95% CI)".
     group_labels : headers over the group-1 and group-2 columns.
-    xlim : x-axis limits; default symmetric about 0, clipping (with arrows) only
-        study intervals that would more than double the scale.
+    xlim : x-axis limits; default symmetric about 0 and wide enough for every
+        point estimate, pooled interval and prediction interval; a study
+        interval is clipped (with an arrow) only where showing it would widen
+        the scale by more than half.
     show_pi : draw the prediction interval row when ``k >= 3`` and it is finite.
     fontsize : points; the default 8 pt at ``width_cm=17`` (two-column width)
         keeps every text >= 7 pt when printed at that width.
@@ -463,8 +478,10 @@ def forest(
     y = margin
     title_y = None
     if title:
-        title_y = y + 0.6 * rh
-        y += 1.5 * rh
+        title = _wrap(title, W - 2 * margin, True, fontsize + 1)
+        n_title = title.count("\n") + 1
+        title_y = y + 0.6 * rh * n_title
+        y += (0.3 + 1.2 * n_title) * rh
     head1_y, head2_y = y + 0.5 * rh, y + 1.5 * rh
     y += 2 * rh
     rule_y = y + 0.15 * rh
@@ -476,15 +493,7 @@ def forest(
     tick_h = (3.5 + 3.5 + fontsize * 1.2) / 72  # tick + pad + label
     # favours labels: each within half the plot width, wrapped if need be
     plot_w_half = plot_w / 2 * 0.96
-    fav_text = []
-    for text in favours:
-        s = str(text)
-        if tw(s) > plot_w_half:
-            n = len(s)
-            while n > 4 and max(tw(part) for part in textwrap.wrap(s, n)) > plot_w_half:
-                n -= 1
-            s = "\n".join(textwrap.wrap(s, n))
-        fav_text.append(s)
+    fav_text = [_wrap(t, plot_w_half, False, fontsize) for t in favours]
     fav_lines = max(t.count("\n") + 1 for t in fav_text)
     fav_y = axis_y + tick_h + 0.15 * rh  # top of the favours labels
     footer_y = [axis_y + (j + 0.5) * rh for j in range(len(footer))]
@@ -589,9 +598,9 @@ def forest(
                     clip_on=False, zorder=3)
         ln.set_gid("ci-arrow")
         ax.add_line(ln)
-    # squares: area proportional to weight; the heaviest is 0.85 row high
+    # squares: area proportional to weight; the heaviest is 0.75 row high
     w = np.array([r.weight if np.isfinite(r.weight) else 0.0 for r, _ in study])
-    side_max = 0.85 * rh * 72
+    side_max = 0.75 * rh * 72
     sizes = side_max ** 2 * w / w.max() if w.size and w.max() > 0 else np.full(w.size, side_max ** 2 / 4)
     sc = ax.scatter([r.est for r, _ in study], [yy for _, yy in study], s=sizes, marker="s",
                     c="#2b5c8a", edgecolors="none", zorder=4, clip_on=True)
@@ -632,7 +641,7 @@ def forest(
 # funnel plot
 # --------------------------------------------------------------------------
 _CONTOUR_LEVELS = (0.10, 0.05, 0.01)
-_CONTOUR_SHADES = ("white", "#dcdcdc", "#b4b4b4", "#8c8c8c")  # p > .10, .05-.10, .01-.05, < .01
+_CONTOUR_SHADES = ("white", "#e4e4e4", "#c4c4c4", "#a0a0a0")  # p > .10, .05-.10, .01-.05, < .01
 
 
 def funnel(
@@ -651,7 +660,7 @@ def funnel(
     legend: bool = True,
     fontsize: float = 8.0,
     width_cm: float = 8.5,
-    height_cm: float = 8.0,
+    height_cm: float = 10.0,
 ) -> Figure:
     """Funnel plot: effect sizes against their standard errors, 0 at the top.
 
@@ -732,7 +741,9 @@ def funnel(
     handles: list[Any] = []
     n_legend = 2 + (fy.size > 0) + (eg is not None) + (4 if contours else 0)
     legend_rows = math.ceil(n_legend / 2) if legend else 0
-    top = 0.12 + (1.4 * rh if title else 0)
+    if title:
+        title = _wrap(title, W - 0.2, True, fontsize + 1)
+    top = 0.12 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
     bottom = 0.5 + (legend_rows * rh + 0.12 if legend else 0)
     left, right = 0.55, 0.12
     ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
@@ -745,7 +756,7 @@ def funnel(
     ax.set_xlabel(xlabel, fontsize=fontsize)
     ax.set_ylabel(ylabel, fontsize=fontsize)
     if title:
-        fig.text(left / W, 1 - 0.1 / H, title, ha="left", va="top", fontsize=fontsize + 1,
+        fig.text(0.1 / W, 1 - 0.1 / H, title, ha="left", va="top", fontsize=fontsize + 1,
                  fontweight="bold", parse_math=False, gid="title")
 
     if contours:

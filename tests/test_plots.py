@@ -337,7 +337,8 @@ def test_not_estimable_rows_are_listed_without_a_marker():
 
 
 def test_readable_at_two_column_width_and_nothing_overlaps_or_is_cut_off():
-    for fig in (plots.forest(dl(), studies(), title="dat.normand1999"),
+    long_title = "Length of hospital stay, specialist versus routine care (metafor dat.normand1999), " * 2
+    for fig in (plots.forest(dl(), studies(), title=long_title),
                 subgroup_forest(),
                 plots.forest(dl("dl_k1"), studies(1))):
         assert fig.get_figwidth() == pytest.approx(17 / 2.54)
@@ -455,7 +456,8 @@ def test_funnel_drops_missing_rows_with_a_warning():
 
 def test_funnel_text_readable_and_inside_the_figure():
     fig = plots.funnel(FS["yi"], FS["vi"], contours=True, trimfill=trimfill_result(),
-                       egger=FakeEgger(REF["egger"]["limit_estimate"], REF["egger"]["asymmetry"]), title="x")
+                       egger=FakeEgger(REF["egger"]["limit_estimate"], REF["egger"]["asymmetry"]),
+                       title="Passive smoking and lung cancer (metafor dat.hackshaw1998), a long title")
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     assert min(t.get_fontsize() for t in texts(fig)) >= 7
