@@ -242,7 +242,9 @@ def _methods(res) -> str:
         f"from group means and SDs where reported and otherwise from mean differences with p, CI or SE, t statistics, "
         f"reported effect sizes or p-values alone (Cochrane Handbook ch. 6; Borenstein et al. 2009 ch. 7); p-values "
         f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s.get('inequality', 'bound')}\"`), "
-        f"which understates |SMD|, and such rows are flagged. Analyses used "
+        f"which understates |SMD|, and such rows are flagged. Within-group (post vs pre) rows would need the pre-post "
+        f"correlation, which the studies do not report; {'none was assumed, so those rows have no SMD' if s.get('r') is None else 'r = ' + str(s.get('r')) + ' was assumed (flag r_assumed)'}. "
+        f"Analyses used "
         + "; ".join(conv_txt[c] for c in convs)
         + ". Each of the "
         f"{len(runs)} analyses declared in `analyses.csv` takes the rows of its outcome(s) and comparison that pass its "

@@ -86,6 +86,9 @@ ANALYSES_COLUMNS = (
 )
 COMPARISONS = ("pfp_vs_control", "post_vs_pre", "intervention_vs_control")
 CONVENTIONS = ("revman", "ls")
+#: options of meta.study_effects.study_effects used for every row (reported in the methods):
+#: "p < x" used as the bound p = x (flagged); no pre-post correlation assumed for post_vs_pre rows
+EFFECT_OPTIONS = {"inequality": "bound", "r": None}
 METHODS = ("FE", "DL", "REML", "PM")
 DEFAULT_REVIEW_MATCH = ("likely", "possible")
 
@@ -484,8 +487,8 @@ def effect_table(dataset) -> pd.DataFrame:
     """
     from meta.study_effects import study_effects
 
-    rev = study_effects(dataset.outcomes, dataset.studies, variance="revman", inequality="bound")
-    ls = study_effects(dataset.outcomes, dataset.studies, variance="ls", inequality="bound")
+    rev = study_effects(dataset.outcomes, dataset.studies, variance="revman", **EFFECT_OPTIONS)
+    ls = study_effects(dataset.outcomes, dataset.studies, variance="ls", **EFFECT_OPTIONS)
     rev = rev.copy()
     # outcomes.csv spreadsheet row (header = 1), the index meta.data.load gives
     rev.insert(0, "outcomes_row", np.asarray(rev.index))
@@ -763,7 +766,7 @@ def reproduce(
         "formats": tuple(formats),
         "dpi": dpi,
         "level": 0.95,
-        "inequality": "bound",
+        **EFFECT_OPTIONS,
         "default_review_match": DEFAULT_REVIEW_MATCH,
         "funnel_min_k": 3,
         "bias_min_k": 3,

@@ -1,0 +1,65 @@
+"""notebooks/reproduce.ipynb runs top to bottom in a fresh kernel, is committed without outputs,
+and leaves the bundled data untouched."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "reproduce.ipynb"
+
+
+def _fingerprint(folder: Path) -> dict[str, str]:
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(folder.glob("*.csv"))}
+
+
+def test_notebook_is_committed_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "the notebook has no code cells"
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_notebook_runs_in_a_fresh_kernel(tmp_path, monkeypatch):
+    import json
+
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    # A kernelspec "python3" that runs *this* interpreter, found first on JUPYTER_PATH, so the
+    # test works on a fresh machine and never picks up a user-level python3 kernel from elsewhere.
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (meta venv)",
+        "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+
+    before = _fingerprint(ROOT / "data")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute()  # raises CellExecutionError with the failing cell on any error
+    texts = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "Random-Effects Model" in texts  # meta.pool.pool summary printed
+    assert "problems: none" in texts  # the added study validates
+    assert "before: k=" in texts and "after:  k=" in texts
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # forest plot before and after adding the study
+    assert _fingerprint(ROOT / "data") == before
