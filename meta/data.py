@@ -33,8 +33,9 @@ Rules checked (one test per rule in ``tests/test_data.py``):
   whole numbers >= 2; ``sd1``, ``sd2`` > 0; 0 < ``p_value`` <= 1;
   ``p_operator`` is ``=`` or ``<`` and is given exactly when ``p_value`` is;
   ``direction`` is +1 or -1 (or empty) and agrees with the sign of
-  ``mean1 - mean2`` / ``mean_diff``; ``effect_size_type`` only with an
-  ``effect_size``; for ``post_vs_pre`` rows n1 = n2; one unit per outcome
+  ``mean1 - mean2`` / ``mean_diff`` / ``effect_size``; ``mean_diff`` agrees
+  in sign with ``mean1 - mean2``; ``effect_size_type`` in its vocabulary and
+  only with an ``effect_size``; for ``post_vs_pre`` rows n1 = n2; one unit per outcome
   across rows (empty units and units starting with ``not stated`` are
   unknown and conflict with none); no two rows with the same study, outcome, comparison, timepoint
   and task; every row with a number has a ``source_url``; every row either
@@ -73,6 +74,7 @@ __all__ = [
     "REVIEW_MATCHES",
     "COMPARISONS",
     "P_OPERATORS",
+    "EFFECT_SIZE_TYPES",
 ]
 
 STUDIES_FILE = "studies.csv"
@@ -100,6 +102,9 @@ RUNNERS = ("yes", "no", "unclear")
 REVIEW_MATCHES = ("likely", "possible", "unlikely", "excluded")
 COMPARISONS = ("pfp_vs_control", "post_vs_pre", "intervention_vs_control")
 P_OPERATORS = ("=", "<")
+# cohen_d / hedges_g / unspecified are used as SMDs, t as a t statistic; the others are recorded
+# truthfully but never converted (see meta.study_effects).
+EFFECT_SIZE_TYPES = ("cohen_d", "hedges_g", "unspecified", "t", "odds_ratio", "risk_ratio", "correlation")
 
 # Typed columns of the loaded frames (everything else is nullable text).
 _STUDY_INTS = ("year", "n_pfp", "n_control")
@@ -448,8 +453,16 @@ def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Pr
                 what = "mean1 - mean2" if md is None or mean1 is not None and mean2 is not None else "mean_diff"
                 ck.add(row, sid, "direction",
                        f"contradicts the sign of {what} ({diff:+.4g})", c["direction"])
+        if direction is not None and es is not None and es != 0 and (es > 0) != (direction > 0):
+            ck.add(row, sid, "effect_size",
+                   f"its sign contradicts direction {c['direction']} (effect sizes are signed "
+                   "group 1 minus group 2)", c["effect_size"])
+        if mean1 is not None and mean2 is not None and md is not None and md * (mean1 - mean2) < 0:
+            ck.add(row, sid, "mean_diff",
+                   f"its sign contradicts mean1 - mean2 ({mean1 - mean2:+.4g})", c["mean_diff"])
         if c["effect_size_type"] and c["effect_size"] == "":
             ck.add(row, sid, "effect_size_type", "is given but effect_size is empty", c["effect_size_type"])
+        ck.vocab(row, sid, c, "effect_size_type", EFFECT_SIZE_TYPES, allow_empty=True)
 
         if c["comparison"] == "post_vs_pre" and n1 is not None and n2 is not None and n1 != n2:
             ck.add(row, sid, "n2", f"must equal n1 ({n1}) for a post_vs_pre row (same group)", c["n2"])

@@ -18,14 +18,19 @@ Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
    :func:`meta.effects.smd_from_md` with ``p=`` (Cochrane Handbook 6.5.2.3);
    the sign is that of ``mean_diff``.
 3. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
-   -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given.
+   -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given
+   (else as printed, flag ``sign_as_reported``).
 4. ``reported_es`` -- ``effect_size`` with an SMD-like ``effect_size_type``
    (empty, ``cohen_d``, ``hedges_g``, ``smd``, ``d``, ``g``, ``unspecified``;
-   see ``SMD_LIKE_TYPES``) and ``n1, n2`` -> :func:`meta.effects.smd_from_d`
-   (applies J; a value that is already Hedges' g would be corrected twice, so
-   anything but ``cohen_d`` is flagged ``es_type_unspecified``).  Any other
-   type (an odds ratio, a correlation, a percentage, ...) is never treated as
-   an SMD.  Sign: ``direction * |effect_size|`` when
+   see ``SMD_LIKE_TYPES``) and ``n1, n2`` -> :func:`meta.effects.smd_from_d`,
+   which applies the small-sample correction J.  ``cohen_d`` is used as is;
+   ``hedges_g`` (already corrected) is first divided by the J that
+   ``smd_from_d`` applies for the chosen ``variance`` (obtained by calling it
+   with d = 1), so that yi equals the reported g and vi is computed from it;
+   any other SMD-like label is treated as Cohen's d and flagged
+   ``es_type_unspecified`` (if it was really g it is shrunk once more, by
+   under 2% for N >= 40).  Any other type (an odds ratio, a correlation, a
+   percentage, ...) is never treated as an SMD.  Sign: ``direction * |effect_size|`` when
    ``direction`` is given, else the sign as reported (flag ``sign_as_reported``).
 5. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
    :func:`meta.effects.smd_from_p`.
@@ -45,7 +50,9 @@ Within-group rows (``post_vs_pre``; group 1 = post, group 2 = pre, n1 = n2 = n)
 Flags (``;``-joined): ``p_inequality`` (p reported as ``P < x`` and used as the
 bound ``P = x``, which under-states |g|), ``averaged_across_tasks`` (task is
 ``averaged_across_tasks``: not running alone), ``r_assumed``,
-``es_type_unspecified``, ``sign_as_reported``.
+``es_type_unspecified`` (reported effect size labelled neither ``cohen_d``
+nor ``hedges_g``), ``sign_as_reported`` (reported effect size or t without
+``direction``: its printed sign is used).
 
 Rows are never dropped: a row without a route keeps NaN ``yi``/``vi``, route
 ``none`` and a ``reason``.
@@ -169,6 +176,8 @@ def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float |
         t = _num(row, "effect_size")
         if _has(row.get("direction")):
             t = direction * abs(t)
+        else:
+            flags.append("sign_as_reported")
         out = effects.smd_from_t(t, n1, n2, variance=variance)
     elif route == "reported_es":
         d = _num(row, "effect_size")
@@ -176,7 +185,11 @@ def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float |
             d = direction * abs(d)
         else:
             flags.append("sign_as_reported")
-        if es_type != "cohen_d":
+        if es_type in ("hedges_g", "g"):
+            # undo the correction smd_from_d is about to apply: yi comes out as the reported g
+            j = float(np.asarray(effects.smd_from_d(1.0, n1, n2, variance=variance)["yi"])[0])
+            d = d / j
+        elif es_type != "cohen_d":
             flags.append("es_type_unspecified")
         out = effects.smd_from_d(d, n1, n2, variance=variance)
     elif route == "p_only":

@@ -385,6 +385,25 @@ def test_direction_contradicts_means(folder: Path):
     assert "mean_diff" in only(data.validate(folder), "outcomes.csv", 4, "direction").message
 
 
+def test_effect_size_sign_agrees_with_direction(folder: Path):
+    edit(folder, "outcomes.csv", 6, "effect_size", "0.74")  # row 6: t -0.74, direction -1
+    p = only(data.validate(folder), "outcomes.csv", 6, "effect_size")
+    assert "contradicts direction -1" in p.message
+
+
+def test_mean_diff_sign_agrees_with_means(folder: Path):
+    edit(folder, "outcomes.csv", 2, "mean_diff", "-7.9")  # mean1 8.2, mean2 0.3
+    p = only(data.validate(folder), "outcomes.csv", 2, "mean_diff")
+    assert "contradicts mean1 - mean2 (+7.9)" in p.message
+
+
+@pytest.mark.parametrize("bad", ["cohens_d", "g", "d", "SMD"])
+def test_effect_size_type_vocabulary(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 5, "effect_size_type", bad)
+    p = only(data.validate(folder), "outcomes.csv", 5, "effect_size_type")
+    assert "cohen_d, hedges_g, unspecified, t" in p.message
+
+
 def test_effect_size_type_needs_effect_size(folder: Path):
     edit(folder, "outcomes.csv", 3, "effect_size_type", "cohen_d")
     only(data.validate(folder), "outcomes.csv", 3, "effect_size_type")

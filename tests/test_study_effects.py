@@ -121,9 +121,22 @@ def test_reported_es_flags_unspecified_type_and_reported_sign():
     assert got["route"] == "reported_es"
     assert got["flags"] == "sign_as_reported;es_type_unspecified"
     assert got["yi"] == pytest.approx(effects.smd_from_d(-0.5, 20, 20, variance="revman")["yi"].iloc[0])
-    got = study_effects(frame(dict(n1=20, n2=20, effect_size=0.5, effect_size_type="hedges_g",
+    got = study_effects(frame(dict(n1=20, n2=20, effect_size=0.5, effect_size_type="unspecified",
                                    direction=1))).iloc[0]
     assert got["flags"] == "es_type_unspecified"
+
+
+@pytest.mark.parametrize("variance", ["revman", "ls", "ub"])
+def test_reported_hedges_g_is_not_corrected_twice(variance: str):
+    got = study_effects(frame(dict(n1=12, n2=14, effect_size=0.81, effect_size_type="hedges_g",
+                                   direction=-1)), variance=variance).iloc[0]
+    assert got["route"] == "reported_es" and got["flags"] == ""
+    assert got["yi"] == pytest.approx(-0.81, rel=1e-12)
+    n1, n2, n = 12, 14, 26
+    if variance == "revman":  # Deeks & Higgins 2010, with g as reported
+        assert got["vi"] == pytest.approx(n / (n1 * n2) + 0.81**2 / (2 * (n - 3.94)), rel=1e-12)
+    if variance == "ls":  # metafor vtype="LS"
+        assert got["vi"] == pytest.approx(1 / n1 + 1 / n2 + 0.81**2 / (2 * n), rel=1e-12)
 
 
 def test_p_only_route():
