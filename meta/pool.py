@@ -1,0 +1,460 @@
+"""Pool study effects: fixed-effect and random-effects models that agree with
+R's metafor 3.8 ``rma()``.
+
+Public functions:
+
+* :func:`pool` - one meta-analysis (metafor ``rma(yi, vi, method=, test=)``
+  plus ``predict()`` and ``weights()``);
+* :func:`leave_one_out` - metafor ``leave1out()``;
+* :func:`cumulative` - metafor ``cumul()``;
+* :func:`subgroups` - one model per subgroup plus the test for subgroup
+  differences (RevMan / R meta, separate tau2 per subgroup);
+* :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
+  NaN padding for ragged rows), same estimators as :func:`pool`.
+
+Estimators (``method``): ``"FE"`` (inverse variance, fixed/common effect),
+``"DL"`` (DerSimonian & Laird 1986), ``"REML"`` (Viechtbauer 2005), ``"PM"``
+(Paule & Mandel 1982).  tau2 is never negative: unlike statsmodels 0.15
+``combine_effects(method_re="chi2")``, which returns negative tau2 when
+Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
+fails to converge: Fisher scoring with step-halving, then brentq on the REML
+score (see :mod:`meta._estimators` for every formula and its source).
+
+``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
+Jonkman 2002): the variance of the estimate multiplied by
+``sum(w (y - est)^2) / (k - 1)`` (not truncated at 1, as metafor 3.8) and t
+with k - 1 df.  With k = 1 it falls back to ``"z"`` with a warning, as metafor.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from meta import _estimators as _est
+
+__all__ = [
+    "PoolResult",
+    "SubgroupResult",
+    "pool",
+    "pool_many",
+    "leave_one_out",
+    "cumulative",
+    "subgroups",
+]
+
+_MODEL_NAMES = {
+    "FE": "Fixed-Effects Model",
+    "DL": "Random-Effects Model",
+    "REML": "Random-Effects Model",
+    "PM": "Random-Effects Model",
+}
+
+_CHUNK = 1 << 15  # rows per block in pool_many: bounds the temporaries
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _positions(bad: np.ndarray, limit: int = 10) -> str:
+    idx = np.flatnonzero(bad) if bad.ndim == 1 else np.argwhere(bad)
+    shown = [str(tuple(int(j) for j in i)) if np.ndim(i) else str(int(i)) for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return ", ".join(shown) + more
+
+
+def _as_1d(x, name: str) -> np.ndarray:
+    try:
+        a = np.asarray(x, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+    if a.ndim == 0:
+        a = a.reshape(1)
+    if a.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional; got shape {a.shape}")
+    return a
+
+
+def _check_options(method, test, level, pi) -> None:
+    if method not in _est.METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, _est.METHODS))}; got {method!r}")
+    if test not in _est.TESTS:
+        raise ValueError(f"test must be 'z' or 'hksj' (metafor's 'knha'); got {test!r}")
+    if pi not in _est.PIS:
+        raise ValueError(f"pi must be 'z' (metafor predict()) or 't' (t with k-2 df); got {pi!r}")
+    if not (isinstance(level, (int, float)) and 0 < level < 1):
+        raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
+
+
+def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
+    y = _as_1d(yi, "yi")
+    v = _as_1d(vi, "vi")
+    if y.size != v.size:
+        raise ValueError(f"yi and vi must have the same length; got {y.size} and {v.size}")
+    if y.size == 0:
+        raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_positions(bad)}")
+    bad = ~np.isfinite(v)
+    if bad.any():
+        raise ValueError(f"vi must be finite (no NaN or inf); offending positions (0-based): {_positions(bad)}")
+    bad = v <= 0
+    if bad.any():
+        raise ValueError(f"vi must be > 0; offending positions (0-based): {_positions(bad)}, values {v[bad][:10].tolist()}")
+    return y, v
+
+
+def _warn_k1(test: str, k1: int) -> None:
+    if test == "hksj" and k1:
+        warnings.warn(
+            f"test='hksj' needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
+            stacklevel=3,
+        )
+
+
+# --------------------------------------------------------------------------- results
+
+
+def _fmt(x: float, digits: int = 4) -> str:
+    return "NA" if not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _fmt_p(p: float) -> str:
+    if not np.isfinite(p):
+        return "NA"
+    return "<.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+@dataclass(frozen=True)
+class PoolResult:
+    """One fitted meta-analysis (metafor ``rma()`` + ``predict()`` + ``weights()``).
+
+    ``estimate, se, stat, p, ci_low, ci_high``: the pooled effect with its
+    z (or HKSJ t) test and confidence interval; ``tau2, tau``: between-study
+    variance and SD (0 for ``method="FE"``); ``i2`` (percent) and ``h2`` as
+    metafor computes them; ``q, q_df, q_p``: Cochran's Q test (FE weights);
+    ``pi_low, pi_high``: prediction interval; ``weights``: percent weight of
+    each study, in input order (metafor ``weights()``).  ``test`` is the test
+    actually used (``"z"`` when ``"hksj"`` was requested with k = 1).
+    """
+
+    k: int
+    estimate: float
+    se: float
+    stat: float
+    p: float
+    ci_low: float
+    ci_high: float
+    tau2: float
+    tau: float
+    i2: float
+    h2: float
+    q: float
+    q_df: int
+    q_p: float
+    pi_low: float
+    pi_high: float
+    weights: np.ndarray = field(repr=False, compare=False)
+    method: str = "DL"
+    test: str = "z"
+    level: float = 0.95
+    pi: str = "z"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row, one column per scalar field (``weights`` left out)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights"}
+        return pd.DataFrame([row])
+
+    def summary(self) -> str:
+        """Text in metafor's print order: model, k, tau2, tau, I2, H2, Q test,
+        then estimate, se, z (or t), p, CI; then the prediction interval."""
+        pct = f"{100 * self.level:g}%"
+        lines = []
+        head = f"{_MODEL_NAMES[self.method]} (k = {self.k}"
+        head += ")" if self.method == "FE" else f"; tau^2 estimator: {self.method})"
+        lines += [head, ""]
+        if self.method != "FE":
+            lines.append(f"tau^2 (estimated amount of total heterogeneity): {_fmt(self.tau2)}")
+            lines.append(f"tau (square root of estimated tau^2 value):      {_fmt(self.tau)}")
+        lines.append(f"I^2 (total heterogeneity / total variability):   {_fmt(self.i2, 2)}%")
+        lines.append(f"H^2 (total variability / sampling variability):  {_fmt(self.h2, 2)}")
+        lines += ["", "Test for Heterogeneity:"]
+        qp = _fmt_p(self.q_p)
+        lines.append(f"Q(df = {self.q_df}) = {_fmt(self.q)}, p-val {'< .0001' if qp == '<.0001' else '= ' + qp}")
+        lines += ["", "Model Results:", ""]
+        stat_name = "tval" if self.test == "hksj" else "zval"
+        cols = ["estimate", "se", stat_name] + (["df"] if self.test == "hksj" else []) + ["pval", "ci.lb", "ci.ub"]
+        vals = [_fmt(self.estimate), _fmt(self.se), _fmt(self.stat)]
+        vals += [str(self.q_df)] if self.test == "hksj" else []
+        vals += [_fmt_p(self.p), _fmt(self.ci_low), _fmt(self.ci_high)]
+        width = [max(len(c), len(x)) + 2 for c, x in zip(cols, vals)]
+        lines.append("".join(c.rjust(wd) for c, wd in zip(cols, width)))
+        lines.append("".join(x.rjust(wd) for x, wd in zip(vals, width)))
+        lines.append("")
+        how = (
+            "t, k-2 df (Higgins et al. 2009)"
+            if self.pi == "t"
+            else ("t, k-1 df (metafor predict)" if self.test == "hksj" else "z (metafor predict)")
+        )
+        lines.append(f"{pct} prediction interval [{how}]: {_fmt(self.pi_low)} to {_fmt(self.pi_high)}")
+        lines.append(f"{pct} CI level; test = {self.test}")
+        return "\n".join(lines)
+
+
+def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> PoolResult:
+    return PoolResult(
+        k=int(out["k"][i]),
+        estimate=float(out["estimate"][i]),
+        se=float(out["se"][i]),
+        stat=float(out["stat"][i]),
+        p=float(out["p"][i]),
+        ci_low=float(out["ci_low"][i]),
+        ci_high=float(out["ci_high"][i]),
+        tau2=float(out["tau2"][i]),
+        tau=float(out["tau"][i]),
+        i2=float(out["i2"][i]),
+        h2=float(out["h2"][i]),
+        q=float(out["q"][i]),
+        q_df=int(out["q_df"][i]),
+        q_p=float(out["q_p"][i]),
+        pi_low=float(out["pi_low"][i]),
+        pi_high=float(out["pi_high"][i]),
+        weights=weights,
+        method=method,
+        test=str(out["test_used"][i]),
+        level=float(level),
+        pi=pi,
+    )
+
+
+# --------------------------------------------------------------------------- pool
+
+
+def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> PoolResult:
+    """Pool effect sizes ``yi`` with sampling variances ``vi``.
+
+    Equivalent to metafor 3.8 ``rma(yi, vi, method=method, test=test)``
+    (``test="hksj"`` = ``"knha"``), with ``predict()`` for the prediction
+    interval (``pi="z"``; ``pi="t"`` uses t with k-2 df, Higgins, Thompson &
+    Spiegelhalter 2009) and ``weights()`` (percent) for ``weights``.
+
+    k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
+    as metafor does.  Raises ``ValueError`` naming the argument and the
+    positions for mismatched lengths, empty input, NaN/inf, or ``vi <= 0``.
+    """
+    _check_options(method, test, level, pi)
+    y, v = _check_pair(yi, vi)
+    out = _est.fit(y[None, :], v[None, :], np.ones((1, y.size), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    _warn_k1(test, int(y.size == 1))
+    return _result(out, 0, method, test, level, pi, out["weights"][0])
+
+
+# --------------------------------------------------------------------------- sensitivity
+
+
+_STEP_COLUMNS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2"]
+
+
+def _labels(labels, yi, k: int) -> list:
+    if labels is None:
+        if isinstance(yi, pd.Series):
+            return list(yi.index)
+        return list(range(1, k + 1))  # metafor's default study labels 1..k
+    lab = list(labels)
+    if len(lab) != k:
+        raise ValueError(f"labels must have one entry per study ({k}); got {len(lab)}")
+    return lab
+
+
+def _fit_matrix(y2, v2, mask, method, test, level, pi) -> pd.DataFrame:
+    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi)
+    _warn_k1(test, int((out["k"] == 1).sum()))
+    return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
+
+
+def leave_one_out(yi, vi, *, method: str = "DL", labels=None, test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+    """Refit leaving out each study in turn (metafor ``leave1out()``).
+
+    One row per omitted study: ``omitted`` (its label; default the Series
+    index or 1..k), then ``k, estimate, se, stat, p, ci_low, ci_high, q, q_p,
+    tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
+    k = 1).
+    """
+    _check_options(method, test, level, pi)
+    y, v = _check_pair(yi, vi)
+    k = y.size
+    if k < 2:
+        raise ValueError("leave_one_out needs at least 2 studies (k >= 2); got k = 1")
+    lab = _labels(labels, yi, k)
+    keep = ~np.eye(k, dtype=bool)
+    y2 = y[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
+    v2 = v[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
+    df = _fit_matrix(y2, v2, np.ones((k, k - 1), bool), method, test, level, pi)
+    df.insert(0, "omitted", lab)
+    return df
+
+
+def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+    """Cumulative meta-analysis (metafor 3.8 ``cumul(res, order=order)``).
+
+    ``order`` holds sort keys (e.g. publication year), one per study; studies
+    are added in ascending order of the keys, ties kept in input order (R's
+    ``order()`` is stable too).  ``order=None`` adds them in input order.  One
+    row per step: ``added`` (label of the study added), then ``k, estimate,
+    se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
+    the studies added so far.
+    """
+    _check_options(method, test, level, pi)
+    y, v = _check_pair(yi, vi)
+    k = y.size
+    lab = _labels(labels, yi, k)
+    if order is None:
+        idx = np.arange(k)
+    else:
+        keys = np.asarray(order)
+        if keys.ndim != 1 or keys.size != k:
+            raise ValueError(f"order must hold one sort key per study ({k}); got shape {keys.shape}")
+        if keys.dtype.kind == "f" and np.isnan(keys).any():
+            raise ValueError(f"order must not contain NaN; offending positions (0-based): {_positions(np.isnan(keys))}")
+        idx = np.argsort(keys, kind="stable")
+    ys, vs = y[idx], v[idx]
+    mask = np.tri(k, k, dtype=bool)
+    y2 = np.where(mask, ys[None, :], 0.0)
+    v2 = np.where(mask, vs[None, :], 1.0)
+    df = _fit_matrix(y2, v2, mask, method, test, level, pi)
+    df.insert(0, "added", [lab[i] for i in idx])
+    return df
+
+
+# --------------------------------------------------------------------------- subgroups
+
+
+@dataclass(frozen=True)
+class SubgroupResult:
+    """Separate models per subgroup (each with its own tau2) and the test for
+    subgroup differences, as RevMan 5 (Deeks & Higgins 2010) and R meta
+    report it: ``Q_between = sum(w_g (est_g - est_w)^2)``, ``w_g = 1/se_g^2``,
+    ``est_w = sum(w_g est_g)/sum(w_g)``, chi-square with G - 1 df."""
+
+    groups: dict
+    overall: PoolResult
+    q_between: float
+    q_between_df: int
+    q_between_p: float
+    method: str = "DL"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per subgroup, then one row ``group="Overall"``."""
+        rows = [r.to_frame().assign(group=g) for g, r in self.groups.items()]
+        rows.append(self.overall.to_frame().assign(group="Overall"))
+        df = pd.concat(rows, ignore_index=True)
+        return df[["group"] + [c for c in df.columns if c != "group"]]
+
+    def summary(self) -> str:
+        parts = []
+        for g, r in self.groups.items():
+            parts += [f"=== Subgroup: {g} ===", r.summary(), ""]
+        parts += ["=== Overall ===", self.overall.summary(), ""]
+        parts.append("Test for subgroup differences (separate tau^2 per subgroup):")
+        parts.append(
+            f"Q_between(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
+            + ("< .0001" if _fmt_p(self.q_between_p) == "<.0001" else "= " + _fmt_p(self.q_between_p))
+        )
+        return "\n".join(parts)
+
+
+def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> SubgroupResult:
+    """Fit one model per subgroup and the overall model, and test for
+    subgroup differences (see :class:`SubgroupResult`).  Subgroups keep their
+    order of first appearance in ``groups``; keys are ``str(label)``."""
+    _check_options(method, test, level, pi)
+    y, v = _check_pair(yi, vi)
+    g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
+    if len(g) != y.size:
+        raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
+    if g.isna().any():
+        raise ValueError(f"groups must not be missing; offending positions (0-based): {_positions(g.isna().to_numpy())}")
+    labels = list(pd.unique(g))
+    codes = pd.Categorical(g, categories=labels).codes
+    n_g = np.bincount(codes, minlength=len(labels))
+    n = int(n_g.max())
+    y2 = np.zeros((len(labels), n))
+    v2 = np.ones((len(labels), n))
+    mask = np.zeros((len(labels), n), bool)
+    slot = np.zeros(y.size, int)
+    for j in range(len(labels)):
+        pos = np.flatnonzero(codes == j)
+        slot[pos] = np.arange(pos.size)
+    y2[codes, slot], v2[codes, slot], mask[codes, slot] = y, v, True
+    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+    _warn_k1(test, int((out["k"] == 1).sum()))
+    res = {}
+    for j, lab in enumerate(labels):
+        res[str(lab)] = _result(out, j, method, test, level, pi, out["weights"][j, mask[j]])
+    overall = pool(y, v, method=method, test=test, level=level, pi=pi)
+    est = np.array([r.estimate for r in res.values()])
+    wg = 1.0 / np.array([r.se for r in res.values()]) ** 2
+    est_w = np.sum(wg * est) / np.sum(wg)
+    qb = float(np.sum(wg * (est - est_w) ** 2))
+    dfb = len(labels) - 1
+    qbp = float(stats.chi2.sf(qb, dfb)) if dfb > 0 else math.nan
+    return SubgroupResult(groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method)
+
+
+# --------------------------------------------------------------------------- many
+
+
+_MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
+
+
+def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+    """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up to
+    n studies; NaN in ``yi`` marks a missing study, so ragged rows are padded
+    with NaN).  Same estimators and same code as :func:`pool` (which is this
+    with m = 1), vectorised over rows, REML and PM included; rows are processed
+    in blocks of 32768 to bound memory.
+
+    Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
+    DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
+    q_p, pi_low, pi_high``.
+
+    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi``,
+    ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is finite.
+    """
+    _check_options(method, test, level, pi)
+    index = yi.index if isinstance(yi, pd.DataFrame) else None
+    y = np.asarray(yi, dtype=float)
+    v = np.asarray(vi, dtype=float)
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
+    if np.isinf(y).any():
+        raise ValueError(f"yi must not be infinite; offending (row, column): {_positions(np.isinf(y))}")
+    mask = ~np.isnan(y)
+    empty = ~mask.any(axis=1)
+    if empty.any():
+        raise ValueError(f"yi has rows with no finite study; offending rows (0-based): {_positions(empty)}")
+    with np.errstate(invalid="ignore"):
+        badv = mask & ~(np.isfinite(v) & (v > 0))
+    if badv.any():
+        raise ValueError(f"vi must be finite and > 0 where yi is finite; offending (row, column): {_positions(badv)}")
+    m = y.shape[0]
+    res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
+    k1 = 0
+    for s in range(0, m, _CHUNK):
+        mk = mask[s : s + _CHUNK]
+        yc = np.where(mk, y[s : s + _CHUNK], 0.0)
+        vc = np.where(mk, v[s : s + _CHUNK], 1.0)
+        out = _est.fit(yc, vc, mk, method=method, test=test, level=level, pi=pi)
+        for c in _MANY_COLUMNS:
+            res[c][s : s + _CHUNK] = out[c]
+        k1 += int((out["k"] == 1).sum())
+    _warn_k1(test, k1)
+    return pd.DataFrame(res, index=index)
