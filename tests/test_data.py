@@ -550,10 +550,11 @@ def test_cli_unreadable_csv(capsys, folder: Path):
 # ------------------------------------------------------------------ the bundled data
 
 
-@pytest.mark.skipif(not (BUNDLED / "studies.csv").exists(), reason="data/studies.csv not written yet")
 def test_bundled_data_validates():
     problems = data.validate(BUNDLED)
     assert problems == [], "\n".join(map(str, problems))
+    ds = data.load(BUNDLED)
+    assert len(ds.studies) > 0 and len(ds.outcomes) > 0 and len(ds.claims) > 0
 
 
 # ------------------------------------------------------------------ robustness
