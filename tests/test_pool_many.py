@@ -1,0 +1,134 @@
+"""meta.pool.pool_many: many meta-analyses at once.
+
+Each row must agree with metafor 3.8.1 (fixtures from tests/r/pool_reference.R)
+and with meta.pool.pool() on the same studies to 1e-10.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import meta.pool as mp
+from meta.pool import pool, pool_many
+
+REF = json.loads((Path(__file__).parent / "fixtures" / "pool_reference.json").read_text())
+COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
+METHODS = ["FE", "DL", "REML", "PM"]
+
+
+def padded(rows, width=None, shuffle_seed=None):
+    """Stack ragged (yi, vi) rows into NaN-padded 2-D arrays."""
+    width = width or max(len(y) for y, _ in rows)
+    Y = np.full((len(rows), width), np.nan)
+    V = np.full((len(rows), width), np.nan)
+    rng = np.random.default_rng(shuffle_seed)
+    for i, (y, v) in enumerate(rows):
+        pos = np.arange(len(y)) if shuffle_seed is None else np.sort(rng.choice(width, len(y), replace=False))
+        Y[i, pos], V[i, pos] = y, v
+    return Y, V
+
+
+def agree_with_pool(df, rows, method, test="z", pi="z", level=0.95):
+    for i, (y, v) in enumerate(rows):
+        r = pool(y, v, method=method, test=test, pi=pi, level=level)
+        for c in COLUMNS:
+            a, b = df[c].iloc[i], getattr(r, c)
+            assert (np.isnan(a) and np.isnan(b)) or abs(a - b) <= 1e-10 * (1 + abs(b)), (i, c, a, b)
+
+
+CASE_ROWS = [(np.atleast_1d(c["yi"]).astype(float), np.atleast_1d(c["vi"]).astype(float)) for c in REF["cases"]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("test", ["z", "hksj"])
+def test_rows_match_metafor_and_pool(method, test):
+    """All fixture data sets (k = 1 ... 16) in one ragged matrix, NaN padding
+    scattered inside the rows (not only at the end)."""
+    Y, V = padded(CASE_ROWS, width=20, shuffle_seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = pool_many(Y, V, method=method, test=test)
+        agree_with_pool(df, CASE_ROWS, method, test)
+    rtol, atol = (1e-8, 1e-12) if method in ("FE", "DL") else (1e-6, 1e-8)
+    for i, case in enumerate(REF["cases"]):
+        ref = next(f for f in case["fits"] if f["method"] == method and f["test"] == test and f["level"] == 0.95)
+        for c in COLUMNS:
+            want = np.nan if ref[c] is None else ref[c]
+            np.testing.assert_allclose(df[c].iloc[i], want, rtol=rtol, atol=atol, err_msg=f"{case['name']} {c}")
+
+
+ragged = st.lists(
+    st.lists(st.tuples(st.floats(-3, 3, allow_nan=False), st.floats(1e-3, 3.0, allow_nan=False)), min_size=1, max_size=8),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ragged, st.sampled_from(METHODS), st.sampled_from(["z", "hksj"]), st.sampled_from(["z", "t"]), st.integers(0, 2**16))
+def test_property_pool_many_equals_pool_row_by_row(data, method, test, pi, seed):
+    rows = [(np.array([a for a, _ in r]), np.array([b for _, b in r])) for r in data]
+    Y, V = padded(rows, width=9, shuffle_seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        df = pool_many(Y, V, method=method, test=test, pi=pi)
+        agree_with_pool(df, rows, method, test, pi)
+    assert (df["tau2"] >= 0).all()
+    assert list(df["k"]) == [len(y) for y, _ in rows]
+
+
+def test_blocks_give_the_same_answer(monkeypatch):
+    rng = np.random.default_rng(3)
+    k = rng.integers(2, 9, size=50)
+    rows = [(rng.normal(0.3, 0.5, n), rng.uniform(0.01, 0.5, n)) for n in k]
+    Y, V = padded(rows)
+    whole = pool_many(Y, V, method="REML")
+    monkeypatch.setattr(mp, "_CHUNK", 7)
+    pd.testing.assert_frame_equal(pool_many(Y, V, method="REML"), whole)
+
+
+def test_dataframe_index_is_kept_and_columns_are_fixed():
+    Y = pd.DataFrame([[0.1, 0.4, np.nan], [0.2, 0.3, 0.5]], index=["a", "b"])
+    V = np.array([[0.1, 0.2, np.nan], [0.1, 0.1, 0.1]])
+    df = pool_many(Y, V, method="PM")
+    assert list(df.index) == ["a", "b"] and list(df.columns) == COLUMNS
+    assert list(df["k"]) == [2, 3]
+
+
+def test_reml_fisher_scoring_failure_case_converges_in_bulk():
+    ref = REF["reml_fail"]
+    Y = np.tile(ref["yi"], (100, 1))
+    V = np.tile(ref["vi"], (100, 1))
+    df = pool_many(Y, V, method="REML")
+    np.testing.assert_allclose(df["tau2"], ref["tau2"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "Y,V,match",
+    [
+        (np.zeros((2, 3)), np.ones((2, 2)), "same shape"),
+        (np.zeros(3), np.ones(3), "2-D"),
+        (np.array([[0.1, 0.2], [np.nan, np.nan]]), np.ones((2, 2)), r"no finite study; offending rows \(0-based\): 1"),
+        (np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[0.1, 0.0], [0.1, np.nan]]), r"vi must be finite and > 0.*\(0, 1\), \(1, 1\)"),
+        (np.array([[0.1, np.inf]]), np.ones((1, 2)), r"infinite.*\(0, 1\)"),
+    ],
+)
+def test_bad_input_raises_value_error(Y, V, match):
+    with pytest.raises(ValueError, match=match):
+        pool_many(Y, V)
+
+
+def test_padding_vi_is_ignored_where_yi_is_nan_and_hksj_k1_warns():
+    Y = np.array([[0.5, np.nan], [0.1, 0.3]])
+    V = np.array([[0.1, -5.0], [0.1, 0.2]])
+    with pytest.warns(UserWarning, match="k = 1"):
+        df = pool_many(Y, V, test="hksj")
+    assert df["k"].tolist() == [1, 2] and df["estimate"].iloc[0] == 0.5
