@@ -61,6 +61,7 @@ Rows are never dropped: a row without a route keeps NaN ``yi``/``vi``, route
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -274,7 +275,9 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
             except _NoRoute as exc:
                 reasons.append(str(exc))
             except ValueError as exc:
-                reasons.append(f"{cand} refused: {exc}")
+                # effects reports positions in its (one-row) input; they mean nothing here
+                msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
+                reasons.append(f"{cand} refused: {msg}")
         if not reasons and route == "none":
             reasons.append(missing_for_routes(row))
         if _text(row.get("task")) == "averaged_across_tasks":
