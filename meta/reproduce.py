@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -363,8 +364,8 @@ def unit_of_analysis(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         k = kept.loc[kept["_cohort"] == row["_cohort"]].iloc[0]
         crit = next((names[c] for c in keys if k[c] != row[c]), "row order")
         reasons.append(
-            f"same cohort {row['_cohort']} as {k['study_id']} row {k['_order']} "
-            f"({_cell(k.get('task'))}, {k['route']}, n={-k['_n']:.0f}); decided by {crit}"
+            f"same cohort {row['_cohort']} as {k['study_id']} (outcomes.csv row {k['_order']}; "
+            f"{_cell(k.get('task'))}, {k['route']}, n={-k['_n']:.0f}); decided by {crit}"
         )
     aside["reason"] = reasons
     drop = ["_cohort", "_task", "_route", "_n", "_order"]
@@ -501,15 +502,15 @@ def effect_table(dataset) -> pd.DataFrame:
 
 
 def _label(row) -> str:
-    for c in ("label", "short_label"):
-        if c in row and _cell(row[c]):
-            return _cell(row[c])
+    """Forest-plot label: first author's surname (``studies.csv`` ``authors``) + year and letter of
+    ``study_id`` (``Souza 2009a``), plus the task when it is not plain running."""
     sid = _cell(row["study_id"])
-    head = sid.rstrip("abcdefghijklmnopqrstuvwxyz") if sid[-1:].isalpha() and sid[-2:-1].isdigit() else sid
-    suffix = sid[len(head):]
-    name = head.rstrip("0123456789")
-    year = head[len(name):]
-    lab = f"{name.capitalize()} {year}{suffix}".strip()
+    m = re.match(r"^([a-z]+)(\d{4}[a-z]?)$", sid)
+    surname = _cell(row.get("authors")).split(",")[0].split(" ")[0] if _cell(row.get("authors")) else ""
+    if m:
+        lab = f"{surname or m.group(1).capitalize()} {m.group(2)}"
+    else:
+        lab = sid
     if _cell(row.get("task")) and _task_rank(row.get("task")) != 0:
         lab += f" ({_cell(row.get('task')).replace('_', ' ')})"
     return lab
