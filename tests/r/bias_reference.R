@@ -8,7 +8,9 @@
 #     lm(yi/sei ~ I(1/sei)) to show that the two are the same test;
 #   - "trimfill": metafor trimfill() for several data sets x method x estimator
 #     (x side, where forced), with the pooled fit before and after filling;
-#   - "trimfill_errors": cases where metafor's trimfill() stops with an error.
+#   - "trimfill_errors": cases where metafor's trimfill() stops with an error;
+#   - "side_fit": rma(yi, vi, mods = sqrt(vi), method), whose sei coefficient
+#     trimfill() uses to choose the side when side is not given.
 # Data sets come from metadat (loaded with metafor); effect sizes from escalc().
 
 suppressMessages(library(metafor))
@@ -39,17 +41,37 @@ datasets <- list(
   li2007 = list(
     note = "dat.li2007: escalc(measure = 'OR', ai, n1i, ci, n2i)",
     dat = escalc("OR", ai = ai, n1i = n1i, ci = ci, n2i = n2i, data = dat.li2007)),
+  konstantopoulos2011 = list(
+    note = "dat.konstantopoulos2011: SMD, yi, vi as shipped (sign of the sei slope differs FE vs DL)",
+    dat = dat.konstantopoulos2011[, c("yi", "vi")]),
   ties = list(
     note = "synthetic: repeated yi values (ties in |yi - beta| ranks) and equal vi",
     dat = data.frame(yi = c(0.1, 0.5, 0.5, 0.9, 0.3, 0.5, 1.2, 0.9, 0.1, 0.7),
-                     vi = c(0.04, 0.09, 0.09, 0.16, 0.04, 0.01, 0.25, 0.16, 0.09, 0.09)))
+                     vi = c(0.04, 0.09, 0.09, 0.16, 0.04, 0.01, 0.25, 0.16, 0.09, 0.09))),
+  crossties = list(
+    note = paste("synthetic: equal vi, dyadic yi, so |yi - beta| ties across the two sides of beta",
+                 "(R's rank(ties.method = 'first') decides k0); side must be given"),
+    dat = data.frame(yi = c(1.5, 0, -0.5, 0.5, -0.75, -0.5, 1.75, 1), vi = rep(0.25, 8))),
+  two = list(
+    note = "synthetic: k = 2 (trimfill needs side given; regtest needs k >= 3)",
+    dat = data.frame(yi = c(0.1, 0.5), vi = c(0.04, 0.09)))
 )
+equal_vi <- c("crossties", "two")  # regtest() and the side regression need varying vi, k >= 3
 
 for (nm in names(datasets)) {
   d <- datasets[[nm]]$dat
   d <- d[!is.na(d$yi) & !is.na(d$vi), ]
   datasets[[nm]]$yi <- as.numeric(d$yi)
   datasets[[nm]]$vi <- as.numeric(d$vi)
+}
+
+# metafor stops REML's Fisher scoring at |change in tau2| < 1e-5 and PM's
+# uniroot() at tol = .Machine$double.eps^0.25 (~1.2e-4); meta.pool solves both
+# to machine precision. For a like-for-like comparison, iterative methods are
+# run to convergence (trimfill() passes `control` on to each of its fits).
+ctrl <- function(method) {
+  if (method %in% c("REML", "PM")) list(threshold = 1e-12, tol = 1e-12, maxiter = 1000)
+  else list()
 }
 
 fitlist <- function(r) {
@@ -60,7 +82,7 @@ fitlist <- function(r) {
 
 # --- Egger / regtest -------------------------------------------------------
 egger <- list()
-for (nm in names(datasets)) {
+for (nm in setdiff(names(datasets), equal_vi)) {
   yi <- datasets[[nm]]$yi
   vi <- datasets[[nm]]$vi
   rt <- regtest(yi, vi, model = "lm")   # predictor = "sei" is the default
@@ -75,6 +97,17 @@ for (nm in names(datasets)) {
     coef_sei = cf[2, 1], se_sei = cf[2, 2],
     egger1997_intercept = snd[1, 1], egger1997_intercept_se = snd[1, 2],
     egger1997_t = snd[1, 3], egger1997_slope = snd[2, 1])
+}
+
+# --- side choice: rma(yi, vi, mods = sqrt(vi), method) as in trimfill.rma.uni ---
+side_fit <- list()
+for (nm in setdiff(names(datasets), equal_vi)) for (method in c("FE", "DL", "REML", "PM")) {
+  yi <- datasets[[nm]]$yi
+  vi <- datasets[[nm]]$vi
+  r <- suppressWarnings(rma(yi, vi, mods = sqrt(vi), method = method, control = ctrl(method)))
+  side_fit[[length(side_fit) + 1]] <- list(
+    dataset = nm, method = method, yi = yi, vi = vi,
+    intrcpt = as.numeric(r$beta[1]), sei = as.numeric(r$beta[2]), tau2 = r$tau2)
 }
 
 # --- trim and fill ---------------------------------------------------------
@@ -93,6 +126,12 @@ cases <- list(
   list("raudenbush1985", "DL", "L0"), list("raudenbush1985", "REML", "Q0"),
   list("li2007", "FE", "L0"), list("li2007", "DL", "L0"), list("li2007", "DL", "R0"),
   list("ties", "FE", "L0"), list("ties", "DL", "L0"), list("ties", "DL", "R0"),
+  list("konstantopoulos2011", "FE", "L0"), list("konstantopoulos2011", "DL", "L0"),
+  list("konstantopoulos2011", "REML", "L0"), list("konstantopoulos2011", "PM", "L0"),
+  list("hackshaw1998", "PM", "L0"), list("bcg", "PM", "R0"),
+  list("crossties", "FE", "L0", "left"), list("crossties", "FE", "R0", "left"),
+  list("crossties", "FE", "Q0", "left"), list("crossties", "FE", "L0", "right"),
+  list("crossties", "FE", "Q0", "right"), list("two", "DL", "L0", "left"),
   # side forced against metafor's own choice
   list("hackshaw1998", "DL", "L0", "right"), list("bcg", "FE", "L0", "left"),
   list("molloy2014", "FE", "R0", "right")
@@ -105,9 +144,9 @@ for (cs in cases) {
   side <- if (length(cs) > 3) cs[[4]] else NULL
   yi <- datasets[[nm]]$yi
   vi <- datasets[[nm]]$vi
-  orig <- rma(yi, vi, method = method)
-  tf <- if (is.null(side)) trimfill(orig, estimator = estimator)
-        else trimfill(orig, estimator = estimator, side = side)
+  orig <- rma(yi, vi, method = method, control = ctrl(method))
+  tf <- if (is.null(side)) trimfill(orig, estimator = estimator, control = ctrl(method))
+        else trimfill(orig, estimator = estimator, side = side, control = ctrl(method))
   trim[[length(trim) + 1]] <- list(
     dataset = nm, method = method, estimator = estimator,
     side_arg = if (is.null(side)) NA else side,
@@ -118,8 +157,11 @@ for (cs in cases) {
     original = fitlist(orig), result = fitlist(tf))
 }
 
-# metafor stops for Q0 when 2k^2 - 4 Sr + 1/4 < 0 (sqrt of a negative number)
-for (cs in list(list("egger2001", "DL", "Q0"), list("egger2001", "FE", "Q0"))) {
+# metafor stops: for Q0 when 2k^2 - 4 Sr + 1/4 < 0 (sqrt of a negative number),
+# and when the side must be chosen but all vi are equal (sei slope is NA)
+for (cs in list(list("egger2001", "DL", "Q0", "Q0_undefined"),
+                list("egger2001", "FE", "Q0", "Q0_undefined"),
+                list("crossties", "FE", "L0", "equal_vi"))) {
   nm <- cs[[1]]
   yi <- datasets[[nm]]$yi
   vi <- datasets[[nm]]$vi
@@ -129,7 +171,7 @@ for (cs in list(list("egger2001", "DL", "Q0"), list("egger2001", "FE", "Q0"))) {
   }, error = function(e) conditionMessage(e))
   stopifnot(!is.na(msg))
   errors[[length(errors) + 1]] <- list(dataset = nm, method = cs[[2]],
-                                       estimator = cs[[3]], yi = yi, vi = vi,
+                                       estimator = cs[[3]], reason = cs[[4]], yi = yi, vi = vi,
                                        r_error = msg)
 }
 
@@ -159,11 +201,14 @@ for (nm in names(egger)) {
 }
 for (i in seq_along(trim)) for (f in c("yi", "vi", "yi_all", "vi_all"))
   trim[[i]][[f]] <- vec(trim[[i]][[f]])
+for (i in seq_along(side_fit)) for (f in c("yi", "vi"))
+  side_fit[[i]][[f]] <- vec(side_fit[[i]][[f]])
 for (i in seq_along(errors)) for (f in c("yi", "vi"))
   errors[[i]][[f]] <- vec(errors[[i]][[f]])
 out$egger <- num17(unname(egger))
 out$trimfill <- num17(trim)
 out$trimfill_errors <- num17(errors)
+out$side_fit <- num17(side_fit)
 
 dir.create("tests/fixtures", showWarnings = FALSE, recursive = TRUE)
 writeLines(toJSON(out, auto_unbox = TRUE, pretty = TRUE, na = "null", json_verbatim = TRUE),
