@@ -56,6 +56,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
+from matplotlib.transforms import offset_copy
 from scipy import stats
 
 __all__ = ["forest", "funnel", "save", "format_p", "heterogeneity_line", "overall_effect_line",
@@ -460,7 +461,8 @@ def forest(
     candidates = [fontsize] + [f for f in (7.5, 7.0) if f < fontsize]
     for fontsize in candidates:
         lay = _table_layout(rows, footer, num_cols, group_labels, xlabel, method_kind, fontsize)
-        plot_x0 = margin + lay["table_w"] + 2 * lay["gap"]
+        # room for half of the leftmost tick label between the table and the axis
+        plot_x0 = margin + lay["table_w"] + 2 * lay["gap"] + _text_width(MINUS + "0.0", False, fontsize) / 2
         plot_w = W - plot_x0 - margin - 0.06
         if plot_w >= min_plot:
             break
@@ -591,13 +593,6 @@ def forest(
     lc = LineCollection(segs, colors="black", linewidths=0.8, zorder=2)
     lc.set_gid("study-ci")
     ax.add_collection(lc)
-    arrow_size = fontsize * 0.55
-    for xa, yy, m in arrows:
-        # the triangle's tip sits on the axis limit
-        ln = Line2D([xa], [yy], marker=m, markersize=arrow_size, color="black", linestyle="none",
-                    clip_on=False, zorder=3)
-        ln.set_gid("ci-arrow")
-        ax.add_line(ln)
     # squares: area proportional to weight; the heaviest is 0.75 row high
     w = np.array([r.weight if np.isfinite(r.weight) else 0.0 for r, _ in study])
     side_max = 0.75 * rh * 72
@@ -615,18 +610,33 @@ def forest(
             poly.set_gid("pooled-diamond" if r.kind == "total" else "subgroup-diamond")
             poly.set_label("pooled-diamond" if r.kind == "total" else r.name)
             ax.add_patch(poly)
-            if r.lo < x0 or r.hi > x1:
-                for xa, m, clipped in ((x0, "<", r.lo < x0), (x1, ">", r.hi > x1)):
-                    if clipped:
-                        ln = Line2D([xa], [yy], marker=m, markersize=arrow_size, color="black",
-                                    linestyle="none", clip_on=False, zorder=6)
-                        ln.set_gid("ci-arrow")
-                        ax.add_line(ln)
+            if r.lo < x0:
+                arrows.append((x0, yy, "<"))
+            if r.hi > x1:
+                arrows.append((x1, yy, ">"))
         elif r.kind == "pi":
-            ln = Line2D([r.lo, r.hi], [yy, yy], color="black", linewidth=1.2, zorder=5,
-                        marker="|", markersize=fontsize * 0.8, markeredgewidth=1.2)
+            ln = Line2D([r.lo, r.hi], [yy, yy], color="black", linewidth=1.2, zorder=5)
             ln.set_gid("prediction-interval")
             ax.add_line(ln)
+            caps = [v for v in (r.lo, r.hi) if x0 <= v <= x1]
+            if caps:
+                ax.add_line(Line2D(caps, [yy] * len(caps), linestyle="none", marker="|", color="black",
+                                   markersize=fontsize * 0.8, markeredgewidth=1.2, zorder=5,
+                                   gid="prediction-interval-caps"))
+            if r.lo < x0:
+                arrows.append((x0, yy, "<"))
+            if r.hi > x1:
+                arrows.append((x1, yy, ">"))
+
+    # arrows for every clipped interval: the triangle's base on the axis limit, its tip outside
+    arrow_size = fontsize * 0.6
+    for xa, yy, m in arrows:
+        shift = (-1 if m == "<" else 1) * arrow_size / 2
+        tr = offset_copy(ax.transData, fig=fig, x=shift, y=0, units="points")
+        ln = Line2D([xa], [yy], marker=m, markersize=arrow_size, color="black", linestyle="none",
+                    clip_on=False, zorder=6, transform=tr)
+        ln.set_gid("ci-arrow")
+        ax.add_line(ln)
 
     # favours labels, either side of the line of no effect, below the tick labels
     for s, ha, gid in ((fav_text[0], "right", "favours-left"), (fav_text[1], "left", "favours-right")):

@@ -224,10 +224,14 @@ def test_study_ci_whiskers_are_yi_plus_minus_z_se():
     np.testing.assert_allclose([s[1][0] for s in segs], yi + Z95 * np.sqrt(vi), rtol=1e-9)
 
 
-def _clipped_sides(fig, st):
+def _clipped_sides(fig, st, res=None):
+    """Interval ends beyond the axis: study CIs, and the pooled CI and PI of ``res``."""
     x0, x1 = forest_axes(fig).get_xlim()
     yi, vi = st["yi"].to_numpy(), st["vi"].to_numpy()
     lo, hi = yi - Z95 * np.sqrt(vi), yi + Z95 * np.sqrt(vi)
+    if res is not None:
+        lo = np.append(lo, [res.ci_low, res.pi_low])
+        hi = np.append(hi, [res.ci_high, res.pi_high])
     return int((lo < x0).sum() + (hi > x1).sum())
 
 
@@ -258,7 +262,10 @@ def test_user_xlim_draws_arrows_for_each_clipped_side():
     st = studies()
     fig = plots.forest(dl(), st, xlim=(-1.5, 1.5))
     assert forest_axes(fig).get_xlim() == (-1.5, 1.5)
-    assert len(by_gid(fig, "ci-arrow")) == _clipped_sides(fig, st) == 2  # Orpington-Moderate, -Severe
+    # Orpington-Moderate, -Severe and the prediction interval's lower end
+    assert len(by_gid(fig, "ci-arrow")) == _clipped_sides(fig, st, dl()) == 3
+    fig = plots.forest(dl(), st, xlim=(-0.5, 0.5))  # the pooled CI too
+    assert len(by_gid(fig, "ci-arrow")) == _clipped_sides(fig, st, dl()) == 13
 
 
 def test_prediction_interval_bar_when_k_at_least_3():
