@@ -561,22 +561,16 @@ def _bias(yi, vi, method):
 
 
 def _sweep(yis: list[np.ndarray], vis: list[np.ndarray], *, method: str, test: str, level: float) -> pd.DataFrame:
-    """Pool many analyses at once (``meta.pool.pool_many``; a loop over ``pool`` until it exists)."""
-    try:
-        from meta.pool import pool_many
-    except ImportError:
-        pool_many = None
-    if pool_many is not None:
-        kmax = max(len(y) for y in yis)
-        Y = np.full((len(yis), kmax), np.nan)
-        V = np.full((len(yis), kmax), np.nan)
-        for i, (y, v) in enumerate(zip(yis, vis)):
-            Y[i, : len(y)] = y
-            V[i, : len(v)] = v
-        return pool_many(Y, V, method=method, test=test, level=level).reset_index(drop=True)
-    from meta.pool import pool
+    """Pool many analyses in one call of :func:`meta.pool.pool_many` (ragged rows padded with NaN)."""
+    from meta.pool import pool_many
 
-    return pd.concat([pool(y, v, method=method, test=test, level=level).to_frame() for y, v in zip(yis, vis)], ignore_index=True)
+    kmax = max(len(y) for y in yis)
+    Y = np.full((len(yis), kmax), np.nan)
+    V = np.full((len(yis), kmax), np.nan)
+    for i, (y, v) in enumerate(zip(yis, vis)):
+        Y[i, : len(y)] = y
+        V[i, : len(v)] = v
+    return pool_many(Y, V, method=method, test=test, level=level).reset_index(drop=True)
 
 
 def sensitivity(runs: list[AnalysisRun], *, level: float = 0.95) -> pd.DataFrame:
