@@ -8,11 +8,11 @@ are metafor's dat.normand1999 (SMD), funnel data dat.hackshaw1998 (log OR).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import struct
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -27,70 +27,20 @@ from matplotlib.patches import Polygon  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from meta import plots  # noqa: E402
+from meta.bias import egger, trimfill  # noqa: E402
+from meta.pool import PoolResult, SubgroupResult, pool, subgroups  # noqa: E402
 
 REF = json.loads((Path(__file__).parent / "fixtures" / "plots_reference.json").read_text(encoding="utf-8"))
 Z95 = 1.959963984540054
 
 
 # --------------------------------------------------------------------------
-# result objects: stand-ins carrying metafor's numbers, with the fields of
-# the DEVELOPING.md contract (PoolResult, SubgroupResult, EggerResult, TrimFillResult)
+# result objects: the real meta.pool / meta.bias results on metafor's data.
+# The plots must show metafor's numbers, so each test compares what is drawn
+# with the R fixture (which also cross-checks pool/bias on these data).
 # --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FakePool:
-    k: int
-    estimate: float
-    se: float
-    stat: float
-    p: float
-    ci_low: float
-    ci_high: float
-    tau2: float
-    tau: float
-    i2: float
-    h2: float
-    q: float
-    q_df: int
-    q_p: float
-    pi_low: float
-    pi_high: float
-    weights: np.ndarray
-    method: str
-    test: str
-    level: float = 0.95
-    pi: str = "z"
-
-
-def fake_pool(d: dict, **over) -> FakePool:
-    kw = {f: (np.nan if d.get(f) is None else d[f]) for f in FakePool.__dataclass_fields__ if f in d}
-    kw["weights"] = np.asarray(d["weights"], dtype=float)
-    kw.update(over)
-    return FakePool(**kw)
-
-
-@dataclass(frozen=True)
-class FakeSubgroups:
-    groups: dict
-    overall: FakePool
-    q_between: float
-    q_between_df: int
-    q_between_p: float
-
-
-@dataclass(frozen=True)
-class FakeEgger:
-    intercept: float
-    slope: float
-
-
-@dataclass(frozen=True)
-class FakeTrimFill:
-    k0: int
-    filled_yi: np.ndarray
-    filled_vi: np.ndarray
-    result: FakePool
-    side: str = "left"
-    original: FakePool | None = field(default=None)
+SPEC = {"dl": dict(n=None, method="DL"), "dl_hksj": dict(n=None, method="DL", test="hksj"),
+        "dl_k1": dict(n=1, method="DL"), "dl_k2": dict(n=2, method="DL")}
 
 
 def studies(n: int | None = None, numbers: bool = True) -> pd.DataFrame:
@@ -100,14 +50,18 @@ def studies(n: int | None = None, numbers: bool = True) -> pd.DataFrame:
     return df.iloc[:n].reset_index(drop=True) if n else df
 
 
-def dl(name: str = "dl", **over) -> FakePool:
-    return fake_pool(REF[name], **over)
+def dl(name: str = "dl", **over) -> PoolResult:
+    """meta.pool.pool on dat.normand1999 as fitted for fixture ``name``; ``over``
+    replaces fields (to build degenerate inputs such as a NaN prediction interval)."""
+    spec = dict(SPEC[name])
+    st = studies(spec.pop("n"))
+    res = pool(st["yi"], st["vi"], **spec)
+    return dataclasses.replace(res, **over) if over else res
 
 
-def subgroup_result() -> FakeSubgroups:
-    s = REF["subgroups"]
-    return FakeSubgroups({g: fake_pool(r) for g, r in s["groups"].items()}, dl(),
-                         s["q_between"], s["q_between_df"], s["q_between_p"])
+def subgroup_result() -> SubgroupResult:
+    st = studies()
+    return subgroups(st["yi"], st["vi"], st["region"], method="DL")
 
 
 @functools.lru_cache(maxsize=None)
@@ -249,7 +203,7 @@ def test_axis_contains_every_ci_when_nothing_is_extreme():
 def test_very_wide_ci_is_clipped_with_an_arrow_per_side():
     st = studies(4)
     st.loc[1, "vi"] = 25.0  # se 5: CI about -10.1 to 9.5, both sides clipped
-    res = dl("dl", k=4, weights=np.array([40.0, 1.0, 30.0, 29.0]))  # structure only
+    res = pool(st["yi"], st["vi"], method="DL")
     fig = plots.forest(res, st)
     arrows = by_gid(fig, "ci-arrow")
     assert _clipped_sides(fig, st) == len(arrows) == 2
@@ -295,7 +249,7 @@ def test_two_studies():
 def test_all_effects_on_one_side_keep_the_line_of_no_effect():
     st = studies()
     st["yi"] = np.abs(st["yi"]) + 0.5
-    r = dl(estimate=1.1, ci_low=0.8, ci_high=1.4)
+    r = pool(st["yi"], st["vi"], method="DL")
     fig = plots.forest(r, st)
     x0, x1 = forest_axes(fig).get_xlim()
     assert x0 < 0 < x1 and len(by_gid(fig, "null-line")) == 1
@@ -337,7 +291,8 @@ def test_subgroup_sections_with_subtotal_diamonds_and_difference_test():
 def test_not_estimable_rows_are_listed_without_a_marker():
     st = studies(4)
     st.loc[2, ["yi", "vi"]] = np.nan
-    res = dl(k=3, weights=np.array([50.0, 20.0, 30.0]))
+    ok = st["yi"].notna()
+    res = pool(st["yi"][ok], st["vi"][ok], method="DL")
     fig = plots.forest(res, st)
     assert len(by_gid(fig, "study-markers")[0].get_offsets()) == 3
     assert "Not estimable" in {t.get_text() for t in texts(fig)}
@@ -405,13 +360,17 @@ def test_bad_input_is_named():
 FS = REF["funnel_studies"]
 
 
-def trimfill_result() -> FakeTrimFill:
-    t = REF["trimfill"]
-    return FakeTrimFill(t["k0"], np.asarray(t["filled_yi"]), np.asarray(t["filled_vi"]), fake_pool(t["result"]))
+def trimfill_result():
+    return trimfill(FS["yi"], FS["vi"], method="DL")
+
+
+def egger_result():
+    return egger(FS["yi"], FS["vi"])
 
 
 def test_funnel_points_inverted_axis_and_pseudo_limits():
-    res = fake_pool(REF["funnel_dl"])
+    res = pool(FS["yi"], FS["vi"], method="DL")
+    assert res.estimate == pytest.approx(REF["funnel_dl"]["estimate"], rel=1e-10)
     fig = plots.funnel(FS["yi"], FS["vi"], result=res, xlabel="Log odds ratio")
     (obs,) = by_gid(fig, "observed-studies")
     assert len(obs.get_offsets()) == len(FS["yi"]) == 37
@@ -429,7 +388,7 @@ def test_funnel_points_inverted_axis_and_pseudo_limits():
 def test_funnel_contours_egger_and_filled_studies():
     t = REF["trimfill"]
     e = REF["egger"]
-    fig = plots.funnel(FS["yi"], FS["vi"], contours=True, egger=FakeEgger(e["limit_estimate"], e["asymmetry"]),
+    fig = plots.funnel(FS["yi"], FS["vi"], contours=True, egger=egger_result(),
                        trimfill=trimfill_result())
     for gid in ("contour-p>0.10", "contour-p0.10", "contour-p0.05", "contour-p0.01"):
         assert len(by_gid(fig, gid)) == 1, gid
@@ -457,16 +416,32 @@ def test_funnel_drops_missing_rows_with_a_warning():
     y = list(FS["yi"][:5]) + [np.nan]
     v = list(FS["vi"][:5]) + [0.1]
     with pytest.warns(UserWarning, match=r"positions \[5\]"):
-        fig = plots.funnel(y, v, result=fake_pool(REF["funnel_dl"]))
+        fig = plots.funnel(y, v, result=pool(FS["yi"], FS["vi"]))
     assert len(by_gid(fig, "observed-studies")[0].get_offsets()) == 5
 
 
 def test_funnel_text_readable_and_inside_the_figure():
     fig = plots.funnel(FS["yi"], FS["vi"], contours=True, trimfill=trimfill_result(),
-                       egger=FakeEgger(REF["egger"]["limit_estimate"], REF["egger"]["asymmetry"]),
+                       egger=True,
                        title="Passive smoking and lung cancer (metafor dat.hackshaw1998), a long title")
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     assert min(t.get_fontsize() for t in texts(fig)) >= 7
     b = fig.get_tightbbox(r)  # inches; everything drawn, tick labels outside the view excluded
     assert b.x0 >= -0.01 and b.y0 >= -0.01 and b.x1 <= fig.get_figwidth() + 0.01 and b.y1 <= fig.get_figheight() + 0.01
+
+
+def test_funnel_default_centre_is_the_pooled_estimate():
+    fig = plots.funnel(FS["yi"], FS["vi"])
+    (centre,) = by_gid(fig, "centre-line")
+    assert centre.get_xdata()[0] == pytest.approx(REF["funnel_dl"]["estimate"], rel=1e-10)
+
+
+def test_weight_column_and_label_name_are_honoured():
+    st = studies(3).rename(columns={"label": "study"})
+    st["weight"] = [50.0, 30.0, 20.0]
+    fig = plots.forest(dl("dl_k2"), st, label="study")  # weights come from the column, not the result
+    sizes = by_gid(fig, "study-markers")[0].get_sizes()
+    np.testing.assert_allclose(sizes / sizes.max(), [1.0, 0.6, 0.4])
+    shown = {t.get_text() for t in texts(fig)}
+    assert {"50.0%", "30.0%", "20.0%", "Edinburgh"} <= shown
