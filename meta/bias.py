@@ -44,6 +44,8 @@ def _as_effects(yi, vi, *, who: str) -> tuple[np.ndarray, np.ndarray, pd.Index |
     (same lengths, finite, ``vi > 0``; NaN is refused, not dropped as metafor's
     na.omit would), plus the index when ``yi`` is a Series. Errors start with ``who``.
     """
+    if np.size(yi) == 0 and np.size(vi) == 0:  # let the caller say how many studies it needs
+        return np.empty(0), np.empty(0), None
     try:
         y, v = _check_pair(yi, vi)
     except ValueError as exc:

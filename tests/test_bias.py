@@ -86,6 +86,8 @@ def test_egger_level_changes_only_the_ci():
 def test_egger_needs_three_studies():
     with pytest.raises(ValueError, match="at least 3 studies"):
         egger([0.1, 0.2], [0.01, 0.02])
+    with pytest.raises(ValueError, match="at least 3 studies.*k = 0"):
+        egger([], [])
     res = egger([0.1, 0.2, 0.5], [0.01, 0.02, 0.04])  # k = 3 works, df = 1
     assert res.df == 1 and math.isfinite(res.t)
 
@@ -230,6 +232,7 @@ def test_trimfill_maxiter():
         (dict(yi=[0.1, 0.2, 0.3], vi=[0.01, -0.02, 0.03]), r"^trimfill: vi must be > 0.*positions.*: 1\b"),
         (dict(yi=[0.1, 0.2, 0.3], vi=[0.01, 0.02, np.inf]), r"^trimfill: vi must be finite.*positions.*: 2$"),
         (dict(yi=[0.1], vi=[0.01]), "at least 2 studies"),
+        (dict(yi=[], vi=[]), "at least 2 studies, got k = 0"),
         (dict(yi=[0.1, 0.5], vi=[0.04, 0.09]), "k = 2 studies.*side='left'"),
         (dict(yi=[0.1, 0.2, 0.3], vi=[0.01, 0.02, 0.03], method="ML"), "method must be one of"),
         (dict(yi=[0.1, 0.2, 0.3], vi=[0.01, 0.02, 0.03], estimator="L1"), "estimator must be one of"),
