@@ -773,10 +773,13 @@ def reproduce(
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    # <parent>/.results.tmp-XXXX/results: the inner folder has the target's own name, so an ignore
+    # rule for the results folder (.gitignore "results/") also hides a copy left by a killed run
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
+    tmp = work / out_dir.name
     try:
         fig_dir = tmp / "figures"
-        fig_dir.mkdir()
+        fig_dir.mkdir(parents=True)
         final_runs = []
         for run in runs:
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi, funnel_min_k=settings["funnel_min_k"])
@@ -787,10 +790,9 @@ def reproduce(
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
             (tmp / "report.html").write_text(report.markdown_to_html(md, title="Neal et al. (2016) reproduced"), encoding="utf-8")
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        _swap_into_place(tmp, out_dir, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the temp copy after a failure, the old results after success
     elapsed = time.perf_counter() - t0
     return _replace_result(res, elapsed)
 
@@ -829,12 +831,17 @@ def write_tables(res: ReproduceResult, folder: Path) -> None:
         res.coverage.to_csv(folder / "coverage.csv", index=True)
 
 
-def _swap_into_place(tmp: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``tmp`` with two renames; the old folder is removed last."""
+def _swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
+    """Replace ``out_dir`` by ``tmp`` with two renames (the old folder moves into ``work``, removed by the caller).
+
+    If the second rename fails the old folder is put back, so ``out_dir`` is always
+    either the complete old results or the complete new ones.
+    """
     old = None
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=tmp.parent))
-        old.rmdir()
+        old = work / "previous"
+        old.mkdir()
+        old = old / out_dir.name
         os.replace(out_dir, old)
     try:
         os.replace(tmp, out_dir)
@@ -842,8 +849,6 @@ def _swap_into_place(tmp: Path, out_dir: Path) -> None:
         if old is not None:
             os.replace(old, out_dir)
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def reproduce_cli(data_dir, out_dir) -> int:

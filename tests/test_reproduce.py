@@ -439,3 +439,25 @@ def test_failure_mid_run_leaves_previous_results_intact(synthetic, tmp_path, mon
     reproduce.reproduce(data, target, **FAST)  # a good run replaces the folder as a whole
     assert not (target / "marker.txt").exists() and (target / "report.md").is_file()
     assert sorted(os.listdir(tmp_path)) == ["results"]
+
+
+def test_failed_rename_puts_previous_results_back(synthetic, tmp_path, monkeypatch):
+    ref, res, out = synthetic
+    data = out.parent / "data"
+    target = tmp_path / "results"
+    reproduce.reproduce(data, target, **FAST)
+    (target / "marker.txt").write_text("old run")
+    real_replace = os.replace
+    calls = []
+
+    def flaky(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:  # old -> aside worked; new -> results fails
+            raise OSError("simulated rename failure")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(reproduce.os, "replace", flaky)
+    with pytest.raises(OSError, match="simulated rename"):
+        reproduce.reproduce(data, target, **FAST)
+    assert (target / "marker.txt").read_text() == "old run" and (target / "report.md").is_file()
+    assert sorted(os.listdir(tmp_path)) == ["results"]
