@@ -240,9 +240,15 @@ def _measuring_renderer():
     return measure.canvas.get_renderer(), measure.dpi
 
 
-@functools.lru_cache(maxsize=4096)
 def _text_width(s: str, bold: bool, fontsize: float) -> float:
-    """Width in inches of one line of ``s`` in the default font (DejaVu Sans)."""
+    """Width in inches of one line of ``s`` in the current default font."""
+    rc = matplotlib.rcParams
+    font = (tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), tuple(rc["font.serif"]), rc["font.stretch"])
+    return _text_width_cached(s, bold, fontsize, font)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_width_cached(s: str, bold: bool, fontsize: float, font: tuple) -> float:
     renderer, dpi = _measuring_renderer()
     prop = FontProperties(size=fontsize, weight="bold" if bold else "normal")
     w, _, _ = renderer.get_text_width_height_descent(s, prop, ismath=False)

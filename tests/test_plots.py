@@ -445,3 +445,12 @@ def test_weight_column_and_label_name_are_honoured():
     np.testing.assert_allclose(sizes / sizes.max(), [1.0, 0.6, 0.4])
     shown = {t.get_text() for t in texts(fig)}
     assert {"50.0%", "30.0%", "20.0%", "Edinburgh"} <= shown
+
+
+def test_too_wide_a_table_shrinks_to_7pt_then_widens_with_a_warning():
+    st = studies(3)
+    st.loc[0, "label"] = "A very long study label, with a long comment about its population and design " * 2
+    with pytest.warns(UserWarning, match="wider than width_cm=17"):
+        fig = plots.forest(pool(st["yi"], st["vi"]), st)
+    assert fig.get_figwidth() > 17 / 2.54
+    assert min(t.get_fontsize() for t in texts(fig)) == 7
