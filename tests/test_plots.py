@@ -454,3 +454,13 @@ def test_too_wide_a_table_shrinks_to_7pt_then_widens_with_a_warning():
         fig = plots.forest(pool(st["yi"], st["vi"]), st)
     assert fig.get_figwidth() > 17 / 2.54
     assert min(t.get_fontsize() for t in texts(fig)) == 7
+
+
+def test_saved_files_are_identical_on_rerun_and_pdf_fonts_are_truetype(tmp_path):
+    fig = plots.forest(dl("dl_k2"), studies(2))
+    a = plots.save(fig, tmp_path / "a" / "f", formats=("svg", "pdf"))
+    b = plots.save(fig, tmp_path / "b" / "f", formats=("svg", "pdf"))
+    for x, y in zip(a, b):
+        assert x.read_bytes() == y.read_bytes(), x.name
+    pdf = a[1].read_bytes()
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf
