@@ -529,6 +529,10 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = 0.95
     k = len(kept)
     yi, vi = kept[ycol].to_numpy(float), kept[vcol].to_numpy(float)
     notes: list[str] = []
+    known = set(table["outcome"].dropna().astype(str))
+    for o in analysis.outcomes:
+        if o not in known:  # a typo in analyses.csv would otherwise look like missing data
+            notes.append(f"no row of outcomes.csv has outcome {o!r}")
     result = egger_res = tf_res = loo = None
     if k == 1:
         result = SingleStudy.from_row(yi[0], vi[0], level)

@@ -461,3 +461,11 @@ def test_failed_rename_puts_previous_results_back(synthetic, tmp_path, monkeypat
         reproduce.reproduce(data, target, **FAST)
     assert (target / "marker.txt").read_text() == "old run" and (target / "report.md").is_file()
     assert sorted(os.listdir(tmp_path)) == ["results"]
+
+
+def test_outcome_without_any_row_is_noted(synthetic):
+    ref, res, out = synthetic
+    runs = {r.analysis.analysis_id: r for r in res.runs}
+    assert "no row of outcomes.csv has outcome 'peak_hip_flexion'" in runs["cc_flex"].notes
+    assert runs["cc_add"].notes == ()
+    assert "no row of outcomes.csv has outcome 'peak_hip_flexion'" in (out / "report.md").read_text()
