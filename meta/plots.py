@@ -188,11 +188,23 @@ def _check_studies(studies: Any, label: str, subgroup: str | None) -> pd.DataFra
     return studies
 
 
+def _numeric(studies: pd.DataFrame, col: str) -> np.ndarray:
+    """Column ``col`` as floats (missing -> NaN); non-numbers are refused by row."""
+    raw = studies[col]
+    num = pd.to_numeric(raw, errors="coerce")
+    bad = num.isna() & raw.notna()
+    if bad.any():
+        rows = [str(i) for i in studies.index[bad][:5]]
+        raise ValueError(f"forest: studies[{col!r}] must be numeric; rows {', '.join(rows)} hold "
+                         f"{raw[bad].head(5).tolist()}")
+    return num.to_numpy(dtype=float, na_value=np.nan)
+
+
 def _row_weights(studies: pd.DataFrame, pooled: Any, finite: np.ndarray) -> np.ndarray:
     """Percent weights per row of ``studies``: the ``weight`` column if given,
     else ``pooled.weights`` (one per study with finite yi/vi, in row order)."""
     if "weight" in studies.columns:
-        return np.asarray(studies["weight"], dtype=float)
+        return _numeric(studies, "weight")
     rw = np.asarray(pooled.weights, dtype=float).ravel()
     out = np.full(len(studies), np.nan)
     if rw.size == len(studies):
@@ -380,8 +392,7 @@ def forest(
     if len(favours) != 2 or len(group_labels) != 2:
         raise ValueError("forest: favours and group_labels must each be a pair (left/group 1, right/group 2)")
 
-    yi = np.asarray(studies["yi"], dtype=float)
-    vi = np.asarray(studies["vi"], dtype=float)
+    yi, vi = _numeric(studies, "yi"), _numeric(studies, "vi")
     finite = np.isfinite(yi) & np.isfinite(vi) & (vi >= 0)
     weights = _row_weights(studies, overall, finite)
     level = float(overall.level)
@@ -390,7 +401,7 @@ def forest(
     lo, hi = yi - z * se, yi + z * se
 
     num_cols = [c for c, _ in _GROUP_COLS + _GROUP2_COLS if c in studies.columns]
-    decimals = {c: _column_decimals(np.asarray(studies[c], dtype=float)) for c in num_cols}
+    decimals = {c: _column_decimals(_numeric(studies, c)) for c in num_cols}
 
     def fmt_cell(col: str, value: Any) -> str:
         try:
@@ -399,7 +410,7 @@ def forest(
             return str(value)
         if not np.isfinite(v):
             return ""
-        return _num(v, decimals[col] if col != "n" else 0)
+        return _num(v, decimals[col])
 
     def study_row(i: int) -> _Row:
         cells = {"label": str(studies[label].iloc[i])}
@@ -417,7 +428,7 @@ def forest(
         cells = {"label": name}
         for c in ("n1", "n2"):
             if c in num_cols:
-                cells[c] = _num(float(np.nansum(np.asarray(studies[c], dtype=float)[idx & finite])), 0)
+                cells[c] = _num(float(np.nansum(_numeric(studies, c)[idx & finite])), 0)
         w = 100.0 if kind == "total" else float(np.nansum(weights[idx & finite]))
         cells["weight"] = f"{w:.1f}%"
         cells["ci"] = _ci_text(res.estimate, res.ci_low, res.ci_high, digits)

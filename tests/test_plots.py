@@ -464,3 +464,16 @@ def test_saved_files_are_identical_on_rerun_and_pdf_fonts_are_truetype(tmp_path)
         assert x.read_bytes() == y.read_bytes(), x.name
     pdf = a[1].read_bytes()
     assert b"/FontFile2" in pdf and b"/Type3" not in pdf
+
+
+def test_non_numeric_cells_are_refused_by_row_and_nullable_missing_is_not_estimable():
+    st = studies(3)
+    st["sd1"] = st["sd1"].astype(object)
+    st.loc[1, "sd1"] = "7 (range)"
+    with pytest.raises(ValueError, match=r"studies\['sd1'\] must be numeric; rows 1"):
+        plots.forest(pool(st["yi"], st["vi"]), st)
+    st = studies(3)
+    st["yi"] = st["yi"].astype("Float64")
+    st.loc[2, "yi"] = pd.NA
+    fig = plots.forest(dl("dl_k2"), st)
+    assert len(by_gid(fig, "study-markers")[0].get_offsets()) == 2
