@@ -1,85 +1,144 @@
-"""Vectorised random-effects estimators: one implementation shared by
-``meta.pool.pool`` (one row) and ``meta.pool.pool_many`` (many rows).
+"""Vectorised fixed- and random-effects estimators: ONE implementation shared
+by ``meta.pool.pool`` (one row), ``leave_one_out``, ``cumulative``,
+``subgroups`` and ``pool_many`` (many rows).
 
 Every function works on 2-D arrays of shape ``(m, n)``: ``m`` analyses, each
-with up to ``n`` studies.  ``mask`` marks the studies that exist; at positions
-where ``mask`` is False, ``y`` must hold 0 and ``v`` must hold 1 (any finite
-positive value would do: their weight is forced to 0).
+with up to ``n`` studies.  A missing study (padding) has ``y = 0`` and
+``v = inf``, so its weight ``1 / (v + tau2)`` is exactly 0 and it drops out
+of every weighted sum; ``mask`` (True where a study exists) is only needed
+where an unweighted sum is taken.
 
-The formulas are those of the intercept-only model in metafor 3.8
-(``rma.uni``; Viechtbauer 2010, J Stat Softw 36(3)):
+Formulas (intercept-only model of metafor 3.8 ``rma.uni``; Viechtbauer 2010,
+J Stat Softw 36(3)):
 
 * weights ``w_i = 1 / (v_i + tau2)``, estimate ``sum(w y) / sum(w)``,
-  ``se = sqrt(1 / sum(w))``;
+  ``se = sqrt(1 / sum(w))`` (inverse-variance method, e.g. Borenstein et al.
+  2009, ch. 11-12);
 * Cochran's ``Q = sum(w0 (y - est0)^2)`` with ``w0 = 1 / v``;
-* DerSimonian & Laird (1986): ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
-* REML (Viechtbauer 2005, eq. 12): root of the restricted score
-  ``sum(w^2 (y - est)^2) - tr(P)``, ``tr(P) = sum(w) - sum(w^2)/sum(w)``,
-  found by Fisher scoring (step ``(y'PPy - tr P) / tr(PP)``) from the Hedges
-  (HE) starting value as metafor does, with step-halving on the restricted
-  log-likelihood, then :func:`scipy.optimize.brentq` for any row that has not
-  converged after ``MAXITER`` steps;
-* Paule & Mandel (1982): root of the generalised ``Q(tau2) = k - 1``,
-  bracketed in ``[0, var(y)]`` and found by safeguarded Newton steps
-  (DerSimonian & Kacker 2007), :func:`scipy.optimize.brentq` as fallback;
-* Knapp & Hartung (2003) / Hartung & Knapp (2001) ("HKSJ", metafor
-  ``test="knha"``): ``se^2 = s2w / sum(w)`` with
-  ``s2w = sum(w (y - est)^2) / (k - 1)``, not truncated at 1, t with ``k-1`` df;
-* ``I2`` and ``H2`` as metafor computes them: FE model from Q
-  (``I2 = max(0, 100 (Q - (k-1)) / Q)``, ``H2 = Q / (k-1)``), random-effects
-  models from tau2 and the typical within-study variance
-  ``s2 = (k-1) sum(w0) / (sum(w0)^2 - sum(w0^2))`` (Higgins & Thompson 2002):
-  ``I2 = 100 tau2 / (s2 + tau2)``, ``H2 = tau2 / s2 + 1``;
+* DerSimonian & Laird (1986):
+  ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
+* REML (Viechtbauer 2005, eqs. 10-12): root of the restricted score
+  ``y'PPy - tr(P)`` with ``y'PPy = sum(w^2 (y - est)^2)``,
+  ``tr(P) = sum(w) - sum(w^2)/sum(w)``, by Fisher scoring
+  (step ``(y'PPy - tr P) / tr(PP)``) from the truncated Hedges (HE) estimate,
+  as metafor, except that the observed information ``2 y'PPPy - tr(PP)``
+  replaces ``tr(PP)`` where it is positive (a Newton step: Fisher scoring
+  alone converges only linearly, slowly when tr(PP) overstates the
+  curvature).  A step that leaves the current bracket ``[lo, hi]`` (last
+  points with positive / negative score), or that is not at most half the
+  previous step once the root is bracketed (Fisher scoring can oscillate
+  around the root; Press et al. 2007, ``rtsafe``), is replaced by bisection
+  (step-halving); a step below 0 when no point with a positive score is
+  known (the score at 0 is <= 0) ends at the boundary ``tau2 = 0``.  Rows
+  still moving after ``MAXITER`` steps are solved by
+  :func:`scipy.optimize.brentq` on the score over ``[0, upper]``.  As
+  metafor (``ll0check``), a root whose restricted log-likelihood is below
+  that at ``tau2 = 0`` is replaced by 0;
+* Paule & Mandel (1982): root of the generalised ``Q(tau2) = k - 1``, with
+  ``Q(tau2) = sum(w (y - est)^2)`` decreasing in tau2 and
+  ``Q(var(y)) <= k - 1``, so the root is bracketed in ``[0, var(y)]``;
+  Newton steps (``dQ/dtau2 = -sum(w^2 (y - est)^2)``, DerSimonian & Kacker
+  2007) kept inside the bracket, brentq as fallback; 0 when
+  ``Q(0) < k - 1`` (metafor's rule);
+* Knapp & Hartung (2003) ("HKSJ", metafor ``test="knha"``):
+  ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)`` (0 if the
+  sum is below machine epsilon), not truncated at 1 (as metafor 3.8), t with
+  ``k - 1`` df;
+* ``I2``, ``H2`` as metafor: FE model from Q (``I2 = max(0, 100 (Q - (k-1)) / Q)``,
+  ``H2 = Q / (k-1)``); random-effects models from tau2 and the typical
+  within-study variance ``s2 = (k-1) sum(w0) / (sum(w0)^2 - sum(w0^2))``
+  (Higgins & Thompson 2002): ``I2 = 100 tau2 / (s2 + tau2)``, ``H2 = tau2/s2 + 1``;
 * prediction interval ``pi="z"``: metafor ``predict()``,
-  ``est +- crit sqrt(se^2 + tau2)`` with the test's critical value (normal, or
-  t with ``k-1`` df for HKSJ); ``pi="t"``: Higgins, Thompson & Spiegelhalter
-  (2009), t with ``k-2`` df (NaN when ``k < 3``).
+  ``est +- crit sqrt(se^2 + tau2)`` with the test's critical value (normal,
+  or t with ``k-1`` df for HKSJ); ``pi="t"``: Higgins, Thompson &
+  Spiegelhalter (2009), t with ``k-2`` df (NaN when ``k < 3``).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special
 
 METHODS = ("FE", "DL", "REML", "PM")
 TESTS = ("z", "hksj")
 PIS = ("z", "t")
 
-MAXITER = 100  # Fisher-scoring / Newton steps before the bracketing fallback
-_RTOL = 1e-13  # convergence on tau2, relative to (tau2 + mean within-study variance)
+MAXITER = 100  # Fisher-scoring / Newton steps before the brentq fallback
+_RTOL = 1e-12  # convergence on tau2, relative to (tau2 + mean within-study variance)
+_SQRT1_2 = math.sqrt(0.5)
 
 
-# --------------------------------------------------------------------------- sums
+# --------------------------------------------------------------------------- helpers
 
 
-def _sums(y, v, mask, tau2):
-    """Weights and the weighted sums every estimator needs, per row."""
-    w = np.where(mask, 1.0 / (v + tau2[:, None]), 0.0)
-    sw = w.sum(axis=1)
-    est = (w * y).sum(axis=1) / sw
-    r = np.where(mask, y - est[:, None], 0.0)
+def _rsum(a: np.ndarray) -> np.ndarray:
+    """Row sums (a matrix-vector product: much faster than ``a.sum(axis=1)``
+    on short rows)."""
+    return a @ np.ones(a.shape[1])
+
+
+def _sums(y, v, tau2):
+    """Weights, their sum, the weighted mean and the residuals, per row."""
+    w = v + tau2[:, None]
+    np.reciprocal(w, out=w)
+    sw = _rsum(w)
+    est = _rsum(w * y) / sw
+    r = y - est[:, None]
     return w, sw, est, r
 
 
-def _reml_parts(y, v, mask, tau2):
-    """Restricted log-likelihood (up to a constant), REML score and Fisher
-    information for tau2 (Viechtbauer 2005, eqs. 10-12), per row."""
-    w, sw, est, r = _sums(y, v, mask, tau2)
-    w2 = w * w
-    sw2 = w2.sum(axis=1)
-    sw3 = (w2 * w).sum(axis=1)
-    wr2 = (w * r * r).sum(axis=1)
-    w2r2 = (w2 * r * r).sum(axis=1)
-    log_v = np.where(mask, np.log(np.where(mask, v + tau2[:, None], 1.0)), 0.0).sum(axis=1)
-    ll = -0.5 * (log_v + np.log(sw) + wr2)
-    tr_p = sw - sw2 / sw
-    tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
-    return ll, w2r2 - tr_p, tr_pp
+def norm_sf2(z):
+    """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
+    return special.erfc(np.abs(z) * _SQRT1_2)
 
 
-def _scale(v, mask, k):
-    """Typical size of a variance in each row, for relative tolerances."""
-    return np.where(mask, v, 0.0).sum(axis=1) / k
+def chi2_sf(x, df):
+    """Upper tail of the chi-square distribution with integer ``df >= 1``.
+
+    Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), much faster than
+    the incomplete gamma function on many rows: even ``df``:
+    ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
+    ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
+    Falls back to :func:`scipy.special.chdtrc` for ``df > 200``.
+    """
+    x = np.asarray(x, dtype=float)
+    df = np.asarray(df)
+    out = np.empty(x.shape)
+    for d in np.unique(df):
+        sel = df == d
+        xs = x[sel]
+        if d > 200 or d < 1:
+            out[sel] = special.chdtrc(d, xs)
+            continue
+        h = 0.5 * xs
+        e = np.exp(-h)
+        if d % 2 == 0:
+            term = np.ones_like(xs)
+            acc = term.copy()
+            for j in range(1, d // 2):
+                term = term * h / j
+                acc += term
+            out[sel] = e * acc
+        else:
+            sx = np.sqrt(xs)
+            res = special.erfc(sx * _SQRT1_2)
+            if d > 1:
+                term = np.ones_like(xs)
+                acc = term.copy()
+                for j in range(2, (d - 1) // 2 + 1):
+                    term = term * xs / (2 * j - 1)
+                    acc += term
+                res = res + math.sqrt(2 / math.pi) * sx * e * acc
+            out[sel] = res
+    return out
+
+
+def _by_df(fun, df):
+    """Evaluate ``fun(d)`` once per distinct df and spread it over the rows."""
+    u, inv = np.unique(df, return_inverse=True)
+    return np.array([fun(d) for d in u], dtype=float)[inv]
 
 
 # --------------------------------------------------------------------------- tau2
@@ -93,130 +152,157 @@ def tau2_dl(q, k, sw0, sw0sq):
 
 
 def tau2_he(y, v, mask, k):
-    """Hedges (1983) estimator (metafor's REML starting value), truncated at 0."""
-    ybar = np.where(mask, y, 0.0).sum(axis=1) / k
-    rss = np.where(mask, (y - ybar[:, None]) ** 2, 0.0).sum(axis=1)
-    sv = np.where(mask, v, 0.0).sum(axis=1)
+    """Hedges (1983) estimator, truncated at 0 (metafor's REML start):
+    ``(sum((y - ybar)^2) - (k-1)/k sum(v)) / (k - 1)``."""
+    ybar = _rsum(y) / k
+    d = np.where(mask, y - ybar[:, None], 0.0)
+    rss = _rsum(d * d)
+    sv = _rsum(np.where(mask, v, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (rss - (k - 1) / k * sv) / (k - 1)
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
 
 
+def reml_loglik(y, v, mask, tau2):
+    """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
+    ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
+    (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``)."""
+    w, sw, est, r = _sums(y, v, tau2)
+    logw = np.log(w, out=np.zeros_like(w), where=mask)
+    return -0.5 * (-_rsum(logw) + np.log(sw) + _rsum(w * r * r))
+
+
+def reml_score(y, v, tau2, info=False):
+    """REML score ``y'PPy - tr(P)`` (twice the derivative of the restricted
+    log-likelihood) and, if ``info``, the information used for the step: the
+    observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
+    else the Fisher information
+    ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``."""
+    w, sw, est, r = _sums(y, v, tau2)
+    wr = w * r
+    w2 = w * w
+    sw2 = _rsum(w2)
+    score = _rsum(wr * wr) - (sw - sw2 / sw)
+    if not info:
+        return score
+    sw3 = _rsum(w2 * w)
+    tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    # observed information -d(score)/dtau2 = 2 y'PPPy - tr(PP), with
+    # y'PPPy = u'Pu, u = Py = w r: sum(w u^2) - sum(w u)^2 / sum(w)
+    upu = _rsum(wr * wr * w) - _rsum(wr * w) ** 2 / sw
+    obs = 2.0 * upu - tr_pp
+    return score, np.where(obs > 0, obs, tr_pp)
+
+
+def _scale(v, mask, k):
+    """Mean within-study variance of each row, for relative tolerances."""
+    return _rsum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
+
+
 def _upper_bracket(f, start):
     """Smallest ``start * 2**j`` (j >= 0) at which ``f`` is negative."""
     hi = start
-    for _ in range(2000):
+    for _ in range(2100):
         if f(hi) < 0:
             return hi
         hi *= 2.0
     raise FloatingPointError("no upper bracket for tau2")  # pragma: no cover
 
 
-def _brentq_rows(score, tau2, idx, y, v, mask, scale):
-    """Per-row bracketing fallback: brentq on ``score`` over ``[0, upper]``."""
-    for i in idx:
-        yi, vi, mi = y[i : i + 1], v[i : i + 1], mask[i : i + 1]
+def _brentq_rows(score, tau2, rows, y, v, scale):
+    """Bracketing fallback for single rows: brentq on ``score`` over
+    ``[0, upper]``; 0 when the score at 0 is not positive."""
+    for i in rows:
+        yi, vi = y[i : i + 1], v[i : i + 1]
 
-        def f(t, yi=yi, vi=vi, mi=mi):
-            return float(score(yi, vi, mi, np.array([t]))[0])
+        def f(t, yi=yi, vi=vi):
+            return float(score(yi, vi, np.array([t]))[0])
 
         if f(0.0) <= 0:
             tau2[i] = 0.0
             continue
         hi = _upper_bracket(f, max(tau2[i], scale[i], 1e-300) * 2.0)
-        tau2[i] = optimize.brentq(f, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=1000)
+        tau2[i] = optimize.brentq(f, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
 
 
-def _reml_score(y, v, mask, tau2):
-    return _reml_parts(y, v, mask, tau2)[1]
-
-
-def tau2_reml(y, v, mask, k):
-    """REML estimate of tau2 per row (see module docstring).
-
-    Fisher scoring starts, as in metafor, from the truncated Hedges estimator.
-    A step that would leave ``[0, inf)`` goes to 0 when the score at 0 is not
-    positive (boundary maximum) and is otherwise halved; a step that lowers the
-    restricted log-likelihood is halved (up to 60 times).  Rows still moving
-    after ``MAXITER`` steps are solved by brentq on the score.  As in metafor
-    (``ll0check``), a positive root whose log-likelihood is below that at
-    ``tau2 = 0`` is replaced by 0.
-    """
-    m = y.shape[0]
+def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
+    """REML estimate of tau2 per row (algorithm in the module docstring)."""
     tau2 = tau2_he(y, v, mask, k)
-    scale = _scale(v, mask, np.maximum(k, 1))
-    active = np.flatnonzero(k > 1)
-    for _ in range(MAXITER):
-        if active.size == 0:
+    scale = _scale(v, mask, k)
+    rows = np.flatnonzero(k > 1)
+    s0 = reml_score(y[rows], v[rows], np.zeros(rows.size))
+    start = tau2[rows]
+    act = rows[(start > 0) | (s0 > 0)]  # others: HE = 0 and score(0) <= 0 -> tau2 = 0
+    lo_ok = (s0 > 0)[(start > 0) | (s0 > 0)]
+    t = tau2[act]
+    lo = np.zeros(act.size)
+    hi = np.full(act.size, np.inf)
+    step_old = np.full(act.size, np.inf)
+    for _ in range(maxiter):
+        if act.size == 0:
             break
-        ya, va, ma, ta = y[active], v[active], mask[active], tau2[active]
-        ll, score, info = _reml_parts(ya, va, ma, ta)
-        new = ta + score / info
-        out = new < 0
-        if out.any():
-            s0 = _reml_score(ya[out], va[out], ma[out], np.zeros(int(out.sum())))
-            new[out] = np.where(s0 <= 0, 0.0, ta[out] / 2.0)
-        # step-halving on the restricted log-likelihood
-        ll_new = _reml_parts(ya, va, ma, new)[0]
-        worse = ll_new < ll - 1e-12 * np.abs(ll)
-        for _h in range(60):
-            if not worse.any():
-                break
-            wi = np.flatnonzero(worse)
-            new[wi] = (ta[wi] + new[wi]) / 2.0
-            ll_new_w = _reml_parts(ya[wi], va[wi], ma[wi], new[wi])[0]
-            worse[wi] = ll_new_w < ll[wi] - 1e-12 * np.abs(ll[wi])
-        change = np.abs(new - ta)
-        tau2[active] = new
-        done = (change <= _RTOL * (new + scale[active])) | ((new == 0) & (ta == 0))
-        active = active[~done]
-    if active.size:
-        _brentq_rows(_reml_score, tau2, active, y, v, mask, scale)
-    # ll0check, as metafor: keep tau2 = 0 if it has the higher likelihood
+        ya, va = y[act], v[act]
+        s, info = reml_score(ya, va, t, info=True)
+        pos, neg = s > 0, s < 0
+        lo = np.where(pos, t, lo)
+        lo_ok |= pos
+        hi = np.where(neg, t, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = t + s / info
+        below = new <= lo
+        to_zero = below & ~lo_ok
+        bracketed = lo_ok & np.isfinite(hi)
+        # bisect when the step leaves the bracket or fails to halve
+        # (Fisher scoring can oscillate around the root: this is where
+        # metafor's iterations run out; Press et al. 2007, rtsafe)
+        slow = bracketed & (np.abs(new - t) > 0.5 * step_old)
+        bis = (below & lo_ok) | (new >= hi) | ~np.isfinite(new) | slow
+        new = np.where(bis, np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * t + scale[act]), new)
+        new = np.where(to_zero, 0.0, new)
+        new = np.where(s == 0, t, new)
+        step_old = np.abs(new - t)
+        tol = _RTOL * (new + scale[act])
+        done = to_zero | (step_old <= tol) | (bracketed & (hi - lo <= tol))
+        tau2[act] = new
+        keep = ~done
+        act, t, lo, hi, lo_ok, step_old = act[keep], new[keep], lo[keep], hi[keep], lo_ok[keep], step_old[keep]
+    if act.size:
+        _brentq_rows(reml_score, tau2, act, y, v, scale)
+    # metafor's ll0check: tau2 = 0 if it has the higher restricted likelihood
     pos = np.flatnonzero(tau2 > 0)
     if pos.size:
-        ll_t = _reml_parts(y[pos], v[pos], mask[pos], tau2[pos])[0]
-        ll_0 = _reml_parts(y[pos], v[pos], mask[pos], np.zeros(pos.size))[0]
+        ll_t = reml_loglik(y[pos], v[pos], mask[pos], tau2[pos])
+        ll_0 = reml_loglik(y[pos], v[pos], mask[pos], np.zeros(pos.size))
         tau2[pos[ll_0 > ll_t]] = 0.0
-    assert tau2.shape == (m,)
     return tau2
 
 
-def _pm_parts(y, v, mask, tau2):
-    """Generalised Q(tau2) and its derivative -sum(w^2 (y - est)^2)."""
-    w, sw, est, r = _sums(y, v, mask, tau2)
-    wr2 = w * r * r
-    return wr2.sum(axis=1), -(w * wr2).sum(axis=1)
+def _pm_q(y, v, tau2, deriv=False):
+    """Generalised Q(tau2) and, if ``deriv``, dQ/dtau2 = -sum(w^2 (y - est)^2)."""
+    w, sw, est, r = _sums(y, v, tau2)
+    wr = w * r
+    q = _rsum(wr * r)
+    return (q, -_rsum(wr * wr)) if deriv else q
 
 
-def tau2_pm(y, v, mask, k):
-    """Paule & Mandel (1982) estimate per row: root of ``Q(tau2) = k - 1``.
-
-    ``Q`` decreases in tau2 and ``Q(var(y)) <= k - 1`` (because
-    ``w_i <= 1/tau2`` and the weighted mean minimises the weighted sum of
-    squares), so the root lies in ``[0, var(y)]``; tau2 = 0 when
-    ``Q(0) < k - 1`` (metafor's rule).  Newton steps from 0 are kept inside the
-    shrinking bracket (bisection otherwise); brentq handles any row left after
-    ``MAXITER`` steps.
-    """
+def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
+    """Paule & Mandel (1982) estimate of tau2 per row (see module docstring)."""
     tau2 = np.zeros(y.shape[0])
     df = (k - 1).astype(float)
-    scale = _scale(v, mask, np.maximum(k, 1))
-    cand = np.flatnonzero(k > 1)
-    if cand.size == 0:
-        return tau2
-    q0 = _pm_parts(y[cand], v[cand], mask[cand], np.zeros(cand.size))[0]
-    active = cand[q0 > df[cand]]
-    ybar = np.where(mask[active], y[active], 0.0).sum(axis=1) / k[active]
-    lo = np.zeros(active.size)
-    hi = np.where(mask[active], (y[active] - ybar[:, None]) ** 2, 0.0).sum(axis=1) / df[active]
+    scale = _scale(v, mask, k)
+    rows = np.flatnonzero(k > 1)
+    q0 = _pm_q(y[rows], v[rows], np.zeros(rows.size))
+    act = rows[q0 > df[rows]]
+    ybar = _rsum(y[act]) / k[act]
+    d = np.where(mask[act], y[act] - ybar[:, None], 0.0)
+    lo = np.zeros(act.size)
+    hi = _rsum(d * d) / df[act]
     t = lo.copy()
-    for _ in range(MAXITER):
-        if active.size == 0:
+    for _ in range(maxiter):
+        if act.size == 0:
             break
-        ya, va, ma = y[active], v[active], mask[active]
-        f, fp = _pm_parts(ya, va, ma, t)
-        f = f - df[active]
+        f, fp = _pm_q(y[act], v[act], t, deriv=True)
+        f -= df[act]
         lo = np.where(f > 0, t, lo)
         hi = np.where(f < 0, t, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -224,88 +310,99 @@ def tau2_pm(y, v, mask, k):
         bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
         new = np.where(bad, 0.5 * (lo + hi), new)
         new = np.where(f == 0, t, new)
-        tol = _RTOL * (new + scale[active])
+        tol = _RTOL * (new + scale[act])
         done = (np.abs(new - t) <= tol) | (hi - lo <= tol)
-        tau2[active] = new
+        tau2[act] = new
         keep = ~done
-        active, t, lo, hi = active[keep], new[keep], lo[keep], hi[keep]
-    if active.size:
+        act, t, lo, hi = act[keep], new[keep], lo[keep], hi[keep]
+    if act.size:
 
-        def score(yi, vi, mi, tt):
-            return _pm_parts(yi, vi, mi, tt)[0] - (mi.sum(axis=1) - 1)
+        def score(yi, vi, tt):
+            return _pm_q(yi, vi, tt) - (np.isfinite(vi).sum(axis=1) - 1)
 
-        _brentq_rows(score, tau2, active, y, v, mask, scale)
+        _brentq_rows(score, tau2, act, y, v, scale)
     return tau2
 
 
 # --------------------------------------------------------------------------- fit
 
 
-def fit(y, v, mask, *, method="DL", test="z", level=0.95, pi="z", weights=False):
+def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weights=False):
     """Fit the intercept-only model to each row; return a dict of 1-D arrays.
 
+    ``y`` (0 at padding), ``v`` (inf at padding), ``mask`` (True where a
+    study exists), ``k`` (studies per row; computed from ``mask`` if None).
     Keys: ``k, estimate, se, stat, p, ci_low, ci_high, tau2, tau, i2, h2, q,
-    q_df, q_p, pi_low, pi_high, test_used`` (``"z"`` where HKSJ was requested
-    but k = 1, as metafor does) and, if ``weights``, ``weights`` (m x n,
-    percent).
+    q_df, q_p, pi_low, pi_high, hksj`` (True where the HKSJ test was used:
+    never for k = 1, which falls back to z as metafor does) and, if
+    ``weights``, ``weights`` (m x n, percent).
     """
-    k = mask.sum(axis=1)
+    if k is None:
+        k = np.count_nonzero(mask, axis=1)
+    k = np.asarray(k, dtype=np.int64)
     one = k == 1
-    w0 = np.where(mask, 1.0 / v, 0.0)
-    sw0 = w0.sum(axis=1)
-    sw0sq = (w0 * w0).sum(axis=1)
-    est0 = (w0 * y).sum(axis=1) / sw0
-    q = np.maximum((w0 * np.where(mask, y - est0[:, None], 0.0) ** 2).sum(axis=1), 0.0)
     df = k - 1
+    w0 = 1.0 / v
+    sw0 = _rsum(w0)
+    sw0sq = _rsum(w0 * w0)
+    est0 = _rsum(w0 * y) / sw0
+    r0 = y - est0[:, None]
+    q = np.maximum(_rsum(w0 * r0 * r0), 0.0)
 
     if method == "FE":
         tau2 = np.zeros(y.shape[0])
-    elif method == "DL":
-        tau2 = tau2_dl(q, k, sw0, sw0sq)
-    elif method == "REML":
-        tau2 = tau2_reml(y, v, mask, k)
-    elif method == "PM":
-        tau2 = tau2_pm(y, v, mask, k)
-    else:  # pragma: no cover - checked by callers
-        raise ValueError(method)
+        w, sw, est, r = w0, sw0, est0, r0
+    else:
+        if method == "DL":
+            tau2 = tau2_dl(q, k, sw0, sw0sq)
+        elif method == "REML":
+            tau2 = tau2_reml(y, v, mask, k)
+        elif method == "PM":
+            tau2 = tau2_pm(y, v, mask, k)
+        else:  # pragma: no cover - checked by callers
+            raise ValueError(method)
+        w, sw, est, r = _sums(y, v, tau2)
 
-    w, sw, est, r = _sums(y, v, mask, tau2)
     se = np.sqrt(1.0 / sw)
-    hksj = np.full(k.shape, test == "hksj") & ~one
+    alpha = 1.0 - level
+    hksj = (~one) if test == "hksj" else np.zeros(k.shape, bool)
+    use_t = hksj.any()
     with np.errstate(invalid="ignore", divide="ignore"):
-        if hksj.any():
-            rss = (w * r * r).sum(axis=1)
-            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / np.maximum(df, 1))
+        tdf = np.maximum(df, 1)
+        if use_t:
+            rss = _rsum(w * r * r)
+            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / tdf)
             se = np.where(hksj, np.sqrt(s2w / sw), se)
         stat = est / se
-        tdf = np.maximum(df, 1)
-        alpha = 1.0 - level
-        crit = np.where(hksj, stats.t.isf(alpha / 2, tdf), stats.norm.isf(alpha / 2))
-        p = np.where(hksj, 2 * stats.t.sf(np.abs(stat), tdf), 2 * stats.norm.sf(np.abs(stat)))
+        zcrit = special.ndtri(1.0 - alpha / 2)
+        if use_t:
+            tcrit = _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), tdf)
+            crit = np.where(hksj, tcrit, zcrit)
+            p = np.where(hksj, 2.0 * special.stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
+        else:
+            crit = zcrit
+            p = norm_sf2(stat)
         ci_low = est - crit * se
         ci_high = est + crit * se
 
-        trp0 = sw0 - sw0sq / sw0
-        vt = df / trp0
         if method == "FE":
             i2 = np.maximum(100.0 * (q - df) / q, 0.0)
-            i2 = np.where(q == 0, np.nan, i2)
+            i2[q == 0] = np.nan  # as R's max(0, NaN)
             h2 = q / df
         else:
+            vt = df * sw0 / (sw0 * sw0 - sw0sq)
             i2 = 100.0 * tau2 / (vt + tau2)
             h2 = tau2 / vt + 1.0
-        q_p = stats.chi2.sf(q, tdf)
+        q_p = chi2_sf(q, tdf)
         # k = 1: metafor reports Q = 0, p = 1, I2 = 0, H2 = 1
-        q = np.where(one, 0.0, q)
-        q_p = np.where(one, 1.0, q_p)
-        i2 = np.where(one, 0.0, i2)
-        h2 = np.where(one, 1.0, h2)
+        if one.any():
+            q[one], q_p[one], i2[one], h2[one] = 0.0, 1.0, 0.0, 1.0
 
         spred = np.sqrt(se * se + tau2)
         if pi == "z":
             pcrit = crit
         else:
-            pcrit = np.where(k > 2, stats.t.isf(alpha / 2, np.maximum(k - 2, 1)), np.nan)
+            pcrit = np.where(k > 2, _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), np.maximum(k - 2, 1)), np.nan)
         pi_low = est - pcrit * spred
         pi_high = est + pcrit * spred
 
@@ -326,7 +423,7 @@ def fit(y, v, mask, *, method="DL", test="z", level=0.95, pi="z", weights=False)
         "q_p": q_p,
         "pi_low": pi_low,
         "pi_high": pi_high,
-        "test_used": np.where(hksj, "hksj", "z") if test == "hksj" else np.full(k.shape, "z"),
+        "hksj": hksj,
     }
     if weights:
         out["weights"] = 100.0 * w / sw[:, None]

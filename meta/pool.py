@@ -227,7 +227,7 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
         pi_high=float(out["pi_high"][i]),
         weights=weights,
         method=method,
-        test=str(out["test_used"][i]),
+        test="hksj" if out["hksj"][i] else "z",
         level=float(level),
         pi=pi,
     )
@@ -326,7 +326,7 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     ys, vs = y[idx], v[idx]
     mask = np.tri(k, k, dtype=bool)
     y2 = np.where(mask, ys[None, :], 0.0)
-    v2 = np.where(mask, vs[None, :], 1.0)
+    v2 = np.where(mask, vs[None, :], np.inf)
     df = _fit_matrix(y2, v2, mask, method, test, level, pi)
     df.insert(0, "added", [lab[i] for i in idx])
     return df
@@ -385,7 +385,7 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     n_g = np.bincount(codes, minlength=len(labels))
     n = int(n_g.max())
     y2 = np.zeros((len(labels), n))
-    v2 = np.ones((len(labels), n))
+    v2 = np.full((len(labels), n), np.inf)
     mask = np.zeros((len(labels), n), bool)
     slot = np.zeros(y.size, int)
     for j in range(len(labels)):
@@ -451,10 +451,11 @@ def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.9
     for s in range(0, m, _CHUNK):
         mk = mask[s : s + _CHUNK]
         yc = np.where(mk, y[s : s + _CHUNK], 0.0)
-        vc = np.where(mk, v[s : s + _CHUNK], 1.0)
-        out = _est.fit(yc, vc, mk, method=method, test=test, level=level, pi=pi)
+        vc = np.where(mk, v[s : s + _CHUNK], np.inf)
+        kc = (mk @ np.ones(mk.shape[1], np.float32)).astype(np.int64)
+        out = _est.fit(yc, vc, mk, kc, method=method, test=test, level=level, pi=pi)
         for c in _MANY_COLUMNS:
             res[c][s : s + _CHUNK] = out[c]
         k1 += int((out["k"] == 1).sum())
     _warn_k1(test, k1)
-    return pd.DataFrame(res, index=index)
+    return pd.DataFrame(res, index=index, copy=False)

@@ -162,10 +162,10 @@ def test_reml_converges_where_metafor_fisher_scoring_fails():
     assert abs(res.tau2 - ref["grid_argmax"]) <= 1e-3
     y, v = np.array(ref["yi"])[None], np.array(ref["vi"])[None]
     mask = np.ones_like(y, bool)
-    ll_hat = E._reml_parts(y, v, mask, np.array([res.tau2]))[0][0]
+    ll_hat = E.reml_loglik(y, v, mask, np.array([res.tau2]))[0]
     grid = np.linspace(max(res.tau2 - 0.01, 0), res.tau2 + 0.01, 2001)
-    ll_grid = E._reml_parts(np.repeat(y, grid.size, 0), np.repeat(v, grid.size, 0),
-                            np.repeat(mask, grid.size, 0), grid)[0]
+    ll_grid = E.reml_loglik(np.repeat(y, grid.size, 0), np.repeat(v, grid.size, 0),
+                            np.repeat(mask, grid.size, 0), grid)
     assert ll_hat >= ll_grid.max() - 1e-12
     # metafor's REML logLik adds -(k-1)/2 log(2 pi) + 1/2 log(k) (REMLf = TRUE)
     assert ll_hat - 0.5 * 4 * math.log(2 * math.pi) + 0.5 * math.log(5) == pytest.approx(ref["loglik"], rel=1e-9)
@@ -292,3 +292,12 @@ def test_properties_permutation_invariance_range_and_nonnegative_tau2(data, meth
     assert y.min() - 1e-12 <= res.estimate <= y.max() + 1e-12
     np.testing.assert_allclose(res.weights[perm], res2.weights, rtol=1e-6, atol=1e-9)
     assert res.weights.sum() == pytest.approx(100.0)
+
+
+def test_closed_form_chi2_tail_matches_scipy():
+    """The integer-df closed forms used for Q's p-value (A&S 26.4.4-5)."""
+    from scipy import stats
+
+    x = np.concatenate([[0.0, 1e-12, 0.5], np.linspace(0.1, 400, 97)])
+    for d in [1, 2, 3, 4, 7, 10, 35, 64, 199, 250]:
+        np.testing.assert_allclose(E.chi2_sf(x, np.full(x.size, d)), stats.chi2.sf(x, d), rtol=1e-11, atol=1e-300)
