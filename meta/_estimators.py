@@ -2,11 +2,14 @@
 by ``meta.pool.pool`` (one row), ``leave_one_out``, ``cumulative``,
 ``subgroups`` and ``pool_many`` (many rows).
 
-Every function works on 2-D arrays of shape ``(m, n)``: ``m`` analyses, each
-with up to ``n`` studies.  A missing study (padding) has ``y = 0`` and
-``v = inf``, so its weight ``1 / (v + tau2)`` is exactly 0 and it drops out
-of every weighted sum; ``mask`` (True where a study exists) is only needed
-where an unweighted sum is taken.
+Every function works on 2-D arrays of shape ``(n, m)``: up to ``n`` studies
+(axis 0) for each of ``m`` analyses (axis 1).  Studies run down the columns so
+that per-analysis quantities (tau2, the estimate) broadcast along the long,
+contiguous axis and column sums are sums of whole rows: this is what makes
+``pool_many`` fast.  A missing study (padding) has ``y = 0`` and ``v = inf``,
+so its weight ``1 / (v + tau2)`` is exactly 0 and it drops out of every
+weighted sum; ``mask`` (True where a study exists) is only needed where an
+unweighted sum is taken.
 
 Formulas (intercept-only model of metafor 3.8 ``rma.uni``; Viechtbauer 2010,
 J Stat Softw 36(3)):
@@ -73,20 +76,22 @@ _SQRT1_2 = math.sqrt(0.5)
 # --------------------------------------------------------------------------- helpers
 
 
-def _rsum(a: np.ndarray) -> np.ndarray:
-    """Row sums (a matrix-vector product: much faster than ``a.sum(axis=1)``
-    on short rows)."""
-    return a @ np.ones(a.shape[1])
+def _csum(a: np.ndarray) -> np.ndarray:
+    """Sum over the studies (axis 0) of each analysis (a vector-matrix
+    product: faster than ``a.sum(axis=0)``)."""
+    return np.ones(a.shape[0]) @ a
 
 
-def _sums(y, v, tau2):
-    """Weights, their sum, the weighted mean and the residuals, per row."""
-    w = v + tau2[:, None]
+def _sums(y, v, tau2, tmp=None, w=None):
+    """Weights, their sum and the weighted mean per analysis.  ``tmp`` and
+    ``w`` are optional arrays of the shape of ``y`` to write into (saves
+    allocations)."""
+    w = np.add(v, tau2, out=w)
     np.reciprocal(w, out=w)
-    sw = _rsum(w)
-    est = _rsum(w * y) / sw
-    r = y - est[:, None]
-    return w, sw, est, r
+    sw = _csum(w)
+    tmp = np.multiply(w, y, out=tmp)
+    est = _csum(tmp) / sw
+    return w, sw, est
 
 
 def norm_sf2(z):
@@ -97,46 +102,42 @@ def norm_sf2(z):
 def chi2_sf(x, df):
     """Upper tail of the chi-square distribution with integer ``df >= 1``.
 
-    Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), much faster than
-    the incomplete gamma function on many rows: even ``df``:
-    ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
+    Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), evaluated for all
+    analyses at once and much faster than the incomplete gamma function:
+    even ``df``: ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
     ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
-    Falls back to :func:`scipy.special.chdtrc` for ``df > 200``.
+    ``df > 200`` (or an overflowing series) uses :func:`scipy.special.chdtrc`.
     """
     x = np.asarray(x, dtype=float)
-    df = np.asarray(df)
-    out = np.empty(x.shape)
-    for d in np.unique(df):
-        sel = df == d
-        xs = x[sel]
-        if d > 200 or d < 1:
-            out[sel] = special.chdtrc(d, xs)
-            continue
-        h = 0.5 * xs
-        e = np.exp(-h)
-        if d % 2 == 0:
-            term = np.ones_like(xs)
-            acc = term.copy()
-            for j in range(1, d // 2):
-                term = term * h / j
-                acc += term
-            out[sel] = e * acc
-        else:
-            sx = np.sqrt(xs)
-            res = special.erfc(sx * _SQRT1_2)
-            if d > 1:
-                term = np.ones_like(xs)
-                acc = term.copy()
-                for j in range(2, (d - 1) // 2 + 1):
-                    term = term * xs / (2 * j - 1)
-                    acc += term
-                res = res + math.sqrt(2 / math.pi) * sx * e * acc
-            out[sel] = res
+    d = np.asarray(df, dtype=np.int64)
+    big = d > 200
+    dd = np.where(big, 1, d)
+    # branch-free on purpose: np.where on a random parity mask is slow
+    evenf = 1.0 - (dd & 1)
+    nterm = (dd - 1 + (dd & 1 == 0)) >> 1  # df/2 terms (even), (df-1)/2 (odd)
+    h = 0.5 * x
+    e = np.exp(-h)
+    z = x - h * evenf  # x/2 for even df, x for odd df
+    acc = (nterm >= 1).astype(float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        nmax = int(nterm.max(initial=0))
+        if nmax > 1:
+            term = np.ones_like(x)
+            for j in range(1, nmax):
+                odd_f = 1.0 / (2 * j + 1)
+                term *= z * (odd_f + evenf * (1.0 / j - odd_f))
+                acc += term * (nterm > j)
+        sx = np.sqrt(x)
+        oddf = 1.0 - evenf
+        out = e * acc * (evenf + oddf * (math.sqrt(2 / math.pi) * sx)) + oddf * special.erfc(sx * _SQRT1_2)
+    redo = big | ~np.isfinite(out)
+    if redo.any():
+        out[redo] = special.chdtrc(d[redo], x[redo])
     return out
 
 
 def _by_df(fun, df):
-    """Evaluate ``fun(d)`` once per distinct df and spread it over the rows."""
+    """Evaluate ``fun(d)`` once per distinct df and spread it over the analyses."""
     u, inv = np.unique(df, return_inverse=True)
     return np.array([fun(d) for d in u], dtype=float)[inv]
 
@@ -154,10 +155,10 @@ def tau2_dl(q, k, sw0, sw0sq):
 def tau2_he(y, v, mask, k):
     """Hedges (1983) estimator, truncated at 0 (metafor's REML start):
     ``(sum((y - ybar)^2) - (k-1)/k sum(v)) / (k - 1)``."""
-    ybar = _rsum(y) / k
-    d = np.where(mask, y - ybar[:, None], 0.0)
-    rss = _rsum(d * d)
-    sv = _rsum(np.where(mask, v, 0.0))
+    ybar = _csum(y) / k
+    d = np.where(mask, y - ybar, 0.0)
+    rss = _csum(d * d)
+    sv = _csum(np.where(mask, v, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
         t = (rss - (k - 1) / k * sv) / (k - 1)
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
@@ -167,9 +168,10 @@ def reml_loglik(y, v, mask, tau2):
     """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
     ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
     (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``)."""
-    w, sw, est, r = _sums(y, v, tau2)
+    w, sw, est = _sums(y, v, tau2)
+    r = y - est
     logw = np.log(w, out=np.zeros_like(w), where=mask)
-    return -0.5 * (-_rsum(logw) + np.log(sw) + _rsum(w * r * r))
+    return -0.5 * (-_csum(logw) + np.log(sw) + _csum(w * r * r))
 
 
 def reml_score(y, v, tau2, info=False):
@@ -178,25 +180,28 @@ def reml_score(y, v, tau2, info=False):
     observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
     else the Fisher information
     ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``."""
-    w, sw, est, r = _sums(y, v, tau2)
-    wr = w * r
+    tmp = np.empty_like(y)
+    w, sw, est = _sums(y, v, tau2, tmp)
+    wr = np.subtract(y, est, out=tmp)
+    wr *= w  # u = Py = w (y - est)
     w2 = w * w
-    sw2 = _rsum(w2)
-    score = _rsum(wr * wr) - (sw - sw2 / sw)
+    sw2 = _csum(w2)
+    score = _csum(np.square(wr, out=w2 if not info else None)) - (sw - sw2 / sw)
     if not info:
         return score
-    sw3 = _rsum(w2 * w)
+    sw3 = _csum(np.multiply(w2, w, out=w2))
     tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
     # observed information -d(score)/dtau2 = 2 y'PPPy - tr(PP), with
-    # y'PPPy = u'Pu, u = Py = w r: sum(w u^2) - sum(w u)^2 / sum(w)
-    upu = _rsum(wr * wr * w) - _rsum(wr * w) ** 2 / sw
+    # y'PPPy = u'Pu = sum(w u^2) - sum(w u)^2 / sum(w)
+    wu = np.multiply(wr, w, out=w2)
+    upu = _csum(wu * wr) - _csum(wu) ** 2 / sw
     obs = 2.0 * upu - tr_pp
     return score, np.where(obs > 0, obs, tr_pp)
 
 
 def _scale(v, mask, k):
-    """Mean within-study variance of each row, for relative tolerances."""
-    return _rsum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
+    """Mean within-study variance of each analysis, for relative tolerances."""
+    return _csum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
 
 
 def _upper_bracket(f, start):
@@ -209,11 +214,11 @@ def _upper_bracket(f, start):
     raise FloatingPointError("no upper bracket for tau2")  # pragma: no cover
 
 
-def _brentq_rows(score, tau2, rows, y, v, scale):
-    """Bracketing fallback for single rows: brentq on ``score`` over
+def _brentq_cols(score, tau2, cols, y, v, scale):
+    """Bracketing fallback for single analyses: brentq on ``score`` over
     ``[0, upper]``; 0 when the score at 0 is not positive."""
-    for i in rows:
-        yi, vi = y[i : i + 1], v[i : i + 1]
+    for i in cols:
+        yi, vi = y[:, i : i + 1], v[:, i : i + 1]
 
         def f(t, yi=yi, vi=vi):
             return float(score(yi, vi, np.array([t]))[0])
@@ -226,22 +231,23 @@ def _brentq_rows(score, tau2, rows, y, v, scale):
 
 
 def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
-    """REML estimate of tau2 per row (algorithm in the module docstring)."""
+    """REML estimate of tau2 per analysis (algorithm in the module docstring)."""
     tau2 = tau2_he(y, v, mask, k)
     scale = _scale(v, mask, k)
-    rows = np.flatnonzero(k > 1)
-    s0 = reml_score(y[rows], v[rows], np.zeros(rows.size))
-    start = tau2[rows]
-    act = rows[(start > 0) | (s0 > 0)]  # others: HE = 0 and score(0) <= 0 -> tau2 = 0
-    lo_ok = (s0 > 0)[(start > 0) | (s0 > 0)]
+    cols = np.flatnonzero(k > 1)
+    s0 = reml_score(y[:, cols], v[:, cols], np.zeros(cols.size))
+    start = tau2[cols]
+    go = (start > 0) | (s0 > 0)  # others: HE = 0 and score(0) <= 0 -> tau2 = 0
+    act = cols[go]
+    lo_ok = (s0 > 0)[go]
     t = tau2[act]
     lo = np.zeros(act.size)
     hi = np.full(act.size, np.inf)
     step_old = np.full(act.size, np.inf)
+    ya, va = y[:, act], v[:, act]
     for _ in range(maxiter):
         if act.size == 0:
             break
-        ya, va = y[act], v[act]
         s, info = reml_score(ya, va, t, info=True)
         pos, neg = s > 0, s < 0
         lo = np.where(pos, t, lo)
@@ -264,44 +270,53 @@ def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
         tol = _RTOL * (new + scale[act])
         done = to_zero | (step_old <= tol) | (bracketed & (hi - lo <= tol))
         tau2[act] = new
-        keep = ~done
-        act, t, lo, hi, lo_ok, step_old = act[keep], new[keep], lo[keep], hi[keep], lo_ok[keep], step_old[keep]
+        if done.any():
+            keep = ~done
+            act, t, lo, hi, lo_ok, step_old = act[keep], new[keep], lo[keep], hi[keep], lo_ok[keep], step_old[keep]
+            ya, va = ya[:, keep], va[:, keep]
+        else:
+            t = new
     if act.size:
-        _brentq_rows(reml_score, tau2, act, y, v, scale)
+        _brentq_cols(reml_score, tau2, act, y, v, scale)
     # metafor's ll0check: tau2 = 0 if it has the higher restricted likelihood
     pos = np.flatnonzero(tau2 > 0)
     if pos.size:
-        ll_t = reml_loglik(y[pos], v[pos], mask[pos], tau2[pos])
-        ll_0 = reml_loglik(y[pos], v[pos], mask[pos], np.zeros(pos.size))
+        yp, vp, mp = y[:, pos], v[:, pos], mask[:, pos]
+        ll_t = reml_loglik(yp, vp, mp, tau2[pos])
+        ll_0 = reml_loglik(yp, vp, mp, np.zeros(pos.size))
         tau2[pos[ll_0 > ll_t]] = 0.0
     return tau2
 
 
 def _pm_q(y, v, tau2, deriv=False):
     """Generalised Q(tau2) and, if ``deriv``, dQ/dtau2 = -sum(w^2 (y - est)^2)."""
-    w, sw, est, r = _sums(y, v, tau2)
-    wr = w * r
-    q = _rsum(wr * r)
-    return (q, -_rsum(wr * wr)) if deriv else q
+    tmp = np.empty_like(y)
+    w, sw, est = _sums(y, v, tau2, tmp)
+    wr = np.subtract(y, est, out=tmp)
+    wr *= w
+    r = y - est
+    q = _csum(np.multiply(wr, r, out=r))
+    return (q, -_csum(np.square(wr, out=wr))) if deriv else q
 
 
 def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
-    """Paule & Mandel (1982) estimate of tau2 per row (see module docstring)."""
-    tau2 = np.zeros(y.shape[0])
+    """Paule & Mandel (1982) estimate of tau2 per analysis (see module docstring)."""
+    tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
     scale = _scale(v, mask, k)
-    rows = np.flatnonzero(k > 1)
-    q0 = _pm_q(y[rows], v[rows], np.zeros(rows.size))
-    act = rows[q0 > df[rows]]
-    ybar = _rsum(y[act]) / k[act]
-    d = np.where(mask[act], y[act] - ybar[:, None], 0.0)
+    cols = np.flatnonzero(k > 1)
+    q0 = _pm_q(y[:, cols], v[:, cols], np.zeros(cols.size))
+    act = cols[q0 > df[cols]]
+    ya, va = y[:, act], v[:, act]
+    ybar = _csum(ya) / k[act]
+    d = np.where(mask[:, act], ya - ybar, 0.0)
     lo = np.zeros(act.size)
-    hi = _rsum(d * d) / df[act]
+    hi = _csum(d * d) / df[act]
     t = lo.copy()
     for _ in range(maxiter):
         if act.size == 0:
             break
-        f, fp = _pm_q(y[act], v[act], t, deriv=True)
+        f, fp = _pm_q(ya, va, t, deriv=True)
         f -= df[act]
         lo = np.where(f > 0, t, lo)
         hi = np.where(f < 0, t, hi)
@@ -313,45 +328,56 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
         tol = _RTOL * (new + scale[act])
         done = (np.abs(new - t) <= tol) | (hi - lo <= tol)
         tau2[act] = new
-        keep = ~done
-        act, t, lo, hi = act[keep], new[keep], lo[keep], hi[keep]
+        if done.any():
+            keep = ~done
+            act, t, lo, hi = act[keep], new[keep], lo[keep], hi[keep]
+            ya, va = ya[:, keep], va[:, keep]
+        else:
+            t = new
     if act.size:
 
         def score(yi, vi, tt):
-            return _pm_q(yi, vi, tt) - (np.isfinite(vi).sum(axis=1) - 1)
+            return _pm_q(yi, vi, tt) - (np.isfinite(vi).sum(axis=0) - 1)
 
-        _brentq_rows(score, tau2, act, y, v, scale)
+        _brentq_cols(score, tau2, act, y, v, scale)
     return tau2
 
 
 # --------------------------------------------------------------------------- fit
 
 
-def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weights=False):
-    """Fit the intercept-only model to each row; return a dict of 1-D arrays.
+CORE_KEYS = ("k", "q", "sw0", "sw0sq", "tau2", "sw", "est", "rss")
+
+
+def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None):
+    """The part of the fit that needs the studies: per-analysis sums and tau2.
 
     ``y`` (0 at padding), ``v`` (inf at padding), ``mask`` (True where a
-    study exists), ``k`` (studies per row; computed from ``mask`` if None).
-    Keys: ``k, estimate, se, stat, p, ci_low, ci_high, tau2, tau, i2, h2, q,
-    q_df, q_p, pi_low, pi_high, hksj`` (True where the HKSJ test was used:
-    never for k = 1, which falls back to z as metafor does) and, if
-    ``weights``, ``weights`` (m x n, percent).
+    study exists), all ``(n, m)``; ``k`` (studies per analysis; counted from
+    ``mask`` if None).  Returns 1-D arrays ``k, q`` (Cochran's Q), ``sw0,
+    sw0sq`` (sums of 1/v and 1/v^2), ``tau2``, ``sw`` (sum of weights),
+    ``est``, ``rss`` (``sum(w (y - est)^2)``, for HKSJ; only if ``rss``) and,
+    if ``weights``, ``weights`` (n x m, percent).  ``mask`` may be None for FE
+    and DL when ``k`` is given.  ``scratch``: optional sequence of three
+    arrays shaped like ``y`` used as work space (``pool_many`` reuses them
+    from block to block: fresh memory costs page faults).
     """
     if k is None:
-        k = np.count_nonzero(mask, axis=1)
+        k = np.count_nonzero(mask, axis=0)
     k = np.asarray(k, dtype=np.int64)
-    one = k == 1
-    df = k - 1
-    w0 = 1.0 / v
-    sw0 = _rsum(w0)
-    sw0sq = _rsum(w0 * w0)
-    est0 = _rsum(w0 * y) / sw0
-    r0 = y - est0[:, None]
-    q = np.maximum(_rsum(w0 * r0 * r0), 0.0)
-
+    tmp, w0, w = scratch if scratch is not None else (np.empty_like(y), None, None)
+    w0 = np.reciprocal(v, out=w0)
+    sw0 = _csum(w0)
+    sw0sq = _csum(np.square(w0, out=tmp))
+    est0 = _csum(np.multiply(w0, y, out=tmp)) / sw0
+    r = np.subtract(y, est0, out=tmp)
+    r *= r
+    r *= w0
+    q = np.maximum(_csum(r), 0.0)
+    q[k == 1] = 0.0
     if method == "FE":
-        tau2 = np.zeros(y.shape[0])
-        w, sw, est, r = w0, sw0, est0, r0
+        tau2 = np.zeros(y.shape[1])
+        w, sw, est = w0, sw0, est0
     else:
         if method == "DL":
             tau2 = tau2_dl(q, k, sw0, sw0sq)
@@ -361,8 +387,27 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weight
             tau2 = tau2_pm(y, v, mask, k)
         else:  # pragma: no cover - checked by callers
             raise ValueError(method)
-        w, sw, est, r = _sums(y, v, tau2)
+        w, sw, est = _sums(y, v, tau2, tmp, w)
+    out = {"k": k, "q": q, "sw0": sw0, "sw0sq": sw0sq, "tau2": tau2, "sw": sw, "est": est, "rss": None}
+    if rss:
+        r = np.subtract(y, est, out=tmp)
+        r *= r
+        r *= w
+        out["rss"] = _csum(r)
+    if weights:
+        out["weights"] = 100.0 * w / sw
+    return out
 
+
+def finish(core, *, method="DL", test="z", level=0.95, pi="z"):
+    """Tests, intervals and heterogeneity statistics from :func:`fit_core`'s
+    per-analysis sums (1-D arrays only).  Returns ``k, estimate, se, stat, p,
+    ci_low, ci_high, tau2, tau, i2, h2, q, q_df, q_p, pi_low, pi_high, hksj``
+    (True where the HKSJ test was used: never for k = 1, which falls back to
+    z as metafor does)."""
+    k, q, sw0, sw0sq, tau2, sw, est, rss = (core[c] for c in CORE_KEYS)
+    one = k == 1
+    df = k - 1
     se = np.sqrt(1.0 / sw)
     alpha = 1.0 - level
     hksj = (~one) if test == "hksj" else np.zeros(k.shape, bool)
@@ -370,7 +415,6 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weight
     with np.errstate(invalid="ignore", divide="ignore"):
         tdf = np.maximum(df, 1)
         if use_t:
-            rss = _rsum(w * r * r)
             s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / tdf)
             se = np.where(hksj, np.sqrt(s2w / sw), se)
         stat = est / se
@@ -382,8 +426,9 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weight
         else:
             crit = zcrit
             p = norm_sf2(stat)
-        ci_low = est - crit * se
-        ci_high = est + crit * se
+        half = crit * se
+        ci_low = est - half
+        ci_high = est + half
 
         if method == "FE":
             i2 = np.maximum(100.0 * (q - df) / q, 0.0)
@@ -396,17 +441,20 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weight
         q_p = chi2_sf(q, tdf)
         # k = 1: metafor reports Q = 0, p = 1, I2 = 0, H2 = 1
         if one.any():
-            q[one], q_p[one], i2[one], h2[one] = 0.0, 1.0, 0.0, 1.0
+            q_p[one], i2[one], h2[one] = 1.0, 0.0, 1.0
 
-        spred = np.sqrt(se * se + tau2)
-        if pi == "z":
-            pcrit = crit
+        if pi == "z" and method == "FE":
+            pi_low, pi_high = ci_low, ci_high
         else:
-            pcrit = np.where(k > 2, _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), np.maximum(k - 2, 1)), np.nan)
-        pi_low = est - pcrit * spred
-        pi_high = est + pcrit * spred
+            if pi == "z":
+                pcrit = crit
+            else:
+                pcrit = np.where(k > 2, _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), np.maximum(k - 2, 1)), np.nan)
+            half = pcrit * np.sqrt(se * se + tau2)
+            pi_low = est - half
+            pi_high = est + half
 
-    out = {
+    return {
         "k": k,
         "estimate": est,
         "se": se,
@@ -425,6 +473,14 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weight
         "pi_high": pi_high,
         "hksj": hksj,
     }
+
+
+def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weights=False, scratch=None):
+    """:func:`fit_core` then :func:`finish`: the whole fit of each analysis
+    (column of the ``(n, m)`` arrays); ``weights`` (n x m, percent) added if
+    asked for."""
+    core = fit_core(y, v, mask, k, method=method, rss=test == "hksj", weights=weights, scratch=scratch)
+    out = finish(core, method=method, test=test, level=level, pi=pi)
     if weights:
-        out["weights"] = 100.0 * w / sw[:, None]
+        out["weights"] = core["weights"]
     return out

@@ -55,7 +55,7 @@ _MODEL_NAMES = {
     "PM": "Random-Effects Model",
 }
 
-_CHUNK = 1 << 15  # rows per block in pool_many: bounds the temporaries
+_CHUNK = 8192  # rows per block in pool_many: temporaries stay small and memory stays bounded
 
 
 # --------------------------------------------------------------------------- input checks
@@ -250,9 +250,9 @@ def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi
     """
     _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
-    out = _est.fit(y[None, :], v[None, :], np.ones((1, y.size), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int(y.size == 1))
-    return _result(out, 0, method, test, level, pi, out["weights"][0])
+    return _result(out, 0, method, test, level, pi, out["weights"][:, 0])
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -273,7 +273,9 @@ def _labels(labels, yi, k: int) -> list:
 
 
 def _fit_matrix(y2, v2, mask, method, test, level, pi) -> pd.DataFrame:
-    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi)
+    """Fit each row of (analyses x studies) arrays (the estimators take studies x analyses)."""
+    t = np.ascontiguousarray
+    out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
     _warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
@@ -384,19 +386,19 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     codes = pd.Categorical(g, categories=labels).codes
     n_g = np.bincount(codes, minlength=len(labels))
     n = int(n_g.max())
-    y2 = np.zeros((len(labels), n))
-    v2 = np.full((len(labels), n), np.inf)
-    mask = np.zeros((len(labels), n), bool)
+    y2 = np.zeros((n, len(labels)))  # studies x subgroups
+    v2 = np.full((n, len(labels)), np.inf)
+    mask = np.zeros((n, len(labels)), bool)
     slot = np.zeros(y.size, int)
     for j in range(len(labels)):
         pos = np.flatnonzero(codes == j)
         slot[pos] = np.arange(pos.size)
-    y2[codes, slot], v2[codes, slot], mask[codes, slot] = y, v, True
+    y2[slot, codes], v2[slot, codes], mask[slot, codes] = y, v, True
     out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
     for j, lab in enumerate(labels):
-        res[str(lab)] = _result(out, j, method, test, level, pi, out["weights"][j, mask[j]])
+        res[str(lab)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j])
     overall = pool(y, v, method=method, test=test, level=level, pi=pi)
     est = np.array([r.estimate for r in res.values()])
     wg = 1.0 / np.array([r.se for r in res.values()]) ** 2
@@ -410,52 +412,89 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
 # --------------------------------------------------------------------------- many
 
 
-_MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
-
-
-def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
-    """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up to
-    n studies; NaN in ``yi`` marks a missing study, so ragged rows are padded
-    with NaN).  Same estimators and same code as :func:`pool` (which is this
-    with m = 1), vectorised over rows, REML and PM included; rows are processed
-    in blocks of 32768 to bound memory.
-
-    Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
-    DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
-    q_p, pi_low, pi_high``.
-
-    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi``,
-    ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is finite.
-    """
-    _check_options(method, test, level, pi)
-    index = yi.index if isinstance(yi, pd.DataFrame) else None
-    y = np.asarray(yi, dtype=float)
-    v = np.asarray(vi, dtype=float)
-    if y.ndim != 2 or v.ndim != 2:
-        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
-    if y.shape != v.shape:
-        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
+def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
+    """Raise the ValueError describing what is wrong with pool_many's input."""
     if np.isinf(y).any():
-        raise ValueError(f"yi must not be infinite; offending (row, column): {_positions(np.isinf(y))}")
+        raise ValueError(f"yi2d must not be infinite; offending (row, column), 0-based: {_positions(np.isinf(y))}")
     mask = ~np.isnan(y)
     empty = ~mask.any(axis=1)
     if empty.any():
-        raise ValueError(f"yi has rows with no finite study; offending rows (0-based): {_positions(empty)}")
+        raise ValueError(f"yi2d has rows with no finite study; offending rows (0-based): {_positions(empty)}")
     with np.errstate(invalid="ignore"):
         badv = mask & ~(np.isfinite(v) & (v > 0))
-    if badv.any():
-        raise ValueError(f"vi must be finite and > 0 where yi is finite; offending (row, column): {_positions(badv)}")
-    m = y.shape[0]
+    raise ValueError(
+        f"vi2d must be finite and > 0 where yi2d is finite; offending (row, column), 0-based: {_positions(badv)}"
+    )
+
+
+_MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
+
+
+def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+    """Pool each row of the 2-D arrays ``yi2d`` and ``vi2d`` (m analyses x up
+    to n studies; NaN in ``yi2d`` marks a missing study, so ragged rows are
+    padded with NaN; ``vi2d`` is ignored there).  Same estimators and the
+    same code as :func:`pool` (which runs them with m = 1), vectorised over
+    rows, REML and PM included (all rows iterate together; each stops when
+    it has converged).  Rows are processed in blocks of 8192, which bounds
+    memory to the input plus a few MB plus the output.
+
+    Returns a DataFrame with one row per analysis (index kept if ``yi2d`` is a
+    DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
+    q_p, pi_low, pi_high``.
+
+    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi2d``,
+    ``yi2d`` is infinite, or ``vi2d`` is not finite and > 0 where ``yi2d`` is
+    finite.
+    """
+    _check_options(method, test, level, pi)
+    index = yi2d.index if isinstance(yi2d, pd.DataFrame) else None
+    try:
+        y = np.asarray(yi2d, dtype=float)
+        v = np.asarray(vi2d, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"yi2d and vi2d must be 2-D numeric arrays (analyses x studies): {exc}") from None
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError(f"yi2d and vi2d must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+    if y.shape != v.shape:
+        raise ValueError(f"yi2d and vi2d must have the same shape; got {y.shape} and {v.shape}")
+    if y.shape[1] == 0:
+        raise ValueError("yi2d has no columns: at least one study per analysis is needed")
+    m, n = y.shape
     res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
-    k1 = 0
-    for s in range(0, m, _CHUNK):
-        mk = mask[s : s + _CHUNK]
-        yc = np.where(mk, y[s : s + _CHUNK], 0.0)
-        vc = np.where(mk, v[s : s + _CHUNK], np.inf)
-        kc = (mk @ np.ones(mk.shape[1], np.float32)).astype(np.int64)
-        out = _est.fit(yc, vc, mk, kc, method=method, test=test, level=level, pi=pi)
-        for c in _MANY_COLUMNS:
-            res[c][s : s + _CHUNK] = out[c]
-        k1 += int((out["k"] == 1).sum())
+    bad_blocks = []
+    ones = np.ones(n)
+    # work space reused from block to block (fresh memory costs page faults)
+    work = np.empty((6, min(_CHUNK, m) * n))
+
+    def block(s: int) -> int:
+        yr, vr = y[s : s + _CHUNK], v[s : s + _CHUNK]  # analyses x studies, as given
+        c = yr.shape[0]
+        pad = np.isnan(yr)
+        kc = n - (pad @ ones).astype(np.int64)
+        with np.errstate(invalid="ignore"):
+            if (kc == 0).any() or np.isinf(yr).any() or ((~(vr > 0) | (vr == np.inf)) & ~pad).any():
+                bad_blocks.append(s)
+                return 0
+        b = work[:, : c * n]
+        # clean copies in the given layout (padding y = 0, v = inf), then
+        # transposed to studies x analyses for the estimators
+        rows = b[0].reshape(c, n)
+        yc, vc, *scratch = (x.reshape(n, c) for x in b[1:])
+        np.copyto(rows, yr)
+        np.copyto(rows, 0.0, where=pad)
+        np.copyto(yc, rows.T)
+        np.copyto(rows, vr)
+        np.copyto(rows, np.inf, where=pad)
+        np.copyto(vc, rows.T)
+        mk = np.ascontiguousarray(~pad.T) if method in ("REML", "PM") else None
+        out = _est.fit(yc, vc, mk, kc, method=method, test=test, level=level, pi=pi, scratch=scratch)
+        for col in _MANY_COLUMNS:
+            res[col][s : s + _CHUNK] = out[col]
+        return int((kc == 1).sum())
+
+    k1 = sum(block(s) for s in range(0, m, _CHUNK))
+    if bad_blocks:
+        _many_input_error(y, v)
     _warn_k1(test, k1)
     return pd.DataFrame(res, index=index, copy=False)

@@ -160,12 +160,12 @@ def test_reml_converges_where_metafor_fisher_scoring_fails():
     assert res.estimate == pytest.approx(ref["estimate"], rel=1e-6)
     assert res.se == pytest.approx(ref["se"], rel=1e-6)
     assert abs(res.tau2 - ref["grid_argmax"]) <= 1e-3
-    y, v = np.array(ref["yi"])[None], np.array(ref["vi"])[None]
+    y, v = np.array(ref["yi"])[:, None], np.array(ref["vi"])[:, None]  # studies x analyses
     mask = np.ones_like(y, bool)
     ll_hat = E.reml_loglik(y, v, mask, np.array([res.tau2]))[0]
     grid = np.linspace(max(res.tau2 - 0.01, 0), res.tau2 + 0.01, 2001)
-    ll_grid = E.reml_loglik(np.repeat(y, grid.size, 0), np.repeat(v, grid.size, 0),
-                            np.repeat(mask, grid.size, 0), grid)
+    ll_grid = E.reml_loglik(np.repeat(y, grid.size, 1), np.repeat(v, grid.size, 1),
+                            np.repeat(mask, grid.size, 1), grid)
     assert ll_hat >= ll_grid.max() - 1e-12
     # metafor's REML logLik adds -(k-1)/2 log(2 pi) + 1/2 log(k) (REMLf = TRUE)
     assert ll_hat - 0.5 * 4 * math.log(2 * math.pi) + 0.5 * math.log(5) == pytest.approx(ref["loglik"], rel=1e-9)

@@ -1,0 +1,206 @@
+"""Benchmark meta.pool.pool_many against loops of pool(), statsmodels and metafor.
+
+Run from the repository root (a script, not a test):
+
+    .venv/bin/python benchmarks/bench_pool.py            # full run (~1-2 min)
+    .venv/bin/python benchmarks/bench_pool.py --no-r     # skip the metafor loop
+
+Data: ``--m`` (default 20,000) ragged analyses, k drawn uniformly from 2..10,
+vi ~ U(0.01, 0.5), true tau2 drawn from {0, 0.02, 0.1, 0.5}, seed 20160601;
+NaN padding to 10 columns.
+
+Timed side by side, in one run:
+
+* ``pool_many`` (FE, DL, REML, PM) on all m analyses;
+* a Python loop of ``pool()`` on all m analyses;
+* a Python loop of statsmodels ``combine_effects`` on all m analyses:
+  ``method_re="chi2"`` (DerSimonian-Laird) is compared with DL and FE;
+  statsmodels has no REML, so REML and PM are compared with its only
+  iterative estimator, ``method_re="iterated"`` (Paule-Mandel);
+* if ``Rscript`` with metafor is available: a loop of ``rma()`` in R on the
+  first ``--r-subset`` analyses (default 2,000), timed inside R and scaled
+  linearly to m (stated in the output).
+
+Then peak memory of ``pool_many`` on ``--big`` x 10 (default 1,000,000 x 10)
+for DL and REML, measured with tracemalloc (numpy reports its buffers to
+tracemalloc), against the 160 MB of input (yi and vi, float64).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from meta.pool import pool, pool_many  # noqa: E402
+
+KMAX = 10
+
+
+def make_data(m: int, seed: int = 20160601):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(2, KMAX + 1, size=m)
+    v = rng.uniform(0.01, 0.5, size=(m, KMAX))
+    tau2 = rng.choice([0.0, 0.02, 0.1, 0.5], size=(m, 1))
+    y = rng.normal(0.3, np.sqrt(v + tau2))
+    pad = np.arange(KMAX)[None, :] >= k[:, None]
+    y[pad] = np.nan
+    v[pad] = np.nan
+    return y, v, k
+
+
+def timed(fn, repeat=1):
+    best = np.inf
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def loop_pool(y, v, k, method):
+    for i in range(len(k)):
+        pool(y[i, : k[i]], v[i, : k[i]], method=method)
+
+
+def loop_statsmodels(y, v, k, method_re):
+    from statsmodels.stats.meta_analysis import combine_effects
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(len(k)):
+            combine_effects(y[i, : k[i]], v[i, : k[i]], method_re=method_re)
+
+
+R_SCRIPT = r"""
+suppressMessages(library(metafor))
+a <- commandArgs(TRUE)
+y <- as.matrix(read.csv(a[1], header = FALSE)); v <- as.matrix(read.csv(a[2], header = FALSE))
+k <- rowSums(!is.na(y))
+for (m in c("FE", "DL", "REML", "PM")) {
+  t0 <- proc.time()[["elapsed"]]
+  for (i in seq_len(nrow(y))) {
+    r <- tryCatch(rma(y[i, 1:k[i]], v[i, 1:k[i]], method = m), error = function(e) NULL)
+  }
+  cat(m, proc.time()[["elapsed"]] - t0, "\n")
+}
+"""
+
+
+def metafor_times(y, v, n):
+    """Seconds for a loop of rma() over the first n analyses, per method."""
+    if shutil.which("Rscript") is None:
+        return None
+    ok = subprocess.run(["Rscript", "-e", "library(metafor)"], capture_output=True)
+    if ok.returncode != 0:
+        return None
+    with tempfile.TemporaryDirectory() as d:
+        fy, fv, fr = Path(d, "y.csv"), Path(d, "v.csv"), Path(d, "b.R")
+        np.savetxt(fy, y[:n], delimiter=",", fmt="%.17g")
+        np.savetxt(fv, v[:n], delimiter=",", fmt="%.17g")
+        fr.write_text(R_SCRIPT)
+        res = subprocess.run(["Rscript", str(fr), str(fy), str(fv)], capture_output=True, text=True)
+    if res.returncode != 0:
+        print(res.stderr, file=sys.stderr)
+        return None
+    return {line.split()[0]: float(line.split()[1]) for line in res.stdout.strip().splitlines()}
+
+
+def peak_memory(m: int, method: str):
+    y, v, _ = make_data(m, seed=1)
+    input_mb = (y.nbytes + v.nbytes) / 1e6
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    t0 = time.perf_counter()
+    df = pool_many(y, v, method=method)
+    secs = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    out_mb = df.memory_usage(deep=True).sum() / 1e6
+    return input_mb, peak / 1e6, out_mb, secs
+
+
+def machine() -> str:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}; numpy {np.__version__}; "
+        f"{platform.system()} {platform.release()}"
+    )
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--m", type=int, default=20_000, help="analyses (default 20000)")
+    ap.add_argument("--r-subset", type=int, default=2_000, help="analyses timed in R, then scaled (default 2000)")
+    ap.add_argument("--no-r", action="store_true", help="skip the metafor loop")
+    ap.add_argument("--big", type=int, default=1_000_000, help="rows for the peak-memory run (default 1000000)")
+    args = ap.parse_args(argv)
+
+    print(f"machine: {machine()}")
+    y, v, k = make_data(args.m)
+    print(f"data: {args.m} analyses, k = 2..10 (mean {k.mean():.2f}), seed 20160601\n")
+
+    many = {}
+    for method in ("FE", "DL", "REML", "PM"):
+        many[method] = timed(lambda method=method: pool_many(y, v, method=method), repeat=5)[0]
+    loop = {}
+    for method in ("FE", "DL", "REML", "PM"):
+        loop[method] = timed(lambda method=method: loop_pool(y, v, k, method))[0]
+    sm = {
+        "chi2": timed(lambda: loop_statsmodels(y, v, k, "chi2"))[0],
+        "iterated": timed(lambda: loop_statsmodels(y, v, k, "iterated"))[0],
+    }
+    sm_for = {"FE": "chi2", "DL": "chi2", "REML": "iterated", "PM": "iterated"}
+    r = None
+    if not args.no_r:
+        n = min(args.r_subset, args.m)
+        r_raw = metafor_times(y, v, n)
+        if r_raw is not None:
+            r = {mm: s * args.m / n for mm, s in r_raw.items()}
+            print(f"metafor: rma() loop timed in R on the first {n} analyses, scaled x{args.m / n:g} to {args.m}\n")
+        else:
+            print("metafor: Rscript/metafor not available, skipped\n")
+
+    head = f"{'method':6} {'pool_many s':>12} {'pool() loop s':>14} {'statsmodels loop s':>22} {'metafor loop s':>15}"
+    head += f" {'x pool()':>9} {'x statsmodels':>14} {'x metafor':>10}"
+    print(head)
+    for method in ("FE", "DL", "REML", "PM"):
+        smt = sm[sm_for[method]]
+        rt = r[method] if r else float("nan")
+        print(
+            f"{method:6} {many[method]:12.4f} {loop[method]:14.2f} {smt:15.2f} ({sm_for[method]:>8})"
+            f" {rt:14.1f} {loop[method] / many[method]:9.0f} {smt / many[method]:14.0f} {rt / many[method]:10.0f}"
+        )
+
+    print(f"\npeak memory of pool_many on {args.big:,} x {KMAX} (tracemalloc):")
+    for method in ("DL", "REML"):
+        inp, peak, out, secs = peak_memory(args.big, method)
+        print(
+            f"  {method:5} input {inp:.0f} MB, peak during pool_many {peak:.0f} MB "
+            f"({peak / inp:.2f} x input; output DataFrame {out:.0f} MB), {secs:.2f} s"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
