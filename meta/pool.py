@@ -55,6 +55,7 @@ _MODEL_NAMES = {
     "PM": "Random-Effects Model",
 }
 
+_INF_BITS = np.array(np.inf).view(np.int64)
 _CHUNK = 8192  # rows per block in pool_many: temporaries stay small and memory stays bounded
 
 
@@ -463,34 +464,36 @@ def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float =
     m, n = y.shape
     res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
     bad_blocks = []
-    ones = np.ones(n)
     # work space reused from block to block (fresh memory costs page faults)
-    work = np.empty((6, min(_CHUNK, m) * n))
+    work = np.empty((5, min(_CHUNK, m) * n))
 
     def block(s: int) -> int:
-        yr, vr = y[s : s + _CHUNK], v[s : s + _CHUNK]  # analyses x studies, as given
-        c = yr.shape[0]
-        pad = np.isnan(yr)
-        kc = n - (pad @ ones).astype(np.int64)
+        c = min(_CHUNK, m - s)
+        b = work[:, : c * n]
+        yc, vc, *scratch = (x.reshape(n, c) for x in b)  # studies x analyses
+        np.copyto(yc, y[s : s + c].T)
+        np.copyto(vc, v[s : s + c].T)
+        pad = np.isnan(yc)
+        kc = n - _est._csum(pad).astype(np.int64)
         with np.errstate(invalid="ignore"):
-            if (kc == 0).any() or np.isinf(yr).any() or ((~(vr > 0) | (vr == np.inf)) & ~pad).any():
+            ok_v = (vc > 0) & (vc < np.inf)
+            if (kc == 0).any() or np.isinf(yc).any() or not (ok_v | pad).all():
                 bad_blocks.append(s)
                 return 0
-        b = work[:, : c * n]
-        # clean copies in the given layout (padding y = 0, v = inf), then
-        # transposed to studies x analyses for the estimators
-        rows = b[0].reshape(c, n)
-        yc, vc, *scratch = (x.reshape(n, c) for x in b[1:])
-        np.copyto(rows, yr)
-        np.copyto(rows, 0.0, where=pad)
-        np.copyto(yc, rows.T)
-        np.copyto(rows, vr)
-        np.copyto(rows, np.inf, where=pad)
-        np.copyto(vc, rows.T)
-        mk = np.ascontiguousarray(~pad.T) if method in ("REML", "PM") else None
+        # padding: y = 0, v = inf, set branch-free on the bit patterns (a
+        # masked copy is several times slower on the irregular NaN pattern)
+        keep = pad.astype(np.int64)
+        keep -= 1  # all bits set where a study exists, 0 at padding
+        yb, vb = yc.view(np.int64), vc.view(np.int64)
+        yb &= keep
+        vb &= keep
+        np.invert(keep, out=keep)
+        keep &= _INF_BITS
+        vb |= keep
+        mk = ~pad if method in ("REML", "PM") else None
         out = _est.fit(yc, vc, mk, kc, method=method, test=test, level=level, pi=pi, scratch=scratch)
         for col in _MANY_COLUMNS:
-            res[col][s : s + _CHUNK] = out[col]
+            res[col][s : s + c] = out[col]
         return int((kc == 1).sum())
 
     k1 = sum(block(s) for s in range(0, m, _CHUNK))
