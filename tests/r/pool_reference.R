@@ -128,8 +128,37 @@ reml_fail <- list(yi = yf, vi = vf, metafor_default = err, tau2 = ref$tau2, esti
                   se = ref$se, loglik = c(logLik(ref)), grid_argmax = grid[which.max(llg)],
                   grid_max = max(llg))
 
+# 300 random ragged analyses (k = 2..12; every third with vi spanning 1000x)
+# for pool_many: one row per analysis, NaN padding to 12 columns.  REML
+# falls back to stepadj = 0.25 if metafor's Fisher scoring fails.
+set.seed(4242)
+M <- 300
+ks <- sample(2:12, M, replace = TRUE)
+Y <- matrix(NA_real_, M, 12); V <- matrix(NA_real_, M, 12)
+for (i in 1:M) {
+  k <- ks[i]
+  v <- if (i %% 3 == 0) 10^runif(k, -3, 0) else runif(k, 0.01, 0.5)
+  t2 <- sample(c(0, 0.01, 0.1, 1), 1)
+  Y[i, 1:k] <- rnorm(k, rnorm(1, 0, 0.5), sqrt(v + t2)); V[i, 1:k] <- v
+}
+batch_fit <- function(y, v, m) {
+  f <- tryCatch(rma(y, v, method = m, control = ctrl(m)), error = function(e) NULL)
+  if (is.null(f) && m == "REML")
+    f <- tryCatch(rma(y, v, method = m, control = list(threshold = 1e-12, maxiter = 10000, stepadj = 0.25)),
+                  error = function(e) NULL)
+  if (is.null(f)) return(rep(NA_real_, 11))
+  p <- predict(f)
+  c(f$beta, f$se, f$pval, f$ci.lb, f$ci.ub, f$tau2, f$I2, f$QE, f$QEp,
+    if (is.null(p$pi.lb)) p$ci.lb else p$pi.lb, if (is.null(p$pi.ub)) p$ci.ub else p$pi.ub)
+}
+rows <- function(x) lapply(seq_len(nrow(x)), function(i) x[i, ])
+batch <- list(columns = c("estimate", "se", "p", "ci_low", "ci_high", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"),
+              yi = rows(Y), vi = rows(V))
+for (m in c("FE", "DL", "REML", "PM"))
+  batch[[m]] <- rows(t(sapply(1:M, function(i) batch_fit(Y[i, 1:ks[i]], V[i, 1:ks[i]], m))))
+
 out <- list(metafor = as.character(packageVersion("metafor")), R = R.version.string,
-            cases = cases, reml_fail = reml_fail)
+            cases = cases, reml_fail = reml_fail, random_batch = batch)
 # jsonlite caps digits at 15; write every number with 17 significant digits
 # (round-trips a double exactly) as verbatim JSON.
 num17 <- function(x) {
