@@ -56,7 +56,8 @@ _MODEL_NAMES = {
 }
 
 _INF_BITS = np.array(np.inf).view(np.int64)
-_CHUNK = 8192  # rows per block in pool_many: temporaries stay small and memory stays bounded
+_CHUNK = 8192  # at most this many rows per block in pool_many (bounds memory) ...
+_BLOCK_CELLS = 40960  # ... and about this many cells (rows x columns): 320 kB per work array stays in cache
 
 
 # --------------------------------------------------------------------------- input checks
@@ -437,8 +438,9 @@ def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float =
     padded with NaN; ``vi2d`` is ignored there).  Same estimators and the
     same code as :func:`pool` (which runs them with m = 1), vectorised over
     rows, REML and PM included (all rows iterate together; each stops when
-    it has converged).  Rows are processed in blocks of 8192, which bounds
-    memory to the input plus a few MB plus the output.
+    it has converged).  Rows are processed in blocks of about 40,960 cells
+    (4096 rows of 10 studies), which bounds memory to the input plus a few MB
+    plus the output.
 
     Returns a DataFrame with one row per analysis (index kept if ``yi2d`` is a
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
@@ -465,10 +467,11 @@ def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float =
     res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
     bad_blocks = []
     # work space reused from block to block (fresh memory costs page faults)
-    work = np.empty((5, min(_CHUNK, m) * n))
+    rows = max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n)))
+    work = np.empty((5, min(rows, m) * n))
 
     def block(s: int) -> int:
-        c = min(_CHUNK, m - s)
+        c = min(rows, m - s)
         b = work[:, : c * n]
         yc, vc, *scratch = (x.reshape(n, c) for x in b)  # studies x analyses
         np.copyto(yc, y[s : s + c].T)
@@ -496,7 +499,7 @@ def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float =
             res[col][s : s + c] = out[col]
         return int((kc == 1).sum())
 
-    k1 = sum(block(s) for s in range(0, m, _CHUNK))
+    k1 = sum(block(s) for s in range(0, m, rows))
     if bad_blocks:
         _many_input_error(y, v)
     _warn_k1(test, k1)
