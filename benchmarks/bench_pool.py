@@ -11,7 +11,8 @@ NaN padding to 10 columns.
 
 Timed side by side, in one run:
 
-* ``pool_many`` (FE, DL, REML, PM) on all m analyses;
+* ``pool_many`` (FE, DL, REML, PM) on all m analyses (median and best of 21
+  calls; the ratios use the median);
 * a Python loop of ``pool()`` on all m analyses;
 * a Python loop of statsmodels ``combine_effects`` on all m analyses:
   ``method_re="chi2"`` (DerSimonian-Laird) is compared with DL and FE;
@@ -62,13 +63,13 @@ def make_data(m: int, seed: int = 20160601):
 
 
 def timed(fn, repeat=1):
-    best = np.inf
-    out = None
+    """(median, best) seconds over ``repeat`` calls."""
+    times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), float(min(times))
 
 
 def loop_pool(y, v, k, method):
@@ -160,9 +161,9 @@ def main(argv=None) -> int:
     y, v, k = make_data(args.m)
     print(f"data: {args.m} analyses, k = 2..10 (mean {k.mean():.2f}), seed 20160601\n")
 
-    many = {}
+    many, best = {}, {}
     for method in ("FE", "DL", "REML", "PM"):
-        many[method] = timed(lambda method=method: pool_many(y, v, method=method), repeat=5)[0]
+        many[method], best[method] = timed(lambda method=method: pool_many(y, v, method=method), repeat=21)
     loop = {}
     for method in ("FE", "DL", "REML", "PM"):
         loop[method] = timed(lambda method=method: loop_pool(y, v, k, method))[0]
@@ -181,14 +182,15 @@ def main(argv=None) -> int:
         else:
             print("metafor: Rscript/metafor not available, skipped\n")
 
-    head = f"{'method':6} {'pool_many s':>12} {'pool() loop s':>14} {'statsmodels loop s':>22} {'metafor loop s':>15}"
+    print("pool_many: median (best) of 21 calls; loops: one run each; ratios use the median\n")
+    head = f"{'method':6} {'pool_many s':>17} {'pool() loop s':>14} {'statsmodels loop s':>22} {'metafor loop s':>15}"
     head += f" {'x pool()':>9} {'x statsmodels':>14} {'x metafor':>10}"
     print(head)
     for method in ("FE", "DL", "REML", "PM"):
         smt = sm[sm_for[method]]
         rt = r[method] if r else float("nan")
         print(
-            f"{method:6} {many[method]:12.4f} {loop[method]:14.2f} {smt:15.2f} ({sm_for[method]:>8})"
+            f"{method:6} {many[method]:8.4f} ({best[method]:.4f}) {loop[method]:14.2f} {smt:15.2f} ({sm_for[method]:>8})"
             f" {rt:14.1f} {loop[method] / many[method]:9.0f} {smt / many[method]:14.0f} {rt / many[method]:10.0f}"
         )
 
