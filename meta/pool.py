@@ -417,52 +417,52 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
 def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
     """Raise the ValueError describing what is wrong with pool_many's input."""
     if np.isinf(y).any():
-        raise ValueError(f"yi2d must not be infinite; offending (row, column), 0-based: {_positions(np.isinf(y))}")
+        raise ValueError(f"yi must not be infinite; offending (row, column), 0-based: {_positions(np.isinf(y))}")
     mask = ~np.isnan(y)
     empty = ~mask.any(axis=1)
     if empty.any():
-        raise ValueError(f"yi2d has rows with no finite study; offending rows (0-based): {_positions(empty)}")
+        raise ValueError(f"yi has rows with no finite study; offending rows (0-based): {_positions(empty)}")
     with np.errstate(invalid="ignore"):
         badv = mask & ~(np.isfinite(v) & (v > 0))
     raise ValueError(
-        f"vi2d must be finite and > 0 where yi2d is finite; offending (row, column), 0-based: {_positions(badv)}"
+        f"vi must be finite and > 0 where yi is finite; offending (row, column), 0-based: {_positions(badv)}"
     )
 
 
 _MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
 
 
-def pool_many(yi2d, vi2d, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
-    """Pool each row of the 2-D arrays ``yi2d`` and ``vi2d`` (m analyses x up
-    to n studies; NaN in ``yi2d`` marks a missing study, so ragged rows are
-    padded with NaN; ``vi2d`` is ignored there).  Same estimators and the
+def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+    """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up
+    to n studies; NaN in ``yi`` marks a missing study, so ragged rows are
+    padded with NaN; ``vi`` is ignored there).  Same estimators and the
     same code as :func:`pool` (which runs them with m = 1), vectorised over
     rows, REML and PM included (all rows iterate together; each stops when
     it has converged).  Rows are processed in blocks of about 40,960 cells
     (4096 rows of 10 studies), which bounds memory to the input plus a few MB
     plus the output.
 
-    Returns a DataFrame with one row per analysis (index kept if ``yi2d`` is a
+    Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
     q_p, pi_low, pi_high``.
 
-    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi2d``,
-    ``yi2d`` is infinite, or ``vi2d`` is not finite and > 0 where ``yi2d`` is
+    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi``,
+    ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is
     finite.
     """
     _check_options(method, test, level, pi)
-    index = yi2d.index if isinstance(yi2d, pd.DataFrame) else None
+    index = yi.index if isinstance(yi, pd.DataFrame) else None
     try:
-        y = np.asarray(yi2d, dtype=float)
-        v = np.asarray(vi2d, dtype=float)
+        y = np.asarray(yi, dtype=float)
+        v = np.asarray(vi, dtype=float)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"yi2d and vi2d must be 2-D numeric arrays (analyses x studies): {exc}") from None
+        raise ValueError(f"yi and vi must be 2-D numeric arrays (analyses x studies): {exc}") from None
     if y.ndim != 2 or v.ndim != 2:
-        raise ValueError(f"yi2d and vi2d must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
     if y.shape != v.shape:
-        raise ValueError(f"yi2d and vi2d must have the same shape; got {y.shape} and {v.shape}")
+        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
     if y.shape[1] == 0:
-        raise ValueError("yi2d has no columns: at least one study per analysis is needed")
+        raise ValueError("yi has no columns: at least one study per analysis is needed")
     m, n = y.shape
     res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
     bad_blocks = []

@@ -132,9 +132,9 @@ def test_reml_fisher_scoring_failure_case_converges_in_bulk():
     [
         (np.zeros((2, 3)), np.ones((2, 2)), "same shape"),
         (np.zeros(3), np.ones(3), "2-D"),
-        (np.array([[0.1, 0.2], [np.nan, np.nan]]), np.ones((2, 2)), r"yi2d has rows with no finite study; offending rows \(0-based\): 1"),
-        (np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[0.1, 0.0], [0.1, np.nan]]), r"vi2d must be finite and > 0.*\(0, 1\), \(1, 1\)"),
-        (np.array([[0.1, np.inf]]), np.ones((1, 2)), r"yi2d must not be infinite.*\(0, 1\)"),
+        (np.array([[0.1, 0.2], [np.nan, np.nan]]), np.ones((2, 2)), r"yi has rows with no finite study; offending rows \(0-based\): 1"),
+        (np.array([[0.1, 0.2], [0.3, 0.4]]), np.array([[0.1, 0.0], [0.1, np.nan]]), r"vi must be finite and > 0.*\(0, 1\), \(1, 1\)"),
+        (np.array([[0.1, np.inf]]), np.ones((1, 2)), r"yi must not be infinite.*\(0, 1\)"),
     ],
 )
 def test_bad_input_raises_value_error(Y, V, match):
