@@ -87,7 +87,7 @@ def _sums(y, v, tau2, tmp=None, w=None):
     ``w`` are optional arrays of the shape of ``y`` to write into (saves
     allocations)."""
     w = np.add(v, tau2, out=w)
-    np.reciprocal(w, out=w)
+    np.divide(1.0, w, out=w)  # same bits as np.reciprocal, ~2x faster here
     sw = _csum(w)
     tmp = np.multiply(w, y, out=tmp)
     est = _csum(tmp) / sw
@@ -366,7 +366,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         k = np.count_nonzero(mask, axis=0)
     k = np.asarray(k, dtype=np.int64)
     tmp, w0, w = scratch if scratch is not None else (np.empty_like(y), None, None)
-    w0 = np.reciprocal(v, out=w0)
+    w0 = np.divide(1.0, v, out=w0)
     sw0 = _csum(w0)
     sw0sq = _csum(np.square(w0, out=tmp))
     est0 = _csum(np.multiply(w0, y, out=tmp)) / sw0
