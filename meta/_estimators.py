@@ -99,6 +99,30 @@ def norm_sf2(z):
     return special.erfc(np.abs(z) * _SQRT1_2)
 
 
+def _chi2_table(dmax):
+    """Coefficients of the closed forms of :func:`chi2_sf` as polynomials in
+    ``h = x/2``: row ``j`` holds the coefficient of ``h^j`` for each df
+    ``0..dmax`` (column), ``1/j!`` for even df (``j < df/2``) and
+    ``(2/sqrt(pi)) 2^j / (1 3 ... (2j+1))`` for odd df (``j < (df-1)/2``)."""
+    jmax = max(1, dmax // 2)
+    tab = np.zeros((jmax, dmax + 1))
+    for d in range(1, dmax + 1):
+        if d % 2 == 0:
+            c = 1.0
+            for j in range(d // 2):
+                tab[j, d] = c
+                c /= j + 1
+        else:
+            c = 2.0 / math.sqrt(math.pi)
+            for j in range((d - 1) // 2):
+                tab[j, d] = c
+                c *= 2.0 / (2 * j + 3)
+    return tab
+
+
+_CHI2_TAB = _chi2_table(200)
+
+
 def chi2_sf(x, df):
     """Upper tail of the chi-square distribution with integer ``df >= 1``.
 
@@ -106,30 +130,32 @@ def chi2_sf(x, df):
     analyses at once and much faster than the incomplete gamma function:
     even ``df``: ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
     ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
+    Both sums are evaluated as polynomials in ``x/2`` by Horner's rule with
+    per-df coefficients (all positive, so no cancellation), and the normal
+    tail ``erfc(sqrt(x/2))`` only for the odd df.
     ``df > 200`` (or an overflowing series) uses :func:`scipy.special.chdtrc`.
     """
     x = np.asarray(x, dtype=float)
     d = np.asarray(df, dtype=np.int64)
     big = d > 200
-    dd = np.where(big, 1, d)
-    # branch-free on purpose: np.where on a random parity mask is slow
-    evenf = 1.0 - (dd & 1)
-    nterm = (dd - 1 + (dd & 1 == 0)) >> 1  # df/2 terms (even), (df-1)/2 (odd)
+    anybig = bool(big.any())
+    dd = np.where(big, 1, d) if anybig else d
     h = 0.5 * x
-    e = np.exp(-h)
-    z = x - h * evenf  # x/2 for even df, x for odd df
-    acc = (nterm >= 1).astype(float)
+    jmax = int(dd.max(initial=1)) // 2  # terms of the longest sum
     with np.errstate(over="ignore", invalid="ignore"):
-        nmax = int(nterm.max(initial=0))
-        if nmax > 1:
-            term = np.ones_like(x)
-            for j in range(1, nmax):
-                odd_f = 1.0 / (2 * j + 1)
-                term *= z * (odd_f + evenf * (1.0 / j - odd_f))
-                acc += term * (nterm > j)
-        sx = np.sqrt(x)
-        oddf = 1.0 - evenf
-        out = e * acc * (evenf + oddf * (math.sqrt(2 / math.pi) * sx)) + oddf * special.erfc(sx * _SQRT1_2)
+        if jmax >= 1:
+            acc = _CHI2_TAB[jmax - 1].take(dd)
+            for j in range(jmax - 2, -1, -1):
+                acc *= h
+                acc += _CHI2_TAB[j].take(dd)
+        else:
+            acc = np.zeros_like(h)
+        odd = np.flatnonzero(dd & 1)
+        sh = np.sqrt(h[odd])
+        acc[odd] *= sh  # odd df: the sum carries the factor sqrt(x/2)
+        acc *= np.exp(-h)
+        acc[odd] += special.erfc(sh)
+        out = acc
     redo = big | ~np.isfinite(out)
     if redo.any():
         out[redo] = special.chdtrc(d[redo], x[redo])
