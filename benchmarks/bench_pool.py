@@ -4,6 +4,7 @@ Run from the repository root (a script, not a test):
 
     .venv/bin/python benchmarks/bench_pool.py            # full run (~1-2 min)
     .venv/bin/python benchmarks/bench_pool.py --no-r     # skip the metafor loop
+    .venv/bin/python benchmarks/bench_pool.py --quick    # FE/DL/REML vs statsmodels only (~30 s)
 
 Data: ``--m`` (default 20,000) ragged analyses, k drawn uniformly from 2..10,
 vi ~ U(0.01, 0.5), true tau2 drawn from {0, 0.02, 0.1, 0.5}, seed 20160601;
@@ -21,6 +22,14 @@ Timed side by side, in one run:
 * if ``Rscript`` with metafor is available: a loop of ``rma()`` in R on the
   first ``--r-subset`` analyses (default 2,000), timed inside R and scaled
   linearly to m (stated in the output).
+
+``--quick`` times only FE, DL and REML against statsmodels, in ``--rounds``
+(default 7) interleaved rounds so that both sides see the same load on a
+shared machine: per round, ``pool_many`` (median of 5 calls on all m analyses)
+and a statsmodels loop on the first ``--sm-subset`` analyses (default 2,000;
+a Python loop costs the same per call, so the time is scaled linearly to m).
+It reports the medians over rounds and the median, lowest and highest
+per-round ratio.  No metafor, no memory run.
 
 Then peak memory of ``pool_many`` on ``--big`` x 10 (default 1,000,000 x 10)
 for DL and REML, measured with tracemalloc (numpy reports its buffers to
@@ -149,17 +158,46 @@ def machine() -> str:
     )
 
 
+def quick(y, v, k, rounds: int, subset: int) -> None:
+    """Interleaved rounds of pool_many and a scaled statsmodels loop (see --quick)."""
+    m = len(k)
+    n = min(subset, m)
+    sm_for = {"FE": "chi2", "DL": "chi2", "REML": "iterated"}
+    rows = {meth: [] for meth in sm_for}
+    for _ in range(rounds):
+        for meth, re in sm_for.items():
+            t_many = timed(lambda meth=meth: pool_many(y, v, method=meth), repeat=5)[0]
+            t_sm = timed(lambda re=re: loop_statsmodels(y[:n], v[:n], k[:n], re))[0] * m / n
+            rows[meth].append((t_many, t_sm, t_sm / t_many))
+    print(f"quick: {rounds} interleaved rounds; pool_many median of 5 calls on {m}; statsmodels loop on {n}, scaled x{m / n:g}\n")
+    print(f"{'method':6} {'pool_many s':>12} {'statsmodels s':>22} {'x statsmodels (median, range)':>32}")
+    for meth, r in rows.items():
+        a = np.array(r)
+        med = np.median(a, axis=0)
+        print(
+            f"{meth:6} {med[0]:12.4f} {med[1]:12.2f} ({sm_for[meth]:>8}) {med[2]:14.0f} ({a[:, 2].min():.0f}-{a[:, 2].max():.0f})"
+        )
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--m", type=int, default=20_000, help="analyses (default 20000)")
     ap.add_argument("--r-subset", type=int, default=2_000, help="analyses timed in R, then scaled (default 2000)")
     ap.add_argument("--no-r", action="store_true", help="skip the metafor loop")
     ap.add_argument("--big", type=int, default=1_000_000, help="rows for the peak-memory run (default 1000000)")
+    ap.add_argument("--quick", action="store_true", help="FE/DL/REML vs statsmodels only, interleaved rounds")
+    ap.add_argument("--rounds", type=int, default=7, help="rounds for --quick (default 7)")
+    ap.add_argument("--sm-subset", type=int, default=2_000, help="analyses in the statsmodels loop for --quick (default 2000)")
     args = ap.parse_args(argv)
 
     print(f"machine: {machine()}")
+    blas_env = {key: val for key, val in os.environ.items() if "BLAS" in key or key.startswith(("OMP_", "MKL_"))}
+    print(f"BLAS/OpenMP environment: {blas_env or 'none set'}")
     y, v, k = make_data(args.m)
     print(f"data: {args.m} analyses, k = 2..10 (mean {k.mean():.2f}), seed 20160601\n")
+    if args.quick:
+        quick(y, v, k, args.rounds, args.sm_subset)
+        return 0
 
     many, best = {}, {}
     for method in ("FE", "DL", "REML", "PM"):
