@@ -137,6 +137,11 @@ def chi2_sf(x, df):
     """
     x = np.asarray(x, dtype=float)
     d = np.asarray(df, dtype=np.int64)
+    if x.shape != d.shape:
+        x, d = np.broadcast_arrays(x, d)
+    shape = x.shape
+    if x.ndim != 1:
+        x, d = x.ravel(), d.ravel()  # flat: the odd-df cells are picked by position
     big = d > 200
     anybig = bool(big.any())
     dd = np.where(big, 1, d) if anybig else d
@@ -159,7 +164,7 @@ def chi2_sf(x, df):
     redo = big | ~np.isfinite(out)
     if redo.any():
         out[redo] = special.chdtrc(d[redo], x[redo])
-    return out
+    return out.reshape(shape) if shape else out[0]
 
 
 def _by_df(fun, df):
