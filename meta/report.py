@@ -124,14 +124,55 @@ def _expected(row: pd.Series):
     return None
 
 
+def direction_votes(runs, expected: int | None) -> str:
+    """Direction-only evidence for a claim: how many cohorts point which way.
+
+    Counts one sign per cohort over every row matching the claim's analyses,
+    usable or not: the sign of the pooled row's SMD, else of any row's SMD,
+    else the ``direction`` the source states in words. A vote count ignores
+    precision and sample size, so it is shown beside the verdict, never used
+    for it (Cochrane Handbook, ch. 12.2: vote counting based on the direction
+    of effect). Empty when no row states a direction or the claim has none.
+    """
+    if expected not in (1, -1):
+        return ""
+    best: dict[str, tuple[int, int, str]] = {}
+    for r in runs:
+        pooled_rows = set(r.rows["outcomes_row"]) if "outcomes_row" in r.rows else set()
+        for _, row in r.matched.iterrows():
+            cohort = row.get("cohort_id")
+            cohort = str(cohort) if isinstance(cohort, str) and cohort else str(row["study_id"])
+            yi = row.get("yi")
+            if yi is not None and pd.notna(yi) and np.isfinite(yi) and yi != 0:
+                rank, sign = (0 if row.get("outcomes_row") in pooled_rows else 1), int(np.sign(yi))
+            elif "direction" in row and pd.notna(row["direction"]) and parse_direction(row["direction"]) in (1, -1):
+                rank, sign = 2, parse_direction(row["direction"])
+            else:
+                continue
+            if cohort not in best or rank < best[cohort][0]:
+                best[cohort] = (rank, sign, str(row["study_id"]))
+    if not best:
+        return ""
+    agree = sorted(sid for _, s, sid in best.values() if s == expected)
+    oppose = sorted(sid for _, s, sid in best.values() if s != expected)
+    text = f"{len(agree)} of {len(best)} cohorts in the expected direction"
+    if agree:
+        text += f" ({', '.join(agree)})"
+    if oppose:
+        text += f"; opposite: {', '.join(oppose)}"
+    return text
+
+
 def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
     """One row per row of ``review_claims.csv`` with our verdict.
 
     Columns: ``claim_id, claim, expected_direction, analyses, k, estimate,
-    ci_low, ci_high, verdict, detail``; ``k``/estimate are those of the first
+    ci_low, ci_high, verdict, detail, direction_votes`` (see
+    :func:`direction_votes`); ``k``/estimate are those of the first
     analysis naming the claim.
     """
-    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict", "detail"]
+    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict", "detail",
+            "direction_votes"]
     if claims is None or len(claims) == 0:
         return pd.DataFrame(columns=cols)
     recs = []
@@ -177,6 +218,7 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
                 "ci_high": getattr(fr, "ci_high", np.nan),
                 "verdict": verdict,
                 "detail": "; ".join(details),
+                "direction_votes": direction_votes(rs, exp),
             }
         )
     return pd.DataFrame(recs, columns=cols)
@@ -315,7 +357,7 @@ def _run_section(run) -> str:
             if run.egger is not None or run.trimfill is not None:
                 parts = []
                 if run.egger is not None:
-                    parts.append(f"Egger's test intercept {_f(run.egger.intercept)}, {_peq(run.egger.p)}")
+                    parts.append(f"Egger's test t({run.egger.df:.0f}) = {_f(run.egger.t)}, {_peq(run.egger.p)}")
                 if run.trimfill is not None:
                     tf = run.trimfill
                     parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
@@ -394,7 +436,9 @@ def render(res) -> str:
     out.append(
         "Rule: *insufficient data* when k < 2; *agrees* when the estimate has the expected sign and the 95% CI excludes 0; "
         "*direction only* when the sign matches but the CI includes 0; *disagrees* when the sign is opposite (for a claim of "
-        "no difference: *agrees* when the CI includes 0). A claim spoken to by several analyses is *mixed* when their verdicts differ.\n"
+        "no difference: *agrees* when the CI includes 0). A claim spoken to by several analyses is *mixed* when their verdicts differ. "
+        "*Direction votes* count one sign per cohort over every matching row, including rows that give only a direction in words "
+        "and no usable SMD; they ignore precision and are shown beside the verdict, never used for it (Cochrane Handbook ch. 12).\n"
     )
     c = res.claims
     if len(c):
@@ -405,6 +449,7 @@ def render(res) -> str:
                 "k": c["k"],
                 "verdict": c["verdict"],
                 "our result": c["detail"],
+                "direction votes (not a verdict)": c["direction_votes"],
             }
         )
         out.append(_md_table(ct))

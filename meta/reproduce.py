@@ -458,7 +458,7 @@ class AnalysisRun:
         for c in ("estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high", "p", "tau2", "i2", "q", "q_df", "q_p"):
             rec[c] = float(getattr(r, c)) if r is not None and hasattr(r, c) and getattr(r, c) is not None else np.nan
         eg = self.egger
-        rec["egger_intercept"] = float(eg.intercept) if eg is not None else np.nan
+        rec["egger_t"] = float(eg.t) if eg is not None else np.nan
         rec["egger_p"] = float(eg.p) if eg is not None else np.nan
         tf = self.trimfill
         rec["trimfill_k0"] = int(tf.k0) if tf is not None else np.nan
@@ -493,6 +493,8 @@ def effect_table(dataset) -> pd.DataFrame:
     rev = rev.copy()
     # outcomes.csv spreadsheet row (header = 1), the index meta.data.load gives
     rev.insert(0, "outcomes_row", np.asarray(rev.index))
+    # the direction the source states (+1/-1), kept for direction-only evidence in the claims section
+    rev["direction"] = dataset.outcomes["direction"].reindex(rev.index).to_numpy()
     rev = rev.reset_index(drop=True)
     ls = ls.reset_index(drop=True)
     pos = list(rev.columns).index("vi") + 1
