@@ -649,10 +649,7 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
         result = pool(studies["yi"].to_numpy(float), studies["vi"].to_numpy(float), method="FE")
     title = a.title if run.k >= 2 else f"{a.title} (single study, not pooled)"
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
-    try:
-        fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
-    except TypeError:  # group_labels is beyond the documented contract of meta.plots.forest
-        fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title)
+    fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
     plt.close(fig)
     if run.k >= funnel_min_k:
@@ -662,7 +659,7 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
             result=run.result,
             egger=run.egger if run.egger is not None else False,
             trimfill=run.trimfill,
-            title=a.analysis_id,
+            title=a.title,
         )
         written += save(fig, fig_dir / f"{a.analysis_id}_funnel", formats=formats, dpi=dpi)
         plt.close(fig)
