@@ -158,6 +158,15 @@ def _num(row: Mapping, col: str) -> float:
     return float(v) if _has(v) else math.nan
 
 
+def _signed_effect_size(row: Mapping, flags: list[str]) -> float:
+    """``effect_size`` signed by the row's ``direction``; as reported (flagged) when no direction is given."""
+    es = _num(row, "effect_size")
+    if _has(row.get("direction")):
+        return _num(row, "direction") * abs(es)
+    flags.append("sign_as_reported")
+    return es
+
+
 def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float | None):
     """Call the :mod:`meta.effects` conversion for ``route``; return (yi, vi, flags)."""
     from meta import effects
@@ -174,18 +183,9 @@ def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float |
         out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, p=_num(row, "p_value"),
                                   p_operator=p_op, inequality=inequality, variance=variance)
     elif route == "t":
-        t = _num(row, "effect_size")
-        if _has(row.get("direction")):
-            t = direction * abs(t)
-        else:
-            flags.append("sign_as_reported")
-        out = effects.smd_from_t(t, n1, n2, variance=variance)
+        out = effects.smd_from_t(_signed_effect_size(row, flags), n1, n2, variance=variance)
     elif route == "reported_es":
-        d = _num(row, "effect_size")
-        if _has(row.get("direction")):
-            d = direction * abs(d)
-        else:
-            flags.append("sign_as_reported")
+        d = _signed_effect_size(row, flags)
         if es_type in ("hedges_g", "g"):
             # undo the correction smd_from_d is about to apply: yi comes out as the reported g
             j = float(np.asarray(effects.smd_from_d(1.0, n1, n2, variance=variance)["yi"])[0])
