@@ -224,20 +224,16 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=cols)
 
 
-def coverage_frame(dataset, table: pd.DataFrame | None = None) -> pd.DataFrame | None:
-    """The study x outcome route table of :func:`meta.coverage.coverage_table` (None if that module is missing)."""
-    try:
-        from meta.coverage import coverage_table
-    except ImportError:
-        return None
+def coverage_frame(dataset, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The study x outcome route table of :func:`meta.coverage.coverage_table`."""
+    from meta.coverage import coverage_table
+
     return coverage_table(dataset)
 
 
 def _coverage_md(cov: pd.DataFrame) -> str:
-    try:
-        from meta.coverage import to_markdown
-    except ImportError:  # pragma: no cover - coverage_frame returned None already
-        return _md_table(cov.reset_index())
+    from meta.coverage import to_markdown
+
     return to_markdown(cov) + "\n"
 
 

@@ -82,11 +82,12 @@ def test_accepts_dict_pair_and_path():
 def test_markdown():
     md = to_markdown(coverage_table(data.load(GOOD)))
     lines = md.splitlines()
-    assert lines[0] == "| study | gluteus_medius_onset | hip_internal_rotation | peak_hip_adduction |"
-    assert lines[1] == "|---|---|---|---|"
-    assert "| noehren2013 |  | t | p_only |" in lines
-    assert f"| noehren2012a |  |  | {NO_NUMBERS} |" in lines
-    assert "6 studies" in md and "python -m meta.coverage" in md
+    assert lines[0] == "| study | outcomes with an SMD (route) | outcomes with a row but no usable numbers |"
+    assert lines[1] == "|---|---|---|"
+    assert "| noehren2013 | hip_internal_rotation (t), peak_hip_adduction (p_only) |  |" in lines
+    assert "| noehren2012a |  | peak_hip_adduction |" in lines
+    assert "6 studies: 6 with at least one outcome row, 5 with at least one SMD" in md
+    assert "python -m meta.coverage" in md
 
 
 def test_write_replaces_only_between_markers_and_is_idempotent(folder: Path):
@@ -98,7 +99,7 @@ def test_write_replaces_only_between_markers_and_is_idempotent(folder: Path):
     inside, after = rest.split(END)
     assert before == README.split(START)[0]
     assert after == README.split(END)[1]
-    assert "old table" not in inside and "| noehren2013 |  | t | p_only |" in inside
+    assert "old table" not in inside and "| noehren2013 | hip_internal_rotation (t), peak_hip_adduction (p_only) |  |" in inside
     first = readme.read_bytes()
     assert write_coverage(readme, t) is False
     assert readme.read_bytes() == first
@@ -128,7 +129,7 @@ def test_main_regenerates(folder: Path, capsys):
     assert "coverage table updated (6 studies x 3 outcomes)" in capsys.readouterr().out
     assert coverage.main(["--data", str(folder)]) == 0
     assert "already up to date" in capsys.readouterr().out
-    assert "| willy2012b |  |  | paired |" in (folder / "README.md").read_text()
+    assert "| willy2012b | peak_hip_adduction (paired) |  |" in (folder / "README.md").read_text()
 
 
 def test_main_on_invalid_data_writes_nothing(tmp_path: Path, capsys):
