@@ -53,7 +53,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 __all__ = [
     "Analysis",
@@ -390,9 +389,10 @@ class SingleStudy:
 
     @classmethod
     def from_row(cls, yi: float, vi: float, level: float = 0.95) -> "SingleStudy":
-        se = math.sqrt(vi)
-        z = stats.norm.ppf(0.5 + level / 2)
-        return cls(1, float(yi), se, yi - z * se, yi + z * se, float(2 * stats.norm.sf(abs(yi / se))), level)
+        from meta.pool import pool
+
+        r = pool([yi], [vi], method="FE", level=level)  # k = 1: the study itself, Wald z CI and p
+        return cls(1, r.estimate, r.se, r.ci_low, r.ci_high, r.p, level)
 
 
 @dataclass(frozen=True)
