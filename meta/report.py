@@ -31,7 +31,7 @@ import re
 import numpy as np
 import pandas as pd
 
-__all__ = ["classify", "claims_table", "coverage_frame", "render", "markdown_to_html", "VERDICTS"]
+__all__ = ["classify", "claims_table", "render", "markdown_to_html", "VERDICTS"]
 
 VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
 
@@ -222,13 +222,6 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(recs, columns=cols)
-
-
-def coverage_frame(dataset, table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The study x outcome route table of :func:`meta.coverage.coverage_table`."""
-    from meta.coverage import coverage_table
-
-    return coverage_table(dataset)
 
 
 def _coverage_md(cov: pd.DataFrame) -> str:

@@ -756,9 +756,10 @@ def reproduce(
     sens = sensitivity(runs)
 
     from meta import report
+    from meta.coverage import coverage_table
 
     claims_frame = report.claims_table(claims, runs)
-    coverage = report.coverage_frame(dataset, table)
+    coverage = coverage_table(dataset)
     settings = {
         "data_dir": str(data_dir),
         "formats": tuple(formats),
