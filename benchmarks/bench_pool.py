@@ -81,6 +81,25 @@ def timed(fn, repeat=1):
     return float(np.median(times)), float(min(times))
 
 
+def variants():
+    """(label, method, engine) timed: the compiled kernel (meta._fast, numba)
+    for FE and DL where numba is installed, and the numpy engine for all."""
+    from meta import _fast
+
+    out = []
+    for method in ("FE", "DL", "REML", "PM"):
+        if method in ("FE", "DL") and _fast.AVAILABLE:
+            out.append((f"{method} numba", method, "numba"))
+        out.append((f"{method} numpy", method, "numpy"))
+    return out
+
+
+def warm_up(y, v):
+    """Compile (or load from numba's cache) the kernel before timing it."""
+    for _, method, engine in variants():
+        pool_many(y[:50], v[:50], method=method, engine=engine)
+
+
 def loop_pool(y, v, k, method):
     for i in range(len(k)):
         pool(y[i, : k[i]], v[i, : k[i]], method=method)
@@ -129,13 +148,13 @@ def metafor_times(y, v, n):
     return {line.split()[0]: float(line.split()[1]) for line in res.stdout.strip().splitlines()}
 
 
-def peak_memory(m: int, method: str):
+def peak_memory(m: int, method: str, engine: str):
     y, v, _ = make_data(m, seed=1)
     input_mb = (y.nbytes + v.nbytes) / 1e6
     tracemalloc.start()
     tracemalloc.reset_peak()
     t0 = time.perf_counter()
-    df = pool_many(y, v, method=method)
+    df = pool_many(y, v, method=method, engine=engine)
     secs = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -163,19 +182,20 @@ def quick(y, v, k, rounds: int, subset: int) -> None:
     m = len(k)
     n = min(subset, m)
     sm_for = {"FE": "chi2", "DL": "chi2", "REML": "iterated"}
-    rows = {meth: [] for meth in sm_for}
+    todo = [x for x in variants() if x[1] in sm_for]
+    rows = {label: [] for label, _, _ in todo}
     for _ in range(rounds):
-        for meth, re in sm_for.items():
-            t_many = timed(lambda meth=meth: pool_many(y, v, method=meth), repeat=5)[0]
-            t_sm = timed(lambda re=re: loop_statsmodels(y[:n], v[:n], k[:n], re))[0] * m / n
-            rows[meth].append((t_many, t_sm, t_sm / t_many))
+        for label, meth, engine in todo:
+            t_many = timed(lambda meth=meth, engine=engine: pool_many(y, v, method=meth, engine=engine), repeat=5)[0]
+            t_sm = timed(lambda re=sm_for[meth]: loop_statsmodels(y[:n], v[:n], k[:n], re))[0] * m / n
+            rows[label].append((t_many, t_sm, t_sm / t_many))
     print(f"quick: {rounds} interleaved rounds; pool_many median of 5 calls on {m}; statsmodels loop on {n}, scaled x{m / n:g}\n")
-    print(f"{'method':6} {'pool_many s':>12} {'statsmodels s':>22} {'x statsmodels (median, range)':>32}")
-    for meth, r in rows.items():
-        a = np.array(r)
+    print(f"{'method engine':13} {'pool_many s':>12} {'statsmodels s':>22} {'x statsmodels (median, range)':>32}")
+    for label, meth, _ in todo:
+        a = np.array(rows[label])
         med = np.median(a, axis=0)
         print(
-            f"{meth:6} {med[0]:12.4f} {med[1]:12.2f} ({sm_for[meth]:>8}) {med[2]:14.0f} ({a[:, 2].min():.0f}-{a[:, 2].max():.0f})"
+            f"{label:13} {med[0]:12.4f} {med[1]:12.2f} ({sm_for[meth]:>8}) {med[2]:14.0f} ({a[:, 2].min():.0f}-{a[:, 2].max():.0f})"
         )
 
 
@@ -194,14 +214,16 @@ def main(argv=None) -> int:
     blas_env = {key: val for key, val in os.environ.items() if "BLAS" in key or key.startswith(("OMP_", "MKL_"))}
     print(f"BLAS/OpenMP environment: {blas_env or 'none set'}")
     y, v, k = make_data(args.m)
-    print(f"data: {args.m} analyses, k = 2..10 (mean {k.mean():.2f}), seed 20160601\n")
+    print(f"data: {args.m} analyses, k = 2..10 (mean {k.mean():.2f}), seed 20160601")
+    warm_up(y, v)
+    print(f"engines: {', '.join(label for label, _, _ in variants())} (numba kernel compiled before timing)\n")
     if args.quick:
         quick(y, v, k, args.rounds, args.sm_subset)
         return 0
 
     many, best = {}, {}
-    for method in ("FE", "DL", "REML", "PM"):
-        many[method], best[method] = timed(lambda method=method: pool_many(y, v, method=method), repeat=21)
+    for label, method, engine in variants():
+        many[label], best[label] = timed(lambda method=method, engine=engine: pool_many(y, v, method=method, engine=engine), repeat=21)
     loop = {}
     for method in ("FE", "DL", "REML", "PM"):
         loop[method] = timed(lambda method=method: loop_pool(y, v, k, method))[0]
@@ -221,22 +243,24 @@ def main(argv=None) -> int:
             print("metafor: Rscript/metafor not available, skipped\n")
 
     print("pool_many: median (best) of 21 calls; loops: one run each; ratios use the median\n")
-    head = f"{'method':6} {'pool_many s':>17} {'pool() loop s':>14} {'statsmodels loop s':>22} {'metafor loop s':>15}"
+    head = f"{'method engine':13} {'pool_many s':>17} {'pool() loop s':>14} {'statsmodels loop s':>22} {'metafor loop s':>15}"
     head += f" {'x pool()':>9} {'x statsmodels':>14} {'x metafor':>10}"
     print(head)
-    for method in ("FE", "DL", "REML", "PM"):
+    for label, method, _ in variants():
         smt = sm[sm_for[method]]
         rt = r[method] if r else float("nan")
         print(
-            f"{method:6} {many[method]:8.4f} ({best[method]:.4f}) {loop[method]:14.2f} {smt:15.2f} ({sm_for[method]:>8})"
-            f" {rt:14.1f} {loop[method] / many[method]:9.0f} {smt / many[method]:14.0f} {rt / many[method]:10.0f}"
+            f"{label:13} {many[label]:8.4f} ({best[label]:.4f}) {loop[method]:14.2f} {smt:15.2f} ({sm_for[method]:>8})"
+            f" {rt:14.1f} {loop[method] / many[label]:9.0f} {smt / many[label]:14.0f} {rt / many[label]:10.0f}"
         )
 
     print(f"\npeak memory of pool_many on {args.big:,} x {KMAX} (tracemalloc):")
-    for method in ("DL", "REML"):
-        inp, peak, out, secs = peak_memory(args.big, method)
+    for label, method, engine in variants():
+        if method == "PM" or (method == "FE" and engine == "numpy"):
+            continue
+        inp, peak, out, secs = peak_memory(args.big, method, engine)
         print(
-            f"  {method:5} input {inp:.0f} MB, peak during pool_many {peak:.0f} MB "
+            f"  {label:13} input {inp:.0f} MB, peak during pool_many {peak:.0f} MB "
             f"({peak / inp:.2f} x input; output DataFrame {out:.0f} MB), {secs:.2f} s"
         )
     return 0

@@ -82,15 +82,20 @@ def _csum(a: np.ndarray) -> np.ndarray:
     return np.ones(a.shape[0]) @ a
 
 
+def _dot(a, b):
+    """``sum(a * b)`` over the studies of each analysis, in one pass (no
+    temporary: ~25 % faster than the product followed by :func:`_csum`)."""
+    return np.einsum("ij,ij->j", a, b)
+
+
 def _sums(y, v, tau2, tmp=None, w=None):
-    """Weights, their sum and the weighted mean per analysis.  ``tmp`` and
-    ``w`` are optional arrays of the shape of ``y`` to write into (saves
-    allocations)."""
+    """Weights, their sum and the weighted mean per analysis.  ``w`` is an
+    optional array of the shape of ``y`` to write the weights into (saves an
+    allocation); ``tmp`` is accepted for the callers' convenience and unused."""
     w = np.add(v, tau2, out=w)
     np.divide(1.0, w, out=w)  # same bits as np.reciprocal, ~2x faster here
     sw = _csum(w)
-    tmp = np.multiply(w, y, out=tmp)
-    est = _csum(tmp) / sw
+    est = _dot(w, y) / sw
     return w, sw, est
 
 
@@ -120,7 +125,7 @@ def _chi2_table(dmax):
     return tab
 
 
-_CHI2_TAB = _chi2_table(200)
+CHI2_TABLE = _chi2_table(200)  # also read by meta._fast
 
 
 def chi2_sf(x, df):
@@ -149,13 +154,13 @@ def chi2_sf(x, df):
     jmax = int(dd.max(initial=1)) // 2  # terms of the longest sum
     with np.errstate(over="ignore", invalid="ignore"):
         if jmax >= 1:
-            acc = _CHI2_TAB[jmax - 1].take(dd)
+            acc = CHI2_TABLE[jmax - 1].take(dd)
             for j in range(jmax - 2, -1, -1):
                 acc *= h
-                acc += _CHI2_TAB[j].take(dd)
+                acc += CHI2_TABLE[j].take(dd)
         else:
             acc = np.zeros_like(h)
-        odd = np.flatnonzero(dd & 1)
+        odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
         sh = np.sqrt(h[odd])
         acc[odd] *= sh  # odd df: the sum carries the factor sqrt(x/2)
         acc *= np.exp(-h)
@@ -399,12 +404,11 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     tmp, w0, w = scratch if scratch is not None else (np.empty_like(y), None, None)
     w0 = np.divide(1.0, v, out=w0)
     sw0 = _csum(w0)
-    sw0sq = _csum(np.square(w0, out=tmp))
-    est0 = _csum(np.multiply(w0, y, out=tmp)) / sw0
+    sw0sq = _dot(w0, w0)
+    est0 = _dot(w0, y) / sw0
     r = np.subtract(y, est0, out=tmp)
     r *= r
-    r *= w0
-    q = np.maximum(_csum(r), 0.0)
+    q = np.maximum(_dot(r, w0), 0.0)
     q[k == 1] = 0.0
     if method == "FE":
         tau2 = np.zeros(y.shape[1])
@@ -423,8 +427,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     if rss:
         r = np.subtract(y, est, out=tmp)
         r *= r
-        r *= w
-        out["rss"] = _csum(r)
+        out["rss"] = _dot(r, w)
     if weights:
         out["weights"] = 100.0 * w / sw
     return out

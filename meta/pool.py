@@ -35,9 +35,10 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from meta import _estimators as _est
+from meta import _fast
 
 __all__ = [
     "PoolResult",
@@ -431,6 +432,65 @@ def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
     )
 
 
+_ENGINES = ("auto", "numpy", "numba")
+
+
+def _use_fast(engine: str, method: str, test: str) -> bool:
+    """Whether pool_many runs the compiled kernel (see its ``engine``)."""
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
+    applies = method in ("FE", "DL") and test == "z"
+    if engine == "numba":
+        if not applies:
+            raise ValueError(f'engine="numba" covers method "FE" and "DL" with test="z"; got method={method!r}, test={test!r}')
+        try:
+            _fast.kernel()
+        except ImportError as exc:
+            raise ValueError(f'engine="numba" needs numba: pip install "meta[fast]" (or use engine="numpy"); {exc}') from None
+        return True
+    if engine == "numpy" or not applies or not _fast.AVAILABLE:
+        return False
+    try:
+        _fast.kernel()
+    except ImportError as exc:  # installed but broken (e.g. built for another numpy): say so, once per process
+        _fast.AVAILABLE = False
+        warnings.warn(f"numba is installed but cannot be imported ({exc}); pool_many uses its numpy engine", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
+    """pool_many through the compiled kernel of :mod:`meta._fast`."""
+    m, n = y.shape
+    y = np.ascontiguousarray(y)
+    v = np.ascontiguousarray(v)
+    alpha = 1.0 - level
+    zcrit = float(special.ndtri(1.0 - alpha / 2))
+    kk = np.arange(n + 1)
+    if pi == "z":
+        pcrit = np.full(n + 1, zcrit)
+    else:  # t with k - 2 df (NaN for k < 3), as meta._estimators.finish
+        pcrit = np.where(kk > 2, special.stdtrit(np.maximum(kk - 2, 1), 1.0 - alpha / 2), np.nan)
+    out = np.empty((len(_MANY_COLUMNS), m))
+    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "z" and method == "FE", _est.CHI2_TABLE, out)
+    if bad >= 0:
+        _many_input_error(y, v)
+    q_p = out[_MANY_COLUMNS.index("q_p")]
+    redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
+    if redo.any():
+        q_p[redo] = special.chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
+    return _many_frame(out, index)
+
+
+def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
+    """pool_many's DataFrame from ``out`` (12 x m, rows in the order of
+    _MANY_COLUMNS, k as float): one float block (a view of ``out``) plus k as
+    int64, ~2x faster than a dict of 12 arrays."""
+    df = pd.DataFrame(out[1:].T, columns=_MANY_FLOAT_INDEX, index=index, copy=False)
+    df.insert(0, "k", out[0].astype(np.int64))
+    return df
+
+
 _WORKSPACE = threading.local()
 _WORKSPACE_KEEP = 4 * _BLOCK_CELLS  # work space up to this many cells is kept between calls
 
@@ -457,17 +517,30 @@ def _workspace(cells: int, rows: int):
 
 
 _MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
+_MANY_FLOAT_INDEX = pd.Index(_MANY_COLUMNS[1:])  # built once: ~100 us per call otherwise
 
 
-def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+def pool_many(
+    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z", engine: str = "auto"
+) -> pd.DataFrame:
     """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up
     to n studies; NaN in ``yi`` marks a missing study, so ragged rows are
-    padded with NaN; ``vi`` is ignored there).  Same estimators and the
-    same code as :func:`pool` (which runs them with m = 1), vectorised over
-    rows, REML and PM included (all rows iterate together; each stops when
-    it has converged).  Rows are processed in blocks of about 40,960 cells
-    (4096 rows of 10 studies), which bounds memory to the input plus a few MB
-    plus the output.
+    padded with NaN; ``vi`` is ignored there).  Same estimators as
+    :func:`pool`, and each row agrees with it to 1e-10.
+
+    ``engine``:
+
+    * ``"numpy"``: the code of :func:`pool` (which runs it with m = 1),
+      vectorised over rows, REML and PM included (all rows iterate together;
+      each stops when it has converged).  Rows are processed in blocks of
+      about 40,960 cells (4096 rows of 10 studies), which bounds memory to
+      the input plus a few MB plus the output.
+    * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
+      numba, ``pip install "meta[fast]"``), one pass per analysis, about 3x
+      faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
+      first call in a process compiles it (about 2 s, cached on disk after).
+    * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
+      else ``"numpy"``.
 
     Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
@@ -478,6 +551,7 @@ def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.9
     finite.
     """
     _check_options(method, test, level, pi)
+    fast = _use_fast(engine, method, test)
     index = yi.index if isinstance(yi, pd.DataFrame) else None
     try:
         y = np.asarray(yi, dtype=float)
@@ -491,7 +565,9 @@ def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.9
     if y.shape[1] == 0:
         raise ValueError("yi has no columns: at least one study per analysis is needed")
     m, n = y.shape
-    res = {c: np.empty(m, dtype=np.int64 if c == "k" else float) for c in _MANY_COLUMNS}
+    if fast:
+        return _pool_many_fast(y, v, index, method, level, pi)
+    res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
     # (fresh memory costs page faults) and fitted by fit_core; the per-analysis
     # sums of up to _FINISH_ROWS analyses are then turned into tests and
@@ -545,10 +621,10 @@ def pool_many(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.9
             break
         part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
         out = _est.finish(part, method=method, test=test, level=level, pi=pi)
-        for col in _MANY_COLUMNS:
-            res[col][s0 : s0 + c0] = out[col]
+        for j, col in enumerate(_MANY_COLUMNS):
+            res[j, s0 : s0 + c0] = out[col]
         k1 += int((part["k"] == 1).sum())
     if bad:
         _many_input_error(y, v)
     _warn_k1(test, k1)
-    return pd.DataFrame(res, index=index, copy=False)
+    return _many_frame(res, index)

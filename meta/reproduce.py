@@ -567,7 +567,8 @@ def _bias(yi, vi, method):
 
 
 def _sweep(yis: list[np.ndarray], vis: list[np.ndarray], *, method: str, test: str, level: float) -> pd.DataFrame:
-    """Pool many analyses in one call of :func:`meta.pool.pool_many` (ragged rows padded with NaN)."""
+    """Pool many analyses in one call of :func:`meta.pool.pool_many` (ragged rows padded with NaN).
+    Its numpy engine: a handful of analyses do not repay compiling the numba kernel (~2 s)."""
     from meta.pool import pool_many
 
     kmax = max(len(y) for y in yis)
@@ -576,7 +577,7 @@ def _sweep(yis: list[np.ndarray], vis: list[np.ndarray], *, method: str, test: s
     for i, (y, v) in enumerate(zip(yis, vis)):
         Y[i, : len(y)] = y
         V[i, : len(v)] = v
-    return pool_many(Y, V, method=method, test=test, level=level).reset_index(drop=True)
+    return pool_many(Y, V, method=method, test=test, level=level, engine="numpy").reset_index(drop=True)
 
 
 def sensitivity(runs: list[AnalysisRun], *, level: float = 0.95) -> pd.DataFrame:

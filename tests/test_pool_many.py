@@ -1,7 +1,9 @@
 """meta.pool.pool_many: many meta-analyses at once.
 
 Each row must agree with metafor 3.8.1 (fixtures from tests/r/pool_reference.R)
-and with meta.pool.pool() on the same studies to 1e-10.
+and with meta.pool.pool() on the same studies to 1e-10, with both engines
+(numpy, and the compiled FE/DL kernel of meta._fast; tests/test_fast.py
+compares the two directly).
 """
 
 from __future__ import annotations
@@ -47,15 +49,19 @@ def agree_with_pool(df, rows, method, test="z", pi="z", level=0.95):
 CASE_ROWS = [(np.atleast_1d(c["yi"]).astype(float), np.atleast_1d(c["vi"]).astype(float)) for c in REF["cases"]]
 
 
-@pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("test", ["z", "hksj"])
-def test_rows_match_metafor_and_pool(method, test):
+# (method, test, engine): the numpy engine runs everything; the compiled one
+# (meta._fast, numba) covers FE and DL with the z test.
+ENGINE_CASES = [(m, t, "numpy") for m in METHODS for t in ("z", "hksj")] + [("FE", "z", "numba"), ("DL", "z", "numba")]
+
+
+@pytest.mark.parametrize("method,test,engine", ENGINE_CASES)
+def test_rows_match_metafor_and_pool(method, test, engine):
     """All fixture data sets (k = 1 ... 16) in one ragged matrix, NaN padding
     scattered inside the rows (not only at the end)."""
     Y, V = padded(CASE_ROWS, width=20, shuffle_seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = pool_many(Y, V, method=method, test=test)
+        df = pool_many(Y, V, method=method, test=test, engine=engine)
         agree_with_pool(df, CASE_ROWS, method, test)
     rtol, atol = (1e-8, 1e-12) if method in ("FE", "DL") else (1e-6, 1e-8)
     for i, case in enumerate(REF["cases"]):
@@ -65,8 +71,8 @@ def test_rows_match_metafor_and_pool(method, test):
             np.testing.assert_allclose(df[c].iloc[i], want, rtol=rtol, atol=atol, err_msg=f"{case['name']} {c}")
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_300_random_ragged_analyses_match_metafor(method):
+@pytest.mark.parametrize("method,engine", [(m, "numpy") for m in METHODS] + [("FE", "numba"), ("DL", "numba")])
+def test_300_random_ragged_analyses_match_metafor(method, engine):
     """300 random analyses (k = 2..12, a third with vi spanning 1000x, true
     tau2 from 0 to 1) fitted one by one with metafor rma() + predict() in R;
     pool_many fits them in one call."""
@@ -74,7 +80,7 @@ def test_300_random_ragged_analyses_match_metafor(method):
     f = lambda rows: np.array([[np.nan if x is None else x for x in r] for r in rows], float)  # noqa: E731
     Y, V, R = f(batch["yi"]), f(batch["vi"]), f(batch[method])
     assert not np.isnan(R).any()  # metafor converged on every analysis (REML: stepadj fallback)
-    df = pool_many(Y, V, method=method)
+    df = pool_many(Y, V, method=method, engine=engine)
     assert (df["k"].to_numpy() == (~np.isnan(Y)).sum(axis=1)).all()
     rtol, atol = (1e-8, 1e-12) if method in ("FE", "DL") else (1e-6, 1e-8)
     for j, c in enumerate(batch["columns"]):
@@ -89,13 +95,20 @@ ragged = st.lists(
 
 
 @settings(max_examples=40, deadline=None)
-@given(ragged, st.sampled_from(METHODS), st.sampled_from(["z", "hksj"]), st.sampled_from(["z", "t"]), st.integers(0, 2**16))
-def test_property_pool_many_equals_pool_row_by_row(data, method, test, pi, seed):
+@given(
+    ragged,
+    st.sampled_from(METHODS),
+    st.sampled_from(["z", "hksj"]),
+    st.sampled_from(["z", "t"]),
+    st.integers(0, 2**16),
+    st.sampled_from(["numpy", "auto"]),  # auto = compiled kernel for FE/DL with z
+)
+def test_property_pool_many_equals_pool_row_by_row(data, method, test, pi, seed, engine):
     rows = [(np.array([a for a, _ in r]), np.array([b for _, b in r])) for r in data]
     Y, V = padded(rows, width=9, shuffle_seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        df = pool_many(Y, V, method=method, test=test, pi=pi)
+        df = pool_many(Y, V, method=method, test=test, pi=pi, engine=engine)
         agree_with_pool(df, rows, method, test, pi)
     assert (df["tau2"] >= 0).all()
     assert list(df["k"]) == [len(y) for y, _ in rows]
@@ -137,9 +150,10 @@ def test_reml_fisher_scoring_failure_case_converges_in_bulk():
         (np.array([[0.1, np.inf]]), np.ones((1, 2)), r"yi must not be infinite.*\(0, 1\)"),
     ],
 )
-def test_bad_input_raises_value_error(Y, V, match):
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_bad_input_raises_value_error(Y, V, match, engine):
     with pytest.raises(ValueError, match=match):
-        pool_many(Y, V)
+        pool_many(Y, V, engine=engine)
 
 
 def test_padding_vi_is_ignored_where_yi_is_nan_and_hksj_k1_warns():
