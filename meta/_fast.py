@@ -5,9 +5,9 @@ Why a second implementation of the fixed-effect and DerSimonian-Laird fits
 exists at all: the numpy path (:mod:`meta._estimators`, shared with
 :func:`meta.pool.pool`) makes ~30 passes over the padded ``studies x
 analyses`` block plus ~60 over the per-analysis vectors, and on our 2-core VM
-stays about 3x short of the speed asked for simulation work (1000x a loop of
+stays 1.5-2x short of the speed asked for simulation work (1000x a loop of
 statsmodels ``combine_effects``; measurements in ``benchmarks/README.md``).
-This kernel does one pass per analysis.  It computes exactly the formulas of
+This kernel does one pass per analysis and is about 2x faster.  It computes exactly the formulas of
 :func:`meta._estimators.fit_core` and :func:`meta._estimators.finish` (same
 operation order where it matters, same chi-square closed forms and
 coefficient table), and the tests hold the two to 1e-12 relative on random
