@@ -13,7 +13,9 @@ NaN padding to 10 columns.
 Timed side by side, in one run:
 
 * ``pool_many`` (FE, DL, REML, PM) on all m analyses (median and best of 21
-  calls; the ratios use the median);
+  calls; the ratios use the median), with each engine that applies: the
+  compiled kernel (``engine="numba"``, FE and DL, when numba is installed;
+  compiled by a warm-up call before timing) and the numpy engine;
 * a Python loop of ``pool()`` on all m analyses;
 * a Python loop of statsmodels ``combine_effects`` on all m analyses:
   ``method_re="chi2"`` (DerSimonian-Laird) is compared with DL and FE;

@@ -88,10 +88,10 @@ def _dot(a, b):
     return np.einsum("ij,ij->j", a, b)
 
 
-def _sums(y, v, tau2, tmp=None, w=None):
+def _sums(y, v, tau2, w=None):
     """Weights, their sum and the weighted mean per analysis.  ``w`` is an
     optional array of the shape of ``y`` to write the weights into (saves an
-    allocation); ``tmp`` is accepted for the callers' convenience and unused."""
+    allocation)."""
     w = np.add(v, tau2, out=w)
     np.divide(1.0, w, out=w)  # same bits as np.reciprocal, ~2x faster here
     sw = _csum(w)
@@ -216,9 +216,8 @@ def reml_score(y, v, tau2, info=False):
     observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
     else the Fisher information
     ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``."""
-    tmp = np.empty_like(y)
-    w, sw, est = _sums(y, v, tau2, tmp)
-    wr = np.subtract(y, est, out=tmp)
+    w, sw, est = _sums(y, v, tau2)
+    wr = y - est
     wr *= w  # u = Py = w (y - est)
     w2 = w * w
     sw2 = _csum(w2)
@@ -326,9 +325,8 @@ def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
 
 def _pm_q(y, v, tau2, deriv=False):
     """Generalised Q(tau2) and, if ``deriv``, dQ/dtau2 = -sum(w^2 (y - est)^2)."""
-    tmp = np.empty_like(y)
-    w, sw, est = _sums(y, v, tau2, tmp)
-    wr = np.subtract(y, est, out=tmp)
+    w, sw, est = _sums(y, v, tau2)
+    wr = y - est
     wr *= w
     r = y - est
     q = _csum(np.multiply(wr, r, out=r))
@@ -422,7 +420,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
             tau2 = tau2_pm(y, v, mask, k)
         else:  # pragma: no cover - checked by callers
             raise ValueError(method)
-        w, sw, est = _sums(y, v, tau2, tmp, w)
+        w, sw, est = _sums(y, v, tau2, w)
     out = {"k": k, "q": q, "sw0": sw0, "sw0sq": sw0sq, "tau2": tau2, "sw": sw, "est": est, "rss": None}
     if rss:
         r = np.subtract(y, est, out=tmp)
