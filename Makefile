@@ -1,26 +1,35 @@
 # Two entry points, each works on a fresh machine: they create .venv when missing.
+# `make reproduce` installs only what reproducing needs (the package and its run-time
+# dependencies); `make test` adds the test extras (pytest, hypothesis, nbclient, statsmodels, numba).
 PY ?= python3
 VENV := .venv
 VPY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: test reproduce validate setup clean
+.PHONY: test reproduce validate setup docs clean
 
-$(STAMP): pyproject.toml
-	test -x $(VPY) || $(PY) -m venv $(VENV)
+$(VPY):
+	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(TEST_STAMP): pyproject.toml $(RUN_STAMP)
 	$(VPY) -m pip install --quiet -e ".[test]"
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	MPLBACKEND=Agg $(VPY) -m pytest
 
-reproduce: $(STAMP)
+reproduce: $(RUN_STAMP)
 	MPLBACKEND=Agg $(VPY) -m meta reproduce --data data --out results
 
-validate: $(STAMP)
+validate: $(RUN_STAMP)
 	$(VPY) -m meta validate --data data
 
 clean:
