@@ -85,15 +85,28 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
-def _check_options(method, test, level, pi) -> None:
+def _option(value, name: str, allowed, aliases, what: str) -> str:
+    """Canonical (lower-case) name of option ``name`` or a ValueError listing
+    what would be valid."""
+    key = value.lower() if isinstance(value, str) else value
+    key = aliases.get(key, key)
+    if key not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} ({what}); got {value!r}")
+    return key
+
+
+def _check_options(method, test, level, pi):
+    """Check the options shared by every pooling function; returns
+    ``(method, test, level, pi)`` with ``test`` and ``pi`` in canonical form
+    (case-insensitive; ``test="knha"`` -> ``"hksj"``, ``pi="z"`` ->
+    ``"default"``)."""
     if method not in _est.METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _est.METHODS))}; got {method!r}")
-    if test not in _est.TESTS:
-        raise ValueError(f"test must be 'z' or 'hksj' (metafor's 'knha'); got {test!r}")
-    if pi not in _est.PIS:
-        raise ValueError(f"pi must be 'z' (metafor predict()) or 't' (t with k-2 df); got {pi!r}")
+    test = _option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
+    pi = _option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
+    return method, test, level, pi
 
 
 def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +129,9 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _warn_k1(test: str, k1: int) -> None:
-    if test == "hksj" and k1:
+    if test != "z" and k1:
         warnings.warn(
-            f"test='hksj' needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
+            f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
             stacklevel=3,
         )
 
@@ -193,23 +206,32 @@ class PoolResult:
         qp = _fmt_p(self.q_p)
         lines.append(f"Q(df = {self.q_df}) = {_fmt(self.q)}, p-val {'< .0001' if qp == '<.0001' else '= ' + qp}")
         lines += ["", "Model Results:", ""]
-        stat_name = "tval" if self.test == "hksj" else "zval"
-        cols = ["estimate", "se", stat_name] + (["df"] if self.test == "hksj" else []) + ["pval", "ci.lb", "ci.ub"]
+        t_test = self.test != "z"
+        stat_name = "tval" if t_test else "zval"
+        cols = ["estimate", "se", stat_name] + (["df"] if t_test else []) + ["pval", "ci.lb", "ci.ub"]
         vals = [_fmt(self.estimate), _fmt(self.se), _fmt(self.stat)]
-        vals += [str(self.q_df)] if self.test == "hksj" else []
+        vals += [str(self.q_df)] if t_test else []
         vals += [_fmt_p(self.p), _fmt(self.ci_low), _fmt(self.ci_high)]
         width = [max(len(c), len(x)) + 2 for c, x in zip(cols, vals)]
         lines.append("".join(c.rjust(wd) for c, wd in zip(cols, width)))
         lines.append("".join(x.rjust(wd) for x, wd in zip(vals, width)))
         lines.append("")
-        how = (
-            "t, k-2 df (Higgins et al. 2009)"
-            if self.pi == "t"
-            else ("t, k-1 df (metafor predict)" if self.test == "hksj" else "z (metafor predict)")
-        )
+        how = _pi_how(self.pi, self.test, self.method)
         lines.append(f"{pct} prediction interval [{how}]: {_fmt(self.pi_low)} to {_fmt(self.pi_high)}")
         lines.append(f"{pct} CI level; test = {self.test}")
         return "\n".join(lines)
+
+
+def _pi_how(pi: str, test: str, method: str) -> str:
+    """How the prediction interval was computed, for summary()."""
+    if pi == "default":
+        return "t, k-1 df (metafor predict)" if test != "z" else "z (metafor predict)"
+    return {
+        "simple": "z, est +- z tau (metafor pi.type='simple')",
+        "t": "t, k-1 df (metafor pi.type='t')",
+        "riley": f"t, k-{1 if method == 'FE' else 2} df (metafor pi.type='riley')",
+        "higgins": "t, k-2 df (Higgins et al. 2009)",
+    }[pi]
 
 
 def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> PoolResult:
@@ -232,7 +254,7 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
         pi_high=float(out["pi_high"][i]),
         weights=weights,
         method=method,
-        test="hksj" if out["hksj"][i] else "z",
+        test=test if out["t_used"][i] else "z",
         level=float(level),
         pi=pi,
     )
@@ -253,7 +275,7 @@ def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi
     as metafor does.  Raises ``ValueError`` naming the argument and the
     positions for mismatched lengths, empty input, NaN/inf, or ``vi <= 0``.
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int(y.size == 1))
@@ -293,7 +315,7 @@ def leave_one_out(yi, vi, *, method: str = "DL", labels=None, test: str = "z", l
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
     k = 1).
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
     if k < 2:
@@ -317,7 +339,7 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
     the studies added so far.
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
     lab = _labels(labels, yi, k)
@@ -380,7 +402,7 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     """Fit one model per subgroup and the overall model, and test for
     subgroup differences (see :class:`SubgroupResult`).  Subgroups keep their
     order of first appearance in ``groups``; keys are ``str(label)``."""
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
     if len(g) != y.size:
@@ -435,14 +457,17 @@ def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
 _ENGINES = ("auto", "numpy", "numba")
 
 
-def _use_fast(engine: str, method: str, test: str) -> bool:
+def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
     """Whether pool_many runs the compiled kernel (see its ``engine``)."""
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
-    applies = method in ("FE", "DL") and test == "z"
+    applies = method in ("FE", "DL") and test == "z" and pi != "simple"
     if engine == "numba":
         if not applies:
-            raise ValueError(f'engine="numba" covers method "FE" and "DL" with test="z"; got method={method!r}, test={test!r}')
+            raise ValueError(
+                f'engine="numba" covers method "FE" and "DL" with test="z" and pi other than "simple"; '
+                f"got method={method!r}, test={test!r}, pi={pi!r}"
+            )
         try:
             _fast.kernel()
         except ImportError as exc:
@@ -467,12 +492,9 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     alpha = 1.0 - level
     zcrit = float(special.ndtri(1.0 - alpha / 2))
     kk = np.arange(n + 1)
-    if pi == "z":
-        pcrit = np.full(n + 1, zcrit)
-    else:  # t with k - 2 df (NaN for k < 3), as meta._estimators.finish
-        pcrit = np.where(kk > 2, special.stdtrit(np.maximum(kk - 2, 1), 1.0 - alpha / 2), np.nan)
+    pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
-    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "z" and method == "FE", _est.CHI2_TABLE, out)
+    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
     if bad >= 0:
         _many_input_error(y, v)
     q_p = out[_MANY_COLUMNS.index("q_p")]
@@ -550,8 +572,8 @@ def pool_many(
     ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is
     finite.
     """
-    _check_options(method, test, level, pi)
-    fast = _use_fast(engine, method, test)
+    method, test, level, pi = _check_options(method, test, level, pi)
+    fast = _use_fast(engine, method, test, pi)
     index = yi.index if isinstance(yi, pd.DataFrame) else None
     try:
         y = np.asarray(yi, dtype=float)
@@ -581,7 +603,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
     span = max(rows, _FINISH_ROWS // rows * rows)
     work, flags, bits, sums = _workspace(rows * n, min(span, m))
     count_type = np.uint8 if n < 256 else np.int64
-    rss = test == "hksj"
+    rss = test in _est.ADJUSTED_TESTS
     bad = False
     k1 = 0
     for s0 in range(0, m, span):
