@@ -189,8 +189,18 @@ class PoolResult:
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights"}
         return pd.DataFrame([row])
 
+    def confint(self, level: float | None = None):
+        """Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor
+        ``confint()``; Viechtbauer 2007): :func:`meta.confint.confint` on
+        this fit, which must carry its ``yi`` and ``vi``."""
+        from meta.confint import confint  # lazy: meta.confint imports this module
+
+        return confint(self, level=level)
+
     def summary(self) -> str:
-        """Text in metafor's print order: model, k, tau2, tau, I2, H2, Q test,
+        """Text in metafor's print order: model, k, tau2, tau, I2, H2 (and,
+        for random-effects fits that carry yi and vi, the Q-profile CI of
+        tau2 and I2), Q test,
         then estimate, se, z (or t), p, CI; then the prediction interval."""
         pct = f"{100 * self.level:g}%"
         lines = []
@@ -202,6 +212,8 @@ class PoolResult:
             lines.append(f"tau (square root of estimated tau^2 value):      {_fmt(self.tau)}")
         lines.append(f"I^2 (total heterogeneity / total variability):   {_fmt(self.i2, 2)}%")
         lines.append(f"H^2 (total variability / sampling variability):  {_fmt(self.h2, 2)}")
+        if self.method != "FE" and self.k >= 2 and getattr(self, "yi", None) is not None and getattr(self, "vi", None) is not None:
+            lines.append(self.confint().line())  # Q-profile CI (Viechtbauer 2007), metafor confint()
         lines += ["", "Test for Heterogeneity:"]
         qp = _fmt_p(self.q_p)
         lines.append(f"Q(df = {self.q_df}) = {_fmt(self.q)}, p-val {'< .0001' if qp == '<.0001' else '= ' + qp}")
