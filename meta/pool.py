@@ -39,6 +39,7 @@ from scipy import special, stats
 
 from meta import _estimators as _est
 from meta import _fast
+from meta import _subgroup_tau2 as _sub
 
 __all__ = [
     "PoolResult",
@@ -378,10 +379,22 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
 
 @dataclass(frozen=True)
 class SubgroupResult:
-    """Separate models per subgroup (each with its own tau2) and the test for
-    subgroup differences, as RevMan 5 (Deeks & Higgins 2010) and R meta
+    """Subgroup analysis and the test for subgroup differences.
+
+    ``tau2_mode="separate"`` (default): one model per subgroup, each with its
+    own tau2, and the test as RevMan 5 (Deeks & Higgins 2010) and R meta
     report it: ``Q_between = sum(w_g (est_g - est_w)^2)``, ``w_g = 1/se_g^2``,
-    ``est_w = sum(w_g est_g)/sum(w_g)``, chi-square with G - 1 df."""
+    ``est_w = sum(w_g est_g)/sum(w_g)``, chi-square with G - 1 df.
+
+    ``tau2_mode="common"``: one tau2 shared by the subgroups, the
+    mixed-effects model of metafor ``rma(yi, vi, mods = ~ factor(group),
+    method=)`` (:mod:`meta._subgroup_tau2`): ``groups`` hold the subgroup
+    estimates of that model (metafor ``~ 0 + factor(group)``),
+    ``q_between`` is metafor's omnibus test of the moderators ``QM`` (the same
+    formula with ``w_g`` from the common tau2), and ``tau2_common``, ``qe``,
+    ``qe_df``, ``qe_p``, ``residual_i2``, ``residual_h2`` describe the
+    residual heterogeneity (metafor ``tau2``, ``QE``, ``QEp``, ``I2``, ``H2``).
+    """
 
     groups: dict
     overall: PoolResult
@@ -389,6 +402,13 @@ class SubgroupResult:
     q_between_df: int
     q_between_p: float
     method: str = "DL"
+    tau2_mode: str = "separate"
+    tau2_common: float = math.nan
+    qe: float = math.nan
+    qe_df: int = 0
+    qe_p: float = math.nan
+    residual_i2: float = math.nan
+    residual_h2: float = math.nan
 
     def to_frame(self) -> pd.DataFrame:
         """One row per subgroup, then one row ``group="Overall"``."""
@@ -402,19 +422,47 @@ class SubgroupResult:
         for g, r in self.groups.items():
             parts += [f"=== Subgroup: {g} ===", r.summary(), ""]
         parts += ["=== Overall ===", self.overall.summary(), ""]
-        parts.append("Test for subgroup differences (separate tau^2 per subgroup):")
+        if self.tau2_mode == "common":
+            qp = _fmt_p(self.qe_p)
+            parts.append(f"Residual heterogeneity (tau^2 common to the subgroups, estimator: {self.method}):")
+            parts.append(
+                f"tau^2 = {_fmt(self.tau2_common)}, I^2 = {_fmt(self.residual_i2, 2)}%, H^2 = {_fmt(self.residual_h2, 2)}; "
+                f"QE(df = {self.qe_df}) = {_fmt(self.qe)}, p-val " + ("< .0001" if qp == "<.0001" else "= " + qp)
+            )
+            parts += ["", "Test for subgroup differences (common tau^2; metafor QM of rma(mods = ~ factor(group))):"]
+            name = "QM"
+        else:
+            parts.append("Test for subgroup differences (separate tau^2 per subgroup):")
+            name = "Q_between"
         parts.append(
-            f"Q_between(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
+            f"{name}(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
             + ("< .0001" if _fmt_p(self.q_between_p) == "<.0001" else "= " + _fmt_p(self.q_between_p))
         )
         return "\n".join(parts)
 
 
-def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> SubgroupResult:
-    """Fit one model per subgroup and the overall model, and test for
-    subgroup differences (see :class:`SubgroupResult`).  Subgroups keep their
-    order of first appearance in ``groups``; keys are ``str(label)``."""
+_TAU2_MODES = ("separate", "common")
+
+
+def subgroups(
+    yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate"
+) -> SubgroupResult:
+    """Fit the subgroups and the overall model, and test for subgroup
+    differences (see :class:`SubgroupResult`).  Subgroups keep their order
+    of first appearance in ``groups``; keys are ``str(label)``.
+
+    ``tau2="separate"`` (default; RevMan 5, R meta): a tau2 per subgroup.
+    ``tau2="common"``: one tau2 across subgroups, metafor 3.8.1
+    ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
+    df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
+    moderators is not implemented here).
+    """
     method, test, level, pi = _check_options(method, test, level, pi)
+    mode = tau2.lower() if isinstance(tau2, str) else tau2
+    if mode not in _TAU2_MODES:
+        raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
+    if mode == "common" and test != "z":
+        raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
     y, v = _check_pair(yi, vi)
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
     if len(g) != y.size:
@@ -433,7 +481,28 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
         pos = np.flatnonzero(codes == j)
         slot[pos] = np.arange(pos.size)
     y2[slot, codes], v2[slot, codes], mask[slot, codes] = y, v, True
-    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+    extra = {}
+    if mode == "common":
+        if len(labels) >= y.size:
+            raise ValueError(f'tau2="common" needs more studies ({y.size}) than subgroups ({len(labels)})')
+        t2 = _sub.tau2_common(y2, v2, y.size, method)
+        core = _est.fit_core(y2, v2, mask, method="FE", weights=False)
+        w, sw, est = _est._sums(y2, v2, np.full(len(labels), t2))
+        core.update(tau2=np.full(len(labels), t2), sw=sw, est=est)
+        out = _est.finish(core, method=method, test=test, level=level, pi=pi)
+        out["weights"] = 100.0 * w / sw
+        rsd = _sub.residual(y2, v2, y.size, t2)
+        if method == "FE":
+            qe, dfe = rsd["qe"], rsd["qe_df"]
+            rsd["i2"] = max(0.0, 100.0 * (qe - dfe) / qe) if qe > 0 else math.nan
+            rsd["h2"] = qe / dfe
+        extra = dict(
+            tau2_common=float(t2), qe=float(rsd["qe"]), qe_df=int(rsd["qe_df"]),
+            qe_p=float(stats.chi2.sf(rsd["qe"], rsd["qe_df"])),
+            residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
+        )
+    else:
+        out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
     for j, lab in enumerate(labels):
@@ -445,7 +514,9 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     qb = float(np.sum(wg * (est - est_w) ** 2))
     dfb = len(labels) - 1
     qbp = float(stats.chi2.sf(qb, dfb)) if dfb > 0 else math.nan
-    return SubgroupResult(groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method)
+    return SubgroupResult(
+        groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method, tau2_mode=mode, **extra
+    )
 
 
 # --------------------------------------------------------------------------- many
