@@ -8,7 +8,8 @@ Public functions:
 * :func:`leave_one_out` - metafor ``leave1out()``;
 * :func:`cumulative` - metafor ``cumul()``;
 * :func:`subgroups` - one model per subgroup plus the test for subgroup
-  differences (RevMan / R meta, separate tau2 per subgroup);
+  differences (RevMan / R meta, separate tau2 per subgroup; or one common
+  tau2 and metafor's QM test, ``tau2="common"``);
 * :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
   NaN padding for ragged rows), same estimators as :func:`pool`.
 
@@ -20,10 +21,17 @@ Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
 fails to converge: Fisher scoring with step-halving, then brentq on the REML
 score (see :mod:`meta._estimators` for every formula and its source).
 
-``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
-Jonkman 2002): the variance of the estimate multiplied by
+Tests (``test=``, case-insensitive, metafor 3.8.1 ``rma(test=)``): ``"z"``;
+``"hksj"`` = metafor's ``"knha"`` (Hartung & Knapp 2001; Sidik & Jonkman
+2002): the variance of the estimate multiplied by
 ``sum(w (y - est)^2) / (k - 1)`` (not truncated at 1, as metafor 3.8) and t
-with k - 1 df.  With k = 1 it falls back to ``"z"`` with a warning, as metafor.
+with k - 1 df; ``"adhoc"``: the factor truncated at 1 (Knapp & Hartung 2003);
+``"t"``: t with k - 1 df, no factor.  With k = 1 they fall back to ``"z"``
+with a warning, as metafor.  Prediction intervals (``pi=``) are named as
+metafor >= 4.0 ``predict(pi.type=)``: ``"default"`` (alias ``"z"``),
+``"simple"``, ``"t"``, ``"riley"``; ``"higgins"`` is Higgins, Thompson &
+Spiegelhalter (2009) (``pi="t"`` before metafor's names were adopted).
+Q-profile CIs for tau2 and I2: :mod:`meta.confint` / :meth:`PoolResult.confint`.
 """
 
 from __future__ import annotations
@@ -183,7 +191,7 @@ class PoolResult:
     method: str = "DL"
     test: str = "z"
     level: float = 0.95
-    pi: str = "z"
+    pi: str = "default"
 
     def to_frame(self) -> pd.DataFrame:
         """One row, one column per scalar field (``weights`` left out)."""
@@ -237,7 +245,7 @@ class PoolResult:
 
 def _pi_how(pi: str, test: str, method: str) -> str:
     """How the prediction interval was computed, for summary()."""
-    if pi == "default":
+    if pi in ("default", "z"):
         return "t, k-1 df (metafor predict)" if test != "z" else "z (metafor predict)"
     return {
         "simple": "z, est +- z tau (metafor pi.type='simple')",
@@ -276,13 +284,18 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
 # --------------------------------------------------------------------------- pool
 
 
-def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> PoolResult:
+def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default") -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
     Equivalent to metafor 3.8 ``rma(yi, vi, method=method, test=test)``
-    (``test="hksj"`` = ``"knha"``), with ``predict()`` for the prediction
-    interval (``pi="z"``; ``pi="t"`` uses t with k-2 df, Higgins, Thompson &
-    Spiegelhalter 2009) and ``weights()`` (percent) for ``weights``.
+    (``test`` ``"z"``, ``"hksj"`` = ``"knha"``, ``"adhoc"``, ``"t"``;
+    case-insensitive), with ``predict(pi.type=pi)`` for the prediction
+    interval (metafor >= 4.0 names: ``"default"``, alias ``"z"``;
+    ``"simple"``; ``"t"``: t with k-1 df; ``"riley"``: t with k-2 df;
+    and ``"higgins"``: t with k-2 df, NaN for k < 3, Higgins, Thompson &
+    Spiegelhalter 2009, which was ``pi="t"`` before) and ``weights()``
+    (percent) for ``weights``.  Q-profile CIs for tau2, I2:
+    :meth:`PoolResult.confint`.
 
     k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
     as metafor does.  Raises ``ValueError`` naming the argument and the
