@@ -93,7 +93,10 @@ class ConfintResult:
         ]
         head = ("", "estimate", "ci.lb", "ci.ub")
         width = [max(len(r[j]) for r in [head, *cells]) for j in range(4)]
-        lines = [f"{100 * self.level:g}% Q-profile confidence intervals (Viechtbauer 2007; k = {self.k}, tau^2 estimator: {self.method})", ""]
+        lines = [
+            f"{100 * self.level:g}% Q-profile confidence intervals (Viechtbauer 2007; k = {self.k}, tau^2 estimator: {self.method})",
+            "",
+        ]
         for r in [head, *cells]:
             lines.append(r[0].ljust(width[0]) + "".join(" " + c.rjust(w) for c, w in zip(r[1:], width[1:])))
         if self.ci_null:
@@ -136,7 +139,10 @@ def q_profile(yi, vi, *, level: float = 0.95, tau2: float = 0.0):
     q_min = _gen_q(y, v, tmin)
 
     def root(target):
-        return optimize.brentq(lambda t: _gen_q(y, v, t) - target, tmin, tmax, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+        def f(t):
+            return _gen_q(y, v, t) - target
+
+        return optimize.brentq(f, tmin, tmax, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
 
     lo = hi = math.nan
     lb_sign = ub_sign = ""
@@ -198,7 +204,10 @@ def confint(res_or_yi, vi=None, *, level: float | None = None, method: str = "DL
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
     if res.method not in _RANDOM:
-        raise ValueError(f"confint: the model has no random-effects component (method={res.method!r}); use one of {', '.join(map(repr, _RANDOM))}")
+        raise ValueError(
+            f"confint: the model has no random-effects component (method={res.method!r}); "
+            f"use one of {', '.join(map(repr, _RANDOM))}"
+        )
     if res.k < 2:
         raise ValueError("confint needs at least 2 studies (k >= 2); got k = 1 (metafor stops too)")
     lo, hi, lb_sign, ub_sign, ci_null, tmax = q_profile(yi, vi, level=level, tau2=res.tau2)

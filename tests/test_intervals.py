@@ -91,7 +91,9 @@ def test_option_names_are_case_insensitive_and_take_metafor_spellings():
     assert pool(c["yi"], c["vi"], test="AdHoc").test == "adhoc"
 
 
-@pytest.mark.parametrize("kw,match", [(dict(test="kh"), "test must be one of"), (dict(pi="hts"), "pi must be one of"), (dict(test=1), "test must be")])
+@pytest.mark.parametrize(
+    "kw,match", [(dict(test="kh"), "test must be one of"), (dict(pi="hts"), "pi must be one of"), (dict(test=1), "test must be")]
+)
 def test_unknown_test_or_pi_names_what_is_valid(kw, match):
     with pytest.raises(ValueError, match=match) as err:
         pool([0.1, 0.2, 0.4], [0.1, 0.1, 0.1], **kw)
