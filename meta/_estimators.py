@@ -43,18 +43,26 @@ J Stat Softw 36(3)):
   Newton steps (``dQ/dtau2 = -sum(w^2 (y - est)^2)``, DerSimonian & Kacker
   2007) kept inside the bracket, brentq as fallback; 0 when
   ``Q(0) < k - 1`` (metafor's rule);
-* Knapp & Hartung (2003) ("HKSJ", metafor ``test="knha"``):
-  ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)`` (0 if the
-  sum is below machine epsilon), not truncated at 1 (as metafor 3.8), t with
-  ``k - 1`` df;
+* tests (metafor 3.8.1 ``rma.uni(test=)``; all fall back to z for k = 1, as
+  metafor): ``"z"`` (Wald, normal); ``"hksj"`` = metafor ``"knha"`` (Knapp &
+  Hartung 2003): ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)``
+  (0 if the sum is below machine epsilon), not truncated, t with ``k - 1``
+  df; ``"adhoc"`` (metafor ``"adhoc"``; Knapp & Hartung 2003): the same with ``s2w`` replaced by ``max(1, s2w)``, so the CI is never
+  narrower than the one from the unadjusted variance; ``"t"`` (metafor
+  ``"t"``): the unadjusted se, t with ``k - 1`` df;
 * ``I2``, ``H2`` as metafor: FE model from Q (``I2 = max(0, 100 (Q - (k-1)) / Q)``,
   ``H2 = Q / (k-1)``); random-effects models from tau2 and the typical
   within-study variance ``s2 = (k-1) sum(w0) / (sum(w0)^2 - sum(w0^2))``
   (Higgins & Thompson 2002): ``I2 = 100 tau2 / (s2 + tau2)``, ``H2 = tau2/s2 + 1``;
-* prediction interval ``pi="z"``: metafor ``predict()``,
-  ``est +- crit sqrt(se^2 + tau2)`` with the test's critical value (normal,
-  or t with ``k-1`` df for HKSJ); ``pi="t"``: Higgins, Thompson &
-  Spiegelhalter (2009), t with ``k-2`` df (NaN when ``k < 3``).
+* prediction interval ``est +- crit sqrt(se^2 + tau2)``, named as metafor
+  >= 4.0 ``predict.rma(pi.type=)`` names them (read from metafor's
+  ``R/predict.rma.r``): ``pi="default"`` (alias ``"z"``): ``crit`` of the
+  test (normal for ``"z"``, t with ``k-1`` df otherwise); ``"simple"``:
+  normal, ``est +- z tau`` (no se term); ``"t"``: t with ``k-1`` df whatever
+  the test; ``"riley"``: t with ``k - 1 - (number of variance parameters)``
+  df (``k-2`` for random-effects models, ``k-1`` for FE); both with df
+  raised to at least 1, as metafor.  ``"higgins"`` (our name): Higgins,
+  Thompson & Spiegelhalter (2009), t with ``k-2`` df, NaN when ``k < 3``.
 """
 
 from __future__ import annotations
@@ -65,8 +73,11 @@ import numpy as np
 from scipy import optimize, special
 
 METHODS = ("FE", "DL", "REML", "PM")
-TESTS = ("z", "hksj")
-PIS = ("z", "t")
+TESTS = ("z", "hksj", "adhoc", "t")
+TEST_ALIASES = {"knha": "hksj"}  # metafor's name
+ADJUSTED_TESTS = ("hksj", "adhoc")  # se multiplied by sqrt(s2w)
+PIS = ("default", "simple", "t", "riley", "higgins")
+PI_ALIASES = {"z": "default"}  # our name before metafor-4 names
 
 MAXITER = 100  # Fisher-scoring / Newton steps before the brentq fallback
 _RTOL = 1e-12  # convergence on tau2, relative to (tau2 + mean within-study variance)
@@ -431,30 +442,60 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     return out
 
 
-def finish(core, *, method="DL", test="z", level=0.95, pi="z"):
+def _tq(df, p):
+    """Quantile ``p`` of t with ``df`` degrees of freedom, once per distinct df."""
+    return _by_df(lambda d: special.stdtrit(d, p), df)
+
+
+def pi_crit(pi, k, crit, *, fe=False, level=0.95):
+    """Critical value of the prediction interval per analysis (names and
+    rules of metafor >= 4.0 ``predict.rma(pi.type=)``; see module
+    docstring).  ``crit``: the test's critical value (scalar or per
+    analysis, used by ``"default"``); ``fe``: FE model
+    (one variance parameter fewer for ``"riley"``)."""
+    q = 1.0 - (1.0 - level) / 2
+    k = np.asarray(k)
+    if pi == "default":
+        return np.broadcast_to(crit, k.shape).astype(float)
+    if pi == "simple":
+        return np.full(k.shape, special.ndtri(q))
+    if pi == "t":
+        return _tq(np.maximum(k - 1, 1), q)
+    if pi == "riley":
+        return _tq(np.maximum(k - 1 - (0 if fe else 1), 1), q)
+    if pi == "higgins":
+        return np.where(k > 2, _tq(np.maximum(k - 2, 1), q), np.nan)
+    raise ValueError(pi)  # pragma: no cover - checked by callers
+
+
+def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
     """Tests, intervals and heterogeneity statistics from :func:`fit_core`'s
-    per-analysis sums (1-D arrays only).  Returns ``k, estimate, se, stat, p,
-    ci_low, ci_high, tau2, tau, i2, h2, q, q_df, q_p, pi_low, pi_high, hksj``
-    (True where the HKSJ test was used: never for k = 1, which falls back to
-    z as metafor does)."""
+    per-analysis sums (1-D arrays only).  ``test`` and ``pi`` take the
+    canonical names of ``TESTS`` and ``PIS``.  Returns ``k, estimate, se,
+    stat, p, ci_low, ci_high, tau2, tau, i2, h2, q, q_df, q_p, pi_low,
+    pi_high, t_used`` (True where the requested t-based test was used: never
+    for k = 1, which falls back to z as metafor does; ``hksj``: the same
+    array, its former name)."""
     k, q, sw0, sw0sq, tau2, sw, est, rss = (core[c] for c in CORE_KEYS)
     one = k == 1
     df = k - 1
     se = np.sqrt(1.0 / sw)
     alpha = 1.0 - level
-    hksj = (~one) if test == "hksj" else np.zeros(k.shape, bool)
-    use_t = hksj.any()
+    t_used = (~one) if test != "z" else np.zeros(k.shape, bool)
+    use_t = t_used.any()
     with np.errstate(invalid="ignore", divide="ignore"):
         tdf = np.maximum(df, 1)
-        if use_t:
+        if use_t and test in ADJUSTED_TESTS:
             s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / tdf)
-            se = np.where(hksj, np.sqrt(s2w / sw), se)
+            if test == "adhoc":  # metafor: s2w[s2w < 1] <- 1
+                s2w = np.maximum(s2w, 1.0)
+            se = np.where(t_used, np.sqrt(s2w / sw), se)
         stat = est / se
         zcrit = special.ndtri(1.0 - alpha / 2)
         if use_t:
-            tcrit = _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), tdf)
-            crit = np.where(hksj, tcrit, zcrit)
-            p = np.where(hksj, 2.0 * special.stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
+            tcrit = _tq(tdf, 1.0 - alpha / 2)
+            crit = np.where(t_used, tcrit, zcrit)
+            p = np.where(t_used, 2.0 * special.stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
         else:
             crit = zcrit
             p = norm_sf2(stat)
@@ -475,14 +516,11 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="z"):
         if one.any():
             q_p[one], i2[one], h2[one] = 1.0, 0.0, 1.0
 
-        if pi == "z" and method == "FE":
+        if pi == "default" and method == "FE":
             pi_low, pi_high = ci_low, ci_high
         else:
-            if pi == "z":
-                pcrit = crit
-            else:
-                pcrit = np.where(k > 2, _by_df(lambda d: special.stdtrit(d, 1.0 - alpha / 2), np.maximum(k - 2, 1)), np.nan)
-            half = pcrit * np.sqrt(se * se + tau2)
+            pcrit = pi_crit(pi, k, crit, fe=method == "FE", level=level)
+            half = pcrit * np.sqrt(tau2 if pi == "simple" else se * se + tau2)
             pi_low = est - half
             pi_high = est + half
 
@@ -503,15 +541,16 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="z"):
         "q_p": q_p,
         "pi_low": pi_low,
         "pi_high": pi_high,
-        "hksj": hksj,
+        "t_used": t_used,
+        "hksj": t_used,
     }
 
 
-def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="z", weights=False, scratch=None):
+def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", weights=False, scratch=None):
     """:func:`fit_core` then :func:`finish`: the whole fit of each analysis
     (column of the ``(n, m)`` arrays); ``weights`` (n x m, percent) added if
     asked for."""
-    core = fit_core(y, v, mask, k, method=method, rss=test == "hksj", weights=weights, scratch=scratch)
+    core = fit_core(y, v, mask, k, method=method, rss=test in ADJUSTED_TESTS, weights=weights, scratch=scratch)
     out = finish(core, method=method, test=test, level=level, pi=pi)
     if weights:
         out["weights"] = core["weights"]

@@ -8,7 +8,8 @@ Public functions:
 * :func:`leave_one_out` - metafor ``leave1out()``;
 * :func:`cumulative` - metafor ``cumul()``;
 * :func:`subgroups` - one model per subgroup plus the test for subgroup
-  differences (RevMan / R meta, separate tau2 per subgroup);
+  differences (RevMan / R meta, separate tau2 per subgroup; or one common
+  tau2 and metafor's QM test, ``tau2="common"``);
 * :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
   NaN padding for ragged rows), same estimators as :func:`pool`.
 
@@ -20,10 +21,17 @@ Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
 fails to converge: Fisher scoring with step-halving, then brentq on the REML
 score (see :mod:`meta._estimators` for every formula and its source).
 
-``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
-Jonkman 2002): the variance of the estimate multiplied by
+Tests (``test=``, case-insensitive, metafor 3.8.1 ``rma(test=)``): ``"z"``;
+``"hksj"`` = metafor's ``"knha"`` (Hartung & Knapp 2001; Sidik & Jonkman
+2002): the variance of the estimate multiplied by
 ``sum(w (y - est)^2) / (k - 1)`` (not truncated at 1, as metafor 3.8) and t
-with k - 1 df.  With k = 1 it falls back to ``"z"`` with a warning, as metafor.
+with k - 1 df; ``"adhoc"``: the factor truncated at 1 (Knapp & Hartung 2003);
+``"t"``: t with k - 1 df, no factor.  With k = 1 they fall back to ``"z"``
+with a warning, as metafor.  Prediction intervals (``pi=``) are named as
+metafor >= 4.0 ``predict(pi.type=)``: ``"default"`` (alias ``"z"``),
+``"simple"``, ``"t"``, ``"riley"``; ``"higgins"`` is Higgins, Thompson &
+Spiegelhalter (2009) (``pi="t"`` before metafor's names were adopted).
+Q-profile CIs for tau2 and I2: :mod:`meta.confint` / :meth:`PoolResult.confint`.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from scipy import special, stats
 
 from meta import _estimators as _est
 from meta import _fast
+from meta import _subgroup_tau2 as _sub
 
 __all__ = [
     "PoolResult",
@@ -85,15 +94,28 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
-def _check_options(method, test, level, pi) -> None:
+def _option(value, name: str, allowed, aliases, what: str) -> str:
+    """Canonical (lower-case) name of option ``name`` or a ValueError listing
+    what would be valid."""
+    key = value.lower() if isinstance(value, str) else value
+    key = aliases.get(key, key)
+    if key not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} ({what}); got {value!r}")
+    return key
+
+
+def _check_options(method, test, level, pi):
+    """Check the options shared by every pooling function; returns
+    ``(method, test, level, pi)`` with ``test`` and ``pi`` in canonical form
+    (case-insensitive; ``test="knha"`` -> ``"hksj"``, ``pi="z"`` ->
+    ``"default"``)."""
     if method not in _est.METHODS:
         raise ValueError(f"method must be one of {', '.join(map(repr, _est.METHODS))}; got {method!r}")
-    if test not in _est.TESTS:
-        raise ValueError(f"test must be 'z' or 'hksj' (metafor's 'knha'); got {test!r}")
-    if pi not in _est.PIS:
-        raise ValueError(f"pi must be 'z' (metafor predict()) or 't' (t with k-2 df); got {pi!r}")
+    test = _option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
+    pi = _option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
+    return method, test, level, pi
 
 
 def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
@@ -116,9 +138,9 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _warn_k1(test: str, k1: int) -> None:
-    if test == "hksj" and k1:
+    if test != "z" and k1:
         warnings.warn(
-            f"test='hksj' needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
+            f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
             stacklevel=3,
         )
 
@@ -169,15 +191,25 @@ class PoolResult:
     method: str = "DL"
     test: str = "z"
     level: float = 0.95
-    pi: str = "z"
+    pi: str = "default"
 
     def to_frame(self) -> pd.DataFrame:
         """One row, one column per scalar field (``weights`` left out)."""
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights"}
         return pd.DataFrame([row])
 
+    def confint(self, level: float | None = None):
+        """Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor
+        ``confint()``; Viechtbauer 2007): :func:`meta.confint.confint` on
+        this fit, which must carry its ``yi`` and ``vi``."""
+        from meta.confint import confint  # lazy: meta.confint imports this module
+
+        return confint(self, level=level)
+
     def summary(self) -> str:
-        """Text in metafor's print order: model, k, tau2, tau, I2, H2, Q test,
+        """Text in metafor's print order: model, k, tau2, tau, I2, H2 (and,
+        for random-effects fits that carry yi and vi, the Q-profile CI of
+        tau2 and I2), Q test,
         then estimate, se, z (or t), p, CI; then the prediction interval."""
         pct = f"{100 * self.level:g}%"
         lines = []
@@ -189,27 +221,38 @@ class PoolResult:
             lines.append(f"tau (square root of estimated tau^2 value):      {_fmt(self.tau)}")
         lines.append(f"I^2 (total heterogeneity / total variability):   {_fmt(self.i2, 2)}%")
         lines.append(f"H^2 (total variability / sampling variability):  {_fmt(self.h2, 2)}")
+        if self.method != "FE" and self.k >= 2 and getattr(self, "yi", None) is not None and getattr(self, "vi", None) is not None:
+            lines.append(self.confint().line())  # Q-profile CI (Viechtbauer 2007), metafor confint()
         lines += ["", "Test for Heterogeneity:"]
         qp = _fmt_p(self.q_p)
         lines.append(f"Q(df = {self.q_df}) = {_fmt(self.q)}, p-val {'< .0001' if qp == '<.0001' else '= ' + qp}")
         lines += ["", "Model Results:", ""]
-        stat_name = "tval" if self.test == "hksj" else "zval"
-        cols = ["estimate", "se", stat_name] + (["df"] if self.test == "hksj" else []) + ["pval", "ci.lb", "ci.ub"]
+        t_test = self.test != "z"
+        stat_name = "tval" if t_test else "zval"
+        cols = ["estimate", "se", stat_name] + (["df"] if t_test else []) + ["pval", "ci.lb", "ci.ub"]
         vals = [_fmt(self.estimate), _fmt(self.se), _fmt(self.stat)]
-        vals += [str(self.q_df)] if self.test == "hksj" else []
+        vals += [str(self.q_df)] if t_test else []
         vals += [_fmt_p(self.p), _fmt(self.ci_low), _fmt(self.ci_high)]
         width = [max(len(c), len(x)) + 2 for c, x in zip(cols, vals)]
         lines.append("".join(c.rjust(wd) for c, wd in zip(cols, width)))
         lines.append("".join(x.rjust(wd) for x, wd in zip(vals, width)))
         lines.append("")
-        how = (
-            "t, k-2 df (Higgins et al. 2009)"
-            if self.pi == "t"
-            else ("t, k-1 df (metafor predict)" if self.test == "hksj" else "z (metafor predict)")
-        )
+        how = _pi_how(self.pi, self.test, self.method)
         lines.append(f"{pct} prediction interval [{how}]: {_fmt(self.pi_low)} to {_fmt(self.pi_high)}")
         lines.append(f"{pct} CI level; test = {self.test}")
         return "\n".join(lines)
+
+
+def _pi_how(pi: str, test: str, method: str) -> str:
+    """How the prediction interval was computed, for summary()."""
+    if pi in ("default", "z"):
+        return "t, k-1 df (metafor predict)" if test != "z" else "z (metafor predict)"
+    return {
+        "simple": "z, est +- z tau (metafor pi.type='simple')",
+        "t": "t, k-1 df (metafor pi.type='t')",
+        "riley": f"t, k-{1 if method == 'FE' else 2} df (metafor pi.type='riley')",
+        "higgins": "t, k-2 df (Higgins et al. 2009)",
+    }[pi]
 
 
 def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> PoolResult:
@@ -232,7 +275,7 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
         pi_high=float(out["pi_high"][i]),
         weights=weights,
         method=method,
-        test="hksj" if out["hksj"][i] else "z",
+        test=test if out["t_used"][i] else "z",
         level=float(level),
         pi=pi,
     )
@@ -241,19 +284,24 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
 # --------------------------------------------------------------------------- pool
 
 
-def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> PoolResult:
+def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default") -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
     Equivalent to metafor 3.8 ``rma(yi, vi, method=method, test=test)``
-    (``test="hksj"`` = ``"knha"``), with ``predict()`` for the prediction
-    interval (``pi="z"``; ``pi="t"`` uses t with k-2 df, Higgins, Thompson &
-    Spiegelhalter 2009) and ``weights()`` (percent) for ``weights``.
+    (``test`` ``"z"``, ``"hksj"`` = ``"knha"``, ``"adhoc"``, ``"t"``;
+    case-insensitive), with ``predict(pi.type=pi)`` for the prediction
+    interval (metafor >= 4.0 names: ``"default"``, alias ``"z"``;
+    ``"simple"``; ``"t"``: t with k-1 df; ``"riley"``: t with k-2 df;
+    and ``"higgins"``: t with k-2 df, NaN for k < 3, Higgins, Thompson &
+    Spiegelhalter 2009, which was ``pi="t"`` before) and ``weights()``
+    (percent) for ``weights``.  Q-profile CIs for tau2, I2:
+    :meth:`PoolResult.confint`.
 
     k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
     as metafor does.  Raises ``ValueError`` naming the argument and the
     positions for mismatched lengths, empty input, NaN/inf, or ``vi <= 0``.
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int(y.size == 1))
@@ -293,7 +341,7 @@ def leave_one_out(yi, vi, *, method: str = "DL", labels=None, test: str = "z", l
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
     k = 1).
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
     if k < 2:
@@ -317,7 +365,7 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
     the studies added so far.
     """
-    _check_options(method, test, level, pi)
+    method, test, level, pi = _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
     lab = _labels(labels, yi, k)
@@ -344,10 +392,22 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
 
 @dataclass(frozen=True)
 class SubgroupResult:
-    """Separate models per subgroup (each with its own tau2) and the test for
-    subgroup differences, as RevMan 5 (Deeks & Higgins 2010) and R meta
+    """Subgroup analysis and the test for subgroup differences.
+
+    ``tau2_mode="separate"`` (default): one model per subgroup, each with its
+    own tau2, and the test as RevMan 5 (Deeks & Higgins 2010) and R meta
     report it: ``Q_between = sum(w_g (est_g - est_w)^2)``, ``w_g = 1/se_g^2``,
-    ``est_w = sum(w_g est_g)/sum(w_g)``, chi-square with G - 1 df."""
+    ``est_w = sum(w_g est_g)/sum(w_g)``, chi-square with G - 1 df.
+
+    ``tau2_mode="common"``: one tau2 shared by the subgroups, the
+    mixed-effects model of metafor ``rma(yi, vi, mods = ~ factor(group),
+    method=)`` (:mod:`meta._subgroup_tau2`): ``groups`` hold the subgroup
+    estimates of that model (metafor ``~ 0 + factor(group)``),
+    ``q_between`` is metafor's omnibus test of the moderators ``QM`` (the same
+    formula with ``w_g`` from the common tau2), and ``tau2_common``, ``qe``,
+    ``qe_df``, ``qe_p``, ``residual_i2``, ``residual_h2`` describe the
+    residual heterogeneity (metafor ``tau2``, ``QE``, ``QEp``, ``I2``, ``H2``).
+    """
 
     groups: dict
     overall: PoolResult
@@ -355,6 +415,13 @@ class SubgroupResult:
     q_between_df: int
     q_between_p: float
     method: str = "DL"
+    tau2_mode: str = "separate"
+    tau2_common: float = math.nan
+    qe: float = math.nan
+    qe_df: int = 0
+    qe_p: float = math.nan
+    residual_i2: float = math.nan
+    residual_h2: float = math.nan
 
     def to_frame(self) -> pd.DataFrame:
         """One row per subgroup, then one row ``group="Overall"``."""
@@ -368,19 +435,47 @@ class SubgroupResult:
         for g, r in self.groups.items():
             parts += [f"=== Subgroup: {g} ===", r.summary(), ""]
         parts += ["=== Overall ===", self.overall.summary(), ""]
-        parts.append("Test for subgroup differences (separate tau^2 per subgroup):")
+        if self.tau2_mode == "common":
+            qp = _fmt_p(self.qe_p)
+            parts.append(f"Residual heterogeneity (tau^2 common to the subgroups, estimator: {self.method}):")
+            parts.append(
+                f"tau^2 = {_fmt(self.tau2_common)}, I^2 = {_fmt(self.residual_i2, 2)}%, H^2 = {_fmt(self.residual_h2, 2)}; "
+                f"QE(df = {self.qe_df}) = {_fmt(self.qe)}, p-val " + ("< .0001" if qp == "<.0001" else "= " + qp)
+            )
+            parts += ["", "Test for subgroup differences (common tau^2; metafor QM of rma(mods = ~ factor(group))):"]
+            name = "QM"
+        else:
+            parts.append("Test for subgroup differences (separate tau^2 per subgroup):")
+            name = "Q_between"
         parts.append(
-            f"Q_between(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
+            f"{name}(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
             + ("< .0001" if _fmt_p(self.q_between_p) == "<.0001" else "= " + _fmt_p(self.q_between_p))
         )
         return "\n".join(parts)
 
 
-def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z") -> SubgroupResult:
-    """Fit one model per subgroup and the overall model, and test for
-    subgroup differences (see :class:`SubgroupResult`).  Subgroups keep their
-    order of first appearance in ``groups``; keys are ``str(label)``."""
-    _check_options(method, test, level, pi)
+_TAU2_MODES = ("separate", "common")
+
+
+def subgroups(
+    yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate"
+) -> SubgroupResult:
+    """Fit the subgroups and the overall model, and test for subgroup
+    differences (see :class:`SubgroupResult`).  Subgroups keep their order
+    of first appearance in ``groups``; keys are ``str(label)``.
+
+    ``tau2="separate"`` (default; RevMan 5, R meta): a tau2 per subgroup.
+    ``tau2="common"``: one tau2 across subgroups, metafor 3.8.1
+    ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
+    df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
+    moderators is not implemented here).
+    """
+    method, test, level, pi = _check_options(method, test, level, pi)
+    mode = tau2.lower() if isinstance(tau2, str) else tau2
+    if mode not in _TAU2_MODES:
+        raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
+    if mode == "common" and test != "z":
+        raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
     y, v = _check_pair(yi, vi)
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
     if len(g) != y.size:
@@ -399,7 +494,28 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
         pos = np.flatnonzero(codes == j)
         slot[pos] = np.arange(pos.size)
     y2[slot, codes], v2[slot, codes], mask[slot, codes] = y, v, True
-    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+    extra = {}
+    if mode == "common":
+        if len(labels) >= y.size:
+            raise ValueError(f'tau2="common" needs more studies ({y.size}) than subgroups ({len(labels)})')
+        t2 = _sub.tau2_common(y2, v2, y.size, method)
+        core = _est.fit_core(y2, v2, mask, method="FE", weights=False)
+        w, sw, est = _est._sums(y2, v2, np.full(len(labels), t2))
+        core.update(tau2=np.full(len(labels), t2), sw=sw, est=est)
+        out = _est.finish(core, method=method, test=test, level=level, pi=pi)
+        out["weights"] = 100.0 * w / sw
+        rsd = _sub.residual(y2, v2, y.size, t2)
+        if method == "FE":
+            qe, dfe = rsd["qe"], rsd["qe_df"]
+            rsd["i2"] = max(0.0, 100.0 * (qe - dfe) / qe) if qe > 0 else math.nan
+            rsd["h2"] = qe / dfe
+        extra = dict(
+            tau2_common=float(t2), qe=float(rsd["qe"]), qe_df=int(rsd["qe_df"]),
+            qe_p=float(stats.chi2.sf(rsd["qe"], rsd["qe_df"])),
+            residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
+        )
+    else:
+        out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
     _warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
     for j, lab in enumerate(labels):
@@ -411,7 +527,9 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     qb = float(np.sum(wg * (est - est_w) ** 2))
     dfb = len(labels) - 1
     qbp = float(stats.chi2.sf(qb, dfb)) if dfb > 0 else math.nan
-    return SubgroupResult(groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method)
+    return SubgroupResult(
+        groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method, tau2_mode=mode, **extra
+    )
 
 
 # --------------------------------------------------------------------------- many
@@ -435,14 +553,17 @@ def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
 _ENGINES = ("auto", "numpy", "numba")
 
 
-def _use_fast(engine: str, method: str, test: str) -> bool:
+def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
     """Whether pool_many runs the compiled kernel (see its ``engine``)."""
     if engine not in _ENGINES:
         raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
-    applies = method in ("FE", "DL") and test == "z"
+    applies = method in ("FE", "DL") and test == "z" and pi != "simple"
     if engine == "numba":
         if not applies:
-            raise ValueError(f'engine="numba" covers method "FE" and "DL" with test="z"; got method={method!r}, test={test!r}')
+            raise ValueError(
+                f'engine="numba" covers method "FE" and "DL" with test="z" and pi other than "simple"; '
+                f"got method={method!r}, test={test!r}, pi={pi!r}"
+            )
         try:
             _fast.kernel()
         except ImportError as exc:
@@ -467,12 +588,9 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     alpha = 1.0 - level
     zcrit = float(special.ndtri(1.0 - alpha / 2))
     kk = np.arange(n + 1)
-    if pi == "z":
-        pcrit = np.full(n + 1, zcrit)
-    else:  # t with k - 2 df (NaN for k < 3), as meta._estimators.finish
-        pcrit = np.where(kk > 2, special.stdtrit(np.maximum(kk - 2, 1), 1.0 - alpha / 2), np.nan)
+    pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
-    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "z" and method == "FE", _est.CHI2_TABLE, out)
+    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
     if bad >= 0:
         _many_input_error(y, v)
     q_p = out[_MANY_COLUMNS.index("q_p")]
@@ -550,8 +668,8 @@ def pool_many(
     ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is
     finite.
     """
-    _check_options(method, test, level, pi)
-    fast = _use_fast(engine, method, test)
+    method, test, level, pi = _check_options(method, test, level, pi)
+    fast = _use_fast(engine, method, test, pi)
     index = yi.index if isinstance(yi, pd.DataFrame) else None
     try:
         y = np.asarray(yi, dtype=float)
@@ -581,7 +699,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
     span = max(rows, _FINISH_ROWS // rows * rows)
     work, flags, bits, sums = _workspace(rows * n, min(span, m))
     count_type = np.uint8 if n < 256 else np.int64
-    rss = test == "hksj"
+    rss = test in _est.ADJUSTED_TESTS
     bad = False
     k1 = 0
     for s0 in range(0, m, span):

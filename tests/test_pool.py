@@ -72,7 +72,7 @@ def test_t_prediction_interval_higgins_2009(name, i):
     ref = case["fits"][i]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = pool(case["yi"], case["vi"], method=ref["method"], test=ref["test"], level=ref["level"], pi="t")
+        res = pool(case["yi"], case["vi"], method=ref["method"], test=ref["test"], level=ref["level"], pi="higgins")
     close(res.pi_low, ref["pi_t_low"], ref["method"], "pi_t_low")
     close(res.pi_high, ref["pi_t_high"], ref["method"], "pi_t_high")
 
@@ -235,8 +235,8 @@ def test_bad_input_raises_value_error_naming_argument_and_positions(yi, vi, matc
     "kw,match",
     [
         (dict(method="HS"), "method must be one of"),
-        (dict(test="knha"), "test must be"),
-        (dict(pi="riley"), "pi must be"),
+        (dict(test="kh"), "test must be"),
+        (dict(pi="hts"), "pi must be"),
         (dict(level=95), "level must be"),
     ],
 )

@@ -66,7 +66,7 @@ def main() -> int:
     es = smd(extra["mean1"], extra["sd1"], extra["n1"], extra["mean2"], extra["sd2"], extra["n2"])
     extra = pd.concat([extra, es[["yi", "vi"]]], axis=1)
     wide = pd.concat([st.iloc[[1, 5, 6, 8]], extra], ignore_index=True)
-    fig = plots.forest(pool(wide["yi"], wide["vi"], method="DL", test="hksj", pi="t"), wide,
+    fig = plots.forest(pool(wide["yi"], wide["vi"], method="DL", test="hksj", pi="higgins"), wide,
                        favours=FAVOURS, group_labels=GROUPS,
                        title="Very wide CI (illustrative: made-up study of 2 + 2 added), HKSJ test")
     out += plots.save(fig, HERE / "forest_wide_ci", formats=("png",), dpi=DPI)
