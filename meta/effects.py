@@ -525,8 +525,8 @@ def smd_from_d_ci(d, ci_low, ci_high, n1, n2, *, es_type: str = "d", level: floa
     any CI and computes ``vi = 1/n1 + 1/n2 + g^2 / (2 (n1 + n2))`` from the
     n's (:func:`smd_from_d`); when the source computed its CI as
     ``d -/+ z sqrt(1/n1 + 1/n2 + d^2 / (2 (n1 + n2)))`` the two variances
-    differ only by the factor J^2 and ``d^2`` vs ``g^2`` (under 6% for
-    N >= 20).  ``n1``, ``n2`` enter only through J.  ``d`` must lie inside
+    differ only by the factor J^2 and ``d^2`` vs ``g^2`` (by about
+    1 - J^2, i.e. 8% at N = 20, 4% at N = 40).  ``n1``, ``n2`` enter only through J.  ``d`` must lie inside
     the CI.  Returns columns ``yi``, ``vi``.
     """
     _check_choice("variance", variance, VARIANCES)
