@@ -58,6 +58,9 @@ __all__ = [
     "smd_from_md",
     "smd_from_d",
     "smd_paired",
+    "smd_from_d_ci",
+    "smd_change",
+    "smd_from_dz",
 ]
 
 VARIANCES = ("ls", "ub", "revman")
@@ -492,3 +495,120 @@ def smd_paired(m_pre, sd_pre, m_post, sd_post, n, *, r=None, sd_change=None) -> 
         yi = j * diff / x["sd_change"]
         vi = 1 / n + yi**2 / (2 * n)
     return x.frame(yi, vi)
+
+
+# --------------------------------------------------------------------------
+# routes for what newer studies report (a reported d with its CI; a
+# within-group mean change with its CI or SE; a reported change-score d)
+# --------------------------------------------------------------------------
+def _check_level(level: Any) -> None:
+    if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
+        raise ValueError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}")
+
+
+def smd_from_d_ci(d, ci_low, ci_high, n1, n2, *, es_type: str = "d", level: float = 0.95,
+                  variance: str = "ls") -> pd.DataFrame:
+    """SMD from a reported Cohen's d (or Hedges' g) with its confidence interval.
+
+    The CI gives the variance: ``se = (ci_high - ci_low) / (2 z_{(1+level)/2})``
+    on the scale of the reported effect size (the normal-approximation CI
+    ``d -/+ z se`` of Hedges & Olkin 1985, ch. 5, and Borenstein et al. 2009,
+    eq. 4.20; only the width is used, so a slightly asymmetric printed CI
+    gives its mean half-width).  Then
+
+    * ``es_type="d"`` (Cohen's d, not yet corrected): ``yi = J d`` with J as
+      set by ``variance`` (see the module docstring) and ``vi = J^2 se^2``
+      (Borenstein et al. 2009, eq. 4.24: ``V_g = J^2 V_d``);
+    * ``es_type="g"`` (already corrected): ``yi = g``, ``vi = se^2``.
+
+    For comparison, metafor ``escalc("SMD", di=d, n1i=n1, n2i=n2)`` ignores
+    any CI and computes ``vi = 1/n1 + 1/n2 + g^2 / (2 (n1 + n2))`` from the
+    n's (:func:`smd_from_d`); when the source computed its CI as
+    ``d -/+ z sqrt(1/n1 + 1/n2 + d^2 / (2 (n1 + n2)))`` the two variances
+    differ only by the factor J^2 and ``d^2`` vs ``g^2`` (by about
+    1 - J^2, i.e. 8% at N = 20, 4% at N = 40).  ``n1``, ``n2`` enter only through J.  ``d`` must lie inside
+    the CI.  Returns columns ``yi``, ``vi``.
+    """
+    _check_choice("variance", variance, VARIANCES)
+    _check_choice("es_type", es_type, ("d", "g"))
+    _check_level(level)
+    x = _Inputs(dict(d=d, ci_low=ci_low, ci_high=ci_high, n1=n1, n2=n2))
+    x.finite("d", "ci_low", "ci_high")
+    x.sample_size("n1", "n2")
+    lo, hi = x["ci_low"], x["ci_high"]
+    x.fail("ci_high", "must be > ci_low", hi <= lo)
+    x.fail("d", "must lie inside [ci_low, ci_high]", (x["d"] < lo) | (x["d"] > hi))
+    se = (hi - lo) / (2 * stats.norm.ppf((1 + level) / 2))
+    if es_type == "g":
+        return x.frame(x["d"], se**2)
+    n1, n2 = x["n1"], x["n2"]
+    if variance == "revman":
+        j = 1 - 3 / (4 * (n1 + n2) - 9)  # Deeks & Higgins 2010
+    else:
+        j = hedges_j(n1 + n2 - 2)
+    return x.frame(j * x["d"], (j * se) ** 2)
+
+
+def smd_change(md, n, *, ci_low=None, ci_high=None, se=None, level: float = 0.95) -> pd.DataFrame:
+    """Standardised mean change d_z from a within-group mean change and its CI or SE.
+
+    Standardised by the SD of the change scores (change-score
+    standardisation; Gibbons et al. 1993; Becker 1988), **not** by the
+    raw-score SD: ``d_z = md / sd_change`` with ``sd_change = se sqrt(n)``
+    (Cochrane Handbook 6.5.2.3, one-group form) and, from a ``level`` CI,
+    ``se = (ci_high - ci_low) / (2 qt((1 + level)/2, n - 1))`` (the paired t
+    interval, n - 1 df).  Then, as metafor ``escalc("SMCC")`` with
+    ``vtype="LS"`` (Becker 1988; Borenstein et al. 2009, ch. 4):
+    ``yi = J(n - 1) d_z`` and ``vi = 1/n + yi^2 / (2 n)``.  Equals
+    ``escalc("SMCC", m1i=md, m2i=0, sd1i=sd_change, sd2i=0, ri=0, ni=n)``.
+
+    ``md`` is post minus pre (group 1 minus group 2).  Give exactly one of
+    ``se`` or ``ci_low`` + ``ci_high``; ``md`` must lie inside the CI.
+    d_z is on a different scale from an SMD standardised by the raw-score SD
+    (:func:`smd`, :func:`smd_paired` with ``r``): for a pre-post correlation
+    r, ``d_z = d_raw / sqrt(2 (1 - r))``; never pool the two together.
+    ``n >= 3``.  Returns columns ``yi``, ``vi``.
+    """
+    _check_level(level)
+    if (se is None) == (ci_low is None and ci_high is None):
+        raise ValueError("smd_change needs exactly one source of precision: se=, or ci_low= and "
+                         "ci_high= together")
+    if (ci_low is None) != (ci_high is None):
+        raise ValueError("ci_low and ci_high must be given together")
+    args: dict[str, Any] = dict(md=md, n=n)
+    if se is not None:
+        args["se"] = se
+    else:
+        args.update(ci_low=ci_low, ci_high=ci_high)
+    x = _Inputs(args)
+    x.finite("md")
+    x.sample_size("n", minimum=3)
+    n = x["n"]
+    if se is not None:
+        x.positive("se")
+        se_md = x["se"]
+    else:
+        x.finite("ci_low", "ci_high")
+        lo, hi = x["ci_low"], x["ci_high"]
+        x.fail("ci_high", "must be > ci_low", hi <= lo)
+        x.fail("md", "must lie inside [ci_low, ci_high]", (x["md"] < lo) | (x["md"] > hi))
+        se_md = (hi - lo) / (2 * stats.t.ppf((1 + level) / 2, n - 1))
+    yi = hedges_j(n - 1) * x["md"] / (se_md * np.sqrt(n))
+    return x.frame(yi, 1 / n + yi**2 / (2 * n))
+
+
+def smd_from_dz(dz, n) -> pd.DataFrame:
+    """SMD from a reported within-group d standardised by the SD of change (d_z).
+
+    ``yi = J(n - 1) d_z``, ``vi = 1/n + yi^2 / (2 n)`` (Becker 1988; metafor
+    ``escalc("SMCC")``, vtype="LS", the variance for a d_z computed from its
+    n).  Do not pass a within-group d standardised by the pre-test or
+    average SD (d_av, d_rm): its variance is different (metafor SMCR needs
+    the pre-post r).  ``n >= 3``.  Returns columns ``yi``, ``vi``.
+    """
+    x = _Inputs(dict(dz=dz, n=n))
+    x.finite("dz")
+    x.sample_size("n", minimum=3)
+    n = x["n"]
+    yi = hedges_j(n - 1) * x["dz"]
+    return x.frame(yi, 1 / n + yi**2 / (2 * n))

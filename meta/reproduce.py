@@ -100,7 +100,11 @@ ROUTE_RANK = {
     "md_se": 1,
     "md_p": 1,
     "t": 1,
+    "change_ci": 1,
+    "change_se": 1,
+    "reported_es_ci": 2,
     "reported_es": 2,
+    "reported_es_within": 2,
     "p_only": 3,
 }
 AVERAGED_TASK = "averaged_across_tasks"

@@ -14,13 +14,25 @@ Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
 
 1. ``means_sd``    -- ``mean1, sd1, n1, mean2, sd2, n2`` -> :func:`meta.effects.smd`
    (Hedges & Olkin 1985).
-2. ``md_p``        -- ``mean_diff, p_value, p_operator, n1, n2`` ->
+2. ``md_ci``       -- ``mean_diff, ci_low, ci_high, ci_level, n1, n2`` ->
+   :func:`meta.effects.smd_from_md` with ``ci_low=, ci_high=`` (Cochrane
+   Handbook 6.5.2.3: ``se = width / (2 qt((1+level)/2, n1+n2-2))``,
+   ``SD = se / sqrt(1/n1 + 1/n2)``).
+3. ``md_se``       -- ``mean_diff, se, n1, n2`` -> :func:`meta.effects.smd_from_md`
+   with ``se=`` (same section).
+4. ``md_p``        -- ``mean_diff, p_value, p_operator, n1, n2`` ->
    :func:`meta.effects.smd_from_md` with ``p=`` (Cochrane Handbook 6.5.2.3);
    the sign is that of ``mean_diff``.
-3. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
+5. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
    -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given
    (else as printed, flag ``sign_as_reported``).
-4. ``reported_es`` -- ``effect_size`` with an SMD-like ``effect_size_type``
+6. ``reported_es_ci`` -- an SMD-like ``effect_size`` with ``ci_low, ci_high``
+   (and no ``mean_diff``: when a row has a ``mean_diff``, its CI/SE belong to
+   the mean difference) and ``n1, n2`` -> :func:`meta.effects.smd_from_d_ci`:
+   the CI gives the variance, ``se = width / (2 z_{(1+level)/2})``,
+   ``vi = J^2 se^2`` for a d, ``se^2`` for a g.  Sign and type handling as
+   ``reported_es``.
+7. ``reported_es`` -- ``effect_size`` with an SMD-like ``effect_size_type``
    (empty, ``cohen_d``, ``hedges_g``, ``smd``, ``d``, ``g``, ``unspecified``;
    see ``SMD_LIKE_TYPES``) and ``n1, n2`` -> :func:`meta.effects.smd_from_d`,
    which applies the small-sample correction J.  ``cohen_d`` is used as is;
@@ -32,27 +44,47 @@ Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
    under 2% for N >= 40).  Any other type (an odds ratio, a correlation, a
    percentage, ...) is never treated as an SMD.  Sign: ``direction * |effect_size|`` when
    ``direction`` is given, else the sign as reported (flag ``sign_as_reported``).
-5. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
+8. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
    :func:`meta.effects.smd_from_p`.
-
-``md_ci`` / ``md_se`` are not used: ``outcomes.csv`` has no CI or SE columns.
 
 Within-group rows (``post_vs_pre``; group 1 = post, group 2 = pre, n1 = n2 = n)
 
-* ``paired``       -- ``mean1, sd1, mean2, sd2, n1`` -> :func:`meta.effects.smd_paired`
-  (metafor SMCR: standardised by the pre-test SD, needs the pre-post
-  correlation ``r``).  With ``r=None`` the row gets route ``none`` and reason
-  ``"paired design needs r"``; with ``r`` given the row is flagged
-  ``r_assumed``.  No other route is used for these rows: p-values, mean
-  changes and effect sizes of a within-group comparison cannot be converted
-  with the independent-groups formulas.
+1. ``paired``      -- ``mean1, sd1, mean2, sd2, n1`` -> :func:`meta.effects.smd_paired`
+   (metafor SMCR: standardised by the pre-test SD, needs the pre-post
+   correlation ``r``).  With ``r=None`` the route is refused with reason
+   ``"paired design needs r"`` (and the next route is tried); with ``r``
+   given the row is flagged ``r_assumed``.
+2. ``change_ci``   -- ``mean_diff`` (the mean change, post minus pre) with
+   ``ci_low, ci_high, ci_level`` and ``n1`` -> :func:`meta.effects.smd_change`:
+   d_z standardised by the SD of change, ``sd_change = se sqrt(n)``, ``se``
+   from the CI via ``qt((1+level)/2, n-1)``; metafor SMCC variance.
+3. ``change_se``   -- ``mean_diff`` with ``se`` and ``n1`` -> the same.
+4. ``reported_es_within`` -- a within-group ``effect_size`` labelled
+   ``cohen_d`` or ``hedges_g`` (an unlabelled "ES" is not used) and ``n1`` ->
+   :func:`meta.effects.smd_from_dz`: ``yi = J(n-1) d``, metafor SMCC
+   variance, which is right only if the source standardised by the SD of
+   change; flagged ``es_standardiser_unstated`` (a labelled g is corrected
+   once more: J(n-1) > 0.9 for n >= 9).
+   A within-group p-value alone is not converted.
+
+``es_scale`` says what an SMD is standardised by, so that analyses keep
+scales apart (never pool them silently): ``raw_sd`` (a raw-score SD: pooled
+between-group SD, or the pre-test SD of ``paired``), ``change_sd`` (the SD
+of within-person change, d_z: ``change_ci``, ``change_se``; also flagged
+``d_z``), ``unstated`` (``reported_es_within``), empty without an SMD.
 
 Flags (``;``-joined): ``p_inequality`` (p reported as ``P < x`` and used as the
 bound ``P = x``, which under-states |g|), ``averaged_across_tasks`` (task is
 ``averaged_across_tasks``: not running alone), ``r_assumed``,
 ``es_type_unspecified`` (reported effect size labelled neither ``cohen_d``
 nor ``hedges_g``), ``sign_as_reported`` (reported effect size or t without
-``direction``: its printed sign is used).
+``direction``: its printed sign is used), ``d_z`` (standardised by the SD of
+change), ``es_standardiser_unstated``, ``ci_level_assumed`` (``ci_level``
+empty: 0.95 used), ``ci_excludes_estimate`` (the printed CI does not contain
+its own estimate) and ``ci_not_centred`` (the estimate is not at the centre
+of a mean difference's CI, beyond the printed rounding plus 10% of the
+half-width; such a CI is symmetric by construction): a CI so flagged is
+never used, the row falls through to a route without it.
 
 Rows are never dropped: a row without a route keeps NaN ``yi``/``vi``, route
 ``none`` and a ``reason``.
@@ -67,20 +99,27 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS", "SMD_LIKE_TYPES"]
+__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS", "SMD_LIKE_TYPES",
+           "ES_SCALES"]
 
-BETWEEN_ROUTES = ("means_sd", "md_p", "t", "reported_es", "p_only")
-WITHIN_ROUTES = ("paired",)
+BETWEEN_ROUTES = ("means_sd", "md_ci", "md_se", "md_p", "t", "reported_es_ci", "reported_es", "p_only")
+WITHIN_ROUTES = ("paired", "change_ci", "change_se", "reported_es_within")
 ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
-FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported")
+FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported",
+         "d_z", "es_standardiser_unstated", "ci_level_assumed", "ci_excludes_estimate", "ci_not_centred")
+#: what each route's SMD is standardised by (``es_scale`` column); analyses must not mix scales
+ES_SCALES = {"means_sd": "raw_sd", "md_ci": "raw_sd", "md_se": "raw_sd", "md_p": "raw_sd", "t": "raw_sd",
+             "reported_es_ci": "raw_sd", "reported_es": "raw_sd", "p_only": "raw_sd", "paired": "raw_sd",
+             "change_ci": "change_sd", "change_se": "change_sd", "reported_es_within": "unstated"}
+_CI_ROUTES = ("md_ci", "reported_es_ci", "change_ci")
 
 SMD_LIKE_TYPES = ("", "cohen_d", "hedges_g", "smd", "d", "g", "unspecified")
 
 _ID_COLUMNS = ("study_id", "cohort_id", "outcome", "comparison", "timepoint", "task")
-_OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "flags", "reason",
+_OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "es_scale", "flags", "reason",
                               "source_url", "source_locator")
 _NUMERIC = ("n1", "n2", "mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size",
-            "direction")
+            "direction", "ci_low", "ci_high", "ci_level", "se")
 
 
 def _has(v: Any) -> bool:
@@ -106,6 +145,18 @@ def _needs(row: Mapping, route: str) -> list[str]:
         cols = ["mean1", "sd1", "n1", "mean2", "sd2"] + ([] if route == "paired" else ["n2"])
     elif route == "md_p":
         cols = ["mean_diff", "p_value", "n1", "n2"]
+    elif route in ("md_ci", "change_ci"):
+        cols = ["mean_diff", "ci_low", "ci_high", "n1"] + (["n2"] if route == "md_ci" else [])
+    elif route in ("md_se", "change_se"):
+        cols = ["mean_diff", "se", "n1"] + (["n2"] if route == "md_se" else [])
+    elif route == "reported_es_within" and es_type not in ("cohen_d", "hedges_g"):
+        return [f"effect_size_type cohen_d or hedges_g for a within-group effect size (not {es_type!r})"]
+    elif route in ("reported_es_ci", "reported_es_within"):
+        if es_type not in SMD_LIKE_TYPES:
+            return [f"an SMD-like effect_size_type (not {es_type!r})"]
+        if route == "reported_es_ci" and _has(row.get("mean_diff")):
+            return ["a CI of the effect size (the row's CI belongs to its mean_diff)"]
+        cols = ["effect_size", "n1"] + (["ci_low", "ci_high", "n2"] if route == "reported_es_ci" else [])
     elif route == "t":
         if es_type != "t":
             return ["effect_size_type=t"]
@@ -137,10 +188,14 @@ def missing_for_routes(row: Mapping) -> str:
     """Human-readable account of what a row lacks for every route."""
     if _text(row.get("comparison")) == "post_vs_pre":
         miss = _needs(row, "paired")
-        text = "post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route); missing " + ", ".join(miss)
+        text = ("post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route), a mean change "
+                "(mean_diff) with its CI or SE and n1 (change_ci, change_se), or a within-group "
+                "effect size (cohen_d, hedges_g) with n1; missing " + ", ".join(miss))
         if _has(row.get("p_value")) or _has(row.get("effect_size")) or _has(row.get("mean_diff")):
-            text += (" (a within-group p-value, mean change or effect size is not converted: the "
-                     "independent-groups formulas do not apply and the pre-post correlation is unknown)")
+            text += (" (a within-group p-value, mean change or effect size is not converted unless "
+                     "the mean change has its CI or SE, or the effect size is labelled cohen_d or "
+                     "hedges_g: the independent-groups formulas do not apply and the pre-post "
+                     "correlation is unknown)")
         return text
     n_missing = [c for c in ("n1", "n2") if not _has(row.get(c))]
     if n_missing:
@@ -182,6 +237,25 @@ def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float |
     elif route == "md_p":
         out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, p=_num(row, "p_value"),
                                   p_operator=p_op, inequality=inequality, variance=variance)
+    elif route in ("md_ci", "md_se"):
+        prec = (dict(ci_low=_num(row, "ci_low"), ci_high=_num(row, "ci_high"), level=_level(row, flags))
+                if route == "md_ci" else dict(se=_num(row, "se")))
+        out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, variance=variance, **prec)
+    elif route in ("change_ci", "change_se"):
+        prec = (dict(ci_low=_num(row, "ci_low"), ci_high=_num(row, "ci_high"), level=_level(row, flags))
+                if route == "change_ci" else dict(se=_num(row, "se")))
+        out = effects.smd_change(_num(row, "mean_diff"), n1, **prec)
+        flags.append("d_z")
+    elif route == "reported_es_within":
+        out = effects.smd_from_dz(_signed_effect_size(row, flags), n1)
+        flags.append("es_standardiser_unstated")
+    elif route == "reported_es_ci":
+        d = _signed_effect_size(row, flags)
+        if es_type not in ("cohen_d", "hedges_g", "g"):
+            flags.append("es_type_unspecified")
+        out = effects.smd_from_d_ci(d, _num(row, "ci_low"), _num(row, "ci_high"), n1, n2,
+                                    es_type="g" if es_type in ("hedges_g", "g") else "d",
+                                    level=_level(row, flags), variance=variance)
     elif route == "t":
         out = effects.smd_from_t(_signed_effect_size(row, flags), n1, n2, variance=variance)
     elif route == "reported_es":
@@ -213,6 +287,52 @@ class _NoRoute(Exception):
     pass
 
 
+def _level(row: Mapping, flags: list[str]) -> float:
+    """The row's ``ci_level`` (0.95, flagged ``ci_level_assumed``, when empty)."""
+    if _has(row.get("ci_level")):
+        return _num(row, "ci_level")
+    flags.append("ci_level_assumed")
+    return 0.95
+
+
+def _decimals(x: float) -> int:
+    """Decimal places of ``x`` as printed (shortest repr of the float read from the CSV)."""
+    text = repr(float(x))
+    if "e" in text or "E" in text:
+        mant, exp = text.lower().split("e")
+        return max(0, (len(mant.split(".")[1]) if "." in mant else 0) - int(exp))
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+def _ci_flags(row: Mapping) -> list[str]:
+    """``ci_excludes_estimate`` / ``ci_not_centred`` for the row's printed CI (empty list if fine or absent).
+
+    The CI belongs to ``mean_diff`` when the row has one, else to ``effect_size``
+    (signed as the ``reported_es`` routes sign it).  A mean difference's CI
+    (t or z interval) is symmetric, so its estimate must sit at the centre to
+    within the printed rounding (one unit of the finest printed decimal) plus
+    10% of the half-width; a CI of an effect size may be asymmetric
+    (noncentral t) and is checked for containment only.
+    """
+    lo, hi = _num(row, "ci_low"), _num(row, "ci_high")
+    if math.isnan(lo) or math.isnan(hi):
+        return []
+    is_md = _has(row.get("mean_diff"))
+    if is_md:
+        est = _num(row, "mean_diff")
+    elif _has(row.get("effect_size")):
+        est = _signed_effect_size(row, [])
+    else:
+        return []
+    if not lo <= est <= hi:
+        return ["ci_excludes_estimate"]
+    if is_md:
+        unit = 10.0 ** -max(_decimals(est), _decimals(lo), _decimals(hi))
+        if abs(est - (lo + hi) / 2) > unit + 0.1 * (hi - lo) / 2:
+            return ["ci_not_centred"]
+    return []
+
+
 def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *,
                   variance: str = "revman", inequality: str = "bound",
                   r: float | None = None) -> pd.DataFrame:
@@ -240,8 +360,8 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
     Returns
     -------
     DataFrame with the index of ``outcomes`` and columns ``study_id, cohort_id,
-    outcome, comparison, timepoint, task, n1, n2, yi, vi, route, flags, reason,
-    source_url, source_locator``.  See the module docstring for the route
+    outcome, comparison, timepoint, task, n1, n2, yi, vi, route, es_scale, flags,
+    reason, source_url, source_locator``.  See the module docstring for the route
     priority and flags.
     """
     if variance not in ("ls", "ub", "revman"):
@@ -267,7 +387,12 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
         yi = vi = math.nan
         route, flags, reasons = "none", [], []
         comparison = _text(row.get("comparison"))
+        ci_flags = _ci_flags(row)
         for cand in candidate_routes(row):
+            if cand in _CI_ROUTES and ci_flags:
+                reasons.append(f"{cand} not used: {ci_flags[0].replace('_', ' ')} (the printed CI "
+                               f"[{_num(row, 'ci_low'):g}, {_num(row, 'ci_high'):g}] does not fit its estimate)")
+                continue
             try:
                 yi, vi, flags = _run(cand, row, variance=variance, inequality=inequality, r=r)
                 route = cand
@@ -280,6 +405,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
                 reasons.append(f"{cand} refused: {msg}")
         if not reasons and route == "none":
             reasons.append(missing_for_routes(row))
+        flags = ci_flags + flags
         if _text(row.get("task")) == "averaged_across_tasks":
             flags.append("averaged_across_tasks")
         records.append({
@@ -294,6 +420,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
             "yi": yi,
             "vi": vi,
             "route": route,
+            "es_scale": ES_SCALES.get(route, ""),
             "flags": ";".join(flags),
             "reason": "; ".join(reasons),
             "source_url": row.get("source_url", pd.NA),
