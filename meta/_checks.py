@@ -1,0 +1,186 @@
+"""Argument checks shared by the library layer, and their error messages.
+
+One mechanism for every public function of :mod:`meta.effects`,
+:mod:`meta.pool` and :mod:`meta.bias` (R meta keeps its checks in
+``meta-chk.R`` the same way):
+
+* :func:`align` - pandas inputs are paired **by index label**, never silently
+  by position: Series (or DataFrames) holding the same labels in another
+  order are reordered to the first pandas argument's order; different
+  labels are refused, naming both arguments and the labels that differ.
+  A pandas input beside a plain array (list, numpy array) is taken by
+  position, as pandas itself does for ``Series + ndarray`` (a plain array has
+  no labels to compare).
+* :func:`numbers` - numeric input as a float array: booleans, complex
+  numbers and strings are refused (``np.asarray(x, float)`` would turn True
+  into 1.0 and drop an imaginary part with only a warning).
+* :func:`positions`, :func:`fail` - the ``offending positions (0-based): ...``
+  part of a message, with index labels where the input has them.
+* :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
+  are refused, naming the arguments, instead of returning inf/NaN.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["align", "numbers", "positions", "fail", "finite_results", "integers"]
+
+_MAX_SHOWN = 10
+
+
+def _is_pandas(x: Any) -> bool:
+    return isinstance(x, (pd.Series, pd.DataFrame))
+
+
+def _shown(labels, limit: int = _MAX_SHOWN) -> str:
+    labels = list(labels)
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return repr(labels[:limit])[:-1] + more + "]" if labels else "[]"
+
+
+def _align_axis(ref: pd.Index, other: pd.Index, name: str, ref_name: str, what: str) -> np.ndarray | None:
+    """Positions that reorder ``other`` to ``ref`` (None: already identical)."""
+    if other.equals(ref):
+        return None
+    if len(other) != len(ref):
+        raise ValueError(
+            f"{name} and {ref_name} are pandas objects of different lengths ({len(other)} and {len(ref)} "
+            f"{what}); they must hold the same labels"
+        )
+    if ref.has_duplicates or other.has_duplicates:
+        dup = ref[ref.duplicated()] if ref.has_duplicates else other[other.duplicated()]
+        raise ValueError(
+            f"{name} and {ref_name} have {what} in a different order and duplicated labels "
+            f"{_shown(pd.unique(dup))}, so their rows cannot be paired by label; give unique labels "
+            "or the identical index"
+        )
+    missing = ref.difference(other, sort=False)
+    extra = other.difference(ref, sort=False)
+    if len(missing) or len(extra):
+        raise ValueError(
+            f"{name} and {ref_name} are pandas objects whose {what} hold different labels "
+            f"(only in {ref_name}: {_shown(missing)}; only in {name}: {_shown(extra)}); "
+            "rows are paired by label, never by position: pass inputs with the same labels "
+            "(in any order), or plain arrays in matching order"
+        )
+    return other.get_indexer(ref)
+
+
+def align(args: dict[str, Any]) -> tuple[dict[str, Any], pd.Index | None]:
+    """Pair pandas arguments by label.
+
+    The first pandas argument (Series or DataFrame) in ``args`` (name ->
+    value, in signature order) is the reference; every other pandas argument
+    with the same labels, in any order, is reordered to it (DataFrames on
+    both the index and, between two DataFrames, the columns).  Labels that
+    differ, or a different order with duplicated labels, raise ``ValueError``
+    naming both arguments and the labels.  Other values (scalars, lists,
+    arrays, None) are returned unchanged: beside a pandas input they are
+    taken by position.
+
+    Returns the new ``args`` and the reference index (None without pandas input).
+    """
+    ref_name = next((n for n, v in args.items() if _is_pandas(v)), None)
+    if ref_name is None:
+        return dict(args), None
+    ref = args[ref_name]
+    out = {}
+    for name, value in args.items():
+        if name == ref_name or not _is_pandas(value):
+            out[name] = value
+            continue
+        rows = _align_axis(ref.index, value.index, name, ref_name, "indexes")
+        if rows is not None:
+            value = value.iloc[rows]
+        if isinstance(ref, pd.DataFrame) and isinstance(value, pd.DataFrame):
+            cols = _align_axis(ref.columns, value.columns, name, ref_name, "columns")
+            if cols is not None:
+                value = value.iloc[:, cols]
+        out[name] = value
+    return out, ref.index
+
+
+def numbers(x: Any, name: str) -> np.ndarray:
+    """``x`` as a float array; refuses booleans, complex numbers and non-numbers
+    with a ``ValueError`` naming ``name``.  Nullable pandas missing values
+    (``pd.NA``) become NaN (reported by the caller's finiteness check)."""
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
+        for dt in dtypes:
+            if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_complex_dtype(dt):
+                raise ValueError(f"{name} must be real numbers, got {'booleans' if pd.api.types.is_bool_dtype(dt) else 'complex numbers'} (dtype {dt})")
+        try:
+            return x.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers; got pandas dtype {dtypes[0] if len(dtypes) == 1 else dtypes}") from None
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+    if a.dtype == object:  # mixed lists: look at the elements
+        flat = a.ravel()
+        kinds = {type(e) for e in flat}
+        if any(issubclass(t, (bool, np.bool_)) for t in kinds):
+            raise ValueError(f"{name} must be real numbers, got booleans at positions {positions(np.array([isinstance(e, (bool, np.bool_)) for e in flat]))}")
+        if any(issubclass(t, (complex, np.complexfloating)) for t in kinds):
+            raise ValueError(f"{name} must be real numbers, got complex numbers")
+    elif a.dtype.kind == "b":
+        raise ValueError(f"{name} must be real numbers, got booleans (dtype bool)")
+    elif a.dtype.kind == "c":
+        raise ValueError(f"{name} must be real numbers, got complex numbers (dtype {a.dtype})")
+    elif a.dtype.kind not in "iufUS":  # strings of numbers ("0.5") are converted below, as before
+        raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
+    try:
+        return a.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+
+
+def positions(bad: np.ndarray, limit: int = _MAX_SHOWN, index: pd.Index | None = None) -> str:
+    """``"2, 5"`` (0-based positions where ``bad`` is True; (row, column) for
+    2-D), plus ``(index labels [...])`` for a labelled 1-D input."""
+    bad = np.asarray(bad)
+    idx = np.flatnonzero(bad) if bad.ndim == 1 else np.argwhere(bad)
+    shown = [str(tuple(int(j) for j in i)) if np.ndim(i) else str(int(i)) for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    labels = ""
+    if index is not None and bad.ndim == 1 and not (
+        isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+    ):
+        labels = f" (index labels {[index[i] for i in idx[:limit]]})"
+    return ", ".join(shown) + more + labels
+
+
+def fail(name: str, rule: str, bad: np.ndarray, index: pd.Index | None = None) -> None:
+    """Raise ``ValueError("<name> <rule>; offending positions (0-based): ...")``
+    if any element of ``bad`` is True."""
+    if np.any(bad):
+        raise ValueError(f"{name} {rule}; offending positions (0-based): {positions(bad, index=index)}")
+
+
+def integers(a: np.ndarray, name: str, index: pd.Index | None = None) -> None:
+    """Sample sizes are counts: refuse finite non-whole numbers (``n = 10.5``)."""
+    bad = np.isfinite(a) & (a != np.round(a))
+    if np.any(bad):
+        pos = np.flatnonzero(bad)
+        raise ValueError(
+            f"{name} must be whole numbers (a sample size); offending positions (0-based): "
+            f"{positions(bad, index=index)}: {a[pos[:_MAX_SHOWN]].tolist()}"
+        )
+
+
+def finite_results(values: dict[str, Any], args: str, who: str = "") -> None:
+    """Refuse non-finite results of finite input (overflowing sums, e.g.
+    ``yi = 1e200``): ``ValueError`` naming ``args`` (e.g. ``"yi, vi"``) and
+    the result fields that are not finite."""
+    bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+    if bad:
+        raise ValueError(
+            f"{who + ': ' if who else ''}{args} give non-finite results ({', '.join(bad)}): the values are too "
+            "large or too small to compute with in double precision (sums overflow); rescale them "
+            "(e.g. other units) so that |yi| and 1/vi are well below 1e150"
+        )
