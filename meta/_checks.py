@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["align", "numbers", "positions", "fail", "finite_results", "integers"]
+__all__ = ["align", "real", "numbers", "positions", "fail", "finite_results", "integers"]
 
 _MAX_SHOWN = 10
 
@@ -48,13 +48,13 @@ def _align_axis(ref: pd.Index, other: pd.Index, name: str, ref_name: str, what: 
         return None
     if len(other) != len(ref):
         raise ValueError(
-            f"{name} and {ref_name} are pandas objects of different lengths ({len(other)} and {len(ref)} "
+            f"{ref_name} and {name} are pandas objects of different lengths ({len(other)} and {len(ref)} "
             f"{what}); they must hold the same labels"
         )
     if ref.has_duplicates or other.has_duplicates:
         dup = ref[ref.duplicated()] if ref.has_duplicates else other[other.duplicated()]
         raise ValueError(
-            f"{name} and {ref_name} have {what} in a different order and duplicated labels "
+            f"{ref_name} and {name} have {what} in a different order and duplicated labels "
             f"{_shown(pd.unique(dup))}, so their rows cannot be paired by label; give unique labels "
             "or the identical index"
         )
@@ -62,7 +62,7 @@ def _align_axis(ref: pd.Index, other: pd.Index, name: str, ref_name: str, what: 
     extra = other.difference(ref, sort=False)
     if len(missing) or len(extra):
         raise ValueError(
-            f"{name} and {ref_name} are pandas objects whose {what} hold different labels "
+            f"{ref_name} and {name} are pandas objects whose {what} hold different labels "
             f"(only in {ref_name}: {_shown(missing)}; only in {name}: {_shown(extra)}); "
             "rows are paired by label, never by position: pass inputs with the same labels "
             "(in any order), or plain arrays in matching order"
@@ -104,35 +104,57 @@ def align(args: dict[str, Any]) -> tuple[dict[str, Any], pd.Index | None]:
     return out, ref.index
 
 
-def numbers(x: Any, name: str) -> np.ndarray:
-    """``x`` as a float array; refuses booleans, complex numbers and non-numbers
-    with a ``ValueError`` naming ``name``.  Nullable pandas missing values
-    (``pd.NA``) become NaN (reported by the caller's finiteness check)."""
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def real(x: Any, name: str) -> None:
+    """Refuse booleans and complex numbers (``ValueError`` naming ``name``):
+    numpy would turn True into 1.0 and drop an imaginary part with only a
+    warning.  Looks at the dtype of arrays and pandas objects and at the
+    elements of lists and tuples (``[True, 2]`` becomes an integer array)."""
     if isinstance(x, (pd.Series, pd.DataFrame)):
         dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
-        for dt in dtypes:
-            if pd.api.types.is_bool_dtype(dt) or pd.api.types.is_complex_dtype(dt):
-                raise ValueError(f"{name} must be real numbers, got {'booleans' if pd.api.types.is_bool_dtype(dt) else 'complex numbers'} (dtype {dt})")
+        kinds = {"b" if pd.api.types.is_bool_dtype(d) else "c" if pd.api.types.is_complex_dtype(d) else "" for d in dtypes}
+        if isinstance(x, pd.Series) and x.dtype == object:
+            return real(x.tolist(), name)
+    elif isinstance(x, (list, tuple)):
+        kinds = {"b" if isinstance(e, (bool, np.bool_)) else "c" if isinstance(e, (complex, np.complexfloating)) else "" for e in _flat(x)}
+    elif isinstance(x, (bool, np.bool_)):
+        kinds = {"b"}
+    elif isinstance(x, (complex, np.complexfloating)):
+        kinds = {"c"}
+    else:
+        a = np.asarray(x) if isinstance(x, np.ndarray) else None
+        kinds = {a.dtype.kind} if a is not None else set()
+        if a is not None and a.dtype == object:
+            return real(a.ravel().tolist(), name)
+    if "b" in kinds:
+        raise ValueError(f"{name} must be real numbers, got booleans (True/False)")
+    if "c" in kinds:
+        raise ValueError(f"{name} must be real numbers, got complex numbers")
+
+
+def numbers(x: Any, name: str) -> np.ndarray:
+    """``x`` as a float array; refuses booleans, complex numbers (:func:`real`)
+    and non-numbers with a ``ValueError`` naming ``name``.  Nullable pandas
+    missing values (``pd.NA``) become NaN (reported by the caller's
+    finiteness check)."""
+    real(x, name)
+    if isinstance(x, (pd.Series, pd.DataFrame)):
         try:
             return x.to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numbers; got pandas dtype {dtypes[0] if len(dtypes) == 1 else dtypes}") from None
+            raise ValueError(f"{name} must be numbers; got a pandas object of dtype {getattr(x, 'dtype', 'object')}") from None
     try:
         a = np.asarray(x)
     except (TypeError, ValueError) as exc:  # ragged nested lists
         raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
-    if a.dtype == object:  # mixed lists: look at the elements
-        flat = a.ravel()
-        kinds = {type(e) for e in flat}
-        if any(issubclass(t, (bool, np.bool_)) for t in kinds):
-            raise ValueError(f"{name} must be real numbers, got booleans at positions {positions(np.array([isinstance(e, (bool, np.bool_)) for e in flat]))}")
-        if any(issubclass(t, (complex, np.complexfloating)) for t in kinds):
-            raise ValueError(f"{name} must be real numbers, got complex numbers")
-    elif a.dtype.kind == "b":
-        raise ValueError(f"{name} must be real numbers, got booleans (dtype bool)")
-    elif a.dtype.kind == "c":
-        raise ValueError(f"{name} must be real numbers, got complex numbers (dtype {a.dtype})")
-    elif a.dtype.kind not in "iufUS":  # strings of numbers ("0.5") are converted below, as before
+    if a.dtype.kind not in "iufUSO":  # strings of numbers ("0.5") are converted below, as before
         raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
     try:
         return a.astype(float)

@@ -266,6 +266,11 @@ _DEFAULTS = {"method": "DL", "test": "z", "level": 0.95, "pi": "z"}
 _FINITE = ("estimate", "se", "ci_low", "ci_high", "tau2", "q")  # finite for every valid input
 
 
+def _quiet():
+    """Overflowing sums are reported by _checks.finite_results (a ValueError), not as numpy RuntimeWarnings."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
 def _labels(labels, index, k: int, name: str = "labels") -> tuple:
     """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
     if labels is None:
@@ -321,7 +326,7 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
         if vi is None:
             raise ValueError(f"{who}: vi is missing; pass yi and vi, or a PoolResult from pool()")
         opts = {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}
-        _check_options(**opts)
+        _check_options(**{**_DEFAULTS, **opts})
         y, v, lab, ext = _study_data(yi, vi, labels, extra, who, label_name)
     return y, v, lab, ext, opts
 
@@ -354,7 +359,8 @@ def pool(
     """
     _check_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
-    out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    with _quiet():
+        out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
     _warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
@@ -369,7 +375,8 @@ _STEP_COLUMNS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "
 def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.DataFrame:
     """Fit each row of (analyses x studies) arrays (the estimators take studies x analyses)."""
     t = np.ascontiguousarray
-    out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
+    with _quiet():
+        out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
     _warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
@@ -519,7 +526,8 @@ def subgroups(
         pos = np.flatnonzero(codes == j)
         slot[pos] = np.arange(pos.size)
     y2[slot, codes], v2[slot, codes], mask[slot, codes] = y, v, True
-    out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+    with _quiet():
+        out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
     _warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
