@@ -190,7 +190,7 @@ def test_lists_arrays_and_series_give_the_same_result():
     assert a.to_frame().equals(b.to_frame()) and a.to_frame().equals(c.to_frame())
     assert np.array_equal(a.weights, c.weights)
     assert c.slab == tuple("abcdefghi") and a.slab == tuple(range(1, 10))
-    with pytest.raises(ValueError, match=r"vi and yi .*different labels"):
+    with pytest.raises(ValueError, match=r"yi and vi .*different labels"):
         pool(pd.Series(case["yi"], index=list("abcdefghi")), pd.Series(case["vi"]), method="REML")
 
 
