@@ -554,9 +554,8 @@ def forest(
                          lo=overall.pi_low, hi=overall.pi_high))
     footer = [("heterogeneity", heterogeneity_line(overall)), ("overall-effect", overall_effect_line(overall))]
     if tf is not None:
-        footer.append(("trimfill-note", f"Trim and fill (Duval & Tweedie 2000, {tf.estimator}): {k0} "
-                                        f"{'study' if k0 == 1 else 'studies'} filled in on the {tf.side} side "
-                                        "(hollow squares); totals include them"))
+        footer.append(("trimfill-note", f"Trim and fill ({tf.estimator}): {k0} "
+                                        f"{'study' if k0 == 1 else 'studies'} filled in (hollow), {tf.side} side"))
     if is_sub:
         footer.append(("subgroup-differences", subgroup_differences_line(result)))
 
