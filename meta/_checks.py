@@ -11,11 +11,11 @@ One mechanism for every public function of :mod:`meta.effects`,
   A pandas input beside a plain array (list, numpy array) is taken by
   position, as pandas itself does for ``Series + ndarray`` (a plain array has
   no labels to compare).
-* :func:`numbers` - numeric input as a float array: booleans, complex
-  numbers and strings are refused (``np.asarray(x, float)`` would turn True
-  into 1.0 and drop an imaginary part with only a warning).
-* :func:`positions`, :func:`fail` - the ``offending positions (0-based): ...``
-  part of a message, with index labels where the input has them.
+* :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
+  complex numbers and non-numbers are refused (``np.asarray(x, float)``
+  would turn True into 1.0 and drop an imaginary part with only a warning).
+* :func:`positions` - the ``offending positions (0-based): ...`` part of a
+  message.
 * :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
   are refused, naming the arguments, instead of returning inf/NaN.
 """
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["align", "real", "numbers", "positions", "fail", "finite_results", "integers"]
+__all__ = ["align", "real", "numbers", "positions", "finite_results"]
 
 _MAX_SHOWN = 10
 
@@ -162,37 +162,13 @@ def numbers(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
 
 
-def positions(bad: np.ndarray, limit: int = _MAX_SHOWN, index: pd.Index | None = None) -> str:
-    """``"2, 5"`` (0-based positions where ``bad`` is True; (row, column) for
-    2-D), plus ``(index labels [...])`` for a labelled 1-D input."""
+def positions(bad: np.ndarray, limit: int = _MAX_SHOWN) -> str:
+    """``"2, 5"``: 0-based positions where ``bad`` is True ((row, column) for 2-D)."""
     bad = np.asarray(bad)
     idx = np.flatnonzero(bad) if bad.ndim == 1 else np.argwhere(bad)
     shown = [str(tuple(int(j) for j in i)) if np.ndim(i) else str(int(i)) for i in idx[:limit]]
     more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
-    labels = ""
-    if index is not None and bad.ndim == 1 and not (
-        isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
-    ):
-        labels = f" (index labels {[index[i] for i in idx[:limit]]})"
-    return ", ".join(shown) + more + labels
-
-
-def fail(name: str, rule: str, bad: np.ndarray, index: pd.Index | None = None) -> None:
-    """Raise ``ValueError("<name> <rule>; offending positions (0-based): ...")``
-    if any element of ``bad`` is True."""
-    if np.any(bad):
-        raise ValueError(f"{name} {rule}; offending positions (0-based): {positions(bad, index=index)}")
-
-
-def integers(a: np.ndarray, name: str, index: pd.Index | None = None) -> None:
-    """Sample sizes are counts: refuse finite non-whole numbers (``n = 10.5``)."""
-    bad = np.isfinite(a) & (a != np.round(a))
-    if np.any(bad):
-        pos = np.flatnonzero(bad)
-        raise ValueError(
-            f"{name} must be whole numbers (a sample size); offending positions (0-based): "
-            f"{positions(bad, index=index)}: {a[pos[:_MAX_SHOWN]].tolist()}"
-        )
+    return ", ".join(shown) + more
 
 
 def finite_results(values: dict[str, Any], args: str, who: str = "") -> None:

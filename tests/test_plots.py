@@ -423,6 +423,18 @@ def test_funnel_drops_missing_rows_with_a_warning():
         plots.funnel(y, v, result=pool(FS["yi"], FS["vi"]))
 
 
+def test_funnel_with_filled_studies_is_centred_on_the_adjusted_estimate_only():
+    tf = trimfill_result()
+    # the old call with the observed fit as centre would draw filled studies around the wrong line
+    with pytest.raises(ValueError, match="centred on the adjusted estimate"):
+        plots.funnel(FS["yi"], FS["vi"], result=tf.original, trimfill=tf)
+    fig = plots.funnel(FS["yi"], FS["vi"], result=tf.result, trimfill=tf)  # the old form, consistent
+    (centre,) = by_gid(fig, "centre-line")
+    assert centre.get_xdata()[0] == pytest.approx(REF["trimfill"]["result"]["estimate"])
+    with pytest.raises(ValueError, match="pass a result"):
+        plots.funnel()
+
+
 def test_funnel_text_readable_and_inside_the_figure():
     fig = plots.funnel(FS["yi"], FS["vi"], contours=True, trimfill=trimfill_result(),
                        egger=True,
