@@ -20,6 +20,13 @@ Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
 fails to converge: Fisher scoring with step-halving, then brentq on the REML
 score (see :mod:`meta._estimators` for every formula and its source).
 
+Inputs and results (as metafor's ``rma`` object): pandas inputs are paired
+by index label (:func:`meta._checks.align`; different labels are a
+``ValueError``, a Series beside a plain array is taken by position), and a
+:class:`PoolResult` keeps the ``yi``, ``vi`` and study labels ``slab`` it was
+fitted on, so ``leave_one_out(res)``, ``cumulative(res, order=)`` and the
+verbs of :mod:`meta.bias` and :mod:`meta.plots` take the result alone.
+
 ``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
 Jonkman 2002): the variance of the estimate multiplied by
 ``sum(w (y - est)^2) / (k - 1)`` (not truncated at 1, as metafor 3.8) and t
