@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from meta.pool import PoolResult, _check_pair, _fmt, _fmt_p, pool
+from meta import _checks
+from meta.pool import _DEFAULTS, PoolResult, _fmt, _fmt_p, _inputs, pool
 
 __all__ = ["EggerResult", "egger", "TrimFillResult", "trimfill"]
 
@@ -39,18 +40,26 @@ __all__ = ["EggerResult", "egger", "TrimFillResult", "trimfill"]
 # --------------------------------------------------------------------------
 # input checking
 # --------------------------------------------------------------------------
-def _as_effects(yi, vi, *, who: str) -> tuple[np.ndarray, np.ndarray, pd.Index | None]:
-    """``yi``, ``vi`` as float arrays, checked as :func:`meta.pool.pool` checks them
-    (same lengths, finite, ``vi > 0``; NaN is refused, not dropped as metafor's
-    na.omit would), plus the index when ``yi`` is a Series. Errors start with ``who``.
+def _as_effects(yi, vi, *, who: str, options: dict | None = None):
+    """``(y, v, slab, options)`` of ``verb(yi, vi, ...)`` or ``verb(res, ...)``.
+
+    With a :class:`meta.pool.PoolResult` the data, study labels ``slab`` and
+    the options (``method``) come from it (a different one passed as well is
+    refused); arrays and Series are checked as :func:`meta.pool.pool` checks
+    them (same lengths, pandas inputs paired by label, finite, real, ``vi >
+    0``; NaN is refused, not dropped as metafor's na.omit would).  Errors
+    start with ``who``.
     """
-    if np.size(yi) == 0 and np.size(vi) == 0:  # let the caller say how many studies it needs
-        return np.empty(0), np.empty(0), None
+    options = dict(options or {})
+    if not isinstance(yi, PoolResult) and vi is not None and np.size(yi) == 0 and np.size(vi) == 0:
+        # let the caller say how many studies it needs
+        return np.empty(0), np.empty(0), (), {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}
     try:
-        y, v = _check_pair(yi, vi)
+        y, v, slab, _, opts = _inputs(who, yi, vi, None, {}, options)
     except ValueError as exc:
-        raise ValueError(f"{who}: {exc}") from None
-    return y, v, (yi.index if isinstance(yi, pd.Series) else None)
+        msg = str(exc)
+        raise ValueError(msg if msg.startswith(who + ":") else f"{who}: {msg}") from None
+    return y, v, slab, opts
 
 
 def _wls(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -130,8 +139,12 @@ class EggerResult:
         )
 
 
-def egger(yi, vi, *, level: float = 0.95) -> EggerResult:
+def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
     """Egger's regression test for funnel-plot asymmetry.
+
+    ``egger(res)`` tests the studies a :class:`meta.pool.PoolResult` was
+    fitted on, at its ``level`` unless ``level=`` is given (metafor
+    ``regtest(res, model = "lm")``); ``egger(yi, vi)`` the arrays (level 95%).
 
     Equal to metafor 3.8 ``regtest(yi, vi, model = "lm")`` (default predictor
     ``"sei"``): the weighted least-squares regression
@@ -157,8 +170,11 @@ def egger(yi, vi, *, level: float = 0.95) -> EggerResult:
 
     Parameters
     ----------
-    yi, vi : array-like of length k >= 3 — effect sizes and sampling variances.
-    level : confidence level for the limit-estimate CI (metafor default 95%).
+    yi, vi : array-like of length k >= 3 — effect sizes and sampling variances
+        (pandas inputs paired by label as in :func:`meta.pool.pool`); or ``yi``
+        a PoolResult and no ``vi``.
+    level : confidence level for the limit-estimate CI (default: the result's,
+        else 95%, metafor's default).
 
     Raises
     ------
@@ -167,7 +183,9 @@ def egger(yi, vi, *, level: float = 0.95) -> EggerResult:
         degree of freedom), mismatched lengths, non-finite values, ``vi <= 0``,
         or all ``vi`` equal (no spread in the predictor).
     """
-    y, v, _ = _as_effects(yi, vi, who="egger")
+    y, v, _, _ = _as_effects(yi, vi, who="egger")
+    if level is None:
+        level = yi.level if isinstance(yi, PoolResult) else 0.95
     k = y.size
     if k < 3:
         raise ValueError(
@@ -179,11 +197,13 @@ def egger(yi, vi, *, level: float = 0.95) -> EggerResult:
     sei = np.sqrt(v)
     X = np.column_stack([np.ones(k), sei])
     w = 1.0 / v
-    beta, xtwx_inv = _wls(y, X, w)
-    df = k - 2
-    resid = y - X @ beta
-    phi = float(np.sum(w * resid**2) / df)
-    se = np.sqrt(phi * np.diag(xtwx_inv))
+    with np.errstate(over="ignore", invalid="ignore"):
+        beta, xtwx_inv = _wls(y, X, w)
+        df = k - 2
+        resid = y - X @ beta
+        phi = float(np.sum(w * resid**2) / df)
+        se = np.sqrt(phi * np.diag(xtwx_inv))
+    _checks.finite_results({"intercept": beta[0], "slope": beta[1], "se": se}, "yi, vi", "egger")
     t = float(beta[1] / se[1])
     p = float(2 * stats.t.sf(abs(t), df))
     crit = stats.t.isf((1 - level) / 2, df)
@@ -296,7 +316,11 @@ class TrimFillResult:
         about the trimmed estimate ``beta``; they keep those studies' ``vi``).
     result : :class:`meta.pool.PoolResult` on observed + filled studies.
     original : :class:`meta.pool.PoolResult` on the observed studies.
-    labels : study labels of the observed rows (the Series index, or 0..k-1).
+    labels : study labels of the observed rows (the result's ``slab``, the
+        Series index, or 1..k as metafor).
+
+    ``result`` carries observed + filled ``yi``, ``vi`` and ``slab`` (filled
+    rows ``"Filled 1"``, ... last); :attr:`filled` marks them.
     """
 
     k0: int
@@ -317,6 +341,11 @@ class TrimFillResult:
     def __post_init__(self):
         for name in ("yi", "vi", "filled_yi", "filled_vi"):
             getattr(self, name).setflags(write=False)
+
+    @property
+    def filled(self) -> np.ndarray:
+        """Boolean per study of ``result`` (observed, then the k0 filled ones)."""
+        return np.r_[np.zeros(self.yi.size, bool), np.ones(self.k0, bool)]
 
     def to_frame(self) -> pd.DataFrame:
         """One row per study, observed then filled: ``study, yi, vi, sei, filled``.
@@ -363,8 +392,15 @@ class TrimFillResult:
         return "\n".join(lines)
 
 
-def trimfill(yi, vi, *, method="DL", estimator="L0", side=None, maxiter=100) -> TrimFillResult:
+def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100) -> TrimFillResult:
     """Trim and fill: estimate and fill in studies missing from one side of the funnel.
+
+    ``trimfill(res)`` takes the studies, labels and ``method`` of a
+    :class:`meta.pool.PoolResult` (metafor ``trimfill(res)``);
+    ``trimfill(yi, vi, method=...)`` the arrays (default ``method="DL"``).
+    The returned :class:`TrimFillResult` goes on to ``funnel(tf)`` (filled
+    studies drawn hollow, centred on the adjusted estimate, as metafor
+    ``funnel(trimfill(res))``) and ``forest(tf)`` (filled rows marked).
 
     Mirrors metafor 3.8 ``trimfill.rma.uni`` (Duval & Tweedie 2000a,b) step by
     step, for ``rma(yi, vi, method = method)``:
@@ -401,8 +437,11 @@ def trimfill(yi, vi, *, method="DL", estimator="L0", side=None, maxiter=100) -> 
 
     Parameters
     ----------
-    yi, vi : array-like (or Series; the index labels the rows of ``to_frame``).
-    method : ``"FE"``, ``"DL"``, ``"REML"`` or ``"PM"``.
+    yi, vi : array-like (or Series, paired by label; the index labels the rows
+        of ``to_frame``); or ``yi`` a PoolResult and no ``vi``.
+    method : ``"FE"``, ``"DL"``, ``"REML"`` or ``"PM"``; default the result's,
+        else ``"DL"``.  The filled fit is ``z``/95% whatever the result's test
+        and level: metafor passes only ``method`` on to it.
     estimator : ``"L0"`` (default), ``"R0"`` or ``"Q0"``.
     side : None (choose as metafor), ``"left"`` or ``"right"``.
     maxiter : iteration limit (metafor default 100).
@@ -416,7 +455,10 @@ def trimfill(yi, vi, *, method="DL", estimator="L0", side=None, maxiter=100) -> 
         R0 with no study below ``beta``,
         or no convergence within ``maxiter`` iterations.
     """
-    y, v, index = _as_effects(yi, vi, who="trimfill")
+    if method is not None and method not in _METHODS:
+        raise ValueError(f"trimfill: method must be one of {_METHODS}, got {method!r}")
+    y, v, slab, opts = _as_effects(yi, vi, who="trimfill", options={"method": method})
+    method = opts["method"]
     if method not in _METHODS:
         raise ValueError(f"trimfill: method must be one of {_METHODS}, got {method!r}")
     if estimator not in _ESTIMATORS:
@@ -426,9 +468,9 @@ def trimfill(yi, vi, *, method="DL", estimator="L0", side=None, maxiter=100) -> 
     k = y.size
     if k < 2:
         raise ValueError(f"trimfill: trim and fill needs at least 2 studies, got k = {k}")
-    labels = tuple(index) if index is not None else tuple(range(k))
+    labels = tuple(slab)
 
-    original = pool(y, v, method=method)
+    original = pool(y, v, method=method, slab=labels)
     if side is None:
         if k < 3:
             raise ValueError(
@@ -506,7 +548,8 @@ def trimfill(yi, vi, *, method="DL", estimator="L0", side=None, maxiter=100) -> 
         filled = (ys[k - k0:] - beta) - beta  # (yi.c - beta) as metafor: mirror about beta, negated
         filled_yi = -filled if side == "left" else filled
         filled_vi = vs[k - k0:].copy()
-        result = pool(np.r_[y, filled_yi], np.r_[v, filled_vi], method=method)
+        result = pool(np.r_[y, filled_yi], np.r_[v, filled_vi], method=method,
+                      slab=list(labels) + [f"Filled {i + 1}" for i in range(k0)])
     else:
         filled_yi = np.empty(0)
         filled_vi = np.empty(0)

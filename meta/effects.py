@@ -29,12 +29,15 @@ Input rules (all functions)
   pandas Series). Scalars are repeated to the common length. All non-scalar
   arguments must have the *same* length; a length-1 array is **not** stretched
   (that is usually a mistake) -- pass a scalar instead.
-* If any argument is a pandas Series, the result keeps its index. Several
-  Series must share the identical index (no alignment is done, because silent
-  re-ordering by index alignment would pair the wrong numbers).
-* No NaN or inf. Sample sizes need not be whole numbers (effective sample
-  sizes are allowed) but must be >= 2 (``smd_paired``: >= 3, because the
-  correction J needs ``n - 1 > 1`` degrees of freedom).
+* If any argument is a pandas Series, the result keeps the first Series'
+  index. Several Series are paired by label (:func:`meta._checks.align`, as
+  everywhere in meta): the same labels in another order are reordered to the
+  first Series' order; different labels are refused (never paired silently
+  by position). A Series beside a plain array is taken by position.
+* No NaN or inf, no booleans or complex numbers. Sample sizes must be whole
+  numbers >= 2 (``smd_paired``: >= 3, because the correction J needs
+  ``n - 1 > 1`` degrees of freedom). Results that overflow (non-finite yi or
+  vi from finite input) are refused.
 * Bad input raises ``ValueError`` naming the argument, the rule, the 0-based
   positions of the offending rows (and their index labels for a Series with a
   non-default index) and the offending values.
@@ -48,6 +51,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import special, stats
+
+from meta import _checks
 
 __all__ = [
     "VARIANCES",
@@ -76,21 +81,16 @@ class _Inputs:
     """Validated, broadcast 1-d float arrays plus the index to return."""
 
     def __init__(self, args: dict[str, Any], *, strings: Sequence[str] = ()):
-        self.index: pd.Index | None = None
-        index_owner: str | None = None
+        # Series are paired by label, as everywhere in meta (one mechanism:
+        # meta._checks.align): same labels in another order are reordered to
+        # the first Series' order, different labels are refused
+        args, self.index = _checks.align(args)
         arrays: dict[str, np.ndarray] = {}
         scalar: dict[str, bool] = {}
         for name, value in args.items():
+            if name not in strings:
+                _checks.real(value, name)  # booleans, complex numbers
             if isinstance(value, pd.Series):
-                if self.index is None:
-                    self.index, index_owner = value.index, name
-                elif not value.index.equals(self.index):
-                    raise ValueError(
-                        f"{name} and {index_owner} are pandas Series with different "
-                        "indexes; meta.effects does not align by index (it would "
-                        "silently pair different rows). Pass Series with the identical "
-                        "index, or plain arrays in matching order."
-                    )
                 if name in strings:
                     value = value.to_numpy(dtype=object)
                 else:
@@ -174,6 +174,19 @@ class _Inputs:
         self.finite(*names)
         for n in names:
             self.fail(n, f"must be >= {minimum} (a sample size)", self[n] < minimum)
+        for n in names:
+            self.fail(n, "must be a whole number (a sample size)", self[n] != np.round(self[n]))
+
+    def results(self, yi: np.ndarray, vi: np.ndarray) -> None:
+        """Finite input can still overflow (``m1 = 1e308``): refuse, naming the inputs."""
+        bad = ~(np.isfinite(yi) & np.isfinite(vi))
+        if np.any(bad):
+            names = ", ".join(n for n in self.values if self.values[n].dtype != object)
+            raise ValueError(
+                f"{names} give a non-finite yi or vi (overflow) at positions "
+                f"{np.flatnonzero(bad)[:_MAX_SHOWN].tolist()}{self._labels(np.flatnonzero(bad))}: "
+                "the values are too large or too small for double precision; rescale them"
+            )
 
     def p_value(self, name: str = "p") -> None:
         self.finite(name)
@@ -222,6 +235,7 @@ class _Inputs:
         return ineq
 
     def frame(self, yi: np.ndarray, vi: np.ndarray, **flags: np.ndarray) -> pd.DataFrame:
+        self.results(np.asarray(yi, float), np.asarray(vi, float))
         data = {"yi": np.asarray(yi, float), "vi": np.asarray(vi, float)}
         data.update({k: np.asarray(v, bool) for k, v in flags.items()})
         return pd.DataFrame(data, index=self.index)

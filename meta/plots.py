@@ -173,6 +173,7 @@ class _Row:
     hi: float = np.nan
     weight: float = np.nan
     name: str = ""
+    filled: bool = False  # a study filled in by trim and fill
 
 
 def _check_studies(studies: Any, label: str, subgroup: str | None) -> pd.DataFrame:
@@ -200,24 +201,78 @@ def _numeric(studies: pd.DataFrame, col: str) -> np.ndarray:
     return num.to_numpy(dtype=float, na_value=np.nan)
 
 
-def _row_weights(studies: pd.DataFrame, pooled: Any, finite: np.ndarray) -> np.ndarray:
-    """Percent weights per row of ``studies``: the ``weight`` column if given,
-    else ``pooled.weights`` (one per study with finite yi/vi, in row order)."""
-    if "weight" in studies.columns:
-        return _numeric(studies, "weight")
-    rw = np.asarray(pooled.weights, dtype=float).ravel()
-    out = np.full(len(studies), np.nan)
-    if rw.size == len(studies):
-        out[:] = rw
-        out[~finite] = np.nan
-    elif rw.size == int(finite.sum()):
-        out[finite] = rw
-    else:
+def _data_of(result: Any, who: str) -> tuple[np.ndarray, np.ndarray, list]:
+    """``yi``, ``vi`` and labels a fitted result carries (``meta.pool.PoolResult``)."""
+    yi, vi = getattr(result, "yi", None), getattr(result, "vi", None)
+    if yi is None or vi is None:
+        raise ValueError(f"{who}: the result carries no yi/vi (built by hand?); fit it with meta.pool.pool()")
+    yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
+    slab = list(getattr(result, "slab", ()) or ())
+    if len(slab) != yi.size:
+        slab = list(range(1, yi.size + 1))
+    return yi, vi, slab
+
+
+def _table_of(result: Any, label: str, subgroup: str | None) -> pd.DataFrame:
+    """The study table of ``forest(result)`` without ``studies``: one row per
+    study the result was fitted on (per subgroup, in its order, for a
+    SubgroupResult)."""
+    if subgroup is None:
+        yi, vi, slab = _data_of(result, "forest")
+        return pd.DataFrame({label: [str(x) for x in slab], "yi": yi, "vi": vi})
+    parts = []
+    for g, gres in result.groups.items():
+        yi, vi, slab = _data_of(gres, "forest")
+        parts.append(pd.DataFrame({label: [str(x) for x in slab], "yi": yi, "vi": vi, subgroup: g}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.isclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+def _match_rows(studies: pd.DataFrame, label: str, yi: np.ndarray, vi: np.ndarray, finite: np.ndarray,
+                ryi: np.ndarray, rvi: np.ndarray, rlab: list) -> np.ndarray:
+    """For each row of ``studies``, the position of its study in the result
+    (-1 for rows without finite yi/vi): matched by label (``studies[label]``
+    against the result's ``slab``), else by the (yi, vi) pair -- never by
+    position.  The rows' yi/vi must equal the result's; else ``ValueError``."""
+    rows = np.flatnonzero(finite)
+    pos = np.full(len(studies), -1)
+    lab = studies[label].astype(str).to_numpy()[rows]
+    rlab = [str(x) for x in rlab]
+    if rows.size != ryi.size:
         raise ValueError(
-            f"forest: result has {rw.size} weights but studies has {len(studies)} rows "
-            f"({int(finite.sum())} with finite yi and vi); pass the studies that were pooled, "
-            "in the same order, or give a 'weight' column (percent)")
-    return out
+            f"forest: result was fitted on {ryi.size} studies but studies has {rows.size} rows with finite yi "
+            f"and vi ({len(studies)} rows in all); pass the studies that were pooled (in any order)")
+    if len(set(rlab)) == len(rlab) and len(set(lab)) == lab.size and set(lab) == set(rlab):
+        where = {x: i for i, x in enumerate(rlab)}
+        pos[rows] = [where[x] for x in lab]
+        off = ~(_same(yi[rows], ryi[pos[rows]]) & _same(vi[rows], rvi[pos[rows]]))
+        if off.any():
+            bad = [str(x) for x in lab[off][:5]]
+            raise ValueError(
+                f"forest: studies[{label!r}] rows {bad} have yi/vi different from the result's studies of the "
+                "same label; pass the studies that were pooled, or refit the result")
+        return pos
+    # labels do not identify the studies (e.g. the result's default labels 1..k): match the (yi, vi)
+    # pairs; studies with equal yi and vi are interchangeable (same weight, same interval)
+    free = np.ones(ryi.size, dtype=bool)
+    unmatched = []
+    for i in rows:
+        hit = np.flatnonzero(free & _same(ryi, yi[i]) & _same(rvi, vi[i]))
+        if hit.size == 0:
+            unmatched.append(str(studies[label].iloc[i]))
+            continue
+        pos[i] = hit[0]
+        free[hit[0]] = False
+    if unmatched:
+        raise ValueError(
+            f"forest: the rows of studies do not hold the result's studies: studies[{label!r}] "
+            f"{unmatched[:5]} have yi/vi the result was not fitted on, and the labels do not match the "
+            f"result's slab {rlab[:5]}{' ...' if len(rlab) > 5 else ''}; pass the studies that were pooled "
+            "(in any order), e.g. with pool(..., slab=studies[label])")
+    return pos
 
 
 def _nice_limit(x: float) -> float:
@@ -323,7 +378,7 @@ def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fon
 
 def forest(
     result: Any,
-    studies: pd.DataFrame,
+    studies: pd.DataFrame | None = None,
     *,
     label: str = "label",
     subgroup: str | None = None,
@@ -341,15 +396,23 @@ def forest(
 
     Parameters
     ----------
-    result : a :class:`meta.pool.PoolResult`, or with ``subgroup=`` a
+    result : a :class:`meta.pool.PoolResult` (k = 1 included), a
         :class:`meta.pool.SubgroupResult` (its ``groups`` keyed by the values of
-        ``studies[subgroup]``; the total row uses ``result.overall``).
-    studies : DataFrame, one row per study in the order pooled: ``yi``, ``vi``,
-        the label column (``label=``, e.g. "Author Year"), optionally ``n1, mean1,
-        sd1, n2, mean2, sd2`` (shown as columns, like RevMan, when present) and
-        ``weight`` (percent; otherwise ``result.weights`` /
-        ``result.overall.weights``). Rows with NaN ``yi``/``vi`` are listed as
-        "Not estimable".
+        ``studies[subgroup]``; the total row uses ``result.overall``), or a
+        :class:`meta.bias.TrimFillResult`: its observed and filled studies, the
+        filled ones last with hollow squares (gid ``filled-markers``), and the
+        adjusted pooled estimate (metafor ``forest(trimfill(res))``).
+    studies : optional DataFrame, one row per study, in the order to draw:
+        ``yi``, ``vi``, the label column (``label=``, e.g. "Author Year"),
+        optionally ``n1, mean1, sd1, n2, mean2, sd2`` (shown as columns, like
+        RevMan, when present) and ``weight`` (percent; otherwise the result's
+        weights). Default: the studies the result carries (``slab``, ``yi``,
+        ``vi``; for a SubgroupResult the column ``subgroup="subgroup"``).
+        The rows are matched to the result's studies by label
+        (``studies[label]`` against ``result.slab``), or where the labels do
+        not identify them by their (yi, vi) pair -- never by position -- and
+        their yi/vi must equal the result's (else ``ValueError``). Rows with
+        NaN ``yi``/``vi`` are listed as "Not estimable".
     favours : (left, right) labels under the axis; the caller chooses the wording.
     xlabel : header of the effect columns, e.g. "SMD (95% CI)".
     group_labels : headers over the group-1 and group-2 columns.
@@ -377,7 +440,13 @@ def forest(
     intervals and heterogeneity statistics are read from ``result``; nothing is
     re-estimated here.
     """
-    studies = _check_studies(studies, label, subgroup)
+    tf = None
+    if hasattr(result, "filled_yi") and hasattr(result, "result"):  # meta.bias.TrimFillResult
+        if subgroup is not None:
+            raise ValueError("forest: a trim-and-fill result has no subgroups; pass subgroup=None")
+        tf, result = result, result.result
+    if studies is None and subgroup is None and hasattr(result, "groups"):
+        subgroup = "subgroup"
     is_sub = subgroup is not None
     if is_sub:
         if not hasattr(result, "groups") or not hasattr(result, "overall"):
@@ -392,9 +461,27 @@ def forest(
     if len(favours) != 2 or len(group_labels) != 2:
         raise ValueError("forest: favours and group_labels must each be a pair (left/group 1, right/group 2)")
 
+    k0 = int(tf.k0) if tf is not None else 0
+    if studies is None:
+        studies = _table_of(tf.original if tf is not None else result, label, subgroup)
+    studies = _check_studies(studies, label, subgroup)
     yi, vi = _numeric(studies, "yi"), _numeric(studies, "vi")
     finite = np.isfinite(yi) & np.isfinite(vi) & (vi >= 0)
-    weights = _row_weights(studies, overall, finite)
+    ryi, rvi, rlab = _data_of(overall, "forest")
+    n_obs = ryi.size - k0
+    pos = _match_rows(studies, label, yi, vi, finite, ryi[:n_obs], rvi[:n_obs], rlab[:n_obs])
+    if k0:  # the filled studies, last (metafor's order)
+        fill = pd.DataFrame({label: [str(x) for x in rlab[n_obs:]], "yi": ryi[n_obs:], "vi": rvi[n_obs:]})
+        studies = pd.concat([studies.reset_index(drop=True), fill], ignore_index=True)
+        pos = np.r_[pos, np.arange(n_obs, ryi.size)]
+        yi, vi = _numeric(studies, "yi"), _numeric(studies, "vi")
+        finite = np.isfinite(yi) & np.isfinite(vi) & (vi >= 0)
+    is_filled = np.arange(len(studies)) >= len(studies) - k0
+    if "weight" in studies.columns:
+        weights = _numeric(studies, "weight")
+    else:
+        weights = np.full(len(studies), np.nan)
+        weights[pos >= 0] = np.asarray(overall.weights, dtype=float)[pos[pos >= 0]]
     level = float(overall.level)
     z = float(stats.norm.ppf(0.5 + level / 2))
     se = np.sqrt(np.where(finite, vi, np.nan))
@@ -419,7 +506,7 @@ def forest(
         if finite[i]:
             cells["weight"] = f"{weights[i]:.1f}%" if np.isfinite(weights[i]) else ""
             cells["ci"] = _ci_text(yi[i], lo[i], hi[i], digits)
-            return _Row("study", cells, est=yi[i], lo=lo[i], hi=hi[i], weight=weights[i])
+            return _Row("study", cells, est=yi[i], lo=lo[i], hi=hi[i], weight=weights[i], filled=bool(is_filled[i]))
         cells["weight"] = ""
         cells["ci"] = "Not estimable"
         return _Row("study", cells)
@@ -466,6 +553,9 @@ def forest(
                                 "ci": f"[{_num(overall.pi_low, digits)}, {_num(overall.pi_high, digits)}]"},
                          lo=overall.pi_low, hi=overall.pi_high))
     footer = [("heterogeneity", heterogeneity_line(overall)), ("overall-effect", overall_effect_line(overall))]
+    if tf is not None:
+        footer.append(("trimfill-note", f"Trim and fill ({tf.estimator}): {k0} "
+                                        f"{'study' if k0 == 1 else 'studies'} filled in (hollow), {tf.side} side"))
     if is_sub:
         footer.append(("subgroup-differences", subgroup_differences_line(result)))
 
@@ -614,9 +704,16 @@ def forest(
     w = np.array([r.weight if np.isfinite(r.weight) else 0.0 for r, _ in study])
     side_max = 0.75 * rh * 72
     sizes = side_max ** 2 * w / w.max() if w.size and w.max() > 0 else np.full(w.size, side_max ** 2 / 4)
-    sc = ax.scatter([r.est for r, _ in study], [yy for _, yy in study], s=sizes, marker="s",
-                    c="#2b5c8a", edgecolors="none", zorder=4, clip_on=True)
+    filled = np.array([r.filled for r, _ in study], dtype=bool)
+    obs = ~filled
+    sc = ax.scatter([r.est for r, _ in study if not r.filled], [yy for r, yy in study if not r.filled],
+                    s=sizes[obs], marker="s", c="#2b5c8a", edgecolors="none", zorder=4, clip_on=True)
     sc.set_gid("study-markers")
+    if filled.any():  # trim-and-fill studies: hollow squares, as metafor draws them hollow
+        fc = ax.scatter([r.est for r, _ in study if r.filled], [yy for r, yy in study if r.filled],
+                        s=sizes[filled], marker="s", facecolors="white", edgecolors="#2b5c8a",
+                        linewidths=0.8, zorder=4, clip_on=True)
+        fc.set_gid("filled-markers")
 
     half = 0.36 * rh
     for r, yy in zip(rows, row_y):
@@ -672,8 +769,8 @@ _CONTOUR_SHADES = ("white", "#e4e4e4", "#c4c4c4", "#a0a0a0")  # p > .10, .05-.10
 
 
 def funnel(
-    yi: Any,
-    vi: Any,
+    yi: Any = None,
+    vi: Any = None,
     *,
     result: Any = None,
     contours: bool = False,
@@ -691,14 +788,24 @@ def funnel(
 ) -> Figure:
     """Funnel plot: effect sizes against their standard errors, 0 at the top.
 
+    Called as ``funnel(res)`` with a :class:`meta.pool.PoolResult` (k = 1
+    included): its studies, centred on its estimate; or ``funnel(tf)`` with a
+    :class:`meta.bias.TrimFillResult`: observed studies filled black, the k0
+    filled-in studies hollow, centred on the adjusted estimate
+    ``tf.result.estimate`` (metafor ``funnel(trimfill(res))``). Nothing is
+    refitted: the plot draws what the result holds.
+
     Parameters
     ----------
-    yi, vi : effect sizes and sampling variances (non-finite rows are dropped
-        with a warning naming their positions).
+    yi, vi : a result (see above) and no ``vi``; or effect sizes and sampling
+        variances (non-finite rows are dropped with a warning naming their
+        positions), which must be the result's studies (in any order) when
+        ``result`` or ``trimfill`` is given too.
     result : PoolResult whose ``estimate`` centres the pseudo confidence limits
-        ``estimate -/+ z * se`` (Sterne & Egger 2001). Default: the
-        trim-and-fill result's estimate if ``trimfill`` is given (as metafor
-        ``funnel(trimfill(...))``), else ``meta.pool.pool(yi, vi)`` (DL).
+        ``estimate -/+ z * se`` (Sterne & Egger 2001). With ``trimfill`` it
+        must be ``trimfill.result`` (the default then). With arrays alone the
+        centre is ``meta.pool.pool(yi, vi)`` (DL): the one case where funnel
+        fits, because there is no result to draw.
     contours : shade the regions where a study would be significant at
         p < 0.10, 0.05, 0.01 (two-sided, around 0; Peters et al. 2008, metafor
         ``funnel(level=c(90, 95, 99), refline=0, shade=...)``).
@@ -715,15 +822,47 @@ def funnel(
     ``filled-studies``, ``pseudo-ci``, ``centre-line``, ``egger-line``,
     ``contour-p>0.10``, ``contour-p0.10``, ``contour-p0.05``, ``contour-p0.01``.
     """
-    y = np.asarray(yi, dtype=float).ravel()
-    v = np.asarray(vi, dtype=float).ravel()
-    if y.size != v.size:
-        raise ValueError(f"funnel: yi and vi must have the same length, got {y.size} and {v.size}")
-    ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
-    if not ok.all():
-        warnings.warn(f"funnel: dropped rows with non-finite yi/vi or vi <= 0 at positions "
-                      f"{np.flatnonzero(~ok).tolist()}", stacklevel=2)
-        y, v = y[ok], v[ok]
+    if hasattr(yi, "filled_yi") and hasattr(yi, "result"):  # funnel(trimfill(res))
+        if trimfill is not None and trimfill is not yi:
+            raise ValueError("funnel: got a trim-and-fill result twice (as yi and trimfill=)")
+        trimfill, yi = yi, None
+    elif hasattr(yi, "estimate") and hasattr(yi, "vi"):  # funnel(res)
+        if result is not None and result is not yi:
+            raise ValueError("funnel: got a result twice (as yi and result=)")
+        result, yi = yi, None
+    if yi is None and vi is not None:
+        raise ValueError("funnel: got vi without yi")
+    if trimfill is not None:
+        if result is not None and result is not trimfill.result and result != trimfill.result:
+            raise ValueError(
+                "funnel: a funnel that draws filled-in studies is centred on the adjusted estimate "
+                "(trimfill.result, as metafor funnel(trimfill(res))); pass funnel(tf) without result=")
+        result = trimfill.result
+        ry, rv = np.asarray(trimfill.yi, dtype=float), np.asarray(trimfill.vi, dtype=float)
+    elif result is not None:
+        ry, rv = getattr(result, "yi", None), getattr(result, "vi", None)
+        if ry is not None and rv is not None:
+            ry, rv = np.asarray(ry, dtype=float), np.asarray(rv, dtype=float)
+    else:
+        ry = rv = None
+    if yi is None:
+        if ry is None or rv is None:
+            raise ValueError("funnel: pass a result from meta.pool.pool() (or trimfill()), or yi and vi")
+        y, v = ry, rv
+    else:
+        y = np.asarray(yi, dtype=float).ravel()
+        v = np.asarray(vi, dtype=float).ravel()
+        if y.size != v.size:
+            raise ValueError(f"funnel: yi and vi must have the same length, got {y.size} and {v.size}")
+        ok = np.isfinite(y) & np.isfinite(v) & (v > 0)
+        if not ok.all():
+            warnings.warn(f"funnel: dropped rows with non-finite yi/vi or vi <= 0 at positions "
+                          f"{np.flatnonzero(~ok).tolist()}", stacklevel=2)
+            y, v = y[ok], v[ok]
+        if ry is not None and rv is not None and not _same_studies(y, v, ry, rv):
+            raise ValueError(
+                f"funnel: yi, vi ({y.size} studies) are not the studies the result was fitted on "
+                f"({ry.size}); pass the result alone (funnel(res)) to draw what it holds")
     if y.size == 0:
         raise ValueError("funnel: no study has finite yi and vi > 0")
     se = np.sqrt(v)
@@ -732,12 +871,9 @@ def funnel(
         fy = np.asarray(trimfill.filled_yi, dtype=float).ravel()
         fse = np.sqrt(np.asarray(trimfill.filled_vi, dtype=float).ravel())
     if result is None:
-        if trimfill is not None:
-            result = trimfill.result
-        else:
-            from meta.pool import pool  # lazy: plots needs pool only for this default
+        from meta.pool import pool  # lazy: only funnel(yi, vi) without a result needs a fit
 
-            result = pool(y, v)
+        result = pool(y, v)
     centre = float(result.estimate)
     eg = None
     if egger is True:
@@ -835,6 +971,14 @@ def funnel(
                          bbox_to_anchor=(0.5, 0.02 / H * 0 + 0.01), handlelength=1.8, columnspacing=1.2)
         leg.set_gid("legend")
     return fig
+
+
+def _same_studies(y: np.ndarray, v: np.ndarray, ry: np.ndarray, rv: np.ndarray) -> bool:
+    """Whether the (yi, vi) pairs are the same studies in some order."""
+    if y.size != ry.size:
+        return False
+    a, b = np.lexsort((v, y)), np.lexsort((rv, ry))
+    return bool(np.all(_same(y[a], ry[b]) & _same(v[a], rv[b])))
 
 
 def _nice_step_ceil(x: float) -> float:

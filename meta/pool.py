@@ -21,6 +21,15 @@ Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
 fails to converge: Fisher scoring with step-halving, then brentq on the REML
 score (see :mod:`meta._estimators` for every formula and its source).
 
+Inputs and results (as metafor's ``rma`` object): pandas inputs are paired
+by index label (:func:`meta._checks.align`; different labels are a
+``ValueError``, a Series beside a plain array is taken by position), and a
+:class:`PoolResult` keeps the ``yi``, ``vi`` and study labels ``slab`` it was
+fitted on, so ``leave_one_out(res)``, ``cumulative(res, order=)`` and the
+verbs of :mod:`meta.bias` and :mod:`meta.plots` take the result alone.
+
+``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
+Jonkman 2002): the variance of the estimate multiplied by
 Tests (``test=``, case-insensitive, metafor 3.8.1 ``rma(test=)``): ``"z"``;
 ``"hksj"`` = metafor's ``"knha"`` (Hartung & Knapp 2001; Sidik & Jonkman
 2002): the variance of the estimate multiplied by
@@ -45,6 +54,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from meta import _checks
 from meta import _estimators as _est
 from meta import _fast
 from meta import _subgroup_tau2 as _sub
@@ -76,17 +86,11 @@ _FINISH_ROWS = 65536  # pool_many runs the per-analysis tests and intervals on u
 
 
 def _positions(bad: np.ndarray, limit: int = 10) -> str:
-    idx = np.flatnonzero(bad) if bad.ndim == 1 else np.argwhere(bad)
-    shown = [str(tuple(int(j) for j in i)) if np.ndim(i) else str(int(i)) for i in idx[:limit]]
-    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
-    return ", ".join(shown) + more
+    return _checks.positions(bad, limit)
 
 
 def _as_1d(x, name: str) -> np.ndarray:
-    try:
-        a = np.asarray(x, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+    a = _checks.numbers(x, name)
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:
@@ -158,6 +162,9 @@ def _fmt_p(p: float) -> str:
     return "<.0001" if p < 1e-4 else f"{p:.4f}"
 
 
+_DATA_FIELDS = ("weights", "yi", "vi", "slab")
+
+
 @dataclass(frozen=True)
 class PoolResult:
     """One fitted meta-analysis (metafor ``rma()`` + ``predict()`` + ``weights()``).
@@ -169,6 +176,15 @@ class PoolResult:
     ``pi_low, pi_high``: prediction interval; ``weights``: percent weight of
     each study, in input order (metafor ``weights()``).  ``test`` is the test
     actually used (``"z"`` when ``"hksj"`` was requested with k = 1).
+
+    The data it was fitted on, as metafor's ``rma`` object keeps them, so that
+    every later verb takes the result alone (``egger(res)``,
+    ``trimfill(res)``, ``leave_one_out(res)``, ``cumulative(res, order=)``,
+    ``forest(res)``, ``funnel(res)``): ``yi``, ``vi`` (read-only float
+    arrays, in the order of ``weights``) and ``slab`` (study labels, a tuple:
+    metafor's name; default the pandas index of the input, else 1..k).  They
+    are left out of ``to_frame()``, ``repr`` and ``==``.  ``None`` / ``()``
+    for a result built by hand without data.
     """
 
     k: int
@@ -192,10 +208,22 @@ class PoolResult:
     test: str = "z"
     level: float = 0.95
     pi: str = "default"
+    yi: np.ndarray | None = field(default=None, repr=False, compare=False)
+    vi: np.ndarray | None = field(default=None, repr=False, compare=False)
+    slab: tuple = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self):
+        for name in ("yi", "vi"):
+            a = getattr(self, name)
+            if a is not None:
+                a = np.array(a, dtype=float)  # a copy: the caller's array stays theirs
+                a.setflags(write=False)
+                object.__setattr__(self, name, a)
+        object.__setattr__(self, "slab", tuple(self.slab))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row, one column per scalar field (``weights`` left out)."""
-        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "weights"}
+        """One row, one column per scalar field (``weights``, ``yi``, ``vi``, ``slab`` left out)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DATA_FIELDS}
         return pd.DataFrame([row])
 
     def confint(self, level: float | None = None):
@@ -255,7 +283,7 @@ def _pi_how(pi: str, test: str, method: str) -> str:
     }[pi]
 
 
-def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> PoolResult:
+def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
     return PoolResult(
         k=int(out["k"][i]),
         estimate=float(out["estimate"][i]),
@@ -278,13 +306,89 @@ def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray) -> 
         test=test if out["t_used"][i] else "z",
         level=float(level),
         pi=pi,
+        yi=yi,
+        vi=vi,
+        slab=slab,
     )
 
 
 # --------------------------------------------------------------------------- pool
 
+_DEFAULTS = {"method": "DL", "test": "z", "level": 0.95, "pi": "default"}
+_FINITE = ("estimate", "se", "ci_low", "ci_high", "tau2", "q")  # finite for every valid input
 
-def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default") -> PoolResult:
+
+def _quiet():
+    """Overflowing sums are reported by _checks.finite_results (a ValueError), not as numpy RuntimeWarnings."""
+    return np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+def _labels(labels, index, k: int, name: str = "labels") -> tuple:
+    """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
+    if labels is None:
+        if index is not None:
+            return tuple(index)
+        return tuple(range(1, k + 1))  # metafor's default study labels 1..k
+    lab = list(labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else labels)
+    if len(lab) != k:
+        raise ValueError(f"{name} must have one entry per study ({k}); got {len(lab)}")
+    return tuple(lab)
+
+
+def _study_data(yi, vi, labels, extra: dict, who: str, label_name: str = "labels"):
+    """Checked ``(y, v, labels, extra)``, pandas inputs paired by label (see
+    :func:`meta._checks.align`): ``yi``, ``vi``, ``labels`` and the per-study
+    ``extra`` arguments (``order``, ``groups``) reordered to the first pandas
+    argument's order."""
+    args, index = _checks.align({"yi": yi, "vi": vi, label_name: labels, **extra})
+    y, v = _check_pair(args["yi"], args["vi"])
+    lab = _labels(args[label_name], index, y.size, label_name)
+    return y, v, lab, {k: args[k] for k in extra}
+
+
+def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who: str):
+    """``(y, v, labels, extra, options)`` of a fitted result: its data, its
+    method/test/level/pi (a different one passed as well is refused) and
+    ``extra`` Series aligned to its study labels ``res.slab``."""
+    if vi is not None:
+        raise ValueError(f"{who}: got a PoolResult and vi; pass either the result alone ({who}(res)) or yi and vi")
+    if res.yi is None or res.vi is None:
+        raise ValueError(f"{who}: this PoolResult carries no yi/vi (built by hand); pass yi and vi")
+    opts = {}
+    keys = ("method", "test", "level", "pi")
+    given = {k: x for k, x in options.items() if x is not None}
+    canon = dict(zip(keys, _check_options(**{**{k: getattr(res, k) for k in keys}, **given})))
+    for key, value in options.items():
+        have = getattr(res, key)
+        if value is not None and canon[key] != have and not (key == "test" and canon[key] != "z" and res.k == 1):
+            raise ValueError(
+                f"{who}: {key}={value!r} differs from the result's {key}={have!r}; with a result the "
+                f"options come from it (refit with pool(..., {key}={value!r}) to change them)"
+            )
+        opts[key] = have
+    slab = res.slab if len(res.slab) == res.k else tuple(range(1, res.k + 1))
+    ref = pd.Series(np.zeros(res.k), index=pd.Index(slab, tupleize_cols=False))
+    args, _ = _checks.align({"result.slab": ref, **extra}) if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()) else (extra, None)
+    lab = _labels(labels, None, res.k) if labels is not None else slab
+    return np.asarray(res.yi), np.asarray(res.vi), lab, {k: args[k] for k in extra}, opts
+
+
+def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: str = "labels"):
+    """Data and options of a verb called either as ``verb(yi, vi, ...)`` or ``verb(res, ...)``."""
+    if isinstance(yi, PoolResult):
+        y, v, lab, ext, opts = _from_result(yi, vi, labels, extra, options, who)
+    else:
+        if vi is None:
+            raise ValueError(f"{who}: vi is missing; pass yi and vi, or a PoolResult from pool()")
+        opts = {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}
+        opts = dict(zip(("method", "test", "level", "pi"), _check_options(**{**_DEFAULTS, **opts})))
+        y, v, lab, ext = _study_data(yi, vi, labels, extra, who, label_name)
+    return y, v, lab, ext, opts
+
+
+def pool(
+    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None
+) -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
     Equivalent to metafor 3.8 ``rma(yi, vi, method=method, test=test)``
@@ -297,15 +401,29 @@ def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi
     (percent) for ``weights``.  Q-profile CIs for tau2, I2:
     :meth:`PoolResult.confint`.
 
+    ``slab``: study labels (metafor's name), kept in the result; default the
+    pandas index of ``yi`` (or ``vi``), else 1..k.  The result keeps ``yi``,
+    ``vi`` and ``slab``, so that ``egger(res)``, ``trimfill(res)``,
+    ``leave_one_out(res)``, ``forest(res)``, ``funnel(res)`` need nothing else.
+
+    pandas inputs are paired by index label: Series holding the same labels
+    in another order are reordered to the first one's order; different
+    labels raise ``ValueError``.  A Series beside a plain list/array is taken
+    by position, as pandas does (:func:`meta._checks.align`).
+
     k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
     as metafor does.  Raises ``ValueError`` naming the argument and the
-    positions for mismatched lengths, empty input, NaN/inf, or ``vi <= 0``.
+    positions for mismatched lengths or labels, empty input, NaN/inf,
+    booleans, complex numbers, ``vi <= 0``, or input so large that the sums
+    overflow.
     """
     method, test, level, pi = _check_options(method, test, level, pi)
-    y, v = _check_pair(yi, vi)
-    out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
+    with _quiet():
+        out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
     _warn_k1(test, int(y.size == 1))
-    return _result(out, 0, method, test, level, pi, out["weights"][:, 0])
+    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -314,49 +432,58 @@ def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi
 _STEP_COLUMNS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2"]
 
 
-def _labels(labels, yi, k: int) -> list:
-    if labels is None:
-        if isinstance(yi, pd.Series):
-            return list(yi.index)
-        return list(range(1, k + 1))  # metafor's default study labels 1..k
-    lab = list(labels)
-    if len(lab) != k:
-        raise ValueError(f"labels must have one entry per study ({k}); got {len(lab)}")
-    return lab
-
-
-def _fit_matrix(y2, v2, mask, method, test, level, pi) -> pd.DataFrame:
+def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.DataFrame:
     """Fit each row of (analyses x studies) arrays (the estimators take studies x analyses)."""
     t = np.ascontiguousarray
-    out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
+    with _quiet():
+        out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
+    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
     _warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
 
-def leave_one_out(yi, vi, *, method: str = "DL", labels=None, test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+def leave_one_out(
+    yi, vi=None, *, method: str | None = None, labels=None, test: str | None = None, level: float | None = None,
+    pi: str | None = None,
+) -> pd.DataFrame:
     """Refit leaving out each study in turn (metafor ``leave1out()``).
+
+    Called as ``leave_one_out(res)`` with a :class:`PoolResult` (its data,
+    labels ``res.slab`` and method/test/level/pi, as metafor
+    ``leave1out(res)``), or as ``leave_one_out(yi, vi, method=...)`` (defaults
+    ``method="DL", test="z", level=0.95, pi="z"``; pandas inputs paired by
+    label as in :func:`pool`).
 
     One row per omitted study: ``omitted`` (its label; default the Series
     index or 1..k), then ``k, estimate, se, stat, p, ci_low, ci_high, q, q_p,
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
     k = 1).
     """
-    method, test, level, pi = _check_options(method, test, level, pi)
-    y, v = _check_pair(yi, vi)
+    opts = {"method": method, "test": test, "level": level, "pi": pi}
+    y, v, lab, _, opts = _inputs("leave_one_out", yi, vi, labels, {}, opts)
+    method, test, level, pi = opts["method"], opts["test"], opts["level"], opts["pi"]
     k = y.size
     if k < 2:
         raise ValueError("leave_one_out needs at least 2 studies (k >= 2); got k = 1")
-    lab = _labels(labels, yi, k)
     keep = ~np.eye(k, dtype=bool)
     y2 = y[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
     v2 = v[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
-    df = _fit_matrix(y2, v2, np.ones((k, k - 1), bool), method, test, level, pi)
-    df.insert(0, "omitted", lab)
+    df = _fit_matrix(y2, v2, np.ones((k, k - 1), bool), method, test, level, pi, "leave_one_out")
+    df.insert(0, "omitted", list(lab))
     return df
 
 
-def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str = "z", level: float = 0.95, pi: str = "z") -> pd.DataFrame:
+def cumulative(
+    yi, vi=None, order=None, *, method: str | None = None, labels=None, test: str | None = None,
+    level: float | None = None, pi: str | None = None,
+) -> pd.DataFrame:
     """Cumulative meta-analysis (metafor 3.8 ``cumul(res, order=order)``).
+
+    Called as ``cumulative(res, order=years)`` with a :class:`PoolResult`
+    (its data, labels and options; ``cumulative(res, years)`` also works), or
+    as ``cumulative(yi, vi, order, method=...)`` (defaults as
+    :func:`leave_one_out`).  A pandas ``order`` is paired with the studies by
+    label (the result's ``slab``, or the index of ``yi``).
 
     ``order`` holds sort keys (e.g. publication year), one per study; studies
     are added in ascending order of the keys, ties kept in input order (R's
@@ -365,10 +492,13 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
     the studies added so far.
     """
-    method, test, level, pi = _check_options(method, test, level, pi)
-    y, v = _check_pair(yi, vi)
+    if isinstance(yi, PoolResult) and vi is not None and order is None:
+        vi, order = None, vi  # cumulative(res, years)
+    opts = {"method": method, "test": test, "level": level, "pi": pi}
+    y, v, lab, ext, opts = _inputs("cumulative", yi, vi, labels, {"order": order}, opts)
+    method, test, level, pi = opts["method"], opts["test"], opts["level"], opts["pi"]
+    order = ext["order"]
     k = y.size
-    lab = _labels(labels, yi, k)
     if order is None:
         idx = np.arange(k)
     else:
@@ -382,7 +512,7 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     mask = np.tri(k, k, dtype=bool)
     y2 = np.where(mask, ys[None, :], 0.0)
     v2 = np.where(mask, vs[None, :], np.inf)
-    df = _fit_matrix(y2, v2, mask, method, test, level, pi)
+    df = _fit_matrix(y2, v2, mask, method, test, level, pi, "cumulative")
     df.insert(0, "added", [lab[i] for i in idx])
     return df
 
@@ -458,7 +588,8 @@ _TAU2_MODES = ("separate", "common")
 
 
 def subgroups(
-    yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate"
+    yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate",
+    slab=None,
 ) -> SubgroupResult:
     """Fit the subgroups and the overall model, and test for subgroup
     differences (see :class:`SubgroupResult`).  Subgroups keep their order
@@ -469,6 +600,12 @@ def subgroups(
     ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
     df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
     moderators is not implemented here).
+
+    pandas ``yi``, ``vi``, ``groups`` are paired by index label as in
+    :func:`pool` (same labels in another order: reordered to the first one's
+    order; different labels: ``ValueError``).  Each subgroup's result keeps
+    its own ``yi``, ``vi`` and ``slab`` (``slab=`` or the index, else 1..k
+    numbered over all studies).
     """
     method, test, level, pi = _check_options(method, test, level, pi)
     mode = tau2.lower() if isinstance(tau2, str) else tau2
@@ -476,7 +613,8 @@ def subgroups(
         raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
     if mode == "common" and test != "z":
         raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
-    y, v = _check_pair(yi, vi)
+    y, v, lab, ext = _study_data(yi, vi, slab, {"groups": groups}, "subgroups", "slab")
+    groups = ext["groups"]
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
     if len(g) != y.size:
         raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
@@ -515,12 +653,15 @@ def subgroups(
             residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
         )
     else:
-        out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+        with _quiet():
+            out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
+        _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
     _warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
-    for j, lab in enumerate(labels):
-        res[str(lab)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j])
-    overall = pool(y, v, method=method, test=test, level=level, pi=pi)
+    for j, name in enumerate(labels):
+        pos = np.flatnonzero(codes == j)
+        res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos], [lab[i] for i in pos])
+    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab))
     est = np.array([r.estimate for r in res.values()])
     wg = 1.0 / np.array([r.se for r in res.values()]) ** 2
     est_w = np.sum(wg * est) / np.sum(wg)
@@ -664,18 +805,21 @@ def pool_many(
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
     q_p, pi_low, pi_high``.
 
-    Raises ``ValueError`` if the shapes differ, a row has no finite ``yi``,
-    ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is
-    finite.
+    DataFrames ``yi`` and ``vi`` are paired by label (rows by index,
+    columns by name; see :func:`meta._checks.align`); a DataFrame beside a
+    plain array is taken by position.
+
+    Raises ``ValueError`` if the shapes or labels differ, a row has no finite
+    ``yi``, ``yi`` is infinite, ``vi`` is not finite and > 0 where ``yi`` is
+    finite, the input is boolean or complex, or a row's sums overflow.
     """
     method, test, level, pi = _check_options(method, test, level, pi)
     fast = _use_fast(engine, method, test, pi)
-    index = yi.index if isinstance(yi, pd.DataFrame) else None
-    try:
-        y = np.asarray(yi, dtype=float)
-        v = np.asarray(vi, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"yi and vi must be 2-D numeric arrays (analyses x studies): {exc}") from None
+    (args, index) = _checks.align({"yi": yi, "vi": vi})
+    if not isinstance(args["yi"], pd.DataFrame):
+        index = None
+    y = _checks.numbers(args["yi"], "yi")
+    v = _checks.numbers(args["vi"], "vi")
     if y.ndim != 2 or v.ndim != 2:
         raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
     if y.shape != v.shape:
@@ -683,8 +827,16 @@ def pool_many(
     if y.shape[1] == 0:
         raise ValueError("yi has no columns: at least one study per analysis is needed")
     if fast:
-        return _pool_many_fast(y, v, index, method, level, pi)
-    return _pool_many_numpy(y, v, index, method, test, level, pi)
+        df = _pool_many_fast(y, v, index, method, level, pi)
+    else:
+        df = _pool_many_numpy(y, v, index, method, test, level, pi)
+    bad = ~np.isfinite(df[["estimate", "se", "tau2", "q"]].to_numpy()).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_positions(bad)}: "
+            "the values are too large or too small to compute with in double precision; rescale them"
+        )
+    return df
 
 
 def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:

@@ -543,28 +543,28 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = 0.95
     if k == 1:
         result = SingleStudy.from_row(yi[0], vi[0], level)
     elif k >= 2:
-        result = pool(yi, vi, method=analysis.method, test="z", level=level)
-        loo = leave_one_out(yi, vi, method=analysis.method, labels=list(kept["label"]), level=level)
+        result = pool(yi, vi, method=analysis.method, test="z", level=level, slab=list(kept["label"]))
+        loo = leave_one_out(result)  # its data, labels, method and level
         if k >= 3:
-            egger_res, tf_res, extra = _bias(yi, vi, analysis.method)
+            egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
     return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes))
 
 
-def _bias(yi, vi, method):
-    """Egger's test and trim-and-fill; a failure is reported, not fatal."""
+def _bias(result):
+    """Egger's test and trim-and-fill of a pooled result; a failure is reported, not fatal."""
     notes = []
     eg = tf = None
     try:
         from meta.bias import egger
 
-        eg = egger(yi, vi)
+        eg = egger(result)
     except Exception as e:  # noqa: BLE001 - report and continue
         notes.append(f"Egger's test not available: {type(e).__name__}: {e}")
     try:
         from meta.bias import trimfill
 
-        tf = trimfill(yi, vi, method=method)
+        tf = trimfill(result)  # its method
     except Exception as e:  # noqa: BLE001
         notes.append(f"trim-and-fill not available: {type(e).__name__}: {e}")
     return eg, tf, notes
@@ -651,19 +651,18 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
         from meta.pool import pool
 
         # a one-study forest plot: the pooled diamond equals the study itself
-        result = pool(studies["yi"].to_numpy(float), studies["vi"].to_numpy(float), method="FE")
+        result = pool(studies["yi"].to_numpy(float), studies["vi"].to_numpy(float), method="FE", slab=list(studies["label"]))
     title = a.title if run.k >= 2 else f"{a.title} (single study, not pooled)"
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
     plt.close(fig)
     if run.k >= funnel_min_k:
+        # the fit draws itself (metafor funnel(res) / funnel(trimfill(res))): filled studies
+        # hollow, centred on the adjusted estimate where trim and fill ran
         fig = funnel(
-            studies["yi"].to_numpy(float),
-            studies["vi"].to_numpy(float),
-            result=run.result,
+            run.trimfill if run.trimfill is not None else run.result,
             egger=run.egger if run.egger is not None else False,
-            trimfill=run.trimfill,
             title=a.title,
         )
         written += save(fig, fig_dir / f"{a.analysis_id}_funnel", formats=formats, dpi=dpi)

@@ -158,6 +158,29 @@ def test_trimfill_matches_metafor(ref):
     _check_fit(res.result, ref["result"], ref["method"])
 
 
+@pytest.mark.parametrize("ref", REF["trimfill"], ids=_tf_id)
+def test_trimfill_of_a_result_matches_metafor_trimfill_res(ref):
+    """metafor trimfill(res): the method comes from the fitted result, not a second argument."""
+    fit = pool(ref["yi"], ref["vi"], method=ref["method"])
+    res = trimfill(fit, estimator=ref["estimator"], side=ref["side_arg"])
+    assert res.method == ref["method"] and res.k0 == ref["k0"] and res.side == ref["side"]
+    close(res.filled_yi, ref["yi_all"][len(ref["yi"]):], atol=1e-15)
+    _check_fit(res.result, ref["result"], ref["method"])
+    close(res.result.yi, ref["yi_all"], atol=1e-15)  # the filled fit carries the filled studies
+    assert res.result.slab[len(ref["yi"]):] == tuple(f"Filled {i + 1}" for i in range(res.k0))
+    with pytest.raises(ValueError, match="differs from the result's method"):
+        trimfill(fit, method="FE" if ref["method"] != "FE" else "DL")
+
+
+@pytest.mark.parametrize("ref", REF["egger"], ids=lambda r: r["dataset"])
+def test_egger_of_a_result_matches_metafor_regtest_res(ref):
+    """metafor regtest(res, model = "lm"): the studies come from the fitted result; its level by default."""
+    fit = pool(ref["yi"], ref["vi"], method="REML")
+    assert egger(fit) == egger(ref["yi"], ref["vi"])
+    close(egger(fit).ci_low, ref["ci_lb"])
+    assert egger(pool(ref["yi"], ref["vi"], level=0.9)).level == 0.9
+
+
 @pytest.mark.parametrize("ref", REF["side_fit"], ids=lambda r: f"{r['dataset']}-{r['method']}")
 def test_side_regression_matches_metafor_rma_mods_sei(ref):
     """The side is chosen from rma(yi, vi, mods = sqrt(vi), method): coefficient and tau2 match."""

@@ -182,10 +182,35 @@ def test_series_index_is_kept_and_scalars_broadcast():
     assert out["yi"].iloc[0] == single["yi"].iloc[0]
 
 
-def test_series_with_different_indexes_are_refused_not_aligned():
-    with pytest.raises(ValueError, match="m2 and m1 are pandas Series with different indexes"):
+def test_series_are_paired_by_label_and_different_labels_are_refused():
+    # the same labels in another order: paired by label (meta._checks.align, as meta.pool)
+    m1 = pd.Series([1.0, 2.0], index=["a", "b"])
+    n2 = pd.Series([20, 10], index=["b", "a"])
+    out = smd(m1, 1.0, 10, 0.0, 1.0, n2)
+    ref = smd([1.0, 2.0], 1.0, 10, 0.0, 1.0, [10, 20])
+    assert out.index.tolist() == ["a", "b"]
+    np.testing.assert_array_equal(out.to_numpy(), ref.to_numpy())
+    with pytest.raises(ValueError, match=r"m1 and m2 are pandas objects whose indexes hold different labels "
+                                         r"\(only in m1: \[0\]; only in m2: \[2\]\)"):
         smd(pd.Series([1.0, 2.0], index=[0, 1]), 1.0, 10,
-            pd.Series([0.0, 0.0], index=[1, 0]), 1.0, 10)
+            pd.Series([0.0, 0.0], index=[1, 2]), 1.0, 10)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: smd(0, 1, [10, 10.5], 0, 1, 10), r"n1 must be a whole number .*positions \[1\]: \[10.5\]"),
+        (lambda: smd_paired(0, 1, 1, 1, 10.5, r=0.5), r"n must be a whole number"),
+        (lambda: smd([True, False], 1, 10, 0, 1, 10), r"m1 must be real numbers, got booleans"),
+        (lambda: smd(pd.Series([True, False]), 1, 10, 0, 1, 10), r"m1 must be real numbers, got booleans"),
+        (lambda: smd(0, 1, 10, np.array([1 + 2j]), 1, 10), r"m2 must be real numbers, got complex"),
+        (lambda: smd(0, 1, 10, 0, 1, True), r"n2 must be real numbers, got booleans"),
+        (lambda: smd(1e308, 1e-308, 10, -1e308, 1e-308, 10), r"m1, sd1, n1, m2, sd2, n2 give a non-finite yi"),
+    ],
+)
+def test_non_integer_n_booleans_complex_and_overflow_are_refused(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_mismatched_lengths_name_the_arguments():

@@ -225,7 +225,7 @@ def test_pool_result_confint_method_and_summary_line():
     assert text.index("H^2 (total") < text.index("CI for tau^2") < text.index("Test for Heterogeneity")
     fe = _with_data(pool(c["yi"], c["vi"], method="FE"), c["yi"], c["vi"])
     assert "Q-profile" not in fe.summary()
-    assert "Q-profile" not in pool(c["yi"], c["vi"]).summary()  # a result without its data: line left out
+    assert "Q-profile" in pool(c["yi"], c["vi"]).summary()  # pool() results carry their yi and vi
 
 
 def test_confint_rejects_fe_k1_and_results_without_data():
@@ -235,7 +235,7 @@ def test_confint_rejects_fe_k1_and_results_without_data():
     with pytest.raises(ValueError, match="k >= 2"):
         confint([0.1], [0.1])
     with pytest.raises(ValueError, match="does not carry its yi and vi"):
-        confint(pool(c["yi"], c["vi"]))
+        confint(dataclasses.replace(pool(c["yi"], c["vi"]), yi=None, vi=None))  # a result built by hand
     with pytest.raises(ValueError, match="yi and vi"):
         confint(c["yi"])
     with pytest.raises(ValueError, match="level"):

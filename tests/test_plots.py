@@ -350,7 +350,7 @@ def test_bad_input_is_named():
         plots.forest(subgroup_result(), studies())
     with pytest.raises(TypeError, match="SubgroupResult"):
         plots.forest(dl(), studies(), subgroup="region")
-    with pytest.raises(ValueError, match="9 weights but studies has 4 rows"):
+    with pytest.raises(ValueError, match="fitted on 9 studies but studies has 4 rows"):
         plots.forest(dl(), studies(4))
 
 
@@ -416,8 +416,23 @@ def test_funnel_drops_missing_rows_with_a_warning():
     y = list(FS["yi"][:5]) + [np.nan]
     v = list(FS["vi"][:5]) + [0.1]
     with pytest.warns(UserWarning, match=r"positions \[5\]"):
-        fig = plots.funnel(y, v, result=pool(FS["yi"], FS["vi"]))
+        fig = plots.funnel(y, v, result=pool(FS["yi"][:5], FS["vi"][:5]))
     assert len(by_gid(fig, "observed-studies")[0].get_offsets()) == 5
+    # arrays that are not the result's studies are refused: the plot never pairs a fit with other data
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="not the studies the result was fitted on"):
+        plots.funnel(y, v, result=pool(FS["yi"], FS["vi"]))
+
+
+def test_funnel_with_filled_studies_is_centred_on_the_adjusted_estimate_only():
+    tf = trimfill_result()
+    # the old call with the observed fit as centre would draw filled studies around the wrong line
+    with pytest.raises(ValueError, match="centred on the adjusted estimate"):
+        plots.funnel(FS["yi"], FS["vi"], result=tf.original, trimfill=tf)
+    fig = plots.funnel(FS["yi"], FS["vi"], result=tf.result, trimfill=tf)  # the old form, consistent
+    (centre,) = by_gid(fig, "centre-line")
+    assert centre.get_xdata()[0] == pytest.approx(REF["trimfill"]["result"]["estimate"])
+    with pytest.raises(ValueError, match="pass a result"):
+        plots.funnel()
 
 
 def test_funnel_text_readable_and_inside_the_figure():
@@ -440,7 +455,8 @@ def test_funnel_default_centre_is_the_pooled_estimate():
 def test_weight_column_and_label_name_are_honoured():
     st = studies(3).rename(columns={"label": "study"})
     st["weight"] = [50.0, 30.0, 20.0]
-    fig = plots.forest(dl("dl_k2"), st, label="study")  # weights come from the column, not the result
+    res = pool(st["yi"], st["vi"], method="DL")
+    fig = plots.forest(res, st, label="study")  # weights come from the column, not the result
     sizes = by_gid(fig, "study-markers")[0].get_sizes()
     np.testing.assert_allclose(sizes / sizes.max(), [1.0, 0.6, 0.4])
     shown = {t.get_text() for t in texts(fig)}

@@ -184,9 +184,14 @@ def test_lists_arrays_and_series_give_the_same_result():
     case = CASES["normand1999_smd"]
     a = pool(case["yi"], case["vi"], method="REML")
     b = pool(np.array(case["yi"]), np.array(case["vi"]), method="REML")
-    c = pool(pd.Series(case["yi"], index=list("abcdefghi")), pd.Series(case["vi"]), method="REML")
+    # a Series beside a plain list is taken by position (as pandas does); two
+    # Series are paired by label (tests/test_api.py), so differing labels are refused
+    c = pool(pd.Series(case["yi"], index=list("abcdefghi")), case["vi"], method="REML")
     assert a.to_frame().equals(b.to_frame()) and a.to_frame().equals(c.to_frame())
     assert np.array_equal(a.weights, c.weights)
+    assert c.slab == tuple("abcdefghi") and a.slab == tuple(range(1, 10))
+    with pytest.raises(ValueError, match=r"yi and vi .*different labels"):
+        pool(pd.Series(case["yi"], index=list("abcdefghi")), pd.Series(case["vi"]), method="REML")
 
 
 def test_k1_returns_the_study_and_hksj_falls_back_to_z_with_warning():
