@@ -117,23 +117,22 @@ def check_target(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
         home = _resolve(Path.home())
     except (RuntimeError, KeyError):  # pragma: no cover - no HOME and no passwd entry
         home = None
+    data = _resolve(data_dir) if data_dir is not None else None
+    cwd = _resolve(os.getcwd())
     if home is not None and target == home:
         refuse("is your home folder")
-    if home is not None and _within(home, target):
-        refuse(f"contains your home folder {home}")
-    if data_dir is not None:
-        data = _resolve(data_dir)
-        if target == data:
-            refuse("is the data folder (--data)")
-        if _within(target, data):
-            refuse(f"lies inside the data folder {data}")
-        if _within(data, target):
-            refuse(f"contains the data folder {data}")
-    cwd = _resolve(os.getcwd())
+    if data is not None and target == data:
+        refuse("is the data folder (--data)")
     if target == cwd:
         refuse("is the working directory")
+    if data is not None and _within(target, data):
+        refuse(f"lies inside the data folder {data}")
+    if data is not None and _within(data, target):
+        refuse(f"contains the data folder {data}")
     if _within(cwd, target):
         refuse(f"contains the working directory {cwd}")
+    if home is not None and _within(home, target):
+        refuse(f"contains your home folder {home}")
     if target.exists() and not target.is_dir():
         refuse("is an existing file, not a folder")
     if target.is_dir() and not is_ours(target):
