@@ -326,16 +326,24 @@ class ResultsFolder:
         return self
 
     def commit(self) -> None:
-        """Swap the temporary folder into place; the old results are removed after."""
+        """Swap the temporary folder into place; the old results are removed after.
+
+        Once the new folder is in place the run has succeeded: failing to remove
+        the old results is reported through ``log`` (the next run removes them).
+        """
         with _DeferSigint():
             swap_into_place(self.tmp, self.target, self.work)
             self.committed = True
-            self._remove_work()
+            try:
+                self._remove_work()
+            except OSError as e:
+                self.log(f"could not remove the previous results in {self.work} ({e.strerror or e}); the next run removes them")
+                self.work = None
 
     def _remove_work(self) -> None:
         if self.work is not None and self.work.exists():
             if not _remove_temp(self.work, self.target.name):  # pragma: no cover - only our folders in it
-                shutil.rmtree(self.work, ignore_errors=True)
+                self.log(f"left {self.work} alone: it holds files meta did not write; remove it yourself")
         self.work = None
 
     def _cleanup(self) -> None:

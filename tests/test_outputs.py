@@ -455,3 +455,33 @@ def test_ctrl_c_mid_run_exits_130_and_leaves_previous_results(previous, tmp_path
     else:
         assert err[-1] == f"meta reproduce: interrupted; nothing was written to {target}"
     assert snapshot(tmp_path) == before
+
+
+def test_unreadable_analyses_csv_is_one_line_naming_it(tmp_path, capsys):
+    data = synthetic(tmp_path / "data")
+    (data / "analyses.csv").unlink()
+    (data / "analyses.csv").mkdir()
+    rc, err = run(capsys, "--data", data, "--out", tmp_path / "results")
+    assert rc == 1 and err == [f"meta reproduce: cannot read {data / 'analyses.csv'}: Is a directory"]
+    assert not (tmp_path / "results").exists()
+
+
+def test_old_results_that_cannot_be_removed_do_not_fail_a_finished_run(tmp_path, capsys, monkeypatch, fast):
+    data = synthetic(tmp_path / "data")
+    target = tmp_path / "results"
+    old_results(target)
+    real = outputs._remove_ours
+
+    def stuck(folder):
+        if folder.parent.name == "previous":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+        return real(folder)
+
+    monkeypatch.setattr(outputs, "_remove_ours", stuck)
+    rc, err = run(capsys, "--data", data, "--out", target)
+    assert rc == 0 and (target / "figures" / "cc_add_forest.png").is_file()
+    assert any(line.startswith("could not remove the previous results in ") for line in err), err
+    monkeypatch.setattr(outputs, "_remove_ours", real)
+    rc, err = run(capsys, "--data", data, "--out", target)  # the next run cleans up and says so
+    assert rc == 0 and any(line.startswith("removed ") for line in err)
+    assert sorted(os.listdir(tmp_path)) == ["data", "results"]
