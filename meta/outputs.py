@@ -12,7 +12,8 @@ symlinks followed) before anything is created:
 * accepted: a folder that does not exist yet, an empty folder, a folder holding
   our marker.
 
-Writing (:class:`ResultsFolder`): take a lock, recover what a killed run left,
+:func:`prepare` checks, locks and recovers before a long run; writing
+(:class:`ResultsFolder`): take a lock, recover what a killed run left,
 write into the sibling ``<parent>/.<name>.tmp-XXXX/<name>/`` (marker first),
 then swap with two renames -- old ``<name>`` to ``.<name>.tmp-XXXX/previous/<name>``,
 new to ``<name>`` -- and remove the temporary folder. Each step can be killed:
@@ -61,6 +62,7 @@ __all__ = [
     "check_target",
     "is_ours",
     "recover",
+    "prepare",
     "ResultsFolder",
 ]
 
@@ -261,6 +263,25 @@ class _Lock:
         finally:
             os.close(self.fd)
             self.fd = None
+
+
+def prepare(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> Path:
+    """Before a long run: :func:`check_target`, then -- if the parent folder exists -- take the lock
+    for a moment (:class:`OutputBusy` now, not after the computation) and :func:`recover`.
+
+    Creates nothing that stays: the lock file is removed again. Returns the resolved target.
+    """
+    target = check_target(out_dir, data_dir)
+    if target.parent.is_dir():
+        lock = _Lock(target)
+        lock.acquire()
+        try:
+            for msg in recover(target):
+                (log or (lambda m: None))(msg)
+        finally:
+            lock.release()
+        target = check_target(out_dir, data_dir)
+    return target
 
 
 # --------------------------------------------------------------------------- writing

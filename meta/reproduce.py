@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from meta.outputs import ResultsFolder, check_target
+from meta.outputs import ResultsFolder, prepare
 
 __all__ = [
     "Analysis",
@@ -727,13 +727,14 @@ def reproduce(
 ) -> ReproduceResult:
     """Run every analysis of ``data_dir/analyses.csv`` and write ``out_dir``.
 
-    ``out_dir`` is checked first (``meta.outputs.check_target``: never the data
+    ``out_dir`` is checked first (``meta.outputs.prepare``: never the data
     folder, the working directory, home, a root, a file or a folder meta did not
-    write; raises ``meta.outputs.OutputRefused``). The run writes into a temporary
-    folder beside it, marked as ours, and swaps it into place only when everything
-    succeeded (``meta.outputs.ResultsFolder``: lock, recovery of a killed run), so
-    an interrupted run never leaves a half-written results folder and an existing
-    one is replaced only at the very end. ``out_dir=None`` computes without writing (no figures).
+    write; raises ``meta.outputs.OutputRefused``; a killed run's leftovers are
+    repaired). The run writes into a temporary folder beside it, marked as ours,
+    and swaps it into place only when everything succeeded
+    (``meta.outputs.ResultsFolder``), so an interrupted run never leaves a
+    half-written results folder and an existing one is replaced only at the very
+    end. ``out_dir=None`` computes without writing (no figures).
     ``progress``: True (default) writes one line per analysis to ``sys.stderr``,
     a file object writes there, None/False is silent.
 
@@ -744,8 +745,8 @@ def reproduce(
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
-    if out_dir is not None:
-        check_target(out_dir, data_dir)  # refuse before reading or creating anything
+    if out_dir is not None:  # refuse, or repair what a killed run left, before the long part
+        prepare(out_dir, data_dir, log=lambda msg: _progress(msg, progress))
     dataset = load(data_dir)
     analyses = load_analyses(data_dir)
     table = effect_table(dataset)

@@ -485,3 +485,55 @@ def test_old_results_that_cannot_be_removed_do_not_fail_a_finished_run(tmp_path,
     rc, err = run(capsys, "--data", data, "--out", target)  # the next run cleans up and says so
     assert rc == 0 and any(line.startswith("removed ") for line in err)
     assert sorted(os.listdir(tmp_path)) == ["data", "results"]
+
+
+SLOW_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from meta import reproduce
+    def slow(run, fig_dir, **kw):
+        print("drawing", file=sys.stderr, flush=True)
+        time.sleep(60)
+    reproduce.draw_figures = slow
+    from meta.cli import main
+    sys.exit(main(["reproduce", "--data", sys.argv[1], "--out", sys.argv[2]]))
+    """
+)
+
+
+def test_real_ctrl_c_while_drawing(tmp_path):
+    import signal
+
+    data = synthetic(tmp_path / "data")
+    target = tmp_path / "results"
+    old = old_results(target)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(data), str(target)], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not lines or lines[-1] != "drawing":
+            line = proc.stderr.readline()
+            assert line, lines
+            lines.append(line.strip())
+        proc.send_signal(signal.SIGINT)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in rest
+    assert rest.strip().splitlines()[-1] == f"meta reproduce: interrupted; the previous results in {target} are untouched"
+    assert snapshot(target) == old and sorted(os.listdir(tmp_path)) == ["data", "results"]
+
+
+def test_results_missing_after_a_kill_come_back_even_if_the_next_run_has_bad_data(tmp_path, capsys):
+    data = synthetic(tmp_path / "data")
+    target = tmp_path / "results"
+    old = old_results(tmp_path / ".results.tmp-k1ll3d" / "previous" / "results")  # killed between the renames
+    (data / "analyses.csv").write_text("not,an,analyses,file\n")
+    rc, err = run(capsys, "--data", data, "--out", target)
+    assert rc == 1 and err[2] == f"meta reproduce: 1 problem(s) in {data / 'analyses.csv'}; nothing was written:"
+    assert err[0].startswith(f"restored the previous results {target} from ")
+    assert err[1] == f"removed {tmp_path / '.results.tmp-k1ll3d'}, left by an interrupted run"
+    assert snapshot(target) == old and sorted(os.listdir(tmp_path)) == ["data", "results"]
