@@ -1,13 +1,23 @@
 """Command line: ``meta validate`` and ``meta reproduce`` (also ``python -m meta ...``).
 
 Bad input never ends in a traceback: each subcommand prints what is wrong and
-exits 1.
+exits 1. Printing and exit codes live here; the library raises. ``meta reproduce``:
+
+* 0 -- written;
+* 1 -- invalid data (the validator's messages), or an ``OSError`` while writing
+  (``meta reproduce: cannot write <path>: <cause>``; the previous results stay);
+* 2 -- ``--out`` refused (``meta.outputs.OutputRefused``: one line saying why) or
+  another run is writing the same folder;
+* 130 -- Ctrl-C (the previous results are untouched).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
+from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,10 +41,68 @@ def main(argv: list[str] | None = None) -> int:
 
         return validate_cli(args.data)
     if args.command == "reproduce":
-        from meta.reproduce import reproduce_cli
-
-        return reproduce_cli(args.data, args.out)
+        return reproduce_command(args.data, args.out)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _say(msg: str) -> None:
+    print(f"meta reproduce: {msg}", file=sys.stderr, flush=True)
+
+
+def _oserror_line(e: OSError, data_dir: str, out_dir: str) -> str:
+    """``cannot write <path>: <cause>`` (``cannot read`` for a file of the data folder)."""
+    path = e.filename if e.filename is not None else out_dir
+    cause = e.strerror or str(e) or type(e).__name__
+    verb = "write"
+    try:
+        if Path(os.fsdecode(path)).resolve().is_relative_to(Path(data_dir).resolve()):
+            verb = "read"
+    except (OSError, ValueError, RuntimeError):  # pragma: no cover - an unresolvable path is written, not read
+        pass
+    if getattr(e, "filename2", None) is not None:
+        return f"cannot {verb} {os.fsdecode(path)} (renaming to {os.fsdecode(e.filename2)}): {cause}"
+    return f"cannot {verb} {os.fsdecode(path)}: {cause}"
+
+
+def reproduce_command(data_dir: str, out_dir: str) -> int:
+    """``meta reproduce``: run :func:`meta.reproduce.reproduce`; its exceptions become one line and an exit code."""
+    try:
+        return _reproduce(data_dir, out_dir)
+    except KeyboardInterrupt:  # also while importing pandas and matplotlib
+        if os.path.isdir(out_dir):
+            _say(f"interrupted; the previous results in {out_dir} are untouched")
+        else:
+            _say(f"interrupted; nothing was written to {out_dir}")
+        return 130
+
+
+def _reproduce(data_dir: str, out_dir: str) -> int:
+    from meta.data import DataError
+    from meta.outputs import OutputRefused
+    from meta.reproduce import ANALYSES_FILE, AnalysesError, reproduce
+
+    t0 = time.perf_counter()
+    try:
+        res = reproduce(data_dir, out_dir)
+    except OutputRefused as e:
+        _say(str(e))
+        return 2
+    except DataError as e:
+        problems = getattr(e, "problems", None) or [e]
+        _say(f"{len(problems)} problem(s) in {data_dir}; nothing was written:")
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    except AnalysesError as e:
+        _say(f"{len(e.problems)} problem(s) in {Path(data_dir) / ANALYSES_FILE}; nothing was written:")
+        for p in e.problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        _say(_oserror_line(e, data_dir, out_dir))
+        return 1
+    print(f"done: {res.summary().rsplit(';', 1)[0]}; written to {out_dir}/ in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,15 +44,15 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from meta.outputs import ResultsFolder, prepare
 
 __all__ = [
     "Analysis",
@@ -730,20 +730,26 @@ def reproduce(
 ) -> ReproduceResult:
     """Run every analysis of ``data_dir/analyses.csv`` and write ``out_dir``.
 
-    The run writes into a temporary folder beside ``out_dir`` and renames it
-    into place only when everything succeeded, so an interrupted run never
-    leaves a half-written results folder and an existing one is replaced only
-    at the very end. ``out_dir=None`` computes without writing (no figures).
+    ``out_dir`` is checked first (``meta.outputs.prepare``: never the data
+    folder, the working directory, home, a root, a file or a folder meta did not
+    write; raises ``meta.outputs.OutputRefused``; a killed run's leftovers are
+    repaired). The run writes into a temporary folder beside it, marked as ours,
+    and swaps it into place only when everything succeeded
+    (``meta.outputs.ResultsFolder``), so an interrupted run never leaves a
+    half-written results folder and an existing one is replaced only at the very
+    end. ``out_dir=None`` computes without writing (no figures).
     ``progress``: True (default) writes one line per analysis to ``sys.stderr``,
     a file object writes there, None/False is silent.
 
     Raises ``meta.data.DataError`` or :class:`AnalysesError` on invalid input,
-    before anything is written.
+    before anything is written; ``OSError`` if writing fails (the old results stay).
     """
     from meta.data import load
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
+    if out_dir is not None:  # refuse, or repair what a killed run left, before the long part
+        prepare(out_dir, data_dir, log=lambda msg: _progress(msg, progress))
     dataset = load(data_dir)
     analyses = load_analyses(data_dir)
     table = effect_table(dataset)
@@ -778,16 +784,10 @@ def reproduce(
     if out_dir is None:
         return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings, time.perf_counter() - t0)
 
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    # <parent>/.results.tmp-XXXX/results: the inner folder has the target's own name, so an ignore
-    # rule for the results folder (.gitignore "results/") also hides a copy left by a killed run
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=parent))
-    tmp = work / out_dir.name
-    try:
+    with ResultsFolder(out_dir, data_dir=data_dir, log=lambda msg: _progress(msg, progress)) as folder:
+        tmp = folder.tmp
         fig_dir = tmp / "figures"
-        fig_dir.mkdir(parents=True)
+        fig_dir.mkdir()
         final_runs = []
         for run in runs:
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi, funnel_min_k=settings["funnel_min_k"])
@@ -798,9 +798,7 @@ def reproduce(
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
             (tmp / "report.html").write_text(report.markdown_to_html(md, title="Neal et al. (2016) reproduced"), encoding="utf-8")
-        _swap_into_place(tmp, out_dir, work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # the temp copy after a failure, the old results after success
+        folder.commit()
     elapsed = time.perf_counter() - t0
     return _replace_result(res, elapsed)
 
@@ -839,43 +837,8 @@ def write_tables(res: ReproduceResult, folder: Path) -> None:
         res.coverage.to_csv(folder / "coverage.csv", index=True)
 
 
-def _swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
-    """Replace ``out_dir`` by ``tmp`` with two renames (the old folder moves into ``work``, removed by the caller).
-
-    If the second rename fails the old folder is put back, so ``out_dir`` is always
-    either the complete old results or the complete new ones.
-    """
-    old = None
-    if out_dir.exists():
-        old = work / "previous"
-        old.mkdir()
-        old = old / out_dir.name
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out_dir)
-        raise
-
-
 def reproduce_cli(data_dir, out_dir) -> int:
-    """Entry point of ``meta reproduce``: exit 0 on success, 1 on bad data (messages, no traceback)."""
-    from meta.data import DataError
+    """Kept for callers of earlier versions: runs ``meta reproduce`` (``meta.cli``) and returns its exit code."""
+    from meta.cli import main
 
-    t0 = time.perf_counter()
-    try:
-        res = reproduce(data_dir, out_dir)
-    except DataError as e:
-        problems = getattr(e, "problems", None) or [e]
-        print(f"meta reproduce: {len(problems)} problem(s) in {data_dir}; nothing was written:", file=sys.stderr)
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    except AnalysesError as e:
-        print(f"meta reproduce: {len(e.problems)} problem(s) in {Path(data_dir) / ANALYSES_FILE}; nothing was written:", file=sys.stderr)
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    print(f"done: {res.summary().rsplit(';', 1)[0]}; written to {out_dir}/ in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-    return 0
+    return main(["reproduce", "--data", os.fspath(data_dir), "--out", os.fspath(out_dir)])

@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meta import report, reproduce
+from meta import outputs, report, reproduce
+from meta.outputs import MARKER, MARKER_TEXT
 from meta.reproduce import AnalysesError, load_analyses, parse_filters, unit_of_analysis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -277,7 +278,8 @@ def test_bundled_outputs_exist(bundled):
     res, out = bundled
     for name in ("effect_sizes.csv", "pooled.csv", "sensitivity.csv", "claims.csv", "coverage.csv", "report.md", "report.html"):
         assert (out / name).is_file(), name
-    assert not list(out.parent.glob(".results.*")), "temporary folders left behind"
+    assert not list(out.parent.glob(".results.*")), "temporary folders or lock left behind"
+    assert (out / MARKER).read_text() == MARKER_TEXT  # marks the folder as ours: the next run may replace it
 
 
 def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
@@ -456,7 +458,7 @@ def test_failed_rename_puts_previous_results_back(synthetic, tmp_path, monkeypat
             raise OSError("simulated rename failure")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(reproduce.os, "replace", flaky)
+    monkeypatch.setattr(outputs.os, "replace", flaky)
     with pytest.raises(OSError, match="simulated rename"):
         reproduce.reproduce(data, target, **FAST)
     assert (target / "marker.txt").read_text() == "old run" and (target / "report.md").is_file()
