@@ -361,7 +361,7 @@ class BayesResult:
     plotting.  Non-existent moments are ``inf`` (``nan`` for an undefined
     mean).  Methods ``prob_greater(delta)``, ``prob_less(delta)``,
     ``mu_cdf``, ``mu_pdf``, ``mu_quantile``, ``tau_cdf``, ``tau_pdf``,
-    ``tau_quantile``, ``pred_quantile`` evaluate the posterior anywhere.
+    ``tau_quantile``, ``pred_cdf``, ``pred_quantile`` evaluate the posterior anywhere.
     """
 
     k: int
@@ -411,6 +411,10 @@ class BayesResult:
 
     def mu_quantile(self, p: float) -> float:
         return self._post.mix_quantile(_prob(p), self._post.mix_sd)
+
+    def pred_cdf(self, x: float) -> float:
+        """P(theta_new <= x | y), theta_new the true effect of a new study."""
+        return self._post.mix_cdf(float(x), self._post.pred_sd)
 
     def pred_quantile(self, p: float) -> float:
         """Quantile of the posterior predictive distribution of theta_new."""
