@@ -90,6 +90,8 @@ _CUT = 40.0  # the tau integrand is cut where it is below e^-40 of its peak
 _PANEL_TOL = 1e-13  # panel vs its two halves, relative to the total
 _MAX_ROUNDS = 40
 _PANEL_WIDTH = 2.0  # initial panels: 2 units of log(tau) (the mixture CDFs vary on a scale of ~1 there)
+_TAIL_START = 8.0  # half-Cauchy: panels in 1/tau beyond e^8 times the largest scale of the problem
+_LIN, _LOG, _INV = 0, 1, 2  # panel variable: tau, log(tau), 1/tau
 _LOG_2_OVER_SQRT_2PI = math.log(2.0) - 0.5 * math.log(2.0 * math.pi)
 _LOG_2_OVER_PI = math.log(2.0 / math.pi)
 _GRID = 401  # points of mu_grid / tau_grid
@@ -169,11 +171,22 @@ class _Posterior:
             return _LOG_2_OVER_SQRT_2PI - math.log(self.s) - 0.5 * u * u
         return _LOG_2_OVER_PI - math.log(self.s) - np.log1p(u * u)
 
-    def _integrand(self, z):
-        """exp(g - G0) with g = log p(tau) + log p(y|tau) + z (tau = e^z), and mu_hat, V."""
-        tau = np.exp(z)
+    def _integrand(self, kind, x):
+        """Integrand of the tau integral in the panel variable x: exp(log p(tau)
+        + log p(y|tau) - g0) dtau/dx, with tau = x (kind _LIN), e^x (_LOG) or
+        1/x (_INV); also tau, mu_hat, V at the nodes."""
+        tau = np.empty_like(x)
+        jac = np.empty_like(x)
+        m = kind == _LIN
+        tau[m], jac[m] = x[m], 1.0
+        m = kind == _LOG
+        tau[m] = np.exp(x[m])
+        jac[m] = tau[m]
+        m = kind == _INV
+        tau[m] = 1.0 / x[m]
+        jac[m] = tau[m] ** 2
         lp, mh, V = self.terms(tau)
-        return np.exp(lp + z - self.g0), tau, mh, V
+        return np.exp(lp - self.g0) * jac, tau, mh, V
 
     def _moments(self, f, tau, mh, V):
         """Integrand columns: density, tau, tau^2, mu_hat, V + mu_hat^2 (those that exist)."""
@@ -188,6 +201,13 @@ class _Posterior:
         return np.stack(cols, axis=-1)
 
     def _quadrature(self):
+        """Panels covering tau in [0, inf): [0, tau_a] in tau itself (the integrand is a
+        smooth function of tau^2 there), [tau_a, tau_b] in log(tau) and, for the
+        half-Cauchy prior, [tau_b, inf) in 1/tau (where the integrand is a power of
+        1/tau times a smooth function); under the half-normal prior the log panels
+        end where the integrand (and its moments) fall below e^-40 of the peak.
+        Each panel is bisected until its 16-node Gauss-Legendre value agrees with
+        that of its two halves to 1e-13 of the total (every moment reported)."""
         y, v, s = self.y, self.v, self.s
         scales = [s, math.sqrt(v.min()), math.sqrt(v.max())]
         spread = float(np.abs(y - y.mean()).max())
@@ -195,56 +215,62 @@ class _Posterior:
             scales.append(spread)
         if not self.uniform_mu:
             scales += [abs(self.m0 - y.mean()) or s, 1.0 / math.sqrt(self.w0)]
-        zc = np.arange(math.log(min(scales)) - 50.0, math.log(max(scales)) + 60.0, 0.25)
+        tau_a = 0.1 * min(scales)
+        heavy = self.prior == "halfcauchy"
+        z_top = math.log(max(scales)) + (_TAIL_START if heavy else 6.0)
+        zc = np.arange(math.log(tau_a), z_top + 0.125, 0.25)
         lp, _, _ = self.terms(np.exp(zc))
         g = lp + zc
-        r_max = 2 if (self.tau_sd_ok or self.mu_sd_ok) else (1 if self.tau_mean_ok else 0)
-        keep = (g - g.max() > -_CUT) | (g + r_max * zc - (g + r_max * zc).max() > -_CUT)
-        idx = np.flatnonzero(keep)
-        z_lo, z_hi = zc[max(idx[0] - 1, 0)], zc[min(idx[-1] + 1, zc.size - 1)]
         self.g0 = float(g.max())
-        n0 = max(4, int(math.ceil((z_hi - z_lo) / _PANEL_WIDTH)))
-        edges = np.linspace(z_lo, z_hi, n0 + 1)
-        todo_a, todo_b = edges[:-1], edges[1:]
-        done = []  # (a, b, nodes z, f, tau, mh, V, weights) of accepted panels
-        acc_tot = None
+        if heavy:
+            z_hi = z_top
+        else:
+            r_max = 2
+            keep = (g - g.max() > -_CUT) | (g + r_max * zc - (g + r_max * zc).max() > -_CUT)
+            z_hi = zc[min(np.flatnonzero(keep)[-1] + 1, zc.size - 1)]
+        n0 = max(2, int(math.ceil((z_hi - zc[0]) / _PANEL_WIDTH)))
+        edges = np.linspace(zc[0], z_hi, n0 + 1)
+        todo_k = [_LIN] + [_LOG] * n0 + ([_INV] if heavy else [])
+        todo_a = [0.0] + list(edges[:-1]) + ([0.0] if heavy else [])
+        todo_b = [tau_a] + list(edges[1:]) + ([math.exp(-z_hi)] if heavy else [])
+        todo_k, todo_a, todo_b = np.array(todo_k), np.array(todo_a), np.array(todo_b)
+        done = []  # (kind, a, b, f, tau, mh, V, weights) of accepted panels
+        acc_tot = 0.0
+        n = _GL_X.size
         for _ in range(_MAX_ROUNDS):
-            a, b = todo_a, todo_b
+            kd, a, b = todo_k, todo_a, todo_b
             mid = 0.5 * (a + b)
             half = 0.5 * (b - a)
-            zw = mid[:, None] + half[:, None] * _GL_X[None, :]
-            ww = half[:, None] * _GL_W[None, :]
             q = 0.5 * half
-            zl = (a + q)[:, None] + q[:, None] * _GL_X[None, :]
-            zr = (mid + q)[:, None] + q[:, None] * _GL_X[None, :]
+            xw = mid[:, None] + half[:, None] * _GL_X[None, :]
+            xl = (a + q)[:, None] + q[:, None] * _GL_X[None, :]
+            xr = (mid + q)[:, None] + q[:, None] * _GL_X[None, :]
+            ww = half[:, None] * _GL_W[None, :]
             wh = q[:, None] * _GL_W[None, :]
-            P, n = a.size, _GL_X.size
-            zall = np.concatenate([zw, zl, zr], axis=1).ravel()
-            f, tau, mh, V = self._integrand(zall)
-            cols = self._moments(f, tau, mh, V).reshape(P, 3 * n, -1)
+            P = a.size
+            xall = np.concatenate([xw, xl, xr], axis=1)
+            f, tau, mh, V = (t.reshape(P, 3 * n) for t in self._integrand(np.repeat(kd, 3 * n), xall.ravel()))
+            cols = self._moments(f, tau, mh, V)
             whole = np.einsum("pn,pnc->pc", ww, cols[:, :n])
-            left = np.einsum("pn,pnc->pc", wh, cols[:, n : 2 * n])
-            right = np.einsum("pn,pnc->pc", wh, cols[:, 2 * n :])
-            fine = left + right
-            tot = np.abs(fine).sum(axis=0) + (0 if acc_tot is None else acc_tot)
+            fine = np.einsum("pn,pnc->pc", wh, cols[:, n : 2 * n]) + np.einsum("pn,pnc->pc", wh, cols[:, 2 * n :])
+            tot = np.abs(fine).sum(axis=0) + acc_tot
             err = (np.abs(whole - fine) / np.where(tot > 0, tot, 1.0)).max(axis=1)
             ok = err <= _PANEL_TOL
-            shape = (P, 3 * n)
-            parts = [x.reshape(shape) for x in (zall, f, tau, mh, V)]
-            # an accepted panel keeps its own 16 nodes (the halves only estimated their error)
-            done.append((a[ok], b[ok], *(x[ok][:, :n] for x in parts), ww[ok]))
-            acc_tot = (0 if acc_tot is None else acc_tot) + np.abs(whole[ok]).sum(axis=0)
+            # an accepted panel keeps its own 16 nodes (the halves only estimated its error)
+            done.append((kd[ok], a[ok], b[ok], *(t[ok][:, :n] for t in (f, tau, mh, V)), ww[ok]))
+            acc_tot = acc_tot + np.abs(whole[ok]).sum(axis=0)
             if ok.all():
                 break
+            todo_k = np.concatenate([kd[~ok], kd[~ok]])
             todo_a = np.concatenate([a[~ok], mid[~ok]])
             todo_b = np.concatenate([mid[~ok], b[~ok]])
         else:  # pragma: no cover - the integrand is smooth; never reached in tests
             raise RuntimeError("bayes_pool: tau quadrature did not converge")
-        lo = np.concatenate([d[0] for d in done])
-        order = np.argsort(lo)
-        self.pa = lo[order]
-        self.pb = np.concatenate([d[1] for d in done])[order]
-        z, f, tau, mh, V, w = (np.concatenate([d[i] for d in done])[order] for i in range(2, 8))
+        kd, a, b, f, tau, mh, V, w = (np.concatenate([d[i] for d in done]) for i in range(8))
+        lo = np.where(kd == _LIN, a, np.where(kd == _LOG, np.exp(a), 1.0 / np.where(kd == _INV, b, 1.0)))
+        order = np.argsort(lo, kind="stable")
+        self.pk, self.pa, self.pb, self.p_lo = kd[order], a[order], b[order], lo[order]
+        f, tau, mh, V, w = f[order], tau[order], mh[order], V[order], w[order]
         panel_int = (w * f).sum(axis=1)
         self.Z = float(panel_int.sum())
         self.panel_cdf = np.concatenate([[0.0], np.cumsum(panel_int)]) / self.Z
@@ -265,33 +291,39 @@ class _Posterior:
             out[pos] = np.exp(lp - self.g0) / self.Z
         return out
 
-    def _tau_cdf_z(self, zt: float) -> tuple[float, float]:
-        """P(tau <= e^zt | y) and its derivative in zt (one likelihood pass)."""
-        if zt <= self.pa[0]:
-            return 0.0, 0.0
-        if zt >= self.pb[-1]:
-            return 1.0, 0.0
-        i = int(np.searchsorted(self.pa, zt, side="right")) - 1
-        a = self.pa[i]
-        h = 0.5 * (zt - a)
-        f, _, _, _ = self._integrand(np.append(a + h + h * _GL_X, zt))
+    def _partial(self, i: int, x: float) -> tuple[float, float]:
+        """P(tau <= tau(x) | y) for x in panel i, and |dP/dx| (one likelihood pass)."""
+        kd, a, b = self.pk[i], self.pa[i], self.pb[i]
+        lo, hi = (x, b) if kd == _INV else (a, x)
+        h = 0.5 * (hi - lo)
+        nodes = np.append(lo + h + h * _GL_X, x)
+        f, _, _, _ = self._integrand(np.full(nodes.size, kd), nodes)
         return float(self.panel_cdf[i] + h * (_GL_W @ f[:-1]) / self.Z), float(f[-1]) / self.Z
 
     def tau_cdf(self, t: float) -> float:
-        return 0.0 if t <= 0 else self._tau_cdf_z(math.log(t))[0]
+        if t <= self.p_lo[0]:
+            return 0.0
+        i = int(np.searchsorted(self.p_lo, t, side="right")) - 1
+        kd = self.pk[i]
+        x = t if kd == _LIN else (math.log(t) if kd == _LOG else 1.0 / t)
+        if (kd != _INV and x >= self.pb[i]) or (kd == _INV and x <= self.pa[i]):
+            return float(self.panel_cdf[i + 1])
+        return self._partial(i, x)[0]
 
     def tau_quantile(self, p: float) -> float:
         c = self.panel_cdf
         i = min(max(int(np.searchsorted(c, p, side="left")) - 1, 0), self.pa.size - 1)
-        lo, hi = float(self.pa[i]), float(self.pb[i])
+        kd, lo, hi = self.pk[i], float(self.pa[i]), float(self.pb[i])
         frac = (p - c[i]) / (c[i + 1] - c[i]) if c[i + 1] > c[i] else 0.5
-        x0 = lo + min(max(frac, 0.0), 1.0) * (hi - lo)
+        frac = min(max(frac, 1e-3), 1 - 1e-3)
+        sign = -1.0 if kd == _INV else 1.0  # in 1/tau the CDF decreases
 
-        def fun(z):
-            val, slope = self._tau_cdf_z(z)
-            return val - p, slope
+        def fun(x):
+            val, slope = self._partial(i, x)
+            return sign * (val - p), slope
 
-        return math.exp(_solve(fun, lo, hi, x0))
+        x = _solve(fun, lo, hi, (hi - frac * (hi - lo)) if kd == _INV else (lo + frac * (hi - lo)))
+        return x if kd == _LIN else (math.exp(x) if kd == _LOG else 1.0 / x)
 
     # mixtures over tau -----------------------------------------------------
     def mix_cdf(self, x, sd, upper=False):

@@ -105,41 +105,50 @@ def test_bayesmeta_vignette_eight_schools():
 
 
 def _quad_posterior(y, v, prior, s, mu_prior):
-    """The model from its definition, integrated with scipy.integrate.quad over tau in
-    [0, inf) (via the prior's CDF, u = F(tau), so that the range is [0, 1])."""
+    """The model from its definition (module docstring of meta.bayes), integrated with
+    scipy.integrate.quad over z = log(tau) on 300 consecutive pieces of
+    [log(s) - 45, log(s) + 8 (half-normal) or + 60 (half-Cauchy)]."""
     y, v = np.asarray(y, float), np.asarray(v, float)
     w0, m0 = (0.0, 0.0) if mu_prior is None else (1 / mu_prior[1] ** 2, mu_prior[0])
-
-    def tau_of(u):
-        return s * math.tan(math.pi * u / 2) if prior == "halfcauchy" else s * math.sqrt(2) * special.erfinv(u)
 
     def cond(t):
         w = 1 / (v + t * t)
         V = 1 / (w.sum() + w0)
         m = V * (w @ y + w0 * m0)
         q = w @ (y - m) ** 2 + w0 * (m0 - m) ** 2
-        return m, V, math.exp(-0.5 * np.log(v + t * t).sum() + 0.5 * math.log(V) - 0.5 * q)
+        lp = -t * t / (2 * s * s) if prior == "halfnormal" else -math.log1p((t / s) ** 2)
+        return m, V, -0.5 * np.log(v + t * t).sum() + 0.5 * math.log(V) - 0.5 * q + lp
 
-    def expect(g):
-        return integrate.quad(lambda u: (lambda t: cond(t)[2] * g(t, *cond(t)[:2]))(tau_of(u)), 0, 1,
-                              epsabs=0, epsrel=1e-12, limit=500)[0]
+    zs = np.linspace(math.log(s) - 45, math.log(s) + (8 if prior == "halfnormal" else 60), 301)
+    g0 = max(cond(math.exp(z))[2] + z for z in zs)
+
+    def expect(g, upto=math.inf):
+        def f(z):
+            t = math.exp(z)
+            m, V, lp = cond(t)
+            return math.exp(lp + z - g0) * g(t, m, V)
+
+        pts = np.append(zs[zs < math.log(upto)], min(math.log(upto), zs[-1]))
+        return sum(integrate.quad(f, a, b, epsabs=0, epsrel=1e-13)[0] for a, b in zip(pts[:-1], pts[1:]))
 
     return expect
 
 
 @pytest.mark.parametrize("prior,mu_prior", [("halfnormal", None), ("halfcauchy", (0.2, 1.0)), ("halfcauchy", None)])
 def test_quadrature_matches_scipy_quad(prior, mu_prior):
-    """Our fixed-node panels vs adaptive scipy quad: E[tau], E[mu], P(mu > 0.1), P(theta_new < 0) to 1e-8."""
-    y, v = [0.31, -0.12, 0.55], [0.04, 0.09, 0.06]
+    """Our Gauss-Legendre panels vs adaptive scipy quad: E[tau], E[mu], P(mu > 0.1), P(theta_new < 0),
+    P(tau <= median) to 1e-10."""
+    y, v = [0.31, -0.12, 0.55, 1.4], [0.04, 0.09, 0.06, 0.3]
     r = bayes_pool(y, v, tau_prior=prior, tau_scale=0.5, mu_prior=mu_prior)
     expect = _quad_posterior(y, v, prior, 0.5, mu_prior)
     Z = expect(lambda t, m, V: 1.0)
-    assert r.tau_mean == pytest.approx(expect(lambda t, m, V: t) / Z, abs=1e-8)
-    assert r.mu_mean == pytest.approx(expect(lambda t, m, V: m) / Z, abs=1e-8)
+    assert r.tau_mean == pytest.approx(expect(lambda t, m, V: t) / Z, abs=1e-10)
+    assert r.mu_mean == pytest.approx(expect(lambda t, m, V: m) / Z, abs=1e-10)
     p = expect(lambda t, m, V: special.ndtr((m - 0.1) / math.sqrt(V))) / Z
-    assert r.prob_greater(0.1) == pytest.approx(p, abs=1e-8)
+    assert r.prob_greater(0.1) == pytest.approx(p, abs=1e-10)
     pn = expect(lambda t, m, V: special.ndtr(-m / math.sqrt(V + t * t))) / Z
-    assert r.pred_cdf(0.0) == pytest.approx(pn, abs=1e-8)
+    assert r.pred_cdf(0.0) == pytest.approx(pn, abs=1e-10)
+    assert expect(lambda t, m, V: 1.0, upto=r.tau_median) / Z == pytest.approx(0.5, abs=1e-10)
 
 
 # --------------------------------------------------------------------------- properties
