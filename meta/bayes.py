@@ -82,7 +82,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from meta.pool import _check_pair, _fmt
 
@@ -230,8 +230,8 @@ class _Posterior:
         if heavy:
             z_hi = z_top
         else:
-            r_max = 2
-            keep = (g - g.max() > -_CUT) | (g + r_max * zc - (g + r_max * zc).max() > -_CUT)
+            g2 = g + 2 * zc  # the tau^2 moment (and V ~ tau^2 under the uniform mu prior) reaches furthest
+            keep = (g - g.max() > -_CUT) | (g2 - g2.max() > -_CUT)
             z_hi = zc[min(np.flatnonzero(keep)[-1] + 1, zc.size - 1)]
         n0 = max(2, int(math.ceil((z_hi - zc[0]) / _PANEL_WIDTH)))
         edges = np.linspace(zc[0], z_hi, n0 + 1)
@@ -319,15 +319,19 @@ class _Posterior:
         c = self.panel_cdf
         i = min(max(int(np.searchsorted(c, p, side="left")) - 1, 0), self.pa.size - 1)
         kd, lo, hi = self.pk[i], float(self.pa[i]), float(self.pb[i])
-        frac = (p - c[i]) / (c[i + 1] - c[i]) if c[i + 1] > c[i] else 0.5
-        frac = min(max(frac, 1e-3), 1 - 1e-3)
+        n = _GL_X.size
+        t, w = self.tau_n[n * i : n * (i + 1)], self.w_n[n * i : n * (i + 1)]
+        if kd == _INV:  # nodes ascend in 1/tau: reverse to ascend in tau
+            t, w = t[::-1], w[::-1]
+        j = min(int(np.searchsorted(c[i] + np.cumsum(w), p)), n - 1)  # start at the node where the CDF crosses p
+        x0 = float(t[j]) if kd == _LIN else (math.log(t[j]) if kd == _LOG else 1.0 / t[j])
         sign = -1.0 if kd == _INV else 1.0  # in 1/tau the CDF decreases
 
         def fun(x):
             val, slope = self._partial(i, x)
             return sign * (val - p), slope
 
-        x = _solve(fun, lo, hi, (hi - frac * (hi - lo)) if kd == _INV else (lo + frac * (hi - lo)))
+        x = _solve(fun, lo, hi, x0)
         return x if kd == _LIN else (math.exp(x) if kd == _LOG else 1.0 / x)
 
     # mixtures over tau -----------------------------------------------------
@@ -361,10 +365,11 @@ class _Posterior:
 def _solve(fun, lo: float, hi: float, x: float) -> float:
     """Root of an increasing function in [lo, hi] (fun(x) -> (value, slope)):
     Newton steps, bisection whenever a step leaves the bracket or the slope
-    vanishes; stops when the step is below 1e-15 relative (plus 1e-300)."""
+    vanishes; stops when |fun| <= 1e-15 (fun is a CDF minus p) or the step is
+    below 1e-15 relative."""
     for _ in range(200):
         val, slope = fun(x)
-        if val == 0.0:
+        if abs(val) <= 1e-15:  # a CDF is only this exact anyway
             return x
         if val < 0:
             lo = x
