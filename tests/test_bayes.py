@@ -151,6 +151,30 @@ def test_quadrature_matches_scipy_quad(prior, mu_prior):
     assert expect(lambda t, m, V: 1.0, upto=r.tau_median) / Z == pytest.approx(0.5, abs=1e-10)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_random_problems_across_scales_match_scipy_quad(seed):
+    """k from 1 to 6, effects, variances and prior scales spread over 4 orders of magnitude,
+    both tau priors, uniform or normal mu prior: P(mu > c), P(theta_new <= c), P(tau <= median)
+    and E[tau] agree with scipy quad to 1e-10."""
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 7))
+    scale = 10 ** rng.uniform(-2, 2)
+    v = 10 ** rng.uniform(-2, 0.5, k) * scale**2
+    y = rng.normal(0, 1, k) * scale * rng.uniform(0, 3)
+    prior = ("halfnormal", "halfcauchy")[seed % 2]
+    s = scale * 10 ** rng.uniform(-1.5, 1.5)
+    mu_prior = None if seed % 3 else (float(rng.normal() * scale), float(scale * 10 ** rng.uniform(-1, 1)))
+    r = bayes_pool(y, v, tau_prior=prior, tau_scale=s, mu_prior=mu_prior)
+    expect = _quad_posterior(y, v, prior, s, mu_prior)
+    Z = expect(lambda t, m, V: 1.0)
+    c = r.mu_median + 0.7 * (r.mu_ci_high - r.mu_median)
+    assert r.prob_greater(c) == pytest.approx(expect(lambda t, m, V: special.ndtr((m - c) / math.sqrt(V))) / Z, abs=1e-10)
+    assert r.pred_cdf(c) == pytest.approx(expect(lambda t, m, V: special.ndtr((c - m) / math.sqrt(V + t * t))) / Z, abs=1e-10)
+    assert expect(lambda t, m, V: 1.0, upto=r.tau_median) / Z == pytest.approx(0.5, abs=1e-10)
+    if math.isfinite(r.tau_mean):
+        assert r.tau_mean == pytest.approx(expect(lambda t, m, V: t) / Z, rel=1e-10)
+
+
 # --------------------------------------------------------------------------- properties
 
 Y3, V3 = [0.42, 1.31, -0.25], [0.08, 0.11, 0.05]
