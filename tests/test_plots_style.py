@@ -1,0 +1,94 @@
+"""Figures do not depend on the user's machine: a hostile matplotlibrc (tight bbox, serif font, other dpi,
+locale formatting, thick lines) leaves the PNG, SVG and PDF bytes of a forest and a funnel plot unchanged,
+and the caller's rcParams are back after our functions return."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HOSTILE_RC = """\
+savefig.bbox: tight
+font.family: serif
+figure.dpi: 50
+savefig.dpi: 72
+axes.formatter.use_locale: True
+lines.linewidth: 7
+font.size: 17
+axes.unicode_minus: False
+"""
+
+DRAW = """\
+import sys
+from pathlib import Path
+import numpy as np
+import pandas as pd
+from meta.plots import forest, funnel, save
+from meta.pool import pool
+
+# dat.bcg-like numbers (any fixed inputs do: both runs draw the same figures)
+yi = np.array([-0.89, -1.59, -1.35, -1.44, -0.22, -0.79, -1.62, 0.01, -0.47, -1.37])
+vi = np.array([0.33, 0.19, 0.42, 0.02, 0.05, 0.01, 0.22, 0.004, 0.06, 0.27])
+studies = pd.DataFrame({"label": [f"Study {i}" for i in range(1, 11)], "yi": yi, "vi": vi})
+out = Path(sys.argv[1])
+save(forest(pool(yi, vi), studies), out / "forest", formats=("png", "svg", "pdf"), dpi=100)
+save(funnel(yi, vi), out / "funnel", formats=("png", "svg", "pdf"), dpi=100)
+"""
+
+
+def _draw(tmp: Path, name: str, rc_text: str) -> tuple[subprocess.Popen, Path]:
+    """Run DRAW in a fresh interpreter whose matplotlibrc is ``rc_text`` (working folder and $MATPLOTLIBRC)."""
+    work = tmp / name
+    out = work / "out"
+    out.mkdir(parents=True)
+    rc = work / "matplotlibrc"
+    rc.write_text(rc_text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "MATPLOTLIB"))}
+    env.update(PYTHONPATH=str(ROOT), MPLBACKEND="Agg", MATPLOTLIBRC=str(rc), MPLCONFIGDIR=str(work / "cfg"))
+    return subprocess.Popen([sys.executable, "-c", DRAW, str(out)], cwd=work, env=env, stderr=subprocess.PIPE, text=True), out
+
+
+def test_hostile_matplotlibrc_leaves_figure_bytes_unchanged(tmp_path):
+    jobs = [_draw(tmp_path, "plain", ""), _draw(tmp_path, "hostile", HOSTILE_RC)]
+    for proc, _ in jobs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    plain, hostile = (out for _, out in jobs)
+    files = sorted(p.name for p in plain.iterdir())
+    assert files == [f"{k}.{f}" for k in ("forest", "funnel") for f in ("pdf", "png", "svg")]
+    changed = [f for f in files if (plain / f).read_bytes() != (hostile / f).read_bytes()]
+    assert not changed, f"the user's matplotlibrc changed {changed}"
+
+
+def test_callers_rcparams_are_restored(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from meta.plots import forest, funnel, save
+    from meta.pool import pool
+
+    yi, vi = np.array([0.1, 0.5, 0.3]), np.array([0.04, 0.09, 0.05])
+    with matplotlib.rc_context({"lines.linewidth": 7.0, "font.family": ["serif"], "savefig.bbox": "tight"}):
+        fig = forest(pool(yi, vi), pd.DataFrame({"label": ["a", "b", "c"], "yi": yi, "vi": vi}))
+        save(fig, tmp_path / "f", formats=("png",), dpi=72)
+        funnel(yi, vi)
+        assert matplotlib.rcParams["lines.linewidth"] == 7.0
+        assert matplotlib.rcParams["font.family"] == ["serif"]
+        assert matplotlib.rcParams["savefig.bbox"] == "tight"
+
+
+@pytest.mark.parametrize("key", ["backend", "interactive"])
+def test_style_leaves_how_matplotlib_runs_alone(key):
+    from meta.plots_style import style
+
+    assert key not in style()
