@@ -47,7 +47,7 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     for i in range(out.shape[1]):  # by position: column names need not be unique
         col = out.iloc[:, i]
         if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
-            out.isetitem(i, col.map(_safe, na_action="ignore"))
+            out.isetitem(i, col.map(_safe))  # non-text values (None, NaN, numbers) pass unchanged
     out.columns = out.columns.map(_safe)
     out.index = out.index.map(_safe)
     return out

@@ -16,6 +16,7 @@ toolbar, web agg, ``savefig.directory``, ...) are left as the user has them.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import matplotlib
 
@@ -59,7 +60,16 @@ def fixed_style(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(rc=style()):
-            return fn(*args, **kwargs)
+        # fn's warnings (stacklevel=2 there) would name this wrapper as their place: they are recorded and
+        # warned again from here once the caller's warning filters are back, so they name the caller's line
+        caught: list = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                with matplotlib.rc_context(rc=style()):
+                    return fn(*args, **kwargs)
+        finally:
+            for w in caught:
+                warnings.warn(w.message, w.category, stacklevel=2)
 
     return wrapper

@@ -92,3 +92,20 @@ def test_style_leaves_how_matplotlib_runs_alone(key):
     from meta.plots_style import style
 
     assert key not in style()
+
+
+def test_warnings_still_name_the_callers_line():
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from meta.plots import forest
+    from meta.pool import pool
+
+    yi, vi = np.array([0.1, 0.5, 0.3]), np.array([0.04, 0.09, 0.05])
+    studies = pd.DataFrame({"label": ["a very long study label that cannot fit"] * 3, "yi": yi, "vi": vi})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        forest(pool(yi, vi), studies, width_cm=6)
+    assert caught and {Path(w.filename).name for w in caught} == {Path(__file__).name}
