@@ -20,6 +20,13 @@ Claims rule (:func:`classify`), applied per analysis that names the claim in
 A claim spoken to by several analyses gets the common verdict when all
 analyses with k >= 2 share it, ``mixed`` otherwise; each analysis' verdict is
 listed.
+
+Reports carry data, never code: every text that comes from a CSV cell (titles,
+notes, favours labels, claim text, study labels from authors, cohorts, reasons)
+enters the Markdown through :func:`md_text` or :func:`md_code`, and
+:func:`markdown_to_html` renders with raw HTML off, keeps only http(s) or
+relative links and images of the results folder, and sends a
+Content-Security-Policy that forbids script and remote content.
 """
 
 from __future__ import annotations
