@@ -29,7 +29,15 @@ axes.unicode_minus: False
 """
 
 DRAW = """\
+import locale
 import sys
+if len(sys.argv) > 2:  # a decimal-comma locale where the machine has one (C.UTF-8 only: use_locale is still set)
+    for name in ("de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8"):
+        try:
+            locale.setlocale(locale.LC_ALL, name)
+            break
+        except locale.Error:
+            pass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -55,7 +63,8 @@ def _draw(tmp: Path, name: str, rc_text: str) -> tuple[subprocess.Popen, Path]:
     rc.write_text(rc_text)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MPL", "MATPLOTLIB"))}
     env.update(PYTHONPATH=str(ROOT), MPLBACKEND="Agg", MATPLOTLIBRC=str(rc), MPLCONFIGDIR=str(work / "cfg"))
-    return subprocess.Popen([sys.executable, "-c", DRAW, str(out)], cwd=work, env=env, stderr=subprocess.PIPE, text=True), out
+    argv = [sys.executable, "-c", DRAW, str(out)] + (["locale"] if rc_text else [])
+    return subprocess.Popen(argv, cwd=work, env=env, stderr=subprocess.PIPE, text=True), out
 
 
 def test_hostile_matplotlibrc_leaves_figure_bytes_unchanged(tmp_path):
@@ -70,7 +79,8 @@ def test_hostile_matplotlibrc_leaves_figure_bytes_unchanged(tmp_path):
     assert not changed, f"the user's matplotlibrc changed {changed}"
 
 
-def test_callers_rcparams_are_restored(tmp_path):
+def test_callers_rcparams_neither_change_the_figures_nor_are_changed(tmp_path):
+    """A notebook's own rcParams (plt.style.use, rc_context) do not reach our figures and are theirs again after."""
     import numpy as np
     import pandas as pd
 
@@ -78,13 +88,19 @@ def test_callers_rcparams_are_restored(tmp_path):
     from meta.pool import pool
 
     yi, vi = np.array([0.1, 0.5, 0.3]), np.array([0.04, 0.09, 0.05])
-    with matplotlib.rc_context({"lines.linewidth": 7.0, "font.family": ["serif"], "savefig.bbox": "tight"}):
-        fig = forest(pool(yi, vi), pd.DataFrame({"label": ["a", "b", "c"], "yi": yi, "vi": vi}))
-        save(fig, tmp_path / "f", formats=("png",), dpi=72)
-        funnel(yi, vi)
-        assert matplotlib.rcParams["lines.linewidth"] == 7.0
-        assert matplotlib.rcParams["font.family"] == ["serif"]
-        assert matplotlib.rcParams["savefig.bbox"] == "tight"
+    studies = pd.DataFrame({"label": ["a", "b", "c"], "yi": yi, "vi": vi})
+
+    def draw(folder):  # same file names in both folders: the SVG ids are salted with the name
+        return [p.read_bytes() for p in save(forest(pool(yi, vi), studies), tmp_path / folder / "forest", formats=("png", "svg"), dpi=72)
+                + save(funnel(yi, vi), tmp_path / folder / "funnel", formats=("png", "svg"), dpi=72)]
+
+    plain = draw("plain")
+    hostile = {"lines.linewidth": 7.0, "font.family": ["serif"], "savefig.bbox": "tight", "font.size": 15.0,
+               "xtick.major.size": 9.0, "axes.linewidth": 3.0}
+    with matplotlib.rc_context(hostile):
+        assert draw("hostile") == plain
+        for k, v in hostile.items():
+            assert matplotlib.rcParams[k] == v, k
 
 
 @pytest.mark.parametrize("key", ["backend", "interactive"])
