@@ -59,6 +59,8 @@ from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.transforms import offset_copy
 from scipy import stats
 
+from meta.plots_style import fixed_style  # drawn and saved under one style, not the user's matplotlibrc
+
 __all__ = ["forest", "funnel", "save", "format_p", "heterogeneity_line", "overall_effect_line",
            "subgroup_differences_line"]
 
@@ -376,6 +378,7 @@ def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fon
             "table_w": table_w, "gap": gap}
 
 
+@fixed_style
 def forest(
     result: Any,
     studies: pd.DataFrame | None = None,
@@ -768,6 +771,7 @@ _CONTOUR_LEVELS = (0.10, 0.05, 0.01)
 _CONTOUR_SHADES = ("white", "#e4e4e4", "#c4c4c4", "#a0a0a0")  # p > .10, .05-.10, .01-.05, < .01
 
 
+@fixed_style
 def funnel(
     yi: Any = None,
     vi: Any = None,
@@ -996,6 +1000,7 @@ def _nice_step_ceil(x: float) -> float:
 # --------------------------------------------------------------------------
 # saving
 # --------------------------------------------------------------------------
+@fixed_style
 def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", "pdf"), dpi: int = 300) -> list[Path]:
     """Write ``fig`` as ``<stem>.<format>`` for each format; return the paths.
 

@@ -20,18 +20,27 @@ Claims rule (:func:`classify`), applied per analysis that names the claim in
 A claim spoken to by several analyses gets the common verdict when all
 analyses with k >= 2 share it, ``mixed`` otherwise; each analysis' verdict is
 listed.
+
+Reports carry data, never code: every text that comes from a CSV cell (titles,
+notes, favours labels, claim text, study labels from authors, cohorts, reasons)
+enters the Markdown through :func:`md_text` or :func:`md_code`, and
+:func:`markdown_to_html` renders with raw HTML off, keeps only http(s) or
+relative links and images of the results folder, and sends a
+Content-Security-Policy that forbids script and remote content.
 """
 
 from __future__ import annotations
 
-import html as _html
 import math
 import re
+import urllib.parse
 
 import numpy as np
 import pandas as pd
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
 
-__all__ = ["classify", "claims_table", "render", "markdown_to_html", "VERDICTS"]
+__all__ = ["classify", "claims_table", "render", "markdown_to_html", "md_text", "md_code", "VERDICTS"]
 
 VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
 
@@ -232,18 +241,71 @@ def _coverage_md(cov: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- markdown
 
+_WS = re.compile(r"[\s\x00-\x1f\x7f\x85\u2028\u2029]+")
+# inline punctuation that CommonMark would read: backslash, code, emphasis, link/image brackets, raw HTML and
+# autolinks (<), table cells (|), strikethrough (~, GFM), entity references (&name; &#1;), and _ except
+# inside a word (where it never makes emphasis, so identifiers like peak_hip_adduction stay readable)
+_INLINE_ESC = re.compile(r"[\\`*\[\]<|~]|&(?=#?[0-9A-Za-z]+;)|_(?![^\W_])|(?<![^\W_])_")
+_ORDERED = re.compile(r"^(\d{1,9})([.)])")
+
+
+def _plain(s) -> str:
+    if s is None or (isinstance(s, float) and not np.isfinite(s)) or s is pd.NA:
+        return ""
+    return _WS.sub(" ", str(s)).strip()
+
+
+def md_text(s, *, cell: bool = False) -> str:
+    """Text from a CSV cell as Markdown that shows exactly that text and nothing else.
+
+    Newlines, CR, tabs and other control characters collapse to one space (no
+    text can end our line and start a heading or table row of its own); the
+    inline punctuation CommonMark acts on is backslash-escaped, so no text
+    opens a link, image, code span, emphasis, autolink, HTML tag, entity or
+    table cell; and a leading character that would start a block (``#``,
+    ``>``, ``+``, ``-``, ``=``, ``1.``/``1)``) is escaped too. ``( ) { } . !``
+    need no escape once ``[``, ``]`` and the line start are safe; leaving them
+    keeps numbers and prose in report.md readable. ``cell=True`` (pipe-table
+    cells, which never start a line) skips the block rule.
+    """
+    t = _INLINE_ESC.sub(lambda m: "\\" + m.group(0), _plain(s))
+    if not cell:
+        if t[:1] in ("#", ">", "+", "-", "="):
+            t = "\\" + t
+        else:
+            t = _ORDERED.sub(r"\1\\\2", t)
+    return t
+
+
+def md_code(s) -> str:
+    """Text from a CSV cell as a code span (shown verbatim; backticks in it cannot end the span)."""
+    t = _plain(s)
+    if not t:
+        return ""
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t[0] == "`" or t[-1] == "`" else ""
+    return f"{fence}{pad}{t}{pad}{fence}"
+
+
+# a cell of numbers, signs, brackets and percent ("0.42 [-0.87, 1.71]", "20.81 (<0.001)") without "](" cannot be
+# read as anything but text in a table cell: no link (needs "](", the report has no reference definitions), no
+# autolink or tag ("<" before a digit), no emphasis or code; such cells skip the escapes so report.md stays readable
+_NUMERIC_CELL = re.compile(r"^[0-9 .,+\-\u2212%<\[\]()]*$")
+
+
+def _md_cell(v) -> str:
+    t = _plain(v)
+    return t if _NUMERIC_CELL.match(t) and "](" not in t else md_text(t, cell=True)
+
 
 def _md_table(df: pd.DataFrame) -> str:
+    """A pipe table; every header and cell passes through :func:`md_text` (numbers-only cells need no escapes)."""
     if df is None or len(df) == 0:
         return "_(none)_\n"
-    cols = [str(c) for c in df.columns]
+    cols = [_md_cell(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
     for _, row in df.iterrows():
-        cells = []
-        for v in row:
-            s = "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else str(v)
-            cells.append(s.replace("|", "\\|").replace("\n", " "))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -322,14 +384,14 @@ def _study_table(run) -> pd.DataFrame:
 
 def _run_section(run) -> str:
     a = run.analysis
-    out = [f"### {a.title} (`{a.analysis_id}`)\n"]
+    out = [f"### {md_text(a.title)} ({md_code(a.analysis_id)})\n"]
     filt = "; ".join(str(f) for f in a.effective_filters)
     out.append(
-        f"Outcome `{'|'.join(a.outcomes)}`, comparison `{a.comparison}`, filters `{filt}`, "
-        f"SMD convention `{a.smd_convention}`. {a.favours_left} <- 0 -> {a.favours_right}.\n"
+        f"Outcome {md_code('|'.join(a.outcomes))}, comparison {md_code(a.comparison)}, filters {md_code(filt) or 'none'}, "
+        f"SMD convention {md_code(a.smd_convention)}. {md_text(a.favours_left)} <- 0 -> {md_text(a.favours_right)}.\n"
     )
     if a.notes:
-        out.append(f"Note: {a.notes}\n")
+        out.append(f"Note: {md_text(a.notes)}\n")
     if run.k == 0:
         out.append(f"**No usable data.** {len(run.matched)} matching row(s), none with a usable SMD.\n")
     else:
@@ -356,19 +418,19 @@ def _run_section(run) -> str:
         for fig in run.figures:
             if fig.endswith(".png"):
                 kind = "Forest" if "_forest" in fig else "Funnel"
-                out.append(f"\n![{kind} plot: {a.analysis_id}]({fig})\n")
+                out.append(f"\n![{kind} plot: {md_text(a.analysis_id)}]({urllib.parse.quote(fig)})\n")
     if len(run.set_aside):
         out.append("\nSet aside (unit of analysis):\n")
         for _, s in run.set_aside.iterrows():
-            out.append(f"- {s['study_id']} ({s.get('task', '')}, {s['route']}): {s['reason']}")
+            out.append(f"- {md_text(s['study_id'])} ({md_text(s.get('task', ''))}, {md_text(s['route'])}): {md_text(s['reason'])}")
         out.append("")
     if len(run.unusable):
         out.append("\nMatching rows without a usable SMD:\n")
         for _, s in run.unusable.iterrows():
-            out.append(f"- {s['study_id']} `{s['outcome']}`: {s.get('reason', '') or 'no route'}")
+            out.append(f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: {md_text(s.get('reason', '')) or 'no route'}")
         out.append("")
     for n in run.notes:
-        out.append(f"\nNote: {n}\n")
+        out.append(f"\nNote: {md_text(n)}\n")
     return "\n".join(out) + "\n"
 
 
@@ -466,7 +528,7 @@ def render(res) -> str:
                 "I² %": [_f(x, 1) for x in lo["i2"]],
             }
         )
-        out.append(f"**{r.analysis.analysis_id}** (all: {_ci(r.result)})\n")
+        out.append(f"**{md_text(r.analysis.analysis_id)}** (all: {_ci(r.result)})\n")
         out.append(_md_table(t))
         out.append("")
     if not any_loo:
@@ -480,9 +542,9 @@ def render(res) -> str:
     single = [r for r in runs if r.k == 1]
     none = [r for r in runs if r.k == 0]
     out.append("### Single-study analyses\n")
-    out.append("\n".join(f"- `{r.analysis.analysis_id}` ({r.analysis.title}): {r.rows['study_id'].iloc[0]}, SMD {_ci(r.result)}" for r in single) or "_(none)_")
+    out.append("\n".join(f"- {md_code(r.analysis.analysis_id)} ({md_text(r.analysis.title)}): {md_text(r.rows['study_id'].iloc[0])}, SMD {_ci(r.result)}" for r in single) or "_(none)_")
     out.append("\n### No usable data\n")
-    out.append("\n".join(f"- `{r.analysis.analysis_id}` ({r.analysis.title}): {len(r.matched)} matching row(s)" for r in none) or "_(none)_")
+    out.append("\n".join(f"- {md_code(r.analysis.analysis_id)} ({md_text(r.analysis.title)}): {len(r.matched)} matching row(s)" for r in none) or "_(none)_")
     out.append("\n### Outcome rows with no usable route\n")
     e = res.effects
     bad = e.loc[~np.isfinite(pd.to_numeric(e["yi"], errors="coerce"))]
@@ -493,89 +555,75 @@ def render(res) -> str:
         out.append("_(none)_\n")
     out.append("\n### Rows set aside by the unit-of-analysis rule\n")
     aside = [(r.analysis.analysis_id, s) for r in runs for _, s in r.set_aside.iterrows()]
-    out.append("\n".join(f"- `{aid}`: {s['study_id']} ({s['route']}): {s['reason']}" for aid, s in aside) or "_(none)_")
+    out.append("\n".join(f"- {md_code(aid)}: {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}" for aid, s in aside) or "_(none)_")
     out.append("")
     return "\n".join(out) + "\n"
 
 
 # --------------------------------------------------------------------------- html
 
-_INLINE = [
-    (re.compile(r"!\[([^\]]*)\]\(([^)]+)\)"), r'<img alt="\1" src="\2" style="max-width:100%">'),
-    (re.compile(r"\[([^\]]+)\]\(([^)]+)\)"), r'<a href="\2">\1</a>'),
-    (re.compile(r"\*\*([^*]+)\*\*"), r"<strong>\1</strong>"),
-    (re.compile(r"(?<![\w*])\*([^*]+)\*(?![\w*])"), r"<em>\1</em>"),
-    (re.compile(r"(?<!\w)_\(([^)]*)\)_(?!\w)"), r"<em>(\1)</em>"),
-    (re.compile(r"`([^`]+)`"), r"<code>\1</code>"),
-]
+#: the page may load nothing but its own images and its inline stylesheet: no script, no remote content,
+#: whatever the Markdown holds (a second line of defence behind md_text and the link rules below)
+CSP = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+_STYLE = (
+    "body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em;line-height:1.4}"
+    "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%;vertical-align:top}"
+    "th{background:#eee}img{max-width:100%}code{background:#f4f4f4;padding:0 2px}"
+)
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def _inline(text: str) -> str:
-    t = _html.escape(text, quote=False).replace("\\|", "|")
-    for rx, rep in _INLINE:
-        t = rx.sub(rep, t)
-    return t
+def _link_ok(url: str) -> bool:
+    """Links may go to http(s) addresses or relative paths; nothing else (javascript:, data:, file:, ...)."""
+    u = url.strip()
+    if _SCHEME.match(u):
+        return u.lower().startswith(("http://", "https://"))
+    return not u.startswith("//")  # protocol-relative = remote
+
+
+def _image_ok(src: str) -> bool:
+    """Images only from the results folder: a relative path that does not climb out of it."""
+    u = src.strip()
+    if not u or _SCHEME.match(u) or u.startswith(("/", "\\")):
+        return False
+    parts = urllib.parse.unquote(u).replace("\\", "/").split("/")
+    return ".." not in parts
+
+
+def _image_rule(self, tokens, idx, options, env) -> str:
+    tok = tokens[idx]
+    alt = self.renderInlineAsText(tok.children or [], options, env)
+    src = tok.attrGet("src") or ""
+    if not _image_ok(str(src)):
+        return escapeHtml(alt)  # a remote or scripted image shows as its alt text
+    return f'<img alt="{escapeHtml(alt)}" src="{escapeHtml(str(src))}">'
+
+
+def _markdown() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.validateLink = _link_ok  # an invalid link stays text; an invalid image gets src="" and is dropped below
+    md.add_render_rule("image", _image_rule)
+    return md
 
 
 def markdown_to_html(md: str, title: str = "report") -> str:
-    """Minimal Markdown -> HTML for the constructs :func:`render` emits.
+    """``report.html``: the Markdown of :func:`render` as one self-contained page.
 
-    Handles ATX headings, pipe tables, ``- `` lists, images, links, bold,
-    italics, code spans and paragraphs; anything else passes as text.
+    CommonMark plus pipe tables (markdown-it-py) with raw HTML switched off,
+    links only to http(s) or relative addresses, images only from the results
+    folder, and a Content-Security-Policy (:data:`CSP`) that forbids script and
+    remote content in the browser.
     """
-    lines = md.splitlines()
-    out = [
-        "<!DOCTYPE html>",
-        f'<html><head><meta charset="utf-8"><title>{_html.escape(title)}</title>',
-        "<style>body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em}"
-        "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%}"
-        "th{background:#eee}</style></head><body>",
-    ]
-    i = 0
-    para: list[str] = []
-
-    def flush():
-        if para:
-            out.append("<p>" + _inline(" ".join(para)) + "</p>")
-            para.clear()
-
-    while i < len(lines):
-        ln = lines[i]
-        if not ln.strip():
-            flush()
-            i += 1
-            continue
-        m = re.match(r"^(#{1,6})\s+(.*)$", ln)
-        if m:
-            flush()
-            n = len(m.group(1))
-            out.append(f"<h{n}>{_inline(m.group(2))}</h{n}>")
-            i += 1
-            continue
-        if ln.startswith("|") and i + 1 < len(lines) and re.match(r"^\|\s*-{3}", lines[i + 1]):
-            flush()
-
-            def cells(s):
-                s = s.strip().strip("|")
-                return [c.strip() for c in re.split(r"(?<!\\)\|", s)]
-
-            out.append("<table><thead><tr>" + "".join(f"<th>{_inline(c)}</th>" for c in cells(ln)) + "</tr></thead><tbody>")
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                out.append("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in cells(lines[i])) + "</tr>")
-                i += 1
-            out.append("</tbody></table>")
-            continue
-        if ln.startswith("- "):
-            flush()
-            out.append("<ul>")
-            while i < len(lines) and lines[i].startswith("- "):
-                out.append(f"<li>{_inline(lines[i][2:])}</li>")
-                i += 1
-            out.append("</ul>")
-            continue
-        para.append(ln.strip())
-        i += 1
-    flush()
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"
+    body = _markdown().render(md)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
+        f"<title>{escapeHtml(title)}</title>\n"
+        f"<style>{_STYLE}</style>\n"
+        "</head><body>\n"
+        f"{body}"
+        "</body></html>\n"
+    )

@@ -817,24 +817,26 @@ def _replace_result(res: ReproduceResult, elapsed: float) -> ReproduceResult:
 
 def write_tables(res: ReproduceResult, folder: Path) -> None:
     """The CSV outputs: effect_sizes, pooled, sensitivity, leave_one_out, set_aside, gaps, claims, coverage."""
-    res.effects.to_csv(folder / "effect_sizes.csv", index=False)
-    res.to_frame().to_csv(folder / "pooled.csv", index=False)
-    res.sensitivity.to_csv(folder / "sensitivity.csv", index=False)
+    from meta._csvsafe import write_csv  # a text cell a spreadsheet would run as a formula gets a leading '
+
+    write_csv(res.effects, folder / "effect_sizes.csv")
+    write_csv(res.to_frame(), folder / "pooled.csv")
+    write_csv(res.sensitivity, folder / "sensitivity.csv")
     loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id) for r in res.runs if r.leave_one_out is not None]
     if loo:
         df = pd.concat(loo, ignore_index=True)
         df = df[["analysis_id"] + [c for c in df.columns if c != "analysis_id"]]
-        df.to_csv(folder / "leave_one_out.csv", index=False)
+        write_csv(df, folder / "leave_one_out.csv")
     aside = [
         r.set_aside.assign(analysis_id=r.analysis.analysis_id)[["analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
         for r in res.runs
         if len(r.set_aside)
     ]
     if aside:
-        pd.concat(aside, ignore_index=True).to_csv(folder / "set_aside.csv", index=False)
-    res.claims.to_csv(folder / "claims.csv", index=False)
+        write_csv(pd.concat(aside, ignore_index=True), folder / "set_aside.csv")
+    write_csv(res.claims, folder / "claims.csv")
     if res.coverage is not None:
-        res.coverage.to_csv(folder / "coverage.csv", index=True)
+        write_csv(res.coverage, folder / "coverage.csv", index=True)
 
 
 def reproduce_cli(data_dir, out_dir) -> int:
