@@ -12,13 +12,18 @@ Public functions:
 * :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
   NaN padding for ragged rows), same estimators as :func:`pool`.
 
-Estimators (``method``): ``"FE"`` (inverse variance, fixed/common effect),
-``"DL"`` (DerSimonian & Laird 1986), ``"REML"`` (Viechtbauer 2005), ``"PM"``
-(Paule & Mandel 1982).  tau2 is never negative: unlike statsmodels 0.15
-``combine_effects(method_re="chi2")``, which returns negative tau2 when
-Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
-fails to converge: Fisher scoring with step-halving, then brentq on the REML
-score (see :mod:`meta._estimators` for every formula and its source).
+Estimators (``method``, metafor's names, any case): ``"FE"`` (inverse
+variance, fixed/common effect; also ``"EE"``, ``"CE"``), ``"DL"``
+(DerSimonian & Laird 1986), ``"HE"`` (Hedges 1983), ``"HS"`` (Hunter &
+Schmidt), ``"SJ"`` (Sidik & Jonkman 2005), ``"ML"`` and ``"REML"``
+(Viechtbauer 2005), ``"PM"`` (Paule & Mandel 1982) and ``"EB"`` (empirical
+Bayes, Morris 1983; the same root as PM).  tau2 is never negative: unlike
+statsmodels 0.15 ``combine_effects(method_re="chi2")``, which returns
+negative tau2 when Q < k - 1, every estimator here is truncated at 0 as in
+metafor.  ML and REML return the global maximum of the (restricted)
+likelihood over tau2 >= 0, also where metafor's Fisher scoring stops at 0
+(see :mod:`meta._estimators` for every formula and its source).  ``level``
+may be given as a percentage (``95``), as in metafor.
 
 ``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
 Jonkman 2002): the variance of the estimate multiplied by
@@ -50,12 +55,7 @@ __all__ = [
     "subgroups",
 ]
 
-_MODEL_NAMES = {
-    "FE": "Fixed-Effects Model",
-    "DL": "Random-Effects Model",
-    "REML": "Random-Effects Model",
-    "PM": "Random-Effects Model",
-}
+_MODEL_NAMES = {m: "Fixed-Effects Model" if m == "FE" else "Random-Effects Model" for m in _est.METHODS}
 
 _INF_BITS = np.array(np.inf).view(np.int64)
 _CHUNK = 8192  # at most this many rows per block in pool_many (bounds memory) ...
@@ -83,6 +83,24 @@ def _as_1d(x, name: str) -> np.ndarray:
     if a.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional; got shape {a.shape}")
     return a
+
+
+def _method_level(method, level) -> tuple[str, float]:
+    """Canonical ``method`` and ``level`` in metafor's conventions: methods
+    case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
+    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` of 1 to 100 is a
+    percentage (``95`` = 0.95), as metafor's ``level=95``."""
+    m = method.upper() if isinstance(method, str) else method
+    m = _est.METHOD_ALIASES.get(m, m)
+    if m not in _est.METHODS:
+        names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
+        raise ValueError(f"method must be one of {names} (any case); got {method!r}")
+    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+    if ok and 1 < level < 100:
+        level = level / 100.0
+    if not (ok and 0 < level < 1):
+        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    return m, float(level)
 
 
 def _check_options(method, test, level, pi) -> None:
@@ -253,6 +271,7 @@ def pool(yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi
     as metafor does.  Raises ``ValueError`` naming the argument and the
     positions for mismatched lengths, empty input, NaN/inf, or ``vi <= 0``.
     """
+    method, level = _method_level(method, level)
     _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
@@ -293,6 +312,7 @@ def leave_one_out(yi, vi, *, method: str = "DL", labels=None, test: str = "z", l
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
     k = 1).
     """
+    method, level = _method_level(method, level)
     _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
@@ -317,6 +337,7 @@ def cumulative(yi, vi, order=None, *, method: str = "DL", labels=None, test: str
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
     the studies added so far.
     """
+    method, level = _method_level(method, level)
     _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     k = y.size
@@ -380,6 +401,7 @@ def subgroups(yi, vi, groups, *, method: str = "DL", test: str = "z", level: flo
     """Fit one model per subgroup and the overall model, and test for
     subgroup differences (see :class:`SubgroupResult`).  Subgroups keep their
     order of first appearance in ``groups``; keys are ``str(label)``."""
+    method, level = _method_level(method, level)
     _check_options(method, test, level, pi)
     y, v = _check_pair(yi, vi)
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
@@ -550,6 +572,7 @@ def pool_many(
     ``yi`` is infinite, or ``vi`` is not finite and > 0 where ``yi`` is
     finite.
     """
+    method, level = _method_level(method, level)
     _check_options(method, test, level, pi)
     fast = _use_fast(engine, method, test)
     index = yi.index if isinstance(yi, pd.DataFrame) else None
@@ -599,7 +622,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
             keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
             np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
             np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
-            mk = ~pad if method in ("REML", "PM") else None
+            mk = ~pad if method in _est.NEEDS_MASK else None
             yb, vb = yc.view(np.int64), vc.view(np.int64)
             yb &= keep
             vb &= keep

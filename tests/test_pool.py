@@ -234,10 +234,10 @@ def test_bad_input_raises_value_error_naming_argument_and_positions(yi, vi, matc
 @pytest.mark.parametrize(
     "kw,match",
     [
-        (dict(method="HS"), "method must be one of"),
+        (dict(method="HSk"), "method must be one of"),
         (dict(test="knha"), "test must be"),
         (dict(pi="riley"), "pi must be"),
-        (dict(level=95), "level must be"),
+        (dict(level=100), "level must be"),
     ],
 )
 def test_bad_options_raise(kw, match):
