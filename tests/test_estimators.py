@@ -172,7 +172,7 @@ def test_leave_one_out_and_cumulative_match_metafor(name, method):
         # 0.0029, negative score) ends at tau2 ~ 0; the ML maximum of
         # metafor's logLik is interior, 0.19 log-likelihood units higher
         prof = REF["bcg_cumul6_ml"]
-        assert higher == 1 and prof["metafor_tau2"] < 1e-10 and prof["loglik"] - prof["loglik0"] > 0.1
+        assert higher == 1 and prof["metafor_tau2"] < 1e-5 and prof["loglik"] - prof["loglik0"] > 0.1
         assert df["tau2"].iloc[5] == pytest.approx(prof["tau2"], rel=1e-4)
         y6, v6 = subsets[5]
         assert loglik_metafor_scale(y6, v6, df["tau2"].iloc[5], "ML") >= prof["loglik"] - 1e-9
