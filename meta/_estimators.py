@@ -354,13 +354,17 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     keeps 0.  So neither an overshooting step nor a stationary point that is
     a minimum can end the search, and no start value matters.  The spacing
     (factor sqrt(2)) is empirical: a pair of roots closer than that would be
-    missed; on 120,000 random sets (tests/test_estimators.py's generator)
-    even a factor 4 found every maximum of a 1200-point grid refined twice.  Where
-    metafor's Fisher scoring converges to the global maximum it is the same
-    root; metafor stops at 0 when its start (HE) is 0 and the score there is
-    negative, even if an interior maximum is higher (see
-    docs/DEVELOPING.md), and its ``ll0check`` moves a stuck interior root to
-    0 -- we return the global maximum in both cases."""
+    missed; on 60,000 random sets each for REML and ML (the generator of
+    tests/test_estimators.py) even a factor 4 found every maximum of a dense
+    grid (1200 points, refined twice).
+
+    Where metafor's Fisher scoring (start: HE) converges to the global
+    maximum, ours is the same root.  But metafor stops at 0 whenever the
+    score at its start is negative and the iteration slides to the boundary
+    (a local maximum there), even when an interior maximum is higher -- e.g.
+    HE = 0 with a negative score at 0, or ML on the first 6 trials of
+    dat.bcg by year (tests/test_estimators.py); its ``ll0check`` likewise
+    only ever moves a root to 0.  We return the global maximum."""
     tau2 = np.zeros(y.shape[1])
     cols = np.flatnonzero(k > 1)
     if cols.size == 0:

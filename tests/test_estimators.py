@@ -273,13 +273,13 @@ def _random_sets(n_sets, seed):
 
 def _grid_max(y, v, mask, k, ml):
     """Maximum of the (restricted) log-likelihood of each column over tau2 in
-    {0} and 1200 log-spaced points from 1e-6 min(v) to 1e3 (max(v) + range(y)^2),
-    refined twice by 41 points between the neighbours of the best point."""
+    {0} and 600 log-spaced points from 1e-6 min(v) to 1e3 (max(v) + range(y)^2),
+    refined three times by 41 points between the neighbours of the best point."""
     big = 1e300
     rng_y = np.where(mask, y, -big).max(0) - np.where(mask, y, big).min(0)
     lo = 1e-6 * np.where(mask, v, big).min(0)
     hi = 1e3 * (np.where(mask, v, 0).max(0) + rng_y**2)
-    frac = np.linspace(0, 1, 1200)[:, None]
+    frac = np.linspace(0, 1, 600)[:, None]
     grid = np.vstack([np.zeros((1, y.shape[1])), lo * (hi / lo) ** frac])
 
     def ll(t):
@@ -288,7 +288,7 @@ def _grid_max(y, v, mask, k, ml):
     vals = np.array([ll(g) for g in grid])
     best = vals.max(0)
     cols = np.arange(y.shape[1])
-    for _ in range(2):
+    for _ in range(3):
         j = vals.argmax(0)
         a = grid[np.maximum(j - 1, 0), cols]
         b = grid[np.minimum(j + 1, grid.shape[0] - 1), cols]
@@ -330,9 +330,10 @@ def test_pm_eb_root_is_unique_and_solves_the_estimating_equation(method):
 
 
 def test_scan_finds_every_local_maximum_and_picks_the_highest():
-    """On metafor_stuck_ml the ML score has a root near 0 is absent (score(0) <
-    0), a local minimum, then the maximum: the stationary point that is a
-    minimum must not be returned, nor the boundary."""
+    """On metafor_stuck_ml the ML score is negative at 0 (a local maximum at
+    the boundary), changes sign - to + at a local minimum, then + to - at
+    the global maximum: neither the minimum nor the boundary may be
+    returned."""
     case = CASES["metafor_stuck_ml"]
     y, v = np.array(case["yi"])[:, None], np.array(case["vi"])[:, None]
     mask = np.ones_like(y, bool)
