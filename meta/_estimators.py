@@ -377,8 +377,9 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     frac = np.linspace(0.0, 1.0, g)[:, None]
     grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (g + 1) x m
     s = np.empty_like(grid)
-    for j in range(grid.shape[0]):
-        s[j] = reml_score(yc, vc, grid[j], ml=ml)
+    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
+        for j in range(grid.shape[0]):
+            s[j] = reml_score(yc, vc, grid[j], ml=ml)
     jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
     if jj.size == 0:
         return tau2
