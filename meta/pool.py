@@ -88,8 +88,10 @@ def _as_1d(x, name: str) -> np.ndarray:
 def _method_level(method, level) -> tuple[str, float]:
     """Canonical ``method`` and ``level`` in metafor's conventions: methods
     case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
-    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` of 1 to 100 is a
-    percentage (``95`` = 0.95), as metafor's ``level=95``."""
+    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
+    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
+    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
+    as alpha is not copied)."""
     m = method.upper() if isinstance(method, str) else method
     m = _est.METHOD_ALIASES.get(m, m)
     if m not in _est.METHODS:
