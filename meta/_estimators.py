@@ -20,29 +20,27 @@ J Stat Softw 36(3)):
 * Cochran's ``Q = sum(w0 (y - est0)^2)`` with ``w0 = 1 / v``;
 * DerSimonian & Laird (1986):
   ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
-* REML (Viechtbauer 2005, eqs. 10-12): root of the restricted score
-  ``y'PPy - tr(P)`` with ``y'PPy = sum(w^2 (y - est)^2)``,
-  ``tr(P) = sum(w) - sum(w^2)/sum(w)``, by Fisher scoring
-  (step ``(y'PPy - tr P) / tr(PP)``) from the truncated Hedges (HE) estimate,
-  as metafor, except that the observed information ``2 y'PPPy - tr(PP)``
-  replaces ``tr(PP)`` where it is positive (a Newton step: Fisher scoring
-  alone converges only linearly, slowly when tr(PP) overstates the
-  curvature).  A step that leaves the current bracket ``[lo, hi]`` (last
-  points with positive / negative score), or that is not at most half the
-  previous step once the root is bracketed (Fisher scoring can oscillate
-  around the root; Press et al. 2007, ``rtsafe``), is replaced by bisection
-  (step-halving); a step below 0 when no point with a positive score is
-  known (the score at 0 is <= 0) ends at the boundary ``tau2 = 0``.  Rows
-  still moving after ``MAXITER`` steps are solved by
-  :func:`scipy.optimize.brentq` on the score over ``[0, upper]``.  As
-  metafor (``ll0check``), a root whose restricted log-likelihood is below
-  that at ``tau2 = 0`` is replaced by 0;
-* Paule & Mandel (1982): root of the generalised ``Q(tau2) = k - 1``, with
-  ``Q(tau2) = sum(w (y - est)^2)`` decreasing in tau2 and
+* Hedges (1983) "HE", Hunter & Schmidt "HS", Sidik & Jonkman (2005) "SJ":
+  closed forms as metafor 3.8 (see :func:`tau2_he`, :func:`tau2_hs`,
+  :func:`tau2_sj`), truncated at 0;
+* REML and ML (Viechtbauer 2005, eqs. 8-12): the global maximiser of the
+  restricted (full) log-likelihood over ``tau2 >= 0``.  The score
+  (REML ``y'PPy - tr(P)`` with ``y'PPy = sum(w^2 (y - est)^2)``,
+  ``tr(P) = sum(w) - sum(w^2)/sum(w)``; ML ``y'PPy - sum(w)``) is scanned
+  on a log grid up to a proven upper bound of every root; each sign change
+  + to - (a local maximum) is solved by Newton steps with the observed
+  information (Fisher's where that is not positive), bisection as
+  safeguard (Press et al. 2007, ``rtsafe``), brentq as last resort; the
+  highest of these and the boundary 0 wins (:func:`tau2_mle`).  metafor
+  instead runs Fisher scoring from the HE estimate and can stop at 0 below
+  a higher interior maximum;
+* Paule & Mandel (1982) "PM" and empirical Bayes (Morris 1983) "EB": root
+  of the generalised ``Q(tau2) = k - 1``, with ``Q(tau2) = sum(w (y -
+  est)^2)`` strictly decreasing in tau2 (so the root is unique) and
   ``Q(var(y)) <= k - 1``, so the root is bracketed in ``[0, var(y)]``;
   Newton steps (``dQ/dtau2 = -sum(w^2 (y - est)^2)``, DerSimonian & Kacker
   2007) kept inside the bracket, brentq as fallback; 0 when
-  ``Q(0) < k - 1`` (metafor's rule);
+  ``Q(0) <= k - 1`` (metafor's rule);
 * tests (metafor 3.8.1 ``rma.uni(test=)``; all fall back to z for k = 1, as
   metafor): ``"z"`` (Wald, normal); ``"hksj"`` = metafor ``"knha"`` (Knapp &
   Hartung 2003): ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)``
@@ -72,7 +70,9 @@ import math
 import numpy as np
 from scipy import optimize, special
 
-METHODS = ("FE", "DL", "REML", "PM")
+METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "HS", "SJ", "EB")  # canonical names, metafor's spelling
+METHOD_ALIASES = {"EE": "FE", "CE": "FE"}  # metafor 3.8: equal / common effects = FE
+NEEDS_MASK = frozenset({"REML", "PM", "ML", "HE", "SJ", "EB"})  # fit_core needs ``mask`` for these
 TESTS = ("z", "hksj", "adhoc", "t")
 TEST_ALIASES = {"knha": "hksj"}  # metafor's name
 ADJUSTED_TESTS = ("hksj", "adhoc")  # se multiplied by sqrt(s2w)
@@ -199,11 +199,23 @@ def tau2_dl(q, k, sw0, sw0sq):
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
 
 
-def tau2_he(y, v, mask, k):
-    """Hedges (1983) estimator, truncated at 0 (metafor's REML start):
-    ``(sum((y - ybar)^2) - (k-1)/k sum(v)) / (k - 1)``."""
+def tau2_hs(q, k, sw0):
+    """Hunter & Schmidt (2004) estimator as metafor 3.8 ``method="HS"``:
+    ``max(0, (Q - k) / sum(1/v))`` (Viechtbauer et al. 2015, Res Synth
+    Methods 6:306, eq. 7; note ``k``, not ``k - 1``)."""
+    return np.where(k > 1, np.maximum((q - k) / sw0, 0.0), 0.0)
+
+
+def _centred(y, mask, k):
+    """``y - ybar`` (unweighted mean) at the studies, 0 at padding."""
     ybar = _csum(y) / k
-    d = np.where(mask, y - ybar, 0.0)
+    return np.where(mask, y - ybar, 0.0)
+
+
+def tau2_he(y, v, mask, k):
+    """Hedges (1983) estimator, truncated at 0 (metafor ``method="HE"``):
+    ``(sum((y - ybar)^2) - (k-1)/k sum(v)) / (k - 1)`` (Viechtbauer 2005, eq. 6)."""
+    d = _centred(y, mask, k)
     rss = _csum(d * d)
     sv = _csum(np.where(mask, v, 0.0))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -211,38 +223,59 @@ def tau2_he(y, v, mask, k):
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
 
 
-def reml_loglik(y, v, mask, tau2):
+def tau2_sj(y, v, mask, k):
+    """Sidik & Jonkman (2005, J Biopharm Stat 15:823) estimator with
+    metafor's default start ``tau2_0 = sum((y - ybar)^2) / k``:
+    ``tau2 = tau2_0 sum(w (y - est)^2) / (k - 1)``, ``w = 1 / (v + tau2_0)``."""
+    d = _centred(y, mask, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t0 = _csum(d * d) / k
+        w, sw, est = _sums(y, v, t0)
+        r = y - est
+        t = t0 * _dot(w * r, r) / (k - 1)
+    return np.where(k > 1, np.maximum(t, 0.0), 0.0)
+
+
+def reml_loglik(y, v, mask, tau2, ml=False):
     """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
     ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
-    (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``)."""
+    (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``); with ``ml``
+    the log-likelihood up to ``-k/2 log(2 pi)``, without the ``log sum(w)``
+    term (Viechtbauer 2005, eq. 8; metafor's constant exactly)."""
     w, sw, est = _sums(y, v, tau2)
     r = y - est
     logw = np.log(w, out=np.zeros_like(w), where=mask)
-    return -0.5 * (-_csum(logw) + np.log(sw) + _csum(w * r * r))
+    return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
 
 
-def reml_score(y, v, tau2, info=False):
+def reml_score(y, v, tau2, info=False, ml=False):
     """REML score ``y'PPy - tr(P)`` (twice the derivative of the restricted
     log-likelihood) and, if ``info``, the information used for the step: the
     observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
     else the Fisher information
-    ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``."""
+    ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``.
+    With ``ml`` the ML score ``y'PPy - sum(w)`` and information
+    ``2 y'PPPy - sum(w^2)`` (Newton) or ``sum(w^2)`` (Fisher; Viechtbauer
+    2005, eq. 9)."""
     w, sw, est = _sums(y, v, tau2)
     wr = y - est
     wr *= w  # u = Py = w (y - est)
     w2 = w * w
     sw2 = _csum(w2)
-    score = _csum(np.square(wr, out=w2 if not info else None)) - (sw - sw2 / sw)
+    score = _csum(np.square(wr, out=w2 if not info else None)) - (sw if ml else sw - sw2 / sw)
     if not info:
         return score
-    sw3 = _csum(np.multiply(w2, w, out=w2))
-    tr_pp = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
-    # observed information -d(score)/dtau2 = 2 y'PPPy - tr(PP), with
+    if ml:
+        fisher = sw2
+    else:
+        sw3 = _csum(np.multiply(w2, w, out=w2))
+        fisher = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    # observed information -d(score)/dtau2 = 2 y'PPPy - fisher, with
     # y'PPPy = u'Pu = sum(w u^2) - sum(w u)^2 / sum(w)
     wu = np.multiply(wr, w, out=w2)
     upu = _csum(wu * wr) - _csum(wu) ** 2 / sw
-    obs = 2.0 * upu - tr_pp
-    return score, np.where(obs > 0, obs, tr_pp)
+    obs = 2.0 * upu - fisher
+    return score, np.where(obs > 0, obs, fisher)
 
 
 def _scale(v, mask, k):
@@ -250,141 +283,178 @@ def _scale(v, mask, k):
     return _csum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
 
 
-def _upper_bracket(f, start):
-    """Smallest ``start * 2**j`` (j >= 0) at which ``f`` is negative."""
-    hi = start
-    for _ in range(2100):
-        if f(hi) < 0:
-            return hi
-        hi *= 2.0
-    raise FloatingPointError("no upper bracket for tau2")  # pragma: no cover
+def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
+    """Root of a function ``f`` with ``f(lo) > 0 >= f(hi)`` in each column.
 
+    ``fun(y, v, t)`` (``fun(y, v, t, aux)`` if ``aux``, a per-column array,
+    is given) returns ``f(t)`` and a positive slope estimate ``g``
+    (``-df/dt`` or a bound on it); Newton steps ``t + f/g`` from the lower
+    end, replaced by bisection where they leave the current bracket or do
+    not halve the previous step (Press et al. 2007, ``rtsafe``).  Columns
+    still open after ``maxiter`` steps are finished by
+    :func:`scipy.optimize.brentq` on their bracket."""
+    root = lo.copy()
+    act = np.arange(lo.size)
+    t, lo, hi = lo.copy(), lo.copy(), hi.copy()
+    step_old = np.full(lo.size, np.inf)
+    ya, va, sa, xa = y, v, scale, aux
 
-def _brentq_cols(score, tau2, cols, y, v, scale):
-    """Bracketing fallback for single analyses: brentq on ``score`` over
-    ``[0, upper]``; 0 when the score at 0 is not positive."""
-    for i in cols:
-        yi, vi = y[:, i : i + 1], v[:, i : i + 1]
+    def call(yy, vv, t, xx):
+        return fun(yy, vv, t) if xx is None else fun(yy, vv, t, xx)
 
-        def f(t, yi=yi, vi=vi):
-            return float(score(yi, vi, np.array([t]))[0])
-
-        if f(0.0) <= 0:
-            tau2[i] = 0.0
-            continue
-        hi = _upper_bracket(f, max(tau2[i], scale[i], 1e-300) * 2.0)
-        tau2[i] = optimize.brentq(f, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
-
-
-def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
-    """REML estimate of tau2 per analysis (algorithm in the module docstring)."""
-    tau2 = tau2_he(y, v, mask, k)
-    scale = _scale(v, mask, k)
-    cols = np.flatnonzero(k > 1)
-    s0 = reml_score(y[:, cols], v[:, cols], np.zeros(cols.size))
-    start = tau2[cols]
-    go = (start > 0) | (s0 > 0)  # others: HE = 0 and score(0) <= 0 -> tau2 = 0
-    act = cols[go]
-    lo_ok = (s0 > 0)[go]
-    t = tau2[act]
-    lo = np.zeros(act.size)
-    hi = np.full(act.size, np.inf)
-    step_old = np.full(act.size, np.inf)
-    ya, va = y[:, act], v[:, act]
     for _ in range(maxiter):
         if act.size == 0:
             break
-        s, info = reml_score(ya, va, t, info=True)
-        pos, neg = s > 0, s < 0
-        lo = np.where(pos, t, lo)
-        lo_ok |= pos
-        hi = np.where(neg, t, hi)
+        f, g = call(ya, va, t, xa)
+        lo = np.where(f > 0, t, lo)
+        hi = np.where(f < 0, t, hi)
         with np.errstate(divide="ignore", invalid="ignore"):
-            new = t + s / info
-        below = new <= lo
-        to_zero = below & ~lo_ok
-        bracketed = lo_ok & np.isfinite(hi)
-        # bisect when the step leaves the bracket or fails to halve
-        # (Fisher scoring can oscillate around the root: this is where
-        # metafor's iterations run out; Press et al. 2007, rtsafe)
-        slow = bracketed & (np.abs(new - t) > 0.5 * step_old)
-        bis = (below & lo_ok) | (new >= hi) | ~np.isfinite(new) | slow
-        new = np.where(bis, np.where(np.isfinite(hi), 0.5 * (lo + hi), 2.0 * t + scale[act]), new)
-        new = np.where(to_zero, 0.0, new)
-        new = np.where(s == 0, t, new)
+            new = t + f / g
+        bis = ~np.isfinite(new) | (new <= lo) | (new >= hi) | (np.abs(new - t) > 0.5 * step_old)
+        new = np.where(bis, 0.5 * (lo + hi), new)
+        new = np.where(f == 0, t, new)
         step_old = np.abs(new - t)
-        tol = _RTOL * (new + scale[act])
-        done = to_zero | (step_old <= tol) | (bracketed & (hi - lo <= tol))
-        tau2[act] = new
+        tol = _RTOL * (new + sa)
+        done = (f == 0) | (step_old <= tol) | (hi - lo <= tol)
+        root[act] = new
         if done.any():
             keep = ~done
-            act, t, lo, hi, lo_ok, step_old = act[keep], new[keep], lo[keep], hi[keep], lo_ok[keep], step_old[keep]
-            ya, va = ya[:, keep], va[:, keep]
+            act, t, lo, hi, step_old = act[keep], new[keep], lo[keep], hi[keep], step_old[keep]
+            ya, va, sa = ya[:, keep], va[:, keep], sa[keep]
+            xa = None if xa is None else xa[keep]
         else:
             t = new
-    if act.size:
-        _brentq_cols(reml_score, tau2, act, y, v, scale)
-    # metafor's ll0check: tau2 = 0 if it has the higher restricted likelihood
-    pos = np.flatnonzero(tau2 > 0)
-    if pos.size:
-        yp, vp, mp = y[:, pos], v[:, pos], mask[:, pos]
-        ll_t = reml_loglik(yp, vp, mp, tau2[pos])
-        ll_0 = reml_loglik(yp, vp, mp, np.zeros(pos.size))
-        tau2[pos[ll_0 > ll_t]] = 0.0
+    for j, i in enumerate(act):  # rare: slow convergence
+        yi, vi = ya[:, j : j + 1], va[:, j : j + 1]
+
+        xi = None if xa is None else xa[j : j + 1]
+
+        def f1(x, yi=yi, vi=vi, xi=xi):
+            return float(call(yi, vi, np.array([x]), xi)[0][0])
+
+        a, b = lo[j], hi[j]
+        root[i] = b if f1(b) == 0 else optimize.brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+    return root
+
+
+GRID_PER_OCTAVE = 2  # score scan for the global maximum (spacing factor sqrt(2); see tau2_mle)
+GRID_MAX = 400
+
+
+def _upper(y, v, mask, k):
+    """A tau2 beyond which the REML and ML scores are negative: with
+    ``R = max(y) - min(y)``, ``vmax = max(v)``, for ``t >= vmax``
+    ``y'PPy <= k R^2 / t^2`` while ``tr(P) >= (k-1)/(2t)`` and
+    ``sum(w) >= k/(2t)``, so ``t > max(vmax, 2 k R^2 / (k-1))`` suffices."""
+    big = np.finfo(float).max
+    r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
+    vmax = np.where(mask, v, 0.0).max(axis=0)
+    return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
+
+
+def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
+    """REML (or, with ``ml``, ML) estimate of tau2: the global maximiser of
+    the restricted (or full) likelihood over ``tau2 >= 0``.
+
+    Every root of the score lies in ``[0, upper]`` (:func:`_upper`).  The
+    score is evaluated at ``0`` and at ``GRID_PER_OCTAVE`` log-spaced points
+    per octave from ``min(v)/16`` to ``upper`` (at least 8, at most
+    ``GRID_MAX`` points); each sign change + to - brackets a local maximum,
+    solved by :func:`_bracketed_root` (Newton with the observed information,
+    see :func:`reml_score`, bisection as safeguard), and the one with the
+    highest likelihood is compared with the boundary ``tau2 = 0``; a tie
+    keeps 0.  So neither an overshooting step nor a stationary point that is
+    a minimum can end the search, and no start value matters.  The spacing
+    (factor sqrt(2)) is empirical: a pair of roots closer than that would be
+    missed; on 60,000 random sets each for REML and ML (the generator of
+    tests/test_estimators.py) even a factor 4 found every maximum of a dense
+    grid (1200 points, refined twice).
+
+    Where metafor's Fisher scoring (start: HE) converges to the global
+    maximum, ours is the same root.  But metafor stops at 0 whenever the
+    score at its start is negative and the iteration slides to the boundary
+    (a local maximum there), even when an interior maximum is higher -- e.g.
+    HE = 0 with a negative score at 0, or ML on the first 6 trials of
+    dat.bcg by year (tests/test_estimators.py); its ``ll0check`` likewise
+    only ever moves a root to 0.  We return the global maximum."""
+    tau2 = np.zeros(y.shape[1])
+    cols = np.flatnonzero(k > 1)
+    if cols.size == 0:
+        return tau2
+    yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
+    up = _upper(yc, vc, mc, kc)
+    low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
+    octaves = float(np.log2(up / low).max())
+    g = int(min(GRID_MAX, max(8, math.ceil(GRID_PER_OCTAVE * octaves) + 1)))
+    frac = np.linspace(0.0, 1.0, g)[:, None]
+    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (g + 1) x m
+    s = np.empty_like(grid)
+    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
+        for j in range(grid.shape[0]):
+            s[j] = reml_score(yc, vc, grid[j], ml=ml)
+    jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
+    if jj.size == 0:
+        return tau2
+    ya, va = yc[:, cc], vc[:, cc]
+    scale = _scale(va, mc[:, cc], kc[cc])
+    root = _bracketed_root(
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, grid[jj, cc], grid[jj + 1, cc], scale, maxiter
+    )
+    ll = reml_loglik(ya, va, mc[:, cc], root, ml=ml)
+    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
+    order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
+    last = np.r_[cc[order][1:] != cc[order][:-1], True]
+    best = order[last]
+    win = ll[best] > ll0[cc[best]]
+    tau2[cols[cc[best][win]]] = root[best][win]
     return tau2
 
 
+def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
+    """REML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
+    return tau2_mle(y, v, mask, k, maxiter=maxiter)
+
+
+def tau2_ml(y, v, mask, k, *, maxiter=MAXITER):
+    """ML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
+    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter)
+
+
 def _pm_q(y, v, tau2, deriv=False):
-    """Generalised Q(tau2) and, if ``deriv``, dQ/dtau2 = -sum(w^2 (y - est)^2)."""
+    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2)."""
     w, sw, est = _sums(y, v, tau2)
     wr = y - est
     wr *= w
     r = y - est
     q = _csum(np.multiply(wr, r, out=r))
-    return (q, -_csum(np.square(wr, out=wr))) if deriv else q
+    return (q, _csum(np.square(wr, out=wr))) if deriv else q
 
 
 def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
-    """Paule & Mandel (1982) estimate of tau2 per analysis (see module docstring)."""
+    """Paule & Mandel (1982) estimate of tau2: the root of the generalised
+    ``Q(tau2) = k - 1``, unique because ``Q`` is strictly decreasing
+    (``dQ/dtau2 = -sum(w^2 (y - est)^2) < 0`` unless every ``y`` is equal);
+    bracketed in ``[0, var(y)]`` since ``Q(var(y)) <= k - 1``; 0 when
+    ``Q(0) <= k - 1`` (metafor's rule).  Also metafor's empirical Bayes
+    estimator (``method="EB"``, Morris 1983): its iteration
+    ``tau2 + (k/(k-1) Q(tau2) - k) / sum(w)`` stops at the same root
+    (Viechtbauer 2005, sec. 2.5)."""
     tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
-    scale = _scale(v, mask, k)
     cols = np.flatnonzero(k > 1)
     q0 = _pm_q(y[:, cols], v[:, cols], np.zeros(cols.size))
     act = cols[q0 > df[cols]]
-    ya, va = y[:, act], v[:, act]
-    ybar = _csum(ya) / k[act]
-    d = np.where(mask[:, act], ya - ybar, 0.0)
-    lo = np.zeros(act.size)
+    if act.size == 0:
+        return tau2
+    ya, va, ma = y[:, act], v[:, act], mask[:, act]
+    d = _centred(ya, ma, k[act])
     hi = _csum(d * d) / df[act]
-    t = lo.copy()
-    for _ in range(maxiter):
-        if act.size == 0:
-            break
-        f, fp = _pm_q(ya, va, t, deriv=True)
-        f -= df[act]
-        lo = np.where(f > 0, t, lo)
-        hi = np.where(f < 0, t, hi)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = t - f / fp
-        bad = ~np.isfinite(new) | (new <= lo) | (new >= hi)
-        new = np.where(bad, 0.5 * (lo + hi), new)
-        new = np.where(f == 0, t, new)
-        tol = _RTOL * (new + scale[act])
-        done = (np.abs(new - t) <= tol) | (hi - lo <= tol)
-        tau2[act] = new
-        if done.any():
-            keep = ~done
-            act, t, lo, hi = act[keep], new[keep], lo[keep], hi[keep]
-            ya, va = ya[:, keep], va[:, keep]
-        else:
-            t = new
-    if act.size:
 
-        def score(yi, vi, tt):
-            return _pm_q(yi, vi, tt) - (np.isfinite(vi).sum(axis=0) - 1)
+    def fun(yy, vv, t, dfa):
+        q, g = _pm_q(yy, vv, t, deriv=True)
+        return q - dfa, g
 
-        _brentq_cols(score, tau2, act, y, v, scale)
+    tau2[act] = _bracketed_root(fun, ya, va, np.zeros(act.size), hi, _scale(va, ma, k[act]), maxiter, aux=df[act])
     return tau2
 
 
@@ -403,7 +473,8 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     sw0sq`` (sums of 1/v and 1/v^2), ``tau2``, ``sw`` (sum of weights),
     ``est``, ``rss`` (``sum(w (y - est)^2)``, for HKSJ; only if ``rss``) and,
     if ``weights``, ``weights`` (n x m, percent).  ``mask`` may be None for FE
-    and DL when ``k`` is given.  ``scratch``: optional sequence of three
+    and DL (and HS) when ``k`` is given.  ``method``: a canonical name from
+    :data:`METHODS`.  ``scratch``: optional sequence of three
     arrays shaped like ``y`` used as work space (``pool_many`` reuses them
     from block to block: fresh memory costs page faults).
     """
@@ -425,9 +496,17 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     else:
         if method == "DL":
             tau2 = tau2_dl(q, k, sw0, sw0sq)
+        elif method == "HS":
+            tau2 = tau2_hs(q, k, sw0)
+        elif method == "HE":
+            tau2 = tau2_he(y, v, mask, k)
+        elif method == "SJ":
+            tau2 = tau2_sj(y, v, mask, k)
         elif method == "REML":
             tau2 = tau2_reml(y, v, mask, k)
-        elif method == "PM":
+        elif method == "ML":
+            tau2 = tau2_ml(y, v, mask, k)
+        elif method in ("PM", "EB"):
             tau2 = tau2_pm(y, v, mask, k)
         else:  # pragma: no cover - checked by callers
             raise ValueError(method)
@@ -504,8 +583,7 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
         ci_high = est + half
 
         if method == "FE":
-            i2 = np.maximum(100.0 * (q - df) / q, 0.0)
-            i2[q == 0] = np.nan  # as R's max(0, NaN)
+            i2 = np.maximum(100.0 * (q - df) / q, 0.0)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
             h2 = q / df
         else:
             vt = df * sw0 / (sw0 * sw0 - sw0sq)

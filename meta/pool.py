@@ -13,13 +13,18 @@ Public functions:
 * :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
   NaN padding for ragged rows), same estimators as :func:`pool`.
 
-Estimators (``method``): ``"FE"`` (inverse variance, fixed/common effect),
-``"DL"`` (DerSimonian & Laird 1986), ``"REML"`` (Viechtbauer 2005), ``"PM"``
-(Paule & Mandel 1982).  tau2 is never negative: unlike statsmodels 0.15
-``combine_effects(method_re="chi2")``, which returns negative tau2 when
-Q < k - 1, every estimator here is truncated at 0 as in metafor.  REML never
-fails to converge: Fisher scoring with step-halving, then brentq on the REML
-score (see :mod:`meta._estimators` for every formula and its source).
+Estimators (``method``, metafor's names, any case): ``"FE"`` (inverse
+variance, fixed/common effect; also ``"EE"``, ``"CE"``), ``"DL"``
+(DerSimonian & Laird 1986), ``"HE"`` (Hedges 1983), ``"HS"`` (Hunter &
+Schmidt), ``"SJ"`` (Sidik & Jonkman 2005), ``"ML"`` and ``"REML"``
+(Viechtbauer 2005), ``"PM"`` (Paule & Mandel 1982) and ``"EB"`` (empirical
+Bayes, Morris 1983; the same root as PM).  tau2 is never negative: unlike
+statsmodels 0.15 ``combine_effects(method_re="chi2")``, which returns
+negative tau2 when Q < k - 1, every estimator here is truncated at 0 as in
+metafor.  ML and REML return the global maximum of the (restricted)
+likelihood over tau2 >= 0, also where metafor's Fisher scoring stops at 0
+(see :mod:`meta._estimators` for every formula and its source).  ``level``
+may be given as a percentage (``95``), as in metafor.
 
 Inputs and results (as metafor's ``rma`` object): pandas inputs are paired
 by index label (:func:`meta._checks.align`; different labels are a
@@ -69,12 +74,7 @@ __all__ = [
     "subgroups",
 ]
 
-_MODEL_NAMES = {
-    "FE": "Fixed-Effects Model",
-    "DL": "Random-Effects Model",
-    "REML": "Random-Effects Model",
-    "PM": "Random-Effects Model",
-}
+_MODEL_NAMES = {m: "Fixed-Effects Model" if m == "FE" else "Random-Effects Model" for m in _est.METHODS}
 
 _INF_BITS = np.array(np.inf).view(np.int64)
 _CHUNK = 8192  # at most this many rows per block in pool_many (bounds memory) ...
@@ -108,17 +108,35 @@ def _option(value, name: str, allowed, aliases, what: str) -> str:
     return key
 
 
+def _method_level(method, level) -> tuple[str, float]:
+    """Canonical ``method`` and ``level`` in metafor's conventions: methods
+    case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
+    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
+    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
+    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
+    as alpha is not copied)."""
+    m = method.upper() if isinstance(method, str) else method
+    m = _est.METHOD_ALIASES.get(m, m)
+    if m not in _est.METHODS:
+        names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
+        raise ValueError(f"method must be one of {names} (any case); got {method!r}")
+    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+    if ok and 1 < level < 100:
+        level = level / 100.0
+    if not (ok and 0 < level < 1):
+        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    return m, float(level)
+
+
 def _check_options(method, test, level, pi):
     """Check the options shared by every pooling function; returns
-    ``(method, test, level, pi)`` with ``test`` and ``pi`` in canonical form
-    (case-insensitive; ``test="knha"`` -> ``"hksj"``, ``pi="z"`` ->
-    ``"default"``)."""
-    if method not in _est.METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, _est.METHODS))}; got {method!r}")
+    ``(method, test, level, pi)`` in canonical form: methods as
+    :func:`_method_level`, ``test`` and ``pi`` case-insensitive
+    (``test="knha"`` -> ``"hksj"``, ``pi="z"`` -> ``"default"``), ``level``
+    a fraction."""
+    method, level = _method_level(method, level)
     test = _option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
     pi = _option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
     return method, test, level, pi
 
 
@@ -869,7 +887,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
             keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
             np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
             np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
-            mk = ~pad if method in ("REML", "PM") else None
+            mk = ~pad if method in _est.NEEDS_MASK else None
             yb, vb = yc.view(np.int64), vc.view(np.int64)
             yb &= keep
             vb &= keep

@@ -239,10 +239,10 @@ def test_bad_input_raises_value_error_naming_argument_and_positions(yi, vi, matc
 @pytest.mark.parametrize(
     "kw,match",
     [
-        (dict(method="HS"), "method must be one of"),
+        (dict(method="HSk"), "method must be one of"),
         (dict(test="kh"), "test must be"),
         (dict(pi="hts"), "pi must be"),
-        (dict(level=95), "level must be"),
+        (dict(level=100), "level must be"),
     ],
 )
 def test_bad_options_raise(kw, match):
