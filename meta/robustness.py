@@ -111,12 +111,12 @@ class PanelMethod:
 
 #: the default panel (first = primary: DL + Wald z, the review's own method)
 DEFAULT_PANEL: tuple[PanelMethod, ...] = (
-    PanelMethod("dl_z", "DerSimonian-Laird, Wald z CI (primary, as the review)", "DL, Wald z (primary)", method="DL", test="z"),
+    PanelMethod("dl_z", "DerSimonian-Laird, Wald z CI (primary, as the review)", "DerSimonian-Laird, z", method="DL", test="z"),
     PanelMethod("reml_hksj", "REML, HKSJ CI (t, k-1 df; never narrower than z)", "REML, HKSJ", method="REML", test="adhoc"),
     PanelMethod("pm_hksj", "Paule-Mandel, HKSJ CI (t, k-1 df; never narrower than z)", "Paule-Mandel, HKSJ", method="PM", test="adhoc"),
     PanelMethod("fe", "Common effect (fixed effect, inverse variance), z CI", "Common effect", method="FE", test="z"),
-    PanelMethod("bayes_hn05", "Bayesian, half-normal(0.5) prior on tau, uniform prior on mu; 95% credible interval",
-                "Bayes, HN(0.5) on tau", kind="bayes", tau_prior="halfnormal", tau_scale=0.5, mu_prior=None),
+    PanelMethod("bayes_hn05", "Bayesian, half-normal prior on tau (scale 0.5, SMD scale), uniform prior on mu; equal-tailed credible interval",
+                "Bayesian, HN(0.5)", kind="bayes", tau_prior="halfnormal", tau_scale=0.5, mu_prior=None),
 )
 
 #: columns of :meth:`RobustnessResult.to_frame`
