@@ -626,3 +626,101 @@ def smd_from_dz(dz, n) -> pd.DataFrame:
     n = x["n"]
     yi = hedges_j(n - 1) * x["dz"]
     return x.frame(yi, 1 / n + yi**2 / (2 * n))
+
+
+# --------------------------------------------------------------------------
+# pre-post correlation derived from what a paired study reports (issue 12.5)
+# --------------------------------------------------------------------------
+def _r_frame(x: "_Inputs", sd_change: np.ndarray, given: str):
+    """r from sd_pre, sd_post and sd_change; a ValueError naming ``given`` where r is outside [-1, 1]."""
+    a, b = x["sd_pre"], x["sd_post"]
+    r = (a**2 + b**2 - sd_change**2) / (2 * a * b)
+    bad = ~np.isfinite(r) | (r < -1) | (r > 1)
+    if np.any(bad):
+        pos = np.flatnonzero(bad)
+        raise ValueError(
+            f"sd_pre, sd_post and {given} give a pre-post correlation r outside [-1, 1] at positions "
+            f"{pos[:_MAX_SHOWN].tolist()}{x._labels(pos)}: r = {np.round(r[pos[:_MAX_SHOWN]], 6).tolist()}. "
+            "The SD of change must lie between |sd_pre - sd_post| and sd_pre + sd_post; check the row "
+            "(SDs swapped with SEs, a one-sided p, or an unpaired test reported as paired)"
+        )
+    return pd.Series(r, index=x.index, name="r") if x.index is not None else r
+
+
+def r_from_sd_change(sd_pre, sd_post, sd_change):
+    """Pre-post correlation from the SDs at baseline, follow-up and of the change.
+
+    ``r = (sd_pre^2 + sd_post^2 - sd_change^2) / (2 sd_pre sd_post)``, the
+    identity ``var(post - pre) = var(pre) + var(post) - 2 r sd_pre sd_post``
+    solved for r (Follmann et al. 1992, J Clin Epidemiol 45:769-773;
+    Cochrane Handbook v6.5, section 6.5.2.8).  For sample SDs of one set of
+    paired data it returns Pearson's r of those data exactly.
+
+    All arguments > 0, scalars or 1-d (broadcast as the other functions of
+    this module; Series paired by label, their index kept).  An r outside
+    [-1, 1] (the SDs are inconsistent) is a ValueError naming the arguments
+    and positions.  Returns a float array (a Series named ``r`` for Series
+    input).
+    """
+    x = _Inputs(dict(sd_pre=sd_pre, sd_post=sd_post, sd_change=sd_change))
+    x.positive("sd_pre", "sd_post", "sd_change")
+    return _r_frame(x, x["sd_change"], "sd_change")
+
+
+def sd_change_from_t(mean_change, t, n):
+    """SD of the change scores from a paired t statistic.
+
+    ``se = |mean_change| / |t|`` and ``sd_change = se sqrt(n)``, i.e.
+    ``sd_change = |mean_change| sqrt(n) / |t|`` (Cochrane Handbook v6.5,
+    sections 6.5.2.3 and 6.5.2.8: the paired t is the mean change over its
+    SE).  ``mean_change`` and ``t`` must be non-zero (a zero t gives no SD),
+    ``n >= 2``.  Returns a float array (Series for Series input).
+    """
+    x = _Inputs(dict(mean_change=mean_change, t=t, n=n))
+    _check_change_t(x)
+    sd = np.abs(x["mean_change"]) * np.sqrt(x["n"]) / np.abs(x["t"])
+    return pd.Series(sd, index=x.index, name="sd_change") if x.index is not None else sd
+
+
+def _check_change_t(x: "_Inputs") -> None:
+    x.finite("mean_change", "t")
+    x.sample_size("n", minimum=2)
+    x.fail("mean_change", "must be non-zero (a zero mean change gives no SD of change from t or p)",
+           x["mean_change"] == 0)
+    x.fail("t", "must be non-zero (t = 0 gives no SD of change)", x["t"] == 0)
+
+
+def r_from_paired_t(sd_pre, sd_post, mean_change, t, n):
+    """Pre-post correlation from a paired t: ``sd_change = |mean_change|
+    sqrt(n) / |t|`` (:func:`sd_change_from_t`), then
+    ``r = (sd_pre^2 + sd_post^2 - sd_change^2) / (2 sd_pre sd_post)``
+    (:func:`r_from_sd_change`; Follmann et al. 1992; Cochrane Handbook v6.5,
+    6.5.2.3 and 6.5.2.8).  The sign of t is not used (only |t|); r outside
+    [-1, 1] is a ValueError naming the arguments."""
+    x = _Inputs(dict(sd_pre=sd_pre, sd_post=sd_post, mean_change=mean_change, t=t, n=n))
+    x.positive("sd_pre", "sd_post")
+    _check_change_t(x)
+    sd = np.abs(x["mean_change"]) * np.sqrt(x["n"]) / np.abs(x["t"])
+    return _r_frame(x, sd, "mean_change, t, n")
+
+
+def r_from_paired_p(sd_pre, sd_post, mean_change, p, n):
+    """Pre-post correlation from an exact two-sided paired p: ``|t| = qt(1 -
+    p/2, n - 1)`` (the paired t test has n - 1 df), then as
+    :func:`r_from_paired_t` (Cochrane Handbook v6.5, 6.5.2.3 and 6.5.2.8).
+    ``p`` in (0, 1) and exact: a "p < x" bound gives no r.  r outside
+    [-1, 1] is a ValueError naming the arguments."""
+    x = _Inputs(dict(sd_pre=sd_pre, sd_post=sd_post, mean_change=mean_change, p=p, n=n))
+    x.positive("sd_pre", "sd_post")
+    x.finite("mean_change")
+    x.sample_size("n", minimum=2)
+    x.p_value("p")
+    x.fail("p", "must be < 1 (p = 1 means t = 0, which gives no SD of change)", x["p"] >= 1)
+    x.fail("mean_change", "must be non-zero (a zero mean change gives no SD of change from t or p)",
+           x["mean_change"] == 0)
+    t = stats.t.isf(x["p"] / 2, x["n"] - 1)
+    sd = np.abs(x["mean_change"]) * np.sqrt(x["n"]) / t
+    return _r_frame(x, sd, "mean_change, p, n")
+
+
+__all__ += ["r_from_sd_change", "r_from_paired_t", "r_from_paired_p", "sd_change_from_t"]
