@@ -51,9 +51,14 @@ Within-group rows (``post_vs_pre``; group 1 = post, group 2 = pre, n1 = n2 = n)
 
 1. ``paired``      -- ``mean1, sd1, mean2, sd2, n1`` -> :func:`meta.effects.smd_paired`
    (metafor SMCR: standardised by the pre-test SD, needs the pre-post
-   correlation ``r``).  With ``r=None`` the route is refused with reason
-   ``"paired design needs r"`` (and the next route is tried); with ``r``
-   given the row is flagged ``r_assumed``.
+   correlation ``r``).  A row that reports the SE or CI of its mean change,
+   a paired t (``effect_size_type=t``) or an exact paired p gives its own r
+   (:func:`meta.effects.r_from_sd_change`, ``r_from_paired_t``,
+   ``r_from_paired_p``; Follmann et al. 1992, Cochrane Handbook 6.5.2.8),
+   flagged ``r_derived``; otherwise the ``r`` option is used, flagged
+   ``r_assumed``.  With neither, the route is refused with reason
+   ``"paired design needs r"`` (and the next route is tried).  Column ``r``:
+   the correlation used (NaN for other routes).
 2. ``change_ci``   -- ``mean_diff`` (the mean change, post minus pre) with
    ``ci_low, ci_high, ci_level`` and ``n1`` -> :func:`meta.effects.smd_change`:
    d_z standardised by the SD of change, ``sd_change = se sqrt(n)``, ``se``
@@ -75,7 +80,7 @@ of within-person change, d_z: ``change_ci``, ``change_se``; also flagged
 
 Flags (``;``-joined): ``p_inequality`` (p reported as ``P < x`` and used as the
 bound ``P = x``, which under-states |g|), ``averaged_across_tasks`` (task is
-``averaged_across_tasks``: not running alone), ``r_assumed``,
+``averaged_across_tasks``: not running alone), ``r_assumed``, ``r_derived``,
 ``es_type_unspecified`` (reported effect size labelled neither ``cohen_d``
 nor ``hedges_g``), ``sign_as_reported`` (reported effect size or t without
 ``direction``: its printed sign is used), ``d_z`` (standardised by the SD of
@@ -105,7 +110,7 @@ __all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", 
 BETWEEN_ROUTES = ("means_sd", "md_ci", "md_se", "md_p", "t", "reported_es_ci", "reported_es", "p_only")
 WITHIN_ROUTES = ("paired", "change_ci", "change_se", "reported_es_within")
 ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
-FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported",
+FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "r_derived", "es_type_unspecified", "sign_as_reported",
          "d_z", "es_standardiser_unstated", "ci_level_assumed", "ci_excludes_estimate", "ci_not_centred")
 #: what each route's SMD is standardised by (``es_scale`` column); analyses must not mix scales
 ES_SCALES = {"means_sd": "raw_sd", "md_ci": "raw_sd", "md_se": "raw_sd", "md_p": "raw_sd", "t": "raw_sd",
@@ -117,7 +122,7 @@ SMD_LIKE_TYPES = ("", "cohen_d", "hedges_g", "smd", "d", "g", "unspecified")
 
 _ID_COLUMNS = ("study_id", "cohort_id", "outcome", "comparison", "timepoint", "task")
 _OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "es_scale", "flags", "reason",
-                              "source_url", "source_locator")
+                              "source_url", "source_locator", "r")
 _NUMERIC = ("n1", "n2", "mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size",
             "direction", "ci_low", "ci_high", "ci_level", "se")
 
@@ -271,16 +276,62 @@ def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float |
         out = effects.smd_from_p(_num(row, "p_value"), n1, n2, direction, p_operator=p_op,
                                  inequality=inequality, variance=variance)
     elif route == "paired":
-        if r is None:
-            raise _NoRoute("paired design needs r")
+        r_used, note = _derived_r(row)
+        if r_used is not None:
+            flags.append("r_derived")
+        elif r is None:
+            raise _NoRoute("paired design needs r" + (f" ({note})" if note else ""))
+        else:
+            r_used = r
+            flags.append("r_assumed")
         out = effects.smd_paired(_num(row, "mean2"), _num(row, "sd2"), _num(row, "mean1"),
-                                 _num(row, "sd1"), n1, r=r)
-        flags.append("r_assumed")
+                                 _num(row, "sd1"), n1, r=r_used)
     else:  # pragma: no cover
         raise ValueError(f"unknown route {route!r}")
     if "p_inequality" in out.columns and bool(np.asarray(out["p_inequality"])[0]):
         flags.insert(0, "p_inequality")
-    return float(np.asarray(out["yi"])[0]), float(np.asarray(out["vi"])[0]), flags
+    r_out = r_used if route == "paired" else math.nan
+    return float(np.asarray(out["yi"])[0]), float(np.asarray(out["vi"])[0]), flags, r_out
+
+
+def _derived_r(row: Mapping) -> tuple[float | None, str]:
+    """The pre-post correlation a ``post_vs_pre`` row with means and SDs implies, if it reports one of
+    (first that is present): the SE or CI of its mean change (``mean_diff`` with ``se`` or ``ci_low``,
+    ``ci_high``; ``sd_change = se sqrt(n)``), a paired t (``effect_size`` with ``effect_size_type=t``)
+    or an exact paired p (``p_value`` with ``p_operator`` "=" or empty); ``(None, why)`` otherwise.
+    :func:`meta.effects.r_from_sd_change` / ``r_from_paired_t`` / ``r_from_paired_p`` (Follmann et al.
+    1992; Cochrane Handbook 6.5.2.8); pre = group 2, post = group 1.  An r outside (-1, 1) (the numbers
+    do not fit together, or r = +-1, which SMCR cannot use) is not used; the reason says why."""
+    from meta import effects
+
+    n, sd_pre, sd_post = _num(row, "n1"), _num(row, "sd2"), _num(row, "sd1")
+    change = _num(row, "mean1") - _num(row, "mean2")
+    try:
+        if _has(row.get("mean_diff")) and (_has(row.get("se")) or (_has(row.get("ci_low")) and _has(row.get("ci_high")))):
+            if _has(row.get("se")):
+                se = _num(row, "se")
+            else:
+                from scipy import stats
+
+                level = _num(row, "ci_level") if _has(row.get("ci_level")) else 0.95
+                se = (_num(row, "ci_high") - _num(row, "ci_low")) / (2 * stats.t.ppf((1 + level) / 2, n - 1))
+            r = effects.r_from_sd_change(sd_pre, sd_post, se * math.sqrt(n))
+            how = "SD of change"
+        elif _text(row.get("effect_size_type")) == "t" and _has(row.get("effect_size")):
+            r = effects.r_from_paired_t(sd_pre, sd_post, change, _num(row, "effect_size"), n)
+            how = "paired t"
+        elif _has(row.get("p_value")) and (_text(row.get("p_operator")) or "=") == "=":
+            r = effects.r_from_paired_p(sd_pre, sd_post, change, _num(row, "p_value"), n)
+            how = "paired p"
+        else:
+            return None, ""
+    except ValueError as exc:
+        msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
+        return None, f"no r derived from the row: {msg}"
+    r = float(np.asarray(r)[0])
+    if not -1 < r < 1:
+        return None, f"the {how} gives r = {r:g}, which the SMCR variance cannot use"
+    return r, how
 
 
 class _NoRoute(Exception):
@@ -354,14 +405,15 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
         ``"bound"`` (default): ``P < x`` used as ``P = x`` and flagged
         ``p_inequality``; ``"error"``: such rows cannot use ``md_p``/``p_only``.
     r
-        Pre-post correlation for ``post_vs_pre`` rows (metafor SMCR). ``None``
-        (default): those rows get no route.
+        Pre-post correlation assumed for ``post_vs_pre`` rows (metafor SMCR)
+        that do not give their own (see the ``paired`` route). ``None``
+        (default): those rows get no paired route.
 
     Returns
     -------
     DataFrame with the index of ``outcomes`` and columns ``study_id, cohort_id,
     outcome, comparison, timepoint, task, n1, n2, yi, vi, route, es_scale, flags,
-    reason, source_url, source_locator``.  See the module docstring for the route
+    reason, source_url, source_locator, r``.  See the module docstring for the route
     priority and flags.
     """
     if variance not in ("ls", "ub", "revman"):
@@ -384,7 +436,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
 
     records = []
     for _, row in zip(df.index, df.to_dict("records")):
-        yi = vi = math.nan
+        yi = vi = r_used = math.nan
         route, flags, reasons = "none", [], []
         comparison = _text(row.get("comparison"))
         ci_flags = _ci_flags(row)
@@ -394,7 +446,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
                                f"[{_num(row, 'ci_low'):g}, {_num(row, 'ci_high'):g}] does not fit its estimate)")
                 continue
             try:
-                yi, vi, flags = _run(cand, row, variance=variance, inequality=inequality, r=r)
+                yi, vi, flags, r_used = _run(cand, row, variance=variance, inequality=inequality, r=r)
                 route = cand
                 break
             except _NoRoute as exc:
@@ -425,6 +477,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
             "reason": "; ".join(reasons),
             "source_url": row.get("source_url", pd.NA),
             "source_locator": row.get("source_locator", pd.NA),
+            "r": r_used,
         })
     out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))
     for col in ("n1", "n2"):

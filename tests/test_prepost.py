@@ -82,3 +82,60 @@ def test_boundaries_are_allowed_and_series_keep_their_index():
 def test_bad_input_names_the_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# --------------------------------------------------------------------------- study_effects: r per row
+
+
+def _row(i: int, **extra) -> dict:
+    """Case i of the R fixture as a post_vs_pre row of outcomes.csv (group 1 = post, group 2 = pre)."""
+    return dict(study_id="s", outcome="o", comparison="post_vs_pre", n1=int(C["n"][i]), n2=int(C["n"][i]),
+                mean1=C["m_post"][i], sd1=C["sd_post"][i], mean2=C["m_pre"][i], sd2=C["sd_pre"][i], **extra)
+
+
+def _effects(*rows, **kw):
+    from meta.study_effects import study_effects
+
+    return study_effects(pd.DataFrame(list(rows)), **kw)
+
+
+@pytest.mark.parametrize("i", range(len(C["n"])))
+@pytest.mark.parametrize("how", ["se", "ci", "t", "p"])
+def test_study_effects_derives_r_from_the_row_and_matches_metafor_smcr(i, how):
+    extra = {
+        "se": dict(mean_diff=C["mean_change"][i], se=C["sd_change"][i] / np.sqrt(C["n"][i])),
+        "t": dict(effect_size=C["t"][i], effect_size_type="t"),
+        "p": dict(p_value=C["p"][i], p_operator="="),
+    }
+    if how == "ci":
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, C["n"][i] - 1) * C["sd_change"][i] / np.sqrt(C["n"][i])
+        extra["ci"] = dict(mean_diff=C["mean_change"][i], ci_low=C["mean_change"][i] - half,
+                           ci_high=C["mean_change"][i] + half, ci_level=0.95)
+    got = _effects(_row(i, **extra[how]), r=0.5).iloc[0]  # the assumed r is not used: the row gives its own
+    assert got["route"] == "paired" and got["flags"] == "r_derived"
+    tol = 1e-9 if how == "p" else 1e-11
+    assert got["r"] == pytest.approx(C["r"][i], rel=tol, abs=tol)
+    assert got["yi"] == pytest.approx(C["smcr_yi"][i], rel=tol)
+    assert got["vi"] == pytest.approx(C["smcr_vi"][i], rel=tol)
+
+
+def test_study_effects_assumed_r_only_where_the_row_gives_none():
+    bound = _row(0, p_value=0.05, p_operator="<")  # an inequality gives no t: nothing derived
+    plain = _row(1)
+    got = _effects(bound, plain, r=0.5)
+    assert list(got["flags"]) == ["r_assumed", "r_assumed"]
+    assert (got["r"] == 0.5).all() and (got["route"] == "paired").all()
+    none = _effects(plain).iloc[0]
+    assert none["route"] == "none" and none["reason"] == "paired design needs r" and np.isnan(none["r"])
+
+
+def test_study_effects_inconsistent_numbers_fall_back_with_a_reason():
+    bad = _row(0, mean_diff=C["mean_change"][0], se=100.0)  # SD of change far larger than sd_pre + sd_post
+    got = _effects(bad).iloc[0]
+    assert "no r derived from the row" in got["reason"] and "outside [-1, 1]" in got["reason"]
+    # the row still has its change_se route (d_z), which needs no r
+    assert got["route"] == "change_se"
+    assumed = _effects(bad, r=0.5).iloc[0]
+    assert assumed["route"] == "paired" and assumed["flags"] == "r_assumed"

@@ -25,7 +25,7 @@ GOOD = ROOT / "tests" / "fixtures" / "data_good"
 REF = json.loads((ROOT / "tests" / "fixtures" / "study_effects_reference.json").read_text())
 
 COLUMNS = ["study_id", "cohort_id", "outcome", "comparison", "timepoint", "task", "n1", "n2",
-           "yi", "vi", "route", "es_scale", "flags", "reason", "source_url", "source_locator"]
+           "yi", "vi", "route", "es_scale", "flags", "reason", "source_url", "source_locator", "r"]
 
 
 def frame(*rows: dict) -> pd.DataFrame:
