@@ -7,6 +7,7 @@ changed, asserting the exact file, spreadsheet row and column of the problem.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -62,6 +63,11 @@ def append_row(folder: Path, file: str, copy_of: int, **changes: str) -> int:
     return len(rows)
 
 
+def text(p: Problem) -> str:
+    """The problem as printed, without the data folder in front (tests run in temporary folders)."""
+    return str(dataclasses.replace(p, folder=None))
+
+
 def only(problems: list[Problem], file: str, row: int | None, column: str | None) -> Problem:
     """The single problem located at (file, row, column); fail if there is not exactly one."""
     hits = [p for p in problems if (p.file, p.row, p.column) == (file, row, column)]
@@ -80,7 +86,7 @@ def test_good_fixture_is_valid():
 def test_load_types_and_row_index():
     ds = data.load(GOOD)
     assert list(ds.studies.columns)[: len(data.STUDY_COLUMNS)] == list(data.STUDY_COLUMNS)
-    assert list(ds.outcomes.columns) == list(data.OUTCOME_COLUMNS)
+    assert list(ds.outcomes.columns)[: len(data.OUTCOME_COLUMNS)] == list(data.OUTCOME_COLUMNS)
     for col in ("n1", "n2", "direction"):
         assert str(ds.outcomes[col].dtype) == "Int64"
     for col in ("mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size"):
@@ -112,7 +118,7 @@ def test_load_raises_dataerror_listing_every_problem():
 
 def test_problem_str_reads_like_the_contract():
     p = Problem("outcomes.csv", 14, "noehren2013", "sd1", "must be > 0", "-3.1", "> 0")
-    assert str(p) == "outcomes.csv, row 14 (study noehren2013), column sd1: must be > 0, got -3.1"
+    assert text(p) == "outcomes.csv, row 14 (study noehren2013), column sd1: must be > 0, got -3.1"
     assert str(Problem("studies.csv", None, None, "doi", "required column is missing from the header")) == (
         "studies.csv, column doi: required column is missing from the header")
     assert str(Problem("review_claims.csv", 3, None, "comparison", "must be x", "abc")) == (
@@ -151,7 +157,7 @@ def test_blank_lines_are_skipped_but_counted(folder: Path):
     edit_row = _rows(path)
     assert edit_row[1] == []
     edit(folder, "outcomes.csv", 3, "sd1", "-6.6")
-    assert str(only(data.validate(folder), "outcomes.csv", 3, "sd1")).startswith("outcomes.csv, row 3 ")
+    assert text(only(data.validate(folder), "outcomes.csv", 3, "sd1")).startswith("outcomes.csv, row 3 ")
 
 
 # ------------------------------------------------------------------ files and columns
@@ -192,7 +198,7 @@ def test_missing_required_column(folder: Path):
     i = rows[0].index("sd2")
     _write(folder / "outcomes.csv", [r[:i] + r[i + 1:] for r in rows])
     p = only(data.validate(folder), "outcomes.csv", None, "sd2")
-    assert str(p) == "outcomes.csv, column sd2: required column is missing from the header"
+    assert text(p) == "outcomes.csv, column sd2: required column is missing from the header"
 
 
 def test_duplicate_header_column(folder: Path):
@@ -216,7 +222,7 @@ def test_study_id_unique(folder: Path):
     edit(folder, "studies.csv", 3, "study_id", "souza2009b")
     edit(folder, "studies.csv", 3, "year", "2009")
     p = only(data.validate(folder), "studies.csv", 3, "study_id")
-    assert str(p) == ("studies.csv, row 3 (study souza2009b), column study_id: "
+    assert text(p) == ("studies.csv, row 3 (study souza2009b), column study_id: "
                       "duplicates the study_id of row 2, got 'souza2009b'")
 
 
@@ -251,7 +257,8 @@ def test_studies_integers(folder: Path, column: str, bad: str):
 def test_studies_vocabularies(folder: Path, column: str, bad: str):
     edit(folder, "studies.csv", 2, column, bad)
     p = only(data.validate(folder), "studies.csv", 2, column)
-    assert p.message.startswith("must be one of ") and p.got == bad
+    assert (f"{bad!r} is not in " in p.message or (bad == "" and "must not be empty" in p.message))
+    assert "vocabulary.csv; valid: " in p.message or "valid: " in p.message
 
 
 @pytest.mark.parametrize("column", ["title", "journal", "citation", "doi", "pmid", "notes"])
@@ -301,7 +308,7 @@ def test_studies_doi_and_url(folder: Path):
 def test_outcome_names_known_study(folder: Path):
     edit(folder, "outcomes.csv", 3, "study_id", "noehren2031")
     p = only(data.validate(folder), "outcomes.csv", 3, "study_id")
-    assert str(p) == ("outcomes.csv, row 3 (study noehren2031), column study_id: "
+    assert text(p) == ("outcomes.csv, row 3 (study noehren2031), column study_id: "
                       "names no study in studies.csv, got 'noehren2031'")
 
 
@@ -336,7 +343,7 @@ def test_numbers_parse(folder: Path, column: str, bad: str, words: str):
 def test_sd_positive(folder: Path, column: str, bad: str):
     edit(folder, "outcomes.csv", 2, column, bad)
     p = only(data.validate(folder), "outcomes.csv", 2, column)
-    assert str(p) == f"outcomes.csv, row 2 (study souza2009b), column {column}: must be > 0, got {bad}"
+    assert text(p) == f"outcomes.csv, row 2 (study souza2009b), column {column}: must be > 0, got {bad}"
 
 
 @pytest.mark.parametrize("bad", ["0", "1.5", "-0.01"])
@@ -354,7 +361,10 @@ def test_p_value_one_is_allowed(folder: Path):
 def test_p_operator_required_with_p(folder: Path, bad: str):
     edit(folder, "outcomes.csv", 3, "p_operator", bad)
     p = only(data.validate(folder), "outcomes.csv", 3, "p_operator")
-    assert "must be = (exact p) or < " in p.message
+    if bad == "":
+        assert "must be = (exact p) or < " in p.message
+    else:
+        assert f"{bad!r} is not in " in p.message and "vocabulary.csv; valid: =, <" in p.message
 
 
 def test_p_operator_only_with_p(folder: Path):
@@ -416,12 +426,12 @@ def test_post_vs_pre_same_n(folder: Path):
 
 
 def test_one_unit_per_outcome(folder: Path):
-    edit(folder, "outcomes.csv", 4, "unit", "rad")  # peak_hip_adduction is deg in row 3
+    edit(folder, "outcomes.csv", 4, "unit", "ms")  # peak_hip_adduction is deg in row 3
     p = only(data.validate(folder), "outcomes.csv", 4, "unit")
-    assert "row 3" in p.message and "'deg'" in p.message and p.got == "rad"
+    assert "row 3" in p.message and "'deg'" in p.message and p.got == "ms"
 
 
-@pytest.mark.parametrize("unknown", ["", "not stated", "not stated (time)", "Not stated"])
+@pytest.mark.parametrize("unknown", ["", "not stated", "not stated (time)"])
 def test_unknown_unit_conflicts_with_none(folder: Path, unknown: str):
     edit(folder, "outcomes.csv", 4, "unit", unknown)
     assert data.validate(folder) == []
@@ -432,7 +442,7 @@ def test_duplicate_outcome_rows(folder: Path):
     p = only(data.validate(folder), "outcomes.csv", new, None)
     assert "repeats row 2" in p.message
     # a different task is not a duplicate
-    edit(folder, "outcomes.csv", new, "task", "walking")
+    edit(folder, "outcomes.csv", new, "task", "prolonged_run")
     assert data.validate(folder) == []
 
 
@@ -482,7 +492,7 @@ def test_post_vs_pre_without_means_needs_note(folder: Path):
 def test_claim_expected_direction(folder: Path, bad: str):
     edit(folder, "review_claims.csv", 3, "expected_direction", bad)
     p = only(data.validate(folder), "review_claims.csv", 3, "expected_direction")
-    assert p.message == "must be +1 or -1"
+    assert p.message == ("must not be empty" if bad == "" else "must be +1 or -1")
 
 
 def test_claim_comparison_known(folder: Path):
@@ -495,7 +505,7 @@ def test_claim_id_unique_and_required_cells(folder: Path):
     edit(folder, "review_claims.csv", 2, "evidence_level", "")
     problems = data.validate(folder)
     assert "duplicates the claim_id of row 2" in only(problems, "review_claims.csv", 3, "claim_id").message
-    assert only(problems, "review_claims.csv", 2, "evidence_level").message == "must not be empty"
+    assert only(problems, "review_claims.csv", 2, "evidence_level").message.startswith("must not be empty; valid: ")
 
 
 # ------------------------------------------------------------------ command line
@@ -514,8 +524,9 @@ def test_cli_invalid_prints_every_problem(capsys):
     assert main(["validate", "--data", str(BAD)]) == 1
     out = capsys.readouterr().out
     expected = [
-        "studies.csv, row 3 (study noehren2013), column design: must be one of prospective, "
-        "case-control, intervention-single-group, intervention-controlled, got 'cohort'",
+        "studies.csv, row 3 (study noehren2013), column design: 'cohort' is not in "
+        f"{BAD}/vocabulary.csv; valid: prospective, case-control, intervention-single-group, "
+        "intervention-controlled",
         "outcomes.csv, row 2 (study souza2009b), column sd1: must be > 0, got -6.6",
         "outcomes.csv, row 3 (study noehren2031), column study_id: names no study in studies.csv, "
         "got 'noehren2031'",
@@ -524,7 +535,7 @@ def test_cli_invalid_prints_every_problem(capsys):
         "review_claims.csv, row 3, column expected_direction: must be +1 or -1, got 0",
     ]
     lines = out.strip().splitlines()
-    assert lines[:-1] == expected
+    assert lines[:-1] == [f"{BAD}/{e}" for e in expected]  # the data folder in front of each file name
     assert lines[-1].startswith("5 problems found")
     assert "Traceback" not in out
 
@@ -576,7 +587,7 @@ def test_any_single_cell_change_is_reported_or_accepted_never_crashes(tmp_path_f
     rows = _rows(folder / file)
     rows[min(row, len(rows)) - 1][col] = value
     _write(folder / file, rows)
-    problems = data.validate(folder)
+    problems = [p for p in data.validate(folder) if p.is_error]
     assert all(isinstance(p, Problem) and str(p) for p in problems)
     if problems:
         with pytest.raises(DataError):
