@@ -191,6 +191,12 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         _c("column", cell=True), _c("value", cell=True), _c("meaning", cell=True),
         _c("construct", header=False),
     ),
+    # the declarations of meta.analysis (read and checked there, with the same reader)
+    "analyses.csv": (
+        _c("analysis_id", cell=True), _c("title"), _c("outcome", "vocab", cell=True),
+        _c("comparison", "vocab", cell=True), _c("filters"), _c("smd_convention"), _c("method"),
+        _c("favours_left"), _c("favours_right"), _c("claim_ids"), _c("notes"),
+    ),
     PUBLISHED_POOLED_FILE: (
         _c("source_id", cell=True), _c("source_citation", cell=True), _c("doi", "doi"),
         _c("outcome", "vocab", cell=True), _c("population"), _c("task", "vocab"), _c("design"),
@@ -245,7 +251,8 @@ class Problem:
     written (``None`` when no single cell is at fault or the message quotes
     it); ``expected`` says what would be valid.  ``severity`` is ``"error"``
     or ``"warning"``; ``folder`` (the data folder, when known) is printed
-    before the file name.
+    before the file name; ``subject`` names what ``study_id`` identifies (``"analysis"`` in
+    ``analyses.csv``).
     """
 
     file: str
@@ -257,6 +264,7 @@ class Problem:
     expected: str | None = None
     severity: str = "error"
     folder: str | None = field(default=None, compare=False)
+    subject: str = field(default="study", compare=False)  # what study_id names: "study", "analysis"
 
     @property
     def is_error(self) -> bool:
@@ -267,7 +275,7 @@ class Problem:
         if self.row is not None:
             where += f", row {self.row}"
             if self.study_id:
-                where += f" (study {self.study_id})"
+                where += f" ({self.subject} {self.study_id})"
         if self.column:
             where += f", column {self.column}"
         lead = "warning: " if self.severity == "warning" else ""
