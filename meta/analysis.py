@@ -173,8 +173,7 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
     claims = tables.get(_data.CLAIMS_FILE)
     comparisons = vocab.get("comparison") if vocab and "comparison" in vocab else _data.COMPARISONS
     outcome_names = vocab.get("outcome") if vocab else None
-    vocab_file = str(Path(tables[_data.VOCABULARY_FILE].folder or folder) / _data.VOCABULARY_FILE) \
-        if _data.VOCABULARY_FILE in tables else None
+    vocab_file = getattr(vocab, "file", None)
     keys = _filter_keys(outcomes, studies)
     study_ids = {c["study_id"] for _, c in studies.rows} if studies is not None else None
     claim_ids = {c["claim_id"] for _, c in claims.rows} if claims is not None else None

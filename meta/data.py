@@ -500,9 +500,16 @@ def _vocabulary(folder: Path, problems: list[Problem], table: _Table | None = No
             problems.append(Problem(VOCABULARY_FILE, None, None, "column",
                                     f"has no rows for column {key}: list its allowed values with their meanings",
                                     folder=table.folder))
-    vocab = {k: tuple(v) for k, v in out.items()}
+    vocab = Vocabulary({k: tuple(v) for k, v in out.items()})
     vocab["construct"] = tuple(dict.fromkeys(constructs.values()))
+    vocab.file = str(Path(table.folder or folder) / VOCABULARY_FILE)
     return vocab
+
+
+class Vocabulary(dict):
+    """``{vocabulary key: allowed values}`` read from ``file`` (the path messages name)."""
+
+    file: str = VOCABULARY_FILE
 
 
 def _suggest(value: str, allowed: Iterable[str]) -> str:
@@ -551,7 +558,7 @@ class _Checker:
         if v == "" and allow_empty:
             return True
         if v not in allowed:
-            vf = vocab_file or str(Path(self.table.folder or ".") / VOCABULARY_FILE)
+            vf = vocab_file or getattr(allowed, "file", None) or str(Path(self.table.folder or ".") / VOCABULARY_FILE)
             self.add(row, sid, column, vocabulary_message(v, tuple(allowed), vf),
                      expected="a value of column " + column + " in " + VOCABULARY_FILE)
             return False
@@ -635,7 +642,7 @@ def _check_schema(table: _Table, vocab: dict[str, tuple[str, ...]] | None, probl
                 if col.kind == "vocab" and vocab is not None and v and not PLACEHOLDER_PATTERN.match(v):
                     key = col.vocab_key
                     if key in vocab:
-                        ck.vocab(row, sid, c, col.name, vocab[key])
+                        ck.vocab(row, sid, c, col.name, vocab[key], vocab_file=getattr(vocab, "file", None))
                 elif col.kind == "url":
                     ck.url(row, sid, c, col.name)
                 elif col.kind == "doi" and v and not DOI_PATTERN.match(v):

@@ -596,3 +596,323 @@ def test_any_single_cell_change_is_reported_or_accepted_never_crashes(tmp_path_f
         ds = data.load(folder)
         from meta.study_effects import study_effects
         assert len(study_effects(ds.outcomes, ds.studies)) == len(ds.outcomes)
+
+
+# ------------------------------------------------------------------ vocabulary.csv (issue 10)
+
+
+def add_column(folder: Path, file: str, column: str, values: dict[int, str] | None = None) -> None:
+    """Append a column to ``file``; ``values`` maps spreadsheet rows to cells (others empty)."""
+    rows = _rows(folder / file)
+    rows[0].append(column)
+    for i, r in enumerate(rows[1:], start=2):
+        r.append((values or {}).get(i, ""))
+    _write(folder / file, rows)
+
+
+@pytest.mark.parametrize("column,bad,suggestion", [
+    ("task", "Running", "running"),
+    ("timepoint", "Baseline", "baseline"),
+    ("outcome", "peak_hip_int_rotation", "peak_hip_internal_rotation"),
+    ("unit", "degrees", None),
+    ("effect_size_type", "Hedges_g", "hedges_g"),
+])
+def test_outcome_vocabularies_are_checked(folder: Path, column: str, bad: str, suggestion):
+    edit(folder, "outcomes.csv", 3, column, bad)
+    if column == "effect_size_type":
+        edit(folder, "outcomes.csv", 3, "effect_size", "0.5")
+    p = only(data.validate(folder), "outcomes.csv", 3, column)
+    assert p.is_error
+    assert text(p).startswith(f"outcomes.csv, row 3 (study noehren2013), column {column}: {bad!r} is not in ")
+    assert f"{folder}/vocabulary.csv; valid: " in p.message
+    if suggestion:
+        assert p.message.endswith(f"(did you mean {suggestion!r}?)")
+    with pytest.raises(DataError):
+        data.load(folder)
+
+
+def test_vocabulary_message_reads_like_the_contract(folder: Path):
+    edit(folder, "outcomes.csv", 3, "task", "Running")
+    p = only(data.validate(folder), "outcomes.csv", 3, "task")
+    assert str(p) == (f"{folder}/outcomes.csv, row 3 (study noehren2013), column task: 'Running' is not in "
+                      f"{folder}/vocabulary.csv; valid: running, prolonged_run, exhaustive_run, "
+                      "exhaustive_run_control_group, averaged_across_tasks, static, strength_test, "
+                      "not_applicable (did you mean 'running'?)")
+
+
+@pytest.mark.parametrize("column,bad", [("population", "female runners"), ("evidence_level", "Moderate"),
+                                        ("outcome", "hip_add")])
+def test_claim_vocabularies_are_checked(folder: Path, column: str, bad: str):
+    edit(folder, "review_claims.csv", 2, column, bad)
+    p = only(data.validate(folder), "review_claims.csv", 2, column)
+    assert f"{bad!r} is not in " in p.message
+
+
+def test_claim_construct_is_a_construct_of_the_vocabulary(folder: Path):
+    add_column(folder, "review_claims.csv", "construct", {2: "hip_adduction", 3: "hip_adductoin"})
+    p = only(data.validate(folder), "review_claims.csv", 3, "construct")
+    assert "'hip_adductoin' is not in" in p.message and "did you mean 'hip_adduction'" in p.message
+
+
+def test_a_value_added_to_vocabulary_csv_becomes_valid(folder: Path):
+    edit(folder, "outcomes.csv", 3, "task", "walking")
+    assert "'walking' is not in" in only(data.validate(folder), "outcomes.csv", 3, "task").message
+    with open(folder / "vocabulary.csv", "a", encoding="utf-8") as fh:
+        fh.write("task,walking,walking gait (test),\n")
+    assert data.validate(folder) == []
+
+
+def test_vocabulary_file_rules(folder: Path):
+    with open(folder / "vocabulary.csv", "a", encoding="utf-8") as fh:
+        fh.write("task,running,again,\n")            # repeats a value
+        fh.write("tasks,walking,typo in column,\n")   # no such vocabulary
+        fh.write("task,walking,,\n")                  # no meaning
+        fh.write("outcome,peak_ankle_eversion,deg,\n")  # outcome without a construct
+    n = len(_rows(folder / "vocabulary.csv"))
+    problems = data.validate(folder)
+    assert "repeats row" in only(problems, "vocabulary.csv", n - 3, "value").message
+    assert "did you mean 'task'" in only(problems, "vocabulary.csv", n - 2, "column").message
+    assert only(problems, "vocabulary.csv", n - 1, "meaning").message == "must not be empty"
+    assert "construct" in only(problems, "vocabulary.csv", n, "construct").message
+
+
+def test_folder_without_vocabulary_uses_the_projects(folder: Path):
+    (folder / "vocabulary.csv").unlink()
+    # the fixture's own unit 'ms' is not in the project's vocabulary: that is the only problem
+    p = only(data.validate(folder), "outcomes.csv", 5, "unit")
+    assert f"is not in {data.DEFAULT_VOCABULARY}" in p.message
+
+
+def test_every_value_used_in_the_bundled_data_has_a_meaning():
+    vocab = pd.read_csv(BUNDLED / "vocabulary.csv", dtype=str, keep_default_na=False)
+    assert (vocab["meaning"].str.strip() != "").all()
+    listed = {(c, v) for c, v in zip(vocab["column"], vocab["value"])}
+    for file, specs in data.SCHEMA.items():
+        if not (BUNDLED / file).exists() or file == "vocabulary.csv":
+            continue
+        df = pd.read_csv(BUNDLED / file, dtype=str, keep_default_na=False)
+        for col in specs:
+            if col.vocab_key and col.vocab_key != "construct" and col.name in df:
+                values = {v for x in df[col.name] for v in x.split("|") if v}
+                assert {(col.vocab_key, v) for v in values} <= listed, (file, col.name)
+
+
+def test_readme_documents_every_column_and_the_vocabulary_file():
+    readme = (BUNDLED / "README.md").read_text(encoding="utf-8")
+    for file, specs in data.SCHEMA.items():
+        assert f"## {file}" in readme or f"`{file}`" in readme, file
+        for col in specs:
+            assert f"`{col.name}`" in readme, (file, col.name)
+    assert "vocabulary.csv" in readme
+
+
+# ------------------------------------------------------------------ numbers, headers, separators
+
+
+@pytest.mark.parametrize("bad", ["8_2", "1,200", "1,200.5", "0x1A", "1e", ".", "+-1", "1.2.3", "∞", "Infinity"])
+def test_numbers_follow_a_strict_grammar(folder: Path, bad: str):
+    edit(folder, "outcomes.csv", 2, "mean1", bad)
+    p = only(data.validate(folder), "outcomes.csv", 2, "mean1")
+    assert p.message.startswith("must be a number") and p.got == bad
+
+
+@pytest.mark.parametrize("ok", ["8.2", "-0.4", "+3", ".5", "5.", "1e-3", "2E+2"])
+def test_plain_numbers_are_accepted(folder: Path, ok: str):
+    edit(folder, "outcomes.csv", 2, "mean1", ok if ok != "-0.4" else "9.0")
+    edit(folder, "outcomes.csv", 4, "mean_diff", ok if not ok.startswith("-") else "3.5")
+    assert [p for p in data.validate(folder) if p.column in ("mean1", "mean_diff")] == []
+
+
+@pytest.mark.parametrize("file,column", [("studies.csv", "design"), ("outcomes.csv", "sd1"),
+                                         ("review_claims.csv", "comparison"), ("vocabulary.csv", "meaning")])
+def test_duplicate_headers_are_refused_in_every_file(folder: Path, file: str, column: str):
+    add_column(folder, file, column)
+    p = only(data.validate(folder), file, 1, column)
+    assert "twice" in p.message and p.is_error
+
+
+def test_semicolon_separated_file_is_named(folder: Path):
+    rows = _rows(folder / "studies.csv")
+    (folder / "studies.csv").write_text(
+        "\n".join(";".join(c.replace(";", ",") for c in r) for r in rows) + "\n", encoding="utf-8")
+    p = only(data.validate(folder), "studies.csv", None, None)
+    assert "looks semicolon-separated" in p.message and "save it with commas" in p.message
+
+
+def test_a_folder_in_place_of_a_file(folder: Path):
+    (folder / "review_claims.csv").unlink()
+    (folder / "review_claims.csv").mkdir()
+    assert "is a folder, not a file" in only(data.validate(folder), "review_claims.csv", None, None).message
+
+
+# ------------------------------------------------------------------ group sizes against studies.csv
+
+
+@pytest.mark.parametrize("column,value,limit", [("n1", "25", "n_pfp (19)"), ("n2", "20", "n_control (19)")])
+def test_outcome_group_sizes_within_the_study(folder: Path, column: str, value: str, limit: str):
+    edit(folder, "outcomes.csv", 2, column, value)  # souza2009b: n_pfp 19, n_control 19
+    p = only(data.validate(folder), "outcomes.csv", 2, column)
+    assert p.message.startswith(f"{value} exceeds {limit} of study souza2009b")
+
+
+def test_post_vs_pre_group_is_the_pfp_group(folder: Path):
+    edit(folder, "outcomes.csv", 7, "n1", "11")  # willy2012b: n_pfp 10
+    edit(folder, "outcomes.csv", 7, "n2", "11")
+    p = only(data.validate(folder), "outcomes.csv", 7, "n1")
+    assert "exceeds n_pfp (10)" in p.message
+
+
+def test_post_vs_pre_control_group_task_is_bounded_by_n_control(folder: Path):
+    edit(folder, "studies.csv", 6, "n_control", "8")
+    edit(folder, "outcomes.csv", 7, "task", "exhaustive_run_control_group")
+    p = only(data.validate(folder), "outcomes.csv", 7, "n1")
+    assert "exceeds n_control (8)" in p.message
+
+
+# ------------------------------------------------------------------ warnings
+
+
+def test_unknown_extra_column_is_a_warning(folder: Path, capsys):
+    add_column(folder, "outcomes.csv", "sd_pooled", {2: "5.1"})
+    p = only(data.validate(folder), "outcomes.csv", None, "sd_pooled")
+    assert p.severity == "warning" and "not a documented column" in p.message
+    assert "warning: " in text(p)
+    data.load(folder)  # warnings do not stop loading
+    assert main(["validate", "--data", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "column sd_pooled: warning: is not a documented column" in out and "1 warning" in out
+
+
+@pytest.mark.parametrize("file,row,column,value", [
+    ("studies.csv", 2, "notes", "=HYPERLINK(\"http://x\")"),
+    ("studies.csv", 3, "title", "+cmd"),
+    ("outcomes.csv", 2, "source_locator", "@SUM(A1)"),
+    ("outcomes.csv", 3, "extraction_note", "-2+3"),
+    ("review_claims.csv", 2, "claim_text", "\tindented"),
+])
+def test_formula_like_text_cells_are_warned(folder: Path, file, row, column, value):
+    edit(folder, file, row, column, value)
+    p = only(data.validate(folder), file, row, column)
+    assert p.severity == "warning" and "formula" in p.message
+
+
+def test_negative_numbers_are_not_formulas(folder: Path):
+    edit(folder, "outcomes.csv", 6, "effect_size", "-0.74")
+    edit(folder, "outcomes.csv", 2, "mean2", "-0.3")
+    edit(folder, "outcomes.csv", 2, "direction", "+1")
+    assert data.validate(folder) == []
+
+
+# ------------------------------------------------------------------ CI and SE columns (issue 13)
+
+
+def _ci(folder: Path, **cells: dict[int, str]) -> None:
+    for col in ("ci_low", "ci_high", "ci_level", "se"):
+        add_column(folder, "outcomes.csv", col, cells.get(col, {}))
+
+
+def test_ci_columns_load_as_floats(folder: Path):
+    _ci(folder, ci_low={4: "1.2"}, ci_high={4: "5.8"}, ci_level={4: "0.95"}, se={4: "1.1"})
+    ds = data.load(folder)
+    assert ds.outcomes.loc[4, ["ci_low", "ci_high", "ci_level", "se"]].tolist() == [1.2, 5.8, 0.95, 1.1]
+    for col in ("ci_low", "ci_high", "ci_level", "se"):
+        assert ds.outcomes[col].dtype == "float64"
+
+
+def test_ci_columns_are_optional_and_exposed():
+    ds = data.load(GOOD)
+    assert ds.outcomes[["ci_low", "ci_high", "ci_level", "se"]].isna().all().all()
+
+
+@pytest.mark.parametrize("cells,column,words", [
+    ({"ci_low": {4: "1.2"}, "ci_level": {4: "0.95"}}, "ci_high", "together with ci_low"),
+    ({"ci_low": {4: "5.8"}, "ci_high": {4: "1.2"}, "ci_level": {4: "0.95"}}, "ci_high", "must be > ci_low"),
+    ({"ci_low": {4: "1.2"}, "ci_high": {4: "5.8"}}, "ci_level", "must be given when ci_low/ci_high"),
+    ({"ci_low": {4: "1.2"}, "ci_high": {4: "5.8"}, "ci_level": {4: "95"}}, "ci_level", "between 0 and 1"),
+    ({"ci_level": {4: "0.95"}}, "ci_level", "ci_low and ci_high are empty"),
+    ({"se": {4: "0"}}, "se", "must be > 0"),
+    ({"se": {4: "1_1"}}, "se", "must be a number"),
+])
+def test_ci_rules(folder: Path, cells, column, words):
+    _ci(folder, **cells)
+    p = only(data.validate(folder), "outcomes.csv", 4, column)
+    assert words in p.message and p.is_error
+
+
+def test_ci_not_containing_its_estimate_is_a_warning(folder: Path):
+    _ci(folder, ci_low={4: "4.0"}, ci_high={4: "6.0"}, ci_level={4: "0.95"})  # mean_diff 3.5
+    p = only(data.validate(folder), "outcomes.csv", 4, "ci_low")
+    assert p.severity == "warning" and p.message.startswith("CI does not contain the estimate")
+    assert "mean_diff 3.5" in p.message
+    assert data.load(folder).warnings == (p,)
+
+
+# ------------------------------------------------------------------ review_set (issue 13)
+
+
+def test_missing_review_set_means_original():
+    ds = data.load(GOOD)
+    assert (ds.studies["review_set"] == "original").all()
+
+
+def test_review_set_vocabulary(folder: Path):
+    add_column(folder, "studies.csv", "review_set", {i: "original" for i in range(2, 9)})
+    edit(folder, "studies.csv", 3, "review_set", "update")
+    assert data.validate(folder) == []
+    assert data.load(folder).studies.loc[3, "review_set"] == "update"
+    edit(folder, "studies.csv", 4, "review_set", "Update")
+    assert "did you mean 'update'" in only(data.validate(folder), "studies.csv", 4, "review_set").message
+    edit(folder, "studies.csv", 4, "review_set", "")
+    assert only(data.validate(folder), "studies.csv", 4, "review_set").message.startswith("must not be empty")
+
+
+def test_bundled_studies_have_review_set():
+    assert (data.load(BUNDLED).studies["review_set"] == "original").all()
+    assert "review_set" in _rows(BUNDLED / "studies.csv")[0]
+
+
+# ------------------------------------------------------------------ published_pooled.csv (issue 13)
+
+_POOLED_HEADER = ("source_id,source_citation,doi,outcome,population,task,design,k,n,smd,ci_low,ci_high,"
+                  "ci_level,evidence_level,sign_convention,url,locator,notes")
+_POOLED_ROW = ("neal2016,Neal 2016 Gait Posture 45:69-82,10.1016/j.gaitpost.2015.11.018,peak_hip_adduction,"
+               "female_runners,running,prospective,2,400,0.55,0.2,0.9,0.95,moderate,pfp_minus_control,"
+               "https://example.org/neal2016,figure 2,test row")
+
+
+def _pooled(folder: Path, *rows: str) -> None:
+    (folder / "published_pooled.csv").write_text("\n".join((_POOLED_HEADER,) + rows) + "\n", encoding="utf-8")
+
+
+def test_published_pooled_absent_is_none():
+    assert data.load(GOOD).published_pooled is None
+
+
+def test_published_pooled_loads_typed(folder: Path):
+    _pooled(folder, _POOLED_ROW)
+    assert data.validate(folder) == []
+    pp = data.load(folder).published_pooled
+    assert pp.loc[2, "smd"] == 0.55 and pp["ci_low"].dtype == "float64" and str(pp["k"].dtype) == "Int64"
+
+
+@pytest.mark.parametrize("column,value,words,severity", [
+    ("outcome", "peak_hip_adductoin", "did you mean 'peak_hip_adduction'", "error"),
+    ("url", "www.example.org", "http", "error"),
+    ("smd", "1_0", "must be a number", "error"),
+    ("smd", "1.5", "CI does not contain the estimate", "warning"),
+    ("ci_level", "", "must be given when", "error"),
+    ("source_id", "", "must not be empty", "error"),
+])
+def test_published_pooled_rules(folder: Path, column, value, words, severity):
+    cells = _POOLED_ROW.split(",")
+    cells[_POOLED_HEADER.split(",").index(column)] = value
+    _pooled(folder, ",".join(cells))
+    col = "ci_low" if words.startswith("CI does not") else column
+    p = only(data.validate(folder), "published_pooled.csv", 2, col)
+    assert words in p.message and p.severity == severity
+
+
+def test_published_pooled_missing_column(folder: Path):
+    (folder / "published_pooled.csv").write_text("source_id,outcome\nx,peak_hip_adduction\n", encoding="utf-8")
+    p = only(data.validate(folder), "published_pooled.csv", None, "smd")
+    assert "required column is missing" in p.message
