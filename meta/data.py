@@ -44,7 +44,7 @@ Rules checked (one test per rule in ``tests/test_data.py``):
 * ``studies.csv``: ``study_id`` unique and lowercase author + 4-digit year +
   optional letter (``souza2009b``), its year equal to ``year``; ``n_pfp``
   >= 1, ``n_control`` >= 0, only with a ``source_url``; ``doi`` bare;
-  ``review_set`` (optional column; missing = all ``original``);
+  ``review_set`` (optional column; a missing column or an empty cell = ``original``);
 * ``outcomes.csv``: ``study_id`` names a study of ``studies.csv``; ``n1``,
   ``n2`` whole numbers >= 2 and not more than the study's group sizes (see
   :func:`_group_limit`); ``sd1``, ``sd2``, ``se`` > 0; 0 < ``p_value`` <= 1;
@@ -166,7 +166,7 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         _c("n_pfp", "int", minimum=1), _c("n_control", "int", minimum=0),
         _c("review_match", "vocab", cell=True), _c("review_match_reason", cell=True),
         _c("source_url", "url"), _c("notes"),
-        _c("review_set", "vocab", header=False, cell=True),
+        _c("review_set", "vocab", header=False),  # missing column or empty cell = original
     ),
     OUTCOMES_FILE: (
         _c("study_id", cell=True), _c("outcome", "vocab", cell=True), _c("comparison", "vocab", cell=True),
@@ -232,8 +232,8 @@ DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 UNIT_NOT_STATED = "not stated"  # a unit starting with this is unknown: it conflicts with no other
 PLACEHOLDER_PATTERN = re.compile(r"^\[.*\]$", re.DOTALL)
 #: the only spellings of a real number accepted (Python's float() would also take 8_2, inf, nan, 1_000)
-NUMBER_PATTERN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-_INT_PATTERN = re.compile(r"^[+-]?\d+$")
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+_INT_PATTERN = re.compile(r"^[+-]?\d+$", re.ASCII)
 _MISSING_WORDS = {"na", "n/a", "nan", "none", "null", "-", "–", "?", "inf", "-inf", "+inf", "infinity"}
 #: first characters that make a spreadsheet run a cell as a formula (OWASP "CSV injection")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -320,7 +320,7 @@ class Dataset:
     derived row can be traced back to its cell.  Whole numbers are ``Int64``
     (nullable), measurements ``float64`` (NaN = not reported), text
     ``string`` (``<NA>`` = empty cell).  ``studies`` always has
-    ``review_set``; ``outcomes`` always has ``ci_low``, ``ci_high``,
+    ``review_set`` (``original`` where the file has no such column or an empty cell); ``outcomes`` always has ``ci_low``, ``ci_high``,
     ``ci_level`` and ``se`` (NaN where the file has no such column).
     ``published_pooled`` is None when the folder has no ``published_pooled.csv``.
     ``warnings``: the warning-level problems found while loading.
@@ -992,6 +992,8 @@ def load(path: str | Path = "data") -> Dataset:
     studies = _frame(tables[STUDIES_FILE])
     if "review_set" not in studies:
         studies["review_set"] = pd.array([DEFAULT_REVIEW_SET] * len(studies), dtype="string")
+    else:
+        studies["review_set"] = studies["review_set"].fillna(DEFAULT_REVIEW_SET)
     outcomes = _frame(tables[OUTCOMES_FILE])
     for col in ("ci_low", "ci_high", "ci_level", "se"):
         if col not in outcomes:
