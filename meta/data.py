@@ -432,6 +432,14 @@ def _read_table(folder: Path, name: str, problems: list[Problem]) -> _Table | No
 
 def _check_columns(table: _Table, required: tuple[str, ...], problems: list[Problem]) -> bool:
     missing = [c for c in required if c not in table.header]
+    if required and len(missing) > len(required) / 2:
+        # not this table at all (another file, or garbage): one problem instead of one per column and row
+        problems[:] = [p for p in problems if not (p.file == table.name and p.folder == table.folder)]
+        problems.append(Problem(table.name, 1, None, None,
+                                f"does not look like {table.name}: its first row lacks most of the required "
+                                f"columns ({len(missing)} of {len(required)} missing: {', '.join(missing)})",
+                                folder=table.folder))
+        return False
     for col in missing:
         problems.append(Problem(table.name, None, None, col, "required column is missing from the header",
                                 folder=table.folder))

@@ -914,7 +914,9 @@ def test_published_pooled_rules(folder: Path, column, value, words, severity):
 
 
 def test_published_pooled_missing_column(folder: Path):
-    (folder / "published_pooled.csv").write_text("source_id,outcome\nx,peak_hip_adduction\n", encoding="utf-8")
+    i = _POOLED_HEADER.split(",").index("smd")
+    drop = lambda line: ",".join(c for j, c in enumerate(line.split(",")) if j != i)  # noqa: E731
+    (folder / "published_pooled.csv").write_text(f"{drop(_POOLED_HEADER)}\n{drop(_POOLED_ROW)}\n", encoding="utf-8")
     p = only(data.validate(folder), "published_pooled.csv", None, "smd")
     assert "required column is missing" in p.message
 
@@ -923,3 +925,10 @@ def test_published_pooled_missing_column(folder: Path):
 def test_whole_numbers_are_ascii_digits(folder: Path, bad: str):
     edit(folder, "outcomes.csv", 2, "n1", bad)
     assert only(data.validate(folder), "outcomes.csv", 2, "n1").message == "must be a whole number"
+
+
+def test_wrong_file_gives_one_problem(folder: Path):
+    shutil.copy(folder / "review_claims.csv", folder / "studies.csv")  # the claims saved under the wrong name
+    p = only(data.validate(folder), "studies.csv", 1, None)
+    assert p.message.startswith("does not look like studies.csv: its first row lacks most of the required columns")
+    assert [x for x in data.validate(folder) if x.file == "studies.csv"] == [p]
