@@ -580,11 +580,16 @@ def reproduce(
     Raises ``meta.data.DataError`` or :class:`AnalysesError` on invalid input,
     before anything is written.
     """
-    from meta.data import load
+    from meta.analysis import analysis_problems
+    from meta.data import DataError, errors, load
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
-    dataset = load(data_dir)
+    try:
+        dataset = load(data_dir)
+    except DataError as e:  # report analyses.csv's problems too, as meta validate does
+        more = errors(analysis_problems(data_dir)[0]) if (data_dir / ANALYSES_FILE).exists() else []
+        raise DataError(e.problems + more) from None
     analyses = load_analyses(data_dir)
     table = effect_table(dataset)
     claims = getattr(dataset, "claims", None)

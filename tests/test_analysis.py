@@ -247,3 +247,43 @@ def test_lone_analyses_file_is_checked_against_the_projects_vocabulary(tmp_path:
     with pytest.raises(AnalysesError) as e:
         load_analyses(tmp_path)
     assert any("row 3" in s and "column outcome" in s for s in e.value.problems)
+
+
+# --------------------------------------------------------------------------- robustness
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.one_of(st.text(max_size=12), st.sampled_from(["", "=", ";", "|", "a=b;c!=", "design=", "!=x", "DL", "ls",
+                                                         "pfp_vs_control", "\ufeff", "a,b", '"', "\r\n"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(row=st.integers(2, 6), col=st.integers(0, 10), value=_TEXT)
+def test_any_single_cell_change_is_reported_or_accepted_never_crashes(tmp_path_factory, row, col, value):
+    folder = tmp_path_factory.mktemp("d") / "data"
+    shutil.copytree(BUNDLED, folder)
+    rows = _rows(folder / FILE)
+    rows[row - 1][col] = value
+    _write(folder / FILE, rows)
+    ps = [p for p in problems(folder) if p.is_error]
+    assert all(isinstance(p, Problem) and str(p) for p in ps)
+    if ps:
+        with pytest.raises(AnalysesError):
+            load_analyses(folder)
+    else:
+        assert len(load_analyses(folder)) >= 1
+
+
+def test_reproduce_lists_data_and_analyses_problems_together(folder: Path, capsys):
+    edit(folder, 3, "filters", "design=case_control")
+    rows = _rows(folder / "outcomes.csv")
+    rows[2][rows[0].index("task")] = "Running"
+    _write(folder / "outcomes.csv", rows)
+    assert main(["validate", "--data", str(folder)]) == 1
+    lines = [x for x in capsys.readouterr().out.splitlines() if ", row " in x]
+    assert len(lines) == 2
+    assert reproduce.reproduce_cli(folder, folder.parent / "results") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert [f"  {x}" for x in lines] == [x for x in err if ", row " in x]
+    assert not (folder.parent / "results").exists()
