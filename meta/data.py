@@ -359,9 +359,6 @@ class _Table:
     raw: tuple[dict[str, str], ...] = ()  # the same cells unstripped (for the formula check)
     folder: str | None = None
 
-    def get(self, cells: dict[str, str], column: str) -> str:
-        return cells.get(column, "")
-
 
 def _read_table(folder: Path, name: str, problems: list[Problem]) -> _Table | None:
     """Read one CSV as text without modifying it; append problems and return None if unreadable."""
