@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        from meta.data import validate_cli
+        from meta.analysis import validate_cli
 
         return validate_cli(args.data)
     if args.command == "reproduce":

@@ -1,54 +1,78 @@
-"""Load and validate the curated data: ``studies.csv``, ``outcomes.csv``, ``review_claims.csv``.
+"""Load and validate the curated data: ``studies.csv``, ``outcomes.csv``, ``review_claims.csv``,
+``vocabulary.csv`` and (optional) ``published_pooled.csv``.
 
 Every problem found is reported with the file, the row number as a spreadsheet
 shows it (header = row 1, first data row = row 2), the study and the column, so
 a curator can go straight to the cell::
 
-    outcomes.csv, row 14 (study noehren2013), column sd1: must be > 0, got -3.1
+    data/outcomes.csv, row 14 (study noehren2013), column sd1: must be > 0, got -3.1
 
 Validation only ever *reads* the files (opened in binary read mode); it never
 rewrites, normalises or re-saves them.  Files may be UTF-8 with or without a
 byte-order mark, with LF or CRLF line ends.  Leading and trailing spaces around
 a cell are ignored.  An empty cell means "unknown" (never 0).
 
+Constraints as data: :data:`SCHEMA` declares, per file, every documented
+column (required in the header or optional, kind, cell required, minimum,
+vocabulary); one generic check reads it, :func:`_frame` takes the column
+types from it, and ``data/README.md`` documents the same columns (a test keeps
+them in step).  The allowed values of every fixed-list column live in
+``data/vocabulary.csv`` (``column,value,meaning[,construct]``), read from the
+data folder being validated.  Rules that tie several cells together are code
+below.
+
+Severity: a :class:`Problem` is an ``"error"`` (the data cannot be loaded) or
+a ``"warning"`` (loaded; ``meta validate`` prints it and still exits 0):
+unknown extra columns, cells a spreadsheet would run as a formula, a printed
+CI that does not contain its own estimate.
+
 Rules checked (one test per rule in ``tests/test_data.py``):
 
+* files and columns: the folder and the files exist, decode as UTF-8, parse as
+  comma-separated CSV (a semicolon-separated file is named as such) with the
+  header's number of fields on every row, no column twice in the header, and
+  every required column; an undocumented column is a warning;
 * no placeholders: a cell that is wholly in square brackets (``[title not
   seen]``) is refused in every file -- unknown is an empty cell;
-
-* files and columns: the folder and the three files exist, decode as UTF-8,
-  parse as CSV with the header's number of fields on every row, and hold every
-  required column (extra columns are allowed and kept as text);
-* ``studies.csv``: ``study_id`` present, unique and lowercase author + 4-digit
-  year + optional letter (``souza2009b``), its year equal to ``year``;
-  ``cohort_id``, ``authors``, ``year`` and ``review_match_reason`` not empty
-  (``title``, ``citation``, ``doi``, ``pmid``, ``source_url`` may be empty
-  when no page gave them); ``year``, ``n_pfp`` (>= 1), ``n_control`` (>= 0),
-  ``pmid`` whole numbers; vocabularies of ``design``, ``population_sex``,
-  ``runners``, ``review_match``; ``source_url``/``doi`` well formed;
-  ``n_pfp``/``n_control`` only with a ``source_url``;
-* ``outcomes.csv``: ``study_id`` names a study of ``studies.csv``;
-  ``outcome`` is snake_case; ``comparison`` in the vocabulary; numbers parse as
-  numbers (``NA``/``nan`` are refused: leave the cell empty); ``n1``, ``n2``
-  whole numbers >= 2; ``sd1``, ``sd2`` > 0; 0 < ``p_value`` <= 1;
-  ``p_operator`` is ``=`` or ``<`` and is given exactly when ``p_value`` is;
-  ``direction`` is +1 or -1 (or empty) and agrees with the sign of
-  ``mean1 - mean2`` / ``mean_diff`` / ``effect_size``; ``mean_diff`` agrees
-  in sign with ``mean1 - mean2``; ``effect_size_type`` in its vocabulary and
-  only with an ``effect_size``; for ``post_vs_pre`` rows n1 = n2; one unit per outcome
-  across rows (empty units and units starting with ``not stated`` are
-  unknown and conflict with none); no two rows with the same study, outcome, comparison, timepoint
-  and task; every row with a number has a ``source_url``; every row either
-  supports at least one SMD route (see :mod:`meta.study_effects`) or its
-  ``extraction_note`` says why not;
-* ``review_claims.csv``: ``claim_id`` present and unique; ``outcome``,
-  ``population``, ``evidence_level`` and ``source_url`` not empty;
-  ``comparison`` in the vocabulary; ``expected_direction`` is +1 or -1.
+* vocabularies: every column with a fixed list (:data:`SCHEMA` kind
+  ``vocab``) holds a value of that column in ``vocabulary.csv``, exactly
+  (case variants are errors; the message suggests the close match);
+  ``review_claims.csv`` ``construct`` is a construct of an outcome in the
+  vocabulary;
+* numbers follow a strict grammar (:data:`NUMBER_PATTERN`: no ``_``, no
+  thousands separators, no ``inf``/``nan``, no hex); whole numbers are digits;
+* ``studies.csv``: ``study_id`` unique and lowercase author + 4-digit year +
+  optional letter (``souza2009b``), its year equal to ``year``; ``n_pfp``
+  >= 1, ``n_control`` >= 0, only with a ``source_url``; ``doi`` bare;
+  ``review_set`` (optional column; a missing column or an empty cell = ``original``);
+* ``outcomes.csv``: ``study_id`` names a study of ``studies.csv``; ``n1``,
+  ``n2`` whole numbers >= 2 and not more than the study's group sizes (see
+  :func:`_group_limit`); ``sd1``, ``sd2``, ``se`` > 0; 0 < ``p_value`` <= 1;
+  ``p_operator`` given exactly when ``p_value`` is; ``direction`` is +1 or -1
+  (or empty) and agrees with the sign of ``mean1 - mean2`` / ``mean_diff`` /
+  ``effect_size``; ``mean_diff`` agrees in sign with ``mean1 - mean2``;
+  ``effect_size_type`` only with an ``effect_size``; ``ci_low``/``ci_high``
+  together, lower < upper, with a ``ci_level`` in (0, 1); a CI that does not
+  contain the row's ``mean_diff`` (else ``effect_size``) is a warning; for
+  ``post_vs_pre`` rows n1 = n2; one unit per outcome across rows (units
+  starting with ``not stated`` are unknown and conflict with none); no two
+  rows with the same study, outcome, comparison, timepoint and task; every row
+  with a number has a ``source_url``; every row either supports at least one
+  SMD route (see :mod:`meta.study_effects`) or its ``extraction_note`` says
+  why not;
+* ``review_claims.csv``: ``claim_id`` unique; ``expected_direction`` +1 or -1;
+* ``published_pooled.csv`` (optional): one row per (``source_id``, outcome,
+  population, task, design); ``smd`` inside
+  its CI (warning otherwise); ``ci_level`` in (0, 1); ``url`` http(s);
+* input cells a spreadsheet would run as a formula (starting with ``=``,
+  ``+``, ``-``, ``@``, tab or CR; numbers in number columns and vocabulary
+  values such as ``=`` excepted) are warnings.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 import re
@@ -62,64 +86,161 @@ __all__ = [
     "Problem",
     "DataError",
     "Dataset",
+    "Column",
+    "SCHEMA",
     "load",
     "validate",
     "validate_cli",
+    "read_vocabulary",
     "STUDY_COLUMNS",
     "OUTCOME_COLUMNS",
     "CLAIM_COLUMNS",
+    "PUBLISHED_POOLED_COLUMNS",
     "DESIGNS",
     "POPULATION_SEXES",
     "RUNNERS",
     "REVIEW_MATCHES",
+    "REVIEW_SETS",
     "COMPARISONS",
     "P_OPERATORS",
     "EFFECT_SIZE_TYPES",
+    "NUMBER_PATTERN",
 ]
 
 STUDIES_FILE = "studies.csv"
 OUTCOMES_FILE = "outcomes.csv"
 CLAIMS_FILE = "review_claims.csv"
+VOCABULARY_FILE = "vocabulary.csv"
+PUBLISHED_POOLED_FILE = "published_pooled.csv"
 
-STUDY_COLUMNS = (
-    "study_id", "cohort_id", "authors", "year", "title", "journal", "citation", "doi", "pmid",
-    "design", "population_sex", "runners", "n_pfp", "n_control", "review_match",
-    "review_match_reason", "source_url", "notes",
-)
-OUTCOME_COLUMNS = (
-    "study_id", "outcome", "comparison", "timepoint", "task", "unit", "n1", "mean1", "sd1",
-    "n2", "mean2", "sd2", "mean_diff", "p_value", "p_operator", "effect_size",
-    "effect_size_type", "direction", "source_url", "source_locator", "extraction_note",
-)
-CLAIM_COLUMNS = (
-    "claim_id", "outcome", "comparison", "population", "expected_direction", "evidence_level",
-    "source_url",
-)
-
+# Values the code interprets (meta.study_effects, meta.reproduce); vocabulary.csv lists them with
+# their meanings and is what the validator checks against.
 DESIGNS = ("prospective", "case-control", "intervention-single-group", "intervention-controlled")
 POPULATION_SEXES = ("female", "male", "mixed", "unclear")
 RUNNERS = ("yes", "no", "unclear")
 REVIEW_MATCHES = ("likely", "possible", "unlikely", "excluded")
+REVIEW_SETS = ("original", "update")
+DEFAULT_REVIEW_SET = "original"  # a studies.csv without the review_set column is the original review
 COMPARISONS = ("pfp_vs_control", "post_vs_pre", "intervention_vs_control")
 P_OPERATORS = ("=", "<")
 # cohen_d / hedges_g / unspecified are used as SMDs, t as a t statistic; the others are recorded
 # truthfully but never converted (see meta.study_effects).
 EFFECT_SIZE_TYPES = ("cohen_d", "hedges_g", "unspecified", "t", "odds_ratio", "risk_ratio", "correlation")
 
-# Typed columns of the loaded frames (everything else is nullable text).
-_STUDY_INTS = ("year", "n_pfp", "n_control")
-_OUTCOME_INTS = ("n1", "n2", "direction")
-_OUTCOME_FLOATS = ("mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size")
-_CLAIM_INTS = ("expected_direction",)
+
+# --------------------------------------------------------------------------- column specs
+
+
+@dataclass(frozen=True)
+class Column:
+    """One documented column of a data file (constraints as data; PyMARE's ``Options`` idea).
+
+    ``kind``: ``text``, ``int`` (whole number), ``number`` (real, :data:`NUMBER_PATTERN`),
+    ``direction`` (+1/-1), ``vocab`` (a value of ``vocabulary`` in ``vocabulary.csv``; default
+    the column's own name), ``url`` (http/https), ``doi`` (bare DOI).  ``header``: the header
+    must have the column (False: optional column).  ``cell``: the cell must not be empty.
+    ``minimum``: smallest allowed whole number.
+    """
+
+    name: str
+    kind: str = "text"
+    header: bool = True
+    cell: bool = False
+    minimum: int | None = None
+    vocabulary: str | None = None
+
+    @property
+    def vocab_key(self) -> str | None:
+        return (self.vocabulary or self.name) if self.kind == "vocab" else None
+
+
+def _c(name: str, kind: str = "text", **kw) -> Column:
+    return Column(name, kind, **kw)
+
+
+SCHEMA: dict[str, tuple[Column, ...]] = {
+    STUDIES_FILE: (
+        _c("study_id", cell=True), _c("cohort_id", cell=True), _c("authors", cell=True),
+        _c("year", "int", cell=True), _c("title"), _c("journal"), _c("citation"), _c("doi", "doi"),
+        _c("pmid", "int", minimum=1), _c("design", "vocab", cell=True),
+        _c("population_sex", "vocab", cell=True), _c("runners", "vocab", cell=True),
+        _c("n_pfp", "int", minimum=1), _c("n_control", "int", minimum=0),
+        _c("review_match", "vocab", cell=True), _c("review_match_reason", cell=True),
+        _c("source_url", "url"), _c("notes"),
+        _c("review_set", "vocab", header=False),  # missing column or empty cell = original
+    ),
+    OUTCOMES_FILE: (
+        _c("study_id", cell=True), _c("outcome", "vocab", cell=True), _c("comparison", "vocab", cell=True),
+        _c("timepoint", "vocab"), _c("task", "vocab"), _c("unit", "vocab"),
+        _c("n1", "int", minimum=2), _c("mean1", "number"), _c("sd1", "number"),
+        _c("n2", "int", minimum=2), _c("mean2", "number"), _c("sd2", "number"),
+        _c("mean_diff", "number"), _c("p_value", "number"), _c("p_operator", "vocab"),
+        _c("effect_size", "number"), _c("effect_size_type", "vocab"), _c("direction", "direction"),
+        _c("source_url", "url"), _c("source_locator"), _c("extraction_note"),
+        _c("ci_low", "number", header=False), _c("ci_high", "number", header=False),
+        _c("ci_level", "number", header=False), _c("se", "number", header=False),
+    ),
+    CLAIMS_FILE: (
+        _c("claim_id", cell=True), _c("outcome", "vocab", cell=True), _c("comparison", "vocab", cell=True),
+        _c("population", "vocab", cell=True), _c("expected_direction", "direction", cell=True),
+        _c("evidence_level", "vocab", cell=True), _c("source_url", "url", cell=True),
+        _c("design", "vocab", header=False, vocabulary="review_claims.csv:design"),
+        _c("intervention", "vocab", header=False), _c("construct", "vocab", header=False),
+        _c("claim_text", header=False),
+    ),
+    VOCABULARY_FILE: (
+        _c("column", cell=True), _c("value", cell=True), _c("meaning", cell=True),
+        _c("construct", header=False),
+    ),
+    # the declarations of meta.analysis (read and checked there, with the same reader)
+    "analyses.csv": (
+        _c("analysis_id", cell=True), _c("title"), _c("outcome", "vocab", cell=True),
+        _c("comparison", "vocab", cell=True), _c("filters"), _c("smd_convention"), _c("method"),
+        _c("favours_left"), _c("favours_right"), _c("claim_ids"), _c("notes"),
+    ),
+    PUBLISHED_POOLED_FILE: (
+        _c("source_id", cell=True), _c("source_citation", cell=True), _c("doi", "doi"),
+        _c("outcome", "vocab", cell=True), _c("population"), _c("task", "vocab"), _c("design"),
+        _c("k", "int", minimum=1), _c("n", "int", minimum=1), _c("smd", "number"),
+        _c("ci_low", "number"), _c("ci_high", "number"), _c("ci_level", "number"),
+        _c("evidence_level"), _c("sign_convention"), _c("url", "url", cell=True), _c("locator"),
+        _c("notes"),
+    ),
+}
+#: the project's vocabulary, used for a data folder that has no vocabulary.csv of its own
+DEFAULT_VOCABULARY = Path(__file__).resolve().parents[1] / "data" / VOCABULARY_FILE
+#: vocabulary.csv keys derived from other vocabulary rows rather than listed: the constructs of the outcomes
+DERIVED_VOCABULARIES = {"construct": ("outcome", "construct")}
+
+
+def _required(file: str) -> tuple[str, ...]:
+    return tuple(c.name for c in SCHEMA[file] if c.header)
+
+
+STUDY_COLUMNS = _required(STUDIES_FILE)
+OUTCOME_COLUMNS = _required(OUTCOMES_FILE)
+CLAIM_COLUMNS = _required(CLAIMS_FILE)
+PUBLISHED_POOLED_COLUMNS = _required(PUBLISHED_POOLED_FILE)
+
+#: vocabulary keys (vocabulary.csv ``column``) the schema refers to, in schema order
+VOCABULARY_KEYS = tuple(dict.fromkeys(
+    c.vocab_key for cols in SCHEMA.values() for c in cols
+    if c.vocab_key and c.vocab_key not in DERIVED_VOCABULARIES))
 
 STUDY_ID_PATTERN = re.compile(r"^[a-z]+(\d{4})[a-z]?$")
-OUTCOME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 URL_PATTERN = re.compile(r"^https?://\S+$")
 DOI_PATTERN = re.compile(r"^10\.\d{4,9}/\S+$")
 UNIT_NOT_STATED = "not stated"  # a unit starting with this is unknown: it conflicts with no other
 PLACEHOLDER_PATTERN = re.compile(r"^\[.*\]$", re.DOTALL)
-_INT_PATTERN = re.compile(r"^[+-]?\d+$")
+#: the only spellings of a real number accepted (Python's float() would also take 8_2, inf, nan, 1_000)
+NUMBER_PATTERN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+_INT_PATTERN = re.compile(r"^[+-]?\d+$", re.ASCII)
 _MISSING_WORDS = {"na", "n/a", "nan", "none", "null", "-", "–", "?", "inf", "-inf", "+inf", "infinity"}
+#: first characters that make a spreadsheet run a cell as a formula (OWASP "CSV injection")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: columns that identify one pooled estimate of published_pooled.csv (source_id names the review)
+PUBLISHED_KEY = ("source_id", "outcome", "population", "task", "design")
 
 
 # --------------------------------------------------------------------------- problems
@@ -131,8 +252,11 @@ class Problem:
 
     ``row`` is the spreadsheet row (header = 1, first data row = 2) or ``None``
     for a problem with a whole file or column; ``got`` is the offending cell as
-    written (``None`` when no single cell is at fault); ``expected`` says what
-    would be valid.
+    written (``None`` when no single cell is at fault or the message quotes
+    it); ``expected`` says what would be valid.  ``severity`` is ``"error"``
+    or ``"warning"``; ``folder`` (the data folder, when known) is printed
+    before the file name; ``subject`` names what ``study_id`` identifies (``"analysis"`` in
+    ``analyses.csv``).
     """
 
     file: str
@@ -142,16 +266,24 @@ class Problem:
     message: str
     got: str | None = None
     expected: str | None = None
+    severity: str = "error"
+    folder: str | None = field(default=None, compare=False)
+    subject: str = field(default="study", compare=False)  # what study_id names: "study", "analysis"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def __str__(self) -> str:
-        where = self.file
+        where = f"{self.folder.rstrip('/')}/{self.file}" if self.folder else self.file
         if self.row is not None:
             where += f", row {self.row}"
             if self.study_id:
-                where += f" (study {self.study_id})"
+                where += f" ({self.subject} {self.study_id})"
         if self.column:
             where += f", column {self.column}"
-        text = f"{where}: {self.message}"
+        lead = "warning: " if self.severity == "warning" else ""
+        text = f"{where}: {lead}{self.message}"
         if self.got is not None:
             text += f", got {_show(self.got)}"
         return text
@@ -160,15 +292,18 @@ class Problem:
 def _show(value: str) -> str:
     if value == "":
         return "an empty cell"
-    try:
-        float(value)
+    if NUMBER_PATTERN.match(value):
         return value
-    except ValueError:
-        return repr(value)
+    return repr(value)
+
+
+def errors(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems that stop loading (``severity == "error"``)."""
+    return [p for p in problems if p.is_error]
 
 
 class DataError(ValueError):
-    """Raised by :func:`load` when the data are invalid; ``problems`` lists every problem."""
+    """Raised by :func:`load` when the data are invalid; ``problems`` lists every error."""
 
     def __init__(self, problems: Iterable[Problem]):
         self.problems: list[Problem] = list(problems)
@@ -183,18 +318,25 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """The three validated tables.
+    """The validated tables.
 
     Index of each frame: the spreadsheet row number (name ``row``), so any
     derived row can be traced back to its cell.  Whole numbers are ``Int64``
     (nullable), measurements ``float64`` (NaN = not reported), text
-    ``string`` (``<NA>`` = empty cell).
+    ``string`` (``<NA>`` = empty cell).  ``studies`` always has
+    ``review_set`` (``original`` where the file has no such column or an empty cell); ``outcomes`` always has ``ci_low``, ``ci_high``,
+    ``ci_level`` and ``se`` (NaN where the file has no such column).
+    ``published_pooled`` is None when the folder has no ``published_pooled.csv``.
+    ``warnings``: the warning-level problems found while loading.
     """
 
     studies: pd.DataFrame
     outcomes: pd.DataFrame
     claims: pd.DataFrame
     path: Path = field(default=Path("data"))
+    vocabulary: pd.DataFrame | None = None
+    published_pooled: pd.DataFrame | None = None
+    warnings: tuple[Problem, ...] = ()
 
     def summary(self) -> str:
         """One line: counts of studies, outcome rows (and how many have an SMD route), claims."""
@@ -218,28 +360,43 @@ class _Table:
     name: str
     header: tuple[str, ...]
     rows: tuple[tuple[int, dict[str, str]], ...]  # (spreadsheet row, {column: stripped cell})
+    raw: tuple[dict[str, str], ...] = ()  # the same cells unstripped (for the formula check)
+    folder: str | None = None
 
 
 def _read_table(folder: Path, name: str, problems: list[Problem]) -> _Table | None:
     """Read one CSV as text without modifying it; append problems and return None if unreadable."""
-    path = folder / name
+    path = Path(folder) / name
+    fd = str(folder)
+
+    def bad(message: str, row: int | None = None, column: str | None = None) -> None:
+        problems.append(Problem(name, row, None, column, message, folder=fd))
+
+    if path.is_dir():
+        bad(f"is a folder, not a file (expected a CSV file named {name} in {folder}/)")
+        return None
     if not path.is_file():
-        problems.append(Problem(name, None, None, None, f"file not found in {folder}/"))
+        bad(f"file not found in {folder}/")
         return None
     try:
         with open(path, "rb") as fh:  # read-only: validation never writes
             raw = fh.read()
     except OSError as exc:
-        problems.append(Problem(name, None, None, None, f"cannot be read ({exc.strerror or exc})"))
+        bad(f"cannot be read ({exc.strerror or exc})")
         return None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        problems.append(
-            Problem(name, None, None, None,
-                    f"is not valid UTF-8 (byte {exc.start}, line {line}); save it as UTF-8")
-        )
+        bad(f"is not valid UTF-8 (byte {exc.start}, line {line}); save it as UTF-8")
+        return None
+    if "\x00" in text:
+        bad("is not a text file (it holds NUL bytes); save it as a UTF-8 CSV file")
+        return None
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    if first_line.count(";") > first_line.count(","):
+        bad(f"looks semicolon-separated (its header has {first_line.count(';')} semicolons and "
+            f"{first_line.count(',')} commas); save it with commas as the separator")
         return None
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     records = []
@@ -247,41 +404,141 @@ def _read_table(folder: Path, name: str, problems: list[Problem]) -> _Table | No
         for rec in reader:
             records.append(rec)
     except csv.Error as exc:
-        problems.append(Problem(name, None, None, None,
-                                f"is not a readable CSV file (line {reader.line_num}: {exc}; "
-                                "check the double quotes)"))
+        bad(f"is not a readable CSV file (line {reader.line_num}: {exc}; check the double quotes)")
         return None
     if not records or not any(c.strip() for c in records[0]):
-        problems.append(Problem(name, None, None, None, "is empty: the first row must be the header"))
+        bad("is empty: the first row must be the header")
         return None
     header = tuple(c.strip() for c in records[0])
     seen: set[str] = set()
     for col in header:
         if col == "":
-            problems.append(Problem(name, 1, None, None, "header has an empty column name"))
+            bad("header has an empty column name", 1)
         elif col in seen:
-            problems.append(Problem(name, 1, None, col, "column appears twice in the header"))
+            bad("column appears twice in the header; delete one of them", 1, col)
         seen.add(col)
     rows = []
+    raws = []
     for i, rec in enumerate(records[1:], start=2):
         if not any(c.strip() for c in rec):
             continue  # blank line
         if len(rec) != len(header):
-            problems.append(
-                Problem(name, i, None, None,
-                        f"has {len(rec)} fields but the header has {len(header)}"
-                        " (a comma inside a cell needs double quotes)")
-            )
+            bad(f"has {len(rec)} fields but the header has {len(header)}"
+                " (a comma inside a cell needs double quotes)", i)
             continue
         rows.append((i, {h: c.strip() for h, c in zip(header, rec)}))
-    return _Table(name, header, tuple(rows))
+        raws.append(dict(zip(header, rec)))
+    return _Table(name, header, tuple(rows), tuple(raws), fd)
 
 
 def _check_columns(table: _Table, required: tuple[str, ...], problems: list[Problem]) -> bool:
     missing = [c for c in required if c not in table.header]
+    if required and len(missing) > len(required) / 2:
+        # not this table at all (another file, or garbage): one problem instead of one per column and row
+        problems[:] = [p for p in problems if not (p.file == table.name and p.folder == table.folder)]
+        problems.append(Problem(table.name, 1, None, None,
+                                f"does not look like {table.name}: its first row lacks most of the required "
+                                f"columns ({len(missing)} of {len(required)} missing: {', '.join(missing)})",
+                                folder=table.folder))
+        return False
     for col in missing:
-        problems.append(Problem(table.name, None, None, col, "required column is missing from the header"))
+        problems.append(Problem(table.name, None, None, col, "required column is missing from the header",
+                                folder=table.folder))
     return not missing
+
+
+def _check_known_columns(table: _Table, problems: list[Problem]) -> None:
+    known = {c.name for c in SCHEMA.get(table.name, ())}
+    for col in table.header:
+        if col and col not in known:
+            problems.append(Problem(
+                table.name, None, None, col,
+                f"is not a documented column of {table.name} (see data/README.md); it is kept as text "
+                "but nothing reads it -- check the spelling", severity="warning", folder=table.folder))
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+
+def read_vocabulary(path: str | Path = "data") -> dict[str, tuple[str, ...]]:
+    """The allowed values per vocabulary key of ``vocabulary.csv`` in a data folder.
+
+    Keys are column names (``task``) or ``file:column`` where one name has two lists
+    (``review_claims.csv:design``); ``construct`` is derived from the outcome rows.
+    Raises :class:`DataError` if the file is missing or invalid.
+    """
+    problems: list[Problem] = []
+    vocab = _vocabulary(Path(path), problems)
+    if errors(problems) or vocab is None:
+        raise DataError(errors(problems))
+    return vocab
+
+
+def _vocabulary(folder: Path, problems: list[Problem], table: _Table | None = None) -> dict[str, tuple[str, ...]] | None:
+    if table is None:
+        table = _read_table(folder, VOCABULARY_FILE, problems)
+        if table is None or not _check_columns(table, _required(VOCABULARY_FILE), problems):
+            return None
+    ck = _Checker(table, problems)
+    out: dict[str, list[str]] = {}
+    constructs: dict[str, str] = {}
+    first: dict[tuple[str, str], int] = {}
+    valid_keys = VOCABULARY_KEYS
+    for row, c in table.rows:
+        ok = all(ck.required(row, None, c, col) for col in ("column", "value", "meaning"))
+        key, value = c["column"], c["value"]
+        if key and key not in valid_keys:
+            ck.add(row, None, "column", f"{key!r} is not a column with a vocabulary; valid: "
+                   + ", ".join(valid_keys) + _suggest(key, valid_keys))
+            continue
+        if not ok:
+            continue
+        if (key, value) in first:
+            ck.add(row, None, "value", f"{value!r} repeats row {first[key, value]} (column {key})")
+            continue
+        first[key, value] = row
+        out.setdefault(key, []).append(value)
+        if key == "outcome":
+            if c.get("construct", "") == "":
+                ck.add(row, None, "construct", "must name the outcome's construct (what it measures; "
+                       "outcomes of one construct may be pooled deliberately)")
+            else:
+                constructs[value] = c["construct"]
+    for key in valid_keys:
+        if key not in out:
+            problems.append(Problem(VOCABULARY_FILE, None, None, "column",
+                                    f"has no rows for column {key}: list its allowed values with their meanings",
+                                    folder=table.folder))
+    vocab = Vocabulary({k: tuple(v) for k, v in out.items()})
+    vocab["construct"] = tuple(dict.fromkeys(constructs.values()))
+    vocab.file = str(Path(table.folder or folder) / VOCABULARY_FILE)
+    return vocab
+
+
+class Vocabulary(dict):
+    """``{vocabulary key: allowed values}`` read from ``file`` (the path messages name)."""
+
+    file: str = VOCABULARY_FILE
+
+
+def _suggest(value: str, allowed: Iterable[str]) -> str:
+    allowed = list(allowed)
+    lower = {a.lower(): a for a in allowed}
+    hit = lower.get(value.lower()) or lower.get(value.lower().replace(" ", "_").replace("-", "_"))
+    if hit is None:
+        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.6)
+        if not close:
+            close = difflib.get_close_matches(value.lower(), list(lower), n=1, cutoff=0.6)
+            close = [lower[c] for c in close]
+        hit = close[0] if close else None
+    return f" (did you mean {hit!r}?)" if hit else ""
+
+
+def vocabulary_message(value: str, allowed: tuple[str, ...], vocab_file: str) -> str:
+    """``'Running' is not in data/vocabulary.csv; valid: running, ... (did you mean 'running'?)``."""
+    shown = ", ".join(allowed) if len(allowed) <= 15 else (
+        ", ".join(allowed[:12]) + f", ... ({len(allowed)} values)")
+    return f"{value!r} is not in {vocab_file}; valid: {shown or '(none listed)'}{_suggest(value, allowed)}"
 
 
 # --------------------------------------------------------------------------- cell checks
@@ -295,44 +552,48 @@ class _Checker:
         self.problems = problems
 
     def add(self, row: int, sid: str | None, column: str | None, message: str,
-            got: str | None = None, expected: str | None = None) -> None:
-        self.problems.append(Problem(self.table.name, row, sid or None, column, message, got, expected))
+            got: str | None = None, expected: str | None = None, severity: str = "error") -> None:
+        self.problems.append(Problem(self.table.name, row, sid or None, column, message, got, expected,
+                                     severity, self.table.folder))
 
     def required(self, row, sid, cells, column) -> bool:
-        if cells[column] == "":
+        if cells.get(column, "") == "":
             self.add(row, sid, column, "must not be empty")
             return False
         return True
 
-    def vocab(self, row, sid, cells, column, allowed, *, allow_empty=False) -> None:
-        v = cells[column]
+    def vocab(self, row, sid, cells, column, allowed, *, allow_empty=True, vocab_file=None) -> bool:
+        v = cells.get(column, "")
         if v == "" and allow_empty:
-            return
+            return True
         if v not in allowed:
-            exp = "one of " + ", ".join(allowed)
-            self.add(row, sid, column, f"must be {exp}", v, exp)
+            vf = vocab_file or getattr(allowed, "file", None) or str(Path(self.table.folder or ".") / VOCABULARY_FILE)
+            self.add(row, sid, column, vocabulary_message(v, tuple(allowed), vf),
+                     expected="a value of column " + column + " in " + VOCABULARY_FILE)
+            return False
+        return True
 
     def number(self, row, sid, cells, column) -> float | None:
-        """Parse a real number; None if empty or invalid (invalid is reported)."""
-        v = cells[column]
+        """Parse a real number (:data:`NUMBER_PATTERN`); None if empty or invalid (invalid is reported)."""
+        v = cells.get(column, "")
         if v == "":
             return None
         if v.lower() in _MISSING_WORDS:
             self.add(row, sid, column, "must be a number; leave the cell empty when unknown", v, "a number")
             return None
-        try:
-            x = float(v)
-        except ValueError:
-            hint = " (use . as the decimal mark)" if re.fullmatch(r"[+-]?\d+,\d+", v) else ""
+        if not NUMBER_PATTERN.match(v):
+            if re.fullmatch(r"[+-]?\d+,\d+", v):
+                hint = " (use . as the decimal mark)"
+            elif "_" in v or re.fullmatch(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?", v):
+                hint = " (no _ or thousands separators: write the digits as printed, e.g. 8.2 or 1200)"
+            else:
+                hint = " (digits with an optional . and exponent, e.g. -0.4 or 1e-3)"
             self.add(row, sid, column, f"must be a number{hint}", v, "a number")
             return None
-        if not math.isfinite(x):
-            self.add(row, sid, column, "must be a finite number", v, "a number")
-            return None
-        return x
+        return float(v)
 
     def integer(self, row, sid, cells, column, *, minimum=None) -> int | None:
-        v = cells[column]
+        v = cells.get(column, "")
         if v == "":
             return None
         if not _INT_PATTERN.match(v):
@@ -349,7 +610,7 @@ class _Checker:
         return x
 
     def url(self, row, sid, cells, column) -> None:
-        v = cells[column]
+        v = cells.get(column, "")
         if v and not URL_PATTERN.match(v):
             self.add(row, sid, column, "must be a web address starting with http:// or https://", v)
 
@@ -358,16 +619,61 @@ def _parse_direction(value: str) -> int | None:
     return {"+1": 1, "1": 1, "-1": -1}.get(value)
 
 
+def _check_schema(table: _Table, vocab: dict[str, tuple[str, ...]] | None, problems: list[Problem],
+                  sid_column: str | None = "study_id") -> list[dict]:
+    """The per-column rules of :data:`SCHEMA` for every row; returns the parsed rows
+    (numbers as int/float/None; text as the stripped cell)."""
+    ck = _Checker(table, problems)
+    specs = [c for c in SCHEMA[table.name] if c.name in table.header]
+    parsed_rows = []
+    for row, c in table.rows:
+        sid = c.get(sid_column, "") if sid_column else None
+        parsed: dict = {"_row": row}
+        for col in specs:
+            v = c[col.name]
+            if col.cell and v == "":
+                valid = vocab.get(col.vocab_key) if vocab and col.vocab_key else None
+                ck.add(row, sid if col.name != sid_column else None, col.name,
+                       "must not be empty" + (f"; valid: {', '.join(valid)}" if valid and len(valid) <= 15 else ""))
+                parsed[col.name] = None
+                continue
+            if col.kind == "int":
+                parsed[col.name] = ck.integer(row, sid, c, col.name, minimum=col.minimum)
+            elif col.kind == "number":
+                parsed[col.name] = ck.number(row, sid, c, col.name)
+            elif col.kind == "direction":
+                d = _parse_direction(v) if v else None
+                if v and d is None:
+                    ck.add(row, sid, col.name, "must be +1 or -1" + ("" if col.cell else ", or empty when unknown"),
+                           v, "+1 or -1")
+                parsed[col.name] = d
+            else:
+                if col.kind == "vocab" and vocab is not None and v and not PLACEHOLDER_PATTERN.match(v):
+                    key = col.vocab_key
+                    if key in vocab:
+                        ck.vocab(row, sid, c, col.name, vocab[key], vocab_file=getattr(vocab, "file", None))
+                elif col.kind == "url":
+                    ck.url(row, sid, c, col.name)
+                elif col.kind == "doi" and v and not DOI_PATTERN.match(v):
+                    ck.add(row, sid, col.name, "must be a bare DOI like 10.1016/j.gaitpost.2015.11.018", v)
+                parsed[col.name] = v
+        parsed_rows.append(parsed)
+    return parsed_rows
+
+
 # --------------------------------------------------------------------------- per-file rules
 
 
-def _check_studies(table: _Table, problems: list[Problem]) -> set[str]:
+def _check_studies(table: _Table, vocab, problems: list[Problem]) -> dict[str, dict]:
+    """Returns {study_id: parsed row} for the first row of each study_id."""
     ck = _Checker(table, problems)
+    parsed_rows = _check_schema(table, vocab, problems)
     first_row: dict[str, int] = {}
-    for row, c in table.rows:
+    studies: dict[str, dict] = {}
+    for (row, c), p in zip(table.rows, parsed_rows):
         sid = c["study_id"]
-        if ck.required(row, None, c, "study_id"):
-            m = STUDY_ID_PATTERN.match(sid)
+        m = STUDY_ID_PATTERN.match(sid)
+        if sid:
             if not m:
                 ck.add(row, sid, "study_id",
                        "must be lowercase first-author surname + 4-digit year + optional letter, "
@@ -376,77 +682,72 @@ def _check_studies(table: _Table, problems: list[Problem]) -> set[str]:
                 ck.add(row, sid, "study_id", f"duplicates the study_id of row {first_row[sid]}", sid)
             else:
                 first_row[sid] = row
-        for col in ("cohort_id", "authors", "review_match_reason"):
-            ck.required(row, sid, c, col)
-        if ck.required(row, sid, c, "year"):
-            year = ck.integer(row, sid, c, "year")
-            if year is not None and not 1900 <= year <= 2100:
-                ck.add(row, sid, "year", "must be a 4-digit publication year", c["year"])
-            elif year is not None and (m := STUDY_ID_PATTERN.match(sid)) and int(m.group(1)) != year:
-                ck.add(row, sid, "year", f"does not match the year in study_id {sid}", c["year"])
-        ck.integer(row, sid, c, "n_pfp", minimum=1)
-        ck.integer(row, sid, c, "n_control", minimum=0)
+                studies[sid] = p
+        year = p.get("year")
+        if year is not None and not 1900 <= year <= 2100:
+            ck.add(row, sid, "year", "must be a 4-digit publication year", c["year"])
+        elif year is not None and m and int(m.group(1)) != year:
+            ck.add(row, sid, "year", f"does not match the year in study_id {sid}", c["year"])
         if (c["n_pfp"] or c["n_control"]) and c["source_url"] == "":
             ck.add(row, sid, "source_url",
                    "must not be empty when n_pfp or n_control is given: every number needs the page "
                    "it was read on")
-        ck.integer(row, sid, c, "pmid", minimum=1)
-        if c["doi"] and not DOI_PATTERN.match(c["doi"]):
-            ck.add(row, sid, "doi", "must be a bare DOI like 10.1016/j.gaitpost.2015.11.018", c["doi"])
-        ck.vocab(row, sid, c, "design", DESIGNS)
-        ck.vocab(row, sid, c, "population_sex", POPULATION_SEXES)
-        ck.vocab(row, sid, c, "runners", RUNNERS)
-        ck.vocab(row, sid, c, "review_match", REVIEW_MATCHES)
-        ck.url(row, sid, c, "source_url")
-    return set(first_row)
+    return studies
 
 
-_NUMERIC_OUTCOME_COLUMNS = ("n1", "mean1", "sd1", "n2", "mean2", "sd2", "mean_diff", "p_value", "effect_size")
+_NUMERIC_OUTCOME_COLUMNS = ("n1", "mean1", "sd1", "n2", "mean2", "sd2", "mean_diff", "p_value", "effect_size",
+                            "ci_low", "ci_high", "se")
 
 
-def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Problem]) -> None:
+def _group_limit(comparison: str, task: str, group: str) -> tuple[str, ...]:
+    """Which ``studies.csv`` group size(s) bound ``n1`` / ``n2`` of an outcome row (summed if two).
+
+    ``pfp_vs_control``: n1 <= n_pfp, n2 <= n_control.  ``post_vs_pre``: both are the one
+    group measured twice: the PFP group (n_pfp), or the control group (n_control) for the
+    task ``exhaustive_run_control_group``.  ``intervention_vs_control``: the intervention arm
+    is people with PFP (n1 <= n_pfp); the control arm or condition may be people with PFP or
+    without, so n2 <= n_pfp + n_control.
+    """
+    if comparison == "pfp_vs_control":
+        return ("n_pfp",) if group == "n1" else ("n_control",)
+    if comparison == "post_vs_pre":
+        return ("n_control",) if task == "exhaustive_run_control_group" else ("n_pfp",)
+    if comparison == "intervention_vs_control":
+        return ("n_pfp",) if group == "n1" else ("n_pfp", "n_control")
+    return ()
+
+
+def _check_outcomes(table: _Table, studies: dict[str, dict] | None, vocab, problems: list[Problem]) -> None:
     from meta.study_effects import candidate_routes, missing_for_routes
 
     ck = _Checker(table, problems)
+    parsed_rows = _check_schema(table, vocab, problems)
     units: dict[str, tuple[str, int]] = {}  # outcome -> (first unit, row)
     keys: dict[tuple, int] = {}
-    for row, c in table.rows:
+    for (row, c), p in zip(table.rows, parsed_rows):
         sid = c["study_id"]
-        if ck.required(row, None, c, "study_id") and study_ids is not None and sid not in study_ids:
+        if sid and studies is not None and sid not in studies:
             ck.add(row, sid, "study_id", "names no study in studies.csv", sid)
         outcome = c["outcome"]
-        if ck.required(row, sid, c, "outcome") and not OUTCOME_PATTERN.match(outcome):
-            ck.add(row, sid, "outcome", "must be snake_case (lowercase letters, digits, _)", outcome)
-        ck.vocab(row, sid, c, "comparison", COMPARISONS)
-
-        n1 = ck.integer(row, sid, c, "n1", minimum=2)
-        n2 = ck.integer(row, sid, c, "n2", minimum=2)
-        mean1 = ck.number(row, sid, c, "mean1")
-        mean2 = ck.number(row, sid, c, "mean2")
-        md = ck.number(row, sid, c, "mean_diff")
-        for col in ("sd1", "sd2"):
-            sd = ck.number(row, sid, c, col)
-            if sd is not None and sd <= 0:
+        n1, n2 = p["n1"], p["n2"]
+        mean1, mean2, md, es = p["mean1"], p["mean2"], p["mean_diff"], p["effect_size"]
+        for col in ("sd1", "sd2", "se"):
+            x = p.get(col)
+            if x is not None and x <= 0:
                 ck.add(row, sid, col, "must be > 0", c[col], "> 0")
-        p = ck.number(row, sid, c, "p_value")
-        if p is not None and not 0 < p <= 1:
+        pv = p["p_value"]
+        if pv is not None and not 0 < pv <= 1:
             ck.add(row, sid, "p_value", "must be > 0 and <= 1", c["p_value"], "0 < p <= 1")
-        es = ck.number(row, sid, c, "effect_size")
 
         op = c["p_operator"]
         if c["p_value"] == "" and op != "":
             ck.add(row, sid, "p_operator", "must be empty when p_value is empty", op)
-        elif c["p_value"] != "" and op not in P_OPERATORS:
+        elif c["p_value"] != "" and op == "":  # a value outside the vocabulary is reported by the schema
             ck.add(row, sid, "p_operator",
                    "must be = (exact p) or < (p reported as an inequality) when p_value is given",
                    op, "= or <")
 
-        direction = None
-        if c["direction"] != "":
-            direction = _parse_direction(c["direction"])
-            if direction is None:
-                ck.add(row, sid, "direction", "must be +1 or -1, or empty when unknown",
-                       c["direction"], "+1 or -1")
+        direction = p["direction"]
         if direction is not None:
             diff = mean1 - mean2 if mean1 is not None and mean2 is not None else md
             if diff is not None and diff != 0 and (diff > 0) != (direction > 0):
@@ -462,15 +763,28 @@ def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Pr
                    f"its sign contradicts mean1 - mean2 ({mean1 - mean2:+.4g})", c["mean_diff"])
         if c["effect_size_type"] and c["effect_size"] == "":
             ck.add(row, sid, "effect_size_type", "is given but effect_size is empty", c["effect_size_type"])
-        ck.vocab(row, sid, c, "effect_size_type", EFFECT_SIZE_TYPES, allow_empty=True)
 
         if c["comparison"] == "post_vs_pre" and n1 is not None and n2 is not None and n1 != n2:
             ck.add(row, sid, "n2", f"must equal n1 ({n1}) for a post_vs_pre row (same group)", c["n2"])
+        if studies is not None and sid in studies:
+            for col, n in (("n1", n1), ("n2", n2)):
+                if col == "n2" and c["comparison"] == "post_vs_pre":
+                    continue  # the same group as n1 (n1 = n2 is checked above)
+                limit_cols = _group_limit(c["comparison"], c["task"], col)
+                limits = [studies[sid].get(lc) for lc in limit_cols]
+                if n is None or not limit_cols or any(x is None for x in limits):
+                    continue
+                if n > sum(limits):
+                    name = " + ".join(limit_cols)
+                    ck.add(row, sid, col,
+                           f"{n} exceeds {name} ({sum(limits)}) of study {sid} in studies.csv "
+                           f"(for {c['comparison']}, {col} is bounded by {name}); fix one of them", c[col])
 
-        if any(c[col] != "" for col in _NUMERIC_OUTCOME_COLUMNS):
+        _check_ci(ck, row, sid, c, p, estimate=("mean_diff", md) if md is not None else ("effect_size", es))
+
+        if any(c.get(col, "") != "" for col in _NUMERIC_OUTCOME_COLUMNS):
             if c["source_url"] == "":
                 ck.add(row, sid, "source_url", "must not be empty: every number needs the page it was read on")
-        ck.url(row, sid, c, "source_url")
 
         unit = c["unit"]
         if unit and not unit.lower().startswith(UNIT_NOT_STATED) and outcome:
@@ -491,8 +805,8 @@ def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Pr
 
         parsed = {
             "comparison": c["comparison"], "n1": n1, "n2": n2, "mean1": mean1, "mean2": mean2,
-            "sd1": _positive(c["sd1"]), "sd2": _positive(c["sd2"]), "mean_diff": md,
-            "p_value": p if p is not None and 0 < p <= 1 else None, "effect_size": es,
+            "sd1": _positive(p["sd1"]), "sd2": _positive(p["sd2"]), "mean_diff": md,
+            "p_value": pv if pv is not None and 0 < pv <= 1 else None, "effect_size": es,
             "effect_size_type": c["effect_size_type"], "direction": direction,
         }
         if not candidate_routes(parsed) and c["extraction_note"] == "":
@@ -500,31 +814,61 @@ def _check_outcomes(table: _Table, study_ids: set[str] | None, problems: list[Pr
                    f"must say why there is no SMD route ({missing_for_routes(parsed)})")
 
 
-def _positive(v: str) -> float | None:
-    try:
-        x = float(v)
-    except ValueError:
-        return None
-    return x if math.isfinite(x) and x > 0 else None
+def _check_ci(ck: _Checker, row: int, sid: str | None, c: dict, p: dict, *, estimate: tuple[str, float | None]) -> None:
+    """ci_low/ci_high together, lower < upper, ci_level in (0, 1) and given with a CI; the CI should
+    contain the row's own estimate (a warning: the CI is then not used)."""
+    lo, hi, level = p.get("ci_low"), p.get("ci_high"), p.get("ci_level")
+    for a, b in (("ci_low", "ci_high"), ("ci_high", "ci_low")):
+        if c.get(a, "") != "" and c.get(b, "") == "":
+            ck.add(row, sid, b, f"must be given together with {a} (a CI needs both limits)")
+    if lo is not None and hi is not None and not lo < hi:
+        ck.add(row, sid, "ci_high", f"must be > ci_low ({c['ci_low']})", c["ci_high"])
+        lo = hi = None
+    if level is not None and not 0 < level < 1:
+        ck.add(row, sid, "ci_level", "must be a proportion between 0 and 1, e.g. 0.95", c["ci_level"], "0 < x < 1")
+    has_ci = c.get("ci_low", "") != "" or c.get("ci_high", "") != ""
+    if has_ci and c.get("ci_level", "") == "":
+        ck.add(row, sid, "ci_level", "must be given when ci_low/ci_high are (the CI's level, e.g. 0.95)")
+    elif not has_ci and c.get("ci_level", "") != "":
+        ck.add(row, sid, "ci_level", "is given but ci_low and ci_high are empty", c["ci_level"])
+    name, est = estimate
+    if lo is not None and hi is not None and est is not None and not lo <= est <= hi:
+        ck.add(row, sid, "ci_low",
+               f"CI does not contain the estimate: {name} {est:g} is outside [{lo:g}, {hi:g}]; check the "
+               "printed values (the CI is not used)", severity="warning")
 
 
-def _check_claims(table: _Table, problems: list[Problem]) -> None:
+def _positive(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) and x > 0 else None
+
+
+def _check_claims(table: _Table, vocab, problems: list[Problem]) -> None:
     ck = _Checker(table, problems)
+    _check_schema(table, vocab, problems, sid_column=None)
     first_row: dict[str, int] = {}
     for row, c in table.rows:
         cid = c["claim_id"]
-        if ck.required(row, None, c, "claim_id"):
+        if cid:
             if cid in first_row:
                 ck.add(row, None, "claim_id", f"duplicates the claim_id of row {first_row[cid]}", cid)
             else:
                 first_row[cid] = row
-        for col in ("outcome", "population", "evidence_level", "source_url"):
-            ck.required(row, None, c, col)
-        ck.vocab(row, None, c, "comparison", COMPARISONS)
-        v = c["expected_direction"]
-        if _parse_direction(v) is None:
-            ck.add(row, None, "expected_direction", "must be +1 or -1", v, "+1 or -1")
-        ck.url(row, None, c, "source_url")
+
+
+def _check_published_pooled(table: _Table, vocab, problems: list[Problem]) -> None:
+    ck = _Checker(table, problems)
+    parsed_rows = _check_schema(table, vocab, problems, sid_column=None)
+    first_row: dict[tuple, int] = {}
+    for (row, c), p in zip(table.rows, parsed_rows):
+        key = tuple(c.get(k, "") for k in PUBLISHED_KEY)
+        if c["source_id"]:
+            if key in first_row:
+                ck.add(row, None, "source_id",
+                       f"repeats row {first_row[key]}: one row per pooled estimate, told apart by "
+                       f"{', '.join(PUBLISHED_KEY)}", " / ".join(key))
+            else:
+                first_row[key] = row
+        _check_ci(ck, row, None, c, p, estimate=("smd", p.get("smd")))
 
 
 def _check_placeholders(table: _Table, problems: list[Problem]) -> None:
@@ -535,47 +879,101 @@ def _check_placeholders(table: _Table, problems: list[Problem]) -> None:
                 problems.append(Problem(
                     table.name, row, c.get("study_id") or None, col,
                     "looks like a placeholder; leave the cell empty when the value was not seen "
-                    "(and say so in the notes)", v, "the value as printed, or an empty cell"))
+                    "(and say so in the notes)", v, "the value as printed, or an empty cell",
+                    folder=table.folder))
+
+
+def check_formulas(table: _Table, problems: list[Problem], vocab: dict[str, tuple[str, ...]] | None = None,
+                   specs: Iterable[Column] | None = None) -> None:
+    """Warn about cells a spreadsheet would run as a formula (OWASP CSV injection).
+
+    A cell of a text column (or an undocumented column) whose first character, before
+    stripping, is one of :data:`FORMULA_STARTS`.  Number and vocabulary columns are exempt:
+    their cells are a valid number (``-0.4``), a vocabulary value (``=``) or already an error.
+    """
+    specs = {c.name: c for c in (SCHEMA.get(table.name, ()) if specs is None else specs)}
+    for (row, c), raw in zip(table.rows, table.raw):
+        for col, v in raw.items():
+            if not v or not v.startswith(FORMULA_STARTS):
+                continue
+            spec = specs.get(col)
+            stripped = c[col]
+            if spec is not None and spec.kind in ("int", "number", "direction", "vocab"):
+                continue  # either a valid number / vocabulary value (-0.4, =) or already an error
+            if table.name == VOCABULARY_FILE and col == "value" and stripped in P_OPERATORS:
+                continue  # the p_operator values themselves
+            problems.append(Problem(
+                table.name, row, c.get("study_id") or None, col,
+                f"starts with {v[0]!r}: a spreadsheet would run this cell as a formula; start the text "
+                "differently (e.g. with a letter)", severity="warning", folder=table.folder))
 
 
 # --------------------------------------------------------------------------- public API
 
 
+@dataclass
+class _Checked:
+    problems: list[Problem]
+    tables: dict[str, _Table]
+    vocab: dict[str, tuple[str, ...]] | None
+    studies: dict[str, dict] | None = None
+
+
 def _validate(path: str | Path) -> tuple[list[Problem], dict[str, _Table]]:
+    checked = _validate_all(path)
+    return checked.problems, checked.tables
+
+
+def _validate_all(path: str | Path) -> _Checked:
     folder = Path(path)
     problems: list[Problem] = []
     if not folder.is_dir():
         problems.append(Problem(str(folder), None, None, None,
-                                "data folder not found (it should hold studies.csv, outcomes.csv "
-                                "and review_claims.csv)"))
-        return problems, {}
+                                "data folder not found (it should hold studies.csv, outcomes.csv, "
+                                "review_claims.csv and vocabulary.csv)"))
+        return _Checked(problems, {}, None)
     tables: dict[str, _Table] = {}
-    for name, required in ((STUDIES_FILE, STUDY_COLUMNS), (OUTCOMES_FILE, OUTCOME_COLUMNS),
-                           (CLAIMS_FILE, CLAIM_COLUMNS)):
-        t = _read_table(folder, name, problems)
-        if t is not None and _check_columns(t, required, problems):
+    files = [STUDIES_FILE, OUTCOMES_FILE, CLAIMS_FILE, VOCABULARY_FILE]
+    if (folder / PUBLISHED_POOLED_FILE).exists():
+        files.append(PUBLISHED_POOLED_FILE)
+    for name in files:
+        where = folder
+        if name == VOCABULARY_FILE and not (folder / name).exists() and DEFAULT_VOCABULARY.is_file():
+            where = DEFAULT_VOCABULARY.parent  # a folder without its own vocabulary uses the project's
+        t = _read_table(where, name, problems)
+        if t is not None and _check_columns(t, _required(name), problems):
             tables[name] = t
+            _check_known_columns(t, problems)
+    vocab = _vocabulary(folder, problems, tables[VOCABULARY_FILE]) if VOCABULARY_FILE in tables else None
     for t in tables.values():
         _check_placeholders(t, problems)
-    study_ids = None
+        check_formulas(t, problems, vocab)
+    studies = None
     if STUDIES_FILE in tables:
-        study_ids = _check_studies(tables[STUDIES_FILE], problems)
+        studies = _check_studies(tables[STUDIES_FILE], vocab, problems)
     if OUTCOMES_FILE in tables:
-        _check_outcomes(tables[OUTCOMES_FILE], study_ids, problems)
+        _check_outcomes(tables[OUTCOMES_FILE], studies, vocab, problems)
     if CLAIMS_FILE in tables:
-        _check_claims(tables[CLAIMS_FILE], problems)
-    return problems, tables
+        _check_claims(tables[CLAIMS_FILE], vocab, problems)
+    if PUBLISHED_POOLED_FILE in tables:
+        _check_published_pooled(tables[PUBLISHED_POOLED_FILE], vocab, problems)
+    return _Checked(problems, tables, vocab, studies)
 
 
 def validate(path: str | Path = "data") -> list[Problem]:
-    """Check the data folder and return every problem found (empty list = valid).
+    """Check the data folder and return every problem found, errors and warnings
+    (``Problem.severity``; empty list = valid and clean).
 
     Never raises for bad data and never writes to the files.
     """
-    return _validate(path)[0]
+    return _validate_all(path).problems
 
 
-def _frame(table: _Table, ints: tuple[str, ...], floats: tuple[str, ...]) -> pd.DataFrame:
+def _frame(table: _Table, ints: tuple[str, ...] = (), floats: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Typed frame of a validated table; types from :data:`SCHEMA` (``ints``/``floats`` add to them)."""
+    specs = {c.name: c.kind for c in SCHEMA.get(table.name, ())}
+    ints = tuple(ints) + tuple(n for n, k in specs.items() if k in ("int", "direction"))
+    floats = tuple(floats) + tuple(n for n, k in specs.items() if k == "number")
     index = pd.Index([r for r, _ in table.rows], name="row", dtype="int64")
     data = {}
     for col in table.header:
@@ -584,41 +982,69 @@ def _frame(table: _Table, ints: tuple[str, ...], floats: tuple[str, ...]) -> pd.
             vals = [None if v == "" else int(v) for v in cells]
             data[col] = pd.array(vals, dtype="Int64")
         elif col in floats:
-            data[col] = [math.nan if v == "" else float(v) for v in cells]
+            data[col] = pd.array([math.nan if v == "" else float(v) for v in cells], dtype="float64")
         else:
             data[col] = pd.array([pd.NA if v == "" else v for v in cells], dtype="string")
-    df = pd.DataFrame(data, index=index)
-    for col in floats:
-        df[col] = df[col].astype("float64")
-    return df
+    return pd.DataFrame(data, index=index)
 
 
 def load(path: str | Path = "data") -> Dataset:
     """Load and validate the data folder.
 
     Returns a :class:`Dataset`; raises :class:`DataError` (a ``ValueError``)
-    listing every problem if anything is invalid.
+    listing every error if anything is invalid (warnings are kept in
+    ``Dataset.warnings``).
     """
-    problems, tables = _validate(path)
-    if problems:
-        raise DataError(problems)
-    studies = _frame(tables[STUDIES_FILE], _STUDY_INTS, ())
-    outcomes = _frame(tables[OUTCOMES_FILE], _OUTCOME_INTS, _OUTCOME_FLOATS)
-    claims = _frame(tables[CLAIMS_FILE], _CLAIM_INTS, ())
-    return Dataset(studies=studies, outcomes=outcomes, claims=claims, path=Path(path))
+    checked = _validate_all(path)
+    errs = errors(checked.problems)
+    if errs:
+        raise DataError(errs)
+    tables = checked.tables
+    studies = _frame(tables[STUDIES_FILE])
+    if "review_set" not in studies:
+        studies["review_set"] = pd.array([DEFAULT_REVIEW_SET] * len(studies), dtype="string")
+    else:
+        studies["review_set"] = studies["review_set"].fillna(DEFAULT_REVIEW_SET)
+    outcomes = _frame(tables[OUTCOMES_FILE])
+    for col in ("ci_low", "ci_high", "ci_level", "se"):
+        if col not in outcomes:
+            outcomes[col] = pd.array([math.nan] * len(outcomes), dtype="float64")
+    claims = _frame(tables[CLAIMS_FILE])
+    vocabulary = _frame(tables[VOCABULARY_FILE])
+    pooled = _frame(tables[PUBLISHED_POOLED_FILE]) if PUBLISHED_POOLED_FILE in tables else None
+    warnings = tuple(p for p in checked.problems if not p.is_error)
+    return Dataset(studies=studies, outcomes=outcomes, claims=claims, path=Path(path),
+                   vocabulary=vocabulary, published_pooled=pooled, warnings=warnings)
+
+
+def print_problems(problems: list[Problem], path, out=None) -> int:
+    """Print every problem (errors first, then warnings) and a count; return the exit code."""
+    import sys
+
+    out = out or sys.stdout
+    errs = errors(problems)
+    warns = [p for p in problems if not p.is_error]
+    for p in errs + warns:
+        print(p, file=out)
+    if errs:
+        w = f" and {len(warns)} warning{'s' if len(warns) != 1 else ''}" if warns else ""
+        print(f"{len(errs)} problem{'s' if len(errs) != 1 else ''}{w} found in {path}", file=out)
+        return 1
+    return 0
 
 
 def validate_cli(path: str | Path) -> int:
-    """``meta validate --data DIR``: print one summary line (exit 0) or every problem (exit 1)."""
+    """``meta validate --data DIR`` for the data files: every problem (exit 1), else warnings
+    and one summary line (exit 0)."""
     try:
-        problems, _ = _validate(path)
-        if not problems:
-            print(load(path).summary())
-            return 0
+        problems = validate(path)
+        if errors(problems):
+            return print_problems(problems, path)
+        print_problems(problems, path)
+        ds = load(path)
+        warns = len(ds.warnings)
+        print(ds.summary() + (f"; {warns} warning{'s' if warns != 1 else ''}" if warns else ""))
+        return 0
     except Exception as exc:  # never a traceback at the command line
         print(f"error: could not validate {path}: {type(exc).__name__}: {exc}")
         return 1
-    for p in problems:
-        print(p)
-    print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {path}")
-    return 1

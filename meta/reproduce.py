@@ -70,27 +70,25 @@ __all__ = [
     "SENSITIVITY_VARIANTS",
 ]
 
-ANALYSES_FILE = "analyses.csv"
-ANALYSES_COLUMNS = (
-    "analysis_id",
-    "title",
-    "outcome",
-    "comparison",
-    "filters",
-    "smd_convention",
-    "method",
-    "favours_left",
-    "favours_right",
-    "claim_ids",
-    "notes",
+# the declarations (analyses.csv) are read and checked by meta.analysis; re-exported here
+from meta.analysis import (  # noqa: E402,F401
+    ANALYSES_COLUMNS,
+    ANALYSES_FILE,
+    CONVENTIONS,
+    DEFAULT_REVIEW_MATCH,
+    METHODS,
+    AnalysesError,
+    Analysis,
+    Filter,
+    check_analyses,
+    load_analyses,
+    parse_filters,
 )
-COMPARISONS = ("pfp_vs_control", "post_vs_pre", "intervention_vs_control")
-CONVENTIONS = ("revman", "ls")
+from meta.data import COMPARISONS  # noqa: E402,F401
+
 #: options of meta.study_effects.study_effects used for every row (reported in the methods):
 #: "p < x" used as the bound p = x (flagged); no pre-post correlation assumed for post_vs_pre rows
 EFFECT_OPTIONS = {"inequality": "bound", "r": None}
-METHODS = ("FE", "DL", "REML", "PM")
-DEFAULT_REVIEW_MATCH = ("likely", "possible")
 
 #: sort rank of the route an SMD was obtained by (lower is preferred)
 ROUTE_RANK = {
@@ -129,165 +127,10 @@ SENSITIVITY_VARIANTS = (
 )
 
 
-class AnalysesError(ValueError):
-    """``analyses.csv`` is invalid; ``problems`` holds one readable line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
-
-
-# --------------------------------------------------------------------------- analyses.csv
-
-
-@dataclass(frozen=True)
-class Filter:
-    key: str
-    negate: bool
-    values: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.key}{'!=' if self.negate else '='}{'|'.join(self.values)}"
-
-
-def parse_filters(text: str) -> tuple[Filter, ...]:
-    """Parse ``key=v1|v2;key2!=v3`` into filters; raises ValueError naming the bad clause."""
-    out = []
-    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
-    for clause in (c.strip() for c in text.split(";")):
-        if not clause:
-            continue
-        if "!=" in clause:
-            key, _, vals = clause.partition("!=")
-            negate = True
-        elif "=" in clause:
-            key, _, vals = clause.partition("=")
-            negate = False
-        else:
-            raise ValueError(f"filter clause {clause!r} must read key=value or key!=value")
-        values = tuple(v.strip() for v in vals.split("|") if v.strip())
-        if not key.strip() or not values:
-            raise ValueError(f"filter clause {clause!r} needs a key and at least one value")
-        out.append(Filter(key.strip(), negate, values))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """One row of ``data/analyses.csv``."""
-
-    analysis_id: str
-    title: str
-    outcomes: tuple[str, ...]
-    comparison: str
-    filters: tuple[Filter, ...]
-    smd_convention: str = "revman"
-    method: str = "DL"
-    favours_left: str = "Favours group 2"
-    favours_right: str = "Favours group 1"
-    claim_ids: tuple[str, ...] = ()
-    notes: str = ""
-
-    @property
-    def effective_filters(self) -> tuple[Filter, ...]:
-        """Declared filters plus the default ``review_match=likely|possible``."""
-        if any(f.key == "review_match" for f in self.filters):
-            return self.filters
-        return self.filters + (Filter("review_match", False, DEFAULT_REVIEW_MATCH),)
-
-
 def _cell(v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     return str(v).strip()
-
-
-def load_analyses(path: str | os.PathLike) -> list[Analysis]:
-    """Read and check ``analyses.csv`` (a file, or a data folder holding it).
-
-    Raises :class:`AnalysesError` listing every problem as
-    ``analyses.csv, row N (analysis X), column C: ...``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / ANALYSES_FILE
-    if not path.exists():
-        raise AnalysesError([f"{path}: file not found (one row per pooled analysis; see docs/DEVELOPING.md)"])
-    df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    problems: list[str] = []
-    missing = [c for c in ANALYSES_COLUMNS if c not in df.columns]
-    if missing:
-        raise AnalysesError([f"{path.name}: missing column(s) {', '.join(missing)}; expected {', '.join(ANALYSES_COLUMNS)}"])
-    out: list[Analysis] = []
-    seen: set[str] = set()
-    for i, row in df.iterrows():
-        rown = i + 2  # header is line 1
-        aid = _cell(row["analysis_id"])
-        where = f"{path.name}, row {rown} (analysis {aid or '?'})"
-        bad = len(problems)
-        if not aid:
-            problems.append(f"{where}, column analysis_id: must not be empty")
-        elif aid in seen:
-            problems.append(f"{where}, column analysis_id: duplicate id {aid!r}")
-        elif not all(ch.isalnum() or ch == "_" for ch in aid):
-            problems.append(f"{where}, column analysis_id: use letters, digits and _ only (it names figure files), got {aid!r}")
-        seen.add(aid)
-        outcomes = tuple(o.strip() for o in _cell(row["outcome"]).split("|") if o.strip())
-        if not outcomes:
-            problems.append(f"{where}, column outcome: must name at least one outcome (a|b for several)")
-        comparison = _cell(row["comparison"])
-        if comparison not in COMPARISONS:
-            problems.append(f"{where}, column comparison: must be one of {', '.join(COMPARISONS)}, got {comparison!r}")
-        conv = _cell(row["smd_convention"]) or "revman"
-        if conv not in CONVENTIONS:
-            problems.append(f"{where}, column smd_convention: must be one of {', '.join(CONVENTIONS)}, got {conv!r}")
-        method = _cell(row["method"]) or "DL"
-        if method not in METHODS:
-            problems.append(f"{where}, column method: must be one of {', '.join(METHODS)}, got {method!r}")
-        try:
-            filters = parse_filters(row["filters"])
-        except ValueError as e:
-            problems.append(f"{where}, column filters: {e}")
-            filters = ()
-        if len(problems) > bad:
-            continue
-        out.append(
-            Analysis(
-                analysis_id=aid,
-                title=_cell(row["title"]) or aid,
-                outcomes=outcomes,
-                comparison=comparison,
-                filters=filters,
-                smd_convention=conv,
-                method=method,
-                favours_left=_cell(row["favours_left"]) or "Favours group 2",
-                favours_right=_cell(row["favours_right"]) or "Favours group 1",
-                claim_ids=tuple(c.strip() for c in _cell(row["claim_ids"]).split(";") if c.strip()),
-                notes=_cell(row["notes"]),
-            )
-        )
-    if problems:
-        raise AnalysesError(problems)
-    return out
-
-
-def check_analyses(analyses: list[Analysis], effects: pd.DataFrame, studies: pd.DataFrame, claims: pd.DataFrame | None) -> list[str]:
-    """Cross-check analyses against the data: filter keys exist, claim ids exist."""
-    problems = []
-    columns = set(effects.columns) | set(studies.columns)
-    claim_ids = set(claims["claim_id"].astype(str)) if claims is not None and "claim_id" in claims else None
-    for a in analyses:
-        for f in a.filters:
-            if f.key not in columns:
-                problems.append(
-                    f"{ANALYSES_FILE}, analysis {a.analysis_id}, column filters: unknown key {f.key!r}; "
-                    f"valid keys are columns of the effect-size table or studies.csv: {', '.join(sorted(columns))}"
-                )
-        if claim_ids is not None:
-            for c in a.claim_ids:
-                if c not in claim_ids:
-                    problems.append(f"{ANALYSES_FILE}, analysis {a.analysis_id}, column claim_ids: {c!r} is not a claim_id of review_claims.csv")
-    return problems
 
 
 # --------------------------------------------------------------------------- selection
@@ -744,13 +587,18 @@ def reproduce(
     Raises ``meta.data.DataError`` or :class:`AnalysesError` on invalid input,
     before anything is written; ``OSError`` if writing fails (the old results stay).
     """
-    from meta.data import load
+    from meta.analysis import analysis_problems
+    from meta.data import DataError, errors, load
 
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
     if out_dir is not None:  # refuse, or repair what a killed run left, before the long part
         prepare(out_dir, data_dir, log=lambda msg: _progress(msg, progress))
-    dataset = load(data_dir)
+    try:
+        dataset = load(data_dir)
+    except DataError as e:  # report analyses.csv's problems too, as meta validate does
+        more = errors(analysis_problems(data_dir)[0]) if (data_dir / ANALYSES_FILE).exists() else []
+        raise DataError(e.problems + more) from None
     analyses = load_analyses(data_dir)
     table = effect_table(dataset)
     claims = getattr(dataset, "claims", None)

@@ -55,7 +55,7 @@ def test_bundled_analyses_csv_is_valid():
 def test_analyses_csv_errors_name_row_and_column(tmp_path):
     df = pd.read_csv(DATA / "analyses.csv", dtype=str, keep_default_na=False)
     df.loc[1, "comparison"] = "pfp_versus_control"
-    df.loc[2, "method"] = "ML"
+    df.loc[2, "method"] = "ML2"
     df.loc[3, "analysis_id"] = df.loc[0, "analysis_id"]
     df.to_csv(tmp_path / "analyses.csv", index=False)
     with pytest.raises(AnalysesError) as e:
@@ -182,8 +182,8 @@ def _write_synthetic(folder: Path, ref: dict) -> Path:
             {"claim_id": "c1", "outcome": "peak_hip_adduction", "comparison": "pfp_vs_control", "population": "runners",
              "expected_direction": "+1", "evidence_level": "moderate", "source_url": "https://example.org/x",
              "claim_text": "PFP greater peak hip adduction"},
-            {"claim_id": "c2", "outcome": "peak_hip_adduction", "comparison": "pfp_vs_control", "population": "female runners",
-             "expected_direction": "+1", "evidence_level": "very limited", "source_url": "https://example.org/x",
+            {"claim_id": "c2", "outcome": "peak_hip_adduction", "comparison": "pfp_vs_control", "population": "female_runners",
+             "expected_direction": "+1", "evidence_level": "very_limited", "source_url": "https://example.org/x",
              "claim_text": "prospective risk factor"},
             {"claim_id": "c3", "outcome": "peak_hip_flexion", "comparison": "pfp_vs_control", "population": "runners",
              "expected_direction": "-1", "evidence_level": "moderate", "source_url": "https://example.org/x",

@@ -1,0 +1,383 @@
+"""Read and check the declared analyses: ``data/analyses.csv`` (one row per pooled analysis).
+
+The file is read with the data reader (:func:`meta.data._read_table`: UTF-8,
+comma-separated, no column twice in the header) and every problem is reported
+as ``data/analyses.csv, row N (analysis X), column C: ...``, never as a
+traceback.  Checked, row by row:
+
+* ``analysis_id``: not empty, unique, letters, digits and ``_`` (it names figure files);
+* ``outcome``: one or more outcomes separated by ``|``, each in ``vocabulary.csv``;
+* ``comparison``: in ``vocabulary.csv``;
+* ``filters``: ``key=v1|v2;key2!=v3`` (:func:`parse_filters`); each key a column of
+  ``outcomes.csv`` or ``studies.csv``; each value in that column's vocabulary where it has
+  one (``study_id`` values: a study of ``studies.csv``);
+* ``smd_convention``: :data:`CONVENTIONS` (empty = ``revman``);
+* ``method``: :data:`METHODS`, case-insensitive (empty = ``DL``);
+* ``claim_ids``: ``;``-separated ids of ``review_claims.csv``;
+* the analysis' filters leave at least one outcome row, when some row has its outcome and
+  comparison (an outcome with no row yet is "no data", not an error); otherwise the message
+  names the filter that matched nothing.
+
+Rows are selected as :func:`meta.reproduce.select_rows` does (``review_match=likely|possible``
+added unless the filters name ``review_match``).  This module imports :mod:`meta.data`
+only; :mod:`meta.reproduce` re-exports its names.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from meta import data as _data
+from meta._estimators import METHODS as _POOL_METHODS
+from meta.data import Problem
+
+__all__ = [
+    "Analysis",
+    "Filter",
+    "AnalysesError",
+    "parse_filters",
+    "load_analyses",
+    "check_analyses",
+    "analysis_problems",
+    "validate",
+    "validate_cli",
+    "ANALYSES_FILE",
+    "ANALYSES_COLUMNS",
+    "CONVENTIONS",
+    "METHODS",
+    "DEFAULT_REVIEW_MATCH",
+]
+
+ANALYSES_FILE = "analyses.csv"
+ANALYSES_COLUMNS = tuple(c.name for c in _data.SCHEMA[ANALYSES_FILE] if c.header)
+CONVENTIONS = ("revman", "ls")
+#: tau2 estimators an analysis may name: those of meta.pool plus the ones being added to it
+#: (metafor's ML, HE, HS, SJ, EB and EE). The one list every check reads.
+METHODS = tuple(dict.fromkeys(tuple(_POOL_METHODS) + ("ML", "HE", "HS", "SJ", "EB", "EE")))
+DEFAULT_REVIEW_MATCH = ("likely", "possible")
+ANALYSIS_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class AnalysesError(ValueError):
+    """``analyses.csv`` is invalid; ``problems`` holds one readable line per problem
+    (``details``: the same as :class:`meta.data.Problem` objects where available)."""
+
+    def __init__(self, problems):
+        self.details = [p for p in problems if isinstance(p, Problem)]
+        self.problems = [str(p) for p in problems]
+        super().__init__("\n".join(self.problems))
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+@dataclass(frozen=True)
+class Filter:
+    key: str
+    negate: bool
+    values: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.key}{'!=' if self.negate else '='}{'|'.join(self.values)}"
+
+    def matches(self, value: str) -> bool:
+        hit = (value or "").strip() in self.values
+        return not hit if self.negate else hit
+
+
+def parse_filters(text: str) -> tuple[Filter, ...]:
+    """Parse ``key=v1|v2;key2!=v3`` into filters; raises ValueError naming the bad clause."""
+    out = []
+    text = "" if text is None or (isinstance(text, float) and math.isnan(text)) else str(text)
+    for clause in (c.strip() for c in text.split(";")):
+        if not clause:
+            continue
+        if "!=" in clause:
+            key, _, vals = clause.partition("!=")
+            negate = True
+        elif "=" in clause:
+            key, _, vals = clause.partition("=")
+            negate = False
+        else:
+            raise ValueError(f"filter clause {clause!r} must read key=value or key!=value")
+        values = tuple(v.strip() for v in vals.split("|") if v.strip())
+        if not key.strip() or not values:
+            raise ValueError(f"filter clause {clause!r} needs a key and at least one value")
+        if any(ch in key for ch in "=!<> ") or any("=" in v for v in values):
+            raise ValueError(f"filter clause {clause!r} must read key=v1|v2 or key!=v1|v2 "
+                             "(one = or != per clause; clauses separated by ;)")
+        out.append(Filter(key.strip(), negate, values))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One row of ``data/analyses.csv``."""
+
+    analysis_id: str
+    title: str
+    outcomes: tuple[str, ...]
+    comparison: str
+    filters: tuple[Filter, ...]
+    smd_convention: str = "revman"
+    method: str = "DL"
+    favours_left: str = "Favours group 2"
+    favours_right: str = "Favours group 1"
+    claim_ids: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def effective_filters(self) -> tuple[Filter, ...]:
+        """Declared filters plus the default ``review_match=likely|possible``."""
+        if any(f.key == "review_match" for f in self.filters):
+            return self.filters
+        return self.filters + (Filter("review_match", False, DEFAULT_REVIEW_MATCH),)
+
+
+def _split(text: str, sep: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in (text or "").split(sep) if x.strip())
+
+
+def _canonical_method(method: str) -> str | None:
+    return {m.upper(): m for m in METHODS}.get(method.upper())
+
+
+def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], list[Analysis]]:
+    """Check ``analyses.csv`` (a file, or a data folder holding it) against the data beside it.
+
+    Returns ``(problems, analyses)``; ``analyses`` holds the rows without an error.  Problems
+    of the data files themselves are not repeated here (see :func:`meta.data.validate`); where
+    a data file is missing or unreadable, the checks that need it are skipped.
+    """
+    path = Path(path)
+    if path.is_dir() and not (path.name == ANALYSES_FILE and not (path / ANALYSES_FILE).exists()):
+        folder, name = path, ANALYSES_FILE  # a data folder
+    else:
+        folder, name = path.parent, path.name  # the file itself (or a folder named analyses.csv)
+    problems: list[Problem] = []
+    table = _data._read_table(folder, name, problems)
+    if table is None or not _data._check_columns(table, ANALYSES_COLUMNS, problems):
+        return problems, []
+    table = replace(table, name=ANALYSES_FILE) if name != ANALYSES_FILE else table
+    _data._check_known_columns(table, problems)
+    checked = _data._validate_all(folder) if folder.is_dir() else None
+    vocab = checked.vocab if checked else None
+    _data.check_formulas(table, problems, vocab)
+    tables = checked.tables if checked else {}
+    outcomes = tables.get(_data.OUTCOMES_FILE)
+    studies = tables.get(_data.STUDIES_FILE)
+    claims = tables.get(_data.CLAIMS_FILE)
+    comparisons = vocab.get("comparison") if vocab and "comparison" in vocab else _data.COMPARISONS
+    outcome_names = vocab.get("outcome") if vocab else None
+    vocab_file = getattr(vocab, "file", None)
+    keys = _filter_keys(outcomes, studies)
+    study_ids = {c["study_id"] for _, c in studies.rows} if studies is not None else None
+    claim_ids = {c["claim_id"] for _, c in claims.rows} if claims is not None else None
+    merged = _merged_rows(outcomes, studies) if outcomes is not None and studies is not None else None
+
+    out: list[Analysis] = []
+    seen: dict[str, int] = {}
+    for row, c in table.rows:
+        aid = c["analysis_id"]
+        start = len(problems)
+
+        def add(column, message, got=None, severity="error"):
+            problems.append(Problem(ANALYSES_FILE, row, aid or None, column, message, got, None,
+                                    severity, table.folder, "analysis"))
+
+        if not aid:
+            add("analysis_id", "must not be empty")
+        elif aid in seen:
+            add("analysis_id", f"duplicate id {aid!r} (first used in row {seen[aid]})")
+        elif not ANALYSIS_ID_PATTERN.match(aid):
+            add("analysis_id", "use letters, digits and _ only (it names figure files)", aid)
+        seen.setdefault(aid, row)
+
+        outcomes_of = _split(c["outcome"], "|")
+        if not outcomes_of:
+            add("outcome", "must name at least one outcome (a|b for several)")
+        elif outcome_names is not None:
+            for o in outcomes_of:
+                if o not in outcome_names:
+                    add("outcome", _data.vocabulary_message(o, outcome_names, vocab_file or _data.VOCABULARY_FILE))
+        comparison = c["comparison"]
+        if comparison not in comparisons:
+            add("comparison", _data.vocabulary_message(comparison, tuple(comparisons), vocab_file or _data.VOCABULARY_FILE)
+                if comparison else "must not be empty; valid: " + ", ".join(comparisons))
+        conv = c["smd_convention"] or "revman"
+        if conv not in CONVENTIONS:
+            add("smd_convention", f"must be one of {', '.join(CONVENTIONS)} (empty = revman)", conv)
+        method = _canonical_method(c["method"] or "DL")
+        if method is None:
+            add("method", f"must be one of {', '.join(METHODS)} (any case; empty = DL)", c["method"])
+        try:
+            filters = parse_filters(c["filters"])
+        except ValueError as e:
+            add("filters", str(e))
+            filters = ()
+        for f in filters:
+            if keys is not None and f.key not in keys:
+                add("filters", f"unknown key {f.key!r} in {str(f)!r}; valid keys are columns of outcomes.csv "
+                    f"or studies.csv: {', '.join(sorted(keys))}{_data._suggest(f.key, sorted(keys))}")
+                continue
+            allowed = _filter_values(f.key, vocab, study_ids)
+            for v in f.values:
+                if allowed is not None and v not in allowed:
+                    what = "a study_id of studies.csv" if f.key == "study_id" else f"in the vocabulary of column {f.key}"
+                    add("filters", f"value {v!r} of filter {str(f)!r} is not {what}; valid: "
+                        + (", ".join(allowed) if len(allowed) <= 15 else f"{', '.join(list(allowed)[:12])}, ...")
+                        + _data._suggest(v, allowed))
+        cids = _split(c["claim_ids"], ";")
+        if claim_ids is not None:
+            for cid in cids:
+                if cid not in claim_ids:
+                    add("claim_ids", f"{cid!r} is not a claim_id of review_claims.csv"
+                        + _data._suggest(cid, sorted(claim_ids)))
+        if len(problems) > start:
+            continue
+        a = Analysis(
+            analysis_id=aid,
+            title=c["title"] or aid,
+            outcomes=outcomes_of,
+            comparison=comparison,
+            filters=filters,
+            smd_convention=conv,
+            method=method,
+            favours_left=c["favours_left"] or "Favours group 2",
+            favours_right=c["favours_right"] or "Favours group 1",
+            claim_ids=cids,
+            notes=c["notes"],
+        )
+        if merged is not None:
+            empty = _filter_matching_nothing(a, merged)
+            if empty is not None:
+                add("filters", empty)
+                continue
+        out.append(a)
+    return problems, out
+
+
+def _filter_keys(outcomes, studies) -> set[str] | None:
+    if outcomes is None or studies is None:
+        return None
+    return set(outcomes.header) | set(studies.header) | {"review_set"}
+
+
+def _filter_values(key: str, vocab, study_ids) -> tuple[str, ...] | None:
+    if key == "study_id":
+        return tuple(sorted(study_ids)) if study_ids is not None else None
+    if vocab is None:
+        return None
+    for file in (_data.OUTCOMES_FILE, _data.STUDIES_FILE):
+        for col in _data.SCHEMA[file]:
+            if col.name == key and col.vocab_key:
+                return vocab.get(col.vocab_key)
+    return None
+
+
+def _merged_rows(outcomes, studies) -> list[dict[str, str]]:
+    """Each outcome row with its study's columns (outcome columns win, as meta.reproduce.annotate)."""
+    by_id: dict[str, dict[str, str]] = {}
+    for _, s in studies.rows:
+        by_id.setdefault(s["study_id"], s)
+    rows = []
+    for _, o in outcomes.rows:
+        m = {"review_set": _data.DEFAULT_REVIEW_SET, **by_id.get(o["study_id"], {}), **o}
+        rows.append(m)
+    return rows
+
+
+def _filter_matching_nothing(a: Analysis, rows: list[dict[str, str]]) -> str | None:
+    """None if some row passes every filter, or no row has the analysis' outcome and comparison
+    at all (no data yet); else a message naming the first filter that leaves no row."""
+    cur = [r for r in rows if r.get("outcome") in a.outcomes and r.get("comparison") == a.comparison]
+    if not cur:
+        return None
+    for f in a.effective_filters:
+        nxt = [r for r in cur if f.matches(r.get(f.key, ""))]
+        if not nxt and f not in a.filters and all(r.get("review_set") == "update" for r in cur):
+            return None  # only newer studies: no data in the original set yet, the updated set has them
+        if not nxt:
+            seen = sorted({r.get(f.key, "") or "(empty)" for r in cur})
+            default = "" if f in a.filters else (" (the default filter, added because the filters do not "
+                                                 "name review_match)")
+            return (f"filter {str(f)!r}{default} matches none of the {len(cur)} outcome row(s) with outcome "
+                    f"{'|'.join(a.outcomes)} and comparison {a.comparison}"
+                    f"{' left by the filters before it' if f is not a.effective_filters[0] else ''}; "
+                    f"their {f.key} values: {', '.join(seen)}")
+        cur = nxt
+    return None
+
+
+def load_analyses(path: str | os.PathLike = "data") -> list[Analysis]:
+    """Read and check ``analyses.csv`` (a file, or a data folder holding it).
+
+    Raises :class:`AnalysesError` listing every error as
+    ``data/analyses.csv, row N (analysis X), column C: ...``.
+    """
+    problems, analyses = analysis_problems(path)
+    errs = _data.errors(problems)
+    if errs:
+        raise AnalysesError(errs)
+    return analyses
+
+
+def check_analyses(analyses, effects, studies, claims) -> list[str]:
+    """Cross-check analyses against loaded tables: filter keys exist, claim ids exist.
+
+    Kept for callers of the old API; :func:`load_analyses` on a data folder already checks this.
+    """
+    problems = []
+    columns = set(effects.columns) | set(studies.columns)
+    claim_ids = set(claims["claim_id"].astype(str)) if claims is not None and "claim_id" in claims else None
+    for a in analyses:
+        for f in a.filters:
+            if f.key not in columns:
+                problems.append(
+                    f"{ANALYSES_FILE}, analysis {a.analysis_id}, column filters: unknown key {f.key!r}; "
+                    f"valid keys are columns of the effect-size table or studies.csv: {', '.join(sorted(columns))}"
+                )
+        if claim_ids is not None:
+            for c in a.claim_ids:
+                if c not in claim_ids:
+                    problems.append(f"{ANALYSES_FILE}, analysis {a.analysis_id}, column claim_ids: {c!r} is not a claim_id of review_claims.csv")
+    return problems
+
+
+# --------------------------------------------------------------------------- meta validate
+
+
+def validate(path: str | os.PathLike = "data") -> list[Problem]:
+    """Every problem of the data folder: the data files (:func:`meta.data.validate`) and, if
+    present, ``analyses.csv``."""
+    folder = Path(path)
+    problems = _data.validate(folder)
+    if folder.is_dir() and (folder / ANALYSES_FILE).exists():
+        problems += analysis_problems(folder)[0]
+    return problems
+
+
+def validate_cli(path: str | os.PathLike) -> int:
+    """``meta validate --data DIR``: every problem (exit 1), or the warnings and one summary
+    line (exit 0)."""
+    try:
+        problems = validate(path)
+        code = _data.print_problems(problems, path)
+        if code:
+            return code
+        ds = _data.load(path)
+        folder = Path(path)
+        n_analyses = len(load_analyses(folder)) if (folder / ANALYSES_FILE).exists() else None
+        warns = sum(not p.is_error for p in problems)
+        line = ds.summary()
+        if n_analyses is not None:
+            line += f", {n_analyses} analyses"
+        print(line + (f"; {warns} warning{'s' if warns != 1 else ''}" if warns else ""))
+        return 0
+    except Exception as exc:  # never a traceback at the command line
+        print(f"error: could not validate {path}: {type(exc).__name__}: {exc}")
+        return 1
