@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -132,6 +132,14 @@ def _direction(direction) -> int | None:
     return int(direction)
 
 
+def _judged(direction: int | None, primary) -> tuple[int | None, str]:
+    """The direction verdicts are judged against, and where it comes from."""
+    if direction is not None:
+        return direction, "claim"
+    est0 = primary.estimate if isinstance(primary, PoolResult) else primary.mu_median
+    return (int(np.sign(est0)) if np.isfinite(est0) else None), "primary estimate"
+
+
 def _row(pm: PanelMethod, fit, direction: int) -> dict:
     if isinstance(fit, BayesResult):
         if direction == 1:
@@ -193,6 +201,14 @@ class RobustnessResult:
     def fragile(self) -> bool:
         """True when the methods do not all give the same verdict."""
         return self.holds < self.m
+
+    def judge(self, direction) -> "RobustnessResult":
+        """The same fits judged against another ``direction`` (+1, -1, 0 or ``None`` = the primary
+        estimate's sign), without refitting: one fit per analysis serves every claim it speaks to."""
+        direction = _direction(direction)
+        judged, source = _judged(direction, self.fits[0])
+        rows = tuple(_row(pm, f, judged) for pm, f in zip(self.panel, self.fits))
+        return replace(self, direction=judged, direction_source=source, rows=rows)
 
     def verdicts(self) -> dict:
         """``{method_id: verdict}``."""
@@ -258,13 +274,7 @@ def robustness(res_or_yi, vi=None, *, direction=None, panel=DEFAULT_PANEL, level
     if isinstance(first, PoolResult):
         level = first.level
     fits = [first] + [pm.fit(y, v, level, slab) for pm in panel[1:]]
-    est0 = fits[0].estimate if isinstance(fits[0], PoolResult) else fits[0].mu_median
-    source = "claim"
-    if direction is None:
-        source = "primary estimate"
-        judged = int(np.sign(est0)) if np.isfinite(est0) else None
-    else:
-        judged = direction
+    judged, source = _judged(direction, fits[0])
     rows = tuple(_row(pm, f, judged) for pm, f in zip(panel, fits))
     return RobustnessResult(k=int(fits[0].k), level=float(level), direction=judged, direction_source=source,
                             rows=rows, panel=panel, fits=tuple(fits))

@@ -244,3 +244,13 @@ def test_verdict_equals_report_classify_today():
             for lo, hi in ((-0.8, -0.1), (-0.6, 0.6), (0.1, 0.8), (0.0, 0.5)) for x in (-1, 0, 1, None)]
     for args in grid:
         assert verdict(*args) == report.classify(*args), args
+
+
+def test_judge_rejudges_without_refitting():
+    c = INTERVALS["normand_smd"]
+    rob = robustness(c["yi"], c["vi"])  # judged against the primary estimate (negative)
+    up = rob.judge(+1)
+    assert up.fits == rob.fits and up.direction == 1 and up.direction_source == "claim"
+    assert set(up.verdicts().values()) == {"disagrees"} and not up.fragile
+    assert up.to_frame().equals(robustness(c["yi"], c["vi"], direction=1).to_frame())
+    assert rob.judge(None).to_frame().equals(rob.to_frame())
