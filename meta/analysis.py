@@ -14,6 +14,12 @@ traceback.  Checked, row by row:
 * ``smd_convention``: :data:`CONVENTIONS` (empty = ``revman``);
 * ``method``: :data:`METHODS`, case-insensitive (empty = ``DL``);
 * ``claim_ids``: ``;``-separated ids of ``review_claims.csv``;
+* ``small_study_min_k`` (optional): a whole number >= 3; empty = :data:`SMALL_STUDY_MIN_K` (10:
+  funnel plots, Egger's test and trim-and-fill need at least 10 studies, Sterne et al. 2011,
+  BMJ 343:d4002); a lower value runs them anyway and the report repeats the warning;
+* ``prepost_r`` (optional, ``post_vs_pre`` analyses only): the pre-post correlation assumed for
+  rows that do not give their own, strictly between -1 and 1; ``prepost_r_source`` (the
+  justification: a study, a reference) is then required;
 * the analysis' filters leave at least one outcome row, when some row has its outcome and
   comparison (an outcome with no row yet is "no data", not an error); otherwise the message
   names the filter that matched nothing.
@@ -50,6 +56,7 @@ __all__ = [
     "CONVENTIONS",
     "METHODS",
     "DEFAULT_REVIEW_MATCH",
+    "SMALL_STUDY_MIN_K",
 ]
 
 ANALYSES_FILE = "analyses.csv"
@@ -59,6 +66,9 @@ CONVENTIONS = ("revman", "ls")
 #: (metafor's ML, HE, HS, SJ, EB and EE). The one list every check reads.
 METHODS = tuple(dict.fromkeys(tuple(_POOL_METHODS) + ("ML", "HE", "HS", "SJ", "EB", "EE")))
 DEFAULT_REVIEW_MATCH = ("likely", "possible")
+#: fewest studies for funnel plots, Egger's test and trim-and-fill (Sterne et al. 2011, BMJ 343:d4002;
+#: Cochrane Handbook 13.3.5.4); an analysis may lower it explicitly (column small_study_min_k, >= 3)
+SMALL_STUDY_MIN_K = 10
 ANALYSIS_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -129,6 +139,14 @@ class Analysis:
     favours_right: str = "Favours group 1"
     claim_ids: tuple[str, ...] = ()
     notes: str = ""
+    small_study_min_k: int | None = None  # None: SMALL_STUDY_MIN_K
+    prepost_r: float | None = None  # assumed pre-post r for post_vs_pre rows that give none
+    prepost_r_source: str = ""
+
+    @property
+    def bias_min_k(self) -> int:
+        """Fewest studies for funnel plot, Egger's test and trim-and-fill in this analysis."""
+        return SMALL_STUDY_MIN_K if self.small_study_min_k is None else self.small_study_min_k
 
     @property
     def effective_filters(self) -> tuple[Filter, ...]:
@@ -237,6 +255,7 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
                 if cid not in claim_ids:
                     add("claim_ids", f"{cid!r} is not a claim_id of review_claims.csv"
                         + _data._suggest(cid, sorted(claim_ids)))
+        min_k, r, r_source = _optional_columns(c, comparison, add)
         if len(problems) > start:
             continue
         a = Analysis(
@@ -251,6 +270,9 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
             favours_right=c["favours_right"] or "Favours group 1",
             claim_ids=cids,
             notes=c["notes"],
+            small_study_min_k=min_k,
+            prepost_r=r,
+            prepost_r_source=r_source,
         )
         if merged is not None:
             empty = _filter_matching_nothing(a, merged)
@@ -259,6 +281,38 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
                 continue
         out.append(a)
     return problems, out
+
+
+def _optional_columns(c, comparison: str, add):
+    """``small_study_min_k``, ``prepost_r``, ``prepost_r_source`` of one row (problems via ``add``)."""
+    text = {k: (c.get(k) or "").strip() for k in ("small_study_min_k", "prepost_r", "prepost_r_source")}
+    min_k = r = None
+    if text["small_study_min_k"]:
+        v = text["small_study_min_k"]
+        if not re.fullmatch(r"[+]?\d+", v) or int(v) < 3:
+            add("small_study_min_k", "must be a whole number >= 3 (Egger's test needs 3 studies); empty = "
+                f"{SMALL_STUDY_MIN_K} (Sterne et al. 2011, BMJ 343:d4002)", v)
+        else:
+            min_k = int(v)
+    if text["prepost_r"]:
+        v = text["prepost_r"]
+        try:
+            r = float(v) if _data.NUMBER_PATTERN.match(v) else None
+        except ValueError:
+            r = None
+        if r is None or not -1 < r < 1:
+            add("prepost_r", "must be a correlation strictly between -1 and 1, e.g. 0.5", v)
+            r = None
+        elif comparison != "post_vs_pre":
+            add("prepost_r", f"applies only to post_vs_pre analyses (this one is {comparison or 'empty'}); "
+                "leave it empty", v)
+        if not text["prepost_r_source"]:
+            add("prepost_r_source", "must say where the assumed prepost_r comes from (a study or reference "
+                "that reports the pre-post correlation of this outcome)")
+    elif text["prepost_r_source"]:
+        add("prepost_r_source", "is given but prepost_r is empty: state the r it justifies, or leave both empty",
+            text["prepost_r_source"], severity="warning")
+    return min_k, r, text["prepost_r_source"]
 
 
 def _filter_keys(outcomes, studies) -> set[str] | None:

@@ -197,6 +197,9 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         _c("analysis_id", cell=True), _c("title"), _c("outcome", "vocab", cell=True),
         _c("comparison", "vocab", cell=True), _c("filters"), _c("smd_convention"), _c("method"),
         _c("favours_left"), _c("favours_right"), _c("claim_ids"), _c("notes"),
+        # optional (meta.analysis checks them): small-study tests below k = 10, an assumed pre-post r
+        _c("small_study_min_k", "int", header=False, minimum=3), _c("prepost_r", "number", header=False),
+        _c("prepost_r_source", header=False),
     ),
     PUBLISHED_POOLED_FILE: (
         _c("source_id", cell=True), _c("source_citation", cell=True), _c("doi", "doi"),
