@@ -31,6 +31,7 @@ __all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims
 
 VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
 
+
 def parse_direction(value) -> int | None:
     """Expected sign of the SMD: +1, -1, 0 or None when missing or unreadable.
 
@@ -71,19 +72,16 @@ def _ci(r) -> str:
 
 
 def _claim_text(row: pd.Series) -> str:
-    """The claim as stated, or composed from evidence level, outcome, comparison and population."""
-    for c in ("claim", "statement", "text", "claim_text", "finding"):
-        if c in row and isinstance(row[c], str) and row[c].strip():
-            return row[c].strip()
+    """The claim as stated (``claim_text``), or composed from evidence level, outcome, comparison and population."""
+    t = row.get("claim_text")
+    if isinstance(t, str) and t.strip():
+        return t.strip()
     parts = [str(row[c]) for c in ("evidence_level", "outcome", "comparison", "population") if c in row and not pd.isna(row[c])]
     return ", ".join(parts) or str(row.get("claim_id", ""))
 
 
 def _expected(row: pd.Series):
-    for c in ("expected_direction", "direction", "expected_sign"):
-        if c in row:
-            return parse_direction(row[c])
-    return None
+    return parse_direction(row.get("expected_direction"))  # a required column of review_claims.csv
 
 
 def direction_votes(runs, expected: int | None) -> str:
