@@ -93,7 +93,9 @@ def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(
     before = _fingerprint(ROOT / "notebooks", ROOT / "data")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        nb, kernel_name="python3", timeout=180,
+        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
+        iopub_timeout=60, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     )
     client.execute()  # raises CellExecutionError with the failing cell, e.g. an assert against metafor
     texts = "\n".join(
