@@ -16,6 +16,12 @@ A claim spoken to by several analyses gets the common verdict when all
 analyses with k >= 2 share it, ``mixed`` otherwise; each analysis' verdict is
 listed. :func:`direction_votes` counts cohorts by sign beside (never instead
 of) the verdict (Cochrane Handbook, ch. 12.2).
+
+The rule itself lives in :func:`meta.verdicts.verdict` (one place; the robustness panel
+applies it to every method).  Beside each verdict ``claims.csv`` says under how many
+methods of the robustness panel it holds (``holds_under``, "n of m": methods whose verdict
+equals the primary analysis' verdict, judged against the claim's expected direction) and
+flags a verdict the methods disagree on (``fragile``).
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 from meta._format import report_num as _f
+from meta.verdicts import VERDICTS
+from meta.verdicts import verdict as _verdict
 
-__all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims_table"]
-
-VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
+__all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims_table", "analysis_direction"]
 
 
 def parse_direction(value) -> int | None:
@@ -47,17 +53,23 @@ def parse_direction(value) -> int | None:
 
 
 def classify(k: int, estimate: float, ci_low: float, ci_high: float, expected: int | None) -> str:
-    """Verdict of one analysis against one claim (rule in the module docstring)."""
-    if k < 2 or estimate is None or not np.isfinite(estimate):
-        return "insufficient data"
-    excludes0 = ci_low > 0 or ci_high < 0
-    if expected is None:
-        return "insufficient data"
-    if expected == 0:
-        return "disagrees" if excludes0 else "agrees"
-    if np.sign(estimate) != expected:
-        return "disagrees"
-    return "agrees" if excludes0 else "direction only"
+    """Verdict of one analysis against one claim: :func:`meta.verdicts.verdict` (rule in the module docstring)."""
+    return _verdict(k, estimate, ci_low, ci_high, expected)
+
+
+def analysis_direction(analysis, claims: pd.DataFrame | None) -> int | None:
+    """The expected direction of the first claim of ``analysis.claim_ids`` that states one
+    (+1/-1/0), None when the analysis names no claim (its robustness is then judged against the
+    primary estimate's sign)."""
+    if claims is None or len(claims) == 0 or "claim_id" not in claims:
+        return None
+    by_id = {str(c["claim_id"]): c for _, c in claims.iterrows()}
+    for cid in analysis.claim_ids:
+        if cid in by_id:
+            exp = _expected(by_id[cid])
+            if exp is not None:
+                return exp
+    return None
 
 
 _VERB = {
@@ -127,12 +139,15 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
     """One row per row of ``review_claims.csv`` with our verdict.
 
     Columns: ``claim_id, claim, expected_direction, analyses, k, estimate,
-    ci_low, ci_high, verdict, detail, direction_votes`` (see
+    ci_low, ci_high, verdict, holds_under, fragile, detail, direction_votes`` (see
     :func:`direction_votes`); ``k``/estimate are those of the first
-    analysis naming the claim.
+    analysis naming the claim.  ``holds_under``: for each pooled analysis (k >= 2) of the
+    claim, under how many methods of its robustness panel the verdict holds ("n of m"; with
+    several analyses ``id: n of m`` joined by ``; ``); ``fragile``: True when the methods of
+    any of them disagree on the verdict.
     """
-    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict", "detail",
-            "direction_votes"]
+    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict",
+            "holds_under", "fragile", "detail", "direction_votes"]
     if claims is None or len(claims) == 0:
         return pd.DataFrame(columns=cols)
     recs = []
@@ -140,8 +155,12 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
         cid = str(c.get("claim_id", ""))
         exp = _expected(c)
         rs = [r for r in runs if cid in r.analysis.claim_ids]
-        verdicts, details = [], []
+        verdicts, details, holds, fragile = [], [], [], False
         for r in rs:
+            rob = r.robustness.judge(exp) if getattr(r, "robustness", None) is not None and r.k >= 2 else None
+            if rob is not None:
+                holds.append((r.analysis.analysis_id, rob.holds_under))
+                fragile = fragile or rob.fragile
             res = r.result
             v = classify(r.k, getattr(res, "estimate", np.nan), getattr(res, "ci_low", np.nan), getattr(res, "ci_high", np.nan), exp)
             if r.k == 0:
@@ -177,6 +196,8 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
                 "ci_low": getattr(fr, "ci_low", np.nan),
                 "ci_high": getattr(fr, "ci_high", np.nan),
                 "verdict": verdict,
+                "holds_under": holds[0][1] if len(holds) == 1 else "; ".join(f"{a}: {h}" for a, h in holds),
+                "fragile": fragile if holds else "",
                 "detail": "; ".join(details),
                 "direction_votes": direction_votes(rs, exp),
             }

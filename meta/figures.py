@@ -1,4 +1,5 @@
-"""Figures of one analysis run: its forest plot and, from k >= ``funnel_min_k``, its funnel plot.
+"""Figures of one analysis run: its forest plot, its robustness plot and, from k >= its
+``bias_min_k`` (10 unless ``analyses.csv`` lowers it; Sterne et al. 2011), its funnel plot.
 
 The plots draw the fit the run holds (``AnalysisRun.result``: for k = 1 the study itself,
 ``meta.pool.pool``'s k = 1 result; ``trimfill``, ``egger``); nothing is refitted here
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from meta.analysis import SMALL_STUDY_MIN_K
 from meta.run import AnalysisRun, effect_columns
 
 __all__ = ["draw_figures", "GROUP_LABELS", "FUNNEL_MIN_K"]
@@ -22,17 +24,19 @@ GROUP_LABELS = {
     "post_vs_pre": ("Post", "Pre"),
     "intervention_vs_control": ("Intervention", "Control"),
 }
-#: smallest k for a funnel plot
-FUNNEL_MIN_K = 3
+#: smallest k for a funnel plot unless an analysis lowers it (Sterne et al. 2011, BMJ 343:d4002)
+FUNNEL_MIN_K = SMALL_STUDY_MIN_K
 
 
 def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf"), dpi: int = 300,
-                 funnel_min_k: int = FUNNEL_MIN_K) -> tuple[str, ...]:
-    """Forest plot for every analysis with k >= 1; funnel plot where k >= ``funnel_min_k``.
+                 funnel_min_k: int | None = None) -> tuple[str, ...]:
+    """Forest and robustness plots for every analysis with k >= 1; funnel plot where k >=
+    ``funnel_min_k`` (default the analysis' own ``bias_min_k``).
 
     Returns the written paths relative to the results folder.
     """
     from meta.plots import forest, funnel, save
+    from meta.plots_robustness import robustness_plot
 
     written: list[Path] = []
     if run.k == 0:
@@ -48,6 +52,12 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     fig = forest(run.result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
+    if run.robustness is not None:
+        rtitle = f"{a.title}: verdict under each method" if run.k >= 2 else f"{a.title} (single study, not pooled)"
+        fig = robustness_plot(run.robustness, title=rtitle, favours=(a.favours_left, a.favours_right))
+        written += save(fig, fig_dir / f"{a.analysis_id}_robustness", formats=formats, dpi=dpi)
+    if funnel_min_k is None:
+        funnel_min_k = a.bias_min_k
     if run.k >= funnel_min_k:
         # the fit draws itself (metafor funnel(res) / funnel(trimfill(res))): filled studies
         # hollow, centred on the adjusted estimate where trim and fill ran

@@ -407,6 +407,7 @@ def swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
 
 def write_tables(res, folder: Path) -> None:
     """The CSV outputs of a ``meta.reproduce.ReproduceResult``: effect_sizes, pooled, sensitivity,
+    robustness (one row per analysis x method), prepost_r_sensitivity (the pre-post r sweep),
     leave_one_out, set_aside, claims, coverage."""
     import pandas as pd
 
@@ -415,6 +416,10 @@ def write_tables(res, folder: Path) -> None:
     write_csv(res.effects, folder / "effect_sizes.csv")
     write_csv(res.to_frame(), folder / "pooled.csv")
     write_csv(res.sensitivity, folder / "sensitivity.csv")
+    if hasattr(res, "robustness_frame"):
+        write_csv(res.robustness_frame(), folder / "robustness.csv")
+    if getattr(res, "prepost_r", None) is not None:
+        write_csv(res.prepost_r, folder / "prepost_r_sensitivity.csv")
     loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id) for r in res.runs if r.leave_one_out is not None]
     if loo:
         df = pd.concat(loo, ignore_index=True)

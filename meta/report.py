@@ -171,8 +171,7 @@ def _methods(res) -> str:
         f"from group means and SDs where reported and otherwise from mean differences with p, CI or SE, t statistics, "
         f"reported effect sizes or p-values alone (Cochrane Handbook ch. 6; Borenstein et al. 2009 ch. 7); p-values "
         f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s['inequality']}\"`), "
-        f"which understates |SMD|, and such rows are flagged. Within-group (post vs pre) rows would need the pre-post "
-        f"correlation, which the studies do not report; {'none was assumed, so those rows have no SMD' if s.get('r') is None else 'r = ' + str(s.get('r')) + ' was assumed (flag r_assumed)'}. "
+        f"which understates |SMD|, and such rows are flagged. {_prepost_methods(res)} "
         f"Analyses used "
         + "; ".join(_CONVENTION_TEXT[c] for c in convs)
         + ". Each of the "
@@ -184,14 +183,81 @@ def _methods(res) -> str:
         + pooled_with
         + f"Wald-type {level}% confidence intervals and {level}% prediction intervals; heterogeneity is given as "
         f"tau², I² and Cochran's Q. Analyses with k = 1 are reported as the single study's SMD with its {level}% CI and "
-        f"are not pooled; analyses with k = 0 are listed as having no usable data. Egger's regression test (metafor "
-        f"`regtest(model=\"lm\")`) and trim-and-fill (Duval & Tweedie 2000, L0 estimator) were run where k >= "
-        f"{s['bias_min_k']}; with fewer than 10 studies these tests have very little power and a non-significant "
-        f"result is not evidence of absent small-study effects (Sterne et al. 2011). Sensitivity analyses: leave-one-out, "
-        f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). Forest plots were drawn for every "
-        f"analysis with k >= 1 and funnel plots where k >= {s['funnel_min_k']}, saved as "
+        f"are not pooled; analyses with k = 0 are listed as having no usable data. {_robustness_methods(res)} "
+        f"{_small_study_methods(res)} Sensitivity analyses: leave-one-out, "
+        f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). Forest and robustness plots were drawn "
+        f"for every analysis with k >= 1 and funnel plots where the small-study tests ran, saved as "
         f"{', '.join(s['formats'])} ({s['dpi']} dpi for raster)."
     )
+
+
+def _robustness_methods(res) -> str:
+    """The primary analysis and the robustness panel, from the panels the runs used."""
+    from meta.robustness import DEFAULT_PANEL
+
+    level = int(round(100 * res.settings["level"]))
+    others = "; ".join(md_text(p.label) for p in DEFAULT_PANEL[1:])
+    kmax = max((r.k for r in res.runs), default=0)
+    few = (f"With few studies (k <= {kmax} in every analysis here) that interval is too narrow" if kmax < 10
+           else "With few studies that interval is too narrow")
+    return (
+        "The primary analysis is the review's own: DerSimonian-Laird with a Wald z interval (RevMan 5's random-effects "
+        f"default), so that every number can be set beside the review's. {few} (IntHout et al. 2014) and current "
+        "guidance differs (Cochrane Handbook v6.5 ch. 10: REML "
+        "with the Hartung-Knapp-Sidik-Jonkman interval and a prediction interval; for two to four studies a Bayesian "
+        "model with a weakly informative prior on tau, Friede et al. 2017, Röver et al. 2021), so every analysis with "
+        f"k >= 1 was also fitted under a panel of methods (`meta.robustness.DEFAULT_PANEL`): {others}. The HKSJ "
+        "intervals use t with k - 1 df and are never narrower than the z interval (metafor `test=\"adhoc\"`; Knapp & "
+        f"Hartung 2003). Each method's {level}% interval (credible interval for the Bayesian model) is judged by the "
+        "claims rule against the expected direction of the analysis' claim (or, with no claim, the sign of the primary "
+        "estimate); a verdict *holds under n of m* methods when n methods give the primary analysis' verdict, and is "
+        "*fragile* when the methods disagree."
+    )
+
+
+def _small_study_methods(res) -> str:
+    """Where funnel plots, Egger's test and trim-and-fill ran (k >= 10 unless lowered explicitly)."""
+    from meta.analysis import SMALL_STUDY_MIN_K
+
+    lowered = [r.analysis for r in res.runs if r.analysis.small_study_min_k is not None
+               and r.analysis.small_study_min_k < SMALL_STUDY_MIN_K]
+    text = (
+        f"Funnel plots, Egger's regression test (metafor `regtest(model=\"lm\")`) and trim-and-fill (Duval & Tweedie "
+        f"2000, L0 estimator) were run only where k >= {SMALL_STUDY_MIN_K}: with fewer studies the tests have too little "
+        f"power to tell chance from asymmetry (Sterne et al. 2011, BMJ 343:d4002; Cochrane Handbook 13.3.5.4)."
+    )
+    if lowered:
+        which = ", ".join(f"{md_code(a.analysis_id)} (k >= {a.small_study_min_k})" for a in lowered)
+        text += (
+            f" `analyses.csv` lowers that threshold explicitly for {which}; for them Sterne et al. (2011)'s warning "
+            "stands: with fewer than 10 studies these tests have very little power, a non-significant result is not "
+            "evidence of absent small-study effects, and asymmetry may come from heterogeneity rather than bias."
+        )
+    return text
+
+
+def _prepost_methods(res) -> str:
+    """How within-group (post vs pre) SMDs got their pre-post correlation."""
+    e = res.effects
+    flags = e["flags"].fillna("").astype(str) if "flags" in e else pd.Series([], dtype=str)
+    n_derived = int(flags.str.contains("r_derived").sum())
+    declared = [r.analysis for r in res.runs if r.analysis.prepost_r is not None]
+    sweep = ", ".join(f"{x:g}" for x in res.settings.get("prepost_r_sweep", ()))
+    text = (
+        "Within-group (post vs pre) SMDs are standardised by the pre-test SD (metafor `SMCR`) and need the pre-post "
+        "correlation r. Rows that report the SD of the change, the SE or CI of the mean change, a paired t or an exact "
+        "paired p give their own r, r = (SD_pre² + SD_post² - SD_change²) / (2 SD_pre SD_post) (Follmann et al. 1992; "
+        f"Cochrane Handbook 6.5.2.8; flag `r_derived`: {n_derived} row{'s' if n_derived != 1 else ''})."
+    )
+    if declared:
+        text += " An assumed r, with its source, is used for the other rows of " + "; ".join(
+            f"{md_code(a.analysis_id)} (r = {a.prepost_r:g}: {md_text(a.prepost_r_source)})" for a in declared
+        ) + " (flag `r_assumed`); other rows without r have no SMD."
+    else:
+        text += " No analysis states an assumed r, so rows that give none have no SMD."
+    if sweep:
+        text += f" A sweep over r = {sweep} (`prepost_r_sensitivity.csv`) shows where a verdict would depend on r."
+    return text
 
 
 def _study_table(run) -> pd.DataFrame:
@@ -240,6 +306,8 @@ def _run_section(run) -> str:
                 f"95% PI [{_f(r.pi_low)}, {_f(r.pi_high)}]; tau² = {_f(r.tau2, 3)}, I² = {_f(r.i2, 1)}%, "
                 f"Q({r.q_df:.0f}) = {_f(r.q)}, {_peq(r.q_p)}.\n"
             )
+            if run.robustness is not None:
+                out.append(_robustness_md(run))
             if run.egger is not None or run.trimfill is not None:
                 parts = []
                 if run.egger is not None:
@@ -247,12 +315,14 @@ def _run_section(run) -> str:
                 if run.trimfill is not None:
                     tf = run.trimfill
                     parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
-                out.append("Small-study tests: " + "; ".join(parts) + (" (k < 10: very low power)." if run.k < 10 else ".") + "\n")
+                low = (" (k < 10, threshold lowered in analyses.csv: very low power; a non-significant result is not "
+                       "evidence of absent small-study effects, Sterne et al. 2011)." if run.k < 10 else ".")
+                out.append("Small-study tests: " + "; ".join(parts) + low + "\n")
             else:
-                out.append("Small-study tests: not run (k < 3).\n")
+                out.append(f"Small-study tests: not run (k = {run.k} < {a.bias_min_k}; Sterne et al. 2011).\n")
         for fig in run.figures:
             if fig.endswith(".png"):
-                kind = "Forest" if "_forest" in fig else "Funnel"
+                kind = "Forest" if "_forest" in fig else ("Robustness" if "_robustness" in fig else "Funnel")
                 out.append(f"\n![{kind} plot: {md_text(a.analysis_id)}]({urllib.parse.quote(fig)})\n")
     if len(run.set_aside):
         out.append("\nSet aside (unit of analysis):\n")
@@ -267,6 +337,60 @@ def _run_section(run) -> str:
     for n in run.notes:
         out.append(f"\nNote: {md_text(n)}\n")
     return "\n".join(out) + "\n"
+
+
+def _robustness_md(run) -> str:
+    """The analysis under every method of its robustness panel (a table and one line)."""
+    rob = run.robustness
+    level = int(round(100 * rob.level))
+    t = pd.DataFrame(
+        {
+            "method": [pm.label for pm in rob.panel],
+            f"estimate [{level}% CI / CrI]": [f"{_f(r['estimate'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]" for r in rob.rows],
+            f"{level}% PI": [f"[{_f(r['pi_low'])}, {_f(r['pi_high'])}]" if (pm.kind == "bayes" or pm.method != "FE") else ""
+                             for pm, r in zip(rob.panel, rob.rows)],
+            "p": [_p(r["p"]) for r in rob.rows],
+            "tau²": [_f(r["tau2"], 3) for r in rob.rows],
+            "P(direction)": [_f(r["prob_direction"], 3) for r in rob.rows],
+            "verdict": [r["verdict"] for r in rob.rows],
+        }
+    )
+    d = {1: "positive", -1: "negative", 0: "no difference", None: "none"}[rob.direction]
+    src = "the claim" if rob.direction_source == "claim" else "the primary estimate's sign"
+    head = (f"\nRobustness (expected direction {d}, from {src}): the verdict holds under **{rob.holds_under}** methods"
+            + (" -- **fragile**: the methods disagree." if rob.fragile else ".") + "\n\n")
+    return head + _md_table(t) + ("\nBayesian row: posterior median, equal-tailed credible interval (CrI), posterior "
+                                  "predictive interval, median tau²; P(direction) = posterior P(effect in the expected "
+                                  "direction).\n")
+
+
+def _prepost_md(res) -> str:
+    """The pre-post r sweep: one row per post_vs_pre analysis, a column per r."""
+    pp = getattr(res, "prepost_r", None)
+    if pp is None or len(pp) == 0:
+        return "_(no post vs pre analysis)_\n"
+    rows = []
+    for aid, g in pp.groupby("analysis_id", sort=False):
+        rec = {"analysis": aid}
+        for _, x in g.iterrows():
+            cell = f"k = {x['k']:.0f}"
+            if x["k"] >= 1:
+                cell += f", {_f(x['estimate'])} [{_f(x['ci_low'])}, {_f(x['ci_high'])}], {x['verdict']}"
+                cell += f" ({x['n_r_assumed']:.0f} assumed r)"
+            rec[f"r = {x['r']:g}"] = cell
+        rec["verdict depends on r"] = "yes" if bool(g["depends_on_r"].iloc[0]) else "no"
+        rows.append(rec)
+    text = ("Each post vs pre analysis re-run with the pre-post correlation assumed at each r for the rows that give none "
+            "of their own (rows with a derived r keep it): k, SMD [95% CI] of the primary analysis and its verdict.\n")
+    dep = [md_code(a) for a, g in pp.groupby("analysis_id", sort=False) if bool(g["depends_on_r"].iloc[0])]
+    if dep:
+        text += f"\nThe verdict depends on the assumed r for {', '.join(dep)}.\n"
+    elif (pp["k"] == 0).all():
+        text += ("\nAt every r no post vs pre analysis has a usable row (even with an assumed r a row needs its pre and post means and SDs), so no "
+                 "verdict can depend on r.\n")
+    else:
+        text += "\nNo verdict depends on the assumed r.\n"
+    return text + "\n" + _md_table(pd.DataFrame(rows))
 
 
 def _pooled_overview(res) -> pd.DataFrame:
@@ -286,6 +410,8 @@ def _pooled_overview(res) -> pd.DataFrame:
                 "Q (p)": f"{_f(res_.q)} ({_p(res_.q_p)})" if r.k >= 2 else "",
                 "Egger p": _p(r.egger.p) if r.egger is not None else "",
                 "TF k0": str(r.trimfill.k0) if r.trimfill is not None else "",
+                "holds under": r.robustness.holds_under if r.robustness is not None and r.k >= 2 else "",
+                "fragile": ("yes" if r.robustness.fragile else "no") if r.robustness is not None and r.k >= 2 else "",
                 "status": r.status.replace("_", " "),
             }
         )
@@ -324,7 +450,9 @@ def render(res) -> str:
         "*direction only* when the sign matches but the CI includes 0; *disagrees* when the sign is opposite (for a claim of "
         "no difference: *agrees* when the CI includes 0). A claim spoken to by several analyses is *mixed* when their verdicts differ. "
         "*Direction votes* count one sign per cohort over every matching row, including rows that give only a direction in words "
-        "and no usable SMD; they ignore precision and are shown beside the verdict, never used for it (Cochrane Handbook ch. 12).\n"
+        "and no usable SMD; they ignore precision and are shown beside the verdict, never used for it (Cochrane Handbook ch. 12). "
+        "*Holds under n of m*: the number of methods of the robustness panel (see Methods) that give the verdict of the "
+        "primary analysis (DL + Wald, as the review); *fragile*: the methods disagree, so the verdict depends on the method.\n"
     )
     c = res.claims
     if len(c):
@@ -334,6 +462,9 @@ def render(res) -> str:
                 "expected": c["expected_direction"],
                 "k": c["k"],
                 "verdict": c["verdict"],
+                "holds under": c["holds_under"].fillna("") if "holds_under" in c else "",
+                "fragile": [("**fragile**" if f is True or str(f) == "True" else ("no" if f is False or str(f) == "False" else ""))
+                            for f in c["fragile"]] if "fragile" in c else "",
                 "our result": c["detail"],
                 "direction votes (not a verdict)": c["direction_votes"],
             }
@@ -348,6 +479,8 @@ def render(res) -> str:
     out.append("### Estimator, SMD convention and CI method\n")
     out.append("SMD [95% CI] of each pooled analysis (k >= 2) under each setting; `primary` is the analysis' own setting.\n")
     out.append(_md_table(_sensitivity_wide(res)))
+    out.append("\n### Pre-post correlation\n")
+    out.append(_prepost_md(res))
     out.append("\n### Leave-one-out\n")
     any_loo = False
     for r in runs:

@@ -4,10 +4,13 @@
 analyses (``meta.analysis``), computes one SMD per outcome row
 (``meta.run.effect_table``), runs each analysis (``meta.run.run_analysis``: row
 selection, unit of analysis, pooling, small-study tests), the sensitivity sweep
-(``meta.sensitivity``), the claims verdicts (``meta.claims``) and the coverage table
+(``meta.sensitivity``, including the pre-post r sweep), the robustness panel of every
+analysis (``meta.run``, judged against its first claim's direction), the claims verdicts
+(``meta.claims``) and the coverage table
 (``meta.coverage``), draws the figures (``meta.figures``) and writes
-``effect_sizes.csv``, ``pooled.csv``, ``sensitivity.csv``, ``leave_one_out.csv``,
-``set_aside.csv``, ``claims.csv``, ``coverage.csv`` (``meta.outputs.write_tables``),
+``effect_sizes.csv``, ``pooled.csv``, ``sensitivity.csv``, ``robustness.csv``,
+``prepost_r_sensitivity.csv``, ``leave_one_out.csv``, ``set_aside.csv``, ``claims.csv``,
+``coverage.csv`` (``meta.outputs.write_tables``),
 ``figures/`` and ``report.md`` / ``report.html`` (``meta.report``) into a results folder
 swapped into place only when everything succeeded (``meta.outputs.ResultsFolder``).
 Nothing here prints: progress goes to the ``progress`` callback (``meta.cli`` passes one).
@@ -24,11 +27,11 @@ from typing import Callable
 import pandas as pd
 
 from meta.analysis import ANALYSES_FILE, DEFAULT_REVIEW_MATCH, AnalysesError, check_analyses, load_analyses
-from meta.claims import claims_table
+from meta.claims import analysis_direction, claims_table
 from meta.figures import FUNNEL_MIN_K, draw_figures
 from meta.outputs import ResultsFolder, prepare, write_tables
 from meta.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
-from meta.sensitivity import sensitivity
+from meta.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
 
 __all__ = ["ReproduceResult", "reproduce"]
 
@@ -47,6 +50,26 @@ class ReproduceResult:
     coverage: pd.DataFrame | None
     settings: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.sensitivity.prepost_r_sensitivity)
+
+    def robustness_frame(self) -> pd.DataFrame:
+        """``robustness.csv``: one row per analysis (k >= 1) x method of its robustness panel."""
+        from meta.robustness import COLUMNS
+
+        frames = []
+        for r in self.runs:
+            rob = r.robustness
+            if rob is None:
+                continue
+            f = rob.to_frame()
+            f.insert(0, "analysis_id", r.analysis.analysis_id)
+            f["direction"] = {1: "+", -1: "-", 0: "0", None: ""}[rob.direction]
+            f["direction_source"] = rob.direction_source
+            f["holds_under"] = rob.holds_under
+            f["fragile"] = rob.fragile
+            frames.append(f)
+        cols = ["analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
+        return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
     def to_frame(self) -> pd.DataFrame:
         """The pooled table (``pooled.csv``)."""
@@ -130,18 +153,29 @@ def reproduce(
         "default_review_match": DEFAULT_REVIEW_MATCH,
         "funnel_min_k": FUNNEL_MIN_K,
         "bias_min_k": BIAS_MIN_K,
+        "prepost_r_sweep": PREPOST_R_SWEEP,
     }
     runs = []
+    directions = {a.analysis_id: analysis_direction(a, claims) for a in analyses}
+    tables = {None: table}  # effect tables by assumed pre-post r (an analysis' prepost_r)
     for i, a in enumerate(analyses, 1):
-        run = run_analysis(table, a, level=settings["level"], bias_min_k=settings["bias_min_k"])
+        r = a.prepost_r if a.comparison == "post_vs_pre" else None
+        if r not in tables:
+            tables[r] = effect_table(dataset, r=r)
+        run = run_analysis(tables[r], a, level=settings["level"], direction=directions[a.analysis_id], prepost_r=r)
         runs.append(run)
         say(f"[{i}/{len(analyses)}] {run.progress_line()}")
     sens = sensitivity(runs, level=settings["level"])
+    # the r sweep judges each analysis against its claim, else against the sign of its own primary estimate
+    sweep_dirs = {r.analysis.analysis_id: (directions[r.analysis.analysis_id] if directions[r.analysis.analysis_id] is not None
+                                           else (r.robustness.direction if r.robustness is not None else None)) for r in runs}
+    prepost = prepost_r_sensitivity(dataset, analyses, sweep_dirs, level=settings["level"])
     claims_frame = claims_table(claims, runs)
     coverage = coverage_table(dataset)
 
     if out_dir is None:
-        return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings, time.perf_counter() - t0)
+        return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings,
+                               time.perf_counter() - t0, prepost)
 
     from meta import report
 
@@ -151,9 +185,10 @@ def reproduce(
         fig_dir.mkdir()
         final_runs = []
         for run in runs:
-            figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi, funnel_min_k=settings["funnel_min_k"])
+            figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi)  # funnel plot from the analysis' own bias_min_k
             final_runs.append(replace(run, figures=figs))
-        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs), sens, claims_frame, coverage, settings, 0.0)
+        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs), sens, claims_frame, coverage, settings, 0.0,
+                              prepost)
         write_tables(res, tmp)
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")

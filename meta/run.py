@@ -21,9 +21,21 @@ from the constants used here):
   (5) row order in ``outcomes.csv``. The others are set aside and reported with the reason.
 * **Small k** -- k = 0: "no usable data"; k = 1: ``meta.pool.pool``'s k = 1 result, the
   study's own SMD with its Wald-type CI, never pooled with anything and never dropped;
-  k >= 2: random-effects pool with the analysis' method. Egger's regression test and
-  trim-and-fill are run only for k >= ``bias_min_k`` (3), and the report says that with
-  k < 10 they have very little power (Sterne et al. 2011, BMJ 343:d4002).
+  k >= 2: random-effects pool with the analysis' method (the primary analysis: DL + Wald z,
+  as the review).
+* **Robustness** -- every analysis with k >= 1 is also fitted under the methods of
+  :data:`meta.robustness.DEFAULT_PANEL` (REML and Paule-Mandel with the HKSJ interval, the
+  common-effect model, a Bayesian model with a half-normal(0.5) prior on tau) and each
+  verdict is judged against the direction the analysis' first claim expects (or the primary
+  estimate's sign): ``AnalysisRun.robustness``.
+* **Small-study tests** -- Egger's regression test, trim-and-fill and the funnel plot only
+  for k >= the analysis' ``bias_min_k``: :data:`meta.analysis.SMALL_STUDY_MIN_K` (10;
+  Sterne et al. 2011, BMJ 343:d4002) unless ``analyses.csv`` lowers it explicitly
+  (``small_study_min_k``), in which case the report repeats the warning.
+* **Pre-post correlation** -- ``post_vs_pre`` rows that report the SD of their change, a
+  paired t or an exact paired p derive their own r (``r_derived``); an analysis may state an
+  assumed r (``prepost_r``, with its source) for the others (``r_assumed``):
+  :func:`effect_table` with ``r=``.
 
 References: Deeks JJ, Higgins JPT (2010) Statistical algorithms in Review Manager 5;
 Higgins JPT et al. (eds) Cochrane Handbook, ch. 6 and 10; Viechtbauer W (2010) metafor,
@@ -38,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meta.analysis import Analysis, Filter
+from meta.analysis import SMALL_STUDY_MIN_K, Analysis, Filter
 from meta.data import STUDY_ID_PATTERN
 from meta.study_effects import ROUTE_RANK
 
@@ -51,6 +63,7 @@ __all__ = [
     "effect_table",
     "effect_columns",
     "run_analysis",
+    "robustness_panel",
     "EFFECT_OPTIONS",
     "LEVEL",
     "BIAS_MIN_K",
@@ -61,8 +74,8 @@ __all__ = [
 EFFECT_OPTIONS = {"inequality": "bound", "r": None}
 #: confidence level of every interval of a run
 LEVEL = 0.95
-#: smallest k for Egger's test and trim-and-fill
-BIAS_MIN_K = 3
+#: smallest k for Egger's test and trim-and-fill unless an analysis lowers it (Sterne et al. 2011)
+BIAS_MIN_K = SMALL_STUDY_MIN_K
 AVERAGED_TASK = "averaged_across_tasks"
 
 
@@ -184,6 +197,8 @@ class AnalysisRun:
     leave_one_out: pd.DataFrame | None = None
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    robustness: object | None = None  # meta.robustness.RobustnessResult (k >= 1)
+    prepost_r: float | None = None  # the assumed pre-post r its effect table used (None: none assumed)
 
     @property
     def k(self) -> int:
@@ -242,22 +257,29 @@ class AnalysisRun:
         rec["trimfill_estimate"] = float(tf.result.estimate) if tf is not None else np.nan
         rec["trimfill_ci_low"] = float(tf.result.ci_low) if tf is not None else np.nan
         rec["trimfill_ci_high"] = float(tf.result.ci_high) if tf is not None else np.nan
+        rob = self.robustness
+        rec["holds_under"] = rob.holds_under if rob is not None else ""
+        rec["fragile"] = bool(rob.fragile) if rob is not None else ""
         rec["claim_ids"] = ";".join(a.claim_ids)
         return pd.DataFrame([rec])
 
 
-def effect_table(dataset) -> pd.DataFrame:
+def effect_table(dataset, *, r: float | None = None) -> pd.DataFrame:
     """Study-level SMDs for every outcome row, both conventions side by side.
 
     ``yi``/``vi`` use the RevMan convention (Deeks & Higgins 2010) like the
     review; ``yi_ls``/``vi_ls`` metafor's ``escalc(measure="SMD")`` default.
     Study-level columns of ``studies.csv`` are joined on (see :func:`annotate`);
     ``outcomes_row`` is the row of ``outcomes.csv`` (as a spreadsheet shows it).
+    ``r``: the pre-post correlation assumed for ``post_vs_pre`` rows that give none of their own
+    (default :data:`EFFECT_OPTIONS`: none); rows that report an SD of change, a paired t or an
+    exact paired p always derive theirs (flag ``r_derived``).
     """
     from meta.study_effects import study_effects
 
-    rev = study_effects(dataset.outcomes, dataset.studies, variance="revman", **EFFECT_OPTIONS)
-    ls = study_effects(dataset.outcomes, dataset.studies, variance="ls", **EFFECT_OPTIONS)
+    opts = {**EFFECT_OPTIONS, **({} if r is None else {"r": r})}
+    rev = study_effects(dataset.outcomes, dataset.studies, variance="revman", **opts)
+    ls = study_effects(dataset.outcomes, dataset.studies, variance="ls", **opts)
     rev = rev.copy()
     # outcomes.csv spreadsheet row (header = 1), the index meta.data.load gives
     rev.insert(0, "outcomes_row", np.asarray(rev.index))
@@ -287,14 +309,39 @@ def _label(row) -> str:
     return lab
 
 
-def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int = BIAS_MIN_K) -> AnalysisRun:
+def robustness_panel(analysis: Analysis) -> tuple:
+    """The robustness panel of an analysis: :data:`meta.robustness.DEFAULT_PANEL`, whose primary
+    method (DL + Wald z) is the analysis' own; an analysis that declares another estimator gets
+    that estimator with a Wald z CI as its primary row (the rest of the panel unchanged, without
+    a duplicate of it)."""
+    from meta.robustness import DEFAULT_PANEL, PanelMethod
+
+    m = analysis.method
+    if m == DEFAULT_PANEL[0].method and DEFAULT_PANEL[0].test == "z":
+        return DEFAULT_PANEL
+    first = PanelMethod(f"{m.lower()}_z", f"{m}, Wald z CI (primary: the analysis' own method)", f"{m}, z (primary)",
+                        method=m, test="z")
+    rest = tuple(p for p in DEFAULT_PANEL[1:] if not (p.kind == "frequentist" and p.method == m and p.test == "z"))
+    return (first,) + rest
+
+
+def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int | None = None,
+                 direction: int | None = None, prepost_r: float | None = None) -> AnalysisRun:
     """Select, reduce to one row per cohort, pool and test one analysis (no figures).
 
     k = 1: ``meta.pool.pool``'s k = 1 result (the study itself with its Wald-type CI and z p;
     ``method="FE"``: nothing is pooled); k >= 2: ``pool`` with the analysis' method and
-    ``leave_one_out``; k >= ``bias_min_k``: Egger's test and trim-and-fill.
+    ``leave_one_out``; k >= ``bias_min_k`` (default the analysis' own, ``analysis.bias_min_k``:
+    10 unless analyses.csv lowers it): Egger's test and trim-and-fill.  k >= 1: the robustness
+    panel (:func:`meta.robustness.robustness`) judged against ``direction`` (+1/-1 the
+    claim's expected sign; None: the primary estimate's).  ``prepost_r``: the assumed r the
+    ``table`` was built with (recorded on the run, for the report).
     """
     from meta.pool import leave_one_out, pool
+    from meta.robustness import robustness
+
+    if bias_min_k is None:
+        bias_min_k = analysis.bias_min_k
 
     matched = select_rows(table, analysis)
     ycol, vcol = effect_columns(analysis.smd_convention)
@@ -309,7 +356,9 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     for o in analysis.outcomes:
         if o not in known:  # a typo in analyses.csv would otherwise look like missing data
             notes.append(f"no row of outcomes.csv has outcome {o!r}")
-    result = egger_res = tf_res = loo = None
+    result = egger_res = tf_res = loo = rob = None
+    if k >= 1:
+        rob = robustness(yi, vi, direction=direction, level=level, panel=robustness_panel(analysis))
     if k == 1:
         result = pool(yi, vi, method="FE", test="z", level=level, slab=list(kept["label"]))
     elif k >= 2:
@@ -318,7 +367,8 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
         if k >= bias_min_k:
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
-    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes))
+    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
+                       robustness=rob, prepost_r=prepost_r)
 
 
 def _bias(result):

@@ -4,6 +4,12 @@
 its sensitivity table read it); :func:`sensitivity` pools all analyses of one setting in
 one call of :func:`meta.pool.pool_many`. HKSJ: Knapp & Hartung 2003 / Hartung & Knapp
 2001; REML: Viechtbauer 2005; PM: Paule & Mandel 1982; DL: DerSimonian & Laird 1986.
+
+:func:`prepost_r_sensitivity` re-runs every ``post_vs_pre`` analysis with the pre-post
+correlation assumed at each value of :data:`PREPOST_R_SWEEP` (0.2, 0.5, 0.8) for the rows that
+do not give their own (rows that report an SD of change, a paired t or an exact paired p keep
+their derived r), so the report can show where a verdict depends on r (Cochrane Handbook
+6.5.2.8: an imputed correlation calls for a sensitivity analysis).
 """
 
 from __future__ import annotations
@@ -13,7 +19,13 @@ import pandas as pd
 
 from meta.run import LEVEL, AnalysisRun, effect_columns
 
-__all__ = ["SENSITIVITY_VARIANTS", "sensitivity"]
+__all__ = ["SENSITIVITY_VARIANTS", "sensitivity", "PREPOST_R_SWEEP", "PREPOST_COLUMNS", "prepost_r_sensitivity"]
+
+#: assumed pre-post correlations of the r sweep (low, moderate, high)
+PREPOST_R_SWEEP = (0.2, 0.5, 0.8)
+#: columns of prepost_r_sensitivity.csv
+PREPOST_COLUMNS = ["analysis_id", "r", "declared_r", "k", "n_r_assumed", "n_r_derived", "estimate", "ci_low", "ci_high",
+                   "p", "expected_direction", "verdict", "holds_under", "depends_on_r"]
 
 #: (label, smd_convention or None for the analysis' own, method or None for the analysis' own, test)
 SENSITIVITY_VARIANTS = (
@@ -77,3 +89,50 @@ def sensitivity(runs: list[AnalysisRun], *, level: float = LEVEL) -> pd.DataFram
     vorder = {v[0]: i for i, v in enumerate(SENSITIVITY_VARIANTS)}
     out = out.sort_values(["analysis_id", "variant"], key=lambda s: s.map(order) if s.name == "analysis_id" else s.map(vorder), kind="mergesort")
     return out.reset_index(drop=True)
+
+
+def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, rs=PREPOST_R_SWEEP,
+                          level: float = LEVEL) -> pd.DataFrame:
+    """Every ``post_vs_pre`` analysis re-run (:func:`meta.run.run_analysis`) on the effect table
+    built with each assumed r of ``rs`` (:func:`meta.run.effect_table` with ``r=``).
+
+    One row per analysis x r: ``analysis_id, r, declared_r`` (the analysis' own ``prepost_r``,
+    NaN if none), ``k, n_r_assumed, n_r_derived`` (rows pooled with the assumed / their own
+    r), the primary fit's ``estimate, ci_low, ci_high, p``, ``expected_direction`` (from
+    ``directions``: analysis_id -> +1/-1/0/None, the claim's; None: the primary estimate's
+    sign), the primary ``verdict`` and ``holds_under`` of its robustness panel, and
+    ``depends_on_r`` (True when the verdict differs between the values of r).
+    """
+    from meta.run import effect_table, run_analysis
+
+    directions = directions or {}
+    pp = [a for a in analyses if a.comparison == "post_vs_pre"]
+    if not pp:
+        return pd.DataFrame(columns=PREPOST_COLUMNS)
+    recs = []
+    for r in rs:
+        table = effect_table(dataset, r=r)
+        for a in pp:
+            run = run_analysis(table, a, level=level, direction=directions.get(a.analysis_id), prepost_r=r)
+            flags = run.rows["flags"].fillna("").astype(str) if run.k else pd.Series([], dtype=str)
+            res, rob = run.result, run.robustness
+            recs.append({
+                "analysis_id": a.analysis_id,
+                "r": r,
+                "declared_r": a.prepost_r if a.prepost_r is not None else np.nan,
+                "k": run.k,
+                "n_r_assumed": int(flags.str.contains("r_assumed").sum()),
+                "n_r_derived": int(flags.str.contains("r_derived").sum()),
+                "estimate": res.estimate if res is not None else np.nan,
+                "ci_low": res.ci_low if res is not None else np.nan,
+                "ci_high": res.ci_high if res is not None else np.nan,
+                "p": res.p if res is not None else np.nan,
+                "expected_direction": {1: "+", -1: "-", 0: "0", None: ""}[rob.direction if rob is not None else directions.get(a.analysis_id)],
+                "verdict": rob.primary_verdict if rob is not None else "insufficient data",
+                "holds_under": rob.holds_under if rob is not None else "",
+            })
+    out = pd.DataFrame(recs)
+    out["depends_on_r"] = out.groupby("analysis_id")["verdict"].transform(lambda v: v.nunique() > 1)
+    order = {a.analysis_id: i for i, a in enumerate(pp)}
+    out = out.sort_values(["analysis_id", "r"], key=lambda c: c.map(order) if c.name == "analysis_id" else c, kind="mergesort")
+    return out.reset_index(drop=True)[PREPOST_COLUMNS]

@@ -236,14 +236,29 @@ def test_verdict_refuses_an_unknown_direction():
         verdict(3, 0.5, 0.1, 0.9, 2)
 
 
-def test_verdict_equals_report_classify_today():
-    """The rule moved here unchanged: same answers as meta.report.classify on a grid."""
-    from meta import report
+def _old_classify(k, estimate, ci_low, ci_high, expected):
+    """The rule as meta.report.classify stated it before it moved to meta.verdicts (kept verbatim)."""
+    if k < 2 or estimate is None or not np.isfinite(estimate):
+        return "insufficient data"
+    excludes0 = ci_low > 0 or ci_high < 0
+    if expected is None:
+        return "insufficient data"
+    if expected == 0:
+        return "disagrees" if excludes0 else "agrees"
+    if np.sign(estimate) != expected:
+        return "disagrees"
+    return "agrees" if excludes0 else "direction only"
+
+
+def test_verdict_equals_the_old_classify_and_claims_uses_it():
+    """The rule moved here unchanged: same answers as the old report.classify on a grid; meta.claims.classify is it."""
+    from meta import claims
 
     grid = [(k, e, lo, hi, x) for k in (0, 1, 2, 5) for e in (-0.4, 0.0, 0.4, math.nan)
             for lo, hi in ((-0.8, -0.1), (-0.6, 0.6), (0.1, 0.8), (0.0, 0.5)) for x in (-1, 0, 1, None)]
     for args in grid:
-        assert verdict(*args) == report.classify(*args), args
+        assert verdict(*args) == _old_classify(*args) == claims.classify(*args), args
+    assert claims.VERDICTS == VERDICTS
 
 
 def test_judge_rejudges_without_refitting():

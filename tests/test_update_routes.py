@@ -207,8 +207,13 @@ def test_paired_means_still_come_first_and_stay_on_the_raw_sd_scale():
     row = dict(comparison="post_vs_pre", n1=12, n2=12, mean1=10.0, sd1=3.0, mean2=13.0, sd2=3.5,
                mean_diff=-3.0, se=0.6)
     assert study_effects(frame(row), r=0.5).iloc[0][["route", "es_scale"]].tolist() == ["paired", "raw_sd"]
+    # the SE of the change gives the row its own pre-post r (Follmann et al. 1992; tests/test_prepost.py),
+    # so the paired route is used without an assumed r (before: change_se, "paired design needs r")
     got = study_effects(frame(row), r=None).iloc[0]
-    assert got["route"] == "change_se" and "paired design needs r" in got["reason"]
+    sd_change = 0.6 * 12 ** 0.5
+    r = (3.5**2 + 3.0**2 - sd_change**2) / (2 * 3.5 * 3.0)
+    assert got["route"] == "paired" and got["flags"] == "r_derived" and got["es_scale"] == "raw_sd"
+    assert got["r"] == pytest.approx(r, rel=1e-12)
 
 
 def test_reported_within_group_d_uses_smcc_variance_and_says_the_standardiser_is_unstated():
