@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from meta.analysis import ANALYSES_FILE, DEFAULT_REVIEW_MATCH, AnalysesError, check_analyses, load_analyses
@@ -93,6 +94,18 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
             aside.setdefault(int(rid), []).append(r.analysis.analysis_id)
     keep = [c for c in table.columns if c not in STUDY_TEXT_COLUMNS]
     out = table[keep].copy()
+    # a row pooled with an analysis' assumed pre-post r (analyses.csv prepost_r) has no SMD in the
+    # base table (no r assumed there): effect_sizes.csv shows the SMD that analysis used (flag r_assumed)
+    pos = {int(i): j for j, i in enumerate(out["outcomes_row"])}
+    cols = [c for c in ("yi", "vi", "yi_ls", "vi_ls", "route", "es_scale", "flags", "reason", "r") if c in out]
+    for r in runs:
+        if r.prepost_r is None or not len(r.rows):
+            continue
+        for _, row in r.rows.iterrows():
+            j = pos.get(int(row["outcomes_row"]))
+            if j is not None and not np.isfinite(pd.to_numeric(out["yi"].iloc[j], errors="coerce")):
+                for c in cols:
+                    out.iloc[j, out.columns.get_loc(c)] = row[c]
     out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
     out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
     return out
