@@ -77,6 +77,16 @@ def _xlim(rows) -> tuple[float, float]:
     return -lim, lim
 
 
+def _ticks(lim: float) -> np.ndarray:
+    """Ticks at multiples of the largest step of 1, 2 or 5 x 10^e that gives at least two ticks
+    either side of 0 (5 to 11 ticks in all)."""
+    e = math.floor(math.log10(lim))
+    steps = sorted((m * 10.0 ** k for k in (e - 1, e) for m in (1, 2, 5)), reverse=True)
+    step = next(st for st in steps if lim / st >= 2 - 1e-9)
+    n = int(math.floor(lim / step + 1e-9))
+    return np.arange(-n, n + 1) * step
+
+
 @fixed_style
 def robustness_plot(
     rob,
@@ -229,7 +239,7 @@ def robustness_plot(
     if x0 < 0 < x1:
         ax.axvline(0.0, color="black", linewidth=0.6, zorder=1).set_gid("null-line")
     if -x0 == x1:
-        ax.set_xticks(np.linspace(x0, x1, 5))
+        ax.set_xticks(_ticks(x1))
 
     arrows = []
 
