@@ -68,7 +68,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import optimize, special
+from meta import _lazy
 
 METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "HS", "SJ", "EB")  # canonical names, metafor's spelling
 METHOD_ALIASES = {"EE": "FE", "CE": "FE"}  # metafor 3.8: equal / common effects = FE
@@ -112,7 +112,7 @@ def _sums(y, v, tau2, w=None):
 
 def norm_sf2(z):
     """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
-    return special.erfc(np.abs(z) * _SQRT1_2)
+    return _lazy.special().erfc(np.abs(z) * _SQRT1_2)
 
 
 def _chi2_table(dmax):
@@ -175,11 +175,11 @@ def chi2_sf(x, df):
         sh = np.sqrt(h[odd])
         acc[odd] *= sh  # odd df: the sum carries the factor sqrt(x/2)
         acc *= np.exp(-h)
-        acc[odd] += special.erfc(sh)
+        acc[odd] += _lazy.special().erfc(sh)
         out = acc
     redo = big | ~np.isfinite(out)
     if redo.any():
-        out[redo] = special.chdtrc(d[redo], x[redo])
+        out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
     return out.reshape(shape) if shape else out[0]
 
 
@@ -333,7 +333,7 @@ def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
             return float(call(yi, vi, np.array([x]), xi)[0][0])
 
         a, b = lo[j], hi[j]
-        root[i] = b if f1(b) == 0 else optimize.brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+        root[i] = b if f1(b) == 0 else _lazy.optimize().brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
     return root
 
 
@@ -523,7 +523,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
 
 def _tq(df, p):
     """Quantile ``p`` of t with ``df`` degrees of freedom, once per distinct df."""
-    return _by_df(lambda d: special.stdtrit(d, p), df)
+    return _by_df(lambda d: _lazy.special().stdtrit(d, p), df)
 
 
 def pi_crit(pi, k, crit, *, fe=False, level=0.95):
@@ -537,7 +537,7 @@ def pi_crit(pi, k, crit, *, fe=False, level=0.95):
     if pi == "default":
         return np.broadcast_to(crit, k.shape).astype(float)
     if pi == "simple":
-        return np.full(k.shape, special.ndtri(q))
+        return np.full(k.shape, _lazy.special().ndtri(q))
     if pi == "t":
         return _tq(np.maximum(k - 1, 1), q)
     if pi == "riley":
@@ -570,11 +570,11 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
                 s2w = np.maximum(s2w, 1.0)
             se = np.where(t_used, np.sqrt(s2w / sw), se)
         stat = est / se
-        zcrit = special.ndtri(1.0 - alpha / 2)
+        zcrit = _lazy.special().ndtri(1.0 - alpha / 2)
         if use_t:
             tcrit = _tq(tdf, 1.0 - alpha / 2)
             crit = np.where(t_used, tcrit, zcrit)
-            p = np.where(t_used, 2.0 * special.stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
+            p = np.where(t_used, 2.0 * _lazy.special().stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
         else:
             crit = zcrit
             p = norm_sf2(stat)

@@ -57,9 +57,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
-from meta import _checks
+from meta import _checks, _lazy
 from meta import _estimators as _est
 from meta import _fast
 from meta import _subgroup_tau2 as _sub
@@ -667,7 +666,7 @@ def subgroups(
             rsd["h2"] = qe / dfe
         extra = dict(
             tau2_common=float(t2), qe=float(rsd["qe"]), qe_df=int(rsd["qe_df"]),
-            qe_p=float(stats.chi2.sf(rsd["qe"], rsd["qe_df"])),
+            qe_p=float(_lazy.special().chdtrc(rsd["qe_df"], rsd["qe"])),
             residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
         )
     else:
@@ -685,7 +684,7 @@ def subgroups(
     est_w = np.sum(wg * est) / np.sum(wg)
     qb = float(np.sum(wg * (est - est_w) ** 2))
     dfb = len(labels) - 1
-    qbp = float(stats.chi2.sf(qb, dfb)) if dfb > 0 else math.nan
+    qbp = float(_lazy.special().chdtrc(dfb, qb)) if dfb > 0 else math.nan
     return SubgroupResult(
         groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method, tau2_mode=mode, **extra
     )
@@ -745,7 +744,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     y = np.ascontiguousarray(y)
     v = np.ascontiguousarray(v)
     alpha = 1.0 - level
-    zcrit = float(special.ndtri(1.0 - alpha / 2))
+    zcrit = float(_lazy.special().ndtri(1.0 - alpha / 2))
     kk = np.arange(n + 1)
     pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
@@ -755,7 +754,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     q_p = out[_MANY_COLUMNS.index("q_p")]
     redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
     if redo.any():
-        q_p[redo] = special.chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
+        q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
     return _many_frame(out, index)
 
 
