@@ -65,9 +65,12 @@ J Stat Softw 36(3)):
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 
 import numpy as np
+from meta import _formulas as _f
 from meta import _lazy
 
 METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "HS", "SJ", "EB")  # canonical names, metafor's spelling
@@ -112,7 +115,7 @@ def _sums(y, v, tau2, w=None):
 
 def norm_sf2(z):
     """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
-    return _lazy.special().erfc(np.abs(z) * _SQRT1_2)
+    return _lazy.special().erfc(_f.z_arg(z))
 
 
 def _chi2_table(dmax):
@@ -162,21 +165,15 @@ def chi2_sf(x, df):
     anybig = bool(big.any())
     dd = np.where(big, 1, d) if anybig else d
     h = 0.5 * x
-    jmax = int(dd.max(initial=1)) // 2  # terms of the longest sum
+    jmax = max(1, int(dd.max(initial=1)) // 2)  # terms of the longest sum
     with np.errstate(over="ignore", invalid="ignore"):
-        if jmax >= 1:
-            acc = CHI2_TABLE[jmax - 1].take(dd)
-            for j in range(jmax - 2, -1, -1):
-                acc *= h
-                acc += CHI2_TABLE[j].take(dd)
-        else:
-            acc = np.zeros_like(h)
+        acc = _f.chi2_poly(CHI2_TABLE, h, dd, jmax)
+        out = _f.chi2_sf_even(acc, h)
         odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
-        sh = np.sqrt(h[odd])
-        acc[odd] *= sh  # odd df: the sum carries the factor sqrt(x/2)
-        acc *= np.exp(-h)
-        acc[odd] += _lazy.special().erfc(sh)
-        out = acc
+        if odd.size:
+            ho = h[odd]
+            sh = np.sqrt(ho)
+            out[odd] = _f.chi2_sf_odd(acc[odd], ho, sh, _lazy.special().erfc(sh))
     redo = big | ~np.isfinite(out)
     if redo.any():
         out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
@@ -195,8 +192,8 @@ def _by_df(fun, df):
 def tau2_dl(q, k, sw0, sw0sq):
     """DerSimonian & Laird (1986) moment estimator, truncated at 0."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = (q - (k - 1)) / (sw0 - sw0sq / sw0)
-    return np.where(k > 1, np.maximum(t, 0.0), 0.0)
+        t = _f.tau2_dl(q, k - 1, sw0, sw0sq)
+    return np.where(k > 1, t, 0.0)
 
 
 def tau2_hs(q, k, sw0):
@@ -521,6 +518,16 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def z_crit(q):
+    """Quantile ``q`` of the standard normal distribution (Wichura 1988,
+    algorithm AS 241, as :meth:`statistics.NormalDist.inv_cdf` and R's
+    ``qnorm`` compute it: bit-identical to R for ``q = 0.975``, and within
+    1e-15 relative of :func:`scipy.special.ndtri`), cached per ``q``; needs
+    no scipy."""
+    return statistics.NormalDist().inv_cdf(q)
+
+
 def _tq(df, p):
     """Quantile ``p`` of t with ``df`` degrees of freedom, once per distinct df."""
     return _by_df(lambda d: _lazy.special().stdtrit(d, p), df)
@@ -537,7 +544,7 @@ def pi_crit(pi, k, crit, *, fe=False, level=0.95):
     if pi == "default":
         return np.broadcast_to(crit, k.shape).astype(float)
     if pi == "simple":
-        return np.full(k.shape, _lazy.special().ndtri(q))
+        return np.full(k.shape, z_crit(q))
     if pi == "t":
         return _tq(np.maximum(k - 1, 1), q)
     if pi == "riley":
@@ -565,12 +572,10 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
     with np.errstate(invalid="ignore", divide="ignore"):
         tdf = np.maximum(df, 1)
         if use_t and test in ADJUSTED_TESTS:
-            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / tdf)
-            if test == "adhoc":  # metafor: s2w[s2w < 1] <- 1
-                s2w = np.maximum(s2w, 1.0)
-            se = np.where(t_used, np.sqrt(s2w / sw), se)
+            s2w = _f.hksj_factor(rss, tdf, test == "adhoc")  # adhoc, as metafor: s2w[s2w < 1] <- 1
+            se = np.where(t_used, _f.adjusted_se(s2w, sw), se)
         stat = est / se
-        zcrit = _lazy.special().ndtri(1.0 - alpha / 2)
+        zcrit = z_crit(1.0 - alpha / 2)
         if use_t:
             tcrit = _tq(tdf, 1.0 - alpha / 2)
             crit = np.where(t_used, tcrit, zcrit)
@@ -578,17 +583,15 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
         else:
             crit = zcrit
             p = norm_sf2(stat)
-        half = crit * se
-        ci_low = est - half
-        ci_high = est + half
+        ci_low, ci_high = _f.interval(est, crit, se)
 
         if method == "FE":
-            i2 = np.maximum(100.0 * (q - df) / q, 0.0)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
-            h2 = q / df
+            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+            h2 = _f.h2_from_q(q, df)
         else:
-            vt = df * sw0 / (sw0 * sw0 - sw0sq)
-            i2 = 100.0 * tau2 / (vt + tau2)
-            h2 = tau2 / vt + 1.0
+            vt = _f.typical_variance(df, sw0, sw0sq)
+            i2 = _f.i2_from_tau2(tau2, vt)
+            h2 = _f.h2_from_tau2(tau2, vt)
         q_p = chi2_sf(q, tdf)
         # k = 1: metafor reports Q = 0, p = 1, I2 = 0, H2 = 1
         if one.any():
@@ -598,9 +601,7 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
             pi_low, pi_high = ci_low, ci_high
         else:
             pcrit = pi_crit(pi, k, crit, fe=method == "FE", level=level)
-            half = pcrit * np.sqrt(tau2 if pi == "simple" else se * se + tau2)
-            pi_low = est - half
-            pi_high = est + half
+            pi_low, pi_high = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
 
     return {
         "k": k,

@@ -744,7 +744,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     y = np.ascontiguousarray(y)
     v = np.ascontiguousarray(v)
     alpha = 1.0 - level
-    zcrit = float(_lazy.special().ndtri(1.0 - alpha / 2))
+    zcrit = _est.z_crit(1.0 - alpha / 2)
     kk = np.arange(n + 1)
     pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
