@@ -300,33 +300,41 @@ def _pi_how(pi: str, test: str, method: str) -> str:
     }[pi]
 
 
-def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+    """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars)."""
+    o = out if i is None else {c: out[c][i] for c in _RESULT_KEYS}
     return PoolResult(
-        k=int(out["k"][i]),
-        estimate=float(out["estimate"][i]),
-        se=float(out["se"][i]),
-        stat=float(out["stat"][i]),
-        p=float(out["p"][i]),
-        ci_low=float(out["ci_low"][i]),
-        ci_high=float(out["ci_high"][i]),
-        tau2=float(out["tau2"][i]),
-        tau=float(out["tau"][i]),
-        i2=float(out["i2"][i]),
-        h2=float(out["h2"][i]),
-        q=float(out["q"][i]),
-        q_df=int(out["q_df"][i]),
-        q_p=float(out["q_p"][i]),
-        pi_low=float(out["pi_low"][i]),
-        pi_high=float(out["pi_high"][i]),
+        k=int(o["k"]),
+        estimate=float(o["estimate"]),
+        se=float(o["se"]),
+        stat=float(o["stat"]),
+        p=float(o["p"]),
+        ci_low=float(o["ci_low"]),
+        ci_high=float(o["ci_high"]),
+        tau2=float(o["tau2"]),
+        tau=float(o["tau"]),
+        i2=float(o["i2"]),
+        h2=float(o["h2"]),
+        q=float(o["q"]),
+        q_df=int(o["q_df"]),
+        q_p=float(o["q_p"]),
+        pi_low=float(o["pi_low"]),
+        pi_high=float(o["pi_high"]),
         weights=weights,
         method=method,
-        test=test if out["t_used"][i] else "z",
+        test=test if o["t_used"] else "z",
         level=float(level),
         pi=pi,
         yi=yi,
         vi=vi,
         slab=slab,
     )
+
+
+_RESULT_KEYS = (
+    "k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "tau2", "tau", "i2", "h2", "q", "q_df", "q_p", "pi_low",
+    "pi_high", "t_used",
+)
 
 
 # --------------------------------------------------------------------------- pool
@@ -437,7 +445,14 @@ def pool(
     method, test, level, pi = _check_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     with _quiet():
-        out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+        # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
+        # a sum overflows, and the 2-D fit below then reports it
+        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi) if method in _est.SCALAR_METHODS else None
+        if one is None:
+            out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    if one is not None:
+        _warn_k1(test, int(y.size == 1))
+        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
     _warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)

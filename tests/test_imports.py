@@ -29,6 +29,11 @@ def test_import_pulls_in_no_heavy_module(module):
     assert _loaded(f"import {module}") == []
 
 
+def test_default_pool_call_needs_no_scipy():
+    """pool() with the defaults (DL, z test) uses closed forms only (meta._formulas)."""
+    assert _loaded("from meta.pool import pool; pool([0.1, 0.3, 0.2, 0.5], [0.01, 0.02, 0.015, 0.03])") == []
+
+
 def test_lazy_accessor_returns_the_module():
     from meta import _lazy
 
