@@ -204,8 +204,9 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
         se = np.sqrt(phi * np.diag(xtwx_inv))
     _checks.finite_results({"intercept": beta[0], "slope": beta[1], "se": se}, "yi, vi", "egger")
     t = float(beta[1] / se[1])
-    p = float(2 * _lazy.stats().t.sf(abs(t), df))
-    crit = _lazy.stats().t.isf((1 - level) / 2, df)
+    # scipy.stats.t.sf(x, df) = stdtr(df, -x), t.isf(q, df) = -stdtrit(df, q): the same bits without scipy.stats
+    p = float(2 * _lazy.special().stdtr(df, -abs(t)))
+    crit = -_lazy.special().stdtrit(df, (1 - level) / 2)
     return EggerResult(
         k=k,
         intercept=float(beta[0]),

@@ -131,8 +131,9 @@ def q_profile(yi, vi, *, level: float = 0.95, tau2: float = 0.0):
     v = np.asarray(vi, dtype=float)
     k = y.size
     alpha = 1.0 - level
-    crit_u = float(_lazy.stats().chi2.isf(alpha / 2, k - 1))
-    crit_l = float(_lazy.stats().chi2.ppf(alpha / 2, k - 1))
+    # scipy.stats.chi2.isf(q, df) = chdtri(df, q), chi2.ppf(q, df) = 2 gammaincinv(df/2, q): the same bits without scipy.stats
+    crit_u = float(_lazy.special().chdtri(k - 1, alpha / 2))
+    crit_l = float(2 * _lazy.special().gammaincinv((k - 1) / 2, alpha / 2))
     tmin = min(0.0, tau2)
     tmax = max(100.0, 10.0 * tau2, 10.0 * tmin)
     q_max = _gen_q(y, v, tmax)

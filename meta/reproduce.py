@@ -632,8 +632,6 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
 
     if matplotlib.get_backend().lower() not in ("agg", "pdf", "svg", "cairo") and "MPLBACKEND" not in os.environ:
         matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from meta.plots import forest, funnel, save
 
     written: list[Path] = []
@@ -656,7 +654,6 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     fig = forest(result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
-    plt.close(fig)
     if run.k >= funnel_min_k:
         # the fit draws itself (metafor funnel(res) / funnel(trimfill(res))): filled studies
         # hollow, centred on the adjusted estimate where trim and fill ran
@@ -666,7 +663,6 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
             title=a.title,
         )
         written += save(fig, fig_dir / f"{a.analysis_id}_funnel", formats=formats, dpi=dpi)
-        plt.close(fig)
     return tuple(str(Path(p).relative_to(fig_dir.parent)) for p in written)
 
 
