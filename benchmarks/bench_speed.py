@@ -17,9 +17,10 @@ Run from the repository root:
   that alternate the two (each round: the median of 200 calls), ratio of the
   medians.  Both are warm (first call made before timing).
 * ``reproduce`` (only with ``--old``): ``python -m meta reproduce --data data
-  --out <tmp>`` with ``PYTHONPATH`` set to the old checkout and to this one,
-  alternately, ``--repro-rounds`` times each (default 3), after one warm-up
-  run of each (font caches, numba cache); ratio of the medians.
+  --out <tmp>`` with ``PYTHONPATH`` set to the old checkout, to this one, and
+  to this one with ``META_FIGURE_CACHE=0`` (every PNG/PDF rendered; the font
+  subset cache stays on), in ``--repro-rounds`` interleaved rounds (default
+  3), after one warm-up run of each; ratios of the medians.
 
 It prints the machine (nproc, CPU model, Python, numpy, pandas, scipy,
 statsmodels versions) first.
@@ -112,9 +113,9 @@ def bench_pool(rounds: int) -> None:
           f"({rounds} interleaved rounds of 200 calls)  ->  statsmodels / pool = {s / o:.2f}x  [target >= 1.5x]")
 
 
-def _reproduce(path: Path) -> float:
+def _reproduce(path: Path, figure_cache: bool = True) -> float:
     with tempfile.TemporaryDirectory() as out:
-        env = {**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg"}
+        env = {**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg", "META_FIGURE_CACHE": "1" if figure_cache else "0"}
         t = time.perf_counter()
         subprocess.run([sys.executable, "-m", "meta", "reproduce", "--data", str(ROOT / "data"), "--out", out],
                        env=env, check=True, capture_output=True, cwd=str(path))
@@ -122,15 +123,18 @@ def _reproduce(path: Path) -> float:
 
 
 def bench_reproduce(old: Path, rounds: int) -> None:
-    _reproduce(old), _reproduce(ROOT)  # warm: font cache, numba cache, page cache
-    a, b = [], []
+    _reproduce(old), _reproduce(ROOT)  # warm: font cache, numba cache, figure cache, page cache
+    a, b, c = [], [], []
     for _ in range(rounds):
         a.append(_reproduce(old))
         b.append(_reproduce(ROOT))
-    o, n = statistics.median(a), statistics.median(b)
-    print(f"meta reproduce (warm): old checkout {old} median {o:.2f} s; this checkout median {n:.2f} s "
-          f"({rounds} interleaved runs each; runs old {', '.join(f'{x:.2f}' for x in a)}; new {', '.join(f'{x:.2f}' for x in b)})"
-          f"  ->  old / new = {o / n:.2f}x  [target >= 2x]")
+        c.append(_reproduce(ROOT, figure_cache=False))
+    o, n, nc = statistics.median(a), statistics.median(b), statistics.median(c)
+    fmt = lambda xs: ", ".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    print(f"meta reproduce (warm): old checkout {old} median {o:.2f} s; this checkout median {n:.2f} s; "
+          f"this checkout with META_FIGURE_CACHE=0 median {nc:.2f} s ({rounds} interleaved rounds; old {fmt(a)}; "
+          f"new {fmt(b)}; new without figure cache {fmt(c)})  ->  old / new = {o / n:.2f}x  [target >= 2x]; "
+          f"old / new without figure cache = {o / nc:.2f}x")
 
 
 def main() -> None:

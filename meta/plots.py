@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import math
 import textwrap
 import warnings
@@ -58,8 +59,8 @@ from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
 from matplotlib.transforms import offset_copy
-from meta import _lazy
-from meta.plots_style import fixed_style, light_pdf_fonts  # drawn and saved under one style, not the user's matplotlibrc
+from meta import _figure_cache, _lazy
+from meta.plots_style import LAYOUT_TABLES, fixed_style, light_pdf_fonts  # drawn and saved under one style, not the user's matplotlibrc
 
 __all__ = ["forest", "funnel", "save", "format_p", "heterogeneity_line", "overall_effect_line",
            "subgroup_differences_line"]
@@ -1016,6 +1017,9 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
     subsets without OpenType layout tables, made once and cached
     (:func:`meta.plots_style.light_pdf_fonts`: the same glyphs, a third of
     the work); PNG is compressed at zlib level 3 (same pixels, no larger).
+    The SVG is drawn first, and PNG and PDF files of a figure saved before
+    (same SVG bytes, dpi and versions) are taken from a cache
+    (:mod:`meta._figure_cache`; ``META_FIGURE_CACHE=0`` turns it off).
     """
     if isinstance(formats, str):
         formats = (formats,)
@@ -1027,16 +1031,36 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
         raise ValueError(f"save: dpi must be >= 72 for print, got {dpi}")
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
+    fmts = [f.lower() for f in formats]
+    # PNG and PDF of a figure drawn before come from the cache, keyed by its SVG (meta._figure_cache)
+    cached = _figure_cache.enabled() and any(f in _figure_cache.FORMATS for f in fmts)
+    svg = _render(fig, "svg", dpi, stem.name) if cached else None
+    key = _figure_cache.key(fig, svg, dpi, (_PIL_KWARGS, LAYOUT_TABLES)) if cached else None
     out = []
-    for fmt in formats:
-        fmt = fmt.lower()
+    for fmt in fmts:
         path = stem.parent / f"{stem.name}.{fmt}"
-        meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
-        # TrueType (Type 42) fonts in PDF/PS stay editable, as journals' artwork checks prefer;
-        # a fixed SVG hash salt keeps element ids stable between runs
-        # PDF/PS: font subsets without the OpenType layout tables no viewer reads (meta.plots_style.light_pdf_fonts)
-        fonts = light_pdf_fonts() if fmt in ("pdf", "ps", "eps") else contextlib.nullcontext()
-        with matplotlib.rc_context({"svg.hashsalt": stem.name, "pdf.fonttype": 42, "ps.fonttype": 42}), fonts:
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=meta, facecolor="white", **_PIL_KWARGS.get(fmt, {}))
+        if fmt == "svg" and svg is not None:
+            data = svg
+        elif key is not None and fmt in _figure_cache.FORMATS:
+            data = _figure_cache.get(key, fmt)
+            if data is None:
+                data = _render(fig, fmt, dpi, stem.name)
+                _figure_cache.put(key, fmt, data)
+        else:
+            data = _render(fig, fmt, dpi, stem.name)
+        path.write_bytes(data)
         out.append(path)
     return out
+
+
+def _render(fig: Figure, fmt: str, dpi: int, salt: str) -> bytes:
+    """``fig`` saved as ``fmt`` (bytes), with the settings :func:`save` documents."""
+    meta = {"svg": {"Date": None}, "pdf": {"CreationDate": None, "ModDate": None}}.get(fmt)
+    # TrueType (Type 42) fonts in PDF/PS stay editable, as journals' artwork checks prefer;
+    # a fixed SVG hash salt keeps element ids stable between runs
+    # PDF/PS: font subsets without the OpenType layout tables no viewer reads (meta.plots_style.light_pdf_fonts)
+    fonts = light_pdf_fonts() if fmt in ("pdf", "ps", "eps") else contextlib.nullcontext()
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": salt, "pdf.fonttype": 42, "ps.fonttype": 42}), fonts:
+        fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta, facecolor="white", **_PIL_KWARGS.get(fmt, {}))
+    return buf.getvalue()
