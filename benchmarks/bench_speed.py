@@ -22,6 +22,11 @@ Run from the repository root:
   subset cache stays on), in ``--repro-rounds`` interleaved rounds (default
   3), after one warm-up run of each; ratios of the medians.
 
+* ``pool_many`` (only with ``--old``): the data of ``bench_pool.py`` (20,000
+  ragged analyses), each engine and method, old checkout and this one in
+  alternating fresh processes (``--pool-many-rounds``, default 5): the check
+  that the shared formulas cost the batch path nothing.
+
 It prints the machine (nproc, CPU model, Python, numpy, pandas, scipy,
 statsmodels versions) first.
 """
@@ -113,6 +118,48 @@ def bench_pool(rounds: int) -> None:
           f"({rounds} interleaved rounds of 200 calls)  ->  statsmodels / pool = {s / o:.2f}x  [target >= 1.5x]")
 
 
+_POOL_MANY = """
+import statistics, sys, time
+import numpy as np
+from meta.pool import pool_many
+rng = np.random.default_rng(20160601)
+m, n = 20000, 10
+k = rng.integers(2, 11, m)
+v = rng.uniform(0.01, 0.5, (m, n))
+y = rng.normal(0, np.sqrt(v + rng.choice([0, 0.02, 0.1, 0.5], m)[:, None]))
+y[np.arange(n)[None, :] >= k[:, None]] = np.nan
+out = []
+for method, engine in [("FE", "numba"), ("DL", "numba"), ("FE", "numpy"), ("DL", "numpy"), ("REML", "numpy")]:
+    pool_many(y, v, method=method, engine=engine)
+    ts = []
+    for _ in range(3 if method == "REML" else 7):
+        t = time.perf_counter()
+        pool_many(y, v, method=method, engine=engine)
+        ts.append(time.perf_counter() - t)
+    out.append(f"{method} {engine}={statistics.median(ts)}")
+print(";".join(out))
+"""
+
+
+def _pool_many_times(path: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(path)}
+    out = subprocess.run([sys.executable, "-c", _POOL_MANY], capture_output=True, text=True, env=env, check=True)
+    return {k: float(x) for k, x in (p.split("=") for p in out.stdout.strip().splitlines()[-1].split(";"))}
+
+
+def bench_pool_many(old: Path, rounds: int) -> None:
+    """pool_many on 20,000 ragged analyses (as bench_pool.py), old checkout and this one in
+    alternating fresh processes; medians over rounds of each process's median call."""
+    a, b = [], []
+    for _ in range(rounds):
+        a.append(_pool_many_times(old))
+        b.append(_pool_many_times(ROOT))
+    for key in a[0]:
+        o, n = statistics.median(r[key] for r in a), statistics.median(r[key] for r in b)
+        print(f"pool_many {key:12s}: old {1e3 * o:7.2f} ms, new {1e3 * n:7.2f} ms  ->  new / old = {n / o:.2f}  "
+              f"({rounds} interleaved processes each)")
+
+
 def _reproduce(path: Path, figure_cache: bool = True) -> float:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "PYTHONPATH": str(path), "MPLBACKEND": "Agg", "META_FIGURE_CACHE": "1" if figure_cache else "0"}
@@ -143,11 +190,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--old", type=Path, default=None, help="an old checkout (git worktree) to time reproduce against")
     ap.add_argument("--repro-rounds", type=int, default=3)
+    ap.add_argument("--pool-many-rounds", type=int, default=5)
     args = ap.parse_args()
     print(machine())
     bench_imports(args.imports)
     bench_pool(args.rounds)
     if args.old is not None:
+        bench_pool_many(args.old, args.pool_many_rounds)
         bench_reproduce(args.old, args.repro_rounds)
 
 
