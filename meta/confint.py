@@ -38,8 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
+from meta import _lazy
 from meta.pool import pool
 
 __all__ = ["ConfintResult", "confint", "q_profile"]
@@ -131,8 +131,9 @@ def q_profile(yi, vi, *, level: float = 0.95, tau2: float = 0.0):
     v = np.asarray(vi, dtype=float)
     k = y.size
     alpha = 1.0 - level
-    crit_u = float(stats.chi2.isf(alpha / 2, k - 1))
-    crit_l = float(stats.chi2.ppf(alpha / 2, k - 1))
+    # scipy.stats.chi2.isf(q, df) = chdtri(df, q), chi2.ppf(q, df) = 2 gammaincinv(df/2, q): the same bits without scipy.stats
+    crit_u = float(_lazy.special().chdtri(k - 1, alpha / 2))
+    crit_l = float(2 * _lazy.special().gammaincinv((k - 1) / 2, alpha / 2))
     tmin = min(0.0, tau2)
     tmax = max(100.0, 10.0 * tau2, 10.0 * tmin)
     q_max = _gen_q(y, v, tmax)
@@ -142,7 +143,7 @@ def q_profile(yi, vi, *, level: float = 0.95, tau2: float = 0.0):
         def f(t):
             return _gen_q(y, v, t) - target
 
-        return optimize.brentq(f, tmin, tmax, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+        return _lazy.optimize().brentq(f, tmin, tmax, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
 
     lo = hi = math.nan
     lb_sign = ub_sign = ""
