@@ -64,6 +64,8 @@ __all__ = [
     "recover",
     "prepare",
     "ResultsFolder",
+    "read_inputs",
+    "write_inputs",
 ]
 
 MARKER = ".meta-results"
@@ -399,3 +401,42 @@ def swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
         if old is not None:
             os.replace(old, out_dir)
         raise
+
+
+# --------------------------------------------------------------------------- inputs/ snapshot
+
+
+def read_inputs(data_dir: str | os.PathLike) -> dict[str, bytes]:
+    """The bytes of the data files a run reads (:data:`meta.diff.INPUT_KEYS`: studies, outcomes,
+    analyses, review_claims, published_pooled, vocabulary), read once, before the run loads them.
+
+    A file the folder does not have (``published_pooled.csv`` is optional) is left out.
+    Raises ``OSError`` naming the file when one cannot be read.
+    """
+    from meta.diff import INPUT_KEYS
+
+    folder = Path(data_dir)
+    out: dict[str, bytes] = {}
+    for name in INPUT_KEYS:
+        path = folder / name
+        if path.is_file():
+            out[name] = path.read_bytes()
+    return out
+
+
+def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[Path]:
+    """Write ``inputs`` (:func:`read_inputs`) to ``<results>/inputs/`` byte for byte; the paths written.
+
+    ``meta diff`` compares two runs' snapshots row by row, so a results folder always says which
+    data produced it.
+    """
+    from meta.diff import INPUTS_DIR
+
+    folder = Path(results) / INPUTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in inputs.items():
+        path = folder / name
+        path.write_bytes(data)
+        written.append(path)
+    return written
