@@ -46,8 +46,8 @@ UPDATE_REVIEW_SET = "update"
 #: the ``es_scale`` an analysis of each comparison is pooled on (see the module docstring for post_vs_pre)
 SCALES = {"pfp_vs_control": "raw_sd", "post_vs_pre": "raw_sd", "intervention_vs_control": "raw_sd"}
 
-_SET_LABELS = {ORIGINAL: "original review (studies to April 2015)",
-               UPDATED: "updated (original plus studies published since)"}
+_SET_LABELS = {ORIGINAL: "Original review (studies to April 2015)",
+               UPDATED: "Updated (original plus studies published since)"}
 
 
 def set_label(name: str) -> str:

@@ -459,6 +459,8 @@ def _pooled_overview(res) -> pd.DataFrame:
 
 def _sensitivity_wide(res) -> pd.DataFrame:
     s = res.sensitivity
+    if s is not None and "set" in s.columns:  # the original set here; both sets in sensitivity.csv
+        s = s.loc[s["set"] == "original"]
     if s is None or len(s) == 0:
         return pd.DataFrame()
     s = s.assign(cell=[f"{_f(e)} [{_f(lo)}, {_f(hi)}]" for e, lo, hi in zip(s["estimate"], s["ci_low"], s["ci_high"])])
@@ -492,6 +494,8 @@ def render(res) -> str:
         "and no usable SMD; they ignore precision and are shown beside the verdict, never used for it (Cochrane Handbook ch. 12).\n"
     )
     c = res.claims
+    if "set" in c.columns:  # this table: the original set; both sets in "What newer studies say"
+        c = c.loc[c["set"] == "original"]
     if len(c):
         ct = pd.DataFrame(
             {
@@ -506,9 +510,15 @@ def render(res) -> str:
         out.append(_md_table(ct))
     else:
         out.append("_(review_claims.csv has no rows)_\n")
+    from meta.report_update import analysis_update_md, newer_studies_section
+
+    out.append("")
+    out.append(newer_studies_section(res))
     out.append("\n## Analyses\n")
+    upd = {u.analysis.analysis_id: u for u in getattr(res, "updated", ())}
     for r in runs:
         out.append(_run_section(r))
+        out.append(analysis_update_md(res, r, upd.get(r.analysis.analysis_id)))
     out.append("## Sensitivity analyses\n")
     out.append("### Estimator, SMD convention and CI method\n")
     out.append("SMD [95% CI] of each pooled analysis (k >= 2) under each setting; `primary` is the analysis' own setting.\n")

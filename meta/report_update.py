@@ -142,6 +142,27 @@ def analysis_update_md(res, run, updated) -> str:
     return "\n".join(out) + ("\n" if out else "")
 
 
+def overview(res) -> pd.DataFrame:
+    """One row per analysis: k and SMD [95% CI] in the original and the updated set, the newer studies pooled."""
+    upd = {r.analysis.analysis_id: r for r in getattr(res, "updated", ())}
+    recs = []
+    for r in res.runs:
+        u = upd.get(r.analysis.analysis_id)
+
+        def smd(run):
+            if run is None or run.k == 0:
+                return "no usable data"
+            return _ci_of(run.result.estimate, run.result.ci_low, run.result.ci_high) + (" (single study)" if run.k == 1 else "")
+
+        new = []
+        if u is not None and "review_set" in u.rows:
+            new = list(dict.fromkeys(u.rows.loc[u.rows["review_set"].astype("string").fillna("") == "update", "study_id"].astype(str)))
+        recs.append({"analysis": r.analysis.analysis_id, "k original": r.k, "SMD [95% CI] original": smd(r),
+                     "k updated": u.k if u is not None else "", "SMD [95% CI] updated": smd(u),
+                     "newer studies pooled": ", ".join(new)})
+    return pd.DataFrame(recs)
+
+
 def newer_studies_section(res) -> str:
     """``## What newer studies say``: per claim, the verdict on both sets, the update studies that
     entered, and the successors' published pooled results for the claim's construct."""
@@ -155,6 +176,9 @@ def newer_studies_section(res) -> str:
         "SMDs on different scales are never pooled together (`es_scale`: raw-score SD vs SD of change). "
         + SIGN_NOTE + "\n"
     )
+    out.append("### Each analysis on both sets\n")
+    out.append(_md_table(overview(res)))
+    out.append("")
     claims = res.claims
     if claims is None or len(claims) == 0:
         out.append("_(review_claims.csv has no rows)_\n")
@@ -171,7 +195,7 @@ def newer_studies_section(res) -> str:
             row = c.loc[c["set"] == set_name]
             if len(row):
                 r = row.iloc[0]
-                out.append(f"- {set_label(set_name).capitalize()}: **{md_text(r['verdict'])}** "
+                out.append(f"- {set_label(set_name)}: **{md_text(r['verdict'])}** "
                            f"({md_text(r['detail']) or 'no analysis'})")
         aids = [x for x in str(first.get("analyses", "") or "").split(";") if x]
         added = [f"{md_code(aid)}: {added_studies_text(upd_by_id.get(aid))}" for aid in aids if aid in upd_by_id]

@@ -257,6 +257,8 @@ class AnalysisRun:
     leave_one_out: pd.DataFrame | None = None
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    evidence: str = "original"  # evidence set (meta.evidence): "original" or "updated"
+    other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
 
     @property
     def k(self) -> int:
@@ -287,11 +289,13 @@ class AnalysisRun:
         a = self.analysis
         n = pd.to_numeric(self.rows.get("n1"), errors="coerce").sum() + pd.to_numeric(self.rows.get("n2"), errors="coerce").sum()
         rec: dict = {
+            "set": self.evidence,
             "analysis_id": a.analysis_id,
             "title": a.title,
             "outcome": "|".join(a.outcomes),
             "comparison": a.comparison,
-            "filters": ";".join(str(f) for f in a.effective_filters),
+            "filters": ";".join(str(f) for f in a.effective_filters)
+            + (" (review_match for original studies only)" if self.evidence == "updated" and a.effective_filters != a.filters else ""),
             "smd_convention": a.smd_convention,
             "method": a.method if self.k >= 2 else ("single study" if self.k == 1 else ""),
             "status": self.status,
@@ -365,11 +369,16 @@ def _label(row) -> str:
     return lab
 
 
-def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = 0.95) -> AnalysisRun:
-    """Select, reduce to one row per cohort, pool and test one analysis (no figures)."""
+def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = 0.95, rows: pd.DataFrame | None = None,
+                 evidence: str = "original", other_scale: pd.DataFrame | None = None) -> AnalysisRun:
+    """Select, reduce to one row per cohort, pool and test one analysis (no figures).
+
+    ``rows``: the matching rows of one evidence set (:func:`meta.evidence.evidence_sets`, named by
+    ``evidence``); default :func:`select_rows`.
+    """
     from meta.pool import leave_one_out, pool
 
-    matched = select_rows(table, analysis)
+    matched = select_rows(table, analysis) if rows is None else rows
     ycol, vcol = _ycol(analysis.smd_convention), _vcol(analysis.smd_convention)
     ok = usable(matched, ycol, vcol)
     kept, aside = unit_of_analysis(matched.loc[ok])
@@ -391,7 +400,8 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = 0.95
         if k >= 3:
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
-    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes))
+    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
+                       evidence, other_scale)
 
 
 def _bias(result):
@@ -527,10 +537,17 @@ class ReproduceResult:
     coverage: pd.DataFrame | None
     settings: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    updated: tuple[AnalysisRun, ...] = ()  # the same analyses on the updated evidence set (meta.evidence)
+    cumulative: pd.DataFrame | None = None  # cumulative.csv (meta.living.cumulative_table)
+    published: pd.DataFrame | None = None  # published_pooled.csv as loaded
+    vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
+    claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
 
     def to_frame(self) -> pd.DataFrame:
-        """The pooled table (``pooled.csv``)."""
-        return pd.concat([r.to_frame() for r in self.runs], ignore_index=True)
+        """The pooled table (``pooled.csv``): one row per analysis and evidence set."""
+        upd = {r.analysis.analysis_id: r for r in self.updated}
+        runs = [x for r in self.runs for x in (r, upd.get(r.analysis.analysis_id)) if x is not None]
+        return pd.concat([r.to_frame() for r in runs], ignore_index=True)
 
     def summary(self) -> str:
         n = {s: sum(r.status == s for r in self.runs) for s in ("pooled", "single_study", "no_data")}
@@ -547,7 +564,7 @@ def _progress(msg: str, stream) -> None:
         print(msg, file=stream, flush=True)
 
 
-def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
+def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd.DataFrame:
     used: dict[int, list[str]] = {}
     aside: dict[int, list[str]] = {}
     for r in runs:
@@ -559,7 +576,9 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
     out = table[keep].copy()
     out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
     out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
-    return out
+    from meta.living import used_in_columns
+
+    return used_in_columns(out, updated, "_updated")
 
 
 def reproduce(
@@ -606,18 +625,29 @@ def reproduce(
     if problems:
         raise AnalysesError(problems)
 
-    runs = []
+    from meta.living import cumulative_table, run_sets, with_set
+    from meta.outputs import read_inputs
+
+    inputs = read_inputs(data_dir) if out_dir is not None else {}
+    runs, updated = [], []
     for i, a in enumerate(analyses, 1):
-        run = run_analysis(table, a)
-        runs.append(run)
-        _progress(f"[{i}/{len(analyses)}] {run.progress_line()}", progress)
-    sens = sensitivity(runs)
+        both = run_sets(table, a, run_analysis)
+        runs.append(both["original"])
+        updated.append(both["updated"])
+        _progress(f"[{i}/{len(analyses)}] {both['original'].progress_line()}; updated set k={both['updated'].k}", progress)
+    sens = pd.concat([with_set(sensitivity(runs), "original"), with_set(sensitivity(updated), "updated")], ignore_index=True)
+    cum = cumulative_table(updated)
 
     from meta import report
     from meta.coverage import coverage_table
 
-    claims_frame = report.claims_table(claims, runs)
+    claims_frame = pd.concat([with_set(report.claims_table(claims, runs), "original"),
+                              with_set(report.claims_table(claims, updated), "updated")], ignore_index=True)
+    claims_frame = claims_frame.sort_values("claim_id", kind="mergesort", key=lambda c: c.map(
+        {cid: i for i, cid in enumerate(dict.fromkeys(claims_frame["claim_id"]))})).reset_index(drop=True)
     coverage = coverage_table(dataset)
+    living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
+              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
     settings = {
         "data_dir": str(data_dir),
         "formats": tuple(formats),
@@ -630,7 +660,8 @@ def reproduce(
     }
 
     if out_dir is None:
-        return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings, time.perf_counter() - t0)
+        return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
+                               time.perf_counter() - t0, **living)
 
     with ResultsFolder(out_dir, data_dir=data_dir, log=lambda msg: _progress(msg, progress)) as folder:
         tmp = folder.tmp
@@ -640,8 +671,19 @@ def reproduce(
         for run in runs:
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi, funnel_min_k=settings["funnel_min_k"])
             final_runs.append(_replace(run, figures=figs))
-        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs), sens, claims_frame, coverage, settings, 0.0)
+        from meta.living import draw_cumulative
+
+        final_updated = []
+        for run in updated:
+            c = cum.loc[cum["analysis_id"] == run.analysis.analysis_id]
+            final_updated.append(_replace(run, figures=draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
+        living["updated"] = tuple(final_updated)
+        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs, final_updated), sens, claims_frame,
+                              coverage, settings, 0.0, **living)
         write_tables(res, tmp)
+        from meta.outputs import write_inputs
+
+        write_inputs(inputs, tmp)
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
@@ -670,16 +712,20 @@ def write_tables(res: ReproduceResult, folder: Path) -> None:
     write_csv(res.effects, folder / "effect_sizes.csv")
     write_csv(res.to_frame(), folder / "pooled.csv")
     write_csv(res.sensitivity, folder / "sensitivity.csv")
-    loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id) for r in res.runs if r.leave_one_out is not None]
+    both = [*res.runs, *res.updated]
+    loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id, set=r.evidence) for r in both if r.leave_one_out is not None]
     if loo:
         df = pd.concat(loo, ignore_index=True)
-        df = df[["analysis_id"] + [c for c in df.columns if c != "analysis_id"]]
+        df = df[["set", "analysis_id"] + [c for c in df.columns if c not in ("set", "analysis_id")]]
         write_csv(df, folder / "leave_one_out.csv")
     aside = [
-        r.set_aside.assign(analysis_id=r.analysis.analysis_id)[["analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
-        for r in res.runs
+        r.set_aside.assign(analysis_id=r.analysis.analysis_id, set=r.evidence)[
+            ["set", "analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
+        for r in both
         if len(r.set_aside)
     ]
+    if res.cumulative is not None:
+        write_csv(res.cumulative, folder / "cumulative.csv")
     if aside:
         write_csv(pd.concat(aside, ignore_index=True), folder / "set_aside.csv")
     write_csv(res.claims, folder / "claims.csv")

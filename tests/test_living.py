@@ -147,3 +147,155 @@ def test_make_docs_on_invalid_data_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nothing was written" in err and "Traceback" not in err
     assert (readme.read_bytes(), (data / "README.md").read_bytes()) == before
+
+
+# --------------------------------------------------------------------------- end to end: two sets, cumulative, diff
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """reproduce on a copy of data/, then on the same copy with neal2019's mean difference changed."""
+    import csv
+    import io
+
+    from meta.reproduce import reproduce
+
+    base = tmp_path_factory.mktemp("living")
+    data = base / "data"
+    shutil.copytree(ROOT / "data", data)
+    reproduce(data, base / "r1", formats=("png",), dpi=72, html=False, progress=None)
+    reproduce(data, base / "r1b", formats=("png",), dpi=72, html=False, progress=None)
+    text = (data / "outcomes.csv").read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    header = next(csv.reader([lines[0]]))
+    i = next(j for j, ln in enumerate(lines) if ln.startswith("neal2019,") and ",peak_hip_adduction," in ln)
+    row = next(csv.reader([lines[i]]))
+    md, lo, hi = (header.index(c) for c in ("mean_diff", "ci_low", "ci_high"))
+    shift = -4.6  # the CI moves with its difference, so the row stays centred and usable
+    row[md], row[lo], row[hi] = (str(round(float(row[c]) + shift, 6)) for c in (md, lo, hi))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    lines[i] = buf.getvalue()
+    (data / "outcomes.csv").write_text("".join(lines), encoding="utf-8")
+    reproduce(data, base / "r2", formats=("png",), dpi=72, html=False, progress=None)
+    return base
+
+
+def test_every_results_folder_holds_a_byte_copy_of_its_inputs(two_runs):
+    for name in ("studies.csv", "outcomes.csv", "analyses.csv", "review_claims.csv", "published_pooled.csv", "vocabulary.csv"):
+        assert (two_runs / "r2" / "inputs" / name).read_bytes() == (two_runs / "data" / name).read_bytes()
+    assert (two_runs / "r1" / "inputs" / "outcomes.csv").read_bytes() != (two_runs / "data" / "outcomes.csv").read_bytes()
+
+
+def test_meta_diff_identical_reruns_exit_0(two_runs, capsys):
+    assert main(["diff", str(two_runs / "r1"), str(two_runs / "r1b")]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("no changes")
+
+
+def test_meta_diff_names_the_study_the_analysis_and_the_verdict(two_runs, capsys):
+    import pandas as pd
+
+    assert main(["diff", str(two_runs / "r1"), str(two_runs / "r2")]) == 1
+    out = capsys.readouterr().out
+    assert "outcomes.csv: study_id=neal2019 / outcome=peak_hip_adduction" in out  # the input row
+    assert "effect_sizes.csv: study_id=neal2019 / outcome=peak_hip_adduction" in out  # its SMD
+    assert "pooled.csv: cc_hip_adduction [updated]: " in out and "estimate" in out  # the estimate that moved
+    assert "pooled.csv: cc_hip_adduction:" not in out  # the original set does not hold neal2019
+    old = pd.read_csv(two_runs / "r1" / "claims.csv")
+    new = pd.read_csv(two_runs / "r2" / "claims.csv")
+    o = old.set_index(["claim_id", "set"])["verdict"]
+    n = new.set_index(["claim_id", "set"])["verdict"]
+    changed = [k for k in o.index if o[k] != n[k]]
+    assert changed and all(s == "updated" for _, s in changed)
+    for cid, _ in changed:
+        assert f"claims.csv: {cid} [updated]: verdict '{o[(cid, 'updated')]}' -> '{n[(cid, 'updated')]}'" in out
+
+
+def test_pooled_csv_has_a_row_per_analysis_and_set_scales_never_mixed(two_runs):
+    import pandas as pd
+
+    p = pd.read_csv(two_runs / "r1" / "pooled.csv")
+    assert p.columns[0] == "set"
+    analyses = pd.read_csv(ROOT / "data" / "analyses.csv")["analysis_id"]
+    assert list(zip(p["set"], p["analysis_id"])) == [(s, a) for a in analyses for s in ("original", "updated")]
+    eff = pd.read_csv(two_runs / "r1" / "effect_sizes.csv")
+    for _, row in p.iterrows():
+        col = "used_in" if row["set"] == "original" else "used_in_updated"
+        used = eff.loc[eff[col].fillna("").str.split(";").map(lambda xs: row["analysis_id"] in xs)]
+        assert len(used) == row["k"], (row["set"], row["analysis_id"])
+        assert used["es_scale"].nunique() <= 1
+    cc = p.set_index(["analysis_id", "set"])
+    assert cc.loc[("cc_hip_adduction", "original"), "k"] == 1 and cc.loc[("cc_hip_adduction", "updated"), "k"] == 2
+    assert "neal2019" in cc.loc[("cc_hip_adduction", "updated"), "studies"]
+
+
+def test_cumulative_csv_and_figures_for_every_updated_analysis_with_k_2(two_runs):
+    import numpy as np
+    import pandas as pd
+
+    from meta.pool import cumulative, pool
+
+    res = two_runs / "r1"
+    p = pd.read_csv(res / "pooled.csv")
+    want = sorted(p.loc[(p["set"] == "updated") & (p["k"] >= 2), "analysis_id"])
+    cum = pd.read_csv(res / "cumulative.csv")
+    assert sorted(cum["analysis_id"].unique()) == want
+    for aid in want:
+        assert (res / "figures" / f"{aid}_cumulative.png").is_file()
+        c = cum.loc[cum["analysis_id"] == aid]
+        assert list(c["year"]) == sorted(c["year"])  # by publication year
+        assert list(c["k"]) == list(range(1, len(c) + 1))
+        last = p.loc[(p["set"] == "updated") & (p["analysis_id"] == aid)].iloc[0]
+        assert np.isclose(c["estimate"].iloc[-1], last["estimate"], rtol=0, atol=1e-12)
+    # cc_hip_adduction: willson2008 (2008) first, then neal2019 (2019); values = meta.pool.cumulative
+    c = cum.loc[cum["analysis_id"] == "cc_hip_adduction"]
+    assert list(c["study_id"]) == ["willson2008", "neal2019"] and list(c["year"]) == [2008, 2019]
+    eff = pd.read_csv(res / "effect_sizes.csv")
+    rows = eff.loc[eff["used_in_updated"].fillna("").str.split(";").map(lambda xs: "cc_hip_adduction" in xs)]
+    ref = cumulative(pool(rows["yi"], rows["vi"]), order=[2008 if s == "willson2008" else 2019 for s in rows["study_id"]])
+    assert np.allclose(c["estimate"], ref["estimate"], rtol=0, atol=1e-12)
+    assert np.allclose(c["ci_low"], ref["ci_low"], rtol=0, atol=1e-12)
+
+
+def test_report_section_what_newer_studies_say(two_runs):
+    md = (two_runs / "r1" / "report.md").read_text(encoding="utf-8")
+    sec = md[md.index("## What newer studies say"):]
+    sec = sec[: sec.index("\n## ", 5)]
+    for cid in ("C01", "C02", "C04", "C05", "C06"):
+        assert f"### {cid}:" in sec
+    c02 = sec[sec.index("### C02:"): sec.index("### C03:")]
+    assert "Original review" in c02 and "Updated" in c02 and "neal2019 (2019)" in c02
+    assert "lopes2023" in c02  # successors' pooled result on the construct hip_adduction
+    c04 = sec[sec.index("### C04:"): sec.index("### C05:")]
+    assert "-0.46 [-0.90, -0.03]" in c04 and "AS PRINTED, NOT FLIPPED" in c04  # sign as printed, note verbatim
+    c06 = sec[sec.index("### C06:"): sec.index("### C07:")]
+    assert "bioscmed" in c06 and "bazettjones2023" not in c06  # an intervention result only beside an intervention claim
+    # per-analysis section: the updated set and the published results beside the pooled analysis
+    an = md[md.index("### Case-control: peak contralateral pelvic drop"):]
+    an = an[: an.index("\n### ", 5)]
+    assert "Updated set" in an and "bazettjones2023" in an
+    assert "figures/cc_hip_adduction_cumulative.png" in md
+
+
+def test_hostile_published_pooled_text_is_escaped(tmp_path):
+    import re
+
+    import _hostile as H
+    import pandas as pd
+
+    from meta.report import markdown_to_html
+    from meta.reproduce import reproduce
+
+    data = H.hostile_data(tmp_path / "data")
+    p = pd.read_csv(data / "published_pooled.csv", dtype=str, keep_default_na=False)
+    for col in ("population", "design", "evidence_level", "sign_convention", "source_citation"):
+        p[col] = p[col] + " " + H.FORGED + " " + H.ALL
+    p.to_csv(data / "published_pooled.csv", index=False)
+    res = reproduce(data, tmp_path / "res", formats=("png",), dpi=72, progress=None)
+    md = (tmp_path / "res" / "report.md").read_text(encoding="utf-8")
+    assert not [ln for ln in md.splitlines() if re.match(r"^\s{0,3}#{1,6}\s+Fake heading", ln)]
+    assert not [ln for ln in md.splitlines() if re.match(r"^\s*\|\s*(verdict|C99)\s*\|", ln)]
+    html = markdown_to_html(md, title="t")
+    assert H.injection_problems(html, "t") == []
+    assert "AS PRINTED, NOT FLIPPED" in H.visible_text(html)
+    assert res.claims is not None
