@@ -634,7 +634,11 @@ def reproduce(
         both = run_sets(table, a, run_analysis)
         runs.append(both["original"])
         updated.append(both["updated"])
-        _progress(f"[{i}/{len(analyses)}] {both['original'].progress_line()}; updated set k={both['updated'].k}", progress)
+        o, u = both["original"], both["updated"]
+        line = o.progress_line()
+        if list(u.rows["outcomes_row"]) != list(o.rows["outcomes_row"]):  # newer studies changed this analysis
+            line += f"; updated set: {u.progress_line().split(': ', 1)[1]}"
+        _progress(f"[{i}/{len(analyses)}] {line}", progress)
     sens = pd.concat([with_set(sensitivity(runs), "original"), with_set(sensitivity(updated), "updated")], ignore_index=True)
     cum = cumulative_table(updated)
 
