@@ -1,4 +1,4 @@
-"""Read and check the declared analyses: ``data/analyses.csv`` (one row per pooled analysis).
+"""Declared analyses: read and check ``data/analyses.csv`` (one row per pooled analysis).
 
 The file is read with the data reader (:func:`meta.data._read_table`: UTF-8,
 comma-separated, no column twice in the header) and every problem is reported
@@ -18,9 +18,9 @@ traceback.  Checked, row by row:
   comparison (an outcome with no row yet is "no data", not an error); otherwise the message
   names the filter that matched nothing.
 
-Rows are selected as :func:`meta.reproduce.select_rows` does (``review_match=likely|possible``
-added unless the filters name ``review_match``).  This module imports :mod:`meta.data`
-only; :mod:`meta.reproduce` re-exports its names.
+Rows are selected as :func:`meta.run.select_rows` does (``review_match=likely|possible``
+added unless the filters name ``review_match``).  This module imports :mod:`meta.data` and
+:mod:`meta._estimators` only; the running of an analysis is :mod:`meta.run`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from meta import data as _data
+from meta._estimators import METHOD_ALIASES as _METHOD_ALIASES
 from meta._estimators import METHODS as _POOL_METHODS
 from meta.data import Problem
 
@@ -44,7 +45,6 @@ __all__ = [
     "check_analyses",
     "analysis_problems",
     "validate",
-    "validate_cli",
     "ANALYSES_FILE",
     "ANALYSES_COLUMNS",
     "CONVENTIONS",
@@ -55,9 +55,11 @@ __all__ = [
 ANALYSES_FILE = "analyses.csv"
 ANALYSES_COLUMNS = tuple(c.name for c in _data.SCHEMA[ANALYSES_FILE] if c.header)
 CONVENTIONS = ("revman", "ls")
-#: tau2 estimators an analysis may name: those of meta.pool plus the ones being added to it
-#: (metafor's ML, HE, HS, SJ, EB and EE). The one list every check reads.
-METHODS = tuple(dict.fromkeys(tuple(_POOL_METHODS) + ("ML", "HE", "HS", "SJ", "EB", "EE")))
+#: tau2 estimators an analysis may name: meta._estimators.METHODS itself (metafor's aliases EE/CE
+#: for FE are accepted too and read as FE)
+METHODS = _POOL_METHODS
+#: review_match values an analysis uses unless its filters name review_match (also the studies
+#: meta.coverage lists)
 DEFAULT_REVIEW_MATCH = ("likely", "possible")
 ANALYSIS_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -143,7 +145,8 @@ def _split(text: str, sep: str) -> tuple[str, ...]:
 
 
 def _canonical_method(method: str) -> str | None:
-    return {m.upper(): m for m in METHODS}.get(method.upper())
+    known = {m.upper(): m for m in METHODS} | {a.upper(): m for a, m in _METHOD_ALIASES.items()}
+    return known.get(method.upper())
 
 
 def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], list[Analysis]]:
@@ -213,7 +216,8 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
             add("smd_convention", f"must be one of {', '.join(CONVENTIONS)} (empty = revman)", conv)
         method = _canonical_method(c["method"] or "DL")
         if method is None:
-            add("method", f"must be one of {', '.join(METHODS)} (any case; empty = DL)", c["method"])
+            add("method", f"must be one of {', '.join(METHODS)} (any case; {'/'.join(_METHOD_ALIASES)} = FE; "
+                "empty = DL)", c["method"])
         try:
             filters = parse_filters(c["filters"])
         except ValueError as e:
@@ -280,7 +284,7 @@ def _filter_values(key: str, vocab, study_ids) -> tuple[str, ...] | None:
 
 
 def _merged_rows(outcomes, studies) -> list[dict[str, str]]:
-    """Each outcome row with its study's columns (outcome columns win, as meta.reproduce.annotate)."""
+    """Each outcome row with its study's columns (outcome columns win, as meta.run.annotate)."""
     by_id: dict[str, dict[str, str]] = {}
     for _, s in studies.rows:
         by_id.setdefault(s["study_id"], s)
@@ -359,25 +363,3 @@ def validate(path: str | os.PathLike = "data") -> list[Problem]:
     if folder.is_dir() and (folder / ANALYSES_FILE).exists():
         problems += analysis_problems(folder)[0]
     return problems
-
-
-def validate_cli(path: str | os.PathLike) -> int:
-    """``meta validate --data DIR``: every problem (exit 1), or the warnings and one summary
-    line (exit 0)."""
-    try:
-        problems = validate(path)
-        code = _data.print_problems(problems, path)
-        if code:
-            return code
-        ds = _data.load(path)
-        folder = Path(path)
-        n_analyses = len(load_analyses(folder)) if (folder / ANALYSES_FILE).exists() else None
-        warns = sum(not p.is_error for p in problems)
-        line = ds.summary()
-        if n_analyses is not None:
-            line += f", {n_analyses} analyses"
-        print(line + (f"; {warns} warning{'s' if warns != 1 else ''}" if warns else ""))
-        return 0
-    except Exception as exc:  # never a traceback at the command line
-        print(f"error: could not validate {path}: {type(exc).__name__}: {exc}")
-        return 1

@@ -1,7 +1,10 @@
-"""Command line: ``meta validate`` and ``meta reproduce`` (also ``python -m meta ...``).
+"""Command line: all printing and exit codes (``meta validate``, ``meta reproduce``, ``python -m meta.coverage``).
 
-Bad input never ends in a traceback: each subcommand prints what is wrong and
-exits 1. Printing and exit codes live here; the library raises. ``meta reproduce``:
+Bad input never ends in a traceback: each command prints what is wrong and
+exits 1. Printing and exit codes live here only; the library returns values or
+raises. ``meta validate``: 0 -- no error (warnings and one summary line printed);
+1 -- every problem printed. ``python -m meta.coverage`` (:func:`coverage_main`): 0 --
+written or up to date; 1 -- invalid data or an unwritable README. ``meta reproduce``:
 
 * 0 -- written;
 * 1 -- invalid data (the validator's messages), or an ``OSError`` while writing
@@ -49,9 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
-        from meta.analysis import validate_cli
-
-        return validate_cli(args.data)
+        return validate_command(args.data)
     if args.command == "reproduce":
         return reproduce_command(args.data, args.out)
     if args.command == "docs":
@@ -99,6 +100,79 @@ def docs_command(data_dir: str, readme: str) -> int:
     return 0
 
 
+def print_problems(problems, path, out=None) -> int:
+    """Print every problem (errors first, then warnings) and a count; return the exit code."""
+    from meta.data import errors
+
+    out = out or sys.stdout
+    errs = errors(problems)
+    warns = [p for p in problems if not p.is_error]
+    for p in errs + warns:
+        print(p, file=out)
+    if errs:
+        w = f" and {len(warns)} warning{'s' if len(warns) != 1 else ''}" if warns else ""
+        print(f"{len(errs)} problem{'s' if len(errs) != 1 else ''}{w} found in {path}", file=out)
+        return 1
+    return 0
+
+
+def validate_command(path: str | os.PathLike) -> int:
+    """``meta validate --data DIR``: every problem of the data files and ``analyses.csv`` (exit 1),
+    or the warnings and one summary line (exit 0)."""
+    from meta.analysis import ANALYSES_FILE, load_analyses, validate
+    from meta.data import load
+
+    try:
+        problems = validate(path)
+        code = print_problems(problems, path)
+        if code:
+            return code
+        ds = load(path)
+        folder = Path(path)
+        n_analyses = len(load_analyses(folder)) if (folder / ANALYSES_FILE).exists() else None
+        warns = sum(not p.is_error for p in problems)
+        line = ds.summary()
+        if n_analyses is not None:
+            line += f", {n_analyses} analyses"
+        print(line + (f"; {warns} warning{'s' if warns != 1 else ''}" if warns else ""))
+        return 0
+    except Exception as exc:  # never a traceback at the command line
+        print(f"error: could not validate {path}: {type(exc).__name__}: {exc}")
+        return 1
+
+
+def coverage_main(argv: list[str] | None = None) -> int:
+    """``python -m meta.coverage [--data DIR]``: regenerate the coverage table in DIR/README.md."""
+    from meta.coverage import coverage_table, write_coverage
+    from meta.data import DataError, load
+
+    p = argparse.ArgumentParser(prog="python -m meta.coverage",
+                                description="Regenerate the coverage table in DATA/README.md.")
+    p.add_argument("--data", default="data", help="data folder (default: data)")
+    args = p.parse_args(argv)
+    try:
+        ds = load(args.data)
+    except DataError as exc:
+        for prob in exc.problems:
+            print(prob)
+        print(f"coverage not written: {len(exc.problems)} problem(s) in {args.data}")
+        return 1
+    readme = Path(args.data) / "README.md"
+    table = coverage_table(ds)
+    try:
+        changed = write_coverage(readme, table)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        print(f"coverage not written: {exc}")
+        return 1
+    state = "updated" if changed else "already up to date"
+    print(f"{readme}: coverage table {state} ({table.shape[0]} studies x {table.shape[1]} outcomes)")
+    return 0
+
+
+def _progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)  # sys.stderr looked up at call time (pytest's capsys, redirections)
+
+
 def _say(msg: str) -> None:
     print(f"meta reproduce: {msg}", file=sys.stderr, flush=True)
 
@@ -133,11 +207,12 @@ def reproduce_command(data_dir: str, out_dir: str) -> int:
 def _reproduce(data_dir: str, out_dir: str) -> int:
     from meta.data import DataError
     from meta.outputs import OutputRefused
-    from meta.reproduce import ANALYSES_FILE, AnalysesError, reproduce
+    from meta.analysis import ANALYSES_FILE, AnalysesError
+    from meta.reproduce import reproduce
 
     t0 = time.perf_counter()
     try:
-        res = reproduce(data_dir, out_dir)
+        res = reproduce(data_dir, out_dir, progress=_progress)
     except OutputRefused as e:
         _say(str(e))
         return 2

@@ -3,28 +3,27 @@
 :func:`coverage_table` builds it from the validated data; :func:`write_coverage`
 puts it, as a markdown table, between the markers ``<!-- coverage:start -->``
 and ``<!-- coverage:end -->`` of ``data/README.md`` and touches nothing else.
-Regenerate with::
-
-    python -m meta.coverage [--data DIR]
+Regenerate with ``python -m meta.coverage [--data DIR]`` (printing and exit
+code: ``meta.cli.coverage_main``).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
+from meta.analysis import DEFAULT_REVIEW_MATCH
 from meta.study_effects import ROUTES, study_effects
 
-__all__ = ["coverage_table", "to_markdown", "write_coverage", "main", "START", "END", "NO_NUMBERS"]
+__all__ = ["coverage_table", "to_markdown", "write_coverage", "START", "END", "NO_NUMBERS"]
 
 START = "<!-- coverage:start -->"
 END = "<!-- coverage:end -->"
 NO_NUMBERS = "\u2013"  # en dash: the study has a row for the outcome but no usable numbers
-INCLUDED_MATCHES = ("likely", "possible")
+INCLUDED_MATCHES = DEFAULT_REVIEW_MATCH  # the studies an analysis uses unless it says otherwise
 
 _LEGEND = (
     "One line per study with review_match likely or possible. Routes: means_sd = group means and SDs; "
@@ -136,32 +135,7 @@ def write_coverage(readme_path: str | Path, table: pd.DataFrame) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m meta.coverage [--data DIR]``: regenerate the table in DIR/README.md."""
-    from meta.data import DataError, load
+if __name__ == "__main__":  # pragma: no cover - the printing lives in meta.cli
+    from meta.cli import coverage_main
 
-    p = argparse.ArgumentParser(prog="python -m meta.coverage",
-                                description="Regenerate the coverage table in DATA/README.md.")
-    p.add_argument("--data", default="data", help="data folder (default: data)")
-    args = p.parse_args(argv)
-    try:
-        ds = load(args.data)
-    except DataError as exc:
-        for prob in exc.problems:
-            print(prob)
-        print(f"coverage not written: {len(exc.problems)} problem(s) in {args.data}")
-        return 1
-    readme = Path(args.data) / "README.md"
-    table = coverage_table(ds)
-    try:
-        changed = write_coverage(readme, table)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        print(f"coverage not written: {exc}")
-        return 1
-    state = "updated" if changed else "already up to date"
-    print(f"{readme}: coverage table {state} ({table.shape[0]} studies x {table.shape[1]} outcomes)")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(coverage_main())

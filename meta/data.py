@@ -90,7 +90,6 @@ __all__ = [
     "SCHEMA",
     "load",
     "validate",
-    "validate_cli",
     "read_vocabulary",
     "STUDY_COLUMNS",
     "OUTCOME_COLUMNS",
@@ -1015,36 +1014,3 @@ def load(path: str | Path = "data") -> Dataset:
     warnings = tuple(p for p in checked.problems if not p.is_error)
     return Dataset(studies=studies, outcomes=outcomes, claims=claims, path=Path(path),
                    vocabulary=vocabulary, published_pooled=pooled, warnings=warnings)
-
-
-def print_problems(problems: list[Problem], path, out=None) -> int:
-    """Print every problem (errors first, then warnings) and a count; return the exit code."""
-    import sys
-
-    out = out or sys.stdout
-    errs = errors(problems)
-    warns = [p for p in problems if not p.is_error]
-    for p in errs + warns:
-        print(p, file=out)
-    if errs:
-        w = f" and {len(warns)} warning{'s' if len(warns) != 1 else ''}" if warns else ""
-        print(f"{len(errs)} problem{'s' if len(errs) != 1 else ''}{w} found in {path}", file=out)
-        return 1
-    return 0
-
-
-def validate_cli(path: str | Path) -> int:
-    """``meta validate --data DIR`` for the data files: every problem (exit 1), else warnings
-    and one summary line (exit 0)."""
-    try:
-        problems = validate(path)
-        if errors(problems):
-            return print_problems(problems, path)
-        print_problems(problems, path)
-        ds = load(path)
-        warns = len(ds.warnings)
-        print(ds.summary() + (f"; {warns} warning{'s' if warns != 1 else ''}" if warns else ""))
-        return 0
-    except Exception as exc:  # never a traceback at the command line
-        print(f"error: could not validate {path}: {type(exc).__name__}: {exc}")
-        return 1

@@ -1,4 +1,4 @@
-"""The results folder: which folder ``meta reproduce`` may write, and how it is replaced.
+"""The results folder: which folder ``meta reproduce`` may write, how it is replaced, and its tables.
 
 A results folder is ours when it holds the marker file :data:`MARKER`
 (``.meta-results``); ``meta reproduce`` writes one into every folder it creates
@@ -35,6 +35,9 @@ process dies, so a killed run never blocks the next one; the lock file is
 removed by the run that holds it (a stale one is harmless and reused). Without
 ``fcntl`` (Windows) there is no lock.
 
+:func:`write_tables` writes the CSV outputs of a run into it (``meta._csvsafe``: a text
+cell a spreadsheet would run as a formula gets a leading ``'``).
+
 Library code: raises, never prints; ``meta.cli`` turns the exceptions into one
 line and an exit code.
 """
@@ -64,6 +67,7 @@ __all__ = [
     "recover",
     "prepare",
     "ResultsFolder",
+    "write_tables",
     "read_inputs",
     "write_inputs",
 ]
@@ -401,6 +405,38 @@ def swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
         if old is not None:
             os.replace(old, out_dir)
         raise
+
+
+def write_tables(res, folder: Path) -> None:
+    """The CSV outputs of a ``meta.reproduce.ReproduceResult``: effect_sizes, pooled, sensitivity,
+    leave_one_out, set_aside, claims, coverage, cumulative (leave_one_out and set_aside with the
+    evidence set of each run: ``res.runs`` original, ``res.updated``)."""
+    import pandas as pd
+
+    from meta._csvsafe import write_csv  # a text cell a spreadsheet would run as a formula gets a leading '
+
+    write_csv(res.effects, folder / "effect_sizes.csv")
+    write_csv(res.to_frame(), folder / "pooled.csv")
+    write_csv(res.sensitivity, folder / "sensitivity.csv")
+    both = [*res.runs, *getattr(res, "updated", ())]
+    loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id, set=r.evidence) for r in both if r.leave_one_out is not None]
+    if loo:
+        df = pd.concat(loo, ignore_index=True)
+        df = df[["set", "analysis_id"] + [c for c in df.columns if c not in ("set", "analysis_id")]]
+        write_csv(df, folder / "leave_one_out.csv")
+    aside = [
+        r.set_aside.assign(analysis_id=r.analysis.analysis_id, set=r.evidence)[
+            ["set", "analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
+        for r in both
+        if len(r.set_aside)
+    ]
+    if getattr(res, "cumulative", None) is not None:
+        write_csv(res.cumulative, folder / "cumulative.csv")
+    if aside:
+        write_csv(pd.concat(aside, ignore_index=True), folder / "set_aside.csv")
+    write_csv(res.claims, folder / "claims.csv")
+    if res.coverage is not None:
+        write_csv(res.coverage, folder / "coverage.csv", index=True)
 
 
 # --------------------------------------------------------------------------- inputs/ snapshot

@@ -71,21 +71,7 @@ CM = 1 / 2.54
 # --------------------------------------------------------------------------
 # RevMan wording (Deeks & Higgins 2010)
 # --------------------------------------------------------------------------
-def format_p(p: float) -> str:
-    """P value as RevMan 5 prints it: ``P < 0.00001``; two decimals from 0.01
-    up (``P = 0.04``); below 0.01 one significant digit (``P = 0.004``)."""
-    if p is None or not np.isfinite(p):
-        return "P not estimable"
-    if p < 0.00001:
-        return "P < 0.00001"
-    if p >= 0.01:
-        return f"P = {p:.2f}"
-    return f"P = {float(f'{p:.1g}'):.{_decimals_1sig(p)}f}"
-
-
-def _decimals_1sig(p: float) -> int:
-    rounded = float(f"{p:.1g}")
-    return max(0, -int(math.floor(math.log10(rounded))))
+from meta._format import revman_p as format_p  # noqa: E402 (RevMan 5 wording of p)
 
 
 def heterogeneity_line(result: Any) -> str:

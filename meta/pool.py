@@ -170,14 +170,7 @@ def _warn_k1(test: str, k1: int) -> None:
 # --------------------------------------------------------------------------- results
 
 
-def _fmt(x: float, digits: int = 4) -> str:
-    return "NA" if not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-def _fmt_p(p: float) -> str:
-    if not np.isfinite(p):
-        return "NA"
-    return "<.0001" if p < 1e-4 else f"{p:.4f}"
+from meta._format import metafor_num as _fmt, metafor_p as _fmt_p  # noqa: E402 (metafor's printout; meta.bias uses them)
 
 
 _DATA_FIELDS = ("weights", "yi", "vi", "slab")

@@ -1,25 +1,10 @@
-"""``report.md`` (and a plain ``report.html``) for ``meta reproduce``.
+"""Rendering of a run: ``report.md`` and a plain ``report.html`` for ``meta reproduce``.
 
 The report is generated only from what the run used: the methods paragraph
-from the settings and analyses, every number from the result objects. Nothing
-here computes a statistic; it formats those of ``meta.pool``, ``meta.bias``
-and ``meta.coverage``.
-
-Claims rule (:func:`classify`), applied per analysis that names the claim in
-``analyses.csv`` (column ``claim_ids``):
-
-* ``insufficient data`` -- k < 2 (no usable rows, or a single study: its SMD
-  is still shown);
-* ``agrees`` -- the pooled estimate has the sign of ``expected_direction`` and
-  the CI excludes 0;
-* ``direction only`` -- the sign matches but the CI includes 0;
-* ``disagrees`` -- the estimate has the opposite sign (whatever the CI);
-* for a claim of no difference (expected direction 0): ``agrees`` when the CI
-  includes 0, ``disagrees`` otherwise.
-
-A claim spoken to by several analyses gets the common verdict when all
-analyses with k >= 2 share it, ``mixed`` otherwise; each analysis' verdict is
-listed.
+from the settings and the constants that ran (routes of ``meta.study_effects``,
+``meta.sensitivity.SENSITIVITY_VARIANTS``, the analyses), every number from the
+result objects. Nothing here computes a statistic or a verdict: it formats those
+of ``meta.pool``, ``meta.bias``, ``meta.claims`` and ``meta.coverage``.
 
 Reports carry data, never code: every text that comes from a CSV cell (titles,
 notes, favours labels, claim text, study labels from authors, cohorts, reasons)
@@ -40,197 +25,15 @@ import pandas as pd
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 
-__all__ = ["classify", "claims_table", "render", "markdown_to_html", "md_text", "md_code", "VERDICTS"]
+from meta._format import report_num as _f
+from meta._format import report_p as _p
+from meta._format import report_p_eq as _peq
 
-VERDICTS = ("agrees", "direction only", "disagrees", "insufficient data", "mixed")
-
-_POS = {"+", "+1", "1", "positive", "greater", "higher", "larger", "more", "increase", "increased", "pfp_greater", "up"}
-_NEG = {"-", "-1", "negative", "less", "lower", "smaller", "decrease", "decreased", "reduced", "reduction", "pfp_less", "down"}
-_NULL = {"0", "none", "no difference", "null", "no_difference", "nil"}
-
-
-def parse_direction(value) -> int | None:
-    """Expected sign of the SMD: +1, -1, 0 (no difference) or None when unreadable."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        return int(np.sign(value))
-    v = str(value).strip().lower()
-    if v in _POS:
-        return 1
-    if v in _NEG:
-        return -1
-    if v in _NULL:
-        return 0
-    try:
-        return int(np.sign(float(v)))
-    except ValueError:
-        return None
-
-
-def classify(k: int, estimate: float, ci_low: float, ci_high: float, expected: int | None) -> str:
-    """Verdict of one analysis against one claim (rule in the module docstring)."""
-    if k < 2 or estimate is None or not np.isfinite(estimate):
-        return "insufficient data"
-    excludes0 = ci_low > 0 or ci_high < 0
-    if expected is None:
-        return "insufficient data"
-    if expected == 0:
-        return "disagrees" if excludes0 else "agrees"
-    if np.sign(estimate) != expected:
-        return "disagrees"
-    return "agrees" if excludes0 else "direction only"
-
-
-_VERB = {
-    "agrees": "agrees in direction and significance",
-    "direction only": "agrees in direction only",
-    "disagrees": "has the opposite sign",
-}
-
-
-def _f(x, nd=2) -> str:
-    if x is None:
-        return ""
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    if not np.isfinite(x):
-        return ""
-    return f"{x:.{nd}f}"
-
-
-def _p(p) -> str:
-    if p is None or not np.isfinite(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _peq(p) -> str:
-    """``p = 0.012`` or ``p < 0.001`` for running text."""
-    t = _p(p)
-    return "p " + (t.replace("<", "< ") if t.startswith("<") else f"= {t}")
+__all__ = ["render", "markdown_to_html", "md_text", "md_code", "newer_studies_section", "analysis_update_md", "published_md"]
 
 
 def _ci(r) -> str:
     return f"{_f(r.estimate)} [{_f(r.ci_low)}, {_f(r.ci_high)}]"
-
-
-def _claim_text(row: pd.Series) -> str:
-    """The claim as stated, or composed from evidence level, outcome, comparison and population."""
-    for c in ("claim", "statement", "text", "claim_text", "finding"):
-        if c in row and isinstance(row[c], str) and row[c].strip():
-            return row[c].strip()
-    parts = [str(row[c]) for c in ("evidence_level", "outcome", "comparison", "population") if c in row and not pd.isna(row[c])]
-    return ", ".join(parts) or str(row.get("claim_id", ""))
-
-
-def _expected(row: pd.Series):
-    for c in ("expected_direction", "direction", "expected_sign"):
-        if c in row:
-            return parse_direction(row[c])
-    return None
-
-
-def direction_votes(runs, expected: int | None) -> str:
-    """Direction-only evidence for a claim: how many cohorts point which way.
-
-    Counts one sign per cohort over every row matching the claim's analyses,
-    usable or not: the sign of the pooled row's SMD, else of any row's SMD,
-    else the ``direction`` the source states in words. A vote count ignores
-    precision and sample size, so it is shown beside the verdict, never used
-    for it (Cochrane Handbook, ch. 12.2: vote counting based on the direction
-    of effect). Empty when no row states a direction or the claim has none.
-    """
-    if expected not in (1, -1):
-        return ""
-    best: dict[str, tuple[int, int, str]] = {}
-    for r in runs:
-        pooled_rows = set(r.rows["outcomes_row"]) if "outcomes_row" in r.rows else set()
-        for _, row in r.matched.iterrows():
-            cohort = row.get("cohort_id")
-            cohort = str(cohort) if isinstance(cohort, str) and cohort else str(row["study_id"])
-            yi = row.get("yi")
-            if yi is not None and pd.notna(yi) and np.isfinite(yi) and yi != 0:
-                rank, sign = (0 if row.get("outcomes_row") in pooled_rows else 1), int(np.sign(yi))
-            elif "direction" in row and pd.notna(row["direction"]) and parse_direction(row["direction"]) in (1, -1):
-                rank, sign = 2, parse_direction(row["direction"])
-            else:
-                continue
-            if cohort not in best or rank < best[cohort][0]:
-                best[cohort] = (rank, sign, str(row["study_id"]))
-    if not best:
-        return ""
-    agree = sorted(sid for _, s, sid in best.values() if s == expected)
-    oppose = sorted(sid for _, s, sid in best.values() if s != expected)
-    text = f"{len(agree)} of {len(best)} cohorts in the expected direction"
-    if agree:
-        text += f" ({', '.join(agree)})"
-    if oppose:
-        text += f"; opposite: {', '.join(oppose)}"
-    return text
-
-
-def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
-    """One row per row of ``review_claims.csv`` with our verdict.
-
-    Columns: ``claim_id, claim, expected_direction, analyses, k, estimate,
-    ci_low, ci_high, verdict, detail, direction_votes`` (see
-    :func:`direction_votes`); ``k``/estimate are those of the first
-    analysis naming the claim.
-    """
-    cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict", "detail",
-            "direction_votes"]
-    if claims is None or len(claims) == 0:
-        return pd.DataFrame(columns=cols)
-    recs = []
-    for _, c in claims.iterrows():
-        cid = str(c.get("claim_id", ""))
-        exp = _expected(c)
-        rs = [r for r in runs if cid in r.analysis.claim_ids]
-        verdicts, details = [], []
-        for r in rs:
-            res = r.result
-            v = classify(r.k, getattr(res, "estimate", np.nan), getattr(res, "ci_low", np.nan), getattr(res, "ci_high", np.nan), exp)
-            if r.k == 0:
-                details.append(f"{r.analysis.analysis_id}: no usable data")
-            elif r.k == 1:
-                alone = classify(2, res.estimate, res.ci_low, res.ci_high, exp)  # what the one study shows on its own
-                details.append(
-                    f"{r.analysis.analysis_id}: single study ({r.rows['study_id'].iloc[0]}) SMD {_ci(res)}"
-                    f"{'; on its own it ' + _VERB[alone] if alone in _VERB else ''}"
-                )
-            else:
-                details.append(f"{r.analysis.analysis_id}: {v}, k={r.k}, SMD {_ci(res)}")
-                verdicts.append(v)
-        if not rs:
-            verdict = "insufficient data"
-            details.append("no analysis in analyses.csv names this claim")
-        elif not verdicts:
-            verdict = "insufficient data"
-        elif len(set(verdicts)) == 1:
-            verdict = verdicts[0]
-        else:
-            verdict = "mixed"
-        first = rs[0] if rs else None
-        fr = first.result if first is not None else None
-        recs.append(
-            {
-                "claim_id": cid,
-                "claim": _claim_text(c),
-                "expected_direction": {1: "+", -1: "-", 0: "0", None: "?"}[exp],
-                "analyses": ";".join(r.analysis.analysis_id for r in rs),
-                "k": first.k if first is not None else 0,
-                "estimate": getattr(fr, "estimate", np.nan),
-                "ci_low": getattr(fr, "ci_low", np.nan),
-                "ci_high": getattr(fr, "ci_high", np.nan),
-                "verdict": verdict,
-                "detail": "; ".join(details),
-                "direction_votes": direction_votes(rs, exp),
-            }
-        )
-    return pd.DataFrame(recs, columns=cols)
 
 
 def _coverage_md(cov: pd.DataFrame) -> str:
@@ -309,62 +112,94 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: wording of each SMD convention of meta.analysis.CONVENTIONS
+_CONVENTION_TEXT = {
+    "revman": "the RevMan 5 convention (Hedges' g with J = 1 - 3/(4N - 9) and variance N/(n1 n2) + g^2/(2(N - 3.94)); Deeks & Higgins 2010)",
+    "ls": "metafor's escalc(measure = \"SMD\") default (exact J, large-sample variance; Hedges 1981)",
+}
+#: wording of each estimator of meta._estimators.METHODS (citations as in meta._estimators)
+_METHOD_TEXT = {
+    "FE": "inverse-variance fixed-effect model",
+    "DL": "DerSimonian-Laird random-effects model (DerSimonian & Laird 1986)",
+    "REML": "restricted maximum likelihood random-effects model (Viechtbauer 2005)",
+    "ML": "maximum likelihood random-effects model (Viechtbauer 2005)",
+    "PM": "Paule-Mandel random-effects model (Paule & Mandel 1982)",
+    "EB": "empirical Bayes random-effects model (Morris 1983)",
+    "HE": "Hedges random-effects model (Hedges 1983)",
+    "HS": "Hunter-Schmidt random-effects model (Hunter & Schmidt 2004)",
+    "SJ": "Sidik-Jonkman random-effects model (Sidik & Jonkman 2005)",
+}
+
+
+def _route_order() -> str:
+    """The route preference of the unit-of-analysis rule, ties joined by ``/``."""
+    from meta.study_effects import ROUTE_RANK
+
+    ranks = sorted(set(ROUTE_RANK.values()))
+    return ", then ".join("/".join(r for r in ROUTE_RANK if ROUTE_RANK[r] == k) for k in ranks)
+
+
+def _designs(runs) -> str:
+    """What the pooled analyses combined, design-wise (from the rows pooled)."""
+    pooled = [r for r in runs if r.k >= 2]
+    if not pooled:
+        return ""
+    mixed = [(r.analysis.analysis_id, sorted(set(r.rows["design"].astype(str))))
+             for r in pooled if "design" in r.rows and r.rows["design"].nunique() > 1]
+    if not mixed:
+        return " Each pooled analysis combined studies of a single design."
+    return " " + "; ".join(f"{md_code(aid)} pooled the designs {', '.join(ds)}" for aid, ds in mixed) + "."
+
+
 def _methods(res) -> str:
-    from meta.reproduce import DEFAULT_REVIEW_MATCH, ROUTE_RANK, SENSITIVITY_VARIANTS
+    from meta.sensitivity import SENSITIVITY_VARIANTS
 
     s = res.settings
     runs = res.runs
     convs = sorted({r.analysis.smd_convention for r in runs})
-    methods = sorted({r.analysis.method for r in runs})
-    conv_txt = {
-        "revman": "the RevMan 5 convention (Hedges' g with J = 1 - 3/(4N - 9) and variance N/(n1 n2) + g^2/(2(N - 3.94)); Deeks & Higgins 2010)",
-        "ls": "metafor's escalc(measure = \"SMD\") default (exact J, large-sample variance; Hedges 1981)",
-    }
-    meth_txt = {
-        "DL": "DerSimonian-Laird random-effects model (DerSimonian & Laird 1986)",
-        "REML": "restricted maximum likelihood random-effects model (Viechtbauer 2005)",
-        "PM": "Paule-Mandel random-effects model (Paule & Mandel 1982)",
-        "FE": "inverse-variance fixed-effect model",
-    }
-    level = int(round(100 * s.get("level", 0.95)))
+    methods = sorted({r.analysis.method for r in runs if r.k >= 2})
+    level = int(round(100 * s["level"]))
     vs = ", ".join(v[0] for v in SENSITIVITY_VARIANTS[1:])
-    routes = ", ".join(sorted(ROUTE_RANK, key=ROUTE_RANK.get))
+    review_match = s["default_review_match"]
+    pooled_with = (
+        "Analyses with k >= 2 were pooled with the " + "; ".join(_METHOD_TEXT.get(m, m) for m in methods) + ", with "
+        if methods else "No analysis had k >= 2; pooled analyses would have "
+    )
     return (
         f"Study-level standardised mean differences (group 1 minus group 2: PFP minus control, post minus pre, "
         f"intervention minus control) were computed for every outcome row by `meta.study_effects.study_effects` "
         f"from group means and SDs where reported and otherwise from mean differences with p, CI or SE, t statistics, "
         f"reported effect sizes or p-values alone (Cochrane Handbook ch. 6; Borenstein et al. 2009 ch. 7); p-values "
-        f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s.get('inequality', 'bound')}\"`), "
+        f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s['inequality']}\"`), "
         f"which understates |SMD|, and such rows are flagged. Within-group (post vs pre) rows would need the pre-post "
         f"correlation, which the studies do not report; {'none was assumed, so those rows have no SMD' if s.get('r') is None else 'r = ' + str(s.get('r')) + ' was assumed (flag r_assumed)'}. "
         f"Analyses used "
-        + "; ".join(conv_txt[c] for c in convs)
+        + "; ".join(_CONVENTION_TEXT[c] for c in convs)
         + ". Each of the "
         f"{len(runs)} analyses declared in `analyses.csv` takes the rows of its outcome(s) and comparison that pass its "
         f"filters; unless an analysis says otherwise only studies whose review match is "
-        f"{' or '.join(DEFAULT_REVIEW_MATCH)} are used, and prospective and case-control designs are never pooled together. "
+        f"{' or '.join(review_match)} are used.{_designs(runs)} "
         f"One analysis never pools two rows of the same cohort: the kept row is the running task before other tasks before "
-        f"values averaged across tasks, then by route ({routes}, in that order), then the larger n, then study_id. "
-        f"Analyses with k >= 2 were pooled with the "
-        + "; ".join(meth_txt[m] for m in methods)
-        + f", with Wald-type {level}% confidence intervals and {level}% prediction intervals; heterogeneity is given as "
+        f"values averaged across tasks, then by route ({_route_order()}), then the larger n, then study_id. "
+        + pooled_with
+        + f"Wald-type {level}% confidence intervals and {level}% prediction intervals; heterogeneity is given as "
         f"tau², I² and Cochran's Q. Analyses with k = 1 are reported as the single study's SMD with its {level}% CI and "
         f"are not pooled; analyses with k = 0 are listed as having no usable data. Egger's regression test (metafor "
         f"`regtest(model=\"lm\")`) and trim-and-fill (Duval & Tweedie 2000, L0 estimator) were run where k >= "
-        f"{s.get('bias_min_k', 3)}; with fewer than 10 studies these tests have very little power and a non-significant "
+        f"{s['bias_min_k']}; with fewer than 10 studies these tests have very little power and a non-significant "
         f"result is not evidence of absent small-study effects (Sterne et al. 2011). Sensitivity analyses: leave-one-out, "
         f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). Forest plots were drawn for every "
-        f"analysis with k >= 1 and funnel plots where k >= {s.get('funnel_min_k', 3)}, saved as "
-        f"{', '.join(s.get('formats', ()))} ({s.get('dpi')} dpi for raster)."
+        f"analysis with k >= 1 and funnel plots where k >= {s['funnel_min_k']}, saved as "
+        f"{', '.join(s['formats'])} ({s['dpi']} dpi for raster)."
     )
 
 
 def _study_table(run) -> pd.DataFrame:
-    a = run.analysis
-    ycol = "yi" if a.smd_convention == "revman" else f"yi_{a.smd_convention}"
-    vcol = "vi" if a.smd_convention == "revman" else f"vi_{a.smd_convention}"
+    from meta.run import effect_columns
+
+    ycol, vcol = effect_columns(run.analysis.smd_convention)
     r = run.rows
-    w = getattr(run.result, "weights", None)
+    w = getattr(run.result, "weights", None) if run.k >= 2 else None  # a single study is not weighted
     df = pd.DataFrame(
         {
             "study": r["label"].to_numpy(),
@@ -510,8 +345,6 @@ def render(res) -> str:
         out.append(_md_table(ct))
     else:
         out.append("_(review_claims.csv has no rows)_\n")
-    from meta.report_update import analysis_update_md, newer_studies_section
-
     out.append("")
     out.append(newer_studies_section(res))
     out.append("\n## Analyses\n")
@@ -567,6 +400,219 @@ def render(res) -> str:
     aside = [(r.analysis.analysis_id, s) for r in runs for _, s in r.set_aside.iterrows()]
     out.append("\n".join(f"- {md_code(aid)}: {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}" for aid, s in aside) or "_(none)_")
     out.append("")
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- living update
+# "What newer studies say" and the per-analysis update paragraph. Rendering only: the sets are
+# chosen by meta.evidence, the numbers come from the runs, the published results from
+# meta.published. Published SMDs are shown as printed; the source's sign_convention note is
+# quoted verbatim beside every row, so a sign that differs from ours (group 1 minus group 2) is
+# never silently flipped or silently compared.
+SIGN_NOTE = ("Published SMDs are shown exactly as each source prints them; the *sign convention* column quotes "
+             "the recorded note verbatim. Ours is group 1 minus group 2 (PFP minus control, post minus pre); "
+             "where a source's sign means something else the note says so, and the number is not flipped.")
+
+
+def _num_update(x, nd=2) -> str:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return ""
+    return "" if not math.isfinite(x) else f"{x:.{nd}f}"
+
+
+def _ci_of(est, lo, hi) -> str:
+    e = _num_update(est)
+    if not e:
+        return ""
+    if _num_update(lo) and _num_update(hi):
+        return f"{e} [{_num_update(lo)}, {_num_update(hi)}]"
+    return f"{e} (no CI printed)"
+
+
+def _result_text(run) -> str:
+    if run is None:
+        return "not run"
+    if run.k == 0:
+        return "k = 0, no usable data"
+    r = run.result
+    kind = "single study" if run.k == 1 else "SMD"
+    return f"k = {run.k}, {kind} {_ci_of(r.estimate, r.ci_low, r.ci_high)}"
+
+
+def _year(v) -> str:
+    try:
+        return str(int(float(v)))
+    except (TypeError, ValueError):
+        return "year not stated"
+
+
+def added_studies_text(run) -> str:
+    """The update studies of an updated-set run: those pooled (``id (year)``), and those that matched
+    without a usable SMD or on another scale. Escaped for Markdown."""
+    if run is None:
+        return ""
+    from meta.evidence import UPDATE_REVIEW_SET
+
+    def ids(df):
+        if df is None or len(df) == 0 or "review_set" not in df:
+            return []
+        d = df.loc[df["review_set"].astype("string").fillna("") == UPDATE_REVIEW_SET]
+        out = {}
+        for _, r in d.iterrows():
+            out.setdefault(str(r["study_id"]), _year(r.get("year")))
+        return [f"{md_text(s)} ({y})" for s, y in out.items()]
+
+    pooled = ids(run.rows)
+    unusable = [s for s in ids(run.unusable) if s not in pooled]
+    other = [s for s in ids(getattr(run, "other_scale", None)) if s not in pooled]
+    parts = [("entered: " + ", ".join(pooled)) if pooled else "none entered the pooled estimate"]
+    if unusable:
+        parts.append("matched without a usable SMD: " + ", ".join(unusable))
+    if other:
+        parts.append("matched on another SMD scale, not pooled: " + ", ".join(other))
+    return "; ".join(parts)
+
+
+def published_md(rows: pd.DataFrame) -> str:
+    """A pipe table of published pooled results (every cell escaped); '' when there are none."""
+    if rows is None or len(rows) == 0:
+        return ""
+
+    def k_text(v):
+        try:
+            return str(int(float(v)))
+        except (TypeError, ValueError):
+            return "not stated"
+
+    t = pd.DataFrame(
+        {
+            "source": rows["source_id"].astype("string").fillna(""),
+            "outcome": rows["outcome"].astype("string").fillna(""),
+            "population; task; design": [
+                "; ".join(str(x) for x in (p, t, d) if isinstance(x, str) and x)
+                for p, t, d in zip(rows["population"], rows["task"], rows["design"])
+            ],
+            "k": [k_text(v) for v in rows["k"]],
+            "SMD [CI] as printed": [_ci_of(e, lo, hi) or "no SMD printed" for e, lo, hi in
+                                    zip(rows["smd"], rows["ci_low"], rows["ci_high"])],
+            "evidence": rows["evidence_level"].astype("string").fillna(""),
+            "sign convention (verbatim)": rows["sign_convention"].astype("string").fillna(""),
+        }
+    )
+    return _md_table(t)
+
+
+def _published(res, outcomes, comparison=None, constructs=()) -> pd.DataFrame:
+    from meta.published import published_for
+
+    return published_for(getattr(res, "published", None), getattr(res, "vocabulary", None),
+                         outcomes=outcomes, constructs=constructs, comparison=comparison)
+
+
+def analysis_update_md(res, run, updated) -> str:
+    """The per-analysis paragraph: the updated set's result and the published results on the same outcome."""
+    a = run.analysis
+    out = []
+    if updated is not None:
+        same = updated.k == run.k and list(updated.rows["outcomes_row"]) == list(run.rows["outcomes_row"])
+        line = f"**Updated set** (original plus studies published since April 2015): {_result_text(updated)}"
+        line += " -- same as the original set" if same else ""
+        out.append(line + f"; newer studies {added_studies_text(updated)}.\n")
+        fig = [f for f in getattr(updated, "figures", ()) if f.endswith("_cumulative.png")]
+        if fig:
+            import urllib.parse
+
+            out.append(f"\n![Cumulative forest plot by publication year: {md_text(a.analysis_id)}]"
+                       f"({urllib.parse.quote(fig[0])})\n")
+    pub = _published(res, a.outcomes, a.comparison)
+    if len(pub):
+        out.append("\nPublished pooled results on the same outcome (successor reviews; not recomputed):\n")
+        out.append(published_md(pub))
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def overview(res) -> pd.DataFrame:
+    """One row per analysis: k and SMD [95% CI] in the original and the updated set, the newer studies pooled."""
+    upd = {r.analysis.analysis_id: r for r in getattr(res, "updated", ())}
+    recs = []
+    for r in res.runs:
+        u = upd.get(r.analysis.analysis_id)
+
+        def smd(run):
+            if run is None or run.k == 0:
+                return "no usable data"
+            return _ci_of(run.result.estimate, run.result.ci_low, run.result.ci_high) + (" (single study)" if run.k == 1 else "")
+
+        new = []
+        if u is not None and "review_set" in u.rows:
+            new = list(dict.fromkeys(u.rows.loc[u.rows["review_set"].astype("string").fillna("") == "update", "study_id"].astype(str)))
+        recs.append({"analysis": r.analysis.analysis_id, "k original": r.k, "SMD [95% CI] original": smd(r),
+                     "k updated": u.k if u is not None else "", "SMD [95% CI] updated": smd(u),
+                     "newer studies pooled": ", ".join(new)})
+    return pd.DataFrame(recs)
+
+
+def newer_studies_section(res) -> str:
+    """``## What newer studies say``: per claim, the verdict on both sets, the update studies that
+    entered, and the successors' published pooled results for the claim's construct."""
+    from meta.evidence import set_label
+
+    out = ["## What newer studies say\n"]
+    out.append(
+        "Every analysis is run twice: on the **original set** (the reconstruction of the review's studies, to its "
+        "April 2015 search) and on the **updated set** (the original set plus studies published since that pass the "
+        "analysis' own filters; `studies.csv` column `review_set`). Both get the verdict rule of the claims table. "
+        "SMDs on different scales are never pooled together (`es_scale`: raw-score SD vs SD of change). "
+        + SIGN_NOTE + "\n"
+    )
+    out.append("### Each analysis on both sets\n")
+    out.append(_md_table(overview(res)))
+    out.append("")
+    claims = res.claims
+    if claims is None or len(claims) == 0:
+        out.append("_(review_claims.csv has no rows)_\n")
+        return "\n".join(out) + "\n"
+    if "set" not in claims.columns:
+        claims = claims.assign(set="original")
+    upd_by_id = {r.analysis.analysis_id: r for r in getattr(res, "updated", ())}
+    raw = getattr(res, "claims_source", None)
+    for cid in dict.fromkeys(claims["claim_id"].astype(str)):
+        c = claims.loc[claims["claim_id"].astype(str) == cid]
+        first = c.iloc[0]
+        out.append(f"### {md_text(cid)}: {md_text(first['claim'])}\n")
+        for set_name in ("original", "updated"):
+            row = c.loc[c["set"] == set_name]
+            if len(row):
+                r = row.iloc[0]
+                out.append(f"- {set_label(set_name)}: **{md_text(r['verdict'])}** "
+                           f"({md_text(r['detail']) or 'no analysis'})")
+        aids = [x for x in str(first.get("analyses", "") or "").split(";") if x]
+        added = [f"{md_code(aid)}: {added_studies_text(upd_by_id.get(aid))}" for aid in aids if aid in upd_by_id]
+        out.append("- Newer studies: " + ("; ".join(added) if added else "no analysis names this claim"))
+        construct = None
+        if raw is not None and "construct" in raw.columns:
+            m = raw.loc[raw["claim_id"].astype(str) == cid]
+            if len(m) and isinstance(m["construct"].iloc[0], str):
+                construct = m["construct"].iloc[0]
+        comparison = None
+        outcome = None
+        if raw is not None:
+            m = raw.loc[raw["claim_id"].astype(str) == cid]
+            if len(m):
+                comparison = m["comparison"].iloc[0] if "comparison" in m else None
+                outcome = m["outcome"].iloc[0] if "outcome" in m else None
+        pub = _published(res, [outcome] if isinstance(outcome, str) else [],
+                         comparison if isinstance(comparison, str) else None,
+                         [construct] if construct else [])
+        if len(pub):
+            out.append("- Successors' published pooled results on this construct:\n")
+            out.append(published_md(pub))
+        else:
+            out.append("- Successors' published pooled results on this construct: none recorded in "
+                       "`published_pooled.csv`.\n")
+        out.append("")
     return "\n".join(out) + "\n"
 
 

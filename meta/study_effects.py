@@ -99,12 +99,29 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "FLAGS", "SMD_LIKE_TYPES",
-           "ES_SCALES"]
+__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "ROUTE_RANK", "FLAGS",
+           "SMD_LIKE_TYPES", "ES_SCALES"]
 
 BETWEEN_ROUTES = ("means_sd", "md_ci", "md_se", "md_p", "t", "reported_es_ci", "reported_es", "p_only")
 WITHIN_ROUTES = ("paired", "change_ci", "change_se", "reported_es_within")
 ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
+#: preference between two rows of one cohort (lower is preferred; the unit-of-analysis rule of
+#: meta.run.unit_of_analysis): raw means and SDs, then a mean difference or t, then a reported
+#: effect size, then a p-value alone. Every route of ROUTES has a rank.
+ROUTE_RANK = {
+    "means_sd": 0,
+    "paired": 0,
+    "md_ci": 1,
+    "md_se": 1,
+    "md_p": 1,
+    "t": 1,
+    "change_ci": 1,
+    "change_se": 1,
+    "reported_es_ci": 2,
+    "reported_es": 2,
+    "reported_es_within": 2,
+    "p_only": 3,
+}
 FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "es_type_unspecified", "sign_as_reported",
          "d_z", "es_standardiser_unstated", "ci_level_assumed", "ci_excludes_estimate", "ci_not_centred")
 #: what each route's SMD is standardised by (``es_scale`` column); analyses must not mix scales

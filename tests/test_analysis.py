@@ -83,8 +83,9 @@ def test_reproduce_reexports_the_declaration_api():
 def test_methods_is_one_list_extending_the_pools():
     from meta import _estimators
 
-    assert set(_estimators.METHODS) <= set(analysis.METHODS)
-    assert {"ML", "HE", "HS", "SJ", "EB", "EE"} <= set(analysis.METHODS)
+    assert analysis.METHODS is _estimators.METHODS
+    assert {"ML", "HE", "HS", "SJ", "EB"} <= set(analysis.METHODS)
+    assert analysis._canonical_method("ee") == "FE"  # metafor's alias, read as FE
 
 
 # --------------------------------------------------------------------------- cells
@@ -226,7 +227,7 @@ def test_unreadable_file_gives_one_problem_never_a_traceback(folder: Path, kind:
     out = capsys.readouterr()
     assert f"{folder}/analyses.csv" in out.out and "Traceback" not in out.out + out.err
     out_dir = folder.parent / "results"
-    assert reproduce.reproduce_cli(folder, out_dir) == 1
+    assert main(["reproduce", "--data", str(folder), "--out", str(out_dir)]) == 1
     err = capsys.readouterr().err
     assert "nothing was written" in err and str(ps[0]) in err and not out_dir.exists()
 
@@ -237,7 +238,7 @@ def test_reproduce_stops_before_writing_with_the_validate_messages(folder: Path,
     line = next(x for x in capsys.readouterr().out.splitlines() if "case_control" in x)
     assert line.startswith(f"{folder}/analyses.csv, row 3 (analysis ")
     out_dir = folder.parent / "results"
-    assert reproduce.reproduce_cli(folder, out_dir) == 1
+    assert main(["reproduce", "--data", str(folder), "--out", str(out_dir)]) == 1
     assert f"  {line}" in capsys.readouterr().err.splitlines()
     assert not out_dir.exists()
 
@@ -290,7 +291,7 @@ def test_reproduce_lists_data_and_analyses_problems_together(folder: Path, capsy
     assert main(["validate", "--data", str(folder)]) == 1
     lines = [x for x in capsys.readouterr().out.splitlines() if ", row " in x and ": warning: " not in x]
     assert len(lines) == 2
-    assert reproduce.reproduce_cli(folder, folder.parent / "results") == 1
+    assert main(["reproduce", "--data", str(folder), "--out", str(folder.parent / "results")]) == 1
     err = capsys.readouterr().err.splitlines()
     assert [f"  {x}" for x in lines] == [x for x in err if ", row " in x and ": warning: " not in x]
     assert not (folder.parent / "results").exists()

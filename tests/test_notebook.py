@@ -48,7 +48,9 @@ def test_notebook_runs_in_a_fresh_kernel(tmp_path, monkeypatch):
     before = _fingerprint(ROOT / "data")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=180, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+        nb, kernel_name="python3", timeout=180,
+        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
+        iopub_timeout=60, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
     )
     client.execute()  # raises CellExecutionError with the failing cell on any error
     texts = "\n".join(

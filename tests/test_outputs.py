@@ -196,10 +196,10 @@ def test_library_raises_and_prints_nothing(tmp_path, capsys):
     assert snapshot(tmp_path) == before
 
 
-def test_reproduce_cli_kept_for_old_callers(tmp_path, capsys):
+def test_cli_refuses_the_data_folder(tmp_path, capsys):
     data = synthetic(tmp_path / "data")
     before = snapshot(tmp_path)
-    assert reproduce.reproduce_cli(data, data) == 2
+    assert main(["reproduce", "--data", str(data), "--out", str(data)]) == 2
     assert "is the data folder" in capsys.readouterr().err
     assert snapshot(tmp_path) == before
 

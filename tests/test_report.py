@@ -1,4 +1,4 @@
-"""meta.report.direction_votes: direction-only evidence shown beside (never instead of) a verdict."""
+"""meta.claims.direction_votes: direction-only evidence shown beside (never instead of) a verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from meta.report import direction_votes
+from meta.claims import direction_votes
 
 
 def _run(matched: pd.DataFrame, pooled_rows: list[int]) -> SimpleNamespace:

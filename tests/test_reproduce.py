@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from meta import claims as claims_mod
 from meta import outputs, report, reproduce
 from meta.outputs import MARKER, MARKER_TEXT
 from meta.reproduce import AnalysesError, load_analyses, parse_filters, unit_of_analysis
@@ -118,7 +119,7 @@ def test_unit_of_analysis_empty_cohort_falls_back_to_study():
     ],
 )
 def test_claim_rule(k, est, lo, hi, expected, verdict):
-    assert report.classify(k, est, lo, hi, expected) == verdict
+    assert claims_mod.classify(k, est, lo, hi, expected) == verdict
 
 
 def test_markdown_to_html_handles_emitted_constructs():
@@ -353,7 +354,7 @@ def test_bundled_claims_one_line_each(bundled):
     assert len(lines) == len(claims)
     for cid, line in zip(claims["claim_id"], lines):
         assert line.startswith(f"| {cid}: ")
-        assert any(f"| {v} |" in line for v in report.VERDICTS)
+        assert any(f"| {v} |" in line for v in claims_mod.VERDICTS)
     table = _original(pd.read_csv(out / "claims.csv"))
     assert list(table["claim_id"]) == list(claims["claim_id"])
 

@@ -22,8 +22,7 @@ import pandas as pd
 import pytest
 
 from meta import data, effects
-from meta.reproduce import ROUTE_RANK
-from meta.study_effects import ES_SCALES, ROUTES, study_effects
+from meta.study_effects import ES_SCALES, ROUTE_RANK, ROUTES, study_effects
 
 REF = json.loads((Path(__file__).parent / "fixtures" / "update_routes_reference.json").read_text())
 RTOL = 1e-10

@@ -1,0 +1,115 @@
+"""notebooks/own_data.ipynb (pooling your own CSV with the public API) runs top to bottom in a fresh
+kernel, is committed without outputs, writes only into a temporary folder, and asserts the metafor
+3.8.1 numbers of tests/r/normand1999_notebook_reference.R (the same numbers as
+tests/fixtures/normand1999_notebook_reference.json)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "own_data.ipynb"
+CSV = ROOT / "notebooks" / "data" / "normand1999.csv"
+FIXTURE = ROOT / "tests" / "fixtures" / "normand1999_notebook_reference.json"
+
+
+def _fingerprint(*folders: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for folder in folders
+        for f in sorted(folder.rglob("*"))
+        if f.is_file() and ".ipynb_checkpoints" not in f.parts
+    }
+
+
+def _numbers(x):
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _numbers(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _numbers(v)
+    elif isinstance(x, float):
+        yield x
+
+
+def _python3_kernel(tmp_path, monkeypatch):
+    """A kernelspec "python3" running *this* interpreter, first on JUPYTER_PATH (as in
+    tests/test_notebook.py), so a user-level python3 kernel elsewhere is never picked up."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (meta venv)",
+        "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+
+
+def test_own_data_notebook_is_committed_without_outputs():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, "the notebook has no code cells"
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_own_data_notebook_asserts_the_r_reference_numbers():
+    """Every metafor / R number of the fixture appears as a literal in the notebook's code, so the
+    asserts there are the committed R script's output, not numbers copied from our own."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    ref = json.loads(FIXTURE.read_text())
+    assert ref["metafor"] == "3.8.1" and "metafor 3.8.1" in source
+    missing = [x for x in _numbers(ref) if repr(x) not in source]
+    assert not missing, f"fixture numbers not asserted in the notebook: {missing}"
+    assert "assert" in source and "np.testing.assert_allclose" in source
+
+
+def test_own_data_csv_is_dat_normand1999():
+    import pandas as pd
+
+    dat = pd.read_csv(CSV)
+    assert list(dat.columns) == ["study", "source", "n1i", "m1i", "sd1i", "n2i", "m2i", "sd2i"]
+    assert len(dat) == 9 and dat["study"].tolist() == list(range(1, 10))
+
+
+def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(tmp_path, monkeypatch):
+    _python3_kernel(tmp_path, monkeypatch)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))  # tempfile.mkdtemp in the kernel writes here
+    before = _fingerprint(ROOT / "notebooks", ROOT / "data")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, kernel_name="python3", timeout=180,
+        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
+        iopub_timeout=60, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
+    )
+    client.execute()  # raises CellExecutionError with the failing cell, e.g. an assert against metafor
+    texts = "\n".join(
+        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    assert "Random-Effects Model (k = 9; tau^2 estimator: REML)" in texts
+    assert "Q-profile confidence intervals" in texts
+    assert "k = 9 < 10" in texts and "Sterne et al. 2011" in texts
+    assert "Bayesian random-effects meta-analysis" in texts
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
+    assert len(images) >= 2  # forest and funnel plot
+    saved = sorted(p.name for p in tmp.glob("meta-own-data-*/*") if p.is_file())
+    assert saved == ["normand1999_forest.pdf", "normand1999_forest.png", "normand1999_forest.svg", "normand1999_funnel.png"]
+    assert _fingerprint(ROOT / "notebooks", ROOT / "data") == before
