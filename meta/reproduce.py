@@ -7,9 +7,15 @@ selection, unit of analysis, pooling, small-study tests), the sensitivity sweep
 (``meta.sensitivity``), the claims verdicts (``meta.claims``) and the coverage table
 (``meta.coverage``), draws the figures (``meta.figures``) and writes
 ``effect_sizes.csv``, ``pooled.csv``, ``sensitivity.csv``, ``leave_one_out.csv``,
-``set_aside.csv``, ``claims.csv``, ``coverage.csv`` (``meta.outputs.write_tables``),
+``set_aside.csv``, ``claims.csv``, ``coverage.csv``, ``cumulative.csv`` (``meta.outputs.write_tables``),
+``inputs/`` (a byte copy of the data files read: ``meta.outputs.write_inputs``),
 ``figures/`` and ``report.md`` / ``report.html`` (``meta.report``) into a results folder
 swapped into place only when everything succeeded (``meta.outputs.ResultsFolder``).
+
+Every analysis runs on both evidence sets (``meta.evidence``): ``runs`` hold the original set,
+``updated`` the same analyses on the updated set (``meta.living.run_sets``); the tables carry
+a ``set`` column, ``cumulative.csv`` and ``figures/<analysis>_cumulative.*`` show the updated
+set's cumulative meta-analysis by publication year (``meta.living``).
 Nothing here prints: progress goes to the ``progress`` callback (``meta.cli`` passes one).
 """
 
@@ -29,6 +35,9 @@ from meta.figures import FUNNEL_MIN_K, draw_figures
 from meta.outputs import ResultsFolder, prepare, write_tables
 from meta.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
 from meta.sensitivity import sensitivity
+from meta.evidence import ORIGINAL, UPDATED
+from meta.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
+from meta.outputs import read_inputs, write_inputs
 
 __all__ = ["ReproduceResult", "reproduce"]
 
@@ -47,10 +56,17 @@ class ReproduceResult:
     coverage: pd.DataFrame | None
     settings: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    updated: tuple[AnalysisRun, ...] = ()  # the same analyses on the updated evidence set (meta.evidence)
+    cumulative: pd.DataFrame | None = None  # cumulative.csv (meta.living.cumulative_table)
+    published: pd.DataFrame | None = None  # published_pooled.csv as loaded
+    vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
+    claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
 
     def to_frame(self) -> pd.DataFrame:
-        """The pooled table (``pooled.csv``)."""
-        return pd.concat([r.to_frame() for r in self.runs], ignore_index=True)
+        """The pooled table (``pooled.csv``): one row per analysis and evidence set (original, then updated)."""
+        upd = {r.analysis.analysis_id: r for r in self.updated}
+        runs = [x for r in self.runs for x in (r, upd.get(r.analysis.analysis_id)) if x is not None]
+        return pd.concat([r.to_frame() for r in runs], ignore_index=True)
 
     def summary(self) -> str:
         n = {s: sum(r.status == s for r in self.runs) for s in ("pooled", "single_study", "no_data")}
@@ -60,7 +76,7 @@ class ReproduceResult:
         )
 
 
-def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
+def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd.DataFrame:
     used: dict[int, list[str]] = {}
     aside: dict[int, list[str]] = {}
     for r in runs:
@@ -72,7 +88,16 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
     out = table[keep].copy()
     out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
     out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
-    return out
+    return used_in_columns(out, updated, "_updated")
+
+
+def _claims_both(claims, runs, updated) -> pd.DataFrame:
+    """``claims.csv``: the verdicts of :func:`meta.claims.claims_table` on each set, ``set`` first,
+    claims in file order with the original set's row before the updated one's."""
+    frame = pd.concat([with_set(claims_table(claims, runs), ORIGINAL), with_set(claims_table(claims, updated), UPDATED)],
+                      ignore_index=True)
+    order = {cid: i for i, cid in enumerate(dict.fromkeys(frame["claim_id"]))}
+    return frame.sort_values("claim_id", key=lambda c: c.map(order), kind="mergesort").reset_index(drop=True)
 
 
 def reproduce(
@@ -131,17 +156,28 @@ def reproduce(
         "funnel_min_k": FUNNEL_MIN_K,
         "bias_min_k": BIAS_MIN_K,
     }
-    runs = []
+    inputs = read_inputs(data_dir) if out_dir is not None else {}  # the bytes this run reads, for inputs/
+    runs, updated = [], []
     for i, a in enumerate(analyses, 1):
-        run = run_analysis(table, a, level=settings["level"], bias_min_k=settings["bias_min_k"])
-        runs.append(run)
-        say(f"[{i}/{len(analyses)}] {run.progress_line()}")
-    sens = sensitivity(runs, level=settings["level"])
-    claims_frame = claims_table(claims, runs)
+        both = run_sets(table, a, run_analysis, level=settings["level"], bias_min_k=settings["bias_min_k"])
+        o, u = both[ORIGINAL], both[UPDATED]
+        runs.append(o)
+        updated.append(u)
+        line = o.progress_line()
+        if list(u.rows["outcomes_row"]) != list(o.rows["outcomes_row"]):  # newer studies changed this analysis
+            line += f"; updated set: {u.progress_line().split(': ', 1)[1]}"
+        say(f"[{i}/{len(analyses)}] {line}")
+    sens = pd.concat([with_set(sensitivity(runs, level=settings["level"]), ORIGINAL),
+                      with_set(sensitivity(updated, level=settings["level"]), UPDATED)], ignore_index=True)
+    claims_frame = _claims_both(claims, runs, updated)
+    cum = cumulative_table(updated)
     coverage = coverage_table(dataset)
+    living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
+              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
 
     if out_dir is None:
-        return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings, time.perf_counter() - t0)
+        return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
+                               time.perf_counter() - t0, **living)
 
     from meta import report
 
@@ -153,8 +189,15 @@ def reproduce(
         for run in runs:
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi, funnel_min_k=settings["funnel_min_k"])
             final_runs.append(replace(run, figures=figs))
-        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs), sens, claims_frame, coverage, settings, 0.0)
+        final_updated = []
+        for run in updated:
+            c = cum.loc[cum["analysis_id"] == run.analysis.analysis_id]
+            final_updated.append(replace(run, figures=draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
+        living["updated"] = tuple(final_updated)
+        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs, final_updated), sens, claims_frame,
+                              coverage, settings, 0.0, **living)
         write_tables(res, tmp)
+        write_inputs(inputs, tmp)
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:

@@ -184,6 +184,8 @@ class AnalysisRun:
     leave_one_out: pd.DataFrame | None = None
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    evidence: str = "original"  # evidence set (meta.evidence): "original" or "updated"
+    other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
 
     @property
     def k(self) -> int:
@@ -214,11 +216,13 @@ class AnalysisRun:
         a = self.analysis
         n = pd.to_numeric(self.rows.get("n1"), errors="coerce").sum() + pd.to_numeric(self.rows.get("n2"), errors="coerce").sum()
         rec: dict = {
+            "set": self.evidence,
             "analysis_id": a.analysis_id,
             "title": a.title,
             "outcome": "|".join(a.outcomes),
             "comparison": a.comparison,
-            "filters": ";".join(str(f) for f in a.effective_filters),
+            "filters": ";".join(str(f) for f in a.effective_filters)
+            + (" (review_match for original studies only)" if self.evidence == "updated" and a.effective_filters != a.filters else ""),
             "smd_convention": a.smd_convention,
             "method": a.method if self.k >= 2 else ("single study" if self.k == 1 else ""),
             "status": self.status,
@@ -287,8 +291,14 @@ def _label(row) -> str:
     return lab
 
 
-def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int = BIAS_MIN_K) -> AnalysisRun:
+def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int = BIAS_MIN_K,
+                 rows: pd.DataFrame | None = None, evidence: str = "original",
+                 other_scale: pd.DataFrame | None = None) -> AnalysisRun:
     """Select, reduce to one row per cohort, pool and test one analysis (no figures).
+
+    ``rows``: the matching rows of one evidence set (:func:`meta.evidence.evidence_sets`, which
+    ``evidence`` names; ``other_scale``: its rows on another es_scale, kept for the report);
+    default :func:`select_rows`.
 
     k = 1: ``meta.pool.pool``'s k = 1 result (the study itself with its Wald-type CI and z p;
     ``method="FE"``: nothing is pooled); k >= 2: ``pool`` with the analysis' method and
@@ -296,7 +306,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     """
     from meta.pool import leave_one_out, pool
 
-    matched = select_rows(table, analysis)
+    matched = select_rows(table, analysis) if rows is None else rows
     ycol, vcol = effect_columns(analysis.smd_convention)
     ok = usable(matched, ycol, vcol)
     kept, aside = unit_of_analysis(matched.loc[ok])
@@ -318,7 +328,8 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
         if k >= bias_min_k:
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
-    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes))
+    return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
+                       evidence, other_scale)
 
 
 def _bias(result):

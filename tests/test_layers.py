@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "meta"
 
 #: the review layer: everything about Neal et al. (2016) as a review, its data and its outputs
 REVIEW = {"analysis", "declarations", "run", "sensitivity", "claims", "figures", "report", "outputs", "reproduce",
-          "cli", "coverage", "diff", "evidence", "__main__"}
+          "cli", "coverage", "diff", "evidence", "published", "living", "docs", "__main__"}
 #: not part of either layer's graph: the package's own __init__
 SKIP = {"__init__"}
 #: the one cycle left, inside the library layer (metafor's method dispatch): PoolResult.confint()
