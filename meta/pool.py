@@ -240,9 +240,11 @@ class PoolResult:
         """Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor
         ``confint()``; Viechtbauer 2007): :func:`meta.confint.confint` on
         this fit, which must carry its ``yi`` and ``vi``."""
-        from meta.confint import confint  # lazy: meta.confint imports this module
+        from meta._qprofile import confint_of  # lazy: scipy's root finder only when asked
 
-        return confint(self, level=level)
+        if self.yi is None or self.vi is None:
+            raise ValueError("confint: this result does not carry its yi and vi; call confint(yi, vi, method=...)")
+        return confint_of(self, self.yi, self.vi, level)
 
     def summary(self) -> str:
         """Text in metafor's print order: model, k, tau2, tau, I2, H2 (and,
