@@ -32,5 +32,9 @@ reproduce: $(RUN_STAMP)
 validate: $(RUN_STAMP)
 	$(VPY) -m meta validate --data data
 
+# the README's pooled excerpt and data/README.md's coverage table, from the bundled data (run after editing data/)
+docs: $(RUN_STAMP)
+	MPLBACKEND=Agg $(VPY) -m meta docs --data data --readme README.md
+
 clean:
 	rm -rf $(VENV) results

@@ -65,10 +65,13 @@ J Stat Softw 36(3)):
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 
 import numpy as np
-from scipy import optimize, special
+from meta import _formulas as _f
+from meta import _lazy
 
 METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "HS", "SJ", "EB")  # canonical names, metafor's spelling
 METHOD_ALIASES = {"EE": "FE", "CE": "FE"}  # metafor 3.8: equal / common effects = FE
@@ -112,7 +115,7 @@ def _sums(y, v, tau2, w=None):
 
 def norm_sf2(z):
     """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
-    return special.erfc(np.abs(z) * _SQRT1_2)
+    return _lazy.special().erfc(_f.z_arg(z))
 
 
 def _chi2_table(dmax):
@@ -162,24 +165,20 @@ def chi2_sf(x, df):
     anybig = bool(big.any())
     dd = np.where(big, 1, d) if anybig else d
     h = 0.5 * x
-    jmax = int(dd.max(initial=1)) // 2  # terms of the longest sum
+    jmax = max(1, int(dd.max(initial=1)) // 2)  # terms of the longest sum
     with np.errstate(over="ignore", invalid="ignore"):
-        if jmax >= 1:
-            acc = CHI2_TABLE[jmax - 1].take(dd)
-            for j in range(jmax - 2, -1, -1):
-                acc *= h
-                acc += CHI2_TABLE[j].take(dd)
-        else:
-            acc = np.zeros_like(h)
+        acc = _f.chi2_poly(CHI2_TABLE, h, dd, jmax)
         odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
-        sh = np.sqrt(h[odd])
-        acc[odd] *= sh  # odd df: the sum carries the factor sqrt(x/2)
-        acc *= np.exp(-h)
-        acc[odd] += special.erfc(sh)
-        out = acc
+        if odd.size:
+            ho = h[odd]
+            sh = np.sqrt(ho)
+            podd = _f.chi2_sf_odd(acc[odd], ho, sh, _lazy.special().erfc(sh))  # acc[odd]: a copy
+        out = _f.chi2_sf_even(acc, h)
+        if odd.size:
+            out[odd] = podd
     redo = big | ~np.isfinite(out)
     if redo.any():
-        out[redo] = special.chdtrc(d[redo], x[redo])
+        out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
     return out.reshape(shape) if shape else out[0]
 
 
@@ -195,8 +194,8 @@ def _by_df(fun, df):
 def tau2_dl(q, k, sw0, sw0sq):
     """DerSimonian & Laird (1986) moment estimator, truncated at 0."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        t = (q - (k - 1)) / (sw0 - sw0sq / sw0)
-    return np.where(k > 1, np.maximum(t, 0.0), 0.0)
+        t = _f.tau2_dl(q, k - 1, sw0, sw0sq)
+    return np.where(k > 1, t, 0.0)
 
 
 def tau2_hs(q, k, sw0):
@@ -333,7 +332,7 @@ def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
             return float(call(yi, vi, np.array([x]), xi)[0][0])
 
         a, b = lo[j], hi[j]
-        root[i] = b if f1(b) == 0 else optimize.brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+        root[i] = b if f1(b) == 0 else _lazy.optimize().brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
     return root
 
 
@@ -521,9 +520,19 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     return out
 
 
+@functools.lru_cache(maxsize=64)
+def z_crit(q):
+    """Quantile ``q`` of the standard normal distribution (Wichura 1988,
+    algorithm AS 241, as :meth:`statistics.NormalDist.inv_cdf` and R's
+    ``qnorm`` compute it: bit-identical to R for ``q = 0.975``, and within
+    1e-15 relative of :func:`scipy.special.ndtri`), cached per ``q``; needs
+    no scipy."""
+    return statistics.NormalDist().inv_cdf(q)
+
+
 def _tq(df, p):
     """Quantile ``p`` of t with ``df`` degrees of freedom, once per distinct df."""
-    return _by_df(lambda d: special.stdtrit(d, p), df)
+    return _by_df(lambda d: _lazy.special().stdtrit(d, p), df)
 
 
 def pi_crit(pi, k, crit, *, fe=False, level=0.95):
@@ -537,7 +546,7 @@ def pi_crit(pi, k, crit, *, fe=False, level=0.95):
     if pi == "default":
         return np.broadcast_to(crit, k.shape).astype(float)
     if pi == "simple":
-        return np.full(k.shape, special.ndtri(q))
+        return np.full(k.shape, z_crit(q))
     if pi == "t":
         return _tq(np.maximum(k - 1, 1), q)
     if pi == "riley":
@@ -565,30 +574,26 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
     with np.errstate(invalid="ignore", divide="ignore"):
         tdf = np.maximum(df, 1)
         if use_t and test in ADJUSTED_TESTS:
-            s2w = np.where(rss <= np.finfo(float).eps, 0.0, rss / tdf)
-            if test == "adhoc":  # metafor: s2w[s2w < 1] <- 1
-                s2w = np.maximum(s2w, 1.0)
-            se = np.where(t_used, np.sqrt(s2w / sw), se)
+            s2w = _f.hksj_factor(rss, tdf, test == "adhoc")  # adhoc, as metafor: s2w[s2w < 1] <- 1
+            se = np.where(t_used, _f.adjusted_se(s2w, sw), se)
         stat = est / se
-        zcrit = special.ndtri(1.0 - alpha / 2)
+        zcrit = z_crit(1.0 - alpha / 2)
         if use_t:
             tcrit = _tq(tdf, 1.0 - alpha / 2)
             crit = np.where(t_used, tcrit, zcrit)
-            p = np.where(t_used, 2.0 * special.stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
+            p = np.where(t_used, 2.0 * _lazy.special().stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
         else:
             crit = zcrit
             p = norm_sf2(stat)
-        half = crit * se
-        ci_low = est - half
-        ci_high = est + half
+        ci_low, ci_high = _f.interval(est, crit, se)
 
         if method == "FE":
-            i2 = np.maximum(100.0 * (q - df) / q, 0.0)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
-            h2 = q / df
+            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+            h2 = _f.h2_from_q(q, df)
         else:
-            vt = df * sw0 / (sw0 * sw0 - sw0sq)
-            i2 = 100.0 * tau2 / (vt + tau2)
-            h2 = tau2 / vt + 1.0
+            vt = _f.typical_variance(df, sw0, sw0sq)
+            i2 = _f.i2_from_tau2(tau2, vt)
+            h2 = _f.h2_from_tau2(tau2, vt)
         q_p = chi2_sf(q, tdf)
         # k = 1: metafor reports Q = 0, p = 1, I2 = 0, H2 = 1
         if one.any():
@@ -598,9 +603,7 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
             pi_low, pi_high = ci_low, ci_high
         else:
             pcrit = pi_crit(pi, k, crit, fe=method == "FE", level=level)
-            half = pcrit * np.sqrt(tau2 if pi == "simple" else se * se + tau2)
-            pi_low = est - half
-            pi_high = est + half
+            pi_low, pi_high = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
 
     return {
         "k": k,
@@ -632,4 +635,113 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", 
     out = finish(core, method=method, test=test, level=level, pi=pi)
     if weights:
         out["weights"] = core["weights"]
+    return out
+
+
+# --------------------------------------------------------------------------- one analysis
+
+SCALAR_METHODS = ("FE", "DL")  # closed forms that fit_one computes without the 2-D machinery
+
+
+@functools.lru_cache(maxsize=256)
+def t_crit(df, q):
+    """Quantile ``q`` of t with ``df`` degrees of freedom (scipy ``stdtrit``), cached."""
+    return float(_lazy.special().stdtrit(df, q))
+
+
+def _chi2_sf_one(x, df):
+    """:func:`chi2_sf` for one value (Python floats; same formulas, :mod:`meta._formulas`)."""
+    if df > 200:
+        return float(_lazy.special().chdtrc(df, x))
+    h = 0.5 * x
+    acc = _f.chi2_poly(CHI2_TABLE, h, df, max(1, df // 2))
+    if df % 2:
+        sh = math.sqrt(h)
+        out = _f.chi2_sf_odd(acc, h, sh, math.erfc(sh))
+    else:
+        out = _f.chi2_sf_even(acc, h)
+    return float(out) if math.isfinite(out) else float(_lazy.special().chdtrc(df, x))
+
+
+def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
+    """One analysis (1-D ``y``, ``v``, no padding) with ``method`` in
+    :data:`SCALAR_METHODS`: the fit of :func:`fit` (m = 1) without its 2-D
+    machinery, for :func:`meta.pool.pool` (a call costs a few numpy
+    operations instead of ~150).  The same formulas (:mod:`meta._formulas`
+    for the closed forms); the sums run in study order on Python floats, so
+    results agree with :func:`fit` to a few ulp (~1e-15 relative), not bit
+    for bit.  Returns :func:`fit`'s dictionary with floats (``weights`` an
+    array), or None where a sum is not finite or a division fails (the
+    caller then runs :func:`fit`, which reports it)."""
+    yl, vl = y.tolist(), v.tolist()
+    k = len(yl)
+    df = k - 1
+    try:
+        w0 = [1.0 / x for x in vl]
+        sw0 = sw0sq = swy = 0.0
+        for wi, yi in zip(w0, yl):
+            sw0 += wi
+            sw0sq += wi * wi
+            swy += wi * yi
+        est0 = swy / sw0
+        q = 0.0
+        if k > 1:
+            for wi, yi in zip(w0, yl):
+                r = yi - est0
+                q += r * r * wi
+            q = max(q, 0.0)
+        tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq)) if method == "DL" and k > 1 else 0.0
+        if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums
+            w, sw, est = w0, sw0, est0
+        else:
+            w = [1.0 / (x + tau2) for x in vl]
+            sw = swy = 0.0
+            for wi, yi in zip(w, yl):
+                sw += wi
+                swy += wi * yi
+            est = swy / sw
+        se = math.sqrt(1.0 / sw)
+        t_used = test != "z" and k > 1
+        if t_used and test in ADJUSTED_TESTS:
+            rss = 0.0
+            for wi, yi in zip(w, yl):
+                r = yi - est
+                rss += r * r * wi
+            se = float(_f.adjusted_se(_f.hksj_factor(rss, df, test == "adhoc"), sw))
+        stat = est / se
+        qq = 1.0 - (1.0 - level) / 2
+        if t_used:
+            crit = t_crit(df, qq)
+            p = float(2.0 * _lazy.special().stdtr(df, -abs(stat)))
+        else:
+            crit = z_crit(qq)
+            p = math.erfc(float(_f.z_arg(stat)))
+        ci_low, ci_high = _f.interval(est, crit, se)
+        if k == 1:  # metafor: Q = 0, p = 1, I2 = 0, H2 = 1
+            q_p, i2, h2 = 1.0, 0.0, 1.0
+        else:
+            q_p = _chi2_sf_one(q, df)
+            if method == "FE":
+                i2 = float(_f.i2_from_q(q, df)) if q > 0 else 0.0  # Q = 0: max(0, -inf) = 0, as fit()
+                h2 = _f.h2_from_q(q, df)
+            else:
+                vt = _f.typical_variance(df, sw0, sw0sq)
+                i2 = _f.i2_from_tau2(tau2, vt)
+                h2 = _f.h2_from_tau2(tau2, vt)
+        if pi == "default" and method == "FE":
+            pi_low, pi_high = ci_low, ci_high
+        else:
+            pcrit = crit if pi == "default" else float(pi_crit(pi, np.array([k]), crit, fe=method == "FE", level=level)[0])
+            pi_low, pi_high = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
+    except (ArithmeticError, ValueError):  # x/0, sqrt of a negative: let fit() report it
+        return None
+    out = {
+        "k": k, "estimate": est, "se": se, "stat": stat, "p": p, "ci_low": ci_low, "ci_high": ci_high,
+        "tau2": tau2, "tau": math.sqrt(tau2), "i2": i2, "h2": h2, "q": q, "q_df": df, "q_p": q_p,
+        "pi_low": pi_low, "pi_high": pi_high, "t_used": t_used,
+    }
+    if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
+        return None
+    wa = np.array(w)
+    out["weights"] = 100.0 * wa / sw
     return out

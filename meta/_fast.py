@@ -7,11 +7,12 @@ exists at all: the numpy path (:mod:`meta._estimators`, shared with
 analyses`` block plus ~60 over the per-analysis vectors, and on our 2-core VM
 stays 1.5-2x short of the speed asked for simulation work (1000x a loop of
 statsmodels ``combine_effects``; measurements in ``benchmarks/README.md``).
-This kernel does one pass per analysis and is about 2x faster.  It computes
-the formulas of :func:`meta._estimators.fit_core` and
-:func:`meta._estimators.finish` (same chi-square closed forms and coefficient
-table; rounding differs only where sums run in study order instead of numpy's
-order and ``se`` is ``1/sqrt(sum w)``), and the tests hold the two to 1e-12
+This kernel does one pass per analysis and is about 2x faster.  Its closed
+forms are not restated here: DL tau2, I2, the chi-square tail, the intervals
+are the functions of :mod:`meta._formulas` that :func:`meta._estimators.finish`
+also calls, compiled with ``numba.njit(inline="always")`` into the kernel
+(same coefficient table; rounding differs only where sums run in study order
+instead of numpy's order and ``se`` is ``1/sqrt(sum w)``), and the tests hold the two to 1e-12
 relative on random ragged data and both to metafor's fixtures; REML, PM and
 the HKSJ test always use the numpy path.
 
@@ -29,8 +30,11 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import types
 
 import numpy as np
+
+from meta import _formulas as _f
 
 # numba is optional and heavy to import (~0.5 s): look for it now, import it
 # and compile the kernel on first use only.
@@ -84,7 +88,7 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         df = k - 1
         tau2 = 0.0
         if not fe and k > 1:
-            tau2 = max((q - df) / (sw0 - sw0sq / sw0), 0.0)
+            tau2 = _f.tau2_dl(q, df, sw0, sw0sq)
         if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums, bit for bit
             sw = sw0
             est = est0
@@ -117,39 +121,31 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         root = math.sqrt(out[2, a])  # sqrt(sum of weights)
         se = 1.0 / root
         p = math.erfc(abs(est) * root * _SQRT1_2)  # |est / se| without a division: ~5 % faster
-        half = zcrit * se
-        lo = est - half
-        hi = est + half
+        lo, hi = _f.interval(est, zcrit, se)
         # heterogeneity: k = 1 gives Q = 0, p = 1, I2 = 0 (as metafor)
         if k == 1:
             i2 = 0.0
             q_p = 1.0
         else:
             if fe:
-                i2 = math.nan if q == 0.0 else max(100.0 * (q - df) / q, 0.0)
+                i2 = _f.i2_from_q(q, df)  # Q = 0: max(0, -inf) = 0, as metafor
             else:
-                vt = df * sw0 / (sw0 * sw0 - sw0sq)
-                i2 = 100.0 * tau2 / (vt + tau2)
+                i2 = _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq))
             if df > _CHI2_DFMAX:
                 q_p = math.nan
             else:
                 h = 0.5 * q
-                jmax = min(max(1, df // 2), jcap)
-                acc = tab[jmax - 1, df]
-                for j in range(jmax - 2, -1, -1):
-                    acc = acc * h + tab[j, df]
+                acc = _f.chi2_poly(tab, h, df, min(max(1, df // 2), jcap))
                 if df % 2 == 1:
                     sh = math.sqrt(h)
-                    q_p = acc * sh * math.exp(-h) + math.erfc(sh)
+                    q_p = _f.chi2_sf_odd(acc, h, sh, math.erfc(sh))
                 else:
-                    q_p = acc * math.exp(-h)
+                    q_p = _f.chi2_sf_even(acc, h)
         if pi_is_ci:
             plo = lo
             phi = hi
         else:
-            ph = pcrit[k] * math.sqrt(se * se + tau2)
-            plo = est - ph
-            phi = est + ph
+            plo, phi = _f.pi_bounds(est, pcrit[k], se, tau2, False)
         out[2, a] = se
         out[3, a] = lo
         out[4, a] = hi
@@ -172,6 +168,13 @@ def kernel():
     if _compiled is None:
         import numba
 
+        # The formulas of meta._formulas, compiled and inlined into the kernel:
+        # the kernel's global ``_f`` is rebound to a module of their njit versions.
         # error_model="numpy": IEEE division (x/0 = inf or NaN, as numpy) instead of ZeroDivisionError
-        _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(_kernel)
+        jit = types.ModuleType("meta._formulas_njit")
+        for name in _f.__all__:
+            setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
+        fn = types.FunctionType(_kernel.__code__, {**_kernel.__globals__, "_f": jit}, _kernel.__name__)
+        fn.__qualname__, fn.__module__, fn.__doc__ = _kernel.__qualname__, _kernel.__module__, _kernel.__doc__
+        _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     return _compiled

@@ -27,7 +27,7 @@ Arrays are ``(n, G)``: studies down the columns of each group, padding
 from __future__ import annotations
 
 import numpy as np
-from scipy import optimize
+from meta import _lazy
 
 METHODS = ("FE", "DL", "REML", "PM")
 
@@ -66,7 +66,7 @@ def _root(f, y, v):
         if f(hi) < 0:
             break
         hi *= 2.0
-    return optimize.brentq(f, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+    return _lazy.optimize().brentq(f, 0.0, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
 
 
 def tau2_common(y, v, k: int, method: str) -> float:

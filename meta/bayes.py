@@ -82,8 +82,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import special
 
+from meta import _lazy
 from meta.pool import _check_pair, _fmt
 
 __all__ = ["BayesResult", "bayes_pool", "bayes_sensitivity", "TAU_PRIORS"]
@@ -337,7 +337,7 @@ class _Posterior:
     # mixtures over tau -----------------------------------------------------
     def mix_cdf(self, x, sd, upper=False):
         arg = (x - self.mix_m) / sd
-        return float(self.mix_w @ special.ndtr(-arg if upper else arg))
+        return float(self.mix_w @ _lazy.special().ndtr(-arg if upper else arg))
 
     def mix_pdf(self, x, sd):
         x = np.atleast_1d(np.asarray(x, dtype=float))
@@ -348,7 +348,7 @@ class _Posterior:
         """Root of the mixture CDF: safeguarded Newton inside the bracket
         spanned by the components' own p-quantiles (the mixture's p-quantile
         lies between the smallest and the largest of them)."""
-        qj = self.mix_m + sd * special.ndtri(p)
+        qj = self.mix_m + sd * _lazy.special().ndtri(p)
         lo, hi = float(qj.min()), float(qj.max())
         if lo == hi:
             return lo
@@ -357,7 +357,7 @@ class _Posterior:
 
         def fun(x):
             u = (x - self.mix_m) / sd
-            return float(self.mix_w @ special.ndtr(u)) - p, float(w_sd @ np.exp(-0.5 * u * u))
+            return float(self.mix_w @ _lazy.special().ndtr(u)) - p, float(w_sd @ np.exp(-0.5 * u * u))
 
         return _solve(fun, lo, hi, x0)
 

@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
-from meta import _checks
+from meta import _checks, _lazy
 from meta.pool import _DEFAULTS, PoolResult, _fmt, _fmt_p, _inputs, pool
 
 __all__ = ["EggerResult", "egger", "TrimFillResult", "trimfill"]
@@ -205,8 +204,9 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
         se = np.sqrt(phi * np.diag(xtwx_inv))
     _checks.finite_results({"intercept": beta[0], "slope": beta[1], "se": se}, "yi, vi", "egger")
     t = float(beta[1] / se[1])
-    p = float(2 * stats.t.sf(abs(t), df))
-    crit = stats.t.isf((1 - level) / 2, df)
+    # scipy.stats.t.sf(x, df) = stdtr(df, -x), t.isf(q, df) = -stdtrit(df, q): the same bits without scipy.stats
+    p = float(2 * _lazy.special().stdtr(df, -abs(t)))
+    crit = -_lazy.special().stdtrit(df, (1 - level) / 2)
     return EggerResult(
         k=k,
         intercept=float(beta[0]),
@@ -288,7 +288,7 @@ def _sei_slope(y: np.ndarray, v: np.ndarray, method: str) -> tuple[float, float]
             hi = max(1.0, float(np.var(y)))
             while excess_q(hi) > 0:
                 hi *= 10
-            tau2 = optimize.brentq(excess_q, 0.0, hi, xtol=1e-14, rtol=1e-14)
+            tau2 = _lazy.optimize().brentq(excess_q, 0.0, hi, xtol=1e-14, rtol=1e-14)
     else:  # pragma: no cover - checked by trimfill
         raise ValueError(method)
     beta, _ = parts(tau2)

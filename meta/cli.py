@@ -12,6 +12,10 @@ written or up to date; 1 -- invalid data or an unwritable README. ``meta reprodu
 * 2 -- ``--out`` refused (``meta.outputs.OutputRefused``: one line saying why) or
   another run is writing the same folder;
 * 130 -- Ctrl-C (the previous results are untouched).
+
+``meta diff OLD_RESULTS NEW_RESULTS`` prints :meth:`meta.diff.DiffResult.summary` (input rows,
+study SMDs, pooled estimates and claim verdicts that changed) and exits 0 when nothing changed,
+1 when something did, 2 when a folder cannot be compared (one line: ``meta diff: <why>``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run every analysis and write tables, figures and report.md")
     r.add_argument("--data", default="data", help="data folder (default: data)")
     r.add_argument("--out", default="results", help="output folder (default: results)")
+    d = sub.add_parser("diff", help="what changed between two results folders (exit 0: nothing, 1: something)")
+    d.add_argument("old", metavar="OLD_RESULTS", help="results folder of the earlier run")
+    d.add_argument("new", metavar="NEW_RESULTS", help="results folder of the later run")
+    d.add_argument("--tolerance", type=float, default=1e-9,
+                   help="absolute tolerance for numbers (default 1e-9: reruns on the same data are bit-identical)")
+    g = sub.add_parser("docs", help="regenerate the README's pooled excerpt and data/README.md's coverage table")
+    g.add_argument("--data", default="data", help="data folder (default: data)")
+    g.add_argument("--readme", default="README.md", help="README holding the pooled-excerpt markers (default: README.md)")
     return p
 
 
@@ -43,7 +55,49 @@ def main(argv: list[str] | None = None) -> int:
         return validate_command(args.data)
     if args.command == "reproduce":
         return reproduce_command(args.data, args.out)
+    if args.command == "docs":
+        return docs_command(args.data, args.readme)
+    if args.command == "diff":
+        return diff_command(args.old, args.new, tolerance=args.tolerance)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def diff_command(old: str, new: str, *, tolerance: float = 1e-9) -> int:
+    """``meta diff``: 0 nothing changed, 1 something changed, 2 a folder cannot be compared."""
+    from meta.diff import DiffError, diff_results
+
+    try:
+        res = diff_results(old, new, tolerance=tolerance)
+    except DiffError as e:
+        print(f"meta diff: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a folder that vanishes or cannot be listed while being read
+        print(f"meta diff: cannot read {e.filename or old}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    print(res.summary())
+    return 1 if res.changed else 0
+
+
+def docs_command(data_dir: str, readme: str) -> int:
+    """``meta docs`` (``make docs``): 0 written or already current, 1 invalid data or a missing marker."""
+    from meta.analysis import AnalysesError
+    from meta.data import DataError
+    from meta.docs import regenerate
+
+    try:
+        done = regenerate(data_dir, readme)
+    except (DataError, AnalysesError) as e:
+        problems = getattr(e, "problems", None) or [e]
+        print(f"meta docs: {len(problems)} problem(s) in {data_dir}; nothing was written:", file=sys.stderr)
+        for p in problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        print(f"meta docs: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
+    for path, changed in done:
+        print(f"{path}: {'updated' if changed else 'already up to date'}")
+    return 0
 
 
 def print_problems(problems, path, out=None) -> int:

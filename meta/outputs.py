@@ -68,6 +68,8 @@ __all__ = [
     "prepare",
     "ResultsFolder",
     "write_tables",
+    "read_inputs",
+    "write_inputs",
 ]
 
 MARKER = ".meta-results"
@@ -408,7 +410,8 @@ def swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
 def write_tables(res, folder: Path) -> None:
     """The CSV outputs of a ``meta.reproduce.ReproduceResult``: effect_sizes, pooled, sensitivity,
     robustness (one row per analysis x method), prepost_r_sensitivity (the pre-post r sweep),
-    leave_one_out, set_aside, claims, coverage."""
+    leave_one_out, set_aside, claims, coverage, cumulative (leave_one_out and set_aside with the
+    evidence set of each run: ``res.runs`` original, ``res.updated``)."""
     import pandas as pd
 
     from meta._csvsafe import write_csv  # a text cell a spreadsheet would run as a formula gets a leading '
@@ -420,18 +423,61 @@ def write_tables(res, folder: Path) -> None:
         write_csv(res.robustness_frame(), folder / "robustness.csv")
     if getattr(res, "prepost_r", None) is not None:
         write_csv(res.prepost_r, folder / "prepost_r_sensitivity.csv")
-    loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id) for r in res.runs if r.leave_one_out is not None]
+    both = [*res.runs, *getattr(res, "updated", ())]
+    loo = [r.leave_one_out.assign(analysis_id=r.analysis.analysis_id, set=r.evidence) for r in both if r.leave_one_out is not None]
     if loo:
         df = pd.concat(loo, ignore_index=True)
-        df = df[["analysis_id"] + [c for c in df.columns if c != "analysis_id"]]
+        df = df[["set", "analysis_id"] + [c for c in df.columns if c not in ("set", "analysis_id")]]
         write_csv(df, folder / "leave_one_out.csv")
     aside = [
-        r.set_aside.assign(analysis_id=r.analysis.analysis_id)[["analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
-        for r in res.runs
+        r.set_aside.assign(analysis_id=r.analysis.analysis_id, set=r.evidence)[
+            ["set", "analysis_id", "outcomes_row", "study_id", "cohort_id", "outcome", "route", "reason"]]
+        for r in both
         if len(r.set_aside)
     ]
+    if getattr(res, "cumulative", None) is not None:
+        write_csv(res.cumulative, folder / "cumulative.csv")
     if aside:
         write_csv(pd.concat(aside, ignore_index=True), folder / "set_aside.csv")
     write_csv(res.claims, folder / "claims.csv")
     if res.coverage is not None:
         write_csv(res.coverage, folder / "coverage.csv", index=True)
+
+
+# --------------------------------------------------------------------------- inputs/ snapshot
+
+
+def read_inputs(data_dir: str | os.PathLike) -> dict[str, bytes]:
+    """The bytes of the data files a run reads (:data:`meta.diff.INPUT_KEYS`: studies, outcomes,
+    analyses, review_claims, published_pooled, vocabulary), read once, before the run loads them.
+
+    A file the folder does not have (``published_pooled.csv`` is optional) is left out.
+    Raises ``OSError`` naming the file when one cannot be read.
+    """
+    from meta.diff import INPUT_KEYS
+
+    folder = Path(data_dir)
+    out: dict[str, bytes] = {}
+    for name in INPUT_KEYS:
+        path = folder / name
+        if path.is_file():
+            out[name] = path.read_bytes()
+    return out
+
+
+def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[Path]:
+    """Write ``inputs`` (:func:`read_inputs`) to ``<results>/inputs/`` byte for byte; the paths written.
+
+    ``meta diff`` compares two runs' snapshots row by row, so a results folder always says which
+    data produced it.
+    """
+    from meta.diff import INPUTS_DIR
+
+    folder = Path(results) / INPUTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in inputs.items():
+        path = folder / name
+        path.write_bytes(data)
+        written.append(path)
+    return written

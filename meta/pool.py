@@ -57,9 +57,8 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
 
-from meta import _checks
+from meta import _checks, _lazy
 from meta import _estimators as _est
 from meta import _fast
 from meta import _subgroup_tau2 as _sub
@@ -241,9 +240,11 @@ class PoolResult:
         """Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor
         ``confint()``; Viechtbauer 2007): :func:`meta.confint.confint` on
         this fit, which must carry its ``yi`` and ``vi``."""
-        from meta.confint import confint  # lazy: meta.confint imports this module
+        from meta._qprofile import confint_of  # lazy: scipy's root finder only when asked
 
-        return confint(self, level=level)
+        if self.yi is None or self.vi is None:
+            raise ValueError("confint: this result does not carry its yi and vi; call confint(yi, vi, method=...)")
+        return confint_of(self, self.yi, self.vi, level)
 
     def summary(self) -> str:
         """Text in metafor's print order: model, k, tau2, tau, I2, H2 (and,
@@ -294,33 +295,41 @@ def _pi_how(pi: str, test: str, method: str) -> str:
     }[pi]
 
 
-def _result(out: dict, i: int, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+    """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars)."""
+    o = out if i is None else {c: out[c][i] for c in _RESULT_KEYS}
     return PoolResult(
-        k=int(out["k"][i]),
-        estimate=float(out["estimate"][i]),
-        se=float(out["se"][i]),
-        stat=float(out["stat"][i]),
-        p=float(out["p"][i]),
-        ci_low=float(out["ci_low"][i]),
-        ci_high=float(out["ci_high"][i]),
-        tau2=float(out["tau2"][i]),
-        tau=float(out["tau"][i]),
-        i2=float(out["i2"][i]),
-        h2=float(out["h2"][i]),
-        q=float(out["q"][i]),
-        q_df=int(out["q_df"][i]),
-        q_p=float(out["q_p"][i]),
-        pi_low=float(out["pi_low"][i]),
-        pi_high=float(out["pi_high"][i]),
+        k=int(o["k"]),
+        estimate=float(o["estimate"]),
+        se=float(o["se"]),
+        stat=float(o["stat"]),
+        p=float(o["p"]),
+        ci_low=float(o["ci_low"]),
+        ci_high=float(o["ci_high"]),
+        tau2=float(o["tau2"]),
+        tau=float(o["tau"]),
+        i2=float(o["i2"]),
+        h2=float(o["h2"]),
+        q=float(o["q"]),
+        q_df=int(o["q_df"]),
+        q_p=float(o["q_p"]),
+        pi_low=float(o["pi_low"]),
+        pi_high=float(o["pi_high"]),
         weights=weights,
         method=method,
-        test=test if out["t_used"][i] else "z",
+        test=test if o["t_used"] else "z",
         level=float(level),
         pi=pi,
         yi=yi,
         vi=vi,
         slab=slab,
     )
+
+
+_RESULT_KEYS = (
+    "k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "tau2", "tau", "i2", "h2", "q", "q_df", "q_p", "pi_low",
+    "pi_high", "t_used",
+)
 
 
 # --------------------------------------------------------------------------- pool
@@ -431,7 +440,14 @@ def pool(
     method, test, level, pi = _check_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     with _quiet():
-        out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+        # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
+        # a sum overflows, and the 2-D fit below then reports it
+        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi) if method in _est.SCALAR_METHODS else None
+        if one is None:
+            out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
+    if one is not None:
+        _warn_k1(test, int(y.size == 1))
+        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
     _warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
@@ -660,7 +676,7 @@ def subgroups(
             rsd["h2"] = qe / dfe
         extra = dict(
             tau2_common=float(t2), qe=float(rsd["qe"]), qe_df=int(rsd["qe_df"]),
-            qe_p=float(stats.chi2.sf(rsd["qe"], rsd["qe_df"])),
+            qe_p=float(_lazy.special().chdtrc(rsd["qe_df"], rsd["qe"])),
             residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
         )
     else:
@@ -678,7 +694,7 @@ def subgroups(
     est_w = np.sum(wg * est) / np.sum(wg)
     qb = float(np.sum(wg * (est - est_w) ** 2))
     dfb = len(labels) - 1
-    qbp = float(stats.chi2.sf(qb, dfb)) if dfb > 0 else math.nan
+    qbp = float(_lazy.special().chdtrc(dfb, qb)) if dfb > 0 else math.nan
     return SubgroupResult(
         groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method, tau2_mode=mode, **extra
     )
@@ -738,7 +754,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     y = np.ascontiguousarray(y)
     v = np.ascontiguousarray(v)
     alpha = 1.0 - level
-    zcrit = float(special.ndtri(1.0 - alpha / 2))
+    zcrit = _est.z_crit(1.0 - alpha / 2)
     kk = np.arange(n + 1)
     pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
@@ -748,7 +764,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     q_p = out[_MANY_COLUMNS.index("q_p")]
     redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
     if redo.any():
-        q_p[redo] = special.chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
+        q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
     return _many_frame(out, index)
 
 

@@ -10,9 +10,15 @@ analysis (``meta.run``, judged against its first claim's direction), the claims 
 (``meta.coverage``), draws the figures (``meta.figures``) and writes
 ``effect_sizes.csv``, ``pooled.csv``, ``sensitivity.csv``, ``robustness.csv``,
 ``prepost_r_sensitivity.csv``, ``leave_one_out.csv``, ``set_aside.csv``, ``claims.csv``,
-``coverage.csv`` (``meta.outputs.write_tables``),
+``coverage.csv``, ``cumulative.csv`` (``meta.outputs.write_tables``),
+``inputs/`` (a byte copy of the data files read: ``meta.outputs.write_inputs``),
 ``figures/`` and ``report.md`` / ``report.html`` (``meta.report``) into a results folder
 swapped into place only when everything succeeded (``meta.outputs.ResultsFolder``).
+
+Every analysis runs on both evidence sets (``meta.evidence``): ``runs`` hold the original set,
+``updated`` the same analyses on the updated set (``meta.living.run_sets``); the tables carry
+a ``set`` column, ``cumulative.csv`` and ``figures/<analysis>_cumulative.*`` show the updated
+set's cumulative meta-analysis by publication year (``meta.living``).
 Nothing here prints: progress goes to the ``progress`` callback (``meta.cli`` passes one).
 """
 
@@ -33,6 +39,9 @@ from meta.figures import FUNNEL_MIN_K, draw_figures
 from meta.outputs import ResultsFolder, prepare, write_tables
 from meta.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
 from meta.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
+from meta.evidence import ORIGINAL, UPDATED
+from meta.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
+from meta.outputs import read_inputs, write_inputs
 
 __all__ = ["ReproduceResult", "reproduce"]
 
@@ -51,30 +60,40 @@ class ReproduceResult:
     coverage: pd.DataFrame | None
     settings: dict = field(default_factory=dict)
     elapsed: float = 0.0
+    updated: tuple[AnalysisRun, ...] = ()  # the same analyses on the updated evidence set (meta.evidence)
+    cumulative: pd.DataFrame | None = None  # cumulative.csv (meta.living.cumulative_table)
+    published: pd.DataFrame | None = None  # published_pooled.csv as loaded
+    vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
+    claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
     prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.sensitivity.prepost_r_sensitivity)
 
     def robustness_frame(self) -> pd.DataFrame:
-        """``robustness.csv``: one row per analysis (k >= 1) x method of its robustness panel."""
+        """``robustness.csv``: one row per evidence set x analysis (k >= 1) x method of its robustness panel."""
         from meta.robustness import COLUMNS
 
         frames = []
-        for r in self.runs:
+        upd = {r.analysis.analysis_id: r for r in self.updated}
+        runs = [x for r in self.runs for x in (r, upd.get(r.analysis.analysis_id)) if x is not None]
+        for r in runs:
             rob = r.robustness
             if rob is None:
                 continue
             f = rob.to_frame()
             f.insert(0, "analysis_id", r.analysis.analysis_id)
+            f.insert(0, "set", r.evidence)
             f["direction"] = {1: "+", -1: "-", 0: "0", None: ""}[rob.direction]
             f["direction_source"] = rob.direction_source
             f["holds_under"] = rob.holds_under
             f["fragile"] = rob.fragile
             frames.append(f)
-        cols = ["analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
+        cols = ["set", "analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
     def to_frame(self) -> pd.DataFrame:
-        """The pooled table (``pooled.csv``)."""
-        return pd.concat([r.to_frame() for r in self.runs], ignore_index=True)
+        """The pooled table (``pooled.csv``): one row per analysis and evidence set (original, then updated)."""
+        upd = {r.analysis.analysis_id: r for r in self.updated}
+        runs = [x for r in self.runs for x in (r, upd.get(r.analysis.analysis_id)) if x is not None]
+        return pd.concat([r.to_frame() for r in runs], ignore_index=True)
 
     def summary(self) -> str:
         n = {s: sum(r.status == s for r in self.runs) for s in ("pooled", "single_study", "no_data")}
@@ -84,7 +103,7 @@ class ReproduceResult:
         )
 
 
-def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
+def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd.DataFrame:
     used: dict[int, list[str]] = {}
     aside: dict[int, list[str]] = {}
     for r in runs:
@@ -108,7 +127,16 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun]) -> pd.DataFrame:
                     out.iloc[j, out.columns.get_loc(c)] = row[c]
     out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
     out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
-    return out
+    return used_in_columns(out, updated, "_updated")
+
+
+def _claims_both(claims, runs, updated) -> pd.DataFrame:
+    """``claims.csv``: the verdicts of :func:`meta.claims.claims_table` on each set, ``set`` first,
+    claims in file order with the original set's row before the updated one's."""
+    frame = pd.concat([with_set(claims_table(claims, runs), ORIGINAL), with_set(claims_table(claims, updated), UPDATED)],
+                      ignore_index=True)
+    order = {cid: i for i, cid in enumerate(dict.fromkeys(frame["claim_id"]))}
+    return frame.sort_values("claim_id", key=lambda c: c.map(order), kind="mergesort").reset_index(drop=True)
 
 
 def reproduce(
@@ -168,27 +196,39 @@ def reproduce(
         "bias_min_k": BIAS_MIN_K,
         "prepost_r_sweep": PREPOST_R_SWEEP,
     }
-    runs = []
+    inputs = read_inputs(data_dir) if out_dir is not None else {}  # the bytes this run reads, for inputs/
+    runs, updated = [], []
     directions = {a.analysis_id: analysis_direction(a, claims) for a in analyses}
     tables = {None: table}  # effect tables by assumed pre-post r (an analysis' prepost_r)
     for i, a in enumerate(analyses, 1):
         r = a.prepost_r if a.comparison == "post_vs_pre" else None
         if r not in tables:
             tables[r] = effect_table(dataset, r=r)
-        run = run_analysis(tables[r], a, level=settings["level"], direction=directions[a.analysis_id], prepost_r=r)
-        runs.append(run)
-        say(f"[{i}/{len(analyses)}] {run.progress_line()}")
-    sens = sensitivity(runs, level=settings["level"])
-    # the r sweep judges each analysis against its claim, else against the sign of its own primary estimate
+        # small-study tests from the analysis' own bias_min_k (10 unless analyses.csv lowers it)
+        both = run_sets(tables[r], a, run_analysis, level=settings["level"], direction=directions[a.analysis_id],
+                        prepost_r=r)
+        o, u = both[ORIGINAL], both[UPDATED]
+        runs.append(o)
+        updated.append(u)
+        line = o.progress_line()
+        if list(u.rows["outcomes_row"]) != list(o.rows["outcomes_row"]):  # newer studies changed this analysis
+            line += f"; updated set: {u.progress_line().split(': ', 1)[1]}"
+        say(f"[{i}/{len(analyses)}] {line}")
+    sens = pd.concat([with_set(sensitivity(runs, level=settings["level"]), ORIGINAL),
+                      with_set(sensitivity(updated, level=settings["level"]), UPDATED)], ignore_index=True)
+    # the r sweep (original set) judges each analysis against its claim, else against its own primary estimate's sign
     sweep_dirs = {r.analysis.analysis_id: (directions[r.analysis.analysis_id] if directions[r.analysis.analysis_id] is not None
                                            else (r.robustness.direction if r.robustness is not None else None)) for r in runs}
     prepost = prepost_r_sensitivity(dataset, analyses, sweep_dirs, level=settings["level"])
-    claims_frame = claims_table(claims, runs)
+    claims_frame = _claims_both(claims, runs, updated)
+    cum = cumulative_table(updated)
     coverage = coverage_table(dataset)
+    living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
+              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
 
     if out_dir is None:
-        return ReproduceResult(tuple(runs), _effects_out(table, runs), sens, claims_frame, coverage, settings,
-                               time.perf_counter() - t0, prepost)
+        return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
+                               time.perf_counter() - t0, **living, prepost_r=prepost)
 
     from meta import report
 
@@ -200,9 +240,15 @@ def reproduce(
         for run in runs:
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi)  # funnel plot from the analysis' own bias_min_k
             final_runs.append(replace(run, figures=figs))
-        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs), sens, claims_frame, coverage, settings, 0.0,
-                              prepost)
+        final_updated = []
+        for run in updated:
+            c = cum.loc[cum["analysis_id"] == run.analysis.analysis_id]
+            final_updated.append(replace(run, figures=draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
+        living["updated"] = tuple(final_updated)
+        res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs, final_updated), sens, claims_frame,
+                              coverage, settings, 0.0, **living, prepost_r=prepost)
         write_tables(res, tmp)
+        write_inputs(inputs, tmp)
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:

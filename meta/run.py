@@ -197,6 +197,8 @@ class AnalysisRun:
     leave_one_out: pd.DataFrame | None = None
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    evidence: str = "original"  # evidence set (meta.evidence): "original" or "updated"
+    other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
     robustness: object | None = None  # meta.robustness.RobustnessResult (k >= 1)
     prepost_r: float | None = None  # the assumed pre-post r its effect table used (None: none assumed)
 
@@ -229,11 +231,13 @@ class AnalysisRun:
         a = self.analysis
         n = pd.to_numeric(self.rows.get("n1"), errors="coerce").sum() + pd.to_numeric(self.rows.get("n2"), errors="coerce").sum()
         rec: dict = {
+            "set": self.evidence,
             "analysis_id": a.analysis_id,
             "title": a.title,
             "outcome": "|".join(a.outcomes),
             "comparison": a.comparison,
-            "filters": ";".join(str(f) for f in a.effective_filters),
+            "filters": ";".join(str(f) for f in a.effective_filters)
+            + (" (review_match for original studies only)" if self.evidence == "updated" and a.effective_filters != a.filters else ""),
             "smd_convention": a.smd_convention,
             "method": a.method if self.k >= 2 else ("single study" if self.k == 1 else ""),
             "status": self.status,
@@ -326,8 +330,14 @@ def robustness_panel(analysis: Analysis) -> tuple:
 
 
 def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int | None = None,
-                 direction: int | None = None, prepost_r: float | None = None) -> AnalysisRun:
+                 rows: pd.DataFrame | None = None, evidence: str = "original",
+                 other_scale: pd.DataFrame | None = None, direction: int | None = None,
+                 prepost_r: float | None = None) -> AnalysisRun:
     """Select, reduce to one row per cohort, pool and test one analysis (no figures).
+
+    ``rows``: the matching rows of one evidence set (:func:`meta.evidence.evidence_sets`, which
+    ``evidence`` names; ``other_scale``: its rows on another es_scale, kept for the report);
+    default :func:`select_rows`.
 
     k = 1: ``meta.pool.pool``'s k = 1 result (the study itself with its Wald-type CI and z p;
     ``method="FE"``: nothing is pooled); k >= 2: ``pool`` with the analysis' method and
@@ -343,7 +353,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     if bias_min_k is None:
         bias_min_k = analysis.bias_min_k
 
-    matched = select_rows(table, analysis)
+    matched = select_rows(table, analysis) if rows is None else rows
     ycol, vcol = effect_columns(analysis.smd_convention)
     ok = usable(matched, ycol, vcol)
     kept, aside = unit_of_analysis(matched.loc[ok])
@@ -368,7 +378,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
     return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
-                       robustness=rob, prepost_r=prepost_r)
+                       evidence, other_scale, robustness=rob, prepost_r=prepost_r)
 
 
 def _bias(result):

@@ -93,8 +93,9 @@ def sensitivity(runs: list[AnalysisRun], *, level: float = LEVEL) -> pd.DataFram
 
 def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, rs=PREPOST_R_SWEEP,
                           level: float = LEVEL) -> pd.DataFrame:
-    """Every ``post_vs_pre`` analysis re-run (:func:`meta.run.run_analysis`) on the effect table
-    built with each assumed r of ``rs`` (:func:`meta.run.effect_table` with ``r=``).
+    """Every ``post_vs_pre`` analysis re-run (:func:`meta.run.run_analysis`, its original evidence
+    set) on the effect table built with each assumed r of ``rs`` (:func:`meta.run.effect_table`
+    with ``r=``).
 
     One row per analysis x r: ``analysis_id, r, declared_r`` (the analysis' own ``prepost_r``,
     NaN if none), ``k, n_r_assumed, n_r_derived`` (rows pooled with the assumed / their own
@@ -103,6 +104,7 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     sign), the primary ``verdict`` and ``holds_under`` of its robustness panel, and
     ``depends_on_r`` (True when the verdict differs between the values of r).
     """
+    from meta.evidence import ORIGINAL, evidence_sets
     from meta.run import effect_table, run_analysis
 
     directions = directions or {}
@@ -113,7 +115,9 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     for r in rs:
         table = effect_table(dataset, r=r)
         for a in pp:
-            run = run_analysis(table, a, level=level, direction=directions.get(a.analysis_id), prepost_r=r)
+            sets = evidence_sets(table, a)  # the original evidence set, as the runs of meta.reproduce
+            run = run_analysis(table, a, level=level, rows=sets[ORIGINAL].matched, evidence=ORIGINAL,
+                               other_scale=sets[ORIGINAL].other_scale, direction=directions.get(a.analysis_id), prepost_r=r)
             flags = run.rows["flags"].fillna("").astype(str) if run.k else pd.Series([], dtype=str)
             res, rob = run.result, run.robustness
             recs.append({

@@ -328,10 +328,9 @@ def _derived_r(row: Mapping) -> tuple[float | None, str]:
             if _has(row.get("se")):
                 se = _num(row, "se")
             else:
-                from scipy import stats
-
                 level = _num(row, "ci_level") if _has(row.get("ci_level")) else 0.95
-                se = (_num(row, "ci_high") - _num(row, "ci_low")) / (2 * stats.t.ppf((1 + level) / 2, n - 1))
+                # the paired t interval, n - 1 df (effects' t quantile: scipy.stats is not imported)
+                se = (_num(row, "ci_high") - _num(row, "ci_low")) / (2 * effects._t_ppf((1 + level) / 2, n - 1))
             r = effects.r_from_sd_change(sd_pre, sd_post, se * math.sqrt(n))
             how = "SD of change"
         elif _text(row.get("effect_size_type")) == "t" and _has(row.get("effect_size")):

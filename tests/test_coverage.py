@@ -153,9 +153,9 @@ def test_main_without_readme(tmp_path: Path, capsys):
 def test_bundled_readme_coverage_is_current(tmp_path: Path):
     """data/README.md's table is the tool's output for the bundled data, not a hand edit.
 
-    If this fails after a data change, run ``python -m meta.coverage`` and commit data/README.md.
+    If this fails after a data change, run ``make docs`` (``python -m meta docs``) and commit data/README.md.
     """
     copy = tmp_path / "README.md"
     shutil.copyfile(ROOT / "data" / "README.md", copy)
     rewritten = write_coverage(copy, coverage_table(data.load(ROOT / "data")))
-    assert not rewritten, "data/README.md coverage table is stale: run `python -m meta.coverage`"
+    assert not rewritten, "data/README.md coverage table is stale: run `make docs` (python -m meta docs) and commit it"

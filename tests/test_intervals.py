@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meta import confint as ci_mod
+from meta import _qprofile
 from meta.confint import ConfintResult, confint, q_profile
 from meta.pool import PoolResult, pool, pool_many, subgroups
 
@@ -239,7 +239,8 @@ def test_confint_rejects_fe_k1_and_results_without_data():
     with pytest.raises(ValueError, match="yi and vi"):
         confint(c["yi"])
     with pytest.raises(ValueError, match="level"):
-        confint(c["yi"], c["vi"], level=95)
+        confint(c["yi"], c["vi"], level=100)
+    assert confint(c["yi"], c["vi"], level=95) == confint(c["yi"], c["vi"], level=0.95)  # metafor's level=95
 
 
 def test_q_profile_upper_bound_at_search_limit_and_both_bounds_above():
@@ -248,7 +249,7 @@ def test_q_profile_upper_bound_at_search_limit_and_both_bounds_above():
     v = np.array([1e-4, 1e-4, 1e-4])
     lo, hi, ls, us, null, tmax = q_profile(y, v, tau2=0.0)
     assert (lo, hi, ls, us, null, tmax) == (100.0, 100.0, ">", ">", False, 100.0)
-    assert ci_mod._gen_q(y, v, 100.0) > 7.38  # chi2_{0.975, 2}
+    assert _qprofile._gen_q(y, v, 100.0) > 7.38  # chi2_{0.975, 2}
 
 
 # --------------------------------------------------------------------------- subgroups
@@ -301,3 +302,16 @@ def test_common_tau2_bad_options():
         subgroups(c["yi"], c["vi"], c["groups"], tau2="common", test="hksj")
     with pytest.raises(ValueError, match="more studies"):
         subgroups([0.1, 0.2], [0.1, 0.1], ["a", "b"], tau2="common")
+
+
+@pytest.mark.parametrize("method", ["ML", "HE", "HS", "SJ", "EB"])
+def test_confint_of_every_tau2_estimator_has_the_estimator_free_q_profile_bounds(method):
+    # Viechtbauer 2007: the Q-profile interval does not depend on the estimator; only the
+    # estimate column does (metafor confint(rma(method=)) prints the same bounds for every method)
+    c = CASES["bcg_logrr"]
+    ref = next(q for q in c["confint"] if q["method"] == "REML" and q["level"] == 0.95)
+    res = pool(c["yi"], c["vi"], method=method)
+    got = res.confint()
+    close(got.ci_low, ref["ci_low"], "ci_low", rtol=1e-8)
+    close(got.ci_high, ref["ci_high"], "ci_high", rtol=1e-8)
+    assert got.method == method and got.estimate[0] == res.tau2

@@ -224,7 +224,7 @@ def synthetic(tmp_path_factory):
 def test_end_to_end_matches_metafor(synthetic):
     """Row selection, unit of analysis and the pooled fit equal metafor rma() on the rows R chose (1e-9)."""
     ref, res, out = synthetic
-    pooled = pd.read_csv(out / "pooled.csv").set_index("analysis_id")
+    pooled = _original(pd.read_csv(out / "pooled.csv")).set_index("analysis_id")
     row = pooled.loc["cc_add"]
     assert row["studies"].split(";") == ref["used"]
     m = ref["variants"]["revman DL"]
@@ -241,7 +241,7 @@ def test_end_to_end_matches_metafor(synthetic):
 def test_sensitivity_variants_match_metafor(synthetic):
     """DL/REML/PM, RevMan vs ls SMDs and HKSJ each equal the corresponding metafor fit."""
     ref, res, out = synthetic
-    sens = pd.read_csv(out / "sensitivity.csv")
+    sens = _original(pd.read_csv(out / "sensitivity.csv"))
     sens = sens.loc[sens["analysis_id"] == "cc_add"].set_index("variant")
     for variant, m in ref["variants"].items():
         for c in ("estimate", "ci_low", "ci_high", "p", "tau2"):
@@ -258,13 +258,18 @@ def test_set_aside_and_small_k_are_reported(synthetic):
     gaps = md.split("## Gaps")[1]
     assert "`pro_add`" in gaps.split("### No usable data")[0]
     assert "`cc_flex`" in gaps.split("### No usable data")[1]
-    claims = pd.read_csv(out / "claims.csv").set_index("claim_id")
+    claims = _original(pd.read_csv(out / "claims.csv")).set_index("claim_id")
     assert claims.loc["c1", "verdict"] == "agrees"  # metafor: 0.45 [>0]
     assert claims.loc["c2", "verdict"] == "insufficient data"
     assert claims.loc["c3", "verdict"] == "insufficient data"
 
 
 # --------------------------------------------------------------------------- bundled data
+
+
+def _original(df: pd.DataFrame) -> pd.DataFrame:
+    """The original evidence set's rows of a results table (both sets: tests/test_living.py)."""
+    return df.loc[df["set"] == "original"].reset_index(drop=True)
 
 
 def _used(eff: pd.DataFrame, aid: str) -> pd.DataFrame:
@@ -291,7 +296,7 @@ def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
     from meta.pool import pool
 
     res, out = bundled
-    pooled = pd.read_csv(out / "pooled.csv")
+    pooled = _original(pd.read_csv(out / "pooled.csv"))
     eff = pd.read_csv(out / "effect_sizes.csv")
     assert len(eff) == len(pd.read_csv(DATA / "outcomes.csv"))  # every outcome row, usable or not
     analyses = {a.analysis_id: a for a in load_analyses(DATA)}
@@ -327,7 +332,7 @@ def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
 
 def test_bundled_every_analysis_reported_with_figures(bundled):
     res, out = bundled
-    pooled = pd.read_csv(out / "pooled.csv")
+    pooled = _original(pd.read_csv(out / "pooled.csv"))
     md = (out / "report.md").read_text()
     no_data = md.split("### No usable data")[1].split("###")[0]
     for _, row in pooled.iterrows():
@@ -353,14 +358,14 @@ def test_bundled_claims_one_line_each(bundled):
     for cid, line in zip(claims["claim_id"], lines):
         assert line.startswith(f"| {cid}: ")
         assert any(f"| {v} |" in line for v in claims_mod.VERDICTS)
-    table = pd.read_csv(out / "claims.csv")
+    table = _original(pd.read_csv(out / "claims.csv"))
     assert list(table["claim_id"]) == list(claims["claim_id"])
 
 
 def test_bundled_sensitivity_covers_every_pooled_analysis(bundled):
     res, out = bundled
-    pooled = pd.read_csv(out / "pooled.csv")
-    sens = pd.read_csv(out / "sensitivity.csv")
+    pooled = _original(pd.read_csv(out / "pooled.csv"))
+    sens = _original(pd.read_csv(out / "sensitivity.csv"))
     multi = set(pooled.loc[pooled["k"] >= 2, "analysis_id"])
     assert set(sens["analysis_id"]) == multi
     for aid in multi:
@@ -370,7 +375,7 @@ def test_bundled_sensitivity_covers_every_pooled_analysis(bundled):
         assert s.loc["primary", "estimate"] == pytest.approx(p["estimate"], rel=1e-12)
         # HKSJ changes the interval, not the DL estimate
         assert s.loc["revman DL HKSJ", "estimate"] == pytest.approx(s.loc["revman DL", "estimate"], rel=1e-12)
-    loo = pd.read_csv(out / "leave_one_out.csv")
+    loo = _original(pd.read_csv(out / "leave_one_out.csv"))
     assert set(loo["analysis_id"]) == multi
 
 
