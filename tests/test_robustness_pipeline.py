@@ -150,6 +150,12 @@ def piped(tmp_path_factory):
     return res, out, folder
 
 
+def _original(out: Path, name: str) -> pd.DataFrame:
+    """A results table, original evidence set only (the tables carry a set column: original / updated)."""
+    t = pd.read_csv(out / name)
+    return t.loc[t["set"] == "original"].drop(columns="set").reset_index(drop=True) if "set" in t else t
+
+
 def _used(out: Path, aid: str) -> pd.DataFrame:
     eff = pd.read_csv(out / "effect_sizes.csv")
     return eff.loc[eff["used_in"].fillna("").str.split(";").map(lambda ids: aid in ids)]
@@ -157,8 +163,8 @@ def _used(out: Path, aid: str) -> pd.DataFrame:
 
 def test_robustness_csv_one_row_per_analysis_and_method_equal_to_direct_fits(piped):
     res, out, _ = piped
-    rob = pd.read_csv(out / "robustness.csv")
-    pooled = pd.read_csv(out / "pooled.csv").set_index("analysis_id")
+    rob = _original(out, "robustness.csv")
+    pooled = _original(out, "pooled.csv").set_index("analysis_id")
     with_data = list(pooled.index[pooled["k"] >= 1])
     assert list(dict.fromkeys(rob["analysis_id"])) == with_data
     for aid, g in rob.groupby("analysis_id", sort=False):
@@ -193,8 +199,8 @@ class _nothing:
 
 def test_pooled_and_claims_say_under_how_many_methods_the_verdict_holds(piped):
     res, out, _ = piped
-    pooled = pd.read_csv(out / "pooled.csv").set_index("analysis_id")
-    rob = pd.read_csv(out / "robustness.csv")
+    pooled = _original(out, "pooled.csv").set_index("analysis_id")
+    rob = _original(out, "robustness.csv")
     for aid, g in rob.groupby("analysis_id"):
         assert pooled.loc[aid, "holds_under"] == g["holds_under"].iloc[0]
         assert bool(pooled.loc[aid, "fragile"]) == (g["verdict"].nunique() > 1)
@@ -202,8 +208,8 @@ def test_pooled_and_claims_say_under_how_many_methods_the_verdict_holds(piped):
     # cc_hip_internal_rotation_any: the common-effect CI excludes 0, the random-effects ones do not
     assert pooled.loc["cc_hip_internal_rotation_any", "holds_under"] == "4 of 5"
     assert bool(pooled.loc["cc_hip_internal_rotation_any", "fragile"])
-    claims = pd.read_csv(out / "claims.csv").set_index("claim_id")
-    c03 = res.claims.set_index("claim_id").loc["C03"]
+    claims = _original(out, "claims.csv").set_index("claim_id")
+    c03 = res.claims.loc[res.claims["set"] == "original"].set_index("claim_id").loc["C03"]
     run = {r.analysis.analysis_id: r for r in res.runs}["cc_hip_internal_rotation"]
     direct = robustness(run.yi, run.vi, direction=+1)  # C03 expects greater internal rotation in PFP
     assert claims.loc["C03", "holds_under"] == direct.holds_under == c03["holds_under"]
@@ -213,7 +219,7 @@ def test_pooled_and_claims_say_under_how_many_methods_the_verdict_holds(piped):
 
 def test_robustness_figures_for_every_analysis_with_data(piped):
     res, out, _ = piped
-    pooled = pd.read_csv(out / "pooled.csv")
+    pooled = _original(out, "pooled.csv")
     for _, row in pooled.iterrows():
         for ext in ("png", "svg", "pdf"):
             f = out / "figures" / f"{row['analysis_id']}_robustness.{ext}"
@@ -239,7 +245,7 @@ def test_report_names_the_primary_analysis_the_panel_and_each_verdicts_robustnes
 
 def test_small_study_tests_only_from_ten_studies_unless_lowered(piped):
     res, out, _ = piped
-    pooled = pd.read_csv(out / "pooled.csv").set_index("analysis_id")
+    pooled = _original(out, "pooled.csv").set_index("analysis_id")
     md = (out / "report.md").read_text()
     # k = 3, default threshold 10: no Egger, no trim-and-fill, no funnel plot (before: run from k = 3)
     assert pooled.loc["cc_hip_internal_rotation", "k"] == 3
