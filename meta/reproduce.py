@@ -96,10 +96,14 @@ class ReproduceResult:
         return pd.concat([r.to_frame() for r in runs], ignore_index=True)
 
     def summary(self) -> str:
-        n = {s: sum(r.status == s for r in self.runs) for s in ("pooled", "single_study", "no_data")}
+        def counts(runs) -> str:
+            n = {s: sum(r.status == s for r in runs) for s in ("pooled", "single_study", "no_data")}
+            return f"{n['pooled']} pooled, {n['single_study']} single-study, {n['no_data']} with no usable data"
+
+        upd = f" (updated set: {counts(self.updated)})" if self.updated else ""
         return (
-            f"{len(self.runs)} analyses: {n['pooled']} pooled, {n['single_study']} single-study, "
-            f"{n['no_data']} with no usable data; {len(self.effects)} outcome rows; {self.elapsed:.1f} s"
+            f"{len(self.runs)} analyses: {counts(self.runs)}{upd}; {len(self.effects)} outcome rows; "
+            f"{self.elapsed:.1f} s"
         )
 
 
