@@ -30,7 +30,8 @@ FUNNEL_MIN_K = SMALL_STUDY_MIN_K
 
 def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf"), dpi: int = 300,
                  funnel_min_k: int | None = None) -> tuple[str, ...]:
-    """Forest and robustness plots for every analysis with k >= 1; funnel plot where k >=
+    """Forest plot for every analysis with k >= 1, robustness plot for every pooled one (k >= 2);
+    funnel plot where k >=
     ``funnel_min_k`` (default the analysis' own ``bias_min_k``).
 
     Returns the written paths relative to the results folder.
@@ -52,8 +53,8 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     fig = forest(run.result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
     written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
-    if run.robustness is not None:
-        rtitle = f"{a.title}: verdict under each method" if run.k >= 2 else f"{a.title} (single study, not pooled)"
+    if run.robustness is not None and run.k >= 2:  # a single study is not pooled: its panel stays a table
+        rtitle = f"{a.title}: verdict under each method"
         fig = robustness_plot(run.robustness, title=rtitle, favours=(a.favours_left, a.favours_right))
         written += save(fig, fig_dir / f"{a.analysis_id}_robustness", formats=formats, dpi=dpi)
     if funnel_min_k is None:

@@ -15,6 +15,7 @@ Computes and draws; writing the folder is :mod:`meta.outputs`' job, printing :mo
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +42,16 @@ def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
     """``{"original": AnalysisRun, "updated": AnalysisRun}``: ``run_analysis(table, analysis,
     rows=<the set's matched rows>, evidence=<set>, other_scale=<rows on another scale>, **kw)``."""
     sets = evidence_sets(table, analysis)
-    return {name: run_analysis(table, analysis, rows=sets[name].matched, evidence=name,
-                               other_scale=sets[name].other_scale, **kw) for name in SETS}
+    first = sets[ORIGINAL]
+    runs = {}
+    for name in SETS:  # ORIGINAL first
+        s = sets[name]
+        same_rows = s.matched.index.equals(first.matched.index) and s.other_scale.index.equals(first.other_scale.index)
+        if name != ORIGINAL and same_rows:  # no newer study matched: the same rows give the same (deterministic) run
+            runs[name] = dataclasses.replace(runs[ORIGINAL], evidence=name)
+        else:
+            runs[name] = run_analysis(table, analysis, rows=s.matched, evidence=name, other_scale=s.other_scale, **kw)
+    return runs
 
 
 def _years(rows: pd.DataFrame) -> np.ndarray | None:

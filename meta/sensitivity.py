@@ -14,6 +14,8 @@ their derived r), so the report can show where a verdict depends on r (Cochrane 
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -112,8 +114,11 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     if not pp:
         return pd.DataFrame(columns=PREPOST_COLUMNS)
     recs = []
+    # only post_vs_pre rows depend on r: the sweep rebuilds their effect sizes alone (same rows, same numbers)
+    comparison = dataset.outcomes["comparison"].astype("string").fillna("")
+    pre_post = dataclasses.replace(dataset, outcomes=dataset.outcomes.loc[comparison == "post_vs_pre"])
     for r in rs:
-        table = effect_table(dataset, r=r)
+        table = effect_table(pre_post, r=r)
         for a in pp:
             sets = evidence_sets(table, a)  # the original evidence set, as the runs of meta.reproduce
             run = run_analysis(table, a, level=level, rows=sets[ORIGINAL].matched, evidence=ORIGINAL,
