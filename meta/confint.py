@@ -1,34 +1,8 @@
-"""Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor 3.8.1
-``confint()`` on an ``rma.uni`` fit, ``type="QP"``).
-
-Viechtbauer (2007), Stat Med 26:37-52: the generalised Q statistic
-
-    ``Q(tau2) = sum(w (y - est)^2)``, ``w = 1 / (v + tau2)``, ``est = sum(w y) / sum(w)``
-
-follows a chi-square distribution with ``k - 1`` df at the true tau2 and
-decreases in tau2, so the CI holds the tau2 with
-``chi2_{alpha/2} <= Q(tau2) <= chi2_{1-alpha/2}``: the lower bound solves
-``Q(tau2) = chi2_{1-alpha/2, k-1}``, the upper bound
-``Q(tau2) = chi2_{alpha/2, k-1}``.  The interval does not depend on the
-estimator of tau2 (only the estimate in the first column does).
-
-Bounds as metafor's ``confint.rma.uni`` (search interval
-``[0, tau2_max]``, ``tau2_max = max(100, 10 tau2)``):
-
-* ``Q(0) < chi2_{alpha/2}``: both bounds 0 (shown ``<0``), the CI is the
-  null/empty set (``ci_null``);
-* ``Q(0) < chi2_{1-alpha/2}``: lower bound 0;
-* ``Q(tau2_max) > chi2_{alpha/2}``: upper bound ``tau2_max`` (shown
-  ``>100``); if even ``Q(tau2_max) > chi2_{1-alpha/2}``, both bounds are
-  ``tau2_max``.
-
-tau bounds are the square roots; I2 and H2 bounds follow from the tau2
-bounds through the typical within-study variance
-``s2 = (k-1) sum(w0) / (sum(w0)^2 - sum(w0^2))``, ``w0 = 1/v`` (Higgins &
-Thompson 2002; metafor's ``vt``): ``I2 = 100 tau2 / (s2 + tau2)``,
-``H2 = tau2 / s2 + 1``.  Roots by :func:`scipy.optimize.brentq` to machine
-precision (metafor's ``uniroot`` default tolerance is ``eps^0.25``; the
-tests run it with ``control = list(tol = 1e-12)``).
+"""Q-profile confidence intervals for tau2, tau, I2 and H2 (metafor 3.8.1 ``confint()`` on an
+``rma.uni`` fit, ``type="QP"``; Viechtbauer 2007, Stat Med 26:37-52): :func:`confint` takes a
+:class:`meta.pool.PoolResult` or ``yi, vi``. The method, the bounds' rules and the root finding
+are documented in :mod:`meta._qprofile`, which computes them (below :mod:`meta.pool`, so that
+``PoolResult.confint()`` needs no import from above).
 """
 
 from __future__ import annotations

@@ -264,6 +264,17 @@ def _match_rows(studies: pd.DataFrame, label: str, yi: np.ndarray, vi: np.ndarra
     return pos
 
 
+def value_axis(ax, x0: float, x1: float, fontsize: float) -> None:
+    """The effect-size axis of every plot of this package (forest, robustness, cumulative): limits
+    ``x0..x1``, only the bottom spine (0.6 pt), no y ticks, x ticks at ``fontsize``."""
+    ax.set_xlim(x0, x1)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    ax.spines["bottom"].set_linewidth(0.6)
+    ax.set_yticks([])
+    ax.tick_params(axis="x", labelsize=fontsize, width=0.6, length=3.5, pad=3.5)
+
+
 def _nice_limit(x: float) -> float:
     """Smallest of 1, 2, 3, 4, 6, 8, 10 (x 10^e) that is >= x."""
     if not np.isfinite(x) or x <= 0:
@@ -513,7 +524,6 @@ def forest(
 
     rows: list[_Row] = []
     all_idx = np.ones(len(studies), dtype=bool)
-    diamonds_sub: list[tuple[int, Any]] = []
     if is_sub:
         gcol = studies[subgroup]
         order = list(dict.fromkeys(gcol.tolist()))
@@ -563,7 +573,7 @@ def forest(
         plot_w = W - plot_x0 - margin - 0.06
         if plot_w >= min_plot:
             break
-    tw, widths, col_left, cols, headers2 = lay["tw"], lay["widths"], lay["col_left"], lay["cols"], lay["headers2"]
+    widths, col_left, cols, headers2 = lay["widths"], lay["col_left"], lay["cols"], lay["headers2"]
     if plot_w < min_plot:
         plot_w = min_plot
         new_w = plot_x0 + plot_w + margin + 0.06
@@ -664,12 +674,7 @@ def forest(
     x0, x1 = float(xlim[0]), float(xlim[1])
     if not x0 < x1:
         raise ValueError(f"forest: xlim must be (low, high) with low < high, got {xlim}")
-    ax.set_xlim(x0, x1)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.spines["bottom"].set_linewidth(0.6)
-    ax.set_yticks([])
-    ax.tick_params(axis="x", labelsize=fontsize, width=0.6, length=3.5, pad=3.5)
+    value_axis(ax, x0, x1, fontsize)
     ax.patch.set_alpha(0)
     if x0 < null < x1:
         nl = ax.axvline(null, color="black", linewidth=0.6, zorder=1)

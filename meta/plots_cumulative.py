@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from meta.plots import CM, MINUS, _auto_xlim, _ci_text, _text_width
+from meta.plots import CM, MINUS, _auto_xlim, _ci_text, _text_width, value_axis
 from meta.plots_style import fixed_style
 
 __all__ = ["cumulative_forest", "step_labels"]
@@ -107,12 +107,7 @@ def cumulative_forest(
     ax.set_ylim(n + 0.5, 0.5)
     x0, x1 = _auto_xlim(list(est), list(lo) + list(hi), null)
     x0, x1 = min(x0, float(np.nanmin(lo))), max(x1, float(np.nanmax(hi)))
-    ax.set_xlim(x0, x1)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.spines["bottom"].set_linewidth(0.6)
-    ax.set_yticks([])
-    ax.tick_params(axis="x", labelsize=fontsize, width=0.6, length=3.5, pad=3.5)
+    value_axis(ax, x0, x1, fontsize)
     ax.axvline(null, color="black", linewidth=0.6, zorder=1)
     ax.set_xlabel("")
 

@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import offset_copy
 
-from meta.plots import CM, MINUS, _nice_limit, _text_width, _wrap
+from meta.plots import CM, MINUS, _nice_limit, _text_width, _wrap, value_axis
 from meta.plots_style import fixed_style
 
 __all__ = ["robustness_plot"]
@@ -229,12 +229,7 @@ def robustness_plot(
     x0, x1 = (float(xlim[0]), float(xlim[1])) if xlim is not None else _xlim(rows)
     if not x0 < x1:
         raise ValueError(f"robustness_plot: xlim must be (low, high) with low < high, got {xlim}")
-    ax.set_xlim(x0, x1)
-    for side in ("left", "right", "top"):
-        ax.spines[side].set_visible(False)
-    ax.spines["bottom"].set_linewidth(0.6)
-    ax.set_yticks([])
-    ax.tick_params(axis="x", labelsize=fs, width=0.6, length=3.5, pad=3.5)
+    value_axis(ax, x0, x1, fs)
     ax.patch.set_alpha(0)
     if x0 < 0 < x1:
         ax.axvline(0.0, color="black", linewidth=0.6, zorder=1).set_gid("null-line")

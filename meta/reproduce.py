@@ -108,13 +108,8 @@ class ReproduceResult:
 
 
 def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd.DataFrame:
-    used: dict[int, list[str]] = {}
-    aside: dict[int, list[str]] = {}
-    for r in runs:
-        for rid in r.rows["outcomes_row"]:
-            used.setdefault(int(rid), []).append(r.analysis.analysis_id)
-        for rid in r.set_aside["outcomes_row"]:
-            aside.setdefault(int(rid), []).append(r.analysis.analysis_id)
+    """``effect_sizes.csv``: the effect table without the bibliography, with the analyses that pool
+    or set aside each row in each evidence set (``used_in``, ``used_in_updated``, ...)."""
     keep = [c for c in table.columns if c not in STUDY_TEXT_COLUMNS]
     out = table[keep].copy()
     # a row pooled with an analysis' assumed pre-post r (analyses.csv prepost_r) has no SMD in the
@@ -129,9 +124,7 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd
             if j is not None and not np.isfinite(pd.to_numeric(out["yi"].iloc[j], errors="coerce")):
                 for c in cols:
                     out.iloc[j, out.columns.get_loc(c)] = row[c]
-    out["used_in"] = [";".join(used.get(int(i), [])) for i in out["outcomes_row"]]
-    out["set_aside_in"] = [";".join(aside.get(int(i), [])) for i in out["outcomes_row"]]
-    return used_in_columns(out, updated, "_updated")
+    return used_in_columns(used_in_columns(out, runs, ""), updated, "_updated")
 
 
 def _claims_both(claims, runs, updated) -> pd.DataFrame:

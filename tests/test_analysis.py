@@ -4,12 +4,12 @@ cell changed, asserting file, spreadsheet row and column of the problem."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
 from meta import analysis, reproduce
 from meta.analysis import AnalysesError, load_analyses
@@ -22,20 +22,10 @@ FILE = "analyses.csv"
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    dst = tmp_path / "data"
-    shutil.copytree(BUNDLED, dst)
-    return dst
+def folder(bundled_copy: Path) -> Path:
+    return bundled_copy
 
 
-def _rows(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
-
-
-def _write(path: Path, rows) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
 def edit(folder: Path, row: int, column: str, value: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from meta import coverage, data
+from meta import data
 from meta.cli import coverage_main
 from meta.coverage import END, NO_NUMBERS, START, coverage_table, to_markdown, write_coverage
 

@@ -6,14 +6,13 @@ changed, asserting the exact file, spreadsheet row and column of the problem.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
 from meta import data
 from meta.cli import main
@@ -35,14 +34,6 @@ def folder(tmp_path: Path) -> Path:
     return dst
 
 
-def _rows(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
-
-
-def _write(path: Path, rows: list[list[str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
 def edit(folder: Path, file: str, row: int, column: str, value: str) -> None:

@@ -4,7 +4,6 @@ and leaves the bundled data untouched."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,7 @@ def test_notebook_is_committed_without_outputs():
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_notebook_runs_in_a_fresh_kernel(tmp_path, monkeypatch):
-    import json
-
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    # A kernelspec "python3" that runs *this* interpreter, found first on JUPYTER_PATH, so the
-    # test works on a fresh machine and never picks up a user-level python3 kernel from elsewhere.
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (meta venv)",
-        "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+def test_notebook_runs_in_a_fresh_kernel(tmp_path, this_python_kernel):
 
     before = _fingerprint(ROOT / "data")
     nb = nbformat.read(NOTEBOOK, as_version=4)

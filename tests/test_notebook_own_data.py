@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -41,22 +40,6 @@ def _numbers(x):
         yield x
 
 
-def _python3_kernel(tmp_path, monkeypatch):
-    """A kernelspec "python3" running *this* interpreter, first on JUPYTER_PATH (as in
-    tests/test_notebook.py), so a user-level python3 kernel elsewhere is never picked up."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (meta venv)",
-        "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
-
-
 def test_own_data_notebook_is_committed_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -85,8 +68,7 @@ def test_own_data_csv_is_dat_normand1999():
     assert len(dat) == 9 and dat["study"].tolist() == list(range(1, 10))
 
 
-def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(tmp_path, monkeypatch):
-    _python3_kernel(tmp_path, monkeypatch)
+def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(tmp_path, monkeypatch, this_python_kernel):
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))  # tempfile.mkdtemp in the kernel writes here

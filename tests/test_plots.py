@@ -12,7 +12,6 @@ import dataclasses
 import functools
 import json
 import struct
-import warnings
 from pathlib import Path
 
 import matplotlib

@@ -8,11 +8,11 @@ from k = 3, no prepost_r columns, no r sweep).
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
 import pytest
+from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
 from meta import analysis
 
@@ -22,20 +22,10 @@ FILE = "analyses.csv"
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    dst = tmp_path / "data"
-    shutil.copytree(BUNDLED, dst)
-    return dst
+def folder(bundled_copy: Path) -> Path:
+    return bundled_copy
 
 
-def _rows(path: Path) -> list[list[str]]:
-    with open(path, newline="", encoding="utf-8") as fh:
-        return list(csv.reader(fh))
-
-
-def _write(path: Path, rows) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh, lineterminator="\n").writerows(rows)
 
 
 def set_cells(folder: Path, analysis_id: str, **cells: str) -> int:

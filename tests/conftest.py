@@ -1,0 +1,37 @@
+"""Fixtures shared by several test files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+BUNDLED = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture
+def bundled_copy(tmp_path: Path) -> Path:
+    """A copy of the bundled data/ folder in tmp_path, free to edit."""
+    dst = tmp_path / "data"
+    shutil.copytree(BUNDLED, dst)
+    return dst
+
+
+@pytest.fixture
+def this_python_kernel(tmp_path: Path, monkeypatch) -> None:
+    """A kernelspec "python3" that runs *this* interpreter, found first on JUPYTER_PATH, so notebook
+    tests work on a fresh machine and never pick up a user-level python3 kernel from elsewhere."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
+    spec_dir.mkdir(parents=True)
+    (spec_dir / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (meta venv)",
+        "language": "python",
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
