@@ -93,6 +93,8 @@ TAU_PRIORS = ("halfnormal", "halfcauchy")
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(16)
 _CUT = 40.0  # the tau integrand is cut where it is below e^-40 of its peak
 _PANEL_TOL = 1e-13  # panel vs its two halves, relative to the total
+_WORST_TOL = 1e-9  # coarsest panel check accepted (every reported quantity stays within 1e-6)
+_MAX_PANELS = 4096  # panels still to refine at once; beyond, the posterior cannot be integrated to _PANEL_TOL
 _MAX_ROUNDS = 40
 _PANEL_WIDTH = 2.0  # initial panels: 2 units of log(tau) (the mixture CDFs vary on a scale of ~1 there)
 _TAIL_START = 8.0  # half-Cauchy: panels in 1/tau beyond e^8 times the largest scale of the problem
@@ -103,6 +105,14 @@ _GRID = 401  # points of mu_grid / tau_grid
 
 
 # --------------------------------------------------------------------------- input
+
+
+_NOT_INTEGRABLE = (
+    "bayes_pool: the posterior of tau cannot be integrated to the stated accuracy: the "
+    "effects are so far apart, relative to their variances, that the likelihood lies far in the "
+    "tail of the tau prior and its log is lost to rounding; check yi and vi (their scale and units), "
+    "or use a tau prior whose tau_scale matches the spread of the effects"
+)
 
 
 def _check_inputs(yi, vi, tau_prior, tau_scale, mu_prior, level):
@@ -155,6 +165,7 @@ class _Posterior:
         self.tau_sd_ok = not heavy or b >= 2
         self.mu_mean_ok = not self.uniform_mu or self.tau_mean_ok
         self.mu_sd_ok = not self.uniform_mu or self.tau_sd_ok
+        self._i_mean = 1 + self.tau_mean_ok + self.tau_sd_ok  # column of f * mu_hat in _moments
         self._quadrature()
 
     # closed forms ---------------------------------------------------------
@@ -169,6 +180,15 @@ class _Posterior:
         q = (w * (self.y[None, :] - mh[:, None]) ** 2).sum(axis=1) + self.w0 * (self.m0 - mh) ** 2
         loglik = -0.5 * np.log(s2).sum(axis=1) + 0.5 * np.log(V) - 0.5 * q
         return self.log_prior(tau) + loglik, mh, V
+
+    def _log_magnitude(self, tau: float) -> float:
+        """Size of the terms summed into log p(tau) + log p(y | tau) at ``tau`` (for the rounding bound)."""
+        t = np.array([tau])
+        s2 = self.v + tau * tau
+        _, mh, _ = self.terms(t)
+        q = (self.y - mh[0]) ** 2 / s2
+        return float(abs(self.log_prior(t)[0]) + 0.5 * np.abs(np.log(s2)).sum() + 0.5 * q.sum()
+                     + 0.5 * self.w0 * (self.m0 - mh[0]) ** 2)
 
     def log_prior(self, tau):
         u = tau / self.s
@@ -227,6 +247,12 @@ class _Posterior:
         lp, _, _ = self.terms(np.exp(zc))
         g = lp + zc
         self.g0 = float(g.max())
+        # the log integrand is a sum of terms of size `mag` at its peak, so exp() of it carries a
+        # relative rounding error of ~eps * mag: no panel can be checked more finely than that
+        mag = self._log_magnitude(np.exp(zc[int(np.argmax(g))]))
+        tol = max(_PANEL_TOL, 4.0 * np.finfo(float).eps * mag)
+        if tol > _WORST_TOL:
+            raise ValueError(_NOT_INTEGRABLE)
         if heavy:
             z_hi = z_top
         else:
@@ -258,19 +284,26 @@ class _Posterior:
             cols = self._moments(f, tau, mh, V)
             whole = np.einsum("pn,pnc->pc", ww, cols[:, :n])
             fine = np.einsum("pn,pnc->pc", wh, cols[:, n : 2 * n]) + np.einsum("pn,pnc->pc", wh, cols[:, 2 * n :])
-            tot = np.abs(fine).sum(axis=0) + acc_tot
+            # each column's error is judged against its size: |column|, except the mean of mu, judged
+            # against f (|mu_hat| + sd), the posterior's own scale (a mean near 0 is rounding noise)
+            size = np.abs(cols)
+            size[..., self._i_mean] = f * (np.abs(mh) + np.sqrt(V))
+            size_fine = np.einsum("pn,pnc->pc", wh, size[:, n : 2 * n]) + np.einsum("pn,pnc->pc", wh, size[:, 2 * n :])
+            tot = size_fine.sum(axis=0) + acc_tot
             err = (np.abs(whole - fine) / np.where(tot > 0, tot, 1.0)).max(axis=1)
-            ok = err <= _PANEL_TOL
+            ok = err <= tol
             # an accepted panel keeps its own 16 nodes (the halves only estimated its error)
             done.append((kd[ok], a[ok], b[ok], *(t[ok][:, :n] for t in (f, tau, mh, V)), ww[ok]))
-            acc_tot = acc_tot + np.abs(whole[ok]).sum(axis=0)
+            acc_tot = acc_tot + np.einsum("pn,pnc->pc", ww[ok], size[ok][:, :n]).sum(axis=0)
             if ok.all():
                 break
+            if 2 * int((~ok).sum()) > _MAX_PANELS:
+                raise ValueError(_NOT_INTEGRABLE)
             todo_k = np.concatenate([kd[~ok], kd[~ok]])
             todo_a = np.concatenate([a[~ok], mid[~ok]])
             todo_b = np.concatenate([mid[~ok], b[~ok]])
         else:  # pragma: no cover - the integrand is smooth; never reached in tests
-            raise RuntimeError("bayes_pool: tau quadrature did not converge")
+            raise ValueError(_NOT_INTEGRABLE)
         kd, a, b, f, tau, mh, V, w = (np.concatenate([d[i] for d in done]) for i in range(8))
         lo = np.where(kd == _LIN, a, np.where(kd == _LOG, np.exp(a), 1.0 / np.where(kd == _INV, b, 1.0)))
         order = np.argsort(lo, kind="stable")

@@ -313,3 +313,28 @@ def test_sensitivity_is_a_tidy_rerun():
     assert (df.groupby("tau_prior")["tau_median"].apply(lambda s: s.is_monotonic_increasing)).all()
     with pytest.raises(ValueError, match="tau_scale must be"):
         bayes_sensitivity(Y3, V3, tau_scales=(0.5, -1))
+
+
+# --------------------------------------------------------------------------- data far from the prior
+
+
+def test_effects_far_apart_for_the_prior_still_match_scipy_quad():
+    """+-1000 with variances 0.01 under HN(0.5): the likelihood sits far in the prior's tail and the
+    posterior mean of mu is rounding noise around 0; before, the panel refinement chased that noise
+    until memory ran out. Now P(tau <= median), E[tau] and P(theta_new <= c) match scipy quad."""
+    y, v = [1000.0, -1000.0], [0.01, 0.01]
+    r = bayes_pool(y, v)
+    expect = _quad_posterior(y, v, "halfnormal", 0.5, None)
+    Z = expect(lambda t, m, V: 1.0)
+    assert expect(lambda t, m, V: 1.0, upto=r.tau_median) / Z == pytest.approx(0.5, abs=1e-9)
+    assert r.tau_mean == pytest.approx(expect(lambda t, m, V: t) / Z, rel=1e-9)
+    c = 20.0
+    assert r.pred_cdf(c) == pytest.approx(expect(lambda t, m, V: special.ndtr((c - m) / math.sqrt(V + t * t))) / Z, abs=1e-9)
+    assert abs(r.mu_median) < 1e-9 * r.mu_sd  # symmetric data: the median is 0 up to rounding
+
+
+def test_hopeless_conflict_with_the_prior_is_a_clear_error_not_a_memory_blowup():
+    # +-1e6 with variances 1e-8: log-likelihood terms of ~1e20, so exp() of their sum has no
+    # significant digit left; a ValueError that says so, at once
+    with pytest.raises(ValueError, match="cannot be integrated to the stated accuracy"):
+        bayes_pool([1e6, -1e6], [1e-8, 1e-8])
