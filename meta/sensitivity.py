@@ -114,9 +114,13 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     if not pp:
         return pd.DataFrame(columns=PREPOST_COLUMNS)
     recs = []
-    # only post_vs_pre rows depend on r: the sweep rebuilds their effect sizes alone (same rows, same numbers)
+    # only the post_vs_pre rows of these analyses' outcomes can enter them: the sweep rebuilds their
+    # effect sizes alone (the same rows get the same numbers as in the full table)
     comparison = dataset.outcomes["comparison"].astype("string").fillna("")
-    pre_post = dataclasses.replace(dataset, outcomes=dataset.outcomes.loc[comparison == "post_vs_pre"])
+    outcome = dataset.outcomes["outcome"].astype("string").fillna("")
+    wanted = {o for a in pp for o in a.outcomes}
+    rows = (comparison == "post_vs_pre") & outcome.isin(wanted)
+    pre_post = dataclasses.replace(dataset, outcomes=dataset.outcomes.loc[rows])
     for r in rs:
         table = effect_table(pre_post, r=r)
         for a in pp:
