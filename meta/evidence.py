@@ -28,7 +28,7 @@ This module selects rows; it does not pool (see :mod:`meta.pool`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -80,13 +80,20 @@ def _text(series: pd.Series) -> pd.Series:
     return series.astype("string").fillna("").str.strip()
 
 
-def _mask(table: pd.DataFrame, analysis: Analysis, filters: tuple[Filter, ...]) -> pd.Series:
+def _hits(table: pd.DataFrame, analysis: Analysis, f: Filter) -> pd.Series:
+    """Rows that pass one filter of ``analysis``."""
+    if f.key not in table.columns:
+        raise KeyError(f"filter key {f.key!r} of analysis {analysis.analysis_id} is not a column")
+    hit = _text(table[f.key]).isin(f.values)
+    return ~hit if f.negate else hit
+
+
+def _mask(table: pd.DataFrame, analysis: Analysis, filters: tuple[Filter, ...], hits=None) -> pd.Series:
+    """Rows with the analysis' outcome and comparison that pass every filter of ``filters``
+    (``hits``: filter -> rows passing it, computed once for both sets)."""
     keep = table["outcome"].isin(analysis.outcomes) & (table["comparison"] == analysis.comparison)
     for f in filters:
-        if f.key not in table.columns:
-            raise KeyError(f"filter key {f.key!r} of analysis {analysis.analysis_id} is not a column")
-        hit = _text(table[f.key]).isin(f.values)
-        keep &= ~hit if f.negate else hit
+        keep &= hits[f] if hits is not None else _hits(table, analysis, f)
     return keep.fillna(False).astype(bool)
 
 
@@ -105,18 +112,17 @@ def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, Evidence
     unit-of-analysis rule and ties in a cumulative analysis see them as in ``outcomes.csv``.
     """
     rs = _review_set(table)
-    original = _mask(table, analysis, analysis.effective_filters) & (rs == DEFAULT_REVIEW_SET)
-    update = _mask(table, analysis, analysis.filters) & (rs == UPDATE_REVIEW_SET)
+    hits = {f: _hits(table, analysis, f) for f in analysis.effective_filters}
+    original = _mask(table, analysis, analysis.effective_filters, hits) & (rs == DEFAULT_REVIEW_SET)
+    update = _mask(table, analysis, analysis.filters, hits) & (rs == UPDATE_REVIEW_SET)
     scale = analysis_scale(analysis)
     es = _text(table["es_scale"]) if "es_scale" in table.columns else pd.Series("", index=table.index)
     on_scale = (es == "") | (es == scale)
-    out = {}
-    for name, rows in ((ORIGINAL, original), (UPDATED, original | update)):
-        out[name] = EvidenceSet(
-            name=name,
-            scale=scale,
-            matched=table.loc[rows & on_scale],
-            other_scale=table.loc[rows & ~on_scale],
-            added=table.loc[rows & on_scale & update] if name == UPDATED else table.iloc[0:0],
-        )
-    return out
+    first = EvidenceSet(name=ORIGINAL, scale=scale, matched=table.loc[original & on_scale],
+                        other_scale=table.loc[original & ~on_scale], added=table.iloc[0:0])
+    if not update.any():  # no newer study matches: the updated set holds the same rows
+        return {ORIGINAL: first, UPDATED: replace(first, name=UPDATED)}
+    rows = original | update
+    return {ORIGINAL: first, UPDATED: EvidenceSet(
+        name=UPDATED, scale=scale, matched=table.loc[rows & on_scale],
+        other_scale=table.loc[rows & ~on_scale], added=table.loc[rows & on_scale & update])}
