@@ -13,6 +13,9 @@ traceback.  Checked, row by row:
   one (``study_id`` values: a study of ``studies.csv``);
 * ``smd_convention``: :data:`CONVENTIONS` (empty = ``revman``);
 * ``method``: :data:`METHODS`, case-insensitive (empty = ``DL``);
+* ``es_scale`` (optional): the scale the analysis pools, :data:`ES_SCALES` (``raw_sd``: SMDs
+  standardised by a raw-score SD; ``change_sd``: d_z, standardised by the SD of change); empty =
+  the default of its comparison (:data:`meta.evidence.SCALES`);
 * ``claim_ids``: ``;``-separated ids of ``review_claims.csv``;
 * ``small_study_min_k`` (optional): a whole number >= 3; empty = :data:`SMALL_STUDY_MIN_K` (10:
   funnel plots, Egger's test and trim-and-fill need at least 10 studies, Sterne et al. 2011,
@@ -55,6 +58,7 @@ __all__ = [
     "ANALYSES_COLUMNS",
     "CONVENTIONS",
     "METHODS",
+    "ES_SCALES",
     "DEFAULT_REVIEW_MATCH",
     "SMALL_STUDY_MIN_K",
 ]
@@ -65,6 +69,9 @@ CONVENTIONS = ("revman", "ls")
 #: tau2 estimators an analysis may name: meta._estimators.METHODS itself (metafor's aliases EE/CE
 #: for FE are accepted too and read as FE)
 METHODS = _POOL_METHODS
+#: scales an analysis may declare (column es_scale; the es_scale values of meta.study_effects that
+#: can be pooled -- ``unstated`` cannot)
+ES_SCALES = ("raw_sd", "change_sd")
 #: review_match values an analysis uses unless its filters name review_match (also the studies
 #: meta.coverage lists)
 DEFAULT_REVIEW_MATCH = ("likely", "possible")
@@ -144,6 +151,7 @@ class Analysis:
     small_study_min_k: int | None = None  # None: SMALL_STUDY_MIN_K
     prepost_r: float | None = None  # assumed pre-post r for post_vs_pre rows that give none
     prepost_r_source: str = ""
+    es_scale: str = ""  # declared scale (ES_SCALES); empty = the comparison's default
 
     @property
     def bias_min_k(self) -> int:
@@ -236,6 +244,10 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
         if method is None:
             add("method", f"must be one of {', '.join(METHODS)} (any case; {'/'.join(_METHOD_ALIASES)} = FE; "
                 "empty = DL)", c["method"])
+        scale = (c.get("es_scale") or "").strip()
+        if scale and scale not in ES_SCALES:
+            add("es_scale", f"must be one of {', '.join(ES_SCALES)} (empty = the default scale of the "
+                "comparison)" + _data._suggest(scale, ES_SCALES), scale)
         try:
             filters = parse_filters(c["filters"])
         except ValueError as e:
@@ -277,6 +289,7 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
             small_study_min_k=min_k,
             prepost_r=r,
             prepost_r_source=r_source,
+            es_scale=scale,
         )
         if merged is not None:
             empty = _filter_matching_nothing(a, merged)

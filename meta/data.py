@@ -199,6 +199,7 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         # optional (meta.analysis checks them): small-study tests below k = 10, an assumed pre-post r
         _c("small_study_min_k", "int", header=False, minimum=3), _c("prepost_r", "number", header=False),
         _c("prepost_r_source", header=False),
+        _c("es_scale", header=False),  # the scale pooled (meta.analysis.ES_SCALES); empty = the comparison's
     ),
     PUBLISHED_POOLED_FILE: (
         _c("source_id", cell=True), _c("source_citation", cell=True), _c("doi", "doi"),

@@ -14,7 +14,8 @@
   pass the analysis' declared filters.
 
 Scales are never mixed (``es_scale`` of :mod:`meta.study_effects`): an analysis is pooled on
-one scale, :data:`SCALES` by comparison, in both sets. Rows whose SMD is on another scale are
+one scale in both sets, the one it declares (``analyses.csv`` column ``es_scale``) or else
+:data:`SCALES` by comparison. Rows whose SMD is on another scale are
 kept apart (``EvidenceSet.other_scale``) and reported, never pooled. Choice for ``post_vs_pre``:
 ``raw_sd``, the scale of the review's own pre/post SMDs (RevMan: pre and post means with their
 SDs, i.e. standardised by a raw-score SD) and of our ``paired`` route (metafor SMCR, pre-test
@@ -72,8 +73,9 @@ class EvidenceSet:
 
 
 def analysis_scale(analysis: Analysis) -> str:
-    """The es_scale an analysis is pooled on (:data:`SCALES`; ``raw_sd`` for a comparison not listed)."""
-    return SCALES.get(analysis.comparison, "raw_sd")
+    """The es_scale an analysis is pooled on: its declared ``es_scale`` (``analyses.csv``), else
+    :data:`SCALES` by comparison (``raw_sd`` for a comparison not listed)."""
+    return getattr(analysis, "es_scale", "") or SCALES.get(analysis.comparison, "raw_sd")
 
 
 def _text(series: pd.Series) -> pd.Series:

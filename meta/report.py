@@ -291,6 +291,9 @@ def _run_section(run) -> str:
         f"Outcome {md_code('|'.join(a.outcomes))}, comparison {md_code(a.comparison)}, filters {md_code(filt) or 'none'}, "
         f"SMD convention {md_code(a.smd_convention)}. {md_text(a.favours_left)} <- 0 -> {md_text(a.favours_right)}.\n"
     )
+    if getattr(a, "es_scale", ""):
+        out.append(f"Scale {md_code(a.es_scale)} (declared in `analyses.csv` column `es_scale`): only SMDs on this "
+                   "scale are pooled; rows on another scale are listed apart.\n")
     if a.notes:
         out.append(f"Note: {md_text(a.notes)}\n")
     if run.k == 0:
@@ -668,15 +671,21 @@ def analysis_update_md(res, run, updated) -> str:
 
 def overview(res) -> pd.DataFrame:
     """One row per analysis: k and SMD [95% CI] in the original and the updated set, the newer studies pooled."""
+    from meta.evidence import analysis_scale
+
     upd = {r.analysis.analysis_id: r for r in getattr(res, "updated", ())}
     recs = []
     for r in res.runs:
         u = upd.get(r.analysis.analysis_id)
+        # an analysis declaring another scale (analyses.csv es_scale) says so beside every number
+        scale = "; d_z, SD of change" if analysis_scale(r.analysis) == "change_sd" else ""
 
         def smd(run):
             if run is None or run.k == 0:
                 return "no usable data"
-            return _ci_of(run.result.estimate, run.result.ci_low, run.result.ci_high) + (" (single study)" if run.k == 1 else "")
+            single = "single study" if run.k == 1 else ""
+            tag = f" ({single}{scale})" if single else (f" ({scale[2:]})" if scale else "")
+            return _ci_of(run.result.estimate, run.result.ci_low, run.result.ci_high) + tag
 
         new = []
         if u is not None and "review_set" in u.rows:
