@@ -182,6 +182,15 @@ def unit_of_analysis(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 # --------------------------------------------------------------------------- running
 
 
+def participants(rows: pd.DataFrame, comparison: str) -> int:
+    """People in the pooled rows: n1 + n2 for two groups; for ``post_vs_pre`` the same people are
+    measured twice (n1 = n2, checked by meta.data), so each row counts n1 once."""
+    n1 = pd.to_numeric(rows.get("n1"), errors="coerce").fillna(0)
+    if comparison == "post_vs_pre":
+        return int(n1.sum())
+    return int(n1.sum() + pd.to_numeric(rows.get("n2"), errors="coerce").fillna(0).sum())
+
+
 @dataclass(frozen=True)
 class AnalysisRun:
     """Everything computed for one analysis."""
@@ -229,7 +238,7 @@ class AnalysisRun:
     def to_frame(self) -> pd.DataFrame:
         """One row of ``pooled.csv`` (k = 1: the study's estimate, se, CI and p; no heterogeneity)."""
         a = self.analysis
-        n = pd.to_numeric(self.rows.get("n1"), errors="coerce").sum() + pd.to_numeric(self.rows.get("n2"), errors="coerce").sum()
+        n = participants(self.rows, a.comparison)
         rec: dict = {
             "set": self.evidence,
             "analysis_id": a.analysis_id,
@@ -242,7 +251,7 @@ class AnalysisRun:
             "method": a.method if self.k >= 2 else ("single study" if self.k == 1 else ""),
             "status": self.status,
             "k": self.k,
-            "n_total": int(n) if self.k else 0,
+            "n_total": n if self.k else 0,
             "studies": ";".join(self.rows["study_id"].astype(str)) if self.k else "",
             "n_set_aside": len(self.set_aside),
             "n_unusable": len(self.unusable),

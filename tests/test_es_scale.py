@@ -114,3 +114,12 @@ def test_the_raw_scale_gait_retraining_analysis_still_leaves_bramah2019_out(bund
     for r in pooled:
         if r["analysis_id"] == "gr_hip_adduction":
             assert "bramah2019" not in r["studies"]
+
+
+def test_pooled_n_counts_a_pre_post_sample_once(tmp_path):
+    # bramah2019: 12 runners measured before and after (n1 = n2 = 12): 12 people, not 24
+    from meta.reproduce import reproduce
+
+    res = reproduce("data", None)
+    row = res.to_frame().set_index(["set", "analysis_id"]).loc[("updated", "gr_hip_adduction_dz")]
+    assert row["k"] == 1 and row["n_total"] == 12

@@ -317,7 +317,8 @@ def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
             assert row["estimate"] == pytest.approx(r.estimate, rel=1e-12)
             assert row["ci_low"] == pytest.approx(r.ci_low, rel=1e-12)
             assert row["tau2"] == pytest.approx(r.tau2, rel=1e-12, abs=1e-15)
-            assert row["n_total"] == used["n1"].sum() + used["n2"].sum()
+            both = used["n1"].sum() + (0 if a.comparison == "post_vs_pre" else used["n2"].sum())
+            assert row["n_total"] == both  # post_vs_pre: the same people twice, counted once
         elif row["k"] == 1:
             assert row["estimate"] == pytest.approx(y[0], rel=1e-12)
             assert row["status"] == "single_study" and np.isnan(row["tau2"])
