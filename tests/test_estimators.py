@@ -26,14 +26,7 @@ REF = json.loads((Path(__file__).parent / "fixtures" / "estimators_reference.jso
 CASES = {c["name"]: c for c in REF["cases"]}
 METHODS = REF["methods"]
 CLOSED = ("FE", "DL", "HE", "HS", "SJ")
-FIELDS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "tau2", "tau", "i2", "h2",
-          "q", "q_df", "q_p", "pi_low", "pi_high"]
-STEP_FIELDS = ["estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2"]
-
-
-def arr(x):
-    """JSON value -> float array (null -> NaN, scalar -> length 1)."""
-    return np.atleast_1d(np.array([np.nan if e is None else e for e in np.atleast_1d(x).tolist()], dtype=float))
+from _reference import FIELDS, STEP_FIELDS, arr  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def tol(method):

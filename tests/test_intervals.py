@@ -28,9 +28,7 @@ CASES = {c["name"]: c for c in REF["cases"]}
 TEST_NAME = {"z": "z", "knha": "hksj", "adhoc": "adhoc", "t": "t"}
 
 
-def arr(x):
-    """JSON value -> float array (null -> NaN, scalar -> length 1)."""
-    return np.atleast_1d(np.array([np.nan if e is None else e for e in np.atleast_1d(x).tolist()], dtype=float))
+from _reference import arr  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 def close(ours, ref, what, rtol=1e-10, atol=1e-12):
