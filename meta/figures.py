@@ -36,7 +36,7 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
 
     Returns the written paths relative to the results folder.
     """
-    from meta.plots import forest, funnel, save
+    from meta.plots import draw_and_save, forest, funnel
     from meta.plots_robustness import robustness_plot
 
     written: list[Path] = []
@@ -51,21 +51,22 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
             studies = studies.drop(columns=c)
     title = a.title if run.k >= 2 else f"{a.title} (single study, not pooled)"
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
-    fig = forest(run.result, studies, label="label", favours=(a.favours_left, a.favours_right), title=title, group_labels=groups)
-    written += save(fig, fig_dir / f"{a.analysis_id}_forest", formats=formats, dpi=dpi)
+    # drawn, or taken from the figure cache when this very call was saved before (meta.plots.draw_and_save)
+    written += draw_and_save(forest, fig_dir / f"{a.analysis_id}_forest", args=(run.result, studies),
+                             kwargs=dict(label="label", favours=(a.favours_left, a.favours_right), title=title,
+                                         group_labels=groups), formats=formats, dpi=dpi)
     if run.robustness is not None and run.k >= 2:  # a single study is not pooled: its panel stays a table
         rtitle = f"{a.title}: verdict under each method"
-        fig = robustness_plot(run.robustness, title=rtitle, favours=(a.favours_left, a.favours_right))
-        written += save(fig, fig_dir / f"{a.analysis_id}_robustness", formats=formats, dpi=dpi)
+        written += draw_and_save(robustness_plot, fig_dir / f"{a.analysis_id}_robustness", args=(run.robustness,),
+                                 kwargs=dict(title=rtitle, favours=(a.favours_left, a.favours_right)),
+                                 formats=formats, dpi=dpi)
     if funnel_min_k is None:
         funnel_min_k = a.bias_min_k
     if run.k >= funnel_min_k:
         # the fit draws itself (metafor funnel(res) / funnel(trimfill(res))): filled studies
         # hollow, centred on the adjusted estimate where trim and fill ran
-        fig = funnel(
-            run.trimfill if run.trimfill is not None else run.result,
-            egger=run.egger if run.egger is not None else False,
-            title=a.title,
-        )
-        written += save(fig, fig_dir / f"{a.analysis_id}_funnel", formats=formats, dpi=dpi)
+        written += draw_and_save(funnel, fig_dir / f"{a.analysis_id}_funnel",
+                                 args=(run.trimfill if run.trimfill is not None else run.result,),
+                                 kwargs=dict(egger=run.egger if run.egger is not None else False, title=a.title),
+                                 formats=formats, dpi=dpi)
     return tuple(str(Path(p).relative_to(fig_dir.parent)) for p in written)

@@ -96,15 +96,15 @@ def cumulative_table(runs) -> pd.DataFrame:
 
 def draw_cumulative(run, cum: pd.DataFrame, fig_dir: Path, *, formats=("png", "svg", "pdf"), dpi: int = 300) -> tuple[str, ...]:
     """``<fig_dir>/<analysis>_cumulative.<fmt>`` for a run with a cumulative table; paths relative to the results folder."""
-    from meta.plots import save
+    from meta.plots import draw_and_save
     from meta.plots_cumulative import cumulative_forest
 
     if cum is None or len(cum) == 0:
         return ()
     a = run.analysis
-    fig = cumulative_forest(cum, years=list(cum["year"]), title=f"{a.title}: cumulative by publication year",
-                            favours=(a.favours_left, a.favours_right))
-    written = save(fig, Path(fig_dir) / f"{a.analysis_id}_cumulative", formats=formats, dpi=dpi)
+    written = draw_and_save(cumulative_forest, Path(fig_dir) / f"{a.analysis_id}_cumulative", args=(cum,),
+                            kwargs=dict(years=list(cum["year"]), title=f"{a.title}: cumulative by publication year",
+                                        favours=(a.favours_left, a.favours_right)), formats=formats, dpi=dpi)
     return tuple(str(Path(p).relative_to(Path(fig_dir).parent)) for p in written)
 
 

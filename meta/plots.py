@@ -47,7 +47,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import matplotlib
 import numpy as np
@@ -62,7 +62,7 @@ from matplotlib.transforms import offset_copy
 from meta import _figure_cache, _lazy
 from meta.plots_style import LAYOUT_TABLES, fixed_style, light_pdf_fonts  # drawn and saved under one style, not the user's matplotlibrc
 
-__all__ = ["forest", "funnel", "save", "format_p", "heterogeneity_line", "overall_effect_line",
+__all__ = ["forest", "funnel", "save", "draw_and_save", "format_p", "heterogeneity_line", "overall_effect_line",
            "subgroup_differences_line"]
 
 MINUS = "\u2212"  # typographic minus, as matplotlib's tick labels
@@ -1012,17 +1012,7 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
     (same SVG bytes, dpi and versions) are taken from a cache
     (:mod:`meta._figure_cache`; ``META_FIGURE_CACHE=0`` turns it off).
     """
-    if isinstance(formats, str):
-        formats = (formats,)
-    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
-    bad = [f for f in formats if f.lower() not in supported]
-    if bad:
-        raise ValueError(f"save: unknown format(s) {bad}; choose from {sorted(supported)}")
-    if dpi < 72:
-        raise ValueError(f"save: dpi must be >= 72 for print, got {dpi}")
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    fmts = [f.lower() for f in formats]
+    fmts, stem = _save_target(stem, formats, dpi, "save")
     # PNG and PDF of a figure drawn before come from the cache, keyed by its SVG (meta._figure_cache)
     cached = _figure_cache.enabled() and any(f in _figure_cache.FORMATS for f in fmts)
     svg = _render(fig, "svg", dpi, stem.name) if cached else None
@@ -1041,6 +1031,56 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
             data = _render(fig, fmt, dpi, stem.name)
         path.write_bytes(data)
         out.append(path)
+    return out
+
+
+def _save_target(stem, formats, dpi, caller: str) -> tuple[list[str], Path]:
+    """The checked formats (lower case) and stem of a save; the stem's folder is made."""
+    if isinstance(formats, str):
+        formats = (formats,)
+    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    bad = [f for f in formats if not isinstance(f, str) or f.lower() not in supported]
+    if bad:
+        raise ValueError(f"{caller}: unknown format(s) {bad}; choose from {sorted(supported)}")
+    if dpi < 72:
+        raise ValueError(f"{caller}: dpi must be >= 72 for print, got {dpi}")
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    return [f.lower() for f in formats], stem
+
+
+def draw_and_save(builder: Callable[..., Figure], stem: str | Path, *, args: Sequence = (),
+                  kwargs: dict | None = None, formats: Sequence[str] = ("png", "svg", "pdf"),
+                  dpi: int = 300) -> list[Path]:
+    """``save(builder(*args, **kwargs), stem, formats, dpi)``, or the same files from the cache
+    when the same call was saved before: same function, same argument values, same
+    ``meta`` source, style, fonts and library versions (:func:`meta._figure_cache.drawing_key`).
+
+    A warm rerun of a pipeline that draws what it drew last time then skips drawing
+    altogether; any changed value draws afresh. A call whose arguments cannot be keyed
+    by value, or that warns, is drawn every time; ``META_FIGURE_CACHE=0`` draws every time.
+    """
+    kwargs = dict(kwargs or {})
+    fmts, stem = _save_target(stem, formats, dpi, "draw_and_save")
+    key = (_figure_cache.drawing_key(builder, args, kwargs, stem.name, fmts, dpi)
+           if _figure_cache.enabled() else None)
+    if key is not None:
+        files = [_figure_cache.get(key, fmt) for fmt in fmts]
+        if all(f is not None for f in files):
+            out = []
+            for fmt, data in zip(fmts, files):
+                path = stem.parent / f"{stem.name}.{fmt}"
+                path.write_bytes(data)
+                out.append(path)
+            return out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = save(builder(*args, **kwargs), stem, formats=fmts, dpi=dpi)
+    for w in caught:  # warned again under the caller's filters; a call that warns is not cached
+        warnings.warn(w.message, w.category, stacklevel=2)
+    if key is not None and not caught:
+        for fmt, path in zip(fmts, out):
+            _figure_cache.put(key, fmt, path.read_bytes())
     return out
 
 

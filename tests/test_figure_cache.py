@@ -85,3 +85,210 @@ def test_off_switch_leaves_no_files(tmp_path, cache, monkeypatch):
     monkeypatch.setenv("META_FIGURE_CACHE", "0")
     plots.save(_figure(), tmp_path / "f", formats=FORMATS)
     assert not (tmp_path / "mplcache" / "meta-figures").exists()
+
+
+# --------------------------------------------------------------------------- draw_and_save: a plotting call's key
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+YI = np.array([-0.89, -1.59, -1.35, -1.44, -0.22])
+VI = np.array([0.33, 0.19, 0.42, 0.02, 0.05])
+
+
+def _key(*args, **kwargs):
+    return _figure_cache.drawing_key(plots.forest, args, kwargs, "f", ("png",), 72)
+
+
+@pytest.fixture
+def builds(cache, monkeypatch):
+    """The number of figures drawn (save() calls) since the test began."""
+    calls = []
+    save = plots.save
+
+    def counting(fig, stem, *a, **k):
+        calls.append(Path(stem).name)
+        return save(fig, stem, *a, **k)
+
+    monkeypatch.setattr(plots, "save", counting)
+    return calls
+
+
+def test_a_call_made_before_is_not_drawn_again_and_gives_the_same_bytes(tmp_path, builds, monkeypatch):
+    res = pool(YI, VI, slab=[f"Study {i}" for i in range(1, 6)])
+    first = _bytes(plots.draw_and_save(plots.forest, tmp_path / "a" / "f", args=(res,), kwargs={"title": "T"},
+                                       formats=FORMATS))
+    assert len(builds) == 1
+    again = plots.draw_and_save(plots.forest, tmp_path / "b" / "f", args=(pool(YI.copy(), VI.copy(), slab=res.slab),),
+                                kwargs={"title": "T"}, formats=FORMATS)
+    assert len(builds) == 1  # equal values, other objects: taken from the cache
+    assert [p.name for p in again] == ["f.png", "f.svg", "f.pdf"]
+    monkeypatch.setenv("META_FIGURE_CACHE", "0")
+    fresh = _bytes(plots.draw_and_save(plots.forest, tmp_path / "c" / "f", args=(res,), kwargs={"title": "T"},
+                                       formats=FORMATS))
+    assert len(builds) == 2  # switched off: drawn
+    assert first == _bytes(again) == fresh
+
+
+def test_any_changed_value_draws_afresh(tmp_path, builds):
+    res = pool(YI, VI)
+
+    def draw(*args, **kwargs):
+        plots.draw_and_save(plots.forest, tmp_path / "f", args=args, kwargs=kwargs, formats=("svg",), dpi=72)
+
+    draw(res, title="T")
+    draw(res, title="T ")  # a title
+    draw(pool(np.nextafter(YI, 1), VI), title="T")  # one ulp in every effect
+    draw(res, title="T", favours=("a", "b"))  # a keyword argument
+    assert len(builds) == 4
+    draw(res, title="T")
+    assert len(builds) == 4
+    plots.draw_and_save(plots.forest, tmp_path / "g", args=(res,), kwargs={"title": "T"}, formats=("svg",), dpi=72)
+    plots.draw_and_save(plots.forest, tmp_path / "f", args=(res,), kwargs={"title": "T"}, formats=("svg",), dpi=100)
+    plots.draw_and_save(plots.funnel, tmp_path / "f", args=(res,), kwargs={"title": "T"}, formats=("svg",), dpi=72)
+    assert len(builds) == 7  # another file name (it salts the SVG ids), dpi, function
+
+
+def test_keys_tell_apart_values_that_print_alike():
+    assert len({_key(0), _key(0.0), _key(False), _key(-0.0), _key(np.float64(0.0)), _key(None)}) == 6
+    assert _key("ab", "c") != _key("a", "bc")
+    assert _key((1, 2)) != _key([1, 2])
+    assert _key({"a": 1, "b": 2}) != _key({"b": 2, "a": 1})  # order can be a legend's order
+    assert _key(np.array([1, 2])) != _key(np.array([1.0, 2.0])) != _key(np.array([[1.0, 2.0]]))
+    a = pd.DataFrame({"label": ["x", "y"], "yi": [0.1, 0.2]})
+    assert _key(a) == _key(a.copy())
+    assert _key(a) != _key(a[["yi", "label"]])  # column order
+    assert _key(a) != _key(a.set_axis([5, 6]))  # index
+    assert _key(a) != _key(a.astype({"yi": "float32"}))  # dtype
+    assert _key(a) != _key(a.rename(columns={"yi": "y"}))
+    b = a.copy()
+    b.loc[1, "label"] = "z"
+    assert _key(a) != _key(b)
+    assert _key(a) != _key(a.assign(label=["x", pd.NA]))
+
+
+def test_arguments_it_cannot_key_by_value_are_drawn_every_time(tmp_path, builds):
+    class Opaque:
+        pass
+
+    assert _key(Opaque()) is None
+    assert _key(lambda: 1) is None
+    assert _key(np.zeros(2, dtype=[("a", object)])) is None
+    assert _key(np.array(["2020-01-01"], dtype="datetime64[D]")) != _key(np.array(["2020-01-01"], dtype="datetime64[s]"))
+
+    def builder(res, note):
+        return plots.forest(res)
+
+    res = pool(YI, VI)
+    for _ in range(2):
+        plots.draw_and_save(builder, tmp_path / "f", args=(res, Opaque()), formats=("svg",), dpi=72)
+    assert len(builds) == 2
+    assert not [p for p in (tmp_path / "mplcache" / "meta-figures").glob("d-*")]
+
+
+def test_a_call_that_warns_is_drawn_and_warns_every_time(tmp_path, builds):
+    def warning_builder(res):
+        warnings.warn("label truncated", UserWarning, stacklevel=2)
+        return plots.forest(res)
+
+    res = pool(YI, VI)
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="label truncated"):
+            plots.draw_and_save(warning_builder, tmp_path / "f", args=(res,), formats=("svg",), dpi=72)
+    assert len(builds) == 2
+
+
+def test_bad_formats_and_dpi_are_refused_before_anything_is_drawn(tmp_path, builds):
+    with pytest.raises(ValueError, match="draw_and_save: unknown format"):
+        plots.draw_and_save(plots.forest, tmp_path / "f", args=(pool(YI, VI),), formats=("png", "docx"))
+    with pytest.raises(ValueError, match="dpi must be >= 72"):
+        plots.draw_and_save(plots.forest, tmp_path / "f", args=(pool(YI, VI),), dpi=10)
+    assert not builds
+
+
+def test_the_key_covers_the_fonts_matplotlib_can_find(monkeypatch):
+    from matplotlib import font_manager
+
+    _figure_cache._environment.cache_clear()
+    before = _key(1.0)
+    fm = font_manager.fontManager
+    moved = [font_manager.FontEntry(fname=f.fname + ".new", name=f.name, style=f.style, variant=f.variant,
+                                    weight=f.weight, stretch=f.stretch, size=f.size) if i == 0 else f
+             for i, f in enumerate(fm.ttflist)]
+    monkeypatch.setattr(fm, "ttflist", moved)
+    _figure_cache._environment.cache_clear()
+    try:
+        assert _key(1.0) != before
+    finally:
+        monkeypatch.undo()
+        _figure_cache._environment.cache_clear()
+    assert _key(1.0) == before
+
+
+KEY_OF = """
+import sys
+import numpy as np
+from meta import _figure_cache, plots
+print(_figure_cache.drawing_key(plots.forest, (np.arange(3.0),), {}, "f", ("png",), 72))
+"""
+
+
+def test_the_key_covers_the_package_source(tmp_path):
+    """A changed line anywhere in meta/ (here a comment in a module the forest plot never calls) is a new key."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+
+    def key_of(pkg_root):
+        env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+        env.update(PYTHONPATH=str(pkg_root), MPLBACKEND="Agg")
+        out = subprocess.run([sys.executable, "-c", KEY_OF], env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "meta", copy / "meta", ignore=shutil.ignore_patterns("__pycache__"))
+    same = key_of(copy)
+    assert same.startswith("d-") and same == key_of(root)
+    with open(copy / "meta" / "diff.py", "a") as fh:
+        fh.write("# a comment\n")
+    assert key_of(copy) != same
+
+
+def test_a_warm_rerun_draws_only_the_figures_whose_data_changed(tmp_path, bundled_copy, builds, monkeypatch):
+    """meta reproduce twice on the same data draws nothing the second time, and its figures are the
+    bytes of a run without the cache; one changed cell redraws only the figures of the analyses it feeds."""
+    from meta.reproduce import reproduce
+
+    data = bundled_copy
+    fast = dict(formats=("png", "svg"), dpi=72, html=False)
+    reproduce(data, tmp_path / "r1", **fast)
+    drawn = sorted(builds)
+    assert any(n.endswith("_forest") for n in drawn) and any(n.endswith("_robustness") for n in drawn)
+    assert any(n.endswith("_cumulative") for n in drawn)
+    builds.clear()
+    reproduce(data, tmp_path / "r2", **fast)
+    assert builds == []
+    monkeypatch.setenv("META_FIGURE_CACHE", "0")
+    reproduce(data, tmp_path / "r3", **fast)
+    assert sorted(builds) == drawn
+    names = sorted(p.name for p in (tmp_path / "r1" / "figures").iterdir())
+    for name in names:
+        assert (tmp_path / "r2" / "figures" / name).read_bytes() == (tmp_path / "r3" / "figures" / name).read_bytes(), name
+    monkeypatch.delenv("META_FIGURE_CACHE")
+
+    outcomes = data / "outcomes.csv"
+    text = outcomes.read_text()
+    row = "souza2009a,peak_hip_internal_rotation,pfp_vs_control,baseline,averaged_across_tasks,deg,21,7.6,7.0,"
+    assert text.count(row) == 1
+    outcomes.write_text(text.replace(row, row.replace(",7.6,", ",7.7,")))
+    builds.clear()
+    reproduce(data, tmp_path / "r4", **fast)
+    assert builds and all(n.startswith("cc_hip_internal_rotation") for n in builds), builds
+    changed = [n for n in names if (tmp_path / "r4" / "figures" / n).read_bytes() != (tmp_path / "r2" / "figures" / n).read_bytes()]
+    assert changed and all(n.startswith("cc_hip_internal_rotation") for n in changed), changed
