@@ -18,7 +18,7 @@ Run from the repository root:
   medians.  Both are warm (first call made before timing).
 * ``reproduce`` (only with ``--old``): ``python -m meta reproduce --data data
   --out <tmp>`` with ``PYTHONPATH`` set to the old checkout, to this one, and
-  to this one with ``META_FIGURE_CACHE=0`` (every PNG/PDF rendered; the font
+  to this one with ``META_FIGURE_CACHE=0`` (every figure drawn and rendered; the font
   subset cache stays on), in ``--repro-rounds`` interleaved rounds (default
   3), after one warm-up run of each; ratios of the medians.
 
