@@ -18,16 +18,24 @@ One mechanism for every public function of :mod:`meta.effects`,
   message.
 * :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
   are refused, naming the arguments, instead of returning inf/NaN.
+* :func:`estimator_options` - ``method``, ``test``, ``level`` and ``pi`` of
+  every pooling function, in metafor's spellings, to their canonical form
+  (:func:`method_level`, :func:`option`); :func:`warn_k1` - the warning when
+  a test needs k >= 2 and fell back to z.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["align", "real", "numbers", "positions", "finite_results"]
+from meta import _estimators as _est
+
+__all__ = ["align", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
+           "warn_k1"]
 
 _MAX_SHOWN = 10
 
@@ -181,4 +189,55 @@ def finite_results(values: dict[str, Any], args: str, who: str = "") -> None:
             f"{who + ': ' if who else ''}{args} give non-finite results ({', '.join(bad)}): the values are too "
             "large or too small to compute with in double precision (sums overflow); rescale them "
             "(e.g. other units) so that |yi| and 1/vi are well below 1e150"
+        )
+
+
+def option(value, name: str, allowed, aliases, what: str) -> str:
+    """Canonical (lower-case) name of option ``name`` or a ValueError listing
+    what would be valid."""
+    key = value.lower() if isinstance(value, str) else value
+    key = aliases.get(key, key)
+    if key not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} ({what}); got {value!r}")
+    return key
+
+
+def method_level(method, level) -> tuple[str, float]:
+    """Canonical ``method`` and ``level`` in metafor's conventions: methods
+    case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
+    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
+    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
+    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
+    as alpha is not copied)."""
+    m = method.upper() if isinstance(method, str) else method
+    m = _est.METHOD_ALIASES.get(m, m)
+    if m not in _est.METHODS:
+        names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
+        raise ValueError(f"method must be one of {names} (any case); got {method!r}")
+    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+    if ok and 1 < level < 100:
+        level = level / 100.0
+    if not (ok and 0 < level < 1):
+        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    return m, float(level)
+
+
+def estimator_options(method, test, level, pi):
+    """Check the options shared by every pooling function; returns
+    ``(method, test, level, pi)`` in canonical form: methods as
+    :func:`method_level`, ``test`` and ``pi`` case-insensitive
+    (``test="knha"`` -> ``"hksj"``, ``pi="z"`` -> ``"default"``), ``level``
+    a fraction."""
+    method, level = method_level(method, level)
+    test = option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
+    pi = option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
+    return method, test, level, pi
+
+
+def warn_k1(test: str, k1: int) -> None:
+    """Warn (from the caller's caller) that ``k1`` analyses with k = 1 fell back from ``test`` to z, as metafor."""
+    if test != "z" and k1:
+        warnings.warn(
+            f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
+            stacklevel=3,
         )

@@ -45,7 +45,7 @@ _CHI2_DFMAX = 200  # as meta._estimators.chi2_sf: larger df go to scipy's chdtrc
 
 def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     """Fit every row of ``y``, ``v`` (m x n, NaN in ``y`` = no study) into
-    ``out`` (12 x m, rows in the order of ``meta.pool._MANY_COLUMNS``:
+    ``out`` (12 x m, rows in the order of ``meta.many._MANY_COLUMNS``:
     k, estimate, se, ci_low, ci_high, p, tau2, i2, q, q_p, pi_low, pi_high).  ``pcrit[k]`` is
     the prediction-interval critical value for k studies; ``tab`` the
     chi-square coefficient table ``meta._estimators.CHI2_TABLE``.

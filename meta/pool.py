@@ -11,7 +11,8 @@ Public functions:
   differences (RevMan / R meta, separate tau2 per subgroup; or one common
   tau2 and metafor's QM test, ``tau2="common"``);
 * :func:`pool_many` - thousands of meta-analyses at once (rows of a 2-D array,
-  NaN padding for ragged rows), same estimators as :func:`pool`.
+  NaN padding for ragged rows), same estimators as :func:`pool`; it lives in
+  :mod:`meta.many` and is imported here.
 
 Estimators (``method``, metafor's names, any case): ``"FE"`` (inverse
 variance, fixed/common effect; also ``"EE"``, ``"CE"``), ``"DL"``
@@ -51,8 +52,6 @@ Q-profile CIs for tau2 and I2: :mod:`meta.confint` / :meth:`PoolResult.confint`.
 from __future__ import annotations
 
 import math
-import threading
-import warnings
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -60,8 +59,8 @@ import pandas as pd
 
 from meta import _checks, _lazy
 from meta import _estimators as _est
-from meta import _fast
 from meta import _subgroup_tau2 as _sub
+from meta.many import pool_many  # noqa: F401  (its own module since issue 11; imported from here as before)
 
 __all__ = [
     "PoolResult",
@@ -75,17 +74,7 @@ __all__ = [
 
 _MODEL_NAMES = {m: "Fixed-Effects Model" if m == "FE" else "Random-Effects Model" for m in _est.METHODS}
 
-_INF_BITS = np.array(np.inf).view(np.int64)
-_CHUNK = 8192  # at most this many rows per block in pool_many (bounds memory) ...
-_BLOCK_CELLS = 40960  # ... and about this many cells (rows x columns): 320 kB per work array stays in cache
-_FINISH_ROWS = 65536  # pool_many runs the per-analysis tests and intervals on up to this many rows at once
-
-
 # --------------------------------------------------------------------------- input checks
-
-
-def _positions(bad: np.ndarray, limit: int = 10) -> str:
-    return _checks.positions(bad, limit)
 
 
 def _as_1d(x, name: str) -> np.ndarray:
@@ -97,48 +86,6 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
-def _option(value, name: str, allowed, aliases, what: str) -> str:
-    """Canonical (lower-case) name of option ``name`` or a ValueError listing
-    what would be valid."""
-    key = value.lower() if isinstance(value, str) else value
-    key = aliases.get(key, key)
-    if key not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} ({what}); got {value!r}")
-    return key
-
-
-def _method_level(method, level) -> tuple[str, float]:
-    """Canonical ``method`` and ``level`` in metafor's conventions: methods
-    case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
-    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
-    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
-    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
-    as alpha is not copied)."""
-    m = method.upper() if isinstance(method, str) else method
-    m = _est.METHOD_ALIASES.get(m, m)
-    if m not in _est.METHODS:
-        names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
-        raise ValueError(f"method must be one of {names} (any case); got {method!r}")
-    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
-    if ok and 1 < level < 100:
-        level = level / 100.0
-    if not (ok and 0 < level < 1):
-        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
-    return m, float(level)
-
-
-def _check_options(method, test, level, pi):
-    """Check the options shared by every pooling function; returns
-    ``(method, test, level, pi)`` in canonical form: methods as
-    :func:`_method_level`, ``test`` and ``pi`` case-insensitive
-    (``test="knha"`` -> ``"hksj"``, ``pi="z"`` -> ``"default"``), ``level``
-    a fraction."""
-    method, level = _method_level(method, level)
-    test = _option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
-    pi = _option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
-    return method, test, level, pi
-
-
 def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
     y = _as_1d(yi, "yi")
     v = _as_1d(vi, "vi")
@@ -148,22 +95,14 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
     bad = ~np.isfinite(y)
     if bad.any():
-        raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_positions(bad)}")
+        raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
     bad = ~np.isfinite(v)
     if bad.any():
-        raise ValueError(f"vi must be finite (no NaN or inf); offending positions (0-based): {_positions(bad)}")
+        raise ValueError(f"vi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
     bad = v <= 0
     if bad.any():
-        raise ValueError(f"vi must be > 0; offending positions (0-based): {_positions(bad)}, values {v[bad][:10].tolist()}")
+        raise ValueError(f"vi must be > 0; offending positions (0-based): {_checks.positions(bad)}, values {v[bad][:10].tolist()}")
     return y, v
-
-
-def _warn_k1(test: str, k1: int) -> None:
-    if test != "z" and k1:
-        warnings.warn(
-            f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
-            stacklevel=3,
-        )
 
 
 # --------------------------------------------------------------------------- results
@@ -377,7 +316,7 @@ def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who:
     opts = {}
     keys = ("method", "test", "level", "pi")
     given = {k: x for k, x in options.items() if x is not None}
-    canon = dict(zip(keys, _check_options(**{**{k: getattr(res, k) for k in keys}, **given})))
+    canon = dict(zip(keys, _checks.estimator_options(**{**{k: getattr(res, k) for k in keys}, **given})))
     for key, value in options.items():
         have = getattr(res, key)
         if value is not None and canon[key] != have and not (key == "test" and canon[key] != "z" and res.k == 1):
@@ -401,7 +340,7 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
         if vi is None:
             raise ValueError(f"{who}: vi is missing; pass yi and vi, or a PoolResult from pool()")
         opts = {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}
-        opts = dict(zip(("method", "test", "level", "pi"), _check_options(**{**_DEFAULTS, **opts})))
+        opts = dict(zip(("method", "test", "level", "pi"), _checks.estimator_options(**{**_DEFAULTS, **opts})))
         y, v, lab, ext = _study_data(yi, vi, labels, extra, who, label_name)
     return y, v, lab, ext, opts
 
@@ -437,7 +376,7 @@ def pool(
     booleans, complex numbers, ``vi <= 0``, or input so large that the sums
     overflow.
     """
-    method, test, level, pi = _check_options(method, test, level, pi)
+    method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     with _quiet():
         # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
@@ -446,10 +385,10 @@ def pool(
         if one is None:
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
-        _warn_k1(test, int(y.size == 1))
+        _checks.warn_k1(test, int(y.size == 1))
         return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
-    _warn_k1(test, int(y.size == 1))
+    _checks.warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
 
 
@@ -465,7 +404,7 @@ def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.Data
     with _quiet():
         out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
-    _warn_k1(test, int((out["k"] == 1).sum()))
+    _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
 
@@ -533,7 +472,7 @@ def cumulative(
         if keys.ndim != 1 or keys.size != k:
             raise ValueError(f"order must hold one sort key per study ({k}); got shape {keys.shape}")
         if keys.dtype.kind == "f" and np.isnan(keys).any():
-            raise ValueError(f"order must not contain NaN; offending positions (0-based): {_positions(np.isnan(keys))}")
+            raise ValueError(f"order must not contain NaN; offending positions (0-based): {_checks.positions(np.isnan(keys))}")
         idx = np.argsort(keys, kind="stable")
     ys, vs = y[idx], v[idx]
     mask = np.tri(k, k, dtype=bool)
@@ -634,7 +573,7 @@ def subgroups(
     its own ``yi``, ``vi`` and ``slab`` (``slab=`` or the index, else 1..k
     numbered over all studies).
     """
-    method, test, level, pi = _check_options(method, test, level, pi)
+    method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     mode = tau2.lower() if isinstance(tau2, str) else tau2
     if mode not in _TAU2_MODES:
         raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
@@ -646,7 +585,7 @@ def subgroups(
     if len(g) != y.size:
         raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
     if g.isna().any():
-        raise ValueError(f"groups must not be missing; offending positions (0-based): {_positions(g.isna().to_numpy())}")
+        raise ValueError(f"groups must not be missing; offending positions (0-based): {_checks.positions(g.isna().to_numpy())}")
     labels = list(pd.unique(g))
     codes = pd.Categorical(g, categories=labels).codes
     n_g = np.bincount(codes, minlength=len(labels))
@@ -683,7 +622,7 @@ def subgroups(
         with _quiet():
             out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
         _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
-    _warn_k1(test, int((out["k"] == 1).sum()))
+    _checks.warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
     for j, name in enumerate(labels):
         pos = np.flatnonzero(codes == j)
@@ -698,235 +637,3 @@ def subgroups(
     return SubgroupResult(
         groups=res, overall=overall, q_between=qb, q_between_df=dfb, q_between_p=qbp, method=method, tau2_mode=mode, **extra
     )
-
-
-# --------------------------------------------------------------------------- many
-
-
-def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
-    """Raise the ValueError describing what is wrong with pool_many's input."""
-    if np.isinf(y).any():
-        raise ValueError(f"yi must not be infinite; offending (row, column), 0-based: {_positions(np.isinf(y))}")
-    mask = ~np.isnan(y)
-    empty = ~mask.any(axis=1)
-    if empty.any():
-        raise ValueError(f"yi has rows with no finite study; offending rows (0-based): {_positions(empty)}")
-    with np.errstate(invalid="ignore"):
-        badv = mask & ~(np.isfinite(v) & (v > 0))
-    raise ValueError(
-        f"vi must be finite and > 0 where yi is finite; offending (row, column), 0-based: {_positions(badv)}"
-    )
-
-
-_ENGINES = ("auto", "numpy", "numba")
-
-
-def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
-    """Whether pool_many runs the compiled kernel (see its ``engine``)."""
-    if engine not in _ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
-    applies = method in ("FE", "DL") and test == "z" and pi != "simple"
-    if engine == "numba":
-        if not applies:
-            raise ValueError(
-                f'engine="numba" covers method "FE" and "DL" with test="z" and pi other than "simple"; '
-                f"got method={method!r}, test={test!r}, pi={pi!r}"
-            )
-        try:
-            _fast.kernel()
-        except ImportError as exc:
-            raise ValueError(f'engine="numba" needs numba: pip install "meta[fast]" (or use engine="numpy"); {exc}') from None
-        return True
-    if engine == "numpy" or not applies or not _fast.AVAILABLE:
-        return False
-    try:
-        _fast.kernel()
-    except ImportError as exc:  # installed but broken (e.g. built for another numpy): say so, once per process
-        _fast.AVAILABLE = False
-        warnings.warn(f"numba is installed but cannot be imported ({exc}); pool_many uses its numpy engine", RuntimeWarning, stacklevel=3)
-        return False
-    return True
-
-
-def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
-    """pool_many through the compiled kernel of :mod:`meta._fast`."""
-    m, n = y.shape
-    y = np.ascontiguousarray(y)
-    v = np.ascontiguousarray(v)
-    alpha = 1.0 - level
-    zcrit = _est.z_crit(1.0 - alpha / 2)
-    kk = np.arange(n + 1)
-    pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
-    out = np.empty((len(_MANY_COLUMNS), m))
-    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
-    if bad >= 0:
-        _many_input_error(y, v)
-    q_p = out[_MANY_COLUMNS.index("q_p")]
-    redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
-    if redo.any():
-        q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
-    return _many_frame(out, index)
-
-
-def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
-    """pool_many's DataFrame from ``out`` (12 x m, rows in the order of
-    _MANY_COLUMNS, k as float): one float block (a view of ``out``) plus k as
-    int64, ~2x faster than a dict of 12 arrays."""
-    df = pd.DataFrame(out[1:].T, columns=_MANY_FLOAT_INDEX, index=index, copy=False)
-    df.insert(0, "k", out[0].astype(np.int64))
-    return df
-
-
-_WORKSPACE = threading.local()
-_WORKSPACE_KEEP = 4 * _BLOCK_CELLS  # work space up to this many cells is kept between calls
-
-
-def _workspace(cells: int, rows: int):
-    """Work arrays for :func:`pool_many`: five float and two int64 arrays of
-    ``cells`` values, a bool one, and per-analysis sums for ``rows``
-    analyses.  Kept per thread between calls when small (about 3 MB): fresh
-    memory is paid for in page faults, which on a virtual machine cost
-    microseconds per 4 kB page (4.6 us measured on our 2-core VM), more than
-    the arithmetic done on it."""
-    ws = getattr(_WORKSPACE, "arrays", None)
-    if ws is not None and ws[0].shape[1] >= cells and ws[3]["k"].size >= rows:
-        return ws
-    ws = (
-        np.empty((5, cells)),
-        np.empty(cells, dtype=bool),
-        np.empty((2, cells), dtype=np.int64),
-        {c: np.empty(rows, dtype=np.int64 if c == "k" else float) for c in _est.CORE_KEYS},
-    )
-    if cells <= _WORKSPACE_KEEP and rows <= _FINISH_ROWS:
-        _WORKSPACE.arrays = ws
-    return ws
-
-
-_MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
-_MANY_FLOAT_INDEX = pd.Index(_MANY_COLUMNS[1:])  # built once: ~100 us per call otherwise
-
-
-def pool_many(
-    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z", engine: str = "auto"
-) -> pd.DataFrame:
-    """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up
-    to n studies; NaN in ``yi`` marks a missing study, so ragged rows are
-    padded with NaN; ``vi`` is ignored there).  Same estimators as
-    :func:`pool`, and each row agrees with it to 1e-10.
-
-    ``engine``:
-
-    * ``"numpy"``: the code of :func:`pool` (which runs it with m = 1),
-      vectorised over rows, REML and PM included (all rows iterate together;
-      each stops when it has converged).  Rows are processed in blocks of
-      about 40,960 cells (4096 rows of 10 studies), which bounds memory to
-      the input plus a few MB plus the output.
-    * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
-      numba, ``pip install "meta[fast]"``), one pass per analysis, about 2x
-      faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
-      first call in a process compiles it (about 2 s, cached on disk after).
-    * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
-      else ``"numpy"``.
-
-    Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
-    DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
-    q_p, pi_low, pi_high``.
-
-    DataFrames ``yi`` and ``vi`` are paired by label (rows by index,
-    columns by name; see :func:`meta._checks.align`); a DataFrame beside a
-    plain array is taken by position.
-
-    Raises ``ValueError`` if the shapes or labels differ, a row has no finite
-    ``yi``, ``yi`` is infinite, ``vi`` is not finite and > 0 where ``yi`` is
-    finite, the input is boolean or complex, or a row's sums overflow.
-    """
-    method, test, level, pi = _check_options(method, test, level, pi)
-    fast = _use_fast(engine, method, test, pi)
-    (args, index) = _checks.align({"yi": yi, "vi": vi})
-    if not isinstance(args["yi"], pd.DataFrame):
-        index = None
-    y = _checks.numbers(args["yi"], "yi")
-    v = _checks.numbers(args["vi"], "vi")
-    if y.ndim != 2 or v.ndim != 2:
-        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
-    if y.shape != v.shape:
-        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
-    if y.shape[1] == 0:
-        raise ValueError("yi has no columns: at least one study per analysis is needed")
-    if fast:
-        df = _pool_many_fast(y, v, index, method, level, pi)
-    else:
-        df = _pool_many_numpy(y, v, index, method, test, level, pi)
-    bad = ~np.isfinite(df[["estimate", "se", "tau2", "q"]].to_numpy()).all(axis=1)
-    if bad.any():
-        raise ValueError(
-            f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_positions(bad)}: "
-            "the values are too large or too small to compute with in double precision; rescale them"
-        )
-    return df
-
-
-def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:
-    """pool_many through the vectorised estimator code of :mod:`meta._estimators`."""
-    m, n = y.shape
-    res = np.empty((len(_MANY_COLUMNS), m))
-    # Blocks of `rows` analyses are transposed into a reused work space
-    # (fresh memory costs page faults) and fitted by fit_core; the per-analysis
-    # sums of up to _FINISH_ROWS analyses are then turned into tests and
-    # intervals by one call of finish (fewer, longer numpy calls).
-    rows = min(max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n))), m)
-    span = max(rows, _FINISH_ROWS // rows * rows)
-    work, flags, bits, sums = _workspace(rows * n, min(span, m))
-    count_type = np.uint8 if n < 256 else np.int64
-    rss = test in _est.ADJUSTED_TESTS
-    bad = False
-    k1 = 0
-    for s0 in range(0, m, span):
-        c0 = min(span, m - s0)
-        for s in range(s0, s0 + c0, rows):
-            c = min(rows, s0 + c0 - s)
-            yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
-            np.copyto(yc, y[s : s + c].T)
-            np.copyto(vc, v[s : s + c].T)
-            pad = np.isnan(yc, out=flags[: c * n].reshape(n, c))
-            pad8 = pad.view(np.uint8)
-            kc = n - np.add.reduce(pad8, axis=0, dtype=count_type).astype(np.int64)
-            # padding y = 0, v = inf, set branch-free on the bit patterns (a
-            # masked copy is several times slower on an irregular NaN pattern)
-            keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
-            np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
-            np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
-            mk = ~pad if method in _est.NEEDS_MASK else None
-            yb, vb = yc.view(np.int64), vc.view(np.int64)
-            yb &= keep
-            vb &= keep
-            vb |= inf_pad
-            # valid input: k >= 1, yi finite, 0 < vi < inf for each study
-            # (vi = inf at padding only: counted against k)
-            finite_v = np.less(vc, np.inf, out=pad)
-            with np.errstate(invalid="ignore"):
-                ok = (
-                    kc.min() > 0
-                    and -np.inf < yc.min()
-                    and yc.max() < np.inf
-                    and vc.min() > 0
-                    and (np.add.reduce(finite_v.view(np.uint8), axis=0, dtype=count_type) == kc).all()
-                )
-            if not ok:
-                bad = True
-                break
-            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch)
-            for key in _est.CORE_KEYS:
-                if core[key] is not None:
-                    sums[key][s - s0 : s - s0 + c] = core[key]
-        if bad:
-            break
-        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
-        out = _est.finish(part, method=method, test=test, level=level, pi=pi)
-        for j, col in enumerate(_MANY_COLUMNS):
-            res[j, s0 : s0 + c0] = out[col]
-        k1 += int((part["k"] == 1).sum())
-    if bad:
-        _many_input_error(y, v)
-    _warn_k1(test, k1)
-    return _many_frame(res, index)

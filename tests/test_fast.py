@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
-import meta.pool as mp
+import meta.many as mp
 from meta import _estimators as _est
 from meta import _fast
 from meta.pool import pool, pool_many

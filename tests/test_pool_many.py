@@ -1,4 +1,4 @@
-"""meta.pool.pool_many: many meta-analyses at once.
+"""meta.many.pool_many (also imported as meta.pool.pool_many): many meta-analyses at once.
 
 Each row must agree with metafor 3.8.1 (fixtures from tests/r/pool_reference.R)
 and with meta.pool.pool() on the same studies to 1e-10, with both engines
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import meta.pool as mp
+import meta.many as mp
 from meta.pool import pool, pool_many
 
 REF = json.loads((Path(__file__).parent / "fixtures" / "pool_reference.json").read_text())
