@@ -32,7 +32,7 @@ plotting call made before: its files are kept under a key of the call itself
 * the source of every module of the ``meta`` package (a changed plotting or
   formatting line is a new key), the file name (it salts the SVG ids), formats
   and dpi;
-* the rcParams :mod:`meta.plots_style` draws under, the fonts matplotlib can
+* the rcParams :mod:`meta.plots.style` draws under, the fonts matplotlib can
   find (file, size, modification time) and the versions of Python, numpy,
   pandas, scipy, matplotlib, FreeType, Pillow, fontTools and kiwisolver.
 
@@ -233,7 +233,7 @@ def _environment() -> bytes:
 
     from matplotlib import font_manager
 
-    from meta.plots_style import _style_items
+    from meta.plots.style import _style_items
 
     h = hashlib.sha256()
     root = Path(__file__).resolve().parent

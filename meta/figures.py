@@ -36,8 +36,7 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
 
     Returns the written paths relative to the results folder.
     """
-    from meta.plots import draw_and_save, forest, funnel
-    from meta.plots_robustness import robustness_plot
+    from meta.plots import draw_and_save, forest, funnel, robustness_plot
 
     written: list[Path] = []
     if run.k == 0:

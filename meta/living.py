@@ -7,7 +7,7 @@ meta-analysis by publication year, and the tables that carry the set.
   set, :func:`meta.pool.cumulative` of its pooled result ordered by ``studies.csv`` ``year``
   (ties in input order, as metafor ``cumul()``), one row per step.
 * :func:`draw_cumulative` -- ``figures/<analysis>_cumulative.{png,svg,pdf}``
-  (:func:`meta.plots_cumulative.cumulative_forest`, saved with :func:`meta.plots.save`).
+  (:func:`meta.plots.cumulative.cumulative_forest`, saved with :func:`meta.plots.save`).
 * :func:`with_set` -- a table with the evidence set as its first column.
 
 Computes and draws; writing the folder is :mod:`meta.outputs`' job, printing :mod:`meta.cli`'s.
@@ -96,8 +96,7 @@ def cumulative_table(runs) -> pd.DataFrame:
 
 def draw_cumulative(run, cum: pd.DataFrame, fig_dir: Path, *, formats=("png", "svg", "pdf"), dpi: int = 300) -> tuple[str, ...]:
     """``<fig_dir>/<analysis>_cumulative.<fmt>`` for a run with a cumulative table; paths relative to the results folder."""
-    from meta.plots import draw_and_save
-    from meta.plots_cumulative import cumulative_forest
+    from meta.plots import cumulative_forest, draw_and_save
 
     if cum is None or len(cum) == 0:
         return ()

@@ -1,4 +1,4 @@
-"""meta.plots_cumulative: the cumulative forest plot draws meta.pool.cumulative's table, one row per step."""
+"""meta.plots.cumulative: the cumulative forest plot draws meta.pool.cumulative's table, one row per step."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from meta.plots import MINUS, save
-from meta.plots_cumulative import cumulative_forest, step_labels
+from meta.plots.cumulative import cumulative_forest, step_labels
 from meta.pool import cumulative, pool
 
 YI = [0.5, 0.2, -0.1, 0.9]

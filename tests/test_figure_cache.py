@@ -12,7 +12,9 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from meta import _figure_cache, plots, plots_style
+from meta import _figure_cache, plots
+from meta.plots import files as plot_files
+from meta.plots import style as plots_style
 from meta.pool import pool
 
 FORMATS = ("png", "svg", "pdf")
@@ -30,13 +32,13 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.delenv("META_FIGURE_CACHE", raising=False)
     plots_style._subset.cache_clear()
     calls = []
-    render = plots._render
+    render = plot_files._render
 
     def counting(fig, fmt, dpi, salt):
         calls.append(fmt)
         return render(fig, fmt, dpi, salt)
 
-    monkeypatch.setattr(plots, "_render", counting)
+    monkeypatch.setattr(plot_files, "_render", counting)
     yield calls
     plots_style._subset.cache_clear()
 
@@ -114,7 +116,7 @@ def builds(cache, monkeypatch):
         calls.append(Path(stem).name)
         return save(fig, stem, *a, **k)
 
-    monkeypatch.setattr(plots, "save", counting)
+    monkeypatch.setattr(plot_files, "save", counting)
     return calls
 
 

@@ -24,8 +24,29 @@ SKIP = {"__init__"}
 KNOWN_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 
+def _name(path: Path) -> str:
+    """``plots/layout.py`` -> ``plots.layout``; a subpackage's ``__init__.py`` is the package (``plots``)."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def _files() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
+
+
 def _modules() -> dict[str, ast.Module]:
-    return {p.stem: ast.parse(p.read_text(encoding="utf-8"), filename=str(p)) for p in sorted(PACKAGE.glob("*.py"))}
+    return {_name(p): ast.parse(p.read_text(encoding="utf-8"), filename=str(p)) for p in _files()}
+
+
+def _module_of(dotted: list[str], names: set[str]) -> str | None:
+    """The longest ``meta`` module named by the parts after ``meta.`` (``plots.layout.CM`` -> ``plots.layout``)."""
+    for n in range(len(dotted), 0, -1):
+        cand = ".".join(dotted[:n])
+        if cand in names:
+            return cand
+    return None
 
 
 def _is_main_guard(node: ast.AST) -> bool:
@@ -48,14 +69,15 @@ def _imports(tree: ast.Module, names: set[str]) -> set[str]:
             for a in node.names:
                 parts = a.name.split(".")
                 if parts[0] == "meta" and len(parts) > 1:
-                    found.add(parts[1])
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    found.add(_module_of(parts[1:], names) or parts[1])
+        elif isinstance(node, ast.ImportFrom) and node.level:
+            pytest.fail(f"relative import (level {node.level}) of {node.module!r}: use absolute meta.* imports")
+        elif isinstance(node, ast.ImportFrom) and node.module:
             parts = node.module.split(".")
             if parts[0] == "meta":
-                if len(parts) > 1:
-                    found.add(parts[1])
-                else:  # from meta import pool, _estimators as _est
-                    found.update(a.name for a in node.names if a.name in names)
+                for a in node.names:  # from meta import pool; from meta.plots import files, forest
+                    found.add(_module_of(parts[1:] + [a.name], names) or ".".join(parts[1:2]) or a.name)
+                found.discard("")
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -67,7 +89,7 @@ def _imports(tree: ast.Module, names: set[str]) -> set[str]:
 def graph() -> dict[str, set[str]]:
     mods = _modules()
     names = set(mods)
-    return {m: _imports(t, names) - {m} for m, t in mods.items() if m not in SKIP}
+    return {m: {n for n in _imports(t, names) - {m} if n in names} for m, t in mods.items() if m not in SKIP}
 
 
 def test_no_import_cycle(graph):
@@ -94,6 +116,7 @@ def test_no_import_cycle(graph):
 
 def test_library_never_imports_the_review_layer(graph):
     bad = {m: sorted(deps & REVIEW) for m, deps in graph.items() if m not in REVIEW and deps & REVIEW}
+    assert any(m.startswith("plots.") for m in graph), "the plots subpackage is part of the graph"
     assert bad == {}, f"library modules importing review-layer modules: {bad}"
 
 
@@ -119,7 +142,7 @@ def test_printing_only_in_the_command_line_layer():
     assert printing == {}, f"print() outside meta.cli: {printing}"
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_every_module_states_its_job(path):
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     assert doc, f"{path.name} has no module docstring"

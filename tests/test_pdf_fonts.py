@@ -1,4 +1,4 @@
-"""PDF fonts made cheaply (meta.plots_style.light_pdf_fonts): the embedded TrueType
+"""PDF fonts made cheaply (meta.plots.style.light_pdf_fonts): the embedded TrueType
 subsets carry the same glyph outlines and advance widths as matplotlib's own
 subsets, without the OpenType layout tables no PDF viewer reads, and the PDF bytes
 are the same on a rerun whether the subset is made, read from the per-process
@@ -19,7 +19,8 @@ import pytest
 from fontTools.pens.recordingPen import RecordingPen
 from fontTools.ttLib import TTFont
 
-from meta import plots, plots_style
+from meta import plots
+from meta.plots import style as plots_style
 from meta.pool import pool
 
 _STREAM = re.compile(rb"<< /Length1 \d+ /Length (\d+) /Filter /FlateDecode >>\nstream\n")

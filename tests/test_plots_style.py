@@ -105,7 +105,7 @@ def test_callers_rcparams_neither_change_the_figures_nor_are_changed(tmp_path):
 
 @pytest.mark.parametrize("key", ["backend", "interactive"])
 def test_style_leaves_how_matplotlib_runs_alone(key):
-    from meta.plots_style import style
+    from meta.plots.style import style
 
     assert key not in style()
 

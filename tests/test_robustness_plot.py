@@ -1,4 +1,4 @@
-"""meta.plots_robustness.robustness_plot: draws the RobustnessResult it is given, nothing refitted."""
+"""meta.plots.robustness.robustness_plot: draws the RobustnessResult it is given, nothing refitted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from meta.plots import save
-from meta.plots_robustness import robustness_plot
+from meta.plots.robustness import robustness_plot
 from meta.robustness import robustness
 
 CASES = {c["name"]: c for c in json.loads((Path(__file__).parent / "fixtures" / "intervals_reference.json").read_text())["cases"]}
