@@ -64,7 +64,7 @@ __all__ = [
 ]
 
 ANALYSES_FILE = "analyses.csv"
-ANALYSES_COLUMNS = tuple(c.name for c in _data.SCHEMA[ANALYSES_FILE] if c.header)
+ANALYSES_COLUMNS = _data.required_columns(ANALYSES_FILE)
 CONVENTIONS = ("revman", "ls")
 #: tau2 estimators an analysis may name: meta._estimators.METHODS itself (metafor's aliases EE/CE
 #: for FE are accepted too and read as FE)
