@@ -36,7 +36,12 @@ plotting call made before: its files are kept under a key of the call itself
   find (file, size, modification time) and the versions of Python, numpy,
   pandas, scipy, matplotlib, FreeType, Pillow, fontTools and kiwisolver.
 
-A call that warns is never cached, so its warnings come every time.
+Only functions of the ``meta`` package are cached this way (their code is in
+the key); a function of your own passed to ``draw_and_save`` is drawn every
+time. A call that warns is never cached, so its warnings come every time. The
+source is read once per process: after editing ``meta``'s own files (or
+patching its modules at run time) restart the interpreter or set
+``META_FIGURE_CACHE=0``.
 """
 
 from __future__ import annotations
@@ -265,8 +270,12 @@ def _environment() -> bytes:
 
 def drawing_key(builder, args, kwargs, name: str, formats, dpi) -> str | None:
     """The key of the files ``builder(*args, **kwargs)`` saves as ``name.<format>`` at ``dpi``
-    (see the module docstring), or None if an argument cannot be fed by value (or the
-    package's source cannot be read)."""
+    (see the module docstring), or None: ``builder`` is not a function of the ``meta``
+    package (its code would not be in the key), an argument cannot be fed by value, or
+    the package's source cannot be read."""
+    module = getattr(builder, "__module__", None) or ""
+    if module != "meta" and not module.startswith("meta."):
+        return None  # code outside the package is not in the key: a user's own function is drawn every time
     h = hashlib.sha256()
     h.update(b"drawing%d:" % _DRAWING_FORMAT)
     try:

@@ -182,26 +182,44 @@ def test_arguments_it_cannot_key_by_value_are_drawn_every_time(tmp_path, builds)
     assert _key(np.zeros(2, dtype=[("a", object)])) is None
     assert _key(np.array(["2020-01-01"], dtype="datetime64[D]")) != _key(np.array(["2020-01-01"], dtype="datetime64[s]"))
 
-    def builder(res, note):
-        return plots.forest(res)
-
     res = pool(YI, VI)
-    for _ in range(2):
-        plots.draw_and_save(builder, tmp_path / "f", args=(res, Opaque()), formats=("svg",), dpi=72)
+    for _ in range(2):  # meta's own function, an argument it cannot key
+        plots.draw_and_save(plots.forest, tmp_path / "f", args=(res,), kwargs={"title": "T", "label": Opaque()},
+                            formats=("svg",), dpi=72)
     assert len(builds) == 2
     assert not [p for p in (tmp_path / "mplcache" / "meta-figures").glob("d-*")]
 
 
-def test_a_call_that_warns_is_drawn_and_warns_every_time(tmp_path, builds):
-    def warning_builder(res):
-        warnings.warn("label truncated", UserWarning, stacklevel=2)
-        return plots.forest(res)
+def test_a_call_that_warns_is_drawn_and_warns_every_time(tmp_path, builds, monkeypatch):
+    import meta.plots.forest_plot as fp
 
+    forest = fp.forest
+
+    def warning_forest(res):  # posing as meta's own (its code is in the key), but it warns
+        warnings.warn("label truncated", UserWarning, stacklevel=2)
+        return forest(res)
+
+    warning_forest.__module__ = "meta.plots.forest_plot"
     res = pool(YI, VI)
+    assert _figure_cache.drawing_key(warning_forest, (res,), {}, "f", ("svg",), 72) is not None
     for _ in range(2):
         with pytest.warns(UserWarning, match="label truncated"):
-            plots.draw_and_save(warning_builder, tmp_path / "f", args=(res,), formats=("svg",), dpi=72)
+            plots.draw_and_save(warning_forest, tmp_path / "f", args=(res,), formats=("svg",), dpi=72)
     assert len(builds) == 2
+
+
+def test_a_function_of_your_own_is_drawn_every_time(tmp_path, builds):
+    """Its code is not in the key: editing it and rerunning must never give the old figure."""
+
+    def my_forest(res, title):
+        return plots.forest(res, title=title)
+
+    res = pool(YI, VI)
+    assert _figure_cache.drawing_key(my_forest, (res, "T"), {}, "f", ("svg",), 72) is None
+    for _ in range(2):
+        plots.draw_and_save(my_forest, tmp_path / "f", args=(res, "T"), formats=("svg",), dpi=72)
+    assert len(builds) == 2
+    assert not [p for p in (tmp_path / "mplcache" / "meta-figures").glob("d-*")]
 
 
 def test_bad_formats_and_dpi_are_refused_before_anything_is_drawn(tmp_path, builds):

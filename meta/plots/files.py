@@ -89,8 +89,10 @@ def draw_and_save(builder: Callable[..., Figure], stem: str | Path, *, args: Seq
     ``meta`` source, style, fonts and library versions (:func:`meta._figure_cache.drawing_key`).
 
     A warm rerun of a pipeline that draws what it drew last time then skips drawing
-    altogether; any changed value draws afresh. A call whose arguments cannot be keyed
-    by value, or that warns, is drawn every time; ``META_FIGURE_CACHE=0`` draws every time.
+    altogether; any changed value draws afresh. Only ``meta``'s own plotting functions
+    are looked up (their code is part of the key); a ``builder`` of your own, a call
+    whose arguments cannot be keyed by value, or one that warns is drawn every time;
+    ``META_FIGURE_CACHE=0`` draws every time.
     """
     kwargs = dict(kwargs or {})
     fmts, stem = _save_target(stem, formats, dpi, "draw_and_save")
