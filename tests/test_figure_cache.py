@@ -225,8 +225,11 @@ def test_a_function_of_your_own_is_drawn_every_time(tmp_path, builds):
 def test_bad_formats_and_dpi_are_refused_before_anything_is_drawn(tmp_path, builds):
     with pytest.raises(ValueError, match="draw_and_save: unknown format"):
         plots.draw_and_save(plots.forest, tmp_path / "f", args=(pool(YI, VI),), formats=("png", "docx"))
-    with pytest.raises(ValueError, match="dpi must be >= 72"):
-        plots.draw_and_save(plots.forest, tmp_path / "f", args=(pool(YI, VI),), dpi=10)
+    for dpi in (10, "300", None, True, float("nan")):
+        with pytest.raises(ValueError, match="dpi must be a number >= 72"):
+            plots.draw_and_save(plots.forest, tmp_path / "f", args=(pool(YI, VI),), dpi=dpi)
+        with pytest.raises(ValueError, match="save: dpi must be a number >= 72"):
+            plots.save(plots.forest(pool(YI, VI)), tmp_path / "f", dpi=dpi)
     assert not builds
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import matplotlib
+import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -74,8 +75,8 @@ def _save_target(stem, formats, dpi, caller: str) -> tuple[list[str], Path]:
     bad = [f for f in formats if not isinstance(f, str) or f.lower() not in supported]
     if bad:
         raise ValueError(f"{caller}: unknown format(s) {bad}; choose from {sorted(supported)}")
-    if dpi < 72:
-        raise ValueError(f"{caller}: dpi must be >= 72 for print, got {dpi}")
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not dpi >= 72:
+        raise ValueError(f"{caller}: dpi must be a number >= 72 for print (e.g. 300), got {dpi!r}")
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     return [f.lower() for f in formats], stem
