@@ -208,6 +208,8 @@ def _feed(h, obj) -> None:
         h.update(b"S")
         _feed(h, obj.name)
         _feed(h, str(obj.dtype))
+        if isinstance(obj.dtype, pd.CategoricalDtype):  # the order of the categories is not in str(dtype)
+            _feed(h, (obj.dtype.categories.to_numpy(), bool(obj.dtype.ordered)))
         _feed(h, obj.index)
         _feed(h, obj.to_numpy())
     elif isinstance(obj, pd.Index):

@@ -171,6 +171,9 @@ def test_keys_tell_apart_values_that_print_alike():
     b.loc[1, "label"] = "z"
     assert _key(a) != _key(b)
     assert _key(a) != _key(a.assign(label=["x", pd.NA]))
+    c = a.astype({"label": "category"})
+    assert _key(c) != _key(a)
+    assert _key(c) != _key(c.assign(label=c["label"].cat.reorder_categories(["y", "x"])))
 
 
 def test_arguments_it_cannot_key_by_value_are_drawn_every_time(tmp_path, builds):
