@@ -164,15 +164,19 @@ def peak_memory(m: int, method: str, engine: str):
     return input_mb, peak / 1e6, out_mb, secs
 
 
-def machine() -> str:
-    cpu = "unknown"
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; platform.processor() elsewhere)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> str:
+    cpu = cpu_model()
     return (
         f"nproc {os.cpu_count()}; CPU {cpu}; Python {platform.python_version()}; numpy {np.__version__}; "
         f"{platform.system()} {platform.release()}"

@@ -50,14 +50,10 @@ import numpy as np  # noqa: E402
 
 
 def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "?"
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_pool import cpu_model
+
+    cpu = cpu_model()
     import pandas
     import scipy
     import statsmodels

@@ -21,6 +21,12 @@ def bundled_copy(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def folder(bundled_copy: Path) -> Path:
+    """The data folder a test edits: a copy of the bundled one (test_data/test_coverage build their own)."""
+    return bundled_copy
+
+
+@pytest.fixture
 def this_python_kernel(tmp_path: Path, monkeypatch) -> None:
     """A kernelspec "python3" that runs *this* interpreter, found first on JUPYTER_PATH, so notebook
     tests work on a fresh machine and never pick up a user-level python3 kernel from elsewhere."""

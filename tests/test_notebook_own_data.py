@@ -40,14 +40,6 @@ def _numbers(x):
         yield x
 
 
-def test_own_data_notebook_is_committed_without_outputs():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code, "the notebook has no code cells"
-    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs before committing"
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-
-
 def test_own_data_notebook_asserts_the_r_reference_numbers():
     """Every metafor / R number of the fixture appears as a literal in the notebook's code, so the
     asserts there are the committed R script's output, not numbers copied from our own."""

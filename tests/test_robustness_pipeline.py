@@ -21,11 +21,6 @@ BUNDLED = ROOT / "data"
 FILE = "analyses.csv"
 
 
-@pytest.fixture
-def folder(bundled_copy: Path) -> Path:
-    return bundled_copy
-
-
 
 
 def set_cells(folder: Path, analysis_id: str, **cells: str) -> int:
