@@ -9,7 +9,7 @@
   algorithms in Review Manager 5); used on the forest plots (``meta.plots``).
 * report style (:func:`report_num`, :func:`report_p`, :func:`report_p_eq`): two
   decimals, ``p`` with three decimals or ``<0.001``, empty for a missing value;
-  used in ``report.md`` (``meta.report``, ``meta.claims``).
+  used in the review's ``report.md``.
 """
 
 from __future__ import annotations

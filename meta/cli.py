@@ -1,19 +1,19 @@
-"""Command line: all printing and exit codes (``meta validate``, ``meta reproduce``, ``python -m meta.coverage``).
+"""Command line: all printing and exit codes (``meta validate``, ``meta reproduce``, ``meta diff``, ``meta docs``, ``meta coverage``).
 
 Bad input never ends in a traceback: each command prints what is wrong and
 exits 1. Printing and exit codes live here only; the library returns values or
 raises. ``meta validate``: 0 -- no error (warnings and one summary line printed);
-1 -- every problem printed. ``python -m meta.coverage`` (:func:`coverage_main`): 0 --
+1 -- every problem printed. ``meta coverage`` (:func:`coverage_command`): 0 --
 written or up to date; 1 -- invalid data or an unwritable README. ``meta reproduce``:
 
 * 0 -- written;
 * 1 -- invalid data (the validator's messages), or an ``OSError`` while writing
   (``meta reproduce: cannot write <path>: <cause>``; the previous results stay);
-* 2 -- ``--out`` refused (``meta.outputs.OutputRefused``: one line saying why) or
+* 2 -- ``--out`` refused (``meta.review.outputs.results_folder.OutputRefused``: one line saying why) or
   another run is writing the same folder;
 * 130 -- Ctrl-C (the previous results are untouched).
 
-``meta diff OLD_RESULTS NEW_RESULTS`` prints :meth:`meta.diff.DiffResult.summary` (input rows,
+``meta diff OLD_RESULTS NEW_RESULTS`` prints :meth:`meta.review.outputs.diff.DiffResult.summary` (input rows,
 study SMDs, pooled estimates and claim verdicts that changed) and exits 0 when nothing changed,
 1 when something did, 2 when a folder cannot be compared (one line: ``meta diff: <why>``).
 """
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("docs", help="regenerate the README's pooled excerpt and data/README.md's coverage table")
     g.add_argument("--data", default="data", help="data folder (default: data)")
     g.add_argument("--readme", default="README.md", help="README holding the pooled-excerpt markers (default: README.md)")
+    c = sub.add_parser("coverage", help="regenerate only the coverage table in DATA/README.md")
+    c.add_argument("--data", default="data", help="data folder (default: data)")
     return p
 
 
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return reproduce_command(args.data, args.out)
     if args.command == "docs":
         return docs_command(args.data, args.readme)
+    if args.command == "coverage":
+        return coverage_command(args.data)
     if args.command == "diff":
         return diff_command(args.old, args.new, tolerance=args.tolerance)
     return 2  # pragma: no cover - argparse rejects unknown commands
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def diff_command(old: str, new: str, *, tolerance: float = 1e-9) -> int:
     """``meta diff``: 0 nothing changed, 1 something changed, 2 a folder cannot be compared."""
-    from meta.diff import DiffError, diff_results
+    from meta.review.outputs.diff import DiffError, diff_results
 
     try:
         res = diff_results(old, new, tolerance=tolerance)
@@ -80,9 +84,9 @@ def diff_command(old: str, new: str, *, tolerance: float = 1e-9) -> int:
 
 def docs_command(data_dir: str, readme: str) -> int:
     """``meta docs`` (``make docs``): 0 written or already current, 1 invalid data or a missing marker."""
-    from meta.analysis import AnalysesError
-    from meta.data import DataError
-    from meta.docs import regenerate
+    from meta.review.inputs.analysis import AnalysesError
+    from meta.review.inputs.data import DataError
+    from meta.review.docs import regenerate
 
     try:
         done = regenerate(data_dir, readme)
@@ -102,7 +106,7 @@ def docs_command(data_dir: str, readme: str) -> int:
 
 def print_problems(problems, path, out=None) -> int:
     """Print every problem (errors first, then warnings) and a count; return the exit code."""
-    from meta.data import errors
+    from meta.review.inputs.data import errors
 
     out = out or sys.stdout
     errs = errors(problems)
@@ -119,17 +123,16 @@ def print_problems(problems, path, out=None) -> int:
 def validate_command(path: str | os.PathLike) -> int:
     """``meta validate --data DIR``: every problem of the data files and ``analyses.csv`` (exit 1),
     or the warnings and one summary line (exit 0)."""
-    from meta.analysis import ANALYSES_FILE, load_analyses, validate
-    from meta.data import load
+    from meta.review.inputs.analysis import validate_folder
+    from meta.review.inputs.data import load
 
     try:
-        problems = validate(path)
+        problems, checked, analyses = validate_folder(path)
         code = print_problems(problems, path)
         if code:
             return code
-        ds = load(path)
-        folder = Path(path)
-        n_analyses = len(load_analyses(folder)) if (folder / ANALYSES_FILE).exists() else None
+        ds = load(path, checked=checked)
+        n_analyses = None if analyses is None else len(analyses)
         warns = sum(not p.is_error for p in problems)
         line = ds.summary()
         if n_analyses is not None:
@@ -141,23 +144,19 @@ def validate_command(path: str | os.PathLike) -> int:
         return 1
 
 
-def coverage_main(argv: list[str] | None = None) -> int:
-    """``python -m meta.coverage [--data DIR]``: regenerate the coverage table in DIR/README.md."""
-    from meta.coverage import coverage_table, write_coverage
-    from meta.data import DataError, load
+def coverage_command(data_dir: str) -> int:
+    """``meta coverage [--data DIR]``: regenerate the coverage table in DIR/README.md."""
+    from meta.review.outputs.coverage import coverage_table, write_coverage
+    from meta.review.inputs.data import DataError, load
 
-    p = argparse.ArgumentParser(prog="python -m meta.coverage",
-                                description="Regenerate the coverage table in DATA/README.md.")
-    p.add_argument("--data", default="data", help="data folder (default: data)")
-    args = p.parse_args(argv)
     try:
-        ds = load(args.data)
+        ds = load(data_dir)
     except DataError as exc:
         for prob in exc.problems:
             print(prob)
-        print(f"coverage not written: {len(exc.problems)} problem(s) in {args.data}")
+        print(f"coverage not written: {len(exc.problems)} problem(s) in {data_dir}")
         return 1
-    readme = Path(args.data) / "README.md"
+    readme = Path(data_dir) / "README.md"
     table = coverage_table(ds)
     try:
         changed = write_coverage(readme, table)
@@ -193,7 +192,7 @@ def _oserror_line(e: OSError, data_dir: str, out_dir: str) -> str:
 
 
 def reproduce_command(data_dir: str, out_dir: str) -> int:
-    """``meta reproduce``: run :func:`meta.reproduce.reproduce`; its exceptions become one line and an exit code."""
+    """``meta reproduce``: run :func:`meta.review.reproduce.reproduce`; its exceptions become one line and an exit code."""
     try:
         return _reproduce(data_dir, out_dir)
     except KeyboardInterrupt:  # also while importing pandas and matplotlib
@@ -205,10 +204,10 @@ def reproduce_command(data_dir: str, out_dir: str) -> int:
 
 
 def _reproduce(data_dir: str, out_dir: str) -> int:
-    from meta.data import DataError
-    from meta.outputs import OutputRefused
-    from meta.analysis import ANALYSES_FILE, AnalysesError
-    from meta.reproduce import reproduce
+    from meta.review.inputs.data import DataError
+    from meta.review.outputs.results_folder import OutputRefused
+    from meta.review.inputs.analysis import ANALYSES_FILE, AnalysesError
+    from meta.review.reproduce import reproduce
 
     t0 = time.perf_counter()
     try:

@@ -638,7 +638,7 @@ def smd_from_dz(dz, n) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------
-# pre-post correlation derived from what a paired study reports (issue 12.5)
+# pre-post correlation derived from what a paired study reports
 # --------------------------------------------------------------------------
 def _r_frame(x: "_Inputs", sd_change: np.ndarray, given: str):
     """r from sd_pre, sd_post and sd_change; a ValueError naming ``given`` where r is outside [-1, 1]."""

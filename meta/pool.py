@@ -34,8 +34,6 @@ by index label (:func:`meta._checks.align`; different labels are a
 fitted on, so ``leave_one_out(res)``, ``cumulative(res, order=)`` and the
 verbs of :mod:`meta.bias` and :mod:`meta.plots` take the result alone.
 
-``test="hksj"`` is metafor's ``test="knha"`` (Hartung & Knapp 2001; Sidik &
-Jonkman 2002): the variance of the estimate multiplied by
 Tests (``test=``, case-insensitive, metafor 3.8.1 ``rma(test=)``): ``"z"``;
 ``"hksj"`` = metafor's ``"knha"`` (Hartung & Knapp 2001; Sidik & Jonkman
 2002): the variance of the estimate multiplied by
@@ -60,7 +58,7 @@ import pandas as pd
 from meta import _checks, _lazy
 from meta import _estimators as _est
 from meta import _subgroup_tau2 as _sub
-from meta.many import pool_many  # noqa: F401  (its own module since issue 11; imported from here as before)
+from meta.many import pool_many  # noqa: F401  (public name of meta.pool; the engines live in meta.many)
 
 __all__ = [
     "PoolResult",

@@ -19,7 +19,7 @@ SCRIPT = "<script>alert(1)</script>"
 AUTOLINK_JS = "<javascript:alert(1)>"
 FORGED = "quiet note\n# Fake heading\n| verdict | agrees |\n| --- | --- |\n| C99 | agrees |"
 FORMULA = '=HYPERLINK("https://example.org/x";"click")'
-#: no spaces or commas: the forest label keeps an author's first word only (meta.reproduce._label)
+#: no spaces or commas: the forest label keeps an author's first word only (meta.review.running.run._label)
 AUTHOR_SVG = "<svg/onload=alert(1)>"
 AUTHOR_IMG = "<img/src=x/onerror=alert(1)>"
 COHORT = "@noehren2013"

@@ -1,5 +1,5 @@
 """The public API never pairs the wrong rows, and one fitted object goes
-through every verb (issue 10 part 4, issue 11 part 2).
+through every verb.
 
 * pandas inputs are paired by index label (meta._checks.align): Series
   holding the same labels in another order give metafor's numbers for the

@@ -1,4 +1,4 @@
-"""meta.coverage: the study x outcome route table and its place in data/README.md."""
+"""meta.review.outputs.coverage: the study x outcome route table and its place in data/README.md."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from meta import data
-from meta.cli import coverage_main
-from meta.coverage import END, NO_NUMBERS, START, coverage_table, to_markdown, write_coverage
+from meta.review.inputs import data
+from meta.cli import main as cli_main
+from meta.review.outputs.coverage import END, NO_NUMBERS, START, coverage_table, to_markdown, write_coverage
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "fixtures" / "data_good"
@@ -126,9 +126,9 @@ def test_write_refuses_bad_markers(tmp_path: Path, text: str):
 
 
 def test_main_regenerates(folder: Path, capsys):
-    assert coverage_main(["--data", str(folder)]) == 0
+    assert cli_main(["coverage", "--data", str(folder)]) == 0
     assert "coverage table updated (6 studies x 3 outcomes)" in capsys.readouterr().out
-    assert coverage_main(["--data", str(folder)]) == 0
+    assert cli_main(["coverage", "--data", str(folder)]) == 0
     assert "already up to date" in capsys.readouterr().out
     assert "| willy2012b | peak_hip_adduction (paired) |  |" in (folder / "README.md").read_text()
 
@@ -137,7 +137,7 @@ def test_main_on_invalid_data_writes_nothing(tmp_path: Path, capsys):
     dst = tmp_path / "bad"
     shutil.copytree(BAD, dst)
     (dst / "README.md").write_text(README)
-    assert coverage_main(["--data", str(dst)]) == 1
+    assert cli_main(["coverage", "--data", str(dst)]) == 1
     out = capsys.readouterr().out
     assert "column sd1: must be > 0, got -6.6" in out and "coverage not written" in out
     assert (dst / "README.md").read_text() == README
@@ -146,7 +146,7 @@ def test_main_on_invalid_data_writes_nothing(tmp_path: Path, capsys):
 def test_main_without_readme(tmp_path: Path, capsys):
     dst = tmp_path / "data"
     shutil.copytree(GOOD, dst)
-    assert coverage_main(["--data", str(dst)]) == 1
+    assert cli_main(["coverage", "--data", str(dst)]) == 1
     assert "coverage not written" in capsys.readouterr().out
 
 

@@ -1,4 +1,4 @@
-"""meta.data: loading, one test per validation rule, and the ``meta validate`` command.
+"""meta.review.inputs.data: loading, one test per validation rule, and the ``meta validate`` command.
 
 Each rule is tested on a copy of ``tests/fixtures/data_good`` with one cell
 changed, asserting the exact file, spreadsheet row and column of the problem.
@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
-from meta import data
+from meta.review.inputs import data
 from meta.cli import main
-from meta.data import DataError, Problem
+from meta.review.inputs.data import DataError, Problem
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "fixtures" / "data_good"
@@ -588,11 +588,11 @@ def test_any_single_cell_change_is_reported_or_accepted_never_crashes(tmp_path_f
             data.load(folder)
     else:
         ds = data.load(folder)
-        from meta.study_effects import study_effects
+        from meta.review.inputs.study_effects import study_effects
         assert len(study_effects(ds.outcomes, ds.studies)) == len(ds.outcomes)
 
 
-# ------------------------------------------------------------------ vocabulary.csv (issue 10)
+# ------------------------------------------------------------------ vocabulary.csv
 
 
 def add_column(folder: Path, file: str, column: str, values: dict[int, str] | None = None) -> None:
@@ -797,7 +797,7 @@ def test_negative_numbers_are_not_formulas(folder: Path):
     assert data.validate(folder) == []
 
 
-# ------------------------------------------------------------------ CI and SE columns (issue 13)
+# ------------------------------------------------------------------ CI and SE columns
 
 
 def _ci(folder: Path, **cells: dict[int, str]) -> None:
@@ -841,7 +841,7 @@ def test_ci_not_containing_its_estimate_is_a_warning(folder: Path):
     assert data.load(folder).warnings == (p,)
 
 
-# ------------------------------------------------------------------ review_set (issue 13)
+# ------------------------------------------------------------------ review_set
 
 
 def test_missing_review_set_means_original():
@@ -868,7 +868,7 @@ def test_bundled_studies_have_review_set():
     assert "review_set" in _rows(BUNDLED / "studies.csv")[0]
 
 
-# ------------------------------------------------------------------ published_pooled.csv (issue 13)
+# ------------------------------------------------------------------ published_pooled.csv
 
 _POOLED_HEADER = ("source_id,source_citation,doi,outcome,population,task,design,k,n,smd,ci_low,ci_high,"
                   "ci_level,evidence_level,sign_convention,url,locator,notes")

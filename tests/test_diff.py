@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from meta.diff import DiffError, diff_results
+from meta.review.outputs.diff import DiffError, diff_results
 
 
 def _write(path: Path, header: list[str], rows: list[list]) -> None:

@@ -1,5 +1,5 @@
 """analyses.csv column ``es_scale``: an analysis may declare the SMD scale it pools (raw_sd or
-change_sd; empty = meta.evidence.SCALES by comparison). The column is checked like the other
+change_sd; empty = meta.review.running.evidence.SCALES by comparison). The column is checked like the other
 columns of analyses.csv; evidence_sets pools the declared scale and keeps the others apart; the
 bundled change-scale gait-retraining analyses pool bramah2019's d_z in the updated set only."""
 
@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
-from meta import analysis
-from meta.analysis import Analysis, load_analyses, parse_filters
+from meta.review.inputs import analysis
+from meta.review.inputs.analysis import Analysis, load_analyses, parse_filters
 from meta.cli import main
-from meta.evidence import ORIGINAL, UPDATED, analysis_scale, evidence_sets
+from meta.review.running.evidence import ORIGINAL, UPDATED, analysis_scale, evidence_sets
 from test_evidence import _table
 
 FILE = "analyses.csv"
@@ -80,7 +80,7 @@ def test_an_analysis_declaring_change_sd_pools_change_sd_rows_and_keeps_raw_sd_r
 
 @pytest.fixture(scope="module")
 def bundled_run(tmp_path_factory):
-    from meta.reproduce import reproduce
+    from meta.review.reproduce import reproduce
 
     out = tmp_path_factory.mktemp("es_scale") / "r"
     reproduce(Path(__file__).resolve().parents[1] / "data", out, formats=("png",), dpi=72, html=False,
@@ -118,7 +118,7 @@ def test_the_raw_scale_gait_retraining_analysis_still_leaves_bramah2019_out(bund
 
 def test_pooled_n_counts_a_pre_post_sample_once(tmp_path):
     # bramah2019: 12 runners measured before and after (n1 = n2 = 12): 12 people, not 24
-    from meta.reproduce import reproduce
+    from meta.review.reproduce import reproduce
 
     res = reproduce("data", None)
     row = res.to_frame().set_index(["set", "analysis_id"]).loc[("updated", "gr_hip_adduction_dz")]

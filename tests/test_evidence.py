@@ -1,4 +1,4 @@
-"""meta.evidence: the original and updated evidence sets of an analysis, and meta.published: the
+"""meta.review.running.evidence: the original and updated evidence sets of an analysis, and meta.review.inputs.published: the
 successors' pooled results matched by outcome construct (signs as printed)."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from meta.analysis import Analysis, parse_filters
-from meta.evidence import ORIGINAL, SETS, UPDATED, analysis_scale, evidence_sets
-from meta.published import outcome_constructs, published_for
+from meta.review.inputs.analysis import Analysis, parse_filters
+from meta.review.running.evidence import ORIGINAL, SETS, UPDATED, analysis_scale, evidence_sets
+from meta.review.inputs.published import outcome_constructs, published_for
 
 
 def _table() -> pd.DataFrame:
@@ -83,9 +83,9 @@ def test_unknown_filter_key_is_named():
 def test_bundled_data_neal2019_enters_case_control_hip_adduction_only_in_the_updated_set():
     from pathlib import Path
 
-    from meta.analysis import load_analyses
-    from meta.data import load
-    from meta.reproduce import effect_table
+    from meta.review.inputs.analysis import load_analyses
+    from meta.review.inputs.data import load
+    from meta.review.running.run import effect_table
 
     root = Path(__file__).resolve().parents[1] / "data"
     table = effect_table(load(root))
@@ -134,7 +134,7 @@ def test_published_rows_match_by_construct_signs_and_notes_as_printed():
 def test_bundled_published_pooled_pelvic_drop_sign_kept():
     from pathlib import Path
 
-    from meta.data import load
+    from meta.review.inputs.data import load
 
     ds = load(Path(__file__).resolve().parents[1] / "data")
     p = published_for(ds.published_pooled, ds.vocabulary, outcomes=["contralateral_pelvic_drop"])

@@ -289,7 +289,7 @@ def test_the_key_covers_the_package_source(tmp_path):
 def test_a_warm_rerun_draws_only_the_figures_whose_data_changed(tmp_path, bundled_copy, builds, monkeypatch):
     """meta reproduce twice on the same data draws nothing the second time, and its figures are the
     bytes of a run without the cache; one changed cell redraws only the figures of the analyses it feeds."""
-    from meta.reproduce import reproduce
+    from meta.review.reproduce import reproduce
 
     data = bundled_copy
     fast = dict(formats=("png", "svg"), dpi=72, html=False)

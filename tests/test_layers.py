@@ -1,8 +1,10 @@
 """The layers of meta: imports only go downward, no cycle, every module says its job.
 
 Every module of ``meta/`` is parsed with ``ast`` (not imported); the import graph
-includes imports inside functions. Library modules (the general meta-analysis layer)
-never import a review-layer module (docs/DEVELOPING.md, "Layers").
+includes imports inside functions. Two wings and the command line above them
+(docs/DEVELOPING.md, "Layers"): the general library (``meta.*`` outside ``meta.review``)
+never imports the review (``meta.review.*``) or the command line (``meta.cli``); nothing
+imports the command line; inside the review, inputs -> running -> outputs -> reproduce.
 """
 
 from __future__ import annotations
@@ -14,9 +16,26 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "meta"
 
-#: the review layer: everything about Neal et al. (2016) as a review, its data and its outputs
-REVIEW = {"analysis", "declarations", "run", "sensitivity", "claims", "figures", "report", "outputs", "reproduce",
-          "cli", "coverage", "diff", "evidence", "published", "living", "docs", "__main__"}
+#: the command line: above both wings; nothing imports it but ``python -m meta``
+COMMAND_LINE = {"cli", "__main__"}
+#: the review wing's stages in the order data flows through them: each imports only earlier stages
+#: (the last stage: ``reproduce`` runs the whole review, ``docs`` writes the README excerpt from such a run)
+REVIEW_ORDER = (("review.inputs",), ("review.running",), ("review.outputs",), ("review.reproduce", "review.docs"))
+
+
+def _wing(module: str) -> str:
+    if module in COMMAND_LINE:
+        return "command line"
+    return "review" if module == "review" or module.startswith("review.") else "library"
+
+
+def _review_rank(module: str) -> int | None:
+    for i, stage in enumerate(REVIEW_ORDER):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in stage):
+            return i
+    return None
+
+
 #: not part of either layer's graph: the package's own __init__
 SKIP = {"__init__"}
 #: no cycle is allowed (PoolResult.confint() calls meta._qprofile, below meta.pool; meta.confint,
@@ -114,26 +133,46 @@ def test_no_import_cycle(graph):
             visit(m)
 
 
-def test_library_never_imports_the_review_layer(graph):
-    bad = {m: sorted(deps & REVIEW) for m, deps in graph.items() if m not in REVIEW and deps & REVIEW}
+def test_library_never_imports_the_review_or_the_command_line(graph):
+    bad = {m: sorted(d for d in deps if _wing(d) != "library") for m, deps in graph.items()
+           if _wing(m) == "library" and any(_wing(d) != "library" for d in deps)}
     assert any(m.startswith("plots.") for m in graph), "the plots subpackage is part of the graph"
-    assert bad == {}, f"library modules importing review-layer modules: {bad}"
+    assert any(m.startswith("review.") for m in graph), "the review subpackage is part of the graph"
+    assert bad == {}, f"library modules importing the review or the command line: {bad}"
 
 
-def test_review_layer_is_known():
-    """A module about the review must be added to REVIEW; a library module must not be named there."""
-    mods = set(_modules())
-    for lib in ("effects", "_estimators", "pool", "bias", "plots", "study_effects", "data", "_format"):
-        assert lib in mods and lib not in REVIEW, lib
-    for rev in ("analysis", "run", "sensitivity", "claims", "figures", "report", "outputs", "reproduce", "cli", "coverage"):
-        assert rev in mods, rev
+def test_nothing_imports_the_command_line(graph):
+    bad = {m: sorted(deps & COMMAND_LINE) for m, deps in graph.items() if m != "__main__" and deps & COMMAND_LINE}
+    assert bad == {}, f"modules importing the command line (only python -m meta may): {bad}"
+
+
+def test_review_imports_follow_the_data_flow(graph):
+    """inputs -> running -> outputs -> reproduce: a review module never imports a later stage."""
+    bad = {}
+    for m, deps in graph.items():
+        rank = _review_rank(m)
+        if rank is None:
+            continue
+        later = sorted(d for d in deps if (_review_rank(d) or -1) > rank)
+        if later:
+            bad[m] = later
+    assert bad == {}, f"review modules importing a later stage ({' -> '.join('/'.join(s) for s in REVIEW_ORDER)}): {bad}"
+
+
+def test_every_module_is_in_a_wing():
+    """The top of meta/ holds the library, the command line and one review package, nothing else."""
+    top = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    review = [n for n in top if not n.endswith(".py") and n not in ("plots", "review")]
+    assert review == [], f"sub-folders of meta/ other than the library's plots/ and review/: {review}"
+    for name in _modules():
+        assert _review_rank(name) is not None or _wing(name) != "review" or name == "review", name
 
 
 def test_printing_only_in_the_command_line_layer():
     """Library functions return values or raise; print() is called in meta.cli alone."""
     printing = {}
     for m, tree in _modules().items():
-        if m in ("cli",):
+        if m in COMMAND_LINE:
             continue
         calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                  and n.func.id == "print"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from meta import docs
+from meta.review import docs
 from meta.cli import main
-from meta.outputs import read_inputs, write_inputs
+from meta.review.outputs.results_folder import read_inputs, write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def two_runs(tmp_path_factory):
     import csv
     import io
 
-    from meta.reproduce import reproduce
+    from meta.review.reproduce import reproduce
 
     base = tmp_path_factory.mktemp("living")
     data = base / "data"
@@ -283,8 +283,8 @@ def test_hostile_published_pooled_text_is_escaped(tmp_path):
     import _hostile as H
     import pandas as pd
 
-    from meta.report import markdown_to_html
-    from meta.reproduce import reproduce
+    from meta.review.outputs.report import markdown_to_html
+    from meta.review.reproduce import reproduce
 
     data = H.hostile_data(tmp_path / "data")
     p = pd.read_csv(data / "published_pooled.csv", dtype=str, keep_default_na=False)

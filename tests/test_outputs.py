@@ -20,9 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from meta import outputs, report, reproduce
+from meta.review import reproduce
+from meta.review.outputs import report
+from meta.review.outputs import results_folder as outputs
 from meta.cli import main
-from meta.outputs import MARKER, MARKER_TEXT, OutputRefused
+from meta.review.outputs.results_folder import MARKER, MARKER_TEXT, OutputRefused
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -249,7 +251,8 @@ def test_marked_folder_reached_through_a_symlink_is_replaced_in_place(tmp_path, 
 KILLED_RUN = textwrap.dedent(
     """
     import os, sys
-    from meta import outputs, reproduce
+    from meta.review import reproduce
+    from meta.review.outputs import results_folder as outputs
     data, out, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
     reproduce.draw_figures = lambda run, fig_dir, **kw: ()
     real_replace, calls = os.replace, []
@@ -338,7 +341,7 @@ HOLD_LOCK = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from meta.outputs import _Lock
+    from meta.review.outputs.results_folder import _Lock
     _Lock(Path(sys.argv[1])).acquire()
     print("locked", flush=True)
     time.sleep(120)
@@ -491,7 +494,7 @@ def test_old_results_that_cannot_be_removed_do_not_fail_a_finished_run(tmp_path,
 SLOW_RUN = textwrap.dedent(
     """
     import sys, time
-    from meta import reproduce
+    from meta.review import reproduce
     def slow(run, fig_dir, **kw):
         print("drawing", file=sys.stderr, flush=True)
         time.sleep(60)

@@ -94,7 +94,7 @@ def _row(i: int, **extra) -> dict:
 
 
 def _effects(*rows, **kw):
-    from meta.study_effects import study_effects
+    from meta.review.inputs.study_effects import study_effects
 
     return study_effects(pd.DataFrame(list(rows)), **kw)
 

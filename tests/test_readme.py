@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from meta import reproduce
+from meta.review import reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- pooled-excerpt:start -->", "<!-- pooled-excerpt:end -->"

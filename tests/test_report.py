@@ -1,4 +1,4 @@
-"""meta.claims.direction_votes: direction-only evidence shown beside (never instead of) a verdict."""
+"""meta.review.running.claims.direction_votes: direction-only evidence shown beside (never instead of) a verdict."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from meta.claims import direction_votes
+from meta.review.running.claims import direction_votes
 
 
 def _run(matched: pd.DataFrame, pooled_rows: list[int]) -> SimpleNamespace:
@@ -44,7 +44,7 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 
 import _hostile as H  # noqa: E402  (tests/ is on sys.path under pytest)
-from meta.report import markdown_to_html, md_code, md_text  # noqa: E402
+from meta.review.outputs.report import markdown_to_html, md_code, md_text  # noqa: E402
 
 TITLE = "Neal et al. (2016) reproduced"
 PAYLOADS = [H.IMG_JS, H.IMG_ONERROR, H.LINK_JS, H.IMG_REMOTE, H.SCRIPT, H.AUTOLINK_JS, H.IMG_TITLE,
@@ -121,7 +121,7 @@ def test_html_page_has_charset_csp_and_escaped_title():
 
 @pytest.fixture(scope="module")
 def hostile_results(tmp_path_factory):
-    from meta import reproduce
+    from meta.review import reproduce
 
     base = tmp_path_factory.mktemp("hostile")
     data = H.hostile_data(base / "data")
@@ -174,7 +174,7 @@ def test_spreadsheet_safe_rule():
     import numpy as np
     import pandas as pd
 
-    from meta._csvsafe import spreadsheet_safe
+    from meta.review.outputs.csvsafe import spreadsheet_safe
 
     df = pd.DataFrame(
         {

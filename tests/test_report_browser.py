@@ -37,7 +37,7 @@ def dump_dom(page: Path, tmp: Path) -> str:
 @pytest.fixture(scope="module")
 def hostile_report(tmp_path_factory) -> Path:
     _chromium()  # skip before the run when there is no browser
-    from meta import reproduce
+    from meta.review import reproduce
 
     base = tmp_path_factory.mktemp("hostile_browser")
     reproduce.reproduce(H.hostile_data(base / "data"), base / "results", formats=("png",), dpi=72, progress=None)
@@ -57,7 +57,7 @@ def test_hostile_report_runs_no_script_and_shows_the_payloads_as_text(hostile_re
 
 def test_csp_blocks_a_script_that_got_into_the_page(tmp_path):
     """Even a bug that let raw HTML through could not run script or load a remote image."""
-    from meta.report import markdown_to_html
+    from meta.review.outputs.report import markdown_to_html
 
     html = markdown_to_html("text\n", title="clean")
     html = html.replace("</body>", "<script>document.title='RAN'</script>"

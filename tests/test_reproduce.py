@@ -15,10 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meta import claims as claims_mod
-from meta import outputs, report, reproduce
-from meta.outputs import MARKER, MARKER_TEXT
-from meta.reproduce import AnalysesError, load_analyses, parse_filters, unit_of_analysis
+from meta.review.running import claims as claims_mod
+from meta.review import reproduce
+from meta.review.outputs import report
+from meta.review.outputs import results_folder as outputs
+from meta.review.outputs.results_folder import MARKER, MARKER_TEXT
+from meta.review.inputs.analysis import AnalysesError, Analysis, load_analyses, parse_filters
+from meta.review.running.run import unit_of_analysis
+from meta.review.running.sensitivity import SENSITIVITY_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
@@ -40,9 +44,9 @@ def test_filters_refuse_malformed_clauses(bad):
 
 
 def test_review_match_default_added_unless_named():
-    a = reproduce.Analysis("x", "x", ("o",), "pfp_vs_control", parse_filters("design=prospective"))
+    a = Analysis("x", "x", ("o",), "pfp_vs_control", parse_filters("design=prospective"))
     assert "review_match=likely|possible" in [str(f) for f in a.effective_filters]
-    b = reproduce.Analysis("x", "x", ("o",), "pfp_vs_control", parse_filters("review_match=likely"))
+    b = Analysis("x", "x", ("o",), "pfp_vs_control", parse_filters("review_match=likely"))
     assert [str(f) for f in b.effective_filters] == ["review_match=likely"]
 
 
@@ -137,7 +141,7 @@ REF = ROOT / "tests" / "fixtures" / "reproduce_reference.json"
 
 
 def _write_synthetic(folder: Path, ref: dict) -> Path:
-    """The data set of tests/r/reproduce_reference.R as CSV files meta.data accepts."""
+    """The data set of tests/r/reproduce_reference.R as CSV files meta.review.inputs.data accepts."""
     folder.mkdir(parents=True, exist_ok=True)
     st = pd.DataFrame(ref["studies"])
     out = pd.DataFrame(ref["outcomes"])
@@ -371,7 +375,7 @@ def test_bundled_sensitivity_covers_every_pooled_analysis(bundled):
     assert set(sens["analysis_id"]) == multi
     for aid in multi:
         s = sens.loc[sens["analysis_id"] == aid].set_index("variant")
-        assert set(s.index) == {v[0] for v in reproduce.SENSITIVITY_VARIANTS}
+        assert set(s.index) == {v[0] for v in SENSITIVITY_VARIANTS}
         p = pooled.set_index("analysis_id").loc[aid]
         assert s.loc["primary", "estimate"] == pytest.approx(p["estimate"], rel=1e-12)
         # HKSJ changes the interval, not the DL estimate

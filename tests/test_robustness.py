@@ -237,7 +237,7 @@ def test_verdict_refuses_an_unknown_direction():
 
 
 def _old_classify(k, estimate, ci_low, ci_high, expected):
-    """The rule as meta.report.classify stated it before it moved to meta.verdicts (kept verbatim)."""
+    """The rule as meta.review.outputs.report.classify stated it before it moved to meta.verdicts (kept verbatim)."""
     if k < 2 or estimate is None or not np.isfinite(estimate):
         return "insufficient data"
     excludes0 = ci_low > 0 or ci_high < 0
@@ -251,8 +251,8 @@ def _old_classify(k, estimate, ci_low, ci_high, expected):
 
 
 def test_verdict_equals_the_old_classify_and_claims_uses_it():
-    """The rule moved here unchanged: same answers as the old report.classify on a grid; meta.claims.classify is it."""
-    from meta import claims
+    """The rule moved here unchanged: same answers as the old report.classify on a grid; meta.review.running.claims.classify is it."""
+    from meta.review.running import claims
 
     grid = [(k, e, lo, hi, x) for k in (0, 1, 2, 5) for e in (-0.4, 0.0, 0.4, math.nan)
             for lo, hi in ((-0.8, -0.1), (-0.6, 0.6), (0.1, 0.8), (0.0, 0.5)) for x in (-1, 0, 1, None)]

@@ -1,5 +1,5 @@
 """The robustness panel, honest small-study tests and pre-post correlations wired into
-`meta reproduce` (issue 12 parts 3-5).
+`meta reproduce`.
 
 Each test states the behaviour the pipeline did not have before: it fails on the code
 before this branch (no robustness.csv, no holds_under/fragile columns, small-study tests
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from _csvrows import read_rows as _rows, write_rows as _write  # tests/ is on sys.path under pytest
 
-from meta import analysis
+from meta.review.inputs import analysis
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLED = ROOT / "data"
@@ -101,7 +101,7 @@ import dataclasses  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from meta import reproduce  # noqa: E402
+from meta.review import reproduce  # noqa: E402
 from meta.bayes import bayes_pool  # noqa: E402
 from meta.pool import pool  # noqa: E402
 from meta.robustness import DEFAULT_PANEL, robustness  # noqa: E402
@@ -287,9 +287,9 @@ def test_prepost_r_sweep_shows_a_verdict_that_depends_on_r(tmp_path):
     """Two SYNTHETIC post vs pre rows (copies of the bazettjones2013 row layout with invented means, only in
     memory for this test): d = 0.35 each, n = 19. With r = 0.2 the pooled CI includes 0, with r = 0.8 it
     excludes it, so the sweep flags the verdict as depending on r."""
-    from meta import data
-    from meta.analysis import Analysis, parse_filters
-    from meta.sensitivity import prepost_r_sensitivity
+    from meta.review.inputs import data
+    from meta.review.inputs.analysis import Analysis, parse_filters
+    from meta.review.running.sensitivity import prepost_r_sensitivity
 
     ds = data.load(BUNDLED)
     base = ds.outcomes.loc[ds.outcomes["study_id"] == "bazettjones2013"].iloc[[0]]

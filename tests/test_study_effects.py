@@ -1,4 +1,4 @@
-"""meta.study_effects: one SMD per outcome row, by the documented route priority.
+"""meta.review.inputs.study_effects: one SMD per outcome row, by the documented route priority.
 
 Values are checked three ways: against metafor ``escalc`` (JSON written by
 tests/r/study_effects_reference.R from tests/fixtures/data_good), against direct
@@ -17,8 +17,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from meta import data, effects
-from meta.study_effects import study_effects
+from meta import effects
+from meta.review.inputs import data
+from meta.review.inputs.study_effects import study_effects
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "fixtures" / "data_good"

@@ -6,7 +6,7 @@
   d scale), compared with escalc's n-based vi for d;
 * a within-group mean change with its CI or SE -> ``smd_change`` (d_z), metafor
   ``escalc("SMCC")``; a reported d_z -> ``smd_from_dz``;
-* and how :func:`meta.study_effects.study_effects` picks them per row (route, ``es_scale``, flags).
+* and how :func:`meta.review.inputs.study_effects.study_effects` picks them per row (route, ``es_scale``, flags).
 
 Regenerate the fixture with ``Rscript tests/r/update_routes_reference.R``.
 """
@@ -21,8 +21,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meta import data, effects
-from meta.study_effects import ES_SCALES, ROUTE_RANK, ROUTES, study_effects
+from meta import effects
+from meta.review.inputs import data
+from meta.review.inputs.study_effects import ES_SCALES, ROUTE_RANK, ROUTES, study_effects
 
 REF = json.loads((Path(__file__).parent / "fixtures" / "update_routes_reference.json").read_text())
 RTOL = 1e-10

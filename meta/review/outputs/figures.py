@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from meta.analysis import SMALL_STUDY_MIN_K
-from meta.run import AnalysisRun, effect_columns
+from meta.review.inputs.analysis import SMALL_STUDY_MIN_K
+from meta.review.running.run import AnalysisRun, effect_columns
 
 __all__ = ["draw_figures", "GROUP_LABELS", "FUNNEL_MIN_K"]
 

@@ -41,7 +41,7 @@ __all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims
 def parse_direction(value) -> int | None:
     """Expected sign of the SMD: +1, -1, 0 or None when missing or unreadable.
 
-    ``review_claims.csv`` and ``outcomes.csv`` hold ``+1`` or ``-1`` (``meta.data`` checks
+    ``review_claims.csv`` and ``outcomes.csv`` hold ``+1`` or ``-1`` (``meta.review.inputs.data`` checks
     it and loads it as a number); a number gives its sign, text ``+1``/``1``/``-1``/``0``
     its value.
     """

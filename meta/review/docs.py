@@ -4,7 +4,7 @@
 * the README's pooled-results excerpt, between ``<!-- pooled-excerpt:start -->`` and
   ``<!-- pooled-excerpt:end -->`` (:func:`pooled_excerpt`: the analyses of
   :data:`EXCERPT_ANALYSES`, both evidence sets, from a run on the bundled data without writing);
-* ``data/README.md``'s coverage table (:func:`meta.coverage.write_coverage`).
+* ``data/README.md``'s coverage table (:func:`meta.review.outputs.coverage.write_coverage`).
 
 Tests compare both with the bundled data (``tests/test_readme.py``, ``tests/test_coverage.py``),
 so adding or correcting a study is: edit data/, ``make docs``, ``make test``. Only the text
@@ -90,13 +90,13 @@ def replace_between(path: str | os.PathLike, start: str, end: str, body: str) ->
 def regenerate(data_dir: str | os.PathLike = "data", readme: str | os.PathLike = "README.md") -> list[tuple[Path, bool]]:
     """Rewrite the README excerpt and ``<data_dir>/README.md``'s coverage table from ``data_dir``.
 
-    Returns ``[(path, rewritten), ...]``. Raises ``meta.data.DataError`` /
-    ``meta.analysis.AnalysesError`` on invalid data (nothing written), ``ValueError`` for a
+    Returns ``[(path, rewritten), ...]``. Raises ``meta.review.inputs.data.DataError`` /
+    ``meta.review.inputs.analysis.AnalysesError`` on invalid data (nothing written), ``ValueError`` for a
     missing marker, ``OSError`` when a file cannot be written.
     """
-    from meta.coverage import coverage_table, write_coverage
-    from meta.data import load
-    from meta.reproduce import reproduce
+    from meta.review.outputs.coverage import coverage_table, write_coverage
+    from meta.review.inputs.data import load
+    from meta.review.reproduce import reproduce
 
     data_dir = Path(data_dir)
     res = reproduce(data_dir, out_dir=None, progress=None)

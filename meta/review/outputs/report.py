@@ -1,10 +1,10 @@
 """Rendering of a run: ``report.md`` and a plain ``report.html`` for ``meta reproduce``.
 
 The report is generated only from what the run used: the methods paragraph
-from the settings and the constants that ran (routes of ``meta.study_effects``,
-``meta.sensitivity.SENSITIVITY_VARIANTS``, the analyses), every number from the
+from the settings and the constants that ran (routes of ``meta.review.inputs.study_effects``,
+``meta.review.running.sensitivity.SENSITIVITY_VARIANTS``, the analyses), every number from the
 result objects. Nothing here computes a statistic or a verdict: it formats those
-of ``meta.pool``, ``meta.bias``, ``meta.claims`` and ``meta.coverage``.
+of ``meta.pool``, ``meta.bias``, ``meta.review.running.claims`` and ``meta.review.outputs.coverage``.
 
 Reports carry data, never code: every text that comes from a CSV cell (titles,
 notes, favours labels, claim text, study labels from authors, cohorts, reasons)
@@ -37,7 +37,7 @@ def _ci(r) -> str:
 
 
 def _coverage_md(cov: pd.DataFrame) -> str:
-    from meta.coverage import to_markdown
+    from meta.review.outputs.coverage import to_markdown
 
     return to_markdown(cov) + "\n"
 
@@ -112,7 +112,7 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-#: wording of each SMD convention of meta.analysis.CONVENTIONS
+#: wording of each SMD convention of meta.review.inputs.analysis.CONVENTIONS
 _CONVENTION_TEXT = {
     "revman": "the RevMan 5 convention (Hedges' g with J = 1 - 3/(4N - 9) and variance N/(n1 n2) + g^2/(2(N - 3.94)); Deeks & Higgins 2010)",
     "ls": "metafor's escalc(measure = \"SMD\") default (exact J, large-sample variance; Hedges 1981)",
@@ -133,7 +133,7 @@ _METHOD_TEXT = {
 
 def _route_order() -> str:
     """The route preference of the unit-of-analysis rule, ties joined by ``/``."""
-    from meta.study_effects import ROUTE_RANK
+    from meta.review.inputs.study_effects import ROUTE_RANK
 
     ranks = sorted(set(ROUTE_RANK.values()))
     return ", then ".join("/".join(r for r in ROUTE_RANK if ROUTE_RANK[r] == k) for k in ranks)
@@ -152,7 +152,7 @@ def _designs(runs) -> str:
 
 
 def _methods(res) -> str:
-    from meta.sensitivity import SENSITIVITY_VARIANTS
+    from meta.review.running.sensitivity import SENSITIVITY_VARIANTS
 
     s = res.settings
     runs = res.runs
@@ -167,7 +167,7 @@ def _methods(res) -> str:
     )
     return (
         f"Study-level standardised mean differences (group 1 minus group 2: PFP minus control, post minus pre, "
-        f"intervention minus control) were computed for every outcome row by `meta.study_effects.study_effects` "
+        f"intervention minus control) were computed for every outcome row by `meta.review.inputs.study_effects.study_effects` "
         f"from group means and SDs where reported and otherwise from mean differences with p, CI or SE, t statistics, "
         f"reported effect sizes or p-values alone (Cochrane Handbook ch. 6; Borenstein et al. 2009 ch. 7); p-values "
         f"reported as inequalities (p < x) were treated as p = x (`inequality=\"{s['inequality']}\"`), "
@@ -217,7 +217,7 @@ def _robustness_methods(res) -> str:
 
 def _small_study_methods(res) -> str:
     """Where funnel plots, Egger's test and trim-and-fill ran (k >= 10 unless lowered explicitly)."""
-    from meta.analysis import SMALL_STUDY_MIN_K
+    from meta.review.inputs.analysis import SMALL_STUDY_MIN_K
 
     lowered = [r.analysis for r in res.runs if r.analysis.small_study_min_k is not None
                and r.analysis.small_study_min_k < SMALL_STUDY_MIN_K]
@@ -261,7 +261,7 @@ def _prepost_methods(res) -> str:
 
 
 def _study_table(run) -> pd.DataFrame:
-    from meta.run import effect_columns
+    from meta.review.running.run import effect_columns
 
     ycol, vcol = effect_columns(run.analysis.smd_convention)
     r = run.rows
@@ -435,7 +435,7 @@ def _sensitivity_wide(res) -> pd.DataFrame:
 
 
 def render(res) -> str:
-    """The whole ``report.md`` for a :class:`meta.reproduce.ReproduceResult`."""
+    """The whole ``report.md`` for a :class:`meta.review.reproduce.ReproduceResult`."""
     runs = res.runs
     out = ["# Neal et al. (2016) reproduced\n"]
     out.append(
@@ -514,7 +514,7 @@ def render(res) -> str:
         out.append("_(no analysis with k >= 2)_\n")
     out.append("## Data coverage\n")
     if res.coverage is None:
-        out.append("_(meta.coverage is not available in this installation: no coverage table)_\n")
+        out.append("_(meta.review.outputs.coverage is not available in this installation: no coverage table)_\n")
     else:
         out.append(_coverage_md(res.coverage))
     out.append("\n## Gaps\n")
@@ -541,8 +541,8 @@ def render(res) -> str:
 
 # --------------------------------------------------------------------------- living update
 # "What newer studies say" and the per-analysis update paragraph. Rendering only: the sets are
-# chosen by meta.evidence, the numbers come from the runs, the published results from
-# meta.published. Published SMDs are shown as printed; the source's sign_convention note is
+# chosen by meta.review.running.evidence, the numbers come from the runs, the published results from
+# meta.review.inputs.published. Published SMDs are shown as printed; the source's sign_convention note is
 # quoted verbatim beside every row, so a sign that differs from ours (group 1 minus group 2) is
 # never silently flipped or silently compared.
 SIGN_NOTE = ("Published SMDs are shown exactly as each source prints them; the *sign convention* column quotes "
@@ -589,7 +589,7 @@ def added_studies_text(run) -> str:
     without a usable SMD or on another scale. Escaped for Markdown."""
     if run is None:
         return ""
-    from meta.evidence import UPDATE_REVIEW_SET
+    from meta.review.running.evidence import UPDATE_REVIEW_SET
 
     def ids(df):
         if df is None or len(df) == 0 or "review_set" not in df:
@@ -641,7 +641,7 @@ def published_md(rows: pd.DataFrame) -> str:
 
 
 def _published(res, outcomes, comparison=None, constructs=()) -> pd.DataFrame:
-    from meta.published import published_for
+    from meta.review.inputs.published import published_for
 
     return published_for(getattr(res, "published", None), getattr(res, "vocabulary", None),
                          outcomes=outcomes, constructs=constructs, comparison=comparison)
@@ -671,7 +671,7 @@ def analysis_update_md(res, run, updated) -> str:
 
 def overview(res) -> pd.DataFrame:
     """One row per analysis: k and SMD [95% CI] in the original and the updated set, the newer studies pooled."""
-    from meta.evidence import analysis_scale
+    from meta.review.running.evidence import analysis_scale
 
     upd = {r.analysis.analysis_id: r for r in getattr(res, "updated", ())}
     recs = []
@@ -699,7 +699,7 @@ def overview(res) -> pd.DataFrame:
 def newer_studies_section(res) -> str:
     """``## What newer studies say``: per claim, the verdict on both sets, the update studies that
     entered, and the successors' published pooled results for the claim's construct."""
-    from meta.evidence import set_label
+    from meta.review.running.evidence import set_label
 
     out = ["## What newer studies say\n"]
     out.append(

@@ -111,7 +111,7 @@ BETWEEN_ROUTES = ("means_sd", "md_ci", "md_se", "md_p", "t", "reported_es_ci", "
 WITHIN_ROUTES = ("paired", "change_ci", "change_se", "reported_es_within")
 ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
 #: preference between two rows of one cohort (lower is preferred; the unit-of-analysis rule of
-#: meta.run.unit_of_analysis): raw means and SDs, then a mean difference or t, then a reported
+#: meta.review.running.run.unit_of_analysis): raw means and SDs, then a mean difference or t, then a reported
 #: effect size, then a p-value alone. Every route of ROUTES has a rank.
 ROUTE_RANK = {
     "means_sd": 0,
@@ -199,7 +199,7 @@ def candidate_routes(row: Mapping) -> list[str]:
 
     Ignores options (``r``, ``inequality``): a ``post_vs_pre`` row with means
     and SDs counts as having the ``paired`` route even though it needs ``r``.
-    Used by :mod:`meta.data` to check that each row has a route or an
+    Used by :mod:`meta.review.inputs.data` to check that each row has a route or an
     ``extraction_note``.
     """
     routes = WITHIN_ROUTES if _text(row.get("comparison")) == "post_vs_pre" else BETWEEN_ROUTES
@@ -408,7 +408,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
     Parameters
     ----------
     outcomes
-        Rows shaped like ``outcomes.csv`` (e.g. ``meta.data.load().outcomes``);
+        Rows shaped like ``outcomes.csv`` (e.g. ``meta.review.inputs.data.load().outcomes``);
         numeric columns may be numbers or numeric strings; empty = unknown.
     studies
         Optional ``studies.csv`` frame; supplies ``cohort_id`` by ``study_id``

@@ -6,14 +6,14 @@
   The **original set** of an analysis is today's selection: the rows of its outcome(s) and
   comparison that pass every filter of ``analyses.csv`` *and* the default
   ``review_match=likely|possible`` (added unless the analysis names ``review_match``;
-  :attr:`meta.analysis.Analysis.effective_filters`), restricted to ``review_set=original``.
+  :attr:`meta.review.inputs.analysis.Analysis.effective_filters`), restricted to ``review_set=original``.
 * ``update`` -- studies published after the review's search. Their ``review_match`` is
   ``unlikely`` by construction (outside the review's search), so the default review-match filter
   does **not** apply to them; a filter written in ``analyses.csv`` (``review_match`` included)
   still does. The **updated set** is the original set plus the rows of ``update`` studies that
   pass the analysis' declared filters.
 
-Scales are never mixed (``es_scale`` of :mod:`meta.study_effects`): an analysis is pooled on
+Scales are never mixed (``es_scale`` of :mod:`meta.review.inputs.study_effects`): an analysis is pooled on
 one scale in both sets, the one it declares (``analyses.csv`` column ``es_scale``) or else
 :data:`SCALES` by comparison. Rows whose SMD is on another scale are
 kept apart (``EvidenceSet.other_scale``) and reported, never pooled. Choice for ``post_vs_pre``:
@@ -33,8 +33,8 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from meta.analysis import Analysis, Filter
-from meta.data import DEFAULT_REVIEW_SET
+from meta.review.inputs.analysis import Analysis, Filter
+from meta.review.inputs.data import DEFAULT_REVIEW_SET
 
 __all__ = ["SETS", "SCALES", "ORIGINAL", "UPDATED", "EvidenceSet", "analysis_scale", "evidence_sets", "set_label"]
 
@@ -110,7 +110,7 @@ def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, Evidence
     """``{"original": EvidenceSet, "updated": EvidenceSet}`` for one analysis.
 
     ``table`` is the annotated effect-size table (one row per outcome row with the study's
-    columns joined on: ``meta.reproduce.effect_table``). Rows keep the table's order, so the
+    columns joined on: ``meta.review.reproduce.effect_table``). Rows keep the table's order, so the
     unit-of-analysis rule and ties in a cumulative analysis see them as in ``outcomes.csv``.
     """
     rs = _review_set(table)

@@ -3,20 +3,19 @@
 :func:`coverage_table` builds it from the validated data; :func:`write_coverage`
 puts it, as a markdown table, between the markers ``<!-- coverage:start -->``
 and ``<!-- coverage:end -->`` of ``data/README.md`` and touches nothing else.
-Regenerate with ``python -m meta.coverage [--data DIR]`` (printing and exit
-code: ``meta.cli.coverage_main``).
+Regenerate with ``meta coverage [--data DIR]`` or ``make docs`` (printing and exit code:
+``meta.cli.coverage_command``).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 import pandas as pd
 
-from meta.analysis import DEFAULT_REVIEW_MATCH
-from meta.study_effects import ROUTES, study_effects
+from meta.review.inputs.analysis import DEFAULT_REVIEW_MATCH
+from meta.review.inputs.study_effects import ROUTES, study_effects
 
 __all__ = ["coverage_table", "to_markdown", "write_coverage", "START", "END", "NO_NUMBERS"]
 
@@ -36,7 +35,7 @@ _LEGEND = (
 
 def _frames(obj: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     if isinstance(obj, (str, Path)):
-        from meta.data import load
+        from meta.review.inputs.data import load
 
         obj = load(obj)
     if hasattr(obj, "studies") and hasattr(obj, "outcomes"):
@@ -46,7 +45,7 @@ def _frames(obj: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     if isinstance(obj, (tuple, list)) and len(obj) == 2:
         return obj[0], obj[1]
     raise TypeError(
-        "coverage_table needs a meta.data.Dataset, a data folder path, a dict with 'studies' and "
+        "coverage_table needs a meta.review.inputs.data.Dataset, a data folder path, a dict with 'studies' and "
         f"'outcomes', or a (studies, outcomes) pair; got {type(obj).__name__}"
     )
 
@@ -57,7 +56,7 @@ def coverage_table(dataset_or_frames: Any) -> pd.DataFrame:
     Rows: studies whose ``review_match`` is ``likely`` or ``possible``, in the
     order of ``studies.csv`` (index ``study_id``); columns: outcomes,
     alphabetically.  Cell: the distinct routes (in priority order, ``", "``
-    joined) that :func:`meta.study_effects.study_effects` uses for that
+    joined) that :func:`meta.review.inputs.study_effects.study_effects` uses for that
     study's rows of the outcome; ``"–"`` when the study has rows but none is
     usable; ``""`` when it has no row.  ``post_vs_pre`` rows with means and SDs
     are shown as ``paired`` (at analysis time they need a pre-post r).
@@ -133,9 +132,3 @@ def write_coverage(readme_path: str | Path, table: pd.DataFrame) -> bool:
         return False
     path.write_bytes(new.encode("utf-8"))
     return True
-
-
-if __name__ == "__main__":  # pragma: no cover - the printing lives in meta.cli
-    from meta.cli import coverage_main
-
-    sys.exit(coverage_main())

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from meta.run import LEVEL, AnalysisRun, effect_columns
+from meta.review.running.run import LEVEL, AnalysisRun, effect_columns
 
 __all__ = ["SENSITIVITY_VARIANTS", "sensitivity", "PREPOST_R_SWEEP", "PREPOST_COLUMNS", "prepost_r_sensitivity"]
 
@@ -95,8 +95,8 @@ def sensitivity(runs: list[AnalysisRun], *, level: float = LEVEL) -> pd.DataFram
 
 def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, rs=PREPOST_R_SWEEP,
                           level: float = LEVEL) -> pd.DataFrame:
-    """Every ``post_vs_pre`` analysis re-run (:func:`meta.run.run_analysis`, its original evidence
-    set) on the effect table built with each assumed r of ``rs`` (:func:`meta.run.effect_table`
+    """Every ``post_vs_pre`` analysis re-run (:func:`meta.review.running.run.run_analysis`, its original evidence
+    set) on the effect table built with each assumed r of ``rs`` (:func:`meta.review.running.run.effect_table`
     with ``r=``).
 
     One row per analysis x r: ``analysis_id, r, declared_r`` (the analysis' own ``prepost_r``,
@@ -106,8 +106,8 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     sign), the primary ``verdict`` and ``holds_under`` of its robustness panel, and
     ``depends_on_r`` (True when the verdict differs between the values of r).
     """
-    from meta.evidence import ORIGINAL, evidence_sets
-    from meta.run import effect_table, run_analysis
+    from meta.review.running.evidence import ORIGINAL, evidence_sets
+    from meta.review.running.run import effect_table, run_analysis
 
     directions = directions or {}
     pp = [a for a in analyses if a.comparison == "post_vs_pre"]
@@ -124,7 +124,7 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     for r in rs:
         table = effect_table(pre_post, r=r)
         for a in pp:
-            sets = evidence_sets(table, a)  # the original evidence set, as the runs of meta.reproduce
+            sets = evidence_sets(table, a)  # the original evidence set, as the runs of meta.review.reproduce
             run = run_analysis(table, a, level=level, rows=sets[ORIGINAL].matched, evidence=ORIGINAL,
                                other_scale=sets[ORIGINAL].other_scale, direction=directions.get(a.analysis_id), prepost_r=r)
             flags = run.rows["flags"].fillna("").astype(str) if run.k else pd.Series([], dtype=str)

@@ -1,6 +1,6 @@
 """Declared analyses: read and check ``data/analyses.csv`` (one row per pooled analysis).
 
-The file is read with the data reader (:func:`meta.data._read_table`: UTF-8,
+The file is read with the data reader (:func:`meta.review.inputs.data.read_table`: UTF-8,
 comma-separated, no column twice in the header) and every problem is reported
 as ``data/analyses.csv, row N (analysis X), column C: ...``, never as a
 traceback.  Checked, row by row:
@@ -15,7 +15,7 @@ traceback.  Checked, row by row:
 * ``method``: :data:`METHODS`, case-insensitive (empty = ``DL``);
 * ``es_scale`` (optional): the scale the analysis pools, :data:`ES_SCALES` (``raw_sd``: SMDs
   standardised by a raw-score SD; ``change_sd``: d_z, standardised by the SD of change); empty =
-  the default of its comparison (:data:`meta.evidence.SCALES`);
+  the default of its comparison (:data:`meta.review.running.evidence.SCALES`);
 * ``claim_ids``: ``;``-separated ids of ``review_claims.csv``;
 * ``small_study_min_k`` (optional): a whole number >= 3; empty = :data:`SMALL_STUDY_MIN_K` (10:
   funnel plots, Egger's test and trim-and-fill need at least 10 studies, Sterne et al. 2011,
@@ -27,9 +27,9 @@ traceback.  Checked, row by row:
   comparison (an outcome with no row yet is "no data", not an error); otherwise the message
   names the filter that matched nothing.
 
-Rows are selected as :func:`meta.run.select_rows` does (``review_match=likely|possible``
-added unless the filters name ``review_match``).  This module imports :mod:`meta.data` and
-:mod:`meta._estimators` only; the running of an analysis is :mod:`meta.run`.
+Rows are selected as :func:`meta.review.running.run.select_rows` does (``review_match=likely|possible``
+added unless the filters name ``review_match``).  This module imports :mod:`meta.review.inputs.data` and
+:mod:`meta._estimators` only; the running of an analysis is :mod:`meta.review.running.run`.
 """
 
 from __future__ import annotations
@@ -40,10 +40,11 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from meta import data as _data
+from meta.review.inputs import data as _data
+from meta.review.inputs import schema
 from meta._estimators import METHOD_ALIASES as _METHOD_ALIASES
 from meta._estimators import METHODS as _POOL_METHODS
-from meta.data import Problem
+from meta.review.inputs.schema import Problem
 
 __all__ = [
     "Analysis",
@@ -64,16 +65,16 @@ __all__ = [
 ]
 
 ANALYSES_FILE = "analyses.csv"
-ANALYSES_COLUMNS = _data.required_columns(ANALYSES_FILE)
+ANALYSES_COLUMNS = schema.required_columns(ANALYSES_FILE)
 CONVENTIONS = ("revman", "ls")
 #: tau2 estimators an analysis may name: meta._estimators.METHODS itself (metafor's aliases EE/CE
 #: for FE are accepted too and read as FE)
 METHODS = _POOL_METHODS
-#: scales an analysis may declare (column es_scale; the es_scale values of meta.study_effects that
+#: scales an analysis may declare (column es_scale; the es_scale values of meta.review.inputs.study_effects that
 #: can be pooled -- ``unstated`` cannot)
 ES_SCALES = ("raw_sd", "change_sd")
 #: review_match values an analysis uses unless its filters name review_match (also the studies
-#: meta.coverage lists)
+#: meta.review.outputs.coverage lists)
 DEFAULT_REVIEW_MATCH = ("likely", "possible")
 #: fewest studies for funnel plots, Egger's test and trim-and-fill (Sterne et al. 2011, BMJ 343:d4002;
 #: Cochrane Handbook 13.3.5.4); an analysis may lower it explicitly (column small_study_min_k, >= 3)
@@ -83,7 +84,7 @@ ANALYSIS_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 class AnalysesError(ValueError):
     """``analyses.csv`` is invalid; ``problems`` holds one readable line per problem
-    (``details``: the same as :class:`meta.data.Problem` objects where available)."""
+    (``details``: the same as :class:`meta.review.inputs.data.Problem` objects where available)."""
 
     def __init__(self, problems):
         self.details = [p for p in problems if isinstance(p, Problem)]
@@ -175,12 +176,14 @@ def _canonical_method(method: str) -> str | None:
     return known.get(method.upper())
 
 
-def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], list[Analysis]]:
+def analysis_problems(path: str | os.PathLike = "data", *, checked: _data.CheckedFolder | None = None
+                      ) -> tuple[list[Problem], list[Analysis]]:
     """Check ``analyses.csv`` (a file, or a data folder holding it) against the data beside it.
 
     Returns ``(problems, analyses)``; ``analyses`` holds the rows without an error.  Problems
-    of the data files themselves are not repeated here (see :func:`meta.data.validate`); where
-    a data file is missing or unreadable, the checks that need it are skipped.
+    of the data files themselves are not repeated here (see :func:`meta.review.inputs.data.validate`); where
+    a data file is missing or unreadable, the checks that need it are skipped. ``checked``: the
+    data folder as :func:`meta.review.inputs.data.check_folder` already read it (not read again).
     """
     path = Path(path)
     if path.is_dir() and not (path.name == ANALYSES_FILE and not (path / ANALYSES_FILE).exists()):
@@ -188,19 +191,20 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
     else:
         folder, name = path.parent, path.name  # the file itself (or a folder named analyses.csv)
     problems: list[Problem] = []
-    table = _data._read_table(folder, name, problems)
-    if table is None or not _data._check_columns(table, ANALYSES_COLUMNS, problems):
+    table = schema.read_table(folder, name, problems)
+    if table is None or not schema.check_columns(table, ANALYSES_COLUMNS, problems):
         return problems, []
     table = replace(table, name=ANALYSES_FILE) if name != ANALYSES_FILE else table
-    _data._check_known_columns(table, problems)
-    checked = _data._validate_all(folder) if folder.is_dir() else None
+    schema.check_known_columns(table, problems)
+    if checked is None and folder.is_dir():
+        checked = _data.check_folder(folder)
     vocab = checked.vocab if checked else None
-    _data.check_formulas(table, problems, vocab)
+    schema.check_formulas(table, problems, vocab)
     tables = checked.tables if checked else {}
-    outcomes = tables.get(_data.OUTCOMES_FILE)
-    studies = tables.get(_data.STUDIES_FILE)
-    claims = tables.get(_data.CLAIMS_FILE)
-    comparisons = vocab.get("comparison") if vocab and "comparison" in vocab else _data.COMPARISONS
+    outcomes = tables.get(schema.OUTCOMES_FILE)
+    studies = tables.get(schema.STUDIES_FILE)
+    claims = tables.get(schema.CLAIMS_FILE)
+    comparisons = vocab.get("comparison") if vocab and "comparison" in vocab else schema.COMPARISONS
     outcome_names = vocab.get("outcome") if vocab else None
     vocab_file = getattr(vocab, "file", None)
     keys = _filter_keys(outcomes, studies)
@@ -232,10 +236,10 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
         elif outcome_names is not None:
             for o in outcomes_of:
                 if o not in outcome_names:
-                    add("outcome", _data.vocabulary_message(o, outcome_names, vocab_file or _data.VOCABULARY_FILE))
+                    add("outcome", schema.vocabulary_message(o, outcome_names, vocab_file or schema.VOCABULARY_FILE))
         comparison = c["comparison"]
         if comparison not in comparisons:
-            add("comparison", _data.vocabulary_message(comparison, tuple(comparisons), vocab_file or _data.VOCABULARY_FILE)
+            add("comparison", schema.vocabulary_message(comparison, tuple(comparisons), vocab_file or schema.VOCABULARY_FILE)
                 if comparison else "must not be empty; valid: " + ", ".join(comparisons))
         conv = c["smd_convention"] or "revman"
         if conv not in CONVENTIONS:
@@ -247,7 +251,7 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
         scale = (c.get("es_scale") or "").strip()
         if scale and scale not in ES_SCALES:
             add("es_scale", f"must be one of {', '.join(ES_SCALES)} (empty = the default scale of the "
-                "comparison)" + _data._suggest(scale, ES_SCALES), scale)
+                "comparison)" + schema.suggest(scale, ES_SCALES), scale)
         try:
             filters = parse_filters(c["filters"])
         except ValueError as e:
@@ -256,7 +260,7 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
         for f in filters:
             if keys is not None and f.key not in keys:
                 add("filters", f"unknown key {f.key!r} in {str(f)!r}; valid keys are columns of outcomes.csv "
-                    f"or studies.csv: {', '.join(sorted(keys))}{_data._suggest(f.key, sorted(keys))}")
+                    f"or studies.csv: {', '.join(sorted(keys))}{schema.suggest(f.key, sorted(keys))}")
                 continue
             allowed = _filter_values(f.key, vocab, study_ids)
             for v in f.values:
@@ -264,13 +268,13 @@ def analysis_problems(path: str | os.PathLike = "data") -> tuple[list[Problem], 
                     what = "a study_id of studies.csv" if f.key == "study_id" else f"in the vocabulary of column {f.key}"
                     add("filters", f"value {v!r} of filter {str(f)!r} is not {what}; valid: "
                         + (", ".join(allowed) if len(allowed) <= 15 else f"{', '.join(list(allowed)[:12])}, ...")
-                        + _data._suggest(v, allowed))
+                        + schema.suggest(v, allowed))
         cids = _split(c["claim_ids"], ";")
         if claim_ids is not None:
             for cid in cids:
                 if cid not in claim_ids:
                     add("claim_ids", f"{cid!r} is not a claim_id of review_claims.csv"
-                        + _data._suggest(cid, sorted(claim_ids)))
+                        + schema.suggest(cid, sorted(claim_ids)))
         min_k, r, r_source = _optional_columns(c, comparison, add)
         if len(problems) > start:
             continue
@@ -314,7 +318,7 @@ def _optional_columns(c, comparison: str, add):
     if text["prepost_r"]:
         v = text["prepost_r"]
         try:
-            r = float(v) if _data.NUMBER_PATTERN.match(v) else None
+            r = float(v) if schema.NUMBER_PATTERN.match(v) else None
         except ValueError:
             r = None
         if r is None or not -1 < r < 1:
@@ -343,21 +347,21 @@ def _filter_values(key: str, vocab, study_ids) -> tuple[str, ...] | None:
         return tuple(sorted(study_ids)) if study_ids is not None else None
     if vocab is None:
         return None
-    for file in (_data.OUTCOMES_FILE, _data.STUDIES_FILE):
-        for col in _data.SCHEMA[file]:
+    for file in (schema.OUTCOMES_FILE, schema.STUDIES_FILE):
+        for col in schema.SCHEMA[file]:
             if col.name == key and col.vocab_key:
                 return vocab.get(col.vocab_key)
     return None
 
 
 def _merged_rows(outcomes, studies) -> list[dict[str, str]]:
-    """Each outcome row with its study's columns (outcome columns win, as meta.run.annotate)."""
+    """Each outcome row with its study's columns (outcome columns win, as meta.review.running.run.annotate)."""
     by_id: dict[str, dict[str, str]] = {}
     for _, s in studies.rows:
         by_id.setdefault(s["study_id"], s)
     rows = []
     for _, o in outcomes.rows:
-        m = {"review_set": _data.DEFAULT_REVIEW_SET, **by_id.get(o["study_id"], {}), **o}
+        m = {"review_set": schema.DEFAULT_REVIEW_SET, **by_id.get(o["study_id"], {}), **o}
         rows.append(m)
     return rows
 
@@ -384,14 +388,14 @@ def _filter_matching_nothing(a: Analysis, rows: list[dict[str, str]]) -> str | N
     return None
 
 
-def load_analyses(path: str | os.PathLike = "data") -> list[Analysis]:
+def load_analyses(path: str | os.PathLike = "data", *, checked: _data.CheckedFolder | None = None) -> list[Analysis]:
     """Read and check ``analyses.csv`` (a file, or a data folder holding it).
 
     Raises :class:`AnalysesError` listing every error as
     ``data/analyses.csv, row N (analysis X), column C: ...``.
     """
-    problems, analyses = analysis_problems(path)
-    errs = _data.errors(problems)
+    problems, analyses = analysis_problems(path, checked=checked)
+    errs = schema.errors(problems)
     if errs:
         raise AnalysesError(errs)
     return analyses
@@ -400,7 +404,7 @@ def load_analyses(path: str | os.PathLike = "data") -> list[Analysis]:
 def check_analyses(analyses, effects, studies, claims) -> list[str]:
     """Cross-check analyses against loaded tables: filter keys exist, claim ids exist.
 
-    Kept for callers of the old API; :func:`load_analyses` on a data folder already checks this.
+    :func:`load_analyses` on a data folder already checks this; this form checks analyses built in code.
     """
     problems = []
     columns = set(effects.columns) | set(studies.columns)
@@ -423,10 +427,20 @@ def check_analyses(analyses, effects, studies, claims) -> list[str]:
 
 
 def validate(path: str | os.PathLike = "data") -> list[Problem]:
-    """Every problem of the data folder: the data files (:func:`meta.data.validate`) and, if
+    """Every problem of the data folder: the data files (:func:`meta.review.inputs.data.validate`) and, if
     present, ``analyses.csv``."""
+    return validate_folder(path)[0]
+
+
+def validate_folder(path: str | os.PathLike = "data") -> tuple[list[Problem], _data.CheckedFolder, list[Analysis] | None]:
+    """The data folder read once: every problem (data files, then ``analyses.csv`` if present),
+    the checked folder (for :func:`meta.review.inputs.data.load`) and the analyses without an
+    error (None when the folder has no ``analyses.csv``)."""
     folder = Path(path)
-    problems = _data.validate(folder)
+    checked = _data.check_folder(folder)
+    problems = list(checked.problems)
+    analyses = None
     if folder.is_dir() and (folder / ANALYSES_FILE).exists():
-        problems += analysis_problems(folder)[0]
-    return problems
+        found, analyses = analysis_problems(folder, checked=checked)
+        problems += found
+    return problems, checked, analyses

@@ -35,7 +35,7 @@ process dies, so a killed run never blocks the next one; the lock file is
 removed by the run that holds it (a stale one is harmless and reused). Without
 ``fcntl`` (Windows) there is no lock.
 
-:func:`write_tables` writes the CSV outputs of a run into it (``meta._csvsafe``: a text
+:func:`write_tables` writes the CSV outputs of a run into it (``meta.review.outputs.csvsafe``: a text
 cell a spreadsheet would run as a formula gets a leading ``'``).
 
 Library code: raises, never prints; ``meta.cli`` turns the exceptions into one
@@ -408,13 +408,13 @@ def swap_into_place(tmp: Path, out_dir: Path, work: Path) -> None:
 
 
 def write_tables(res, folder: Path) -> None:
-    """The CSV outputs of a ``meta.reproduce.ReproduceResult``: effect_sizes, pooled, sensitivity,
+    """The CSV outputs of a ``meta.review.reproduce.ReproduceResult``: effect_sizes, pooled, sensitivity,
     robustness (one row per analysis x method), prepost_r_sensitivity (the pre-post r sweep),
     leave_one_out, set_aside, claims, coverage, cumulative (leave_one_out and set_aside with the
     evidence set of each run: ``res.runs`` original, ``res.updated``)."""
     import pandas as pd
 
-    from meta._csvsafe import write_csv  # a text cell a spreadsheet would run as a formula gets a leading '
+    from meta.review.outputs.csvsafe import write_csv  # a text cell a spreadsheet would run as a formula gets a leading '
 
     write_csv(res.effects, folder / "effect_sizes.csv")
     write_csv(res.to_frame(), folder / "pooled.csv")
@@ -448,13 +448,13 @@ def write_tables(res, folder: Path) -> None:
 
 
 def read_inputs(data_dir: str | os.PathLike) -> dict[str, bytes]:
-    """The bytes of the data files a run reads (:data:`meta.diff.INPUT_KEYS`: studies, outcomes,
+    """The bytes of the data files a run reads (:data:`meta.review.outputs.diff.INPUT_KEYS`: studies, outcomes,
     analyses, review_claims, published_pooled, vocabulary), read once, before the run loads them.
 
     A file the folder does not have (``published_pooled.csv`` is optional) is left out.
     Raises ``OSError`` naming the file when one cannot be read.
     """
-    from meta.diff import INPUT_KEYS
+    from meta.review.outputs.diff import INPUT_KEYS
 
     folder = Path(data_dir)
     out: dict[str, bytes] = {}
@@ -471,7 +471,7 @@ def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[P
     ``meta diff`` compares two runs' snapshots row by row, so a results folder always says which
     data produced it.
     """
-    from meta.diff import INPUTS_DIR
+    from meta.review.outputs.diff import INPUTS_DIR
 
     folder = Path(results) / INPUTS_DIR
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """Running one declared analysis: select its rows, keep one per cohort, pool and test them.
 
-:func:`effect_table` computes one SMD per outcome row (``meta.study_effects``, both
-conventions side by side); :func:`run_analysis` applies one :class:`meta.analysis.Analysis`
+:func:`effect_table` computes one SMD per outcome row (``meta.review.inputs.study_effects``, both
+conventions side by side); :func:`run_analysis` applies one :class:`meta.review.inputs.analysis.Analysis`
 to it and returns an :class:`AnalysisRun`. Rules (the report's methods section states them
 from the constants used here):
 
@@ -11,13 +11,13 @@ from the constants used here):
   ``key=v1|v2;key2!=v3``; a key is a column of the effect-size table (``timepoint``,
   ``task``, ...) or of ``studies.csv`` (``design``, ``population_sex``, ``review_match``,
   ...). Unless the filter names ``review_match`` itself,
-  ``review_match=``:data:`meta.analysis.DEFAULT_REVIEW_MATCH` is added.
+  ``review_match=``:data:`meta.review.inputs.analysis.DEFAULT_REVIEW_MATCH` is added.
 * **Usable rows** (:func:`usable`) -- rows with a finite ``yi`` and ``vi > 0``; the others
   (``route == "none"``) are listed as gaps with the reason given by ``study_effects``.
 * **Unit of analysis** (:func:`unit_of_analysis`) -- one analysis never pools two rows of
   the same ``cohort_id``. Within a cohort the kept row is the first after sorting by
   (1) task: ``running`` before any other single task before ``averaged_across_tasks``;
-  (2) route: :data:`meta.study_effects.ROUTE_RANK`; (3) larger total n; (4) ``study_id``;
+  (2) route: :data:`meta.review.inputs.study_effects.ROUTE_RANK`; (3) larger total n; (4) ``study_id``;
   (5) row order in ``outcomes.csv``. The others are set aside and reported with the reason.
 * **Small k** -- k = 0: "no usable data"; k = 1: ``meta.pool.pool``'s k = 1 result, the
   study's own SMD with its Wald-type CI, never pooled with anything and never dropped;
@@ -29,7 +29,7 @@ from the constants used here):
   verdict is judged against the direction the analysis' first claim expects (or the primary
   estimate's sign): ``AnalysisRun.robustness``.
 * **Small-study tests** -- Egger's regression test, trim-and-fill and the funnel plot only
-  for k >= the analysis' ``bias_min_k``: :data:`meta.analysis.SMALL_STUDY_MIN_K` (10;
+  for k >= the analysis' ``bias_min_k``: :data:`meta.review.inputs.analysis.SMALL_STUDY_MIN_K` (10;
   Sterne et al. 2011, BMJ 343:d4002) unless ``analyses.csv`` lowers it explicitly
   (``small_study_min_k``), in which case the report repeats the warning.
 * **Pre-post correlation** -- ``post_vs_pre`` rows that report the SD of their change, a
@@ -50,9 +50,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meta.analysis import SMALL_STUDY_MIN_K, Analysis, Filter
-from meta.data import STUDY_ID_PATTERN
-from meta.study_effects import ROUTE_RANK
+from meta.review.inputs.analysis import SMALL_STUDY_MIN_K, Analysis, Filter
+from meta.review.inputs.data import STUDY_ID_PATTERN
+from meta.review.inputs.study_effects import ROUTE_RANK
 
 __all__ = [
     "AnalysisRun",
@@ -69,7 +69,7 @@ __all__ = [
     "BIAS_MIN_K",
 ]
 
-#: options of meta.study_effects.study_effects used for every row (reported in the methods):
+#: options of meta.review.inputs.study_effects.study_effects used for every row (reported in the methods):
 #: "p < x" used as the bound p = x (flagged); no pre-post correlation assumed for post_vs_pre rows
 EFFECT_OPTIONS = {"inequality": "bound", "r": None}
 #: confidence level of every interval of a run
@@ -184,7 +184,7 @@ def unit_of_analysis(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def participants(rows: pd.DataFrame, comparison: str) -> int:
     """People in the pooled rows: n1 + n2 for two groups; for ``post_vs_pre`` the same people are
-    measured twice (n1 = n2, checked by meta.data), so each row counts n1 once."""
+    measured twice (n1 = n2, checked by meta.review.inputs.data), so each row counts n1 once."""
     n1 = pd.to_numeric(rows.get("n1"), errors="coerce").fillna(0)
     if comparison == "post_vs_pre":
         return int(n1.sum())
@@ -206,7 +206,7 @@ class AnalysisRun:
     leave_one_out: pd.DataFrame | None = None
     figures: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    evidence: str = "original"  # evidence set (meta.evidence): "original" or "updated"
+    evidence: str = "original"  # evidence set (meta.review.running.evidence): "original" or "updated"
     other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
     robustness: object | None = None  # meta.robustness.RobustnessResult (k >= 1)
     prepost_r: float | None = None  # the assumed pre-post r its effect table used (None: none assumed)
@@ -288,13 +288,13 @@ def effect_table(dataset, *, r: float | None = None) -> pd.DataFrame:
     (default :data:`EFFECT_OPTIONS`: none); rows that report an SD of change, a paired t or an
     exact paired p always derive theirs (flag ``r_derived``).
     """
-    from meta.study_effects import study_effects
+    from meta.review.inputs.study_effects import study_effects
 
     opts = {**EFFECT_OPTIONS, **({} if r is None else {"r": r})}
     rev = study_effects(dataset.outcomes, dataset.studies, variance="revman", **opts)
     ls = study_effects(dataset.outcomes, dataset.studies, variance="ls", **opts)
     rev = rev.copy()
-    # outcomes.csv spreadsheet row (header = 1), the index meta.data.load gives
+    # outcomes.csv spreadsheet row (header = 1), the index meta.review.inputs.data.load gives
     rev.insert(0, "outcomes_row", np.asarray(rev.index))
     # the direction the source states (+1/-1), kept for direction-only evidence in the claims section
     rev["direction"] = dataset.outcomes["direction"].reindex(rev.index).to_numpy()
@@ -308,7 +308,7 @@ def effect_table(dataset, *, r: float | None = None) -> pd.DataFrame:
 
 def _label(row) -> str:
     """Forest-plot label: first author's surname (``studies.csv`` ``authors``) + year and letter of
-    ``study_id`` (``Souza 2009a``; :data:`meta.data.STUDY_ID_PATTERN`), plus the task when it is not
+    ``study_id`` (``Souza 2009a``; :data:`meta.review.inputs.data.STUDY_ID_PATTERN`), plus the task when it is not
     plain running."""
     sid = _cell(row["study_id"])
     m = STUDY_ID_PATTERN.match(sid)
@@ -344,7 +344,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
                  prepost_r: float | None = None) -> AnalysisRun:
     """Select, reduce to one row per cohort, pool and test one analysis (no figures).
 
-    ``rows``: the matching rows of one evidence set (:func:`meta.evidence.evidence_sets`, which
+    ``rows``: the matching rows of one evidence set (:func:`meta.review.running.evidence.evidence_sets`, which
     ``evidence`` names; ``other_scale``: its rows on another es_scale, kept for the report);
     default :func:`select_rows`.
 

@@ -1,7 +1,7 @@
 """The living update inside ``meta reproduce``: every analysis on both evidence sets, the cumulative
 meta-analysis by publication year, and the tables that carry the set.
 
-* :func:`run_sets` -- one run per evidence set (:mod:`meta.evidence`) with the review's own
+* :func:`run_sets` -- one run per evidence set (:mod:`meta.review.running.evidence`) with the review's own
   selection, unit-of-analysis and pooling code (``run_analysis(..., rows=, evidence=)``).
 * :func:`cumulative_table` -- ``cumulative.csv``: for every analysis with k >= 2 in the updated
   set, :func:`meta.pool.cumulative` of its pooled result ordered by ``studies.csv`` ``year``
@@ -10,7 +10,7 @@ meta-analysis by publication year, and the tables that carry the set.
   (:func:`meta.plots.cumulative.cumulative_forest`, saved with :func:`meta.plots.save`).
 * :func:`with_set` -- a table with the evidence set as its first column.
 
-Computes and draws; writing the folder is :mod:`meta.outputs`' job, printing :mod:`meta.cli`'s.
+Computes and draws; writing the folder is :mod:`meta.review.outputs.results_folder`' job, printing :mod:`meta.cli`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from meta.evidence import ORIGINAL, SETS, UPDATED, evidence_sets
+from meta.review.running.evidence import ORIGINAL, SETS, UPDATED, evidence_sets
 
 __all__ = ["run_sets", "cumulative_table", "cumulative_of", "draw_cumulative", "with_set", "CUMULATIVE_COLUMNS"]
 

@@ -1,24 +1,24 @@
 """Orchestration of ``meta reproduce``: rerun every analysis of Neal et al. (2016) and write the results.
 
-:func:`reproduce` reads the validated data (``meta.data.load``) and the declared
-analyses (``meta.analysis``), computes one SMD per outcome row
-(``meta.run.effect_table``), runs each analysis (``meta.run.run_analysis``: row
+:func:`reproduce` reads the validated data (``meta.review.inputs.data.load``) and the declared
+analyses (``meta.review.inputs.analysis``), computes one SMD per outcome row
+(``meta.review.running.run.effect_table``), runs each analysis (``meta.review.running.run.run_analysis``: row
 selection, unit of analysis, pooling, small-study tests), the sensitivity sweep
-(``meta.sensitivity``, including the pre-post r sweep), the robustness panel of every
-analysis (``meta.run``, judged against its first claim's direction), the claims verdicts
-(``meta.claims``) and the coverage table
-(``meta.coverage``), draws the figures (``meta.figures``) and writes
+(``meta.review.running.sensitivity``, including the pre-post r sweep), the robustness panel of every
+analysis (``meta.review.running.run``, judged against its first claim's direction), the claims verdicts
+(``meta.review.running.claims``) and the coverage table
+(``meta.review.outputs.coverage``), draws the figures (``meta.review.outputs.figures``) and writes
 ``effect_sizes.csv``, ``pooled.csv``, ``sensitivity.csv``, ``robustness.csv``,
 ``prepost_r_sensitivity.csv``, ``leave_one_out.csv``, ``set_aside.csv``, ``claims.csv``,
-``coverage.csv``, ``cumulative.csv`` (``meta.outputs.write_tables``),
-``inputs/`` (a byte copy of the data files read: ``meta.outputs.write_inputs``),
-``figures/`` and ``report.md`` / ``report.html`` (``meta.report``) into a results folder
-swapped into place only when everything succeeded (``meta.outputs.ResultsFolder``).
+``coverage.csv``, ``cumulative.csv`` (``meta.review.outputs.results_folder.write_tables``),
+``inputs/`` (a byte copy of the data files read: ``meta.review.outputs.results_folder.write_inputs``),
+``figures/`` and ``report.md`` / ``report.html`` (``meta.review.outputs.report``) into a results folder
+swapped into place only when everything succeeded (``meta.review.outputs.results_folder.ResultsFolder``).
 
-Every analysis runs on both evidence sets (``meta.evidence``): ``runs`` hold the original set,
-``updated`` the same analyses on the updated set (``meta.living.run_sets``); the tables carry
+Every analysis runs on both evidence sets (``meta.review.running.evidence``): ``runs`` hold the original set,
+``updated`` the same analyses on the updated set (``meta.review.running.living.run_sets``); the tables carry
 a ``set`` column, ``cumulative.csv`` and ``figures/<analysis>_cumulative.*`` show the updated
-set's cumulative meta-analysis by publication year (``meta.living``).
+set's cumulative meta-analysis by publication year (``meta.review.running.living``).
 Nothing here prints: progress goes to the ``progress`` callback (``meta.cli`` passes one).
 """
 
@@ -33,15 +33,15 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from meta.analysis import ANALYSES_FILE, DEFAULT_REVIEW_MATCH, AnalysesError, check_analyses, load_analyses
-from meta.claims import analysis_direction, claims_table
-from meta.figures import FUNNEL_MIN_K, draw_figures
-from meta.outputs import ResultsFolder, prepare, write_tables
-from meta.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
-from meta.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
-from meta.evidence import ORIGINAL, UPDATED
-from meta.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
-from meta.outputs import read_inputs, write_inputs
+from meta.review.inputs.analysis import ANALYSES_FILE, DEFAULT_REVIEW_MATCH, AnalysesError, check_analyses, load_analyses
+from meta.review.running.claims import analysis_direction, claims_table
+from meta.review.outputs.figures import FUNNEL_MIN_K, draw_figures
+from meta.review.outputs.results_folder import ResultsFolder, prepare, write_tables
+from meta.review.running.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
+from meta.review.running.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
+from meta.review.running.evidence import ORIGINAL, UPDATED
+from meta.review.running.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
+from meta.review.outputs.results_folder import read_inputs, write_inputs
 
 __all__ = ["ReproduceResult", "reproduce"]
 
@@ -60,12 +60,12 @@ class ReproduceResult:
     coverage: pd.DataFrame | None
     settings: dict = field(default_factory=dict)
     elapsed: float = 0.0
-    updated: tuple[AnalysisRun, ...] = ()  # the same analyses on the updated evidence set (meta.evidence)
-    cumulative: pd.DataFrame | None = None  # cumulative.csv (meta.living.cumulative_table)
+    updated: tuple[AnalysisRun, ...] = ()  # the same analyses on the updated evidence set (meta.review.running.evidence)
+    cumulative: pd.DataFrame | None = None  # cumulative.csv (meta.review.running.living.cumulative_table)
     published: pd.DataFrame | None = None  # published_pooled.csv as loaded
     vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
     claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
-    prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.sensitivity.prepost_r_sensitivity)
+    prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.review.running.sensitivity.prepost_r_sensitivity)
 
     def robustness_frame(self) -> pd.DataFrame:
         """``robustness.csv``: one row per evidence set x analysis (k >= 1) x method of its robustness panel."""
@@ -128,7 +128,7 @@ def _effects_out(table: pd.DataFrame, runs: list[AnalysisRun], updated=()) -> pd
 
 
 def _claims_both(claims, runs, updated) -> pd.DataFrame:
-    """``claims.csv``: the verdicts of :func:`meta.claims.claims_table` on each set, ``set`` first,
+    """``claims.csv``: the verdicts of :func:`meta.review.running.claims.claims_table` on each set, ``set`` first,
     claims in file order with the original set's row before the updated one's."""
     frame = pd.concat([with_set(claims_table(claims, runs), ORIGINAL), with_set(claims_table(claims, updated), UPDATED)],
                       ignore_index=True)
@@ -147,35 +147,36 @@ def reproduce(
 ) -> ReproduceResult:
     """Run every analysis of ``data_dir/analyses.csv`` and write ``out_dir``.
 
-    ``out_dir`` is checked first (``meta.outputs.prepare``: never the data
+    ``out_dir`` is checked first (``meta.review.outputs.results_folder.prepare``: never the data
     folder, the working directory, home, a root, a file or a folder meta did not
-    write; raises ``meta.outputs.OutputRefused``; a killed run's leftovers are
+    write; raises ``meta.review.outputs.results_folder.OutputRefused``; a killed run's leftovers are
     repaired). The run writes into a temporary folder beside it, marked as ours,
     and swaps it into place only when everything succeeded
-    (``meta.outputs.ResultsFolder``), so an interrupted run never leaves a
+    (``meta.review.outputs.results_folder.ResultsFolder``), so an interrupted run never leaves a
     half-written results folder and an existing one is replaced only at the very
     end. ``out_dir=None`` computes without writing (no figures).
     ``progress``: called with one line per analysis (and per repaired leftover);
     None (default) is silent.
 
-    Raises ``meta.data.DataError`` or ``meta.analysis.AnalysesError`` on invalid input,
+    Raises ``meta.review.inputs.data.DataError`` or ``meta.review.inputs.analysis.AnalysesError`` on invalid input,
     before anything is written; ``OSError`` if writing fails (the old results stay).
     """
-    from meta.analysis import analysis_problems
-    from meta.coverage import coverage_table
-    from meta.data import DataError, errors, load
+    from meta.review.inputs.analysis import analysis_problems
+    from meta.review.outputs.coverage import coverage_table
+    from meta.review.inputs.data import DataError, check_folder, errors, load
 
     say = progress if callable(progress) else (lambda msg: None)
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
     if out_dir is not None:  # refuse, or repair what a killed run left, before the long part
         prepare(out_dir, data_dir, log=say)
+    checked = check_folder(data_dir)  # the data folder is read and checked once, here
     try:
-        dataset = load(data_dir)
+        dataset = load(data_dir, checked=checked)
     except DataError as e:  # report analyses.csv's problems too, as meta validate does
-        more = errors(analysis_problems(data_dir)[0]) if (data_dir / ANALYSES_FILE).exists() else []
+        more = errors(analysis_problems(data_dir, checked=checked)[0]) if (data_dir / ANALYSES_FILE).exists() else []
         raise DataError(e.problems + more) from None
-    analyses = load_analyses(data_dir)
+    analyses = load_analyses(data_dir, checked=checked)
     table = effect_table(dataset)
     claims = getattr(dataset, "claims", None)
     problems = check_analyses(analyses, table, dataset.studies, claims)
@@ -227,7 +228,7 @@ def reproduce(
         return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
                                time.perf_counter() - t0, **living, prepost_r=prepost)
 
-    from meta import report
+    from meta.review.outputs import report
 
     with ResultsFolder(out_dir, data_dir=data_dir, log=say) as folder:
         tmp = folder.tmp
@@ -252,22 +253,3 @@ def reproduce(
             (tmp / "report.html").write_text(report.markdown_to_html(md, title="Neal et al. (2016) reproduced"), encoding="utf-8")
         folder.commit()
     return replace(res, elapsed=time.perf_counter() - t0)
-
-
-# --------------------------------------------------------------------------- re-exports
-# Names that tests, notebooks/reproduce.ipynb and README imported from meta.reproduce before the
-# review layer was split (meta.analysis, meta.run, meta.sensitivity, meta.claims, meta.figures,
-# meta.outputs). Kept for one release; new code imports them from their own module.
-from meta.analysis import (  # noqa: E402,F401
-    ANALYSES_COLUMNS,
-    CONVENTIONS,
-    METHODS,
-    Analysis,
-    Filter,
-    parse_filters,
-)
-from meta.data import COMPARISONS  # noqa: E402,F401
-from meta.figures import GROUP_LABELS  # noqa: E402,F401
-from meta.run import AVERAGED_TASK, annotate, effect_columns, select_rows, unit_of_analysis, usable  # noqa: E402,F401
-from meta.sensitivity import SENSITIVITY_VARIANTS  # noqa: E402,F401
-from meta.study_effects import ROUTE_RANK  # noqa: E402,F401
