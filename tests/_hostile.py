@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "fixtures" / "review_data"
 
 IMG_JS = "![x](javascript:alert(1))"
 IMG_ONERROR = "<img src=x onerror=alert(1)>"

@@ -18,7 +18,7 @@ from meta.cli import main
 from meta.review.inputs.data import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "data"
+BUNDLED = ROOT / "tests" / "fixtures" / "review_data"
 FILE = "analyses.csv"
 
 

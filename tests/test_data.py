@@ -21,7 +21,7 @@ from meta.review.inputs.data import DataError, Problem
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = ROOT / "tests" / "fixtures" / "data_good"
 BAD = ROOT / "tests" / "fixtures" / "data_bad"
-BUNDLED = ROOT / "data"
+BUNDLED = ROOT / "tests" / "fixtures" / "review_data"
 
 
 # ------------------------------------------------------------------ helpers

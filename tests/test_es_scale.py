@@ -83,7 +83,7 @@ def bundled_run(tmp_path_factory):
     from meta.review.reproduce import reproduce
 
     out = tmp_path_factory.mktemp("es_scale") / "r"
-    reproduce(Path(__file__).resolve().parents[1] / "data", out, formats=("png",), dpi=72, html=False,
+    reproduce(Path(__file__).resolve().parent / "fixtures" / "review_data", out, formats=("png",), dpi=72, html=False,
               progress=None)
     with open(out / "pooled.csv", encoding="utf-8") as f:
         pooled = list(csv.DictReader(f))

@@ -87,7 +87,7 @@ def test_bundled_data_neal2019_enters_case_control_hip_adduction_only_in_the_upd
     from meta.review.inputs.data import load
     from meta.review.running.run import effect_table
 
-    root = Path(__file__).resolve().parents[1] / "data"
+    root = Path(__file__).resolve().parent / "fixtures" / "review_data"
     table = effect_table(load(root))
     a = {x.analysis_id: x for x in load_analyses(root)}["cc_hip_adduction"]
     s = evidence_sets(table, a)
@@ -136,7 +136,7 @@ def test_bundled_published_pooled_pelvic_drop_sign_kept():
 
     from meta.review.inputs.data import load
 
-    ds = load(Path(__file__).resolve().parents[1] / "data")
+    ds = load(Path(__file__).resolve().parent / "fixtures" / "review_data")
     p = published_for(ds.published_pooled, ds.vocabulary, outcomes=["contralateral_pelvic_drop"])
     row = p.loc[p["source_id"] == "bazettjones2023"].iloc[0]
     assert row["smd"] == -0.46 and "NOT FLIPPED" in row["sign_convention"]

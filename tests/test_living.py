@@ -12,6 +12,8 @@ from meta.cli import main
 from meta.review.outputs.results_folder import read_inputs, write_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the review data as a frozen fixture: these tests check behaviour, not today's bundled data/
+REVIEW_DATA = ROOT / "tests" / "fixtures" / "review_data"
 
 
 # --------------------------------------------------------------------------- inputs/ snapshot
@@ -19,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_inputs_snapshot_is_a_byte_copy_of_every_data_file_read(tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data)
+    shutil.copytree(REVIEW_DATA, data)
     (data / "studies.csv").write_bytes((data / "studies.csv").read_bytes().replace(b"\n", b"\r\n"))  # bytes, not text
     inputs = read_inputs(data)
     assert set(inputs) == {"studies.csv", "outcomes.csv", "analyses.csv", "review_claims.csv",
@@ -34,7 +36,7 @@ def test_inputs_snapshot_is_a_byte_copy_of_every_data_file_read(tmp_path):
 
 def test_inputs_snapshot_leaves_out_an_optional_file_the_folder_lacks(tmp_path):
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data)
+    shutil.copytree(REVIEW_DATA, data)
     (data / "published_pooled.csv").unlink()
     assert "published_pooled.csv" not in read_inputs(data)
 
@@ -107,7 +109,7 @@ def test_excerpt_has_a_row_per_analysis_and_set():
 def test_make_docs_regenerates_both_after_adding_a_number_and_then_tests_pass_again(tmp_path, capsys):
     """The workflow: a data change makes both generated parts stale; one command makes them current."""
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data)
+    shutil.copytree(REVIEW_DATA, data)
     readme = tmp_path / "README.md"
     shutil.copyfile(ROOT / "README.md", readme)
     assert main(["docs", "--data", str(data), "--readme", str(readme)]) == 0
@@ -138,7 +140,7 @@ def test_make_docs_regenerates_both_after_adding_a_number_and_then_tests_pass_ag
 
 def test_make_docs_on_invalid_data_writes_nothing(tmp_path, capsys):
     data = tmp_path / "data"
-    shutil.copytree(ROOT / "data", data)
+    shutil.copytree(REVIEW_DATA, data)
     (data / "studies.csv").write_text("garbage\n1\n")
     readme = tmp_path / "README.md"
     shutil.copyfile(ROOT / "README.md", readme)
@@ -162,7 +164,7 @@ def two_runs(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("living")
     data = base / "data"
-    shutil.copytree(ROOT / "data", data)
+    shutil.copytree(REVIEW_DATA, data)
     reproduce(data, base / "r1", formats=("png",), dpi=72, html=False, progress=None)
     reproduce(data, base / "r1b", formats=("png",), dpi=72, html=False, progress=None)
     text = (data / "outcomes.csv").read_text(encoding="utf-8")
@@ -216,7 +218,7 @@ def test_pooled_csv_has_a_row_per_analysis_and_set_scales_never_mixed(two_runs):
 
     p = pd.read_csv(two_runs / "r1" / "pooled.csv")
     assert p.columns[0] == "set"
-    analyses = pd.read_csv(ROOT / "data" / "analyses.csv")["analysis_id"]
+    analyses = pd.read_csv(REVIEW_DATA / "analyses.csv")["analysis_id"]
     assert list(zip(p["set"], p["analysis_id"])) == [(s, a) for a in analyses for s in ("original", "updated")]
     eff = pd.read_csv(two_runs / "r1" / "effect_sizes.csv")
     for _, row in p.iterrows():

@@ -199,6 +199,7 @@ def analysis_problems(path: str | os.PathLike = "data", *, checked: _data.Checke
     if checked is None and folder.is_dir():
         checked = _data.check_folder(folder)
     vocab = checked.vocab if checked else None
+    schema.check_invisible(table, problems)
     schema.check_formulas(table, problems, vocab)
     tables = checked.tables if checked else {}
     outcomes = tables.get(schema.OUTCOMES_FILE)

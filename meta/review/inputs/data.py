@@ -91,6 +91,11 @@ from meta.review.inputs.schema import (
     CellChecker,
     check_schema,
     check_placeholders,
+    check_invisible,
+    check_identifier_spellings,
+    P_MIN,
+    CI_LEVEL_RANGE,
+    CI_MIN_RELATIVE_WIDTH,
     check_formulas,
     STUDIES_FILE,
     OUTCOMES_FILE,
@@ -194,6 +199,7 @@ def _check_studies(table: Table, vocab, problems: list[Problem]) -> dict[str, di
     """Returns {study_id: parsed row} for the first row of each study_id."""
     ck = CellChecker(table, problems)
     parsed_rows = check_schema(table, vocab, problems)
+    check_identifier_spellings(table, ("study_id", "cohort_id"), problems)
     first_row: dict[str, int] = {}
     studies: dict[str, dict] = {}
     for (row, c), p in zip(table.rows, parsed_rows):
@@ -264,6 +270,10 @@ def _check_outcomes(table: Table, studies: dict[str, dict] | None, vocab, proble
         pv = p["p_value"]
         if pv is not None and not 0 < pv <= 1:
             ck.add(row, sid, "p_value", "must be > 0 and <= 1", c["p_value"], "0 < p <= 1")
+        elif pv is not None and pv < P_MIN:
+            ck.add(row, sid, "p_value", f"must be >= {P_MIN:g}: below it 1 - p/2 rounds to 1 in double precision "
+                   "and the t statistic the p stands for is lost (for a printed p < 0.0001 write 0.0001 with "
+                   "p_operator <)", c["p_value"], f">= {P_MIN:g}")
 
         op = c["p_operator"]
         if c["p_value"] == "" and op != "":
@@ -350,8 +360,20 @@ def _check_ci(ck: CellChecker, row: int, sid: str | None, c: dict, p: dict, *, e
     if lo is not None and hi is not None and not lo < hi:
         ck.add(row, sid, "ci_high", f"must be > ci_low ({c['ci_low']})", c["ci_high"])
         lo = hi = None
-    if level is not None and not 0 < level < 1:
-        ck.add(row, sid, "ci_level", "must be a proportion between 0 and 1, e.g. 0.95", c["ci_level"], "0 < x < 1")
+    elif lo is not None and hi is not None and hi - lo <= CI_MIN_RELATIVE_WIDTH * max(abs(lo), abs(hi)):
+        ck.add(row, sid, "ci_high", f"is so close to ci_low ({c['ci_low']}) that the CI's width is lost in "
+               "rounding; check the printed limits", c["ci_high"])
+        lo = hi = None
+    low, high = CI_LEVEL_RANGE
+    if level is not None and not low < level < high:
+        if 50 < level < 100:
+            hint = f"it looks like a percentage: write {level / 100:g} for a {level:g}% CI"
+        elif 0 < level <= low:
+            hint = f"it looks like alpha: a CI at alpha {level:g} has level {1 - level:g}"
+        else:
+            hint = "e.g. 0.95 for a 95% CI"
+        ck.add(row, sid, "ci_level", f"must be the CI's level as a proportion between {low:g} and {high:g} "
+               f"({hint})", c["ci_level"], f"{low:g} < x < {high:g}")
     has_ci = c.get("ci_low", "") != "" or c.get("ci_high", "") != ""
     if has_ci and c.get("ci_level", "") == "":
         ck.add(row, sid, "ci_level", "must be given when ci_low/ci_high are (the CI's level, e.g. 0.95)")
@@ -435,6 +457,7 @@ def check_folder(path: str | Path) -> CheckedFolder:
     vocab = vocabulary_of(folder, problems, tables[VOCABULARY_FILE]) if VOCABULARY_FILE in tables else None
     for t in tables.values():
         check_placeholders(t, problems)
+        check_invisible(t, problems)
         check_formulas(t, problems, vocab)
     studies = None
     if STUDIES_FILE in tables:

@@ -18,7 +18,9 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -164,6 +166,20 @@ PLACEHOLDER_PATTERN = re.compile(r"^\[.*\]$", re.DOTALL)
 NUMBER_PATTERN = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
 INT_PATTERN = re.compile(r"^[+-]?\d+$", re.ASCII)
 MISSING_WORDS = {"na", "n/a", "nan", "none", "null", "-", "–", "?", "inf", "-inf", "+inf", "infinity"}
+
+#: largest magnitude of any number cell: far beyond any measurement, SD, n or p of this field, and small
+#: enough that squares and products of two cells stay exact to the printed digits in double precision
+NUMBER_MAX = 1e12
+#: largest whole number (n1, n2, n_pfp, ...): no cohort is larger, and N, n1 n2 and N - 3.94 stay exact
+INT_MAX = 10**9
+#: smallest usable p-value: below it 1 - p/2 rounds to 1 in double precision, so the t statistic a
+#: p-only or mean-difference-and-p row stands for cannot be recovered (a paper printing p < 0.0001 is
+#: entered as 0.0001 with p_operator <)
+P_MIN = 1e-15
+#: a CI's level is a proportion in this open interval (0.95 for a 95% CI); 0.05 is alpha, 95 a percentage
+CI_LEVEL_RANGE = (0.5, 1.0)
+#: a CI narrower than this fraction of its larger limit cannot be told from rounding of the printed limits
+CI_MIN_RELATIVE_WIDTH = 1e-9
 #: first characters that make a spreadsheet run a cell as a formula (OWASP "CSV injection")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -480,7 +496,13 @@ class CellChecker:
                 hint = " (digits with an optional . and exponent, e.g. -0.4 or 1e-3)"
             self.add(row, sid, column, f"must be a number{hint}", v, "a number")
             return None
-        return float(v)
+        x = float(v)
+        if not math.isfinite(x) or abs(x) > NUMBER_MAX:
+            self.add(row, sid, column, f"must be a finite number no larger than {NUMBER_MAX:g} in magnitude "
+                     "(beyond it the arithmetic that uses the cell overflows or loses its digits)", v,
+                     f"|x| <= {NUMBER_MAX:g}")
+            return None
+        return x
 
     def integer(self, row, sid, cells, column, *, minimum=None) -> int | None:
         v = cells.get(column, "")
@@ -494,6 +516,10 @@ class CellChecker:
             self.add(row, sid, column, msg, v, "a whole number")
             return None
         x = int(v)
+        if abs(x) > INT_MAX:
+            self.add(row, sid, column, f"must be <= {INT_MAX:,}".replace(",", " ") + " (no cohort is larger; "
+                     "beyond it sample-size arithmetic is no longer exact)", v, f"<= {INT_MAX}")
+            return None
         if minimum is not None and x < minimum:
             self.add(row, sid, column, f"must be >= {minimum}", v, f">= {minimum}")
             return None
@@ -587,3 +613,76 @@ def check_formulas(table: Table, problems: list[Problem], vocab: dict[str, tuple
                 table.name, row, c.get("study_id") or None, col,
                 f"starts with {v[0]!r}: a spreadsheet would run this cell as a formula; start the text "
                 "differently (e.g. with a letter)", severity="warning", folder=table.folder))
+
+
+# --------------------------------------------------------------------------- invisible characters, identifiers
+
+#: characters a cell may hold although Unicode classes them as control characters
+_ALLOWED_CONTROLS = frozenset("\t\n\r")
+
+
+def invisible_characters(text: str) -> list[str]:
+    """The invisible or direction-changing characters in ``text``, as ``U+XXXX NAME`` strings.
+
+    Unicode categories Cf (format: bidi overrides and isolates such as U+202E, zero-width spaces
+    and joiners, byte-order marks, soft hyphens), Cc (control characters other than tab, line feed
+    and carriage return), Zl and Zp (line and paragraph separators). Such characters make two ids
+    that look the same differ, or make a report display text in another order than it is stored
+    (a right-to-left override turns "SMD 0.82 [0.17, 1.47]" around).
+    """
+    found = []
+    for ch in text:
+        if ch in _ALLOWED_CONTROLS:
+            continue
+        if unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp"):
+            name = unicodedata.name(ch, "control character")
+            found.append(f"U+{ord(ch):04X} {name}")
+    return list(dict.fromkeys(found))
+
+
+def check_invisible(table: Table, problems: list[Problem]) -> None:
+    """Refuse invisible and bidi control characters in every cell (see :func:`invisible_characters`)."""
+    sid_col = "study_id" if "study_id" in table.header else None
+    for (row, c), raw in zip(table.rows, table.raw):
+        for col, v in raw.items():
+            if not v or v.isascii() and v.isprintable():
+                continue
+            bad = invisible_characters(v)
+            if bad:
+                problems.append(Problem(
+                    table.name, row, (c.get(sid_col) or None) if sid_col else None, col,
+                    f"holds invisible or direction-changing characters ({', '.join(bad)}); delete them "
+                    "(they make ids that look equal differ and can reorder text in the report)",
+                    expected="visible text only", folder=table.folder))
+
+
+def identifier_key(value: str) -> str:
+    """The form two identifiers are compared in: Unicode NFKC, case-folded, whitespace and invisible
+    characters (:func:`invisible_characters`) removed.
+
+    Two ids with the same key but different spellings (``Souza2009`` / ``souza2009``, a zero-width
+    space, a full-width letter) are one id typed two ways, never two cohorts.
+    """
+    folded = unicodedata.normalize("NFKC", value).casefold()
+    return "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
+
+
+def check_identifier_spellings(table: Table, columns: tuple[str, ...], problems: list[Problem]) -> None:
+    """Error for each id cell (in any of ``columns``) spelled differently from an earlier id cell with
+    the same :func:`identifier_key`: one id typed two ways would split one cohort in two."""
+    first: dict[str, tuple[str, int, str]] = {}
+    for row, c in table.rows:
+        for column in columns:
+            v = c.get(column, "")
+            if not v:
+                continue
+            key = identifier_key(v)
+            if key in first and first[key][0] != v:
+                spelled, at, where = first[key]
+                problems.append(Problem(
+                    table.name, row, c.get("study_id") or None, column,
+                    f"spells an id as {v!r} where row {at}, column {where} has {spelled!r}: ids that differ "
+                    "only by case, spaces or Unicode form are one id; write it the same way in both",
+                    expected=repr(spelled), folder=table.folder))
+            else:
+                first.setdefault(key, (v, row, column))
