@@ -822,7 +822,7 @@ def test_ci_columns_are_optional_and_exposed():
     ({"ci_low": {4: "1.2"}, "ci_level": {4: "0.95"}}, "ci_high", "together with ci_low"),
     ({"ci_low": {4: "5.8"}, "ci_high": {4: "1.2"}, "ci_level": {4: "0.95"}}, "ci_high", "must be > ci_low"),
     ({"ci_low": {4: "1.2"}, "ci_high": {4: "5.8"}}, "ci_level", "must be given when ci_low/ci_high"),
-    ({"ci_low": {4: "1.2"}, "ci_high": {4: "5.8"}, "ci_level": {4: "95"}}, "ci_level", "between 0 and 1"),
+    ({"ci_low": {4: "1.2"}, "ci_high": {4: "5.8"}, "ci_level": {4: "95"}}, "ci_level", "looks like a percentage: write 0.95"),
     ({"ci_level": {4: "0.95"}}, "ci_level", "ci_low and ci_high are empty"),
     ({"se": {4: "0"}}, "se", "must be > 0"),
     ({"se": {4: "1_1"}}, "se", "must be a number"),
