@@ -581,7 +581,7 @@ def _wald_between(out) -> float:
     return float(np.sum(wg * (est - est_w) ** 2))
 
 
-def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: float, qm: float) -> dict:
+def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: float, qm: float, fe: bool) -> dict:
     """Knapp-Hartung-type inference of the common-tau2 subgroup model, as
     metafor 3.8.1 ``rma(yi, vi, mods = ~ factor(group), test=)`` with
     ``test="knha"`` (our ``"hksj"``), ``"adhoc"`` or ``"t"``.
@@ -591,8 +591,8 @@ def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: flo
     ``"adhoc"``: at least 1; ``"t"``: 1).  The subgroup estimates (metafor
     ``~ 0 + factor(group)``) get ``se_g = sqrt(s2w / sum_g(w))``, t tests and
     CIs with ``k - G`` df, and prediction intervals
-    ``est_g +- t_{k-G} sqrt(se_g^2 + tau2)`` (metafor ``predict()``), written
-    into ``out``.  The test of subgroup differences is metafor's F test of
+    ``est_g +- t_{k-G} sqrt(se_g^2 + tau2)`` (metafor ``predict()``; ``fe``:
+    the CI, as :func:`pool` gives FE fits), written into ``out``.  The test of subgroup differences is metafor's F test of
     the moderators: ``F = QM / ((G - 1) s2w)`` with ``QM`` the Wald
     statistic of the unscaled model, on ``G - 1`` and ``k - G`` df.
     Returns the ``f_between*`` fields of :class:`SubgroupResult`."""
@@ -612,9 +612,9 @@ def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: flo
         p = 2.0 * sp.stdtr(df2, -np.abs(stat))
         f = qm / (g - 1) / s2w if g > 1 else math.nan
     ones = np.ones(g, dtype=bool)
+    pi_half = crit * (se if fe else np.sqrt(se * se + tau2))  # FE: PI = CI, as pool()
     out.update(se=se, stat=stat, p=p, ci_low=est - crit * se, ci_high=est + crit * se,
-               pi_low=est - crit * np.sqrt(se * se + tau2), pi_high=est + crit * np.sqrt(se * se + tau2),
-               t_used=ones, hksj=ones)
+               pi_low=est - pi_half, pi_high=est + pi_half, t_used=ones, hksj=ones)
     f_p = float(sp.fdtrc(g - 1, df2, f)) if g > 1 and math.isfinite(f) else math.nan
     return dict(f_between=float(f), f_between_df1=g - 1, f_between_df2=int(df2), f_between_p=f_p)
 
@@ -681,7 +681,8 @@ def subgroups(
         out["weights"] = 100.0 * w / sw
         qm = _wald_between(out)  # metafor's QM (z): computed before a t-based test rescales the se
         if test != "z":
-            extra.update(_common_t_test(out, y2, v2, w, y.size, tau2=t2, test=test, level=level, qm=qm))
+            extra.update(_common_t_test(out, y2, v2, w, y.size, tau2=t2, test=test, level=level, qm=qm,
+                                        fe=method == "FE"))
         rsd = _sub.residual(y2, v2, y.size, t2)
         if method == "FE":
             qe, dfe = rsd["qe"], rsd["qe_df"]
