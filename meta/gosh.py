@@ -48,13 +48,13 @@ class GoshResult:
     fit; ``seed``: the seed of the random subsets (None: all subsets, or
     unseeded)."""
 
-    incl: np.ndarray = field(repr=False)
-    k_subset: np.ndarray = field(repr=False)
-    q: np.ndarray = field(repr=False)
-    i2: np.ndarray = field(repr=False)
-    h2: np.ndarray = field(repr=False)
-    tau2: np.ndarray = field(repr=False)
-    estimate: np.ndarray = field(repr=False)
+    incl: np.ndarray = field(repr=False, compare=False)
+    k_subset: np.ndarray = field(repr=False, compare=False)
+    q: np.ndarray = field(repr=False, compare=False)
+    i2: np.ndarray = field(repr=False, compare=False)
+    h2: np.ndarray = field(repr=False, compare=False)
+    tau2: np.ndarray = field(repr=False, compare=False)
+    estimate: np.ndarray = field(repr=False, compare=False)
     k: int = 0
     method: str = "DL"
     exact: bool = True

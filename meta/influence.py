@@ -78,21 +78,21 @@ class InfluenceResult:
     ``k, tau2, qe, estimate, method, test``: of the full fit."""
 
     slab: tuple
-    rstudent: np.ndarray = field(repr=False)
-    dffits: np.ndarray = field(repr=False)
-    cook_d: np.ndarray = field(repr=False)
-    cov_r: np.ndarray = field(repr=False)
-    tau2_del: np.ndarray = field(repr=False)
-    qe_del: np.ndarray = field(repr=False)
-    hat: np.ndarray = field(repr=False)
-    weight: np.ndarray = field(repr=False)
-    dfbetas: np.ndarray = field(repr=False)
-    is_infl: np.ndarray = field(repr=False)
-    resid: np.ndarray = field(repr=False)
-    resid_se: np.ndarray = field(repr=False)
-    estimate_del: np.ndarray = field(repr=False)
-    vb_del: np.ndarray = field(repr=False)
-    baujat_x: np.ndarray = field(repr=False)
+    rstudent: np.ndarray = field(repr=False, compare=False)
+    dffits: np.ndarray = field(repr=False, compare=False)
+    cook_d: np.ndarray = field(repr=False, compare=False)
+    cov_r: np.ndarray = field(repr=False, compare=False)
+    tau2_del: np.ndarray = field(repr=False, compare=False)
+    qe_del: np.ndarray = field(repr=False, compare=False)
+    hat: np.ndarray = field(repr=False, compare=False)
+    weight: np.ndarray = field(repr=False, compare=False)
+    dfbetas: np.ndarray = field(repr=False, compare=False)
+    is_infl: np.ndarray = field(repr=False, compare=False)
+    resid: np.ndarray = field(repr=False, compare=False)
+    resid_se: np.ndarray = field(repr=False, compare=False)
+    estimate_del: np.ndarray = field(repr=False, compare=False)
+    vb_del: np.ndarray = field(repr=False, compare=False)
+    baujat_x: np.ndarray = field(repr=False, compare=False)
     k: int = 0
     tau2: float = math.nan
     qe: float = math.nan
