@@ -58,7 +58,9 @@ class ConfintResult:
     the row order ``tau2, tau, I2(%), H2``; ``lb_sign`` / ``ub_sign``: ``"<"``
     or ``">"`` where a bound is the end of the search interval rather than a
     root (as metafor prints them), else ``""``; ``ci_null``: both bounds fall
-    below 0, the CI is the null/empty set."""
+    below 0, the CI is the null/empty set; ``type``: ``"QP"`` (Q-profile) or
+    ``"PL"`` (profile likelihood, :mod:`meta._tau2_profile`), as metafor's
+    ``confint(type=)``."""
 
     k: int
     method: str
@@ -70,6 +72,7 @@ class ConfintResult:
     lb_sign: str = ""
     ub_sign: str = ""
     tau2_max: float = 100.0
+    type: str = "QP"
 
     @property
     def tau2_low(self) -> float:
@@ -96,8 +99,9 @@ class ConfintResult:
         ]
         head = ("", "estimate", "ci.lb", "ci.ub")
         width = [max(len(r[j]) for r in [head, *cells]) for j in range(4)]
+        how = "profile-likelihood" if self.type == "PL" else "Q-profile"
         lines = [
-            f"{100 * self.level:g}% Q-profile confidence intervals (Viechtbauer 2007; k = {self.k}, tau^2 estimator: {self.method})",
+            f"{100 * self.level:g}% {how} confidence intervals (Viechtbauer 2007; k = {self.k}, tau^2 estimator: {self.method})",
             "",
         ]
         for r in [head, *cells]:
@@ -110,10 +114,11 @@ class ConfintResult:
     def line(self) -> str:
         """One line for :meth:`meta.pool.PoolResult.summary`."""
         lo, hi = self.ci_low, self.ci_high
+        how = "profile likelihood" if self.type == "PL" else "Q-profile"
         if self.ci_null:
-            return f"{100 * self.level:g}% CI for tau^2 (Q-profile): null/empty set (both bounds below 0)"
+            return f"{100 * self.level:g}% CI for tau^2 ({how}): null/empty set (both bounds below 0)"
         return (
-            f"{100 * self.level:g}% CI for tau^2 (Q-profile): {self.lb_sign}{lo[0]:.4f} to {self.ub_sign}{hi[0]:.4f}; "
+            f"{100 * self.level:g}% CI for tau^2 ({how}): {self.lb_sign}{lo[0]:.4f} to {self.ub_sign}{hi[0]:.4f}; "
             f"I^2: {self.lb_sign}{lo[2]:.2f}% to {self.ub_sign}{hi[2]:.2f}%"
         )
 

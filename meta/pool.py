@@ -57,6 +57,7 @@ import pandas as pd
 
 from meta import _checks, _lazy
 from meta import _estimators as _est
+from meta._formulas import hksj_factor as _f_hksj
 from meta import _subgroup_tau2 as _sub
 from meta.many import pool_many  # noqa: F401  (public name of meta.pool; the engines live in meta.many)
 
@@ -501,6 +502,12 @@ class SubgroupResult:
     formula with ``w_g`` from the common tau2), and ``tau2_common``, ``qe``,
     ``qe_df``, ``qe_p``, ``residual_i2``, ``residual_h2`` describe the
     residual heterogeneity (metafor ``tau2``, ``QE``, ``QEp``, ``I2``, ``H2``).
+    With ``test="hksj"`` (metafor ``"knha"``), ``"adhoc"`` or ``"t"`` in the
+    common mode, ``f_between`` is metafor's F test of the moderators (``QM``
+    of ``rma(..., test="knha")``) on ``f_between_df1 = G - 1`` and
+    ``f_between_df2 = k - G`` df with p ``f_between_p`` (see
+    :func:`_common_t_test`); ``q_between`` stays the chi-square Wald QM of
+    the z test.  NaN / 0 otherwise.
     """
 
     groups: dict
@@ -516,6 +523,10 @@ class SubgroupResult:
     qe_p: float = math.nan
     residual_i2: float = math.nan
     residual_h2: float = math.nan
+    f_between: float = math.nan
+    f_between_df1: int = 0
+    f_between_df2: int = 0
+    f_between_p: float = math.nan
 
     def to_frame(self) -> pd.DataFrame:
         """One row per subgroup, then one row ``group="Overall"``."""
@@ -545,10 +556,65 @@ class SubgroupResult:
             f"{name}(df = {self.q_between_df}) = {_fmt(self.q_between)}, p-val "
             + ("< .0001" if _fmt_p(self.q_between_p) == "<.0001" else "= " + _fmt_p(self.q_between_p))
         )
+        if self.tau2_mode == "common" and self.f_between_df2 > 0:
+            fp = _fmt_p(self.f_between_p)
+            parts.append(
+                f"F(df1 = {self.f_between_df1}, df2 = {self.f_between_df2}) = {_fmt(self.f_between)}, p-val "
+                + ("< .0001" if fp == "<.0001" else "= " + fp)
+                + f" (metafor QM with test={self.overall.test!r})"
+            )
         return "\n".join(parts)
 
 
 _TAU2_MODES = ("separate", "common")
+
+
+def _wald_between(out) -> float:
+    """``sum(w_g (est_g - est_w)^2)``, ``w_g = 1/se_g^2``: the test for
+    subgroup differences (separate tau2), and metafor's QM of
+    ``rma(mods = ~ factor(group))`` when the se come from the common tau2."""
+    est = np.asarray(out["estimate"], dtype=float)
+    wg = 1.0 / np.asarray(out["se"], dtype=float) ** 2
+    est_w = np.sum(wg * est) / np.sum(wg)
+    return float(np.sum(wg * (est - est_w) ** 2))
+
+
+def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: float, qm: float, fe: bool) -> dict:
+    """Knapp-Hartung-type inference of the common-tau2 subgroup model, as
+    metafor 3.8.1 ``rma(yi, vi, mods = ~ factor(group), test=)`` with
+    ``test="knha"`` (our ``"hksj"``), ``"adhoc"`` or ``"t"``.
+
+    ``s2w = sum_g sum(w (y - est_g)^2) / (k - G)`` at the common tau2
+    (Knapp & Hartung 2003; 0 when the sum is below machine epsilon;
+    ``"adhoc"``: at least 1; ``"t"``: 1).  The subgroup estimates (metafor
+    ``~ 0 + factor(group)``) get ``se_g = sqrt(s2w / sum_g(w))``, t tests and
+    CIs with ``k - G`` df, and prediction intervals
+    ``est_g +- t_{k-G} sqrt(se_g^2 + tau2)`` (metafor ``predict()``; ``fe``:
+    the CI, as :func:`pool` gives FE fits), written into ``out``.  The test of subgroup differences is metafor's F test of
+    the moderators: ``F = QM / ((G - 1) s2w)`` with ``QM`` the Wald
+    statistic of the unscaled model, on ``G - 1`` and ``k - G`` df.
+    Returns the ``f_between*`` fields of :class:`SubgroupResult`."""
+    g = y2.shape[1]
+    df2 = k - g
+    est = np.asarray(out["estimate"], dtype=float)
+    if test == "t":
+        s2w = 1.0
+    else:
+        rss = float(np.sum(w * (y2 - est) ** 2))
+        s2w = float(_f_hksj(rss, df2, test == "adhoc"))
+    sp = _lazy.special()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.sqrt(s2w * np.asarray(out["se"], dtype=float) ** 2)
+        stat = est / se
+        crit = float(sp.stdtrit(df2, 1.0 - (1.0 - level) / 2))
+        p = 2.0 * sp.stdtr(df2, -np.abs(stat))
+        f = qm / (g - 1) / s2w if g > 1 else math.nan
+    ones = np.ones(g, dtype=bool)
+    pi_half = crit * (se if fe else np.sqrt(se * se + tau2))  # FE: PI = CI, as pool()
+    out.update(se=se, stat=stat, p=p, ci_low=est - crit * se, ci_high=est + crit * se,
+               pi_low=est - pi_half, pi_high=est + pi_half, t_used=ones, hksj=ones)
+    f_p = float(sp.fdtrc(g - 1, df2, f)) if g > 1 and math.isfinite(f) else math.nan
+    return dict(f_between=float(f), f_between_df1=g - 1, f_between_df2=int(df2), f_between_p=f_p)
 
 
 def subgroups(
@@ -562,8 +628,10 @@ def subgroups(
     ``tau2="separate"`` (default; RevMan 5, R meta): a tau2 per subgroup.
     ``tau2="common"``: one tau2 across subgroups, metafor 3.8.1
     ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
-    df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
-    moderators is not implemented here).
+    df); with ``test="hksj"`` (metafor ``"knha"``), ``"adhoc"`` or ``"t"``
+    also metafor's F test of the moderators (``f_between``, df ``G - 1`` and
+    ``k - G``) and subgroup estimates with t tests on ``k - G`` df (one
+    Knapp-Hartung factor for the whole model; ``pi="default"`` only).
 
     pandas ``yi``, ``vi``, ``groups`` are paired by index label as in
     :func:`pool` (same labels in another order: reordered to the first one's
@@ -575,8 +643,11 @@ def subgroups(
     mode = tau2.lower() if isinstance(tau2, str) else tau2
     if mode not in _TAU2_MODES:
         raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
-    if mode == "common" and test != "z":
-        raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
+    if mode == "common" and test != "z" and pi != "default":
+        raise ValueError(
+            f'tau2="common" with test={test!r} gives the prediction interval of metafor predict() (t with k - G df): '
+            f'use pi="default"; got pi={pi!r}'
+        )
     y, v, lab, ext = _study_data(yi, vi, slab, {"groups": groups}, "subgroups", "slab")
     groups = ext["groups"]
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
@@ -604,14 +675,18 @@ def subgroups(
         core = _est.fit_core(y2, v2, mask, method="FE", weights=False)
         w, sw, est = _est._sums(y2, v2, np.full(len(labels), t2))
         core.update(tau2=np.full(len(labels), t2), sw=sw, est=est)
-        out = _est.finish(core, method=method, test=test, level=level, pi=pi)
+        out = _est.finish(core, method=method, test="z" if test != "z" else test, level=level, pi=pi)
         out["weights"] = 100.0 * w / sw
+        qm = _wald_between(out)  # metafor's QM (z): computed before a t-based test rescales the se
+        if test != "z":
+            extra.update(_common_t_test(out, y2, v2, w, y.size, tau2=t2, test=test, level=level, qm=qm,
+                                        fe=method == "FE"))
         rsd = _sub.residual(y2, v2, y.size, t2)
         if method == "FE":
             qe, dfe = rsd["qe"], rsd["qe_df"]
             rsd["i2"] = max(0.0, 100.0 * (qe - dfe) / qe) if qe > 0 else math.nan
             rsd["h2"] = qe / dfe
-        extra = dict(
+        extra.update(
             tau2_common=float(t2), qe=float(rsd["qe"]), qe_df=int(rsd["qe_df"]),
             qe_p=float(_lazy.special().chdtrc(rsd["qe_df"], rsd["qe"])),
             residual_i2=float(rsd["i2"]), residual_h2=float(rsd["h2"]),
@@ -620,16 +695,14 @@ def subgroups(
         with _quiet():
             out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
         _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
-    _checks.warn_k1(test, int((out["k"] == 1).sum()))
+    _checks.warn_k1(test, 0 if mode == "common" else int((out["k"] == 1).sum()))  # common: t with k - G df for every group
     res = {}
     for j, name in enumerate(labels):
         pos = np.flatnonzero(codes == j)
         res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos], [lab[i] for i in pos])
     overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab))
-    est = np.array([r.estimate for r in res.values()])
-    wg = 1.0 / np.array([r.se for r in res.values()]) ** 2
-    est_w = np.sum(wg * est) / np.sum(wg)
-    qb = float(np.sum(wg * (est - est_w) ** 2))
+    qb = float(qm) if mode == "common" else _wald_between({"estimate": [r.estimate for r in res.values()],
+                                                           "se": [r.se for r in res.values()]})
     dfb = len(labels) - 1
     qbp = float(_lazy.special().chdtrc(dfb, qb)) if dfb > 0 else math.nan
     return SubgroupResult(

@@ -296,8 +296,8 @@ def test_common_tau2_bad_options():
     c = CASES["bcg_logrr"]
     with pytest.raises(ValueError, match="tau2 must be one of"):
         subgroups(c["yi"], c["vi"], c["groups"], tau2="pooled")
-    with pytest.raises(ValueError, match='test="z" only'):
-        subgroups(c["yi"], c["vi"], c["groups"], tau2="common", test="hksj")
+    with pytest.raises(ValueError, match='use pi="default"'):
+        subgroups(c["yi"], c["vi"], c["groups"], tau2="common", test="hksj", pi="t")
     with pytest.raises(ValueError, match="more studies"):
         subgroups([0.1, 0.2], [0.1, 0.1], ["a", "b"], tau2="common")
 

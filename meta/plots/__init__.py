@@ -51,12 +51,15 @@ Duval S, Tweedie R (2000). Biometrics 56:455-463.
 """
 
 
+from meta.plots.baujat import baujat_plot
 from meta.plots.cumulative import cumulative_forest
 from meta.plots.files import draw_and_save, save
 from meta.plots.forest_plot import forest
 from meta.plots.funnel_plot import funnel
+from meta.plots.gosh_plot import gosh_plot
+from meta.plots.influence_plot import influence_plot
 from meta.plots.layout import CM, MINUS, format_p, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis
 from meta.plots.robustness import robustness_plot
 
-__all__ = ["forest", "funnel", "robustness_plot", "cumulative_forest", "save", "draw_and_save", "format_p",
+__all__ = ["forest", "funnel", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
            "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis", "CM", "MINUS"]
