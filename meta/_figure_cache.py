@@ -61,8 +61,8 @@ import numpy as np
 
 FORMATS = ("png", "pdf")
 MAX_FILES = 600
-_FORMAT = 1  # bump when what a key covers changes
-_DRAWING_FORMAT = 1  # bump when what a drawing key covers changes
+_FORMAT = 2  # bump when what a key covers changes (2: files sealed with length and hash)
+_DRAWING_FORMAT = 2  # bump when what a drawing key covers changes (2: files sealed)
 
 
 def enabled() -> bool:
@@ -105,26 +105,74 @@ def key(fig, svg: bytes, dpi: int, options) -> str | None:
     return h.hexdigest()
 
 
+#: every cached file ends with this tag, its content's length (8 bytes) and SHA-256 (32 bytes)
+_TRAILER = b"meta-figure-cache-v1"
+_TRAILER_SIZE = len(_TRAILER) + 8 + 32
+
+
+def _seal(data: bytes) -> bytes:
+    return data + _TRAILER + struct.pack("<Q", len(data)) + hashlib.sha256(data).digest()
+
+
+def _unseal(blob: bytes) -> bytes | None:
+    """The content of a sealed file, or None when it is truncated, padded or altered."""
+    if len(blob) < _TRAILER_SIZE:
+        return None
+    body, tag = blob[:-_TRAILER_SIZE], blob[-_TRAILER_SIZE:]
+    if not tag.startswith(_TRAILER) or struct.unpack("<Q", tag[len(_TRAILER):len(_TRAILER) + 8])[0] != len(body):
+        return None
+    return body if hashlib.sha256(body).digest() == tag[-32:] else None
+
+
 def get(k: str, fmt: str) -> bytes | None:
+    """The cached file, verified against the length and SHA-256 recorded when it was written.
+
+    A damaged file (truncated, corrupt, edited) is removed with a one-line ``RuntimeWarning`` and
+    reported as a miss, so the figure is drawn again and the cache entry replaced: a cache hit is
+    always the bytes of a fresh rendering.
+    """
+    path = os.path.join(_folder(), f"{k}.{fmt}")
     try:
-        with open(os.path.join(_folder(), f"{k}.{fmt}"), "rb") as fh:
-            return fh.read()
+        with open(path, "rb") as fh:
+            blob = fh.read()
     except OSError:
         return None
+    data = _unseal(blob)
+    if data is None:
+        import warnings
+
+        warnings.warn(f"figure cache: {path} was damaged ({len(blob)} bytes, content does not match the hash "
+                      "recorded when it was written); the figure is drawn again and the file replaced",
+                      RuntimeWarning, stacklevel=2)
+        try:
+            os.remove(path)
+        except OSError:
+            pass
+    return data
 
 
 def put(k: str, fmt: str, data: bytes) -> None:
+    """Store ``data`` sealed with its length and SHA-256 (:func:`get` verifies both); a temporary
+    file is removed on every error path (a full disk leaves nothing behind)."""
     folder = _folder()
+    tmp = None
     try:
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, f"{k}.{fmt}")
         tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            fh.write(_seal(data))
         os.replace(tmp, path)  # atomic: a reader sees the whole file or none
+        tmp = None
         _prune(folder)
     except OSError:
         pass
+    finally:
+        if tmp is not None:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
 
 
 def _prune(folder: str) -> None:

@@ -51,7 +51,72 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _TolerantStream:
+    """A standard stream that a closed pipe or a full disk cannot turn into a traceback.
+
+    The first failed write (``BrokenPipeError`` from ``meta validate | head -1``, ``ENOSPC`` from
+    ``> /dev/full``, ``EBADF``) marks the stream dead; later writes are dropped, so a
+    ``meta reproduce`` whose progress lines nobody reads still finishes its results.
+    """
+
+    def __init__(self, stream, name: str):
+        self._stream, self.name, self.error = stream, name, None
+
+    def write(self, text: str) -> int:
+        if self.error is None:
+            try:
+                return self._stream.write(text)
+            except (OSError, ValueError) as e:  # ValueError: the stream was closed
+                self.error = e
+        return len(text)
+
+    def flush(self) -> None:
+        if self.error is None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError) as e:
+                self.error = e
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def _silence(stream) -> None:
+    """Point a dead stream's file descriptor at /dev/null so the interpreter's last flush is quiet."""
+    try:
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; standard output and error that fail (closed pipe, full disk) end no command
+    in a traceback: a closed pipe is silent, as for Unix tools; another write error is one line on
+    the other stream if that one still works."""
+    real_out, real_err = sys.stdout, sys.stderr
+    out = _TolerantStream(real_out, "standard output") if real_out is not None else None
+    err = _TolerantStream(real_err, "standard error") if real_err is not None else None
+    sys.stdout, sys.stderr = out or real_out, err or real_err
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = real_out, real_err
+        for dead, other in ((out, err), (err, out)):
+            if dead is None or dead.error is None:
+                continue
+            _silence(dead._stream)
+            if not isinstance(dead.error, BrokenPipeError) and other is not None and other.error is None:
+                try:
+                    print(f"meta: {dead.name} could not be written ({getattr(dead.error, 'strerror', None) or dead.error}); "
+                          "its output is incomplete", file=other._stream, flush=True)
+                except (OSError, ValueError):
+                    pass
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "validate":
         return validate_command(args.data)

@@ -5,6 +5,8 @@ rendered anew, and META_FIGURE_CACHE=0 turns the cache off."""
 
 from __future__ import annotations
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -318,3 +320,42 @@ def test_a_warm_rerun_draws_only_the_figures_whose_data_changed(tmp_path, bundle
     assert builds and all(n.startswith("cc_hip_internal_rotation") for n in builds), builds
     changed = [n for n in names if (tmp_path / "r4" / "figures" / n).read_bytes() != (tmp_path / "r2" / "figures" / n).read_bytes()]
     assert changed and all(n.startswith("cc_hip_internal_rotation") for n in changed), changed
+
+
+# --------------------------------------------------------------------------- a damaged cache never reaches an output
+
+
+@pytest.mark.parametrize("damage", ["truncate", "empty", "flip", "append"])
+def test_a_damaged_cache_file_is_redrawn_replaced_and_said(tmp_path, cache, monkeypatch, damage):
+    plots.save(_figure(), tmp_path / "a" / "f", formats=FORMATS)
+    folder = tmp_path / "mplcache" / "meta-figures"
+    files = sorted(folder.iterdir())
+    assert files, "the first save filled the cache"
+    for f in files:
+        blob = f.read_bytes()
+        f.write_bytes({"truncate": blob[: len(blob) // 2], "empty": b"",
+                       "flip": blob[:100] + bytes([blob[100] ^ 1]) + blob[101:], "append": blob + b"x"}[damage])
+    cache.clear()
+    with pytest.warns(RuntimeWarning, match="figure cache: .* was damaged"):
+        again = _bytes(plots.save(_figure(), tmp_path / "b" / "f", formats=FORMATS))
+    assert sorted(cache) == ["pdf", "png", "svg"]  # drawn again, not copied from the damaged files
+    monkeypatch.setenv("META_FIGURE_CACHE", "0")
+    fresh = _bytes(plots.save(_figure(), tmp_path / "c" / "f", formats=FORMATS))
+    assert again == fresh
+    monkeypatch.delenv("META_FIGURE_CACHE")
+    cache.clear()
+    plots.save(_figure(), tmp_path / "d" / "f", formats=FORMATS)
+    assert cache == ["svg"], "the damaged entries were replaced by good ones"
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path, cache, monkeypatch):
+    real_replace = os.replace
+
+    def full_disk(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_figure_cache.os, "replace", full_disk)
+    plots.save(_figure(), tmp_path / "a" / "f", formats=FORMATS)
+    monkeypatch.setattr(_figure_cache.os, "replace", real_replace)
+    folder = tmp_path / "mplcache" / "meta-figures"
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]

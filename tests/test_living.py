@@ -19,7 +19,7 @@ REVIEW_DATA = ROOT / "tests" / "fixtures" / "review_data"
 # --------------------------------------------------------------------------- inputs/ snapshot
 
 
-def test_inputs_snapshot_is_a_byte_copy_of_every_data_file_read(tmp_path):
+def test_inputs_snapshot_is_a_byte_copy_of_every_data_file_read_and_a_spreadsheet_safe_copy(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(REVIEW_DATA, data)
     (data / "studies.csv").write_bytes((data / "studies.csv").read_bytes().replace(b"\n", b"\r\n"))  # bytes, not text
@@ -27,10 +27,11 @@ def test_inputs_snapshot_is_a_byte_copy_of_every_data_file_read(tmp_path):
     assert set(inputs) == {"studies.csv", "outcomes.csv", "analyses.csv", "review_claims.csv",
                            "published_pooled.csv", "vocabulary.csv"}
     written = write_inputs(inputs, tmp_path / "res")
-    assert len(written) == 6
-    for p in written:
-        assert p.parent == tmp_path / "res" / "inputs"
-        assert p.read_bytes() == (data / p.name).read_bytes()
+    exact = [p for p in written if p.parent == tmp_path / "res" / "inputs" / "exact"]
+    assert len(exact) == 6 and len(written) == 12
+    for p in exact:
+        assert p.name.endswith(".csv.bytes")
+        assert p.read_bytes() == (data / p.name.removesuffix(".bytes")).read_bytes()
     assert "README.md" not in inputs  # only the CSV files the run reads
 
 

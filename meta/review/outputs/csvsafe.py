@@ -7,7 +7,7 @@ from ``data/`` into ``results/*.csv`` would run when the file is opened
 ("CSV injection", OWASP). The usual defence, used here, is to prefix such a
 cell with an apostrophe, which every spreadsheet shows as text.
 
-The rule (:func:`spreadsheet_safe`):
+The rule (:func:`spreadsheetsafe_cell`):
 
 * only text cells change (Python ``str`` values); numbers in numeric columns
   (``-0.42`` as a float) are written as numbers, untouched;
@@ -27,7 +27,7 @@ import re
 
 import pandas as pd
 
-__all__ = ["spreadsheet_safe", "write_csv", "FORMULA_START"]
+__all__ = ["spreadsheetsafe_cell", "write_csv", "FORMULA_START"]
 
 #: first characters that make a spreadsheet treat a cell as a formula (OWASP, "CSV Injection")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -35,24 +35,25 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
-def _safe(v):
+def safe_cell(v):
+    """``v`` with a leading ``'`` when it is text a spreadsheet would run as a formula (rule above)."""
     if isinstance(v, str) and v.startswith(FORMULA_START) and v not in ("+", "-") and not _NUMBER.match(v):
         return "'" + v
     return v
 
 
-def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
+def spreadsheetsafe_cell(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells, column names and index labels cannot run as formulas (rule in the module docstring)."""
     out = df.copy()
     for i in range(out.shape[1]):  # by position: column names need not be unique
         col = out.iloc[:, i]
         if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
-            out.isetitem(i, col.map(_safe))  # non-text values (None, NaN, numbers) pass unchanged
-    out.columns = out.columns.map(_safe)
-    out.index = out.index.map(_safe)
+            out.isetitem(i, col.map(safe_cell))  # non-text values (None, NaN, numbers) pass unchanged
+    out.columns = out.columns.map(safe_cell)
+    out.index = out.index.map(safe_cell)
     return out
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> None:
-    """``spreadsheet_safe(df).to_csv(path, index=index)``."""
-    spreadsheet_safe(df).to_csv(path, index=index)
+    """``spreadsheetsafe_cell(df).to_csv(path, index=index)``."""
+    spreadsheetsafe_cell(df).to_csv(path, index=index)

@@ -27,10 +27,13 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["Change", "DiffResult", "DiffError", "diff_results", "INPUTS_DIR", "INPUT_KEYS"]
+__all__ = ["Change", "DiffResult", "DiffError", "diff_results", "INPUTS_DIR", "EXACT_DIR", "EXACT_SUFFIX", "INPUT_KEYS"]
 
-#: folder inside a results folder that holds a byte copy of the data/ CSVs the run read
+#: folder inside a results folder that holds the data/ CSVs the run read, spreadsheet-safe
 INPUTS_DIR = "inputs"
+#: the byte copies of the same files, compared by ``meta diff`` (``<name>.csv`` + :data:`EXACT_SUFFIX`)
+EXACT_DIR = "inputs/exact"
+EXACT_SUFFIX = ".bytes"
 
 #: input file -> columns that identify a row (a repeated key is told apart by its order of appearance)
 INPUT_KEYS = {
@@ -169,8 +172,12 @@ def _compare_inputs(old: Path, new: Path, changes: list[Change], notes: list[str
         notes.append(f"input rows not compared: no {INPUTS_DIR}/ snapshot in {', '.join(missing)} "
                      "(written by a run of an older version)")
         return
+    def snapshot(results: Path, name: str) -> Path:
+        exact = results / EXACT_DIR / (name + EXACT_SUFFIX)
+        return exact if exact.is_file() or (results / EXACT_DIR).is_dir() else results / INPUTS_DIR / name
+
     for name, key in INPUT_KEYS.items():
-        a, b = _read(oi / name), _read(ni / name)
+        a, b = _read(snapshot(old, name)), _read(snapshot(new, name))
         if a is None and b is None:
             continue
         if a is None or b is None:

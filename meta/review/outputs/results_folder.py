@@ -60,6 +60,8 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = [
     "MARKER",
     "MARKER_TEXT",
+    "MANIFEST",
+    "foreign_files",
     "OutputRefused",
     "OutputBusy",
     "check_target",
@@ -73,6 +75,8 @@ __all__ = [
 ]
 
 MARKER = ".meta-results"
+#: every file the run that wrote the folder put there, one relative path a line (written last, before the swap)
+MANIFEST = ".meta-manifest"
 MARKER_TEXT = (
     "This folder was written by `meta reproduce` (package meta).\n"
     "The next `meta reproduce` into it replaces the whole folder: do not keep your own files here.\n"
@@ -105,6 +109,26 @@ def is_ours(folder: Path) -> bool:
     if folder.is_symlink() or not folder.is_dir():
         return False
     return (folder / MARKER).is_file() or not any(folder.iterdir())
+
+
+def _files_under(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def foreign_files(folder: Path) -> list[str]:
+    """Files in one of our results folders that the run which wrote it did not write (per its
+    :data:`MANIFEST`): a user's own notes, an edited copy. Empty when the folder has no manifest."""
+    manifest = Path(folder) / MANIFEST
+    if not manifest.is_file():
+        return []
+    listed = set(manifest.read_text(encoding="utf-8").splitlines())
+    return sorted(_files_under(Path(folder)) - listed - {MARKER, MANIFEST})
+
+
+def write_manifest(folder: Path) -> None:
+    """List every file under ``folder`` in its :data:`MANIFEST` (call when nothing more is written)."""
+    names = sorted(_files_under(folder) - {MANIFEST})
+    (folder / MANIFEST).write_text("".join(n + "\n" for n in names), encoding="utf-8")
 
 
 def check_target(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None = None) -> Path:
@@ -148,6 +172,12 @@ def check_target(out_dir: str | os.PathLike, data_dir: str | os.PathLike | None 
             f"is a folder that meta did not write (not empty, no {MARKER} file)",
             "empty it yourself or choose another --out",
         )
+    if target.is_dir():
+        foreign = foreign_files(target)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            refuse(f"holds files the previous run did not write ({shown}; see its {MANIFEST}), which a new run "
+                   "would delete", "move them out of the folder, or choose another --out")
     return target
 
 
@@ -213,7 +243,13 @@ def recover(target: Path) -> list[str]:
         if not target.exists() and not target.is_symlink() and prev_inner.is_dir():
             os.replace(prev_inner, target)
             messages.append(f"restored the previous results {target} from {prev_inner} (a run was killed while swapping folders)")
-        if _remove_temp(work, name):
+        try:
+            removed = _remove_temp(work, name)
+        except OSError as e:  # e.g. a folder inside it made read-only: never let it block this run
+            messages.append(f"could not remove {work}, left by an earlier run ({e.strerror or e}: "
+                            f"{getattr(e, 'filename', '') or work}); remove it yourself (chmod -R u+w first)")
+            continue
+        if removed:
             messages.append(f"removed {work}, left by an interrupted run")
         else:
             messages.append(f"left {work} alone: it holds files meta did not write; remove it yourself")
@@ -358,6 +394,7 @@ class ResultsFolder:
         Once the new folder is in place the run has succeeded: failing to remove
         the old results is reported through ``log`` (the next run removes them).
         """
+        write_manifest(self.tmp)
         with _DeferSigint():
             swap_into_place(self.tmp, self.target, self.work)
             self.committed = True
@@ -466,18 +503,39 @@ def read_inputs(data_dir: str | os.PathLike) -> dict[str, bytes]:
 
 
 def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[Path]:
-    """Write ``inputs`` (:func:`read_inputs`) to ``<results>/inputs/`` byte for byte; the paths written.
+    """Write ``inputs`` (:func:`read_inputs`) into ``<results>/inputs/``; the paths written.
 
-    ``meta diff`` compares two runs' snapshots row by row, so a results folder always says which
-    data produced it.
+    Two copies of each file, because the folder users open is not the one ``meta diff`` reads:
+
+    * ``inputs/<name>.csv`` -- the rows as a spreadsheet may open them: every cell a spreadsheet
+      would run as a formula (``=``, ``+``, ``-``, ``@``, tab, CR; numbers and lone signs excepted)
+      gets a leading ``'`` (:func:`meta.review.outputs.csvsafe.safe_cell`), as in every other CSV
+      of the results folder;
+    * ``inputs/exact/<name>.csv.bytes`` -- the file byte for byte (no spreadsheet opens ``.bytes``
+      by default), which ``meta diff`` compares row by row, so a results folder always says
+      exactly which data produced it.
     """
-    from meta.review.outputs.diff import INPUTS_DIR
+    import csv
+    import io
+
+    from meta.review.outputs.csvsafe import safe_cell
+    from meta.review.outputs.diff import EXACT_DIR, EXACT_SUFFIX, INPUTS_DIR
 
     folder = Path(results) / INPUTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    exact = Path(results) / EXACT_DIR
+    exact.mkdir(parents=True, exist_ok=True)
     written = []
     for name, data in inputs.items():
-        path = folder / name
+        path = exact / (name + EXACT_SUFFIX)
         path.write_bytes(data)
         written.append(path)
+        try:
+            rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        except (UnicodeDecodeError, csv.Error):  # validation refuses such files before a run gets here
+            continue
+        buf = io.StringIO(newline="")
+        csv.writer(buf, lineterminator="\n").writerows([[safe_cell(c) for c in r] for r in rows])
+        safe = folder / name
+        safe.write_text(buf.getvalue(), encoding="utf-8", newline="")
+        written.append(safe)
     return written
