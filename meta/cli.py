@@ -33,10 +33,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Rerun, check and extend Neal et al. (2016), runners with patellofemoral pain.",
     )
     sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    default_data = "./data if it exists, else the dataset bundled with the package"
     v = sub.add_parser("validate", help="check data/*.csv and print every problem found")
-    v.add_argument("--data", default="data", help="folder holding studies.csv, outcomes.csv, ... (default: data)")
+    v.add_argument("--data", default=None, help=f"folder holding studies.csv, outcomes.csv, ... (default: {default_data})")
     r = sub.add_parser("reproduce", help="run every analysis and write tables, figures and report.md")
-    r.add_argument("--data", default="data", help="data folder (default: data)")
+    r.add_argument("--data", default=None, help=f"data folder (default: {default_data})")
     r.add_argument("--out", default="results", help="output folder (default: results)")
     d = sub.add_parser("diff", help="what changed between two results folders (exit 0: nothing, 1: something)")
     d.add_argument("old", metavar="OLD_RESULTS", help="results folder of the earlier run")
@@ -46,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     g = sub.add_parser("docs", help="regenerate the README's pooled excerpt and data/README.md's coverage table")
     g.add_argument("--data", default="data", help="data folder (default: data)")
     g.add_argument("--readme", default="README.md", help="README holding the pooled-excerpt markers (default: README.md)")
+    gd = sub.add_parser("get-data", help="copy the dataset bundled with the package into a folder, to edit and rerun")
+    gd.add_argument("--to", default="data", help="folder to create (default: data; refused if it exists and is not empty)")
     c = sub.add_parser("coverage", help="regenerate only the coverage table in DATA/README.md")
     c.add_argument("--data", default="data", help="data folder (default: data)")
     return p
@@ -118,10 +122,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in ("validate", "reproduce"):
+        from meta.review.inputs.bundled import data_folder
+
+        folder, note = data_folder(args.data)
+        if note:
+            print(f"meta {args.command}: {note}", file=sys.stderr)
+        args.data = str(folder)
     if args.command == "validate":
         return validate_command(args.data)
     if args.command == "reproduce":
         return reproduce_command(args.data, args.out)
+    if args.command == "get-data":
+        return get_data_command(args.to)
     if args.command == "docs":
         return docs_command(args.data, args.readme)
     if args.command == "coverage":
@@ -129,6 +142,26 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "diff":
         return diff_command(args.old, args.new, tolerance=args.tolerance)
     return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def _version() -> str:
+    from meta import __version__
+
+    return __version__
+
+
+def get_data_command(to: str) -> int:
+    """``meta get-data [--to DIR]``: copy the bundled dataset into DIR (0), or say why not (1)."""
+    from meta.review.inputs.bundled import bundled_data, copy_bundled
+
+    try:
+        files = copy_bundled(to)
+    except OSError as e:
+        print(f"meta get-data: {e}", file=sys.stderr)
+        return 1
+    print(f"copied {len(files)} files of the bundled dataset ({bundled_data()}) into {to}/; edit them, then "
+          f"`meta validate --data {to}` and `meta reproduce --data {to}`")
+    return 0
 
 
 def diff_command(old: str, new: str, *, tolerance: float = 1e-9) -> int:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from meta.review.inputs.bundled import bundled_data
+
 __all__ = [
     "Column", "SCHEMA", "required_columns", "STUDY_COLUMNS", "OUTCOME_COLUMNS", "CLAIM_COLUMNS",
     "PUBLISHED_POOLED_COLUMNS", "VOCABULARY_KEYS", "DESIGNS", "POPULATION_SEXES", "RUNNERS", "REVIEW_MATCHES",
@@ -137,7 +139,7 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
     ),
 }
 #: the project's vocabulary, used for a data folder that has no vocabulary.csv of its own
-DEFAULT_VOCABULARY = Path(__file__).resolve().parents[3] / "data" / VOCABULARY_FILE
+DEFAULT_VOCABULARY = bundled_data() / VOCABULARY_FILE  # used by a data folder without its own vocabulary.csv
 #: vocabulary.csv keys derived from other vocabulary rows rather than listed: the constructs of the outcomes
 DERIVED_VOCABULARIES = {"construct": ("outcome", "construct")}
 

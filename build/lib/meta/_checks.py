@@ -1,0 +1,243 @@
+"""Argument checks shared by the library layer, and their error messages.
+
+One mechanism for every public function of :mod:`meta.effects`,
+:mod:`meta.pool` and :mod:`meta.bias` (R meta keeps its checks in
+``meta-chk.R`` the same way):
+
+* :func:`align` - pandas inputs are paired **by index label**, never silently
+  by position: Series (or DataFrames) holding the same labels in another
+  order are reordered to the first pandas argument's order; different
+  labels are refused, naming both arguments and the labels that differ.
+  A pandas input beside a plain array (list, numpy array) is taken by
+  position, as pandas itself does for ``Series + ndarray`` (a plain array has
+  no labels to compare).
+* :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
+  complex numbers and non-numbers are refused (``np.asarray(x, float)``
+  would turn True into 1.0 and drop an imaginary part with only a warning).
+* :func:`positions` - the ``offending positions (0-based): ...`` part of a
+  message.
+* :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
+  are refused, naming the arguments, instead of returning inf/NaN.
+* :func:`estimator_options` - ``method``, ``test``, ``level`` and ``pi`` of
+  every pooling function, in metafor's spellings, to their canonical form
+  (:func:`method_level`, :func:`option`); :func:`warn_k1` - the warning when
+  a test needs k >= 2 and fell back to z.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from meta import _estimators as _est
+
+__all__ = ["align", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
+           "warn_k1"]
+
+_MAX_SHOWN = 10
+
+
+def _is_pandas(x: Any) -> bool:
+    return isinstance(x, (pd.Series, pd.DataFrame))
+
+
+def _shown(labels, limit: int = _MAX_SHOWN) -> str:
+    labels = list(labels)
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return repr(labels[:limit])[:-1] + more + "]" if labels else "[]"
+
+
+def _align_axis(ref: pd.Index, other: pd.Index, name: str, ref_name: str, what: str) -> np.ndarray | None:
+    """Positions that reorder ``other`` to ``ref`` (None: already identical)."""
+    if other.equals(ref):
+        return None
+    if len(other) != len(ref):
+        raise ValueError(
+            f"{ref_name} and {name} are pandas objects of different lengths ({len(other)} and {len(ref)} "
+            f"{what}); they must hold the same labels"
+        )
+    if ref.has_duplicates or other.has_duplicates:
+        dup = ref[ref.duplicated()] if ref.has_duplicates else other[other.duplicated()]
+        raise ValueError(
+            f"{ref_name} and {name} have {what} in a different order and duplicated labels "
+            f"{_shown(pd.unique(dup))}, so their rows cannot be paired by label; give unique labels "
+            "or the identical index"
+        )
+    missing = ref.difference(other, sort=False)
+    extra = other.difference(ref, sort=False)
+    if len(missing) or len(extra):
+        raise ValueError(
+            f"{ref_name} and {name} are pandas objects whose {what} hold different labels "
+            f"(only in {ref_name}: {_shown(missing)}; only in {name}: {_shown(extra)}); "
+            "rows are paired by label, never by position: pass inputs with the same labels "
+            "(in any order), or plain arrays in matching order"
+        )
+    return other.get_indexer(ref)
+
+
+def align(args: dict[str, Any]) -> tuple[dict[str, Any], pd.Index | None]:
+    """Pair pandas arguments by label.
+
+    The first pandas argument (Series or DataFrame) in ``args`` (name ->
+    value, in signature order) is the reference; every other pandas argument
+    with the same labels, in any order, is reordered to it (DataFrames on
+    both the index and, between two DataFrames, the columns).  Labels that
+    differ, or a different order with duplicated labels, raise ``ValueError``
+    naming both arguments and the labels.  Other values (scalars, lists,
+    arrays, None) are returned unchanged: beside a pandas input they are
+    taken by position.
+
+    Returns the new ``args`` and the reference index (None without pandas input).
+    """
+    ref_name = next((n for n, v in args.items() if _is_pandas(v)), None)
+    if ref_name is None:
+        return dict(args), None
+    ref = args[ref_name]
+    out = {}
+    for name, value in args.items():
+        if name == ref_name or not _is_pandas(value):
+            out[name] = value
+            continue
+        rows = _align_axis(ref.index, value.index, name, ref_name, "indexes")
+        if rows is not None:
+            value = value.iloc[rows]
+        if isinstance(ref, pd.DataFrame) and isinstance(value, pd.DataFrame):
+            cols = _align_axis(ref.columns, value.columns, name, ref_name, "columns")
+            if cols is not None:
+                value = value.iloc[:, cols]
+        out[name] = value
+    return out, ref.index
+
+
+def _flat(x):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _flat(e)
+        else:
+            yield e
+
+
+def real(x: Any, name: str) -> None:
+    """Refuse booleans and complex numbers (``ValueError`` naming ``name``):
+    numpy would turn True into 1.0 and drop an imaginary part with only a
+    warning.  Looks at the dtype of arrays and pandas objects and at the
+    elements of lists and tuples (``[True, 2]`` becomes an integer array)."""
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
+        kinds = {"b" if pd.api.types.is_bool_dtype(d) else "c" if pd.api.types.is_complex_dtype(d) else "" for d in dtypes}
+        if isinstance(x, pd.Series) and x.dtype == object:
+            return real(x.tolist(), name)
+    elif isinstance(x, (list, tuple)):
+        kinds = {"b" if isinstance(e, (bool, np.bool_)) else "c" if isinstance(e, (complex, np.complexfloating)) else "" for e in _flat(x)}
+    elif isinstance(x, (bool, np.bool_)):
+        kinds = {"b"}
+    elif isinstance(x, (complex, np.complexfloating)):
+        kinds = {"c"}
+    else:
+        a = np.asarray(x) if isinstance(x, np.ndarray) else None
+        kinds = {a.dtype.kind} if a is not None else set()
+        if a is not None and a.dtype == object:
+            return real(a.ravel().tolist(), name)
+    if "b" in kinds:
+        raise ValueError(f"{name} must be real numbers, got booleans (True/False)")
+    if "c" in kinds:
+        raise ValueError(f"{name} must be real numbers, got complex numbers")
+
+
+def numbers(x: Any, name: str) -> np.ndarray:
+    """``x`` as a float array; refuses booleans, complex numbers (:func:`real`)
+    and non-numbers with a ``ValueError`` naming ``name``.  Nullable pandas
+    missing values (``pd.NA``) become NaN (reported by the caller's
+    finiteness check)."""
+    real(x, name)
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        try:
+            return x.to_numpy(dtype=float, na_value=np.nan)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers; got a pandas object of dtype {getattr(x, 'dtype', 'object')}") from None
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+    if a.dtype.kind not in "iufUSO":  # strings of numbers ("0.5") are converted below, as before
+        raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
+    try:
+        return a.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
+
+
+def positions(bad: np.ndarray, limit: int = _MAX_SHOWN) -> str:
+    """``"2, 5"``: 0-based positions where ``bad`` is True ((row, column) for 2-D)."""
+    bad = np.asarray(bad)
+    idx = np.flatnonzero(bad) if bad.ndim == 1 else np.argwhere(bad)
+    shown = [str(tuple(int(j) for j in i)) if np.ndim(i) else str(int(i)) for i in idx[:limit]]
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return ", ".join(shown) + more
+
+
+def finite_results(values: dict[str, Any], args: str, who: str = "") -> None:
+    """Refuse non-finite results of finite input (overflowing sums, e.g.
+    ``yi = 1e200``): ``ValueError`` naming ``args`` (e.g. ``"yi, vi"``) and
+    the result fields that are not finite."""
+    bad = [k for k, v in values.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+    if bad:
+        raise ValueError(
+            f"{who + ': ' if who else ''}{args} give non-finite results ({', '.join(bad)}): the values are too "
+            "large or too small to compute with in double precision (sums overflow); rescale them "
+            "(e.g. other units) so that |yi| and 1/vi are well below 1e150"
+        )
+
+
+def option(value, name: str, allowed, aliases, what: str) -> str:
+    """Canonical (lower-case) name of option ``name`` or a ValueError listing
+    what would be valid."""
+    key = value.lower() if isinstance(value, str) else value
+    key = aliases.get(key, key)
+    if key not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} ({what}); got {value!r}")
+    return key
+
+
+def method_level(method, level) -> tuple[str, float]:
+    """Canonical ``method`` and ``level`` in metafor's conventions: methods
+    case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
+    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
+    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
+    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
+    as alpha is not copied)."""
+    m = method.upper() if isinstance(method, str) else method
+    m = _est.METHOD_ALIASES.get(m, m)
+    if m not in _est.METHODS:
+        names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
+        raise ValueError(f"method must be one of {names} (any case); got {method!r}")
+    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
+    if ok and 1 < level < 100:
+        level = level / 100.0
+    if not (ok and 0 < level < 1):
+        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    return m, float(level)
+
+
+def estimator_options(method, test, level, pi):
+    """Check the options shared by every pooling function; returns
+    ``(method, test, level, pi)`` in canonical form: methods as
+    :func:`method_level`, ``test`` and ``pi`` case-insensitive
+    (``test="knha"`` -> ``"hksj"``, ``pi="z"`` -> ``"default"``), ``level``
+    a fraction."""
+    method, level = method_level(method, level)
+    test = option(test, "test", _est.TESTS, _est.TEST_ALIASES, "metafor's test=; 'knha' = 'hksj'")
+    pi = option(pi, "pi", _est.PIS, _est.PI_ALIASES, "metafor predict(pi.type=); 'z' = 'default'")
+    return method, test, level, pi
+
+
+def warn_k1(test: str, k1: int) -> None:
+    """Warn (from the caller's caller) that ``k1`` analyses with k = 1 fell back from ``test`` to z, as metafor."""
+    if test != "z" and k1:
+        warnings.warn(
+            f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
+            stacklevel=3,
+        )

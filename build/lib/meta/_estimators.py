@@ -1,0 +1,747 @@
+"""Vectorised fixed- and random-effects estimators: ONE implementation shared
+by ``meta.pool.pool`` (one row), ``leave_one_out``, ``cumulative``,
+``subgroups`` and ``pool_many`` (many rows).
+
+Every function works on 2-D arrays of shape ``(n, m)``: up to ``n`` studies
+(axis 0) for each of ``m`` analyses (axis 1).  Studies run down the columns so
+that per-analysis quantities (tau2, the estimate) broadcast along the long,
+contiguous axis and column sums are sums of whole rows: this is what makes
+``pool_many`` fast.  A missing study (padding) has ``y = 0`` and ``v = inf``,
+so its weight ``1 / (v + tau2)`` is exactly 0 and it drops out of every
+weighted sum; ``mask`` (True where a study exists) is only needed where an
+unweighted sum is taken.
+
+Formulas (intercept-only model of metafor 3.8 ``rma.uni``; Viechtbauer 2010,
+J Stat Softw 36(3)):
+
+* weights ``w_i = 1 / (v_i + tau2)``, estimate ``sum(w y) / sum(w)``,
+  ``se = sqrt(1 / sum(w))`` (inverse-variance method, e.g. Borenstein et al.
+  2009, ch. 11-12);
+* Cochran's ``Q = sum(w0 (y - est0)^2)`` with ``w0 = 1 / v``;
+* DerSimonian & Laird (1986):
+  ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
+* Hedges (1983) "HE", Hunter & Schmidt "HS", Sidik & Jonkman (2005) "SJ":
+  closed forms as metafor 3.8 (see :func:`tau2_he`, :func:`tau2_hs`,
+  :func:`tau2_sj`), truncated at 0;
+* REML and ML (Viechtbauer 2005, eqs. 8-12): the global maximiser of the
+  restricted (full) log-likelihood over ``tau2 >= 0``.  The score
+  (REML ``y'PPy - tr(P)`` with ``y'PPy = sum(w^2 (y - est)^2)``,
+  ``tr(P) = sum(w) - sum(w^2)/sum(w)``; ML ``y'PPy - sum(w)``) is scanned
+  on a log grid up to a proven upper bound of every root; each sign change
+  + to - (a local maximum) is solved by Newton steps with the observed
+  information (Fisher's where that is not positive), bisection as
+  safeguard (Press et al. 2007, ``rtsafe``), brentq as last resort; the
+  highest of these and the boundary 0 wins (:func:`tau2_mle`).  metafor
+  instead runs Fisher scoring from the HE estimate and can stop at 0 below
+  a higher interior maximum;
+* Paule & Mandel (1982) "PM" and empirical Bayes (Morris 1983) "EB": root
+  of the generalised ``Q(tau2) = k - 1``, with ``Q(tau2) = sum(w (y -
+  est)^2)`` strictly decreasing in tau2 (so the root is unique) and
+  ``Q(var(y)) <= k - 1``, so the root is bracketed in ``[0, var(y)]``;
+  Newton steps (``dQ/dtau2 = -sum(w^2 (y - est)^2)``, DerSimonian & Kacker
+  2007) kept inside the bracket, brentq as fallback; 0 when
+  ``Q(0) <= k - 1`` (metafor's rule);
+* tests (metafor 3.8.1 ``rma.uni(test=)``; all fall back to z for k = 1, as
+  metafor): ``"z"`` (Wald, normal); ``"hksj"`` = metafor ``"knha"`` (Knapp &
+  Hartung 2003): ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)``
+  (0 if the sum is below machine epsilon), not truncated, t with ``k - 1``
+  df; ``"adhoc"`` (metafor ``"adhoc"``; Knapp & Hartung 2003): the same with ``s2w`` replaced by ``max(1, s2w)``, so the CI is never
+  narrower than the one from the unadjusted variance; ``"t"`` (metafor
+  ``"t"``): the unadjusted se, t with ``k - 1`` df;
+* ``I2``, ``H2`` as metafor: FE model from Q (``I2 = max(0, 100 (Q - (k-1)) / Q)``,
+  ``H2 = Q / (k-1)``); random-effects models from tau2 and the typical
+  within-study variance ``s2 = (k-1) sum(w0) / (sum(w0)^2 - sum(w0^2))``
+  (Higgins & Thompson 2002): ``I2 = 100 tau2 / (s2 + tau2)``, ``H2 = tau2/s2 + 1``;
+* prediction interval ``est +- crit sqrt(se^2 + tau2)``, named as metafor
+  >= 4.0 ``predict.rma(pi.type=)`` names them (read from metafor's
+  ``R/predict.rma.r``): ``pi="default"`` (alias ``"z"``): ``crit`` of the
+  test (normal for ``"z"``, t with ``k-1`` df otherwise); ``"simple"``:
+  normal, ``est +- z tau`` (no se term); ``"t"``: t with ``k-1`` df whatever
+  the test; ``"riley"``: t with ``k - 1 - (number of variance parameters)``
+  df (``k-2`` for random-effects models, ``k-1`` for FE); both with df
+  raised to at least 1, as metafor.  ``"higgins"`` (our name): Higgins,
+  Thompson & Spiegelhalter (2009), t with ``k-2`` df, NaN when ``k < 3``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import statistics
+
+import numpy as np
+from meta import _formulas as _f
+from meta import _lazy
+
+METHODS = ("FE", "DL", "REML", "PM", "ML", "HE", "HS", "SJ", "EB")  # canonical names, metafor's spelling
+METHOD_ALIASES = {"EE": "FE", "CE": "FE"}  # metafor 3.8: equal / common effects = FE
+NEEDS_MASK = frozenset({"REML", "PM", "ML", "HE", "SJ", "EB"})  # fit_core needs ``mask`` for these
+TESTS = ("z", "hksj", "adhoc", "t")
+TEST_ALIASES = {"knha": "hksj"}  # metafor's name
+ADJUSTED_TESTS = ("hksj", "adhoc")  # se multiplied by sqrt(s2w)
+PIS = ("default", "simple", "t", "riley", "higgins")
+PI_ALIASES = {"z": "default"}  # our name before metafor-4 names
+
+MAXITER = 100  # Fisher-scoring / Newton steps before the brentq fallback
+_RTOL = 1e-12  # convergence on tau2, relative to (tau2 + mean within-study variance)
+_SQRT1_2 = math.sqrt(0.5)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _csum(a: np.ndarray) -> np.ndarray:
+    """Sum over the studies (axis 0) of each analysis (a vector-matrix
+    product: faster than ``a.sum(axis=0)``)."""
+    return np.ones(a.shape[0]) @ a
+
+
+def _dot(a, b):
+    """``sum(a * b)`` over the studies of each analysis, in one pass (no
+    temporary: ~25 % faster than the product followed by :func:`_csum`)."""
+    return np.einsum("ij,ij->j", a, b)
+
+
+def _sums(y, v, tau2, w=None):
+    """Weights, their sum and the weighted mean per analysis.  ``w`` is an
+    optional array of the shape of ``y`` to write the weights into (saves an
+    allocation)."""
+    w = np.add(v, tau2, out=w)
+    np.divide(1.0, w, out=w)  # same bits as np.reciprocal, ~2x faster here
+    sw = _csum(w)
+    est = _dot(w, y) / sw
+    return w, sw, est
+
+
+def norm_sf2(z):
+    """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
+    return _lazy.special().erfc(_f.z_arg(z))
+
+
+def _chi2_table(dmax):
+    """Coefficients of the closed forms of :func:`chi2_sf` as polynomials in
+    ``h = x/2``: row ``j`` holds the coefficient of ``h^j`` for each df
+    ``0..dmax`` (column), ``1/j!`` for even df (``j < df/2``) and
+    ``(2/sqrt(pi)) 2^j / (1 3 ... (2j+1))`` for odd df (``j < (df-1)/2``)."""
+    jmax = max(1, dmax // 2)
+    tab = np.zeros((jmax, dmax + 1))
+    for d in range(1, dmax + 1):
+        if d % 2 == 0:
+            c = 1.0
+            for j in range(d // 2):
+                tab[j, d] = c
+                c /= j + 1
+        else:
+            c = 2.0 / math.sqrt(math.pi)
+            for j in range((d - 1) // 2):
+                tab[j, d] = c
+                c *= 2.0 / (2 * j + 3)
+    return tab
+
+
+CHI2_TABLE = _chi2_table(200)  # also read by meta._fast
+
+
+def chi2_sf(x, df):
+    """Upper tail of the chi-square distribution with integer ``df >= 1``.
+
+    Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), evaluated for all
+    analyses at once and much faster than the incomplete gamma function:
+    even ``df``: ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
+    ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
+    Both sums are evaluated as polynomials in ``x/2`` by Horner's rule with
+    per-df coefficients (all positive, so no cancellation), and the normal
+    tail ``erfc(sqrt(x/2))`` only for the odd df.
+    ``df > 200`` (or an overflowing series) uses :func:`scipy.special.chdtrc`.
+    """
+    x = np.asarray(x, dtype=float)
+    d = np.asarray(df, dtype=np.int64)
+    if x.shape != d.shape:
+        x, d = np.broadcast_arrays(x, d)
+    shape = x.shape
+    if x.ndim != 1:
+        x, d = x.ravel(), d.ravel()  # flat: the odd-df cells are picked by position
+    big = d > 200
+    anybig = bool(big.any())
+    dd = np.where(big, 1, d) if anybig else d
+    h = 0.5 * x
+    jmax = max(1, int(dd.max(initial=1)) // 2)  # terms of the longest sum
+    with np.errstate(over="ignore", invalid="ignore"):
+        acc = _f.chi2_poly(CHI2_TABLE, h, dd, jmax)
+        odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
+        if odd.size:
+            ho = h[odd]
+            sh = np.sqrt(ho)
+            podd = _f.chi2_sf_odd(acc[odd], ho, sh, _lazy.special().erfc(sh))  # acc[odd]: a copy
+        out = _f.chi2_sf_even(acc, h)
+        if odd.size:
+            out[odd] = podd
+    redo = big | ~np.isfinite(out)
+    if redo.any():
+        out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
+    return out.reshape(shape) if shape else out[0]
+
+
+def _by_df(fun, df):
+    """Evaluate ``fun(d)`` once per distinct df and spread it over the analyses."""
+    u, inv = np.unique(df, return_inverse=True)
+    return np.array([fun(d) for d in u], dtype=float)[inv]
+
+
+# --------------------------------------------------------------------------- tau2
+
+
+def tau2_dl(q, k, sw0, sw0sq):
+    """DerSimonian & Laird (1986) moment estimator, truncated at 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = _f.tau2_dl(q, k - 1, sw0, sw0sq)
+    return np.where(k > 1, t, 0.0)
+
+
+def tau2_hs(q, k, sw0):
+    """Hunter & Schmidt (2004) estimator as metafor 3.8 ``method="HS"``:
+    ``max(0, (Q - k) / sum(1/v))`` (Viechtbauer et al. 2015, Res Synth
+    Methods 6:306, eq. 7; note ``k``, not ``k - 1``)."""
+    return np.where(k > 1, np.maximum((q - k) / sw0, 0.0), 0.0)
+
+
+def _centred(y, mask, k):
+    """``y - ybar`` (unweighted mean) at the studies, 0 at padding."""
+    ybar = _csum(y) / k
+    return np.where(mask, y - ybar, 0.0)
+
+
+def tau2_he(y, v, mask, k):
+    """Hedges (1983) estimator, truncated at 0 (metafor ``method="HE"``):
+    ``(sum((y - ybar)^2) - (k-1)/k sum(v)) / (k - 1)`` (Viechtbauer 2005, eq. 6)."""
+    d = _centred(y, mask, k)
+    rss = _csum(d * d)
+    sv = _csum(np.where(mask, v, 0.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = (rss - (k - 1) / k * sv) / (k - 1)
+    return np.where(k > 1, np.maximum(t, 0.0), 0.0)
+
+
+def tau2_sj(y, v, mask, k):
+    """Sidik & Jonkman (2005, J Biopharm Stat 15:823) estimator with
+    metafor's default start ``tau2_0 = sum((y - ybar)^2) / k``:
+    ``tau2 = tau2_0 sum(w (y - est)^2) / (k - 1)``, ``w = 1 / (v + tau2_0)``."""
+    d = _centred(y, mask, k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t0 = _csum(d * d) / k
+        w, sw, est = _sums(y, v, t0)
+        r = y - est
+        t = t0 * _dot(w * r, r) / (k - 1)
+    return np.where(k > 1, np.maximum(t, 0.0), 0.0)
+
+
+def reml_loglik(y, v, mask, tau2, ml=False):
+    """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
+    ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
+    (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``); with ``ml``
+    the log-likelihood up to ``-k/2 log(2 pi)``, without the ``log sum(w)``
+    term (Viechtbauer 2005, eq. 8; metafor's constant exactly)."""
+    w, sw, est = _sums(y, v, tau2)
+    r = y - est
+    logw = np.log(w, out=np.zeros_like(w), where=mask)
+    return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
+
+
+def reml_score(y, v, tau2, info=False, ml=False):
+    """REML score ``y'PPy - tr(P)`` (twice the derivative of the restricted
+    log-likelihood) and, if ``info``, the information used for the step: the
+    observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
+    else the Fisher information
+    ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``.
+    With ``ml`` the ML score ``y'PPy - sum(w)`` and information
+    ``2 y'PPPy - sum(w^2)`` (Newton) or ``sum(w^2)`` (Fisher; Viechtbauer
+    2005, eq. 9)."""
+    w, sw, est = _sums(y, v, tau2)
+    wr = y - est
+    wr *= w  # u = Py = w (y - est)
+    w2 = w * w
+    sw2 = _csum(w2)
+    score = _csum(np.square(wr, out=w2 if not info else None)) - (sw if ml else sw - sw2 / sw)
+    if not info:
+        return score
+    if ml:
+        fisher = sw2
+    else:
+        sw3 = _csum(np.multiply(w2, w, out=w2))
+        fisher = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    # observed information -d(score)/dtau2 = 2 y'PPPy - fisher, with
+    # y'PPPy = u'Pu = sum(w u^2) - sum(w u)^2 / sum(w)
+    wu = np.multiply(wr, w, out=w2)
+    upu = _csum(wu * wr) - _csum(wu) ** 2 / sw
+    obs = 2.0 * upu - fisher
+    return score, np.where(obs > 0, obs, fisher)
+
+
+def _scale(v, mask, k):
+    """Mean within-study variance of each analysis, for relative tolerances."""
+    return _csum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
+
+
+def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
+    """Root of a function ``f`` with ``f(lo) > 0 >= f(hi)`` in each column.
+
+    ``fun(y, v, t)`` (``fun(y, v, t, aux)`` if ``aux``, a per-column array,
+    is given) returns ``f(t)`` and a positive slope estimate ``g``
+    (``-df/dt`` or a bound on it); Newton steps ``t + f/g`` from the lower
+    end, replaced by bisection where they leave the current bracket or do
+    not halve the previous step (Press et al. 2007, ``rtsafe``).  Columns
+    still open after ``maxiter`` steps are finished by
+    :func:`scipy.optimize.brentq` on their bracket."""
+    root = lo.copy()
+    act = np.arange(lo.size)
+    t, lo, hi = lo.copy(), lo.copy(), hi.copy()
+    step_old = np.full(lo.size, np.inf)
+    ya, va, sa, xa = y, v, scale, aux
+
+    def call(yy, vv, t, xx):
+        return fun(yy, vv, t) if xx is None else fun(yy, vv, t, xx)
+
+    for _ in range(maxiter):
+        if act.size == 0:
+            break
+        f, g = call(ya, va, t, xa)
+        lo = np.where(f > 0, t, lo)
+        hi = np.where(f < 0, t, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = t + f / g
+        bis = ~np.isfinite(new) | (new <= lo) | (new >= hi) | (np.abs(new - t) > 0.5 * step_old)
+        new = np.where(bis, 0.5 * (lo + hi), new)
+        new = np.where(f == 0, t, new)
+        step_old = np.abs(new - t)
+        tol = _RTOL * (new + sa)
+        done = (f == 0) | (step_old <= tol) | (hi - lo <= tol)
+        root[act] = new
+        if done.any():
+            keep = ~done
+            act, t, lo, hi, step_old = act[keep], new[keep], lo[keep], hi[keep], step_old[keep]
+            ya, va, sa = ya[:, keep], va[:, keep], sa[keep]
+            xa = None if xa is None else xa[keep]
+        else:
+            t = new
+    for j, i in enumerate(act):  # rare: slow convergence
+        yi, vi = ya[:, j : j + 1], va[:, j : j + 1]
+
+        xi = None if xa is None else xa[j : j + 1]
+
+        def f1(x, yi=yi, vi=vi, xi=xi):
+            return float(call(yi, vi, np.array([x]), xi)[0][0])
+
+        a, b = lo[j], hi[j]
+        root[i] = b if f1(b) == 0 else _lazy.optimize().brentq(f1, a, b, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=2000)
+    return root
+
+
+GRID_PER_OCTAVE = 2  # score scan for the global maximum (spacing factor sqrt(2); see tau2_mle)
+GRID_MAX = 400
+
+
+def _upper(y, v, mask, k):
+    """A tau2 beyond which the REML and ML scores are negative: with
+    ``R = max(y) - min(y)``, ``vmax = max(v)``, for ``t >= vmax``
+    ``y'PPy <= k R^2 / t^2`` while ``tr(P) >= (k-1)/(2t)`` and
+    ``sum(w) >= k/(2t)``, so ``t > max(vmax, 2 k R^2 / (k-1))`` suffices."""
+    big = np.finfo(float).max
+    r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
+    vmax = np.where(mask, v, 0.0).max(axis=0)
+    return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
+
+
+def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
+    """REML (or, with ``ml``, ML) estimate of tau2: the global maximiser of
+    the restricted (or full) likelihood over ``tau2 >= 0``.
+
+    Every root of the score lies in ``[0, upper]`` (:func:`_upper`).  The
+    score is evaluated at ``0`` and at ``GRID_PER_OCTAVE`` log-spaced points
+    per octave from ``min(v)/16`` to ``upper`` (at least 8, at most
+    ``GRID_MAX`` points); each sign change + to - brackets a local maximum,
+    solved by :func:`_bracketed_root` (Newton with the observed information,
+    see :func:`reml_score`, bisection as safeguard), and the one with the
+    highest likelihood is compared with the boundary ``tau2 = 0``; a tie
+    keeps 0.  So neither an overshooting step nor a stationary point that is
+    a minimum can end the search, and no start value matters.  The spacing
+    (factor sqrt(2)) is empirical: a pair of roots closer than that would be
+    missed; on 60,000 random sets each for REML and ML (the generator of
+    tests/test_estimators.py) even a factor 4 found every maximum of a dense
+    grid (1200 points, refined twice).
+
+    Where metafor's Fisher scoring (start: HE) converges to the global
+    maximum, ours is the same root.  But metafor stops at 0 whenever the
+    score at its start is negative and the iteration slides to the boundary
+    (a local maximum there), even when an interior maximum is higher -- e.g.
+    HE = 0 with a negative score at 0, or ML on the first 6 trials of
+    dat.bcg by year (tests/test_estimators.py); its ``ll0check`` likewise
+    only ever moves a root to 0.  We return the global maximum."""
+    tau2 = np.zeros(y.shape[1])
+    cols = np.flatnonzero(k > 1)
+    if cols.size == 0:
+        return tau2
+    yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
+    up = _upper(yc, vc, mc, kc)
+    low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
+    octaves = float(np.log2(up / low).max())
+    g = int(min(GRID_MAX, max(8, math.ceil(GRID_PER_OCTAVE * octaves) + 1)))
+    frac = np.linspace(0.0, 1.0, g)[:, None]
+    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (g + 1) x m
+    s = np.empty_like(grid)
+    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
+        for j in range(grid.shape[0]):
+            s[j] = reml_score(yc, vc, grid[j], ml=ml)
+    jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
+    if jj.size == 0:
+        return tau2
+    ya, va = yc[:, cc], vc[:, cc]
+    scale = _scale(va, mc[:, cc], kc[cc])
+    root = _bracketed_root(
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, grid[jj, cc], grid[jj + 1, cc], scale, maxiter
+    )
+    ll = reml_loglik(ya, va, mc[:, cc], root, ml=ml)
+    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
+    order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
+    last = np.r_[cc[order][1:] != cc[order][:-1], True]
+    best = order[last]
+    win = ll[best] > ll0[cc[best]]
+    tau2[cols[cc[best][win]]] = root[best][win]
+    return tau2
+
+
+def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
+    """REML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
+    return tau2_mle(y, v, mask, k, maxiter=maxiter)
+
+
+def tau2_ml(y, v, mask, k, *, maxiter=MAXITER):
+    """ML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
+    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter)
+
+
+def _pm_q(y, v, tau2, deriv=False):
+    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2)."""
+    w, sw, est = _sums(y, v, tau2)
+    wr = y - est
+    wr *= w
+    r = y - est
+    q = _csum(np.multiply(wr, r, out=r))
+    return (q, _csum(np.square(wr, out=wr))) if deriv else q
+
+
+def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
+    """Paule & Mandel (1982) estimate of tau2: the root of the generalised
+    ``Q(tau2) = k - 1``, unique because ``Q`` is strictly decreasing
+    (``dQ/dtau2 = -sum(w^2 (y - est)^2) < 0`` unless every ``y`` is equal);
+    bracketed in ``[0, var(y)]`` since ``Q(var(y)) <= k - 1``; 0 when
+    ``Q(0) <= k - 1`` (metafor's rule).  Also metafor's empirical Bayes
+    estimator (``method="EB"``, Morris 1983): its iteration
+    ``tau2 + (k/(k-1) Q(tau2) - k) / sum(w)`` stops at the same root
+    (Viechtbauer 2005, sec. 2.5)."""
+    tau2 = np.zeros(y.shape[1])
+    df = (k - 1).astype(float)
+    cols = np.flatnonzero(k > 1)
+    q0 = _pm_q(y[:, cols], v[:, cols], np.zeros(cols.size))
+    act = cols[q0 > df[cols]]
+    if act.size == 0:
+        return tau2
+    ya, va, ma = y[:, act], v[:, act], mask[:, act]
+    d = _centred(ya, ma, k[act])
+    hi = _csum(d * d) / df[act]
+
+    def fun(yy, vv, t, dfa):
+        q, g = _pm_q(yy, vv, t, deriv=True)
+        return q - dfa, g
+
+    tau2[act] = _bracketed_root(fun, ya, va, np.zeros(act.size), hi, _scale(va, ma, k[act]), maxiter, aux=df[act])
+    return tau2
+
+
+# --------------------------------------------------------------------------- fit
+
+
+CORE_KEYS = ("k", "q", "sw0", "sw0sq", "tau2", "sw", "est", "rss")
+
+
+def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None):
+    """The part of the fit that needs the studies: per-analysis sums and tau2.
+
+    ``y`` (0 at padding), ``v`` (inf at padding), ``mask`` (True where a
+    study exists), all ``(n, m)``; ``k`` (studies per analysis; counted from
+    ``mask`` if None).  Returns 1-D arrays ``k, q`` (Cochran's Q), ``sw0,
+    sw0sq`` (sums of 1/v and 1/v^2), ``tau2``, ``sw`` (sum of weights),
+    ``est``, ``rss`` (``sum(w (y - est)^2)``, for HKSJ; only if ``rss``) and,
+    if ``weights``, ``weights`` (n x m, percent).  ``mask`` may be None for FE
+    and DL (and HS) when ``k`` is given.  ``method``: a canonical name from
+    :data:`METHODS`.  ``scratch``: optional sequence of three
+    arrays shaped like ``y`` used as work space (``pool_many`` reuses them
+    from block to block: fresh memory costs page faults).
+    """
+    if k is None:
+        k = np.count_nonzero(mask, axis=0)
+    k = np.asarray(k, dtype=np.int64)
+    tmp, w0, w = scratch if scratch is not None else (np.empty_like(y), None, None)
+    w0 = np.divide(1.0, v, out=w0)
+    sw0 = _csum(w0)
+    sw0sq = _dot(w0, w0)
+    est0 = _dot(w0, y) / sw0
+    r = np.subtract(y, est0, out=tmp)
+    r *= r
+    q = np.maximum(_dot(r, w0), 0.0)
+    q[k == 1] = 0.0
+    if method == "FE":
+        tau2 = np.zeros(y.shape[1])
+        w, sw, est = w0, sw0, est0
+    else:
+        if method == "DL":
+            tau2 = tau2_dl(q, k, sw0, sw0sq)
+        elif method == "HS":
+            tau2 = tau2_hs(q, k, sw0)
+        elif method == "HE":
+            tau2 = tau2_he(y, v, mask, k)
+        elif method == "SJ":
+            tau2 = tau2_sj(y, v, mask, k)
+        elif method == "REML":
+            tau2 = tau2_reml(y, v, mask, k)
+        elif method == "ML":
+            tau2 = tau2_ml(y, v, mask, k)
+        elif method in ("PM", "EB"):
+            tau2 = tau2_pm(y, v, mask, k)
+        else:  # pragma: no cover - checked by callers
+            raise ValueError(method)
+        w, sw, est = _sums(y, v, tau2, w)
+    out = {"k": k, "q": q, "sw0": sw0, "sw0sq": sw0sq, "tau2": tau2, "sw": sw, "est": est, "rss": None}
+    if rss:
+        r = np.subtract(y, est, out=tmp)
+        r *= r
+        out["rss"] = _dot(r, w)
+    if weights:
+        out["weights"] = 100.0 * w / sw
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def z_crit(q):
+    """Quantile ``q`` of the standard normal distribution (Wichura 1988,
+    algorithm AS 241, as :meth:`statistics.NormalDist.inv_cdf` and R's
+    ``qnorm`` compute it: bit-identical to R for ``q = 0.975``, and within
+    1e-15 relative of :func:`scipy.special.ndtri`), cached per ``q``; needs
+    no scipy."""
+    return statistics.NormalDist().inv_cdf(q)
+
+
+def _tq(df, p):
+    """Quantile ``p`` of t with ``df`` degrees of freedom, once per distinct df."""
+    return _by_df(lambda d: _lazy.special().stdtrit(d, p), df)
+
+
+def pi_crit(pi, k, crit, *, fe=False, level=0.95):
+    """Critical value of the prediction interval per analysis (names and
+    rules of metafor >= 4.0 ``predict.rma(pi.type=)``; see module
+    docstring).  ``crit``: the test's critical value (scalar or per
+    analysis, used by ``"default"``); ``fe``: FE model
+    (one variance parameter fewer for ``"riley"``)."""
+    q = 1.0 - (1.0 - level) / 2
+    k = np.asarray(k)
+    if pi == "default":
+        return np.broadcast_to(crit, k.shape).astype(float)
+    if pi == "simple":
+        return np.full(k.shape, z_crit(q))
+    if pi == "t":
+        return _tq(np.maximum(k - 1, 1), q)
+    if pi == "riley":
+        return _tq(np.maximum(k - 1 - (0 if fe else 1), 1), q)
+    if pi == "higgins":
+        return np.where(k > 2, _tq(np.maximum(k - 2, 1), q), np.nan)
+    raise ValueError(pi)  # pragma: no cover - checked by callers
+
+
+def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
+    """Tests, intervals and heterogeneity statistics from :func:`fit_core`'s
+    per-analysis sums (1-D arrays only).  ``test`` and ``pi`` take the
+    canonical names of ``TESTS`` and ``PIS``.  Returns ``k, estimate, se,
+    stat, p, ci_low, ci_high, tau2, tau, i2, h2, q, q_df, q_p, pi_low,
+    pi_high, t_used`` (True where the requested t-based test was used: never
+    for k = 1, which falls back to z as metafor does; ``hksj``: the same
+    array, its former name)."""
+    k, q, sw0, sw0sq, tau2, sw, est, rss = (core[c] for c in CORE_KEYS)
+    one = k == 1
+    df = k - 1
+    se = np.sqrt(1.0 / sw)
+    alpha = 1.0 - level
+    t_used = (~one) if test != "z" else np.zeros(k.shape, bool)
+    use_t = t_used.any()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tdf = np.maximum(df, 1)
+        if use_t and test in ADJUSTED_TESTS:
+            s2w = _f.hksj_factor(rss, tdf, test == "adhoc")  # adhoc, as metafor: s2w[s2w < 1] <- 1
+            se = np.where(t_used, _f.adjusted_se(s2w, sw), se)
+        stat = est / se
+        zcrit = z_crit(1.0 - alpha / 2)
+        if use_t:
+            tcrit = _tq(tdf, 1.0 - alpha / 2)
+            crit = np.where(t_used, tcrit, zcrit)
+            p = np.where(t_used, 2.0 * _lazy.special().stdtr(tdf, -np.abs(stat)), norm_sf2(stat))
+        else:
+            crit = zcrit
+            p = norm_sf2(stat)
+        ci_low, ci_high = _f.interval(est, crit, se)
+
+        if method == "FE":
+            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+            h2 = _f.h2_from_q(q, df)
+        else:
+            vt = _f.typical_variance(df, sw0, sw0sq)
+            i2 = _f.i2_from_tau2(tau2, vt)
+            h2 = _f.h2_from_tau2(tau2, vt)
+        q_p = chi2_sf(q, tdf)
+        # k = 1: metafor reports Q = 0, p = 1, I2 = 0, H2 = 1
+        if one.any():
+            q_p[one], i2[one], h2[one] = 1.0, 0.0, 1.0
+
+        if pi == "default" and method == "FE":
+            pi_low, pi_high = ci_low, ci_high
+        else:
+            pcrit = pi_crit(pi, k, crit, fe=method == "FE", level=level)
+            pi_low, pi_high = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
+
+    return {
+        "k": k,
+        "estimate": est,
+        "se": se,
+        "stat": stat,
+        "p": p,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "tau2": tau2,
+        "tau": np.sqrt(tau2),
+        "i2": i2,
+        "h2": h2,
+        "q": q,
+        "q_df": df,
+        "q_p": q_p,
+        "pi_low": pi_low,
+        "pi_high": pi_high,
+        "t_used": t_used,
+        "hksj": t_used,
+    }
+
+
+def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", weights=False, scratch=None):
+    """:func:`fit_core` then :func:`finish`: the whole fit of each analysis
+    (column of the ``(n, m)`` arrays); ``weights`` (n x m, percent) added if
+    asked for."""
+    core = fit_core(y, v, mask, k, method=method, rss=test in ADJUSTED_TESTS, weights=weights, scratch=scratch)
+    out = finish(core, method=method, test=test, level=level, pi=pi)
+    if weights:
+        out["weights"] = core["weights"]
+    return out
+
+
+# --------------------------------------------------------------------------- one analysis
+
+SCALAR_METHODS = ("FE", "DL")  # closed forms that fit_one computes without the 2-D machinery
+
+
+@functools.lru_cache(maxsize=256)
+def t_crit(df, q):
+    """Quantile ``q`` of t with ``df`` degrees of freedom (scipy ``stdtrit``), cached."""
+    return float(_lazy.special().stdtrit(df, q))
+
+
+def _chi2_sf_one(x, df):
+    """:func:`chi2_sf` for one value (Python floats; same formulas, :mod:`meta._formulas`)."""
+    if df > 200:
+        return float(_lazy.special().chdtrc(df, x))
+    h = 0.5 * x
+    acc = _f.chi2_poly(CHI2_TABLE, h, df, max(1, df // 2))
+    if df % 2:
+        sh = math.sqrt(h)
+        out = _f.chi2_sf_odd(acc, h, sh, math.erfc(sh))
+    else:
+        out = _f.chi2_sf_even(acc, h)
+    return float(out) if math.isfinite(out) else float(_lazy.special().chdtrc(df, x))
+
+
+def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
+    """One analysis (1-D ``y``, ``v``, no padding) with ``method`` in
+    :data:`SCALAR_METHODS`: the fit of :func:`fit` (m = 1) without its 2-D
+    machinery, for :func:`meta.pool.pool` (a call costs a few numpy
+    operations instead of ~150).  The same formulas (:mod:`meta._formulas`
+    for the closed forms); the sums run in study order on Python floats, so
+    results agree with :func:`fit` to a few ulp (~1e-15 relative), not bit
+    for bit.  Returns :func:`fit`'s dictionary with floats (``weights`` an
+    array), or None where a sum is not finite or a division fails (the
+    caller then runs :func:`fit`, which reports it)."""
+    yl, vl = y.tolist(), v.tolist()
+    k = len(yl)
+    df = k - 1
+    try:
+        w0 = [1.0 / x for x in vl]
+        sw0 = sw0sq = swy = 0.0
+        for wi, yi in zip(w0, yl):
+            sw0 += wi
+            sw0sq += wi * wi
+            swy += wi * yi
+        est0 = swy / sw0
+        q = 0.0
+        if k > 1:
+            for wi, yi in zip(w0, yl):
+                r = yi - est0
+                q += r * r * wi
+            q = max(q, 0.0)
+        tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq)) if method == "DL" and k > 1 else 0.0
+        if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums
+            w, sw, est = w0, sw0, est0
+        else:
+            w = [1.0 / (x + tau2) for x in vl]
+            sw = swy = 0.0
+            for wi, yi in zip(w, yl):
+                sw += wi
+                swy += wi * yi
+            est = swy / sw
+        se = math.sqrt(1.0 / sw)
+        t_used = test != "z" and k > 1
+        if t_used and test in ADJUSTED_TESTS:
+            rss = 0.0
+            for wi, yi in zip(w, yl):
+                r = yi - est
+                rss += r * r * wi
+            se = float(_f.adjusted_se(_f.hksj_factor(rss, df, test == "adhoc"), sw))
+        stat = est / se
+        qq = 1.0 - (1.0 - level) / 2
+        if t_used:
+            crit = t_crit(df, qq)
+            p = float(2.0 * _lazy.special().stdtr(df, -abs(stat)))
+        else:
+            crit = z_crit(qq)
+            p = math.erfc(float(_f.z_arg(stat)))
+        ci_low, ci_high = _f.interval(est, crit, se)
+        if k == 1:  # metafor: Q = 0, p = 1, I2 = 0, H2 = 1
+            q_p, i2, h2 = 1.0, 0.0, 1.0
+        else:
+            q_p = _chi2_sf_one(q, df)
+            if method == "FE":
+                i2 = float(_f.i2_from_q(q, df)) if q > 0 else 0.0  # Q = 0: max(0, -inf) = 0, as fit()
+                h2 = _f.h2_from_q(q, df)
+            else:
+                vt = _f.typical_variance(df, sw0, sw0sq)
+                i2 = _f.i2_from_tau2(tau2, vt)
+                h2 = _f.h2_from_tau2(tau2, vt)
+        if pi == "default" and method == "FE":
+            pi_low, pi_high = ci_low, ci_high
+        else:
+            pcrit = crit if pi == "default" else float(pi_crit(pi, np.array([k]), crit, fe=method == "FE", level=level)[0])
+            pi_low, pi_high = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
+    except (ArithmeticError, ValueError):  # x/0, sqrt of a negative: let fit() report it
+        return None
+    out = {
+        "k": k, "estimate": est, "se": se, "stat": stat, "p": p, "ci_low": ci_low, "ci_high": ci_high,
+        "tau2": tau2, "tau": math.sqrt(tau2), "i2": i2, "h2": h2, "q": q, "q_df": df, "q_p": q_p,
+        "pi_low": pi_low, "pi_high": pi_high, "t_used": t_used,
+    }
+    if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
+        return None
+    wa = np.array(w)
+    out["weights"] = 100.0 * wa / sw
+    return out

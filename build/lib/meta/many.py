@@ -1,0 +1,263 @@
+"""Thousands of meta-analyses at once: :func:`pool_many` and its two engines.
+
+Each row of a 2-D ``yi``/``vi`` pair is one analysis (NaN padding for
+ragged rows), fitted with the estimators of :func:`meta.pool.pool` (which
+runs the same code with one row) and agreeing with it to 1e-10:
+
+* the numpy engine: :mod:`meta._estimators` vectorised over rows, in blocks
+  transposed into a work space kept between calls (fresh memory costs page
+  faults on a virtual machine), every method;
+* the numba engine: the compiled kernel of :mod:`meta._fast` (optional
+  dependency), FE and DL with the z test.
+
+``meta.pool.pool_many`` is this function (imported there, as before).
+Timings: ``benchmarks/bench_pool.py`` and ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from meta import _checks, _lazy
+from meta import _estimators as _est
+from meta import _fast
+
+__all__ = ["pool_many"]
+
+_INF_BITS = np.array(np.inf).view(np.int64)
+_CHUNK = 8192  # at most this many rows per block in pool_many (bounds memory) ...
+_BLOCK_CELLS = 40960  # ... and about this many cells (rows x columns): 320 kB per work array stays in cache
+_FINISH_ROWS = 65536  # pool_many runs the per-analysis tests and intervals on up to this many rows at once
+
+
+def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
+    """Raise the ValueError describing what is wrong with pool_many's input."""
+    if np.isinf(y).any():
+        raise ValueError(f"yi must not be infinite; offending (row, column), 0-based: {_checks.positions(np.isinf(y))}")
+    mask = ~np.isnan(y)
+    empty = ~mask.any(axis=1)
+    if empty.any():
+        raise ValueError(f"yi has rows with no finite study; offending rows (0-based): {_checks.positions(empty)}")
+    with np.errstate(invalid="ignore"):
+        badv = mask & ~(np.isfinite(v) & (v > 0))
+    raise ValueError(
+        f"vi must be finite and > 0 where yi is finite; offending (row, column), 0-based: {_checks.positions(badv)}"
+    )
+
+
+_ENGINES = ("auto", "numpy", "numba")
+
+
+def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
+    """Whether pool_many runs the compiled kernel (see its ``engine``)."""
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
+    applies = method in ("FE", "DL") and test == "z" and pi != "simple"
+    if engine == "numba":
+        if not applies:
+            raise ValueError(
+                f'engine="numba" covers method "FE" and "DL" with test="z" and pi other than "simple"; '
+                f"got method={method!r}, test={test!r}, pi={pi!r}"
+            )
+        try:
+            _fast.kernel()
+        except ImportError as exc:
+            raise ValueError(f'engine="numba" needs numba: pip install "meta[fast]" (or use engine="numpy"); {exc}') from None
+        return True
+    if engine == "numpy" or not applies or not _fast.AVAILABLE:
+        return False
+    try:
+        _fast.kernel()
+    except ImportError as exc:  # installed but broken (e.g. built for another numpy): say so, once per process
+        _fast.AVAILABLE = False
+        warnings.warn(f"numba is installed but cannot be imported ({exc}); pool_many uses its numpy engine", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
+    """pool_many through the compiled kernel of :mod:`meta._fast`."""
+    m, n = y.shape
+    y = np.ascontiguousarray(y)
+    v = np.ascontiguousarray(v)
+    alpha = 1.0 - level
+    zcrit = _est.z_crit(1.0 - alpha / 2)
+    kk = np.arange(n + 1)
+    pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
+    out = np.empty((len(_MANY_COLUMNS), m))
+    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
+    if bad >= 0:
+        _many_input_error(y, v)
+    q_p = out[_MANY_COLUMNS.index("q_p")]
+    redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
+    if redo.any():
+        q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
+    return _many_frame(out, index)
+
+
+def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
+    """pool_many's DataFrame from ``out`` (12 x m, rows in the order of
+    _MANY_COLUMNS, k as float): one float block (a view of ``out``) plus k as
+    int64, ~2x faster than a dict of 12 arrays."""
+    df = pd.DataFrame(out[1:].T, columns=_MANY_FLOAT_INDEX, index=index, copy=False)
+    df.insert(0, "k", out[0].astype(np.int64))
+    return df
+
+
+_WORKSPACE = threading.local()
+_WORKSPACE_KEEP = 4 * _BLOCK_CELLS  # work space up to this many cells is kept between calls
+
+
+def _workspace(cells: int, rows: int):
+    """Work arrays for :func:`pool_many`: five float and two int64 arrays of
+    ``cells`` values, a bool one, and per-analysis sums for ``rows``
+    analyses.  Kept per thread between calls when small (about 3 MB): fresh
+    memory is paid for in page faults, which on a virtual machine cost
+    microseconds per 4 kB page (4.6 us measured on our 2-core VM), more than
+    the arithmetic done on it."""
+    ws = getattr(_WORKSPACE, "arrays", None)
+    if ws is not None and ws[0].shape[1] >= cells and ws[3]["k"].size >= rows:
+        return ws
+    ws = (
+        np.empty((5, cells)),
+        np.empty(cells, dtype=bool),
+        np.empty((2, cells), dtype=np.int64),
+        {c: np.empty(rows, dtype=np.int64 if c == "k" else float) for c in _est.CORE_KEYS},
+    )
+    if cells <= _WORKSPACE_KEEP and rows <= _FINISH_ROWS:
+        _WORKSPACE.arrays = ws
+    return ws
+
+
+_MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
+_MANY_FLOAT_INDEX = pd.Index(_MANY_COLUMNS[1:])  # built once: ~100 us per call otherwise
+
+
+def pool_many(
+    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "z", engine: str = "auto"
+) -> pd.DataFrame:
+    """Pool each row of the 2-D arrays ``yi`` and ``vi`` (m analyses x up
+    to n studies; NaN in ``yi`` marks a missing study, so ragged rows are
+    padded with NaN; ``vi`` is ignored there).  Same estimators as
+    :func:`meta.pool.pool`, and each row agrees with it to 1e-10.
+
+    ``engine``:
+
+    * ``"numpy"``: the code of :func:`meta.pool.pool` (which runs it with m = 1),
+      vectorised over rows, REML and PM included (all rows iterate together;
+      each stops when it has converged).  Rows are processed in blocks of
+      about 40,960 cells (4096 rows of 10 studies), which bounds memory to
+      the input plus a few MB plus the output.
+    * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
+      numba, ``pip install "meta[fast]"``), one pass per analysis, about 2x
+      faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
+      first call in a process compiles it (about 2 s, cached on disk after).
+    * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
+      else ``"numpy"``.
+
+    Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
+    DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
+    q_p, pi_low, pi_high``.
+
+    DataFrames ``yi`` and ``vi`` are paired by label (rows by index,
+    columns by name; see :func:`meta._checks.align`); a DataFrame beside a
+    plain array is taken by position.
+
+    Raises ``ValueError`` if the shapes or labels differ, a row has no finite
+    ``yi``, ``yi`` is infinite, ``vi`` is not finite and > 0 where ``yi`` is
+    finite, the input is boolean or complex, or a row's sums overflow.
+    """
+    method, test, level, pi = _checks.estimator_options(method, test, level, pi)
+    fast = _use_fast(engine, method, test, pi)
+    (args, index) = _checks.align({"yi": yi, "vi": vi})
+    if not isinstance(args["yi"], pd.DataFrame):
+        index = None
+    y = _checks.numbers(args["yi"], "yi")
+    v = _checks.numbers(args["vi"], "vi")
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
+    if y.shape[1] == 0:
+        raise ValueError("yi has no columns: at least one study per analysis is needed")
+    if fast:
+        df = _pool_many_fast(y, v, index, method, level, pi)
+    else:
+        df = _pool_many_numpy(y, v, index, method, test, level, pi)
+    bad = ~np.isfinite(df[["estimate", "se", "tau2", "q"]].to_numpy()).all(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
+            "the values are too large or too small to compute with in double precision; rescale them"
+        )
+    return df
+
+
+def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:
+    """pool_many through the vectorised estimator code of :mod:`meta._estimators`."""
+    m, n = y.shape
+    res = np.empty((len(_MANY_COLUMNS), m))
+    # Blocks of `rows` analyses are transposed into a reused work space
+    # (fresh memory costs page faults) and fitted by fit_core; the per-analysis
+    # sums of up to _FINISH_ROWS analyses are then turned into tests and
+    # intervals by one call of finish (fewer, longer numpy calls).
+    rows = min(max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n))), m)
+    span = max(rows, _FINISH_ROWS // rows * rows)
+    work, flags, bits, sums = _workspace(rows * n, min(span, m))
+    count_type = np.uint8 if n < 256 else np.int64
+    rss = test in _est.ADJUSTED_TESTS
+    bad = False
+    k1 = 0
+    for s0 in range(0, m, span):
+        c0 = min(span, m - s0)
+        for s in range(s0, s0 + c0, rows):
+            c = min(rows, s0 + c0 - s)
+            yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
+            np.copyto(yc, y[s : s + c].T)
+            np.copyto(vc, v[s : s + c].T)
+            pad = np.isnan(yc, out=flags[: c * n].reshape(n, c))
+            pad8 = pad.view(np.uint8)
+            kc = n - np.add.reduce(pad8, axis=0, dtype=count_type).astype(np.int64)
+            # padding y = 0, v = inf, set branch-free on the bit patterns (a
+            # masked copy is several times slower on an irregular NaN pattern)
+            keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
+            np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
+            np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
+            mk = ~pad if method in _est.NEEDS_MASK else None
+            yb, vb = yc.view(np.int64), vc.view(np.int64)
+            yb &= keep
+            vb &= keep
+            vb |= inf_pad
+            # valid input: k >= 1, yi finite, 0 < vi < inf for each study
+            # (vi = inf at padding only: counted against k)
+            finite_v = np.less(vc, np.inf, out=pad)
+            with np.errstate(invalid="ignore"):
+                ok = (
+                    kc.min() > 0
+                    and -np.inf < yc.min()
+                    and yc.max() < np.inf
+                    and vc.min() > 0
+                    and (np.add.reduce(finite_v.view(np.uint8), axis=0, dtype=count_type) == kc).all()
+                )
+            if not ok:
+                bad = True
+                break
+            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch)
+            for key in _est.CORE_KEYS:
+                if core[key] is not None:
+                    sums[key][s - s0 : s - s0 + c] = core[key]
+        if bad:
+            break
+        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
+        out = _est.finish(part, method=method, test=test, level=level, pi=pi)
+        for j, col in enumerate(_MANY_COLUMNS):
+            res[j, s0 : s0 + c0] = out[col]
+        k1 += int((part["k"] == 1).sum())
+    if bad:
+        _many_input_error(y, v)
+    _checks.warn_k1(test, k1)
+    return _many_frame(res, index)

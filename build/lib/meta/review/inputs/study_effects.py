@@ -1,0 +1,506 @@
+"""One standardised mean difference per outcome row: ``yi``, ``vi``, the route used and flags.
+
+:func:`study_effects` turns the rows of ``outcomes.csv`` into effect sizes by
+calling the conversions of :mod:`meta.effects` (it implements no formula
+itself).  Sign convention: group 1 minus group 2 (PFP minus control, post
+minus pre, intervention minus control).
+
+Route priority (first route whose numbers are all present wins; if its
+conversion refuses the numbers, e.g. a ``"<"`` p-value under
+``inequality="error"``, the next route is tried and the refusal is kept in
+``reason``):
+
+Between-group rows (``pfp_vs_control``, ``intervention_vs_control``)
+
+1. ``means_sd``    -- ``mean1, sd1, n1, mean2, sd2, n2`` -> :func:`meta.effects.smd`
+   (Hedges & Olkin 1985).
+2. ``md_ci``       -- ``mean_diff, ci_low, ci_high, ci_level, n1, n2`` ->
+   :func:`meta.effects.smd_from_md` with ``ci_low=, ci_high=`` (Cochrane
+   Handbook 6.5.2.3: ``se = width / (2 qt((1+level)/2, n1+n2-2))``,
+   ``SD = se / sqrt(1/n1 + 1/n2)``).
+3. ``md_se``       -- ``mean_diff, se, n1, n2`` -> :func:`meta.effects.smd_from_md`
+   with ``se=`` (same section).
+4. ``md_p``        -- ``mean_diff, p_value, p_operator, n1, n2`` ->
+   :func:`meta.effects.smd_from_md` with ``p=`` (Cochrane Handbook 6.5.2.3);
+   the sign is that of ``mean_diff``.
+5. ``t``           -- ``effect_size`` with ``effect_size_type = t`` and ``n1, n2``
+   -> :func:`meta.effects.smd_from_t`; sign from ``direction`` when given
+   (else as printed, flag ``sign_as_reported``).
+6. ``reported_es_ci`` -- an SMD-like ``effect_size`` with ``ci_low, ci_high``
+   (and no ``mean_diff``: when a row has a ``mean_diff``, its CI/SE belong to
+   the mean difference) and ``n1, n2`` -> :func:`meta.effects.smd_from_d_ci`:
+   the CI gives the variance, ``se = width / (2 z_{(1+level)/2})``,
+   ``vi = J^2 se^2`` for a d, ``se^2`` for a g.  Sign and type handling as
+   ``reported_es``.
+7. ``reported_es`` -- ``effect_size`` with an SMD-like ``effect_size_type``
+   (empty, ``cohen_d``, ``hedges_g``, ``smd``, ``d``, ``g``, ``unspecified``;
+   see ``SMD_LIKE_TYPES``) and ``n1, n2`` -> :func:`meta.effects.smd_from_d`,
+   which applies the small-sample correction J.  ``cohen_d`` is used as is;
+   ``hedges_g`` (already corrected) is first divided by the J that
+   ``smd_from_d`` applies for the chosen ``variance`` (obtained by calling it
+   with d = 1), so that yi equals the reported g and vi is computed from it;
+   any other SMD-like label is treated as Cohen's d and flagged
+   ``es_type_unspecified`` (if it was really g it is shrunk once more, by
+   under 2% for N >= 40).  Any other type (an odds ratio, a correlation, a
+   percentage, ...) is never treated as an SMD.  Sign: ``direction * |effect_size|`` when
+   ``direction`` is given, else the sign as reported (flag ``sign_as_reported``).
+8. ``p_only``      -- ``p_value, p_operator, direction, n1, n2`` ->
+   :func:`meta.effects.smd_from_p`.
+
+Within-group rows (``post_vs_pre``; group 1 = post, group 2 = pre, n1 = n2 = n)
+
+1. ``paired``      -- ``mean1, sd1, mean2, sd2, n1`` -> :func:`meta.effects.smd_paired`
+   (metafor SMCR: standardised by the pre-test SD, needs the pre-post
+   correlation ``r``).  A row that reports the SE or CI of its mean change,
+   a paired t (``effect_size_type=t``) or an exact paired p gives its own r
+   (:func:`meta.effects.r_from_sd_change`, ``r_from_paired_t``,
+   ``r_from_paired_p``; Follmann et al. 1992, Cochrane Handbook 6.5.2.8),
+   flagged ``r_derived``; otherwise the ``r`` option is used, flagged
+   ``r_assumed``.  With neither, the route is refused with reason
+   ``"paired design needs r"`` (and the next route is tried).  Column ``r``:
+   the correlation used (NaN for other routes).
+2. ``change_ci``   -- ``mean_diff`` (the mean change, post minus pre) with
+   ``ci_low, ci_high, ci_level`` and ``n1`` -> :func:`meta.effects.smd_change`:
+   d_z standardised by the SD of change, ``sd_change = se sqrt(n)``, ``se``
+   from the CI via ``qt((1+level)/2, n-1)``; metafor SMCC variance.
+3. ``change_se``   -- ``mean_diff`` with ``se`` and ``n1`` -> the same.
+4. ``reported_es_within`` -- a within-group ``effect_size`` labelled
+   ``cohen_d`` or ``hedges_g`` (an unlabelled "ES" is not used) and ``n1`` ->
+   :func:`meta.effects.smd_from_dz`: ``yi = J(n-1) d``, metafor SMCC
+   variance, which is right only if the source standardised by the SD of
+   change; flagged ``es_standardiser_unstated`` (a labelled g is corrected
+   once more: J(n-1) > 0.9 for n >= 9).
+   A within-group p-value alone is not converted.
+
+``es_scale`` says what an SMD is standardised by, so that analyses keep
+scales apart (never pool them silently): ``raw_sd`` (a raw-score SD: pooled
+between-group SD, or the pre-test SD of ``paired``), ``change_sd`` (the SD
+of within-person change, d_z: ``change_ci``, ``change_se``; also flagged
+``d_z``), ``unstated`` (``reported_es_within``), empty without an SMD.
+
+Flags (``;``-joined): ``p_inequality`` (p reported as ``P < x`` and used as the
+bound ``P = x``, which under-states |g|), ``averaged_across_tasks`` (task is
+``averaged_across_tasks``: not running alone), ``r_assumed``, ``r_derived``,
+``es_type_unspecified`` (reported effect size labelled neither ``cohen_d``
+nor ``hedges_g``), ``sign_as_reported`` (reported effect size or t without
+``direction``: its printed sign is used), ``d_z`` (standardised by the SD of
+change), ``es_standardiser_unstated``, ``ci_level_assumed`` (``ci_level``
+empty: 0.95 used), ``ci_excludes_estimate`` (the printed CI does not contain
+its own estimate) and ``ci_not_centred`` (the estimate is not at the centre
+of a mean difference's CI, beyond the printed rounding plus 10% of the
+half-width; such a CI is symmetric by construction): a CI so flagged is
+never used, the row falls through to a route without it.
+
+Rows are never dropped: a row without a route keeps NaN ``yi``/``vi``, route
+``none`` and a ``reason``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["study_effects", "candidate_routes", "missing_for_routes", "ROUTES", "ROUTE_RANK", "FLAGS",
+           "SMD_LIKE_TYPES", "ES_SCALES"]
+
+BETWEEN_ROUTES = ("means_sd", "md_ci", "md_se", "md_p", "t", "reported_es_ci", "reported_es", "p_only")
+WITHIN_ROUTES = ("paired", "change_ci", "change_se", "reported_es_within")
+ROUTES = BETWEEN_ROUTES + WITHIN_ROUTES
+#: preference between two rows of one cohort (lower is preferred; the unit-of-analysis rule of
+#: meta.review.running.run.unit_of_analysis): raw means and SDs, then a mean difference or t, then a reported
+#: effect size, then a p-value alone. Every route of ROUTES has a rank.
+ROUTE_RANK = {
+    "means_sd": 0,
+    "paired": 0,
+    "md_ci": 1,
+    "md_se": 1,
+    "md_p": 1,
+    "t": 1,
+    "change_ci": 1,
+    "change_se": 1,
+    "reported_es_ci": 2,
+    "reported_es": 2,
+    "reported_es_within": 2,
+    "p_only": 3,
+}
+FLAGS = ("p_inequality", "averaged_across_tasks", "r_assumed", "r_derived", "es_type_unspecified", "sign_as_reported",
+         "d_z", "es_standardiser_unstated", "ci_level_assumed", "ci_excludes_estimate", "ci_not_centred")
+#: what each route's SMD is standardised by (``es_scale`` column); analyses must not mix scales
+ES_SCALES = {"means_sd": "raw_sd", "md_ci": "raw_sd", "md_se": "raw_sd", "md_p": "raw_sd", "t": "raw_sd",
+             "reported_es_ci": "raw_sd", "reported_es": "raw_sd", "p_only": "raw_sd", "paired": "raw_sd",
+             "change_ci": "change_sd", "change_se": "change_sd", "reported_es_within": "unstated"}
+_CI_ROUTES = ("md_ci", "reported_es_ci", "change_ci")
+
+SMD_LIKE_TYPES = ("", "cohen_d", "hedges_g", "smd", "d", "g", "unspecified")
+
+_ID_COLUMNS = ("study_id", "cohort_id", "outcome", "comparison", "timepoint", "task")
+_OUT_COLUMNS = _ID_COLUMNS + ("n1", "n2", "yi", "vi", "route", "es_scale", "flags", "reason",
+                              "source_url", "source_locator", "r")
+_NUMERIC = ("n1", "n2", "mean1", "sd1", "mean2", "sd2", "mean_diff", "p_value", "effect_size",
+            "direction", "ci_low", "ci_high", "ci_level", "se")
+
+
+def _has(v: Any) -> bool:
+    """True for a present value (not None / NA / NaN / empty string)."""
+    if v is None or v is pd.NA:
+        return False
+    if isinstance(v, str):
+        return v.strip() != ""
+    try:
+        return not math.isnan(v)
+    except TypeError:
+        return True
+
+
+def _text(v: Any) -> str:
+    return str(v).strip() if _has(v) else ""
+
+
+def _needs(row: Mapping, route: str) -> list[str]:
+    """Columns missing for ``route`` (empty list = the route's numbers are all there)."""
+    es_type = _text(row.get("effect_size_type"))
+    if route == "means_sd" or route == "paired":
+        cols = ["mean1", "sd1", "n1", "mean2", "sd2"] + ([] if route == "paired" else ["n2"])
+    elif route == "md_p":
+        cols = ["mean_diff", "p_value", "n1", "n2"]
+    elif route in ("md_ci", "change_ci"):
+        cols = ["mean_diff", "ci_low", "ci_high", "n1"] + (["n2"] if route == "md_ci" else [])
+    elif route in ("md_se", "change_se"):
+        cols = ["mean_diff", "se", "n1"] + (["n2"] if route == "md_se" else [])
+    elif route == "reported_es_within" and es_type not in ("cohen_d", "hedges_g"):
+        return [f"effect_size_type cohen_d or hedges_g for a within-group effect size (not {es_type!r})"]
+    elif route in ("reported_es_ci", "reported_es_within"):
+        if es_type not in SMD_LIKE_TYPES:
+            return [f"an SMD-like effect_size_type (not {es_type!r})"]
+        if route == "reported_es_ci" and _has(row.get("mean_diff")):
+            return ["a CI of the effect size (the row's CI belongs to its mean_diff)"]
+        cols = ["effect_size", "n1"] + (["ci_low", "ci_high", "n2"] if route == "reported_es_ci" else [])
+    elif route == "t":
+        if es_type != "t":
+            return ["effect_size_type=t"]
+        cols = ["effect_size", "n1", "n2"]
+    elif route == "reported_es":
+        if es_type not in SMD_LIKE_TYPES:
+            return [f"an SMD-like effect_size_type (not {es_type!r})"]
+        cols = ["effect_size", "n1", "n2"]
+    elif route == "p_only":
+        cols = ["p_value", "direction", "n1", "n2"]
+    else:  # pragma: no cover
+        raise ValueError(f"unknown route {route!r}; valid: {', '.join(ROUTES)}")
+    return [c for c in cols if not _has(row.get(c))]
+
+
+def candidate_routes(row: Mapping) -> list[str]:
+    """Routes whose numbers are all present in ``row``, in priority order.
+
+    Ignores options (``r``, ``inequality``): a ``post_vs_pre`` row with means
+    and SDs counts as having the ``paired`` route even though it needs ``r``.
+    Used by :mod:`meta.review.inputs.data` to check that each row has a route or an
+    ``extraction_note``.
+    """
+    routes = WITHIN_ROUTES if _text(row.get("comparison")) == "post_vs_pre" else BETWEEN_ROUTES
+    return [r for r in routes if not _needs(row, r)]
+
+
+def missing_for_routes(row: Mapping) -> str:
+    """Human-readable account of what a row lacks for every route."""
+    if _text(row.get("comparison")) == "post_vs_pre":
+        miss = _needs(row, "paired")
+        text = ("post_vs_pre rows need mean1, sd1, mean2, sd2 and n1 (paired route), a mean change "
+                "(mean_diff) with its CI or SE and n1 (change_ci, change_se), or a within-group "
+                "effect size (cohen_d, hedges_g) with n1; missing " + ", ".join(miss))
+        if _has(row.get("p_value")) or _has(row.get("effect_size")) or _has(row.get("mean_diff")):
+            text += (" (a within-group p-value, mean change or effect size is not converted unless "
+                     "the mean change has its CI or SE, or the effect size is labelled cohen_d or "
+                     "hedges_g: the independent-groups formulas do not apply and the pre-post "
+                     "correlation is unknown)")
+        return text
+    n_missing = [c for c in ("n1", "n2") if not _has(row.get(c))]
+    if n_missing:
+        return f"every route needs n1 and n2; missing {', '.join(n_missing)}"
+    es_type = _text(row.get("effect_size_type"))
+    if _has(row.get("effect_size")) and es_type not in SMD_LIKE_TYPES + ("t",):
+        return (f"effect_size_type {es_type!r} is not a standardised mean difference or t; "
+                "needs group means and SDs, mean_diff with p_value, or p_value with direction")
+    return ("needs group means and SDs, mean_diff with p_value, an effect_size, "
+            "or p_value with direction")
+
+
+def _num(row: Mapping, col: str) -> float:
+    v = row.get(col)
+    return float(v) if _has(v) else math.nan
+
+
+def _signed_effect_size(row: Mapping, flags: list[str]) -> float:
+    """``effect_size`` signed by the row's ``direction``; as reported (flagged) when no direction is given."""
+    es = _num(row, "effect_size")
+    if _has(row.get("direction")):
+        return _num(row, "direction") * abs(es)
+    flags.append("sign_as_reported")
+    return es
+
+
+def _run(route: str, row: Mapping, *, variance: str, inequality: str, r: float | None):
+    """Call the :mod:`meta.effects` conversion for ``route``; return (yi, vi, flags)."""
+    from meta import effects
+
+    n1, n2 = _num(row, "n1"), _num(row, "n2")
+    flags: list[str] = []
+    es_type = _text(row.get("effect_size_type"))
+    direction = _num(row, "direction")
+    p_op = _text(row.get("p_operator")) or "="
+    if route == "means_sd":
+        out = effects.smd(_num(row, "mean1"), _num(row, "sd1"), n1,
+                          _num(row, "mean2"), _num(row, "sd2"), n2, variance=variance)
+    elif route == "md_p":
+        out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, p=_num(row, "p_value"),
+                                  p_operator=p_op, inequality=inequality, variance=variance)
+    elif route in ("md_ci", "md_se"):
+        prec = (dict(ci_low=_num(row, "ci_low"), ci_high=_num(row, "ci_high"), level=_level(row, flags))
+                if route == "md_ci" else dict(se=_num(row, "se")))
+        out = effects.smd_from_md(_num(row, "mean_diff"), n1, n2, variance=variance, **prec)
+    elif route in ("change_ci", "change_se"):
+        prec = (dict(ci_low=_num(row, "ci_low"), ci_high=_num(row, "ci_high"), level=_level(row, flags))
+                if route == "change_ci" else dict(se=_num(row, "se")))
+        out = effects.smd_change(_num(row, "mean_diff"), n1, **prec)
+        flags.append("d_z")
+    elif route == "reported_es_within":
+        out = effects.smd_from_dz(_signed_effect_size(row, flags), n1)
+        flags.append("es_standardiser_unstated")
+    elif route == "reported_es_ci":
+        d = _signed_effect_size(row, flags)
+        if es_type not in ("cohen_d", "hedges_g", "g"):
+            flags.append("es_type_unspecified")
+        out = effects.smd_from_d_ci(d, _num(row, "ci_low"), _num(row, "ci_high"), n1, n2,
+                                    es_type="g" if es_type in ("hedges_g", "g") else "d",
+                                    level=_level(row, flags), variance=variance)
+    elif route == "t":
+        out = effects.smd_from_t(_signed_effect_size(row, flags), n1, n2, variance=variance)
+    elif route == "reported_es":
+        d = _signed_effect_size(row, flags)
+        if es_type in ("hedges_g", "g"):
+            # undo the correction smd_from_d is about to apply: yi comes out as the reported g
+            j = float(np.asarray(effects.smd_from_d(1.0, n1, n2, variance=variance)["yi"])[0])
+            d = d / j
+        elif es_type != "cohen_d":
+            flags.append("es_type_unspecified")
+        out = effects.smd_from_d(d, n1, n2, variance=variance)
+    elif route == "p_only":
+        out = effects.smd_from_p(_num(row, "p_value"), n1, n2, direction, p_operator=p_op,
+                                 inequality=inequality, variance=variance)
+    elif route == "paired":
+        r_used, note = _derived_r(row)
+        if r_used is not None:
+            flags.append("r_derived")
+        elif r is None:
+            raise _NoRoute("paired design needs r" + (f" ({note})" if note else ""))
+        else:
+            r_used = r
+            flags.append("r_assumed")
+        out = effects.smd_paired(_num(row, "mean2"), _num(row, "sd2"), _num(row, "mean1"),
+                                 _num(row, "sd1"), n1, r=r_used)
+    else:  # pragma: no cover
+        raise ValueError(f"unknown route {route!r}")
+    if "p_inequality" in out.columns and bool(np.asarray(out["p_inequality"])[0]):
+        flags.insert(0, "p_inequality")
+    r_out = r_used if route == "paired" else math.nan
+    return float(np.asarray(out["yi"])[0]), float(np.asarray(out["vi"])[0]), flags, r_out
+
+
+def _derived_r(row: Mapping) -> tuple[float | None, str]:
+    """The pre-post correlation a ``post_vs_pre`` row with means and SDs implies, if it reports one of
+    (first that is present): the SE or CI of its mean change (``mean_diff`` with ``se`` or ``ci_low``,
+    ``ci_high``; ``sd_change = se sqrt(n)``), a paired t (``effect_size`` with ``effect_size_type=t``)
+    or an exact paired p (``p_value`` with ``p_operator`` "=" or empty); ``(None, why)`` otherwise.
+    :func:`meta.effects.r_from_sd_change` / ``r_from_paired_t`` / ``r_from_paired_p`` (Follmann et al.
+    1992; Cochrane Handbook 6.5.2.8); pre = group 2, post = group 1.  An r outside (-1, 1) (the numbers
+    do not fit together, or r = +-1, which SMCR cannot use) is not used; the reason says why."""
+    from meta import effects
+
+    n, sd_pre, sd_post = _num(row, "n1"), _num(row, "sd2"), _num(row, "sd1")
+    change = _num(row, "mean1") - _num(row, "mean2")
+    try:
+        if _has(row.get("mean_diff")) and (_has(row.get("se")) or (_has(row.get("ci_low")) and _has(row.get("ci_high")))):
+            if _has(row.get("se")):
+                se = _num(row, "se")
+            else:
+                level = _num(row, "ci_level") if _has(row.get("ci_level")) else 0.95
+                # the paired t interval, n - 1 df (effects' t quantile: scipy.stats is not imported)
+                se = (_num(row, "ci_high") - _num(row, "ci_low")) / (2 * effects._t_ppf((1 + level) / 2, n - 1))
+            r = effects.r_from_sd_change(sd_pre, sd_post, se * math.sqrt(n))
+            how = "SD of change"
+        elif _text(row.get("effect_size_type")) == "t" and _has(row.get("effect_size")):
+            r = effects.r_from_paired_t(sd_pre, sd_post, change, _num(row, "effect_size"), n)
+            how = "paired t"
+        elif _has(row.get("p_value")) and (_text(row.get("p_operator")) or "=") == "=":
+            r = effects.r_from_paired_p(sd_pre, sd_post, change, _num(row, "p_value"), n)
+            how = "paired p"
+        else:
+            return None, ""
+    except ValueError as exc:
+        msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
+        return None, f"no r derived from the row: {msg}"
+    r = float(np.asarray(r)[0])
+    if not -1 < r < 1:
+        return None, f"the {how} gives r = {r:g}, which the SMCR variance cannot use"
+    return r, how
+
+
+class _NoRoute(Exception):
+    pass
+
+
+def _level(row: Mapping, flags: list[str]) -> float:
+    """The row's ``ci_level`` (0.95, flagged ``ci_level_assumed``, when empty)."""
+    if _has(row.get("ci_level")):
+        return _num(row, "ci_level")
+    flags.append("ci_level_assumed")
+    return 0.95
+
+
+def _decimals(x: float) -> int:
+    """Decimal places of ``x`` as printed (shortest repr of the float read from the CSV)."""
+    text = repr(float(x))
+    if "e" in text or "E" in text:
+        mant, exp = text.lower().split("e")
+        return max(0, (len(mant.split(".")[1]) if "." in mant else 0) - int(exp))
+    return len(text.split(".")[1].rstrip("0")) if "." in text else 0
+
+
+def _ci_flags(row: Mapping) -> list[str]:
+    """``ci_excludes_estimate`` / ``ci_not_centred`` for the row's printed CI (empty list if fine or absent).
+
+    The CI belongs to ``mean_diff`` when the row has one, else to ``effect_size``
+    (signed as the ``reported_es`` routes sign it).  A mean difference's CI
+    (t or z interval) is symmetric, so its estimate must sit at the centre to
+    within the printed rounding (one unit of the finest printed decimal) plus
+    10% of the half-width; a CI of an effect size may be asymmetric
+    (noncentral t) and is checked for containment only.
+    """
+    lo, hi = _num(row, "ci_low"), _num(row, "ci_high")
+    if math.isnan(lo) or math.isnan(hi):
+        return []
+    is_md = _has(row.get("mean_diff"))
+    if is_md:
+        est = _num(row, "mean_diff")
+    elif _has(row.get("effect_size")):
+        est = _signed_effect_size(row, [])
+    else:
+        return []
+    if not lo <= est <= hi:
+        return ["ci_excludes_estimate"]
+    if is_md:
+        unit = 10.0 ** -max(_decimals(est), _decimals(lo), _decimals(hi))
+        if abs(est - (lo + hi) / 2) > unit + 0.1 * (hi - lo) / 2:
+            return ["ci_not_centred"]
+    return []
+
+
+def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *,
+                  variance: str = "revman", inequality: str = "bound",
+                  r: float | None = None) -> pd.DataFrame:
+    """One SMD (Hedges' g) per row of ``outcomes``, by the first usable route.
+
+    Parameters
+    ----------
+    outcomes
+        Rows shaped like ``outcomes.csv`` (e.g. ``meta.review.inputs.data.load().outcomes``);
+        numeric columns may be numbers or numeric strings; empty = unknown.
+    studies
+        Optional ``studies.csv`` frame; supplies ``cohort_id`` by ``study_id``
+        (``<NA>`` when not given or the study is not listed).
+    variance
+        ``"revman"`` (default, Deeks & Higgins 2010, as the review's RevMan
+        analysis), ``"ls"`` or ``"ub"`` (metafor ``escalc`` vtypes); passed to
+        :mod:`meta.effects`.
+    inequality
+        ``"bound"`` (default): ``P < x`` used as ``P = x`` and flagged
+        ``p_inequality``; ``"error"``: such rows cannot use ``md_p``/``p_only``.
+    r
+        Pre-post correlation assumed for ``post_vs_pre`` rows (metafor SMCR)
+        that do not give their own (see the ``paired`` route). ``None``
+        (default): those rows get no paired route.
+
+    Returns
+    -------
+    DataFrame with the index of ``outcomes`` and columns ``study_id, cohort_id,
+    outcome, comparison, timepoint, task, n1, n2, yi, vi, route, es_scale, flags,
+    reason, source_url, source_locator, r``.  See the module docstring for the route
+    priority and flags.
+    """
+    if variance not in ("ls", "ub", "revman"):
+        raise ValueError(f"variance must be one of 'ls', 'ub', 'revman'; got {variance!r}")
+    if inequality not in ("bound", "error"):
+        raise ValueError(f"inequality must be 'bound' or 'error'; got {inequality!r}")
+    if r is not None and not (isinstance(r, (int, float)) and -1 < r < 1):
+        raise ValueError(f"r must be a correlation in (-1, 1) or None; got {r!r}")
+    missing = [c for c in ("study_id", "outcome", "comparison", "n1", "n2") if c not in outcomes.columns]
+    if missing:
+        raise ValueError(f"outcomes is missing column(s) {', '.join(missing)}")
+
+    df = outcomes.copy()
+    for col in _NUMERIC:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
+    cohort = {}
+    if studies is not None and "cohort_id" in studies.columns:
+        cohort = dict(zip(studies["study_id"], studies["cohort_id"]))
+
+    records = []
+    for _, row in zip(df.index, df.to_dict("records")):
+        yi = vi = r_used = math.nan
+        route, flags, reasons = "none", [], []
+        comparison = _text(row.get("comparison"))
+        ci_flags = _ci_flags(row)
+        for cand in candidate_routes(row):
+            if cand in _CI_ROUTES and ci_flags:
+                reasons.append(f"{cand} not used: {ci_flags[0].replace('_', ' ')} (the printed CI "
+                               f"[{_num(row, 'ci_low'):g}, {_num(row, 'ci_high'):g}] does not fit its estimate)")
+                continue
+            try:
+                yi, vi, flags, r_used = _run(cand, row, variance=variance, inequality=inequality, r=r)
+                route = cand
+                break
+            except _NoRoute as exc:
+                reasons.append(str(exc))
+            except ValueError as exc:
+                # effects reports positions in its (one-row) input; they mean nothing here
+                msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
+                reasons.append(f"{cand} refused: {msg}")
+        if not reasons and route == "none":
+            reasons.append(missing_for_routes(row))
+        flags = ci_flags + flags
+        if _text(row.get("task")) == "averaged_across_tasks":
+            flags.append("averaged_across_tasks")
+        records.append({
+            "study_id": row.get("study_id"),
+            "cohort_id": cohort.get(row.get("study_id"), pd.NA),
+            "outcome": row.get("outcome"),
+            "comparison": comparison,
+            "timepoint": row.get("timepoint", pd.NA),
+            "task": row.get("task", pd.NA),
+            "n1": row.get("n1"),
+            "n2": row.get("n2"),
+            "yi": yi,
+            "vi": vi,
+            "route": route,
+            "es_scale": ES_SCALES.get(route, ""),
+            "flags": ";".join(flags),
+            "reason": "; ".join(reasons),
+            "source_url": row.get("source_url", pd.NA),
+            "source_locator": row.get("source_locator", pd.NA),
+            "r": r_used,
+        })
+    out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))
+    for col in ("n1", "n2"):
+        vals = [float(v) if _has(v) else None for v in out[col]]
+        whole = all(v is None or v.is_integer() for v in vals)
+        out[col] = pd.array([None if v is None else (int(v) if whole else v) for v in vals],
+                            dtype="Int64" if whole else "Float64")
+    out["yi"] = out["yi"].astype(float)
+    out["vi"] = out["vi"].astype(float)
+    return out

@@ -1,0 +1,59 @@
+"""CSV files that a spreadsheet opens as data, never as formulas.
+
+Excel, LibreOffice Calc and Google Sheets evaluate a cell whose text starts
+with ``=``, ``+``, ``-`` or ``@`` (and, after import, one starting with a tab
+or carriage return) as a formula, so a study author ``=HYPERLINK(...)`` copied
+from ``data/`` into ``results/*.csv`` would run when the file is opened
+("CSV injection", OWASP). The usual defence, used here, is to prefix such a
+cell with an apostrophe, which every spreadsheet shows as text.
+
+The rule (:func:`spreadsheetsafe_cell`):
+
+* only text cells change (Python ``str`` values); numbers in numeric columns
+  (``-0.42`` as a float) are written as numbers, untouched;
+* a text cell that is a plain decimal number (``"-0.42"``, ``"+1"``,
+  ``"-1.5e-3"``) is left alone: a spreadsheet reads it as that number, which
+  is what it is;
+* a text cell that is a lone sign (``"+"``, ``"-"``, the review's expected
+  direction) is left alone: there is nothing to evaluate;
+* every other text cell starting with ``=``, ``+``, ``-``, ``@``, tab or CR
+  gets a leading ``'``. Column names and index labels follow the same rule.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pandas as pd
+
+__all__ = ["spreadsheetsafe_cell", "write_csv", "FORMULA_START"]
+
+#: first characters that make a spreadsheet treat a cell as a formula (OWASP, "CSV Injection")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def safe_cell(v):
+    """``v`` with a leading ``'`` when it is text a spreadsheet would run as a formula (rule above)."""
+    if isinstance(v, str) and v.startswith(FORMULA_START) and v not in ("+", "-") and not _NUMBER.match(v):
+        return "'" + v
+    return v
+
+
+def spreadsheetsafe_cell(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells, column names and index labels cannot run as formulas (rule in the module docstring)."""
+    out = df.copy()
+    for i in range(out.shape[1]):  # by position: column names need not be unique
+        col = out.iloc[:, i]
+        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+            out.isetitem(i, col.map(safe_cell))  # non-text values (None, NaN, numbers) pass unchanged
+    out.columns = out.columns.map(safe_cell)
+    out.index = out.index.map(safe_cell)
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> None:
+    """``spreadsheetsafe_cell(df).to_csv(path, index=index)``."""
+    spreadsheetsafe_cell(df).to_csv(path, index=index)
