@@ -88,7 +88,7 @@ def test_markdown():
     assert "| noehren2013 | hip_internal_rotation (t), peak_hip_adduction (p_only) |  |" in lines
     assert "| noehren2012a |  | peak_hip_adduction |" in lines
     assert "6 studies: 6 with at least one outcome row, 5 with at least one SMD" in md
-    assert "python -m meta.coverage" in md
+    assert "`meta coverage`" in md
 
 
 def test_write_replaces_only_between_markers_and_is_idempotent(folder: Path):
