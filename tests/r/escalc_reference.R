@@ -68,7 +68,8 @@ mh_fields <- function(f) list(
   k = f$k, k_yi = f$k.yi, k_pos = f$k.pos, estimate = c(f$beta), se = f$se, zval = f$zval,
   pval = f$pval, ci_low = f$ci.lb, ci_high = f$ci.ub, q = f$QE, q_p = f$QEp, i2 = f$I2, h2 = f$H2,
   co = f$CO, co_p = f$COp, cmh = f$MH, cmh_p = f$MHp, bd = f$BD, bd_p = f$BDp,
-  tarone = f$TA, tarone_p = f$TAp, yi = num(f$yi), vi = num(f$vi))
+  tarone = f$TA, tarone_p = f$TAp, yi = num(f$yi), vi = num(f$vi), weights = num(weights(f)),
+  yi_f = num(f$yi.f))
 mh <- function(name, args, opts = list()) {
   f <- suppressWarnings(do.call(rma.mh, c(args, opts)))
   c(list(name = name, args = lapply(args, num), opts = opts), mh_fields(f))
@@ -77,7 +78,8 @@ peto <- function(name, args, opts = list()) {
   f <- suppressWarnings(do.call(rma.peto, c(args, opts)))
   list(name = name, args = lapply(args, num), opts = opts, k = f$k, k_yi = f$k.yi, k_pos = f$k.pos,
        estimate = c(f$beta), se = f$se, zval = f$zval, pval = f$pval, ci_low = f$ci.lb,
-       ci_high = f$ci.ub, q = f$QE, q_p = f$QEp, i2 = f$I2, h2 = f$H2, yi = num(f$yi), vi = num(f$vi))
+       ci_high = f$ci.ub, q = f$QE, q_p = f$QEp, i2 = f$I2, h2 = f$H2, yi = num(f$yi), vi = num(f$vi),
+       weights = num(weights(f)), yi_f = num(f$yi.f))
 }
 adv_mh <- list(ai = c(4, 0, 0, 10, 6, 7), bi = c(16, 20, 15, 0, 14, 3), ci = c(8, 5, 0, 12, 9, 3),
                di = c(12, 15, 15, 0, 11, 9))
