@@ -194,8 +194,9 @@ def escalc(
 # --------------------------------------------------------------------------- 2x2 tables
 
 
-def _table(measure: str, x, add: float, to: str, drop00: bool, vtype) -> tuple[np.ndarray, np.ndarray]:
-    """OR, RR, RD, PETO from the cells, with metafor's add/to/drop00 (``escalc.r``, 2x2 block)."""
+def _cells(measure: str, x) -> tuple[np.ndarray, ...]:
+    """The checked cells ``ai, bi, ci, di`` (float copies) of 2x2 tables given as
+    ``ai, bi, ci, di`` or ``ai, ci, n1i, n2i`` (also used by :mod:`meta.binary`)."""
     have = set(x.values)
     for cell, n in (("bi", "n1i"), ("di", "n2i")):
         if cell not in have and n not in have:
@@ -216,7 +217,12 @@ def _table(measure: str, x, add: float, to: str, drop00: bool, vtype) -> tuple[n
             x.fail(ev, f"must be <= {n} (events cannot exceed the group size)", x[ev] > x[n])
     bi = x["bi"] if "bi" in have else x["n1i"] - ai
     di = x["di"] if "di" in have else x["n2i"] - ci
-    ai, bi, ci, di = (np.array(a, float) for a in (ai, bi, ci, di))
+    return tuple(np.array(a, float) for a in (ai, bi, ci, di))
+
+
+def _table(measure: str, x, add: float, to: str, drop00: bool, vtype) -> tuple[np.ndarray, np.ndarray]:
+    """OR, RR, RD, PETO from the cells, with metafor's add/to/drop00 (``escalc.r``, 2x2 block)."""
+    ai, bi, ci, di = _cells(measure, x)
     if drop00:
         id00 = ((ai == 0) & (ci == 0)) | ((bi == 0) & (di == 0))
         _warn_na(id00, "no events (or only events) in both groups, drop00=True")

@@ -60,6 +60,7 @@ import pandas as pd
 from meta import _checks, _lazy
 from meta import _estimators as _est
 from meta import _subgroup_tau2 as _sub
+from meta._measures import measure_of as _measure_of
 from meta.many import pool_many  # noqa: F401  (its own module since issue 11; imported from here as before)
 
 __all__ = [
@@ -111,7 +112,7 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
 from meta._format import metafor_num as _fmt, metafor_p as _fmt_p  # noqa: E402 (metafor's printout; meta.bias uses them)
 
 
-_DATA_FIELDS = ("weights", "yi", "vi", "slab")
+_DATA_FIELDS = ("weights", "yi", "vi", "slab", "data_index")
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,16 @@ class PoolResult:
     metafor's name; default the pandas index of the input, else 1..k).  They
     are left out of ``to_frame()``, ``repr`` and ``==``.  ``None`` / ``()``
     for a result built by hand without data.
+
+    ``measure``: what ``yi`` measure (metafor's codes, :data:`meta._measures.MEASURES`:
+    ``"SMD"``, ``"OR"``, ``"ZCOR"``, ...; ``"GEN"`` when unknown, as metafor's
+    generic outcome), taken from an :func:`meta.escalc.escalc` frame or
+    ``pool(..., measure=)``.  ``summary()`` adds the back-transformed estimate for
+    OR, RR, PETO, ROM (exp) and ZCOR (tanh) and the plots label their axes by it.
+    ``data_index``: the pandas index of the input (None for arrays), so that a
+    Series from the same table pairs with the studies by label in every verb
+    (``cumulative(res, order=df.year)``), also when ``slab`` holds other labels.
+    ``repr(res)`` and ``print(res)`` give ``summary()``, as metafor's ``print``.
     """
 
     k: int
@@ -160,6 +171,8 @@ class PoolResult:
     yi: np.ndarray | None = field(default=None, repr=False, compare=False)
     vi: np.ndarray | None = field(default=None, repr=False, compare=False)
     slab: tuple = field(default=(), repr=False, compare=False)
+    measure: str = "GEN"
+    data_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("yi", "vi"):
@@ -169,9 +182,20 @@ class PoolResult:
                 a.setflags(write=False)
                 object.__setattr__(self, name, a)
         object.__setattr__(self, "slab", tuple(self.slab))
+        object.__setattr__(self, "measure", _measure_name(self.measure))
+
+    def __repr__(self) -> str:
+        try:
+            return self.summary()
+        except Exception:  # a hand-built result summary() cannot print: the fields, as a dataclass shows them
+            shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+            return f"PoolResult({shown})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
 
     def to_frame(self) -> pd.DataFrame:
-        """One row, one column per scalar field (``weights``, ``yi``, ``vi``, ``slab`` left out)."""
+        """One row, one column per scalar field (``weights``, ``yi``, ``vi``, ``slab``, ``data_index`` left out)."""
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DATA_FIELDS}
         return pd.DataFrame([row])
 
@@ -218,7 +242,13 @@ class PoolResult:
         lines.append("")
         how = _pi_how(self.pi, self.test, self.method)
         lines.append(f"{pct} prediction interval [{how}]: {_fmt(self.pi_low)} to {_fmt(self.pi_high)}")
-        lines.append(f"{pct} CI level; test = {self.test}")
+        m = _measure_of(self.measure)
+        if m.func is not None:  # metafor predict(res, transf=exp) / transf.ztor
+            back = [float(m.func(x)) for x in (self.estimate, self.ci_low, self.ci_high, self.pi_low, self.pi_high)]
+            fname = "exp" if m.func is np.exp else "tanh"
+            lines += ["", f"Back-transformed ({fname}, {m.back}): estimate {_fmt(back[0])}, {pct} CI {_fmt(back[1])} to "
+                          f"{_fmt(back[2])}, prediction interval {_fmt(back[3])} to {_fmt(back[4])}"]
+        lines.append(f"{pct} CI level; test = {self.test}; measure = {self.measure} ({m.label})")
         return "\n".join(lines)
 
 
@@ -234,7 +264,23 @@ def _pi_how(pi: str, test: str, method: str) -> str:
     }[pi]
 
 
-def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+def _measure_name(measure) -> str:
+    return _measure_of(measure).name
+
+
+def _measure_from(measure, *args) -> str:
+    """``measure`` if given, else the ``attrs["measure"]`` an escalc frame's columns carry, else ``"GEN"``."""
+    if measure is not None:
+        return _measure_name(measure)
+    for a in args:
+        m = getattr(a, "attrs", {}).get("measure") if isinstance(a, (pd.Series, pd.DataFrame)) else None
+        if m is not None:
+            return _measure_name(m)
+    return "GEN"
+
+
+def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=(), measure="GEN",
+            data_index=None) -> PoolResult:
     """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars)."""
     o = out if i is None else {c: out[c][i] for c in _RESULT_KEYS}
     return PoolResult(
@@ -262,6 +308,8 @@ def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None,
         yi=yi,
         vi=vi,
         slab=slab,
+        measure=measure,
+        data_index=data_index,
     )
 
 
@@ -326,8 +374,20 @@ def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who:
             )
         opts[key] = have
     slab = res.slab if len(res.slab) == res.k else tuple(range(1, res.k + 1))
-    ref = pd.Series(np.zeros(res.k), index=pd.Index(slab, tupleize_cols=False))
-    args, _ = _checks.align({"result.slab": ref, **extra}) if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()) else (extra, None)
+    args = extra
+    if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()):
+        # a Series pairs with the studies by the input's index (a column of the same table) or by slab
+        refs = [("result.slab", pd.Index(slab, tupleize_cols=False))]
+        di = getattr(res, "data_index", None)
+        if di is not None and len(di) == res.k:
+            refs.insert(0, ("the result's data index", di))
+        for n, (name, idx) in enumerate(refs):
+            try:
+                args, _ = _checks.align({name: pd.Series(np.zeros(res.k), index=idx), **extra})
+                break
+            except ValueError:
+                if n == len(refs) - 1:
+                    raise
     lab = _labels(labels, None, res.k) if labels is not None else slab
     return np.asarray(res.yi), np.asarray(res.vi), lab, {k: args[k] for k in extra}, opts
 
@@ -345,8 +405,22 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
     return y, v, lab, ext, opts
 
 
+def _frame_columns(yi, vi, who: str):
+    """``verb(es)`` with a DataFrame holding ``yi`` and ``vi`` columns (an escalc frame):
+    its two columns; ``vi`` missing otherwise: a ValueError saying what to pass."""
+    if vi is None and isinstance(yi, pd.DataFrame):
+        if {"yi", "vi"} <= set(yi.columns):
+            return yi["yi"], yi["vi"]
+        raise ValueError(f"{who}: a DataFrame was passed as yi without yi and vi columns (it has {list(yi.columns)[:10]}); "
+                         f"pass {who}(df.yi, df.vi) or a frame from meta.escalc.escalc()")
+    if vi is None:
+        raise ValueError(f"{who}: vi is missing; pass {who}(yi, vi), {who}(escalc_frame) or, for the verbs, a PoolResult")
+    return yi, vi
+
+
 def pool(
-    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None
+    yi, vi=None, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None,
+    measure: str | None = None,
 ) -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
@@ -370,6 +444,12 @@ def pool(
     labels raise ``ValueError``.  A Series beside a plain list/array is taken
     by position, as pandas does (:func:`meta._checks.align`).
 
+    ``measure``: the effect measure of ``yi`` (metafor's codes, e.g. ``"SMD"``,
+    ``"OR"``); default: ``attrs["measure"]`` of an :func:`meta.escalc.escalc`
+    frame's columns, else ``"GEN"`` (generic).  ``pool(es)`` with an escalc
+    frame (or any DataFrame with ``yi`` and ``vi`` columns) is ``pool(es.yi,
+    es.vi)``, as metafor's ``rma(yi, vi, data=es)``.
+
     k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
     as metafor does.  Raises ``ValueError`` naming the argument and the
     positions for mismatched lengths or labels, empty input, NaN/inf,
@@ -377,7 +457,10 @@ def pool(
     overflow.
     """
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
+    yi, vi = _frame_columns(yi, vi, "pool")
+    measure = _measure_from(measure, yi, vi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
+    index = _checks.align({"yi": yi, "vi": vi, "slab": slab})[1]
     with _quiet():
         # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
         # a sum overflows, and the 2-D fit below then reports it
@@ -386,10 +469,10 @@ def pool(
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
         _checks.warn_k1(test, int(y.size == 1))
-        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
+        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab, measure, index)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
     _checks.warn_k1(test, int(y.size == 1))
-    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
+    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab, measure, index)
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -408,9 +491,16 @@ def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.Data
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
 
+def _slab_or_labels(slab, labels, who: str):
+    """``slab=`` (metafor's name) or ``labels=`` (the same, kept as an alias); not both."""
+    if slab is not None and labels is not None:
+        raise ValueError(f"{who}: pass the study labels once, as slab= (metafor's name); labels= is an alias of it")
+    return slab if slab is not None else labels
+
+
 def leave_one_out(
     yi, vi=None, *, method: str | None = None, labels=None, test: str | None = None, level: float | None = None,
-    pi: str | None = None,
+    pi: str | None = None, slab=None,
 ) -> pd.DataFrame:
     """Refit leaving out each study in turn (metafor ``leave1out()``).
 
@@ -423,9 +513,10 @@ def leave_one_out(
     One row per omitted study: ``omitted`` (its label; default the Series
     index or 1..k), then ``k, estimate, se, stat, p, ci_low, ci_high, q, q_p,
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
-    k = 1).
+    k = 1).  Study labels: ``slab=`` (metafor's name; ``labels=`` is an alias).
     """
     opts = {"method": method, "test": test, "level": level, "pi": pi}
+    labels = _slab_or_labels(slab, labels, "leave_one_out")
     y, v, lab, _, opts = _inputs("leave_one_out", yi, vi, labels, {}, opts)
     method, test, level, pi = opts["method"], opts["test"], opts["level"], opts["pi"]
     k = y.size
@@ -441,7 +532,7 @@ def leave_one_out(
 
 def cumulative(
     yi, vi=None, order=None, *, method: str | None = None, labels=None, test: str | None = None,
-    level: float | None = None, pi: str | None = None,
+    level: float | None = None, pi: str | None = None, slab=None,
 ) -> pd.DataFrame:
     """Cumulative meta-analysis (metafor 3.8 ``cumul(res, order=order)``).
 
@@ -456,8 +547,12 @@ def cumulative(
     ``order()`` is stable too).  ``order=None`` adds them in input order.  One
     row per step: ``added`` (label of the study added), then ``k, estimate,
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
-    the studies added so far.
+    the studies added so far.  Study labels: ``slab=`` (``labels=`` is an alias).
+    A pandas ``order`` from the table the result was fitted on pairs with the
+    studies by that table's index (``cumulative(res, order=df.year)`` after
+    ``pool(df.yi, df.vi, slab=df.study)``), or by the result's ``slab``.
     """
+    labels = _slab_or_labels(slab, labels, "cumulative")
     if isinstance(yi, PoolResult) and vi is not None and order is None:
         vi, order = None, vi  # cumulative(res, years)
     opts = {"method": method, "test": test, "level": level, "pi": pi}
@@ -579,6 +674,7 @@ def subgroups(
         raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
     if mode == "common" and test != "z":
         raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
+    measure = _measure_from(None, yi, vi)
     y, v, lab, ext = _study_data(yi, vi, slab, {"groups": groups}, "subgroups", "slab")
     groups = ext["groups"]
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
@@ -626,8 +722,9 @@ def subgroups(
     res = {}
     for j, name in enumerate(labels):
         pos = np.flatnonzero(codes == j)
-        res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos], [lab[i] for i in pos])
-    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab))
+        res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos],
+                                 [lab[i] for i in pos], measure)
+    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab), measure=measure)
     est = np.array([r.estimate for r in res.values()])
     wg = 1.0 / np.array([r.se for r in res.values()]) ** 2
     est_w = np.sum(wg * est) / np.sum(wg)
