@@ -167,8 +167,11 @@ def escalc(
     yi, vi = np.asarray(yi, float).copy(), np.asarray(vi, float).copy()
     inf = np.isinf(yi) | np.isinf(vi)
     _warn_na(inf, "infinite value (as metafor: 'Some yi and/or vi values equal to +-Inf. Recoded to NAs.')")
-    yi[inf | np.isnan(vi)] = np.nan
-    vi[inf | np.isnan(yi)] = np.nan
+    # metafor recodes +-Inf and NaN in either to NA in both; its NA variance of a correlation with
+    # ni <= 3 is not NaN there, so that yi stays
+    both = inf | np.isnan(yi) | (np.isnan(vi) & (measure not in ("COR", "ZCOR")))
+    yi[both] = np.nan
+    vi[both] = np.nan
     index = x.index
     if data is not None:
         if len(data) != k:
