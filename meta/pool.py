@@ -381,13 +381,23 @@ def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who:
         di = getattr(res, "data_index", None)
         if di is not None and len(di) == res.k:
             refs.insert(0, ("the result's data index", di))
-        for n, (name, idx) in enumerate(refs):
+        errors = []
+        for name, idx in refs:
             try:
                 args, _ = _checks.align({name: pd.Series(np.zeros(res.k), index=idx), **extra})
                 break
-            except ValueError:
-                if n == len(refs) - 1:
-                    raise
+            except ValueError as exc:
+                errors.append(str(exc))
+        else:
+            if len(errors) == 1:
+                raise ValueError(f"{who}: {errors[0]}")
+            given = ", ".join(n for n, x in extra.items() if isinstance(x, (pd.Series, pd.DataFrame)))
+            raise ValueError(
+                f"{who}: {given} is a pandas object whose labels match neither the index of the data the result "
+                f"was fitted on ({list(di)[:5]}{' ...' if len(di) > 5 else ''}) nor its slab ({list(slab)[:5]}"
+                f"{' ...' if len(slab) > 5 else ''}); rows are paired by label, never by position: pass a Series "
+                "with one of those labels (e.g. a column of the same table) or a plain array in study order"
+            )
     lab = _labels(labels, None, res.k) if labels is not None else slab
     return np.asarray(res.yi), np.asarray(res.vi), lab, {k: args[k] for k in extra}, opts
 

@@ -110,6 +110,12 @@ labels <- list(estimate = c(f$beta), ci_low = f$ci.lb, ci_high = f$ci.ub, pi_low
                exp_estimate = p$pred, exp_ci_low = p$ci.lb, exp_ci_high = p$ci.ub,
                exp_pi_low = p$pi.lb, exp_pi_high = p$pi.ub, tau2 = f$tau2,
                yi = num(d$yi), vi = num(d$vi), year = dat.bcg$year, author = dat.bcg$author)
+cu <- cumul(f, order = dat.bcg$year)
+labels$cumul_year <- list(slab = as.character(cu$slab), estimate = num(cu$estimate), ci_low = num(cu$ci.lb),
+                          ci_high = num(cu$ci.ub))
+f_sl <- rma(yi, vi, data = d, method = "DL", slab = author)
+l1 <- leave1out(f_sl)
+labels$leave1out <- list(slab = as.character(l1$slab), estimate = num(l1$estimate))
 z <- escalc("ZCOR", ri = ri, ni = ni, data = dat.mcdaniel1994)
 fz <- rma(yi, vi, data = z, method = "DL")
 pz <- predict(fz, transf = transf.ztor)
