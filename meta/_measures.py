@@ -2,10 +2,10 @@
 axis label and the transformation that shows it on the reported scale.
 
 One table (:data:`MEASURES`) read by :mod:`meta.escalc` (which measures exist, their
-``vtype`` options), :class:`meta.pool.PoolResult` (the label in ``summary()``),
-:mod:`meta.bayes`-free plotting code (:mod:`meta.plots.forest_plot`,
-:mod:`meta.plots.funnel_plot`: axis label, automatic back-transformation) and the
-docs.  Labels are metafor 3.8.1's ``.setlab()`` wording (``misc.func.hidden.r``):
+``vtype`` options), :class:`meta.pool.PoolResult` and :mod:`meta.binary` (the label and
+back-transformation in ``summary()``), the plots (:mod:`meta.plots.forest_plot`,
+:mod:`meta.plots.funnel_plot`: axis label, automatic back-transformation) and
+``docs/effect-measures.md``.  Labels are metafor 3.8.1's ``.setlab()`` wording (``misc.func.hidden.r``):
 ``"Log Odds Ratio"`` on the analysis scale, ``"Odds Ratio (log scale)"`` when the
 axis is labelled with ``exp`` (metafor ``atransf=exp``), ``"Odds Ratio"`` when the
 values themselves are transformed (``transf=exp``).
