@@ -22,7 +22,9 @@ from.  Defaults as metafor: ``add=(1/2, 0)``, ``to=("only0", "none")``,
 ``drop00=(True, False)``; a single value sets the first element and keeps the second's
 default.  Tables whose study estimate is missing (no events in both groups, dropped by
 ``drop00``) give no Q contribution but still enter the Mantel-Haenszel sums (for RD they
-add to its denominator), as in metafor; a ``UserWarning`` says so.
+add to its denominator), as in metafor; a ``UserWarning`` says so.  A table without
+participants (all four cells 0) left in the pooling stage is a ``ValueError`` (metafor
+returns NaN from ``rma.mh`` and stops with an R error in ``rma.peto``).
 
 Results are frozen :class:`BinaryResult` objects named like :class:`meta.pool.PoolResult`
 (``estimate``, ``se``, ``stat``, ``p``, ``ci_low``, ``ci_high`` on the log scale for OR,
@@ -257,6 +259,13 @@ def _tables(who, measure, ai, bi, ci, di, n1i, n2i, data, slab, add, to, drop00,
         if to[1] == "if0all":
             id0 = np.full(id0.shape, bool(id0.any()))
         a, b, c, d = (np.where(id0, v + add[1], v) for v in (a, b, c, d))
+    empty = (a + b + c + d) == 0
+    if empty.any():  # metafor returns NaN (rma.mh) or stops with an R error (rma.peto) here
+        pos = np.flatnonzero(keep)[empty]
+        raise ValueError(
+            f"{who}: tables at positions {pos[:10].tolist()} have no participants (ai + bi + ci + di = 0), so the "
+            "pooled estimate is undefined; leave them out, or pass drop00=(True, True) to drop tables without "
+            "events in both groups from the pooling stage too")
     lab_keep = [lab[i] for i in np.flatnonzero(keep)]
     study = {"yi": yi[has], "vi": vi[has], "slab": [lab[i] for i in np.flatnonzero(has)],
              "has": has, "keep": keep}

@@ -120,6 +120,9 @@ def test_plots_draw_the_fit():
         (lambda: rma_mh(ai=[1], bi=[3], ci=[1], di=[3], add=(0.5, 0.5, 0.5)), r"add must be one value or a pair"),
         (lambda: rma_mh(ai=[1], ci=[5], n1i=[3], n2i=[4]), r"ci must be <= n2i.*positions \[0\]"),
         (lambda: rma_peto(ai=[0, 0], bi=[5, 6], ci=[0, 0], di=[5, 5], drop00=False), r"never occurred"),
+        (lambda: rma_mh(ai=[4, 0, 6], bi=[16, 0, 14], ci=[8, 0, 9], di=[12, 0, 11]),
+         r"tables at positions \[1\] have no participants.*drop00=\(True, True\)"),
+        (lambda: rma_peto(ai=[4, 0, 6], bi=[16, 0, 14], ci=[8, 0, 9], di=[12, 0, 11]), r"no participants"),
     ],
 )
 def test_bad_input(call, match):
@@ -127,6 +130,15 @@ def test_bad_input(call, match):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_all_zero_table_dropped_by_drop00_pair():
+    """With drop00=(True, True) the empty table leaves both stages: the fit equals the one without it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = rma_mh(ai=[4, 0, 6], bi=[16, 0, 14], ci=[8, 0, 9], di=[12, 0, 11], drop00=(True, True))
+    b = rma_mh(ai=[4, 6], bi=[16, 14], ci=[8, 9], di=[12, 11])
+    assert a.k == 2 and a.estimate == b.estimate and a.q == b.q
 
 
 def test_or_without_events_in_one_arm_is_nan_as_metafor():

@@ -95,6 +95,11 @@ def test_forest_ratio_axis_and_overrides():
         forest(res, transf="exp")
 
 
+def test_funnel_of_escalc_columns_reads_their_measure():
+    es = _bcg()
+    assert funnel(es.yi, es.vi).axes[0].get_xlabel() == "Odds Ratio (log scale)"
+
+
 def test_smd_and_generic_labels():
     yi, vi = [0.2, 0.5, -0.1], [0.04, 0.05, 0.03]
     assert "SMD (95% CI)" in _texts(forest(pool(yi, vi, measure="SMD")))

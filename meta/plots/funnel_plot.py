@@ -143,7 +143,7 @@ def funnel(
     if result is None:
         from meta.pool import pool  # lazy: only funnel(yi, vi) without a result needs a fit
 
-        result = pool(y, v)
+        result = pool(y, v, measure=getattr(yi, "attrs", {}).get("measure"))  # an escalc column names its measure
     centre = float(result.estimate)
     shown = result
     if trimfill is not None and getattr(result, "measure", "GEN") == "GEN":
