@@ -137,7 +137,9 @@ def escalc(
     """
     if not isinstance(measure, str) or measure.upper() not in ESCALC_MEASURES:
         raise ValueError(f"measure must be one of {', '.join(map(repr, ESCALC_MEASURES))} (metafor escalc); "
-                         f"got {measure!r}")
+                         f"got {measure!r}. metafor's other measures (SMDH, PHI, IRR, PLO, ...) are not "
+                         "implemented here: compute yi and vi yourself and pool them with "
+                         "meta.pool.pool(yi, vi, measure='GEN')")
     measure = measure.upper()
     if to not in TO_OPTIONS:
         raise ValueError(f"to must be one of {', '.join(map(repr, TO_OPTIONS))} (metafor escalc); got {to!r}")
@@ -156,6 +158,7 @@ def escalc(
                          f"{', '.join(ESCALC_MEASURES[measure])}")
     x = _eff._Inputs(given)
     k = x.k
+    _vtype(vtype, measure, k)  # every measure checks it (metafor ignores an unused one, e.g. vtype="UB" for OR)
     if measure in _TABLE:
         yi, vi = _table(measure, x, add, to, bool(drop00), vtype)
     elif measure in ("MD", "SMD", "ROM"):

@@ -111,6 +111,8 @@ def test_bad_options_name_what_is_valid():
         escalc("OR", **t, add=-1)
     with pytest.raises(ValueError, match=r"vtype for measure 'MD' must be one of 'LS', 'UB', 'HO'"):
         escalc("MD", m1i=1, m2i=0, sd1i=1, sd2i=1, n1i=10, n2i=10, vtype="AV")
+    with pytest.raises(ValueError, match=r"vtype for measure 'OR' must be one of 'LS'"):
+        escalc("OR", **t, vtype="UB")
     with pytest.raises(ValueError, match=r"ri must be a correlation in \[-1, 1\]; bad at positions \[1\]"):
         escalc("ZCOR", ri=[0.2, 1.2], ni=[20, 30])
     with pytest.raises(ValueError, match=r"m2i must be > 0 for ROM"):
