@@ -660,7 +660,7 @@ _TAU2_MODES = ("separate", "common")
 
 def subgroups(
     yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate",
-    slab=None,
+    slab=None, measure: str | None = None,
 ) -> SubgroupResult:
     """Fit the subgroups and the overall model, and test for subgroup
     differences (see :class:`SubgroupResult`).  Subgroups keep their order
@@ -684,7 +684,7 @@ def subgroups(
         raise ValueError(f"tau2 must be one of {', '.join(map(repr, _TAU2_MODES))}; got {tau2!r}")
     if mode == "common" and test != "z":
         raise ValueError(f'tau2="common" supports test="z" only (metafor rma(mods = ~ factor(group))); got test={test!r}')
-    measure = _measure_from(None, yi, vi)
+    measure = _measure_from(measure, yi, vi)  # as pool(): measure=, else an escalc column's, else "GEN"
     y, v, lab, ext = _study_data(yi, vi, slab, {"groups": groups}, "subgroups", "slab")
     groups = ext["groups"]
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)

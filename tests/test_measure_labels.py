@@ -117,6 +117,8 @@ def test_measure_travels_through_trimfill_and_subgroups():
     es = _bcg()
     sg = subgroups(es.yi, es.vi, es.year > 1960)
     assert sg.overall.measure == "OR" and all(g.measure == "OR" for g in sg.groups.values())
+    sg2 = subgroups(es.yi.to_numpy(), es.vi.to_numpy(), (es.year > 1960).to_numpy(), measure="OR")
+    assert sg2.overall.measure == "OR" and "Odds Ratio (95% CI)" in _texts(forest(sg2))
 
 
 def test_cumulative_order_from_the_same_table_as_slab():
