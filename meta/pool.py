@@ -407,6 +407,11 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
     if isinstance(yi, PoolResult):
         y, v, lab, ext, opts = _from_result(yi, vi, labels, extra, options, who)
     else:
+        if vi is None and getattr(yi, "method", None) in ("MH", "Peto"):  # meta.binary.BinaryResult
+            raise ValueError(
+                f"{who}: takes a PoolResult; a {'Mantel-Haenszel' if yi.method == 'MH' else 'Peto'} fit is not "
+                f"refitted here. Use {who}(pool(res.yi, res.vi, method='FE', slab=res.slab, measure=res.measure)) "
+                "for the inverse-variance analogue, or call meta.binary on the subsets of tables you need")
         if vi is None:
             raise ValueError(f"{who}: vi is missing; pass yi and vi, or a PoolResult from pool()")
         opts = {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}

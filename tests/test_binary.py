@@ -147,3 +147,13 @@ def test_or_without_events_in_one_arm_is_nan_as_metafor():
         res = rma_mh(ai=[0, 0], bi=[10, 12], ci=[3, 4], di=[7, 8])
     assert np.isnan(res.estimate) and np.isnan(res.se) and np.isnan(res.tarone)
     assert np.isfinite(res.cmh)  # the CMH test needs no estimate (metafor computes it too)
+
+
+def test_verbs_of_a_pool_result_say_what_to_do_with_an_mh_fit():
+    from meta.bias import egger
+    from meta.pool import leave_one_out
+
+    res = rma_mh(**MH["bcg_OR"]["args"])
+    for verb in (leave_one_out, egger):
+        with pytest.raises(ValueError, match=r"Mantel-Haenszel fit is not refitted here.*pool\(res.yi, res.vi"):
+            verb(res)
