@@ -8,8 +8,10 @@
 # Cases: escalc() for every measure of meta.escalc and every vtype, the add/to/drop00
 # continuity corrections on a hand-made set of adversarial 2x2 tables (a zero cell in one
 # arm, no events in both arms, only events in both arms, an all-zero table), rma.mh() for
-# OR/RR/RD (level, correct, add/to/drop00 variants) and rma.peto(), and rma(method="DL") on
-# escalc("OR") of dat.bcg with predict(transf=exp) for the back-transformed summary.
+# OR/RR/RD (level, correct, add/to/drop00 variants) and rma.peto() with weights(), and
+# rma(method="DL") on escalc("OR") of dat.bcg with predict(transf=exp) for the back-transformed
+# summary, cumul(order = year) and leave1out() with slab = author; rma() on escalc("ZCOR") of
+# dat.mcdaniel1994 with predict(transf=transf.ztor).
 suppressMessages({library(metafor); library(metadat); library(jsonlite)})
 stopifnot(packageVersion("metafor") == "3.8.1")
 
