@@ -554,7 +554,25 @@ def _prob(p) -> float:
 # --------------------------------------------------------------------------- public
 
 
-def bayes_pool(yi, vi, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5, mu_prior=None, level: float = 0.95) -> BayesResult:
+def _fitted_data(yi, vi, level, who: str):
+    """``(yi, vi, level)`` of ``verb(res)`` with a fitted result (metafor-style: the
+    data come from the fit, the credible level defaults to its CI level), of
+    ``verb(escalc_frame)``, or as given."""
+    if hasattr(yi, "estimate") and hasattr(yi, "yi") and hasattr(yi, "vi"):
+        if vi is not None:
+            raise ValueError(f"{who}: got a fitted result and vi; pass the result alone ({who}(res)) or yi and vi")
+        if yi.yi is None or yi.vi is None:
+            raise ValueError(f"{who}: this result carries no yi/vi (built by hand); pass yi and vi")
+        return yi.yi, yi.vi, (yi.level if level is None else level)
+    if vi is None and isinstance(yi, pd.DataFrame) and {"yi", "vi"} <= set(yi.columns):
+        return yi["yi"], yi["vi"], (0.95 if level is None else level)
+    if vi is None:
+        raise ValueError(f"{who}: vi is missing; pass {who}(yi, vi), {who}(res) with a fitted result, or an escalc frame")
+    return yi, vi, (0.95 if level is None else level)
+
+
+def bayes_pool(yi, vi=None, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5, mu_prior=None,
+               level: float | None = None) -> BayesResult:
     """Bayesian random-effects meta-analysis of ``yi`` with sampling
     variances ``vi`` in the normal-normal hierarchical model (Röver 2020),
     computed by deterministic quadrature over tau (no MCMC).
@@ -568,7 +586,13 @@ def bayes_pool(yi, vi, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5,
     as in :func:`meta.pool.pool`; two pandas Series are aligned by their index
     labels (different labels are refused).  Bad input raises ``ValueError``
     naming the argument.  Returns a :class:`BayesResult`.
+
+    ``bayes_pool(res)`` with a fitted result (:func:`meta.pool.pool`,
+    :func:`meta.binary.rma_mh`, ...) takes its ``yi`` and ``vi`` (and its CI
+    level unless ``level=`` is given); ``bayes_pool(es)`` takes an escalc frame's
+    ``yi`` and ``vi`` columns.  ``level`` default 0.95.
     """
+    yi, vi, level = _fitted_data(yi, vi, level, "bayes_pool")
     y, v, s, mu_prior, level = _check_inputs(yi, vi, tau_prior, tau_scale, mu_prior, level)
     post = _Posterior(y, v, tau_prior, s, mu_prior)
     lo_p, hi_p = (1 - level) / 2, (1 + level) / 2

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from meta import _checks, _lazy
+from meta import pool as _pool
 from meta.pool import _DEFAULTS, PoolResult, _fmt, _fmt_p, _inputs, pool
 
 __all__ = ["EggerResult", "egger", "TrimFillResult", "trimfill"]
@@ -469,8 +470,10 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
     if k < 2:
         raise ValueError(f"trimfill: trim and fill needs at least 2 studies, got k = {k}")
     labels = tuple(slab)
+    # the measure travels with the fit (funnel(trimfill(res)) labels its axis by it)
+    measure = yi.measure if isinstance(yi, PoolResult) else _pool._measure_from(None, yi, vi)
 
-    original = pool(y, v, method=method, slab=labels)
+    original = pool(y, v, method=method, slab=labels, measure=measure)
     if side is None:
         if k < 3:
             raise ValueError(
@@ -549,7 +552,7 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
         filled_yi = -filled if side == "left" else filled
         filled_vi = vs[k - k0:].copy()
         result = pool(np.r_[y, filled_yi], np.r_[v, filled_vi], method=method,
-                      slab=list(labels) + [f"Filled {i + 1}" for i in range(k0)])
+                      slab=list(labels) + [f"Filled {i + 1}" for i in range(k0)], measure=measure)
     else:
         filled_yi = np.empty(0)
         filled_vi = np.empty(0)

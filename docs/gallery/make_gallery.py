@@ -45,18 +45,18 @@ def main() -> int:
     out = []
     st = normand()
 
-    res = pool(st["yi"], st["vi"], method="DL")
+    res = pool(st["yi"], st["vi"], method="DL", measure="SMD")
     fig = plots.forest(res, st, favours=FAVOURS, group_labels=GROUPS,
                        title="Length of hospital stay (metafor dat.normand1999), random effects (DL)")
     out += plots.save(fig, HERE / "forest_normand1999", formats=("png",), dpi=DPI)
 
-    sub = subgroups(st["yi"], st["vi"], st["region"], method="DL")
+    sub = subgroups(st["yi"], st["vi"], st["region"], method="DL", measure="SMD")
     fig = plots.forest(sub, st, subgroup="region", favours=FAVOURS, group_labels=GROUPS,
                        title="Subgroups by region (illustrative grouping of dat.normand1999)")
     out += plots.save(fig, HERE / "forest_subgroups", formats=("png",), dpi=DPI)
 
     one = st.iloc[:1]
-    fig = plots.forest(pool(one["yi"], one["vi"]), one, favours=FAVOURS, group_labels=GROUPS,
+    fig = plots.forest(pool(one["yi"], one["vi"], measure="SMD"), one, favours=FAVOURS, group_labels=GROUPS,
                        title="A single study (dat.normand1999, Edinburgh)")
     out += plots.save(fig, HERE / "forest_k1", formats=("png",), dpi=DPI)
 
@@ -66,7 +66,7 @@ def main() -> int:
     es = smd(extra["mean1"], extra["sd1"], extra["n1"], extra["mean2"], extra["sd2"], extra["n2"])
     extra = pd.concat([extra, es[["yi", "vi"]]], axis=1)
     wide = pd.concat([st.iloc[[1, 5, 6, 8]], extra], ignore_index=True)
-    fig = plots.forest(pool(wide["yi"], wide["vi"], method="DL", test="hksj", pi="higgins"), wide,
+    fig = plots.forest(pool(wide["yi"], wide["vi"], method="DL", test="hksj", pi="higgins", measure="SMD"), wide,
                        favours=FAVOURS, group_labels=GROUPS,
                        title="Very wide CI (illustrative: made-up study of 2 + 2 added), HKSJ test")
     out += plots.save(fig, HERE / "forest_wide_ci", formats=("png",), dpi=DPI)

@@ -16,7 +16,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
 
 from meta import _lazy
-from meta.plots.layout import CM, _same, _wrap
+from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, ratio_label, ratio_ticks
 from meta.plots.style import fixed_style
 
 __all__ = ["funnel"]
@@ -38,7 +38,7 @@ def funnel(
     contours: bool = False,
     egger: Any = False,
     trimfill: Any = None,
-    xlabel: str = "SMD",
+    xlabel: str | None = None,
     ylabel: str = "Standard error",
     title: str | None = None,
     level: float = 0.95,
@@ -47,6 +47,7 @@ def funnel(
     fontsize: float = 8.0,
     width_cm: float = 8.5,
     height_cm: float = 10.0,
+    atransf: Any = None,
 ) -> Figure:
     """Funnel plot: effect sizes against their standard errors, 0 at the top.
 
@@ -77,6 +78,13 @@ def funnel(
     trimfill : a ``TrimFillResult``; its ``filled_yi``/``filled_vi`` are drawn
         as hollow circles.
     level : level of the pseudo confidence limits.
+    xlabel : default from the result's ``measure`` (metafor's wording: "Log Odds
+        Ratio", "Standardized Mean Difference", "Observed Outcome" when unknown;
+        "Odds Ratio (log scale)" with ratio labels).
+    atransf : metafor ``funnel(atransf=)``: a function for the tick labels only
+        (the funnel stays on the analysis scale, where its limits are straight
+        lines).  Default (None): ``numpy.exp`` for OR, RR, PETO, ROM (ticks at 1-2-5
+        ratios) and ``numpy.tanh`` for ZCOR (labels in r); ``False``: none.
 
     Returns
     -------
@@ -135,8 +143,17 @@ def funnel(
     if result is None:
         from meta.pool import pool  # lazy: only funnel(yi, vi) without a result needs a fit
 
-        result = pool(y, v)
+        result = pool(y, v, measure=getattr(yi, "attrs", {}).get("measure"))  # an escalc column names its measure
     centre = float(result.estimate)
+    shown = result
+    if trimfill is not None and getattr(result, "measure", "GEN") == "GEN":
+        shown = getattr(trimfill, "original", result)
+    if atransf is None:  # a funnel is drawn on the analysis scale: the measure's transformation labels the axis
+        m = measure_display(shown)["measure"]
+        atransf = m.func if m.func is not None else False
+    disp = measure_display(shown, False, atransf)
+    if xlabel is None:
+        xlabel = disp["label"]
     eg = None
     if egger is True:
         from meta.bias import egger as _egger
@@ -179,6 +196,21 @@ def funnel(
     for s in ax.spines.values():
         s.set_linewidth(0.6)
     ax.set_xlabel(xlabel, fontsize=fontsize)
+    if disp["log_axis"]:
+        ticks = ratio_ticks(*xlim)
+        if len(ticks) >= 2:
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([ratio_label(float(np.exp(t))) for t in ticks])
+    elif disp["atransf"]:
+        nice = label_ticks(disp["av"], *xlim)
+        if nice is not None:
+            ax.set_xticks(nice[0])
+            ax.set_xticklabels(nice[1])
+        else:
+            ticks = [t for t in ax.get_xticks() if xlim[0] - 1e-12 <= t <= xlim[1] + 1e-12]
+            ax.set_xticks(ticks)
+            with np.errstate(all="ignore"):
+                ax.set_xticklabels([_num(float(disp["av"](t)), 2) for t in ticks])
     ax.set_ylabel(ylabel, fontsize=fontsize)
     if title:
         fig.text(0.1 / W, 1 - 0.1 / H, title, ha="left", va="top", fontsize=fontsize + 1,

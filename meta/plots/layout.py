@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 
 from meta._format import revman_p as format_p  # RevMan 5 wording of p
+from meta._measures import measure_of
 
 __all__ = ["MINUS", "CM", "format_p", "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis"]
 
@@ -40,7 +41,7 @@ def heterogeneity_line(result: Any) -> str:
     """
     if result.k < 2 or not np.isfinite(result.q):
         return "Heterogeneity: Not applicable"
-    tau = "" if str(result.method).upper() == "FE" else f"Tau\u00b2 = {result.tau2:.2f}; "
+    tau = "" if str(result.method).upper() in _EQUAL_EFFECTS else f"Tau\u00b2 = {result.tau2:.2f}; "
     return (f"Heterogeneity: {tau}Chi\u00b2 = {result.q:.2f}, df = {int(result.q_df)} "
             f"({format_p(result.q_p)}); I\u00b2 = {result.i2:.0f}%")
 
@@ -79,11 +80,14 @@ def _ci_text(est: float, lo: float, hi: float, digits: int) -> str:
     return f"{_num(est, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
+_EQUAL_EFFECTS = ("FE", "MH", "PETO")  # equal-effects fits: inverse variance, Mantel-Haenszel, Peto
+
+
 def _method_text(result: Any, with_level: bool = True) -> str:
     method = str(result.method).upper()
     level = f"{100 * float(result.level):g}% CI"
-    if method == "FE":
-        kind = "IV, Fixed"
+    if method in _EQUAL_EFFECTS:
+        kind = {"FE": "IV", "MH": "M-H", "PETO": "Peto"}[method] + ", Fixed"  # RevMan 5 wording
     else:
         extra = [] if method == "DL" else [method]
         if str(result.test).lower() == "hksj":
@@ -173,3 +177,85 @@ def _wrap(text: str, width_in: float, bold: bool, fontsize: float) -> str:
             lines = textwrap.wrap(para, n) or [""]
         out.extend(lines)
     return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
+# the measure: labels and back-transformation (metafor forest/funnel transf=, atransf=)
+# --------------------------------------------------------------------------
+
+
+def _identity(x):
+    return x
+
+
+def measure_display(result: Any, transf: Any = None, atransf: Any = None) -> dict:
+    """How a plot shows ``result``'s measure (:data:`meta._measures.MEASURES`).
+
+    ``transf``: a function applied to every value before drawing (metafor
+    ``transf=``; the axis is then on the transformed scale); ``atransf``: a function
+    applied only to the axis tick labels and the text columns (metafor
+    ``atransf=``; positions stay on the analysis scale).  ``None`` (default): the
+    measure's own display -- OR, RR, PETO, ROM with ``atransf=exp`` (a log axis
+    labelled in ratios, as RevMan), ZCOR with ``transf=tanh`` (correlations),
+    others untransformed; ``False``: no transformation.  Returns ``measure``,
+    ``tv`` (values), ``av`` (labels), ``header`` (table column name) and
+    ``label`` (axis label, metafor ``.setlab`` wording).
+    """
+    m = measure_of(getattr(result, "measure", None))
+    for name, f in (("transf", transf), ("atransf", atransf)):
+        if f is not None and f is not False and not callable(f):
+            raise TypeError(f"{name} must be a function (e.g. numpy.exp), False or None; got {type(f).__name__}")
+    if transf is None and atransf is None:
+        transf = m.func if m.display == "transf" else False
+        atransf = m.func if m.display == "atransf" else False
+    tv = transf if callable(transf) else _identity
+    av = atransf if callable(atransf) else _identity
+    if callable(transf) or callable(atransf):
+        mine = transf is m.func or atransf is m.func
+        back = m.back if (mine and m.back) else f"Transformed {m.label}"
+        header = back
+        label = back + (" (log scale)" if callable(atransf) and atransf is np.exp and mine else "")
+    else:
+        header = "Estimate" if m.name == "GEN" else m.short
+        label = m.label
+    return {"measure": m, "tv": tv, "av": av, "header": header, "label": label,
+            "log_axis": callable(atransf) and atransf is np.exp, "atransf": callable(atransf)}
+
+
+_RATIO_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+
+
+def ratio_ticks(x0: float, x1: float) -> list:
+    """Tick positions (log scale) at 1-2-5 ratios inside ``x0..x1``, at most seven
+    (every other 1-2-5 step, or only powers of ten, when more would fit)."""
+    cand = [math.log(r) for r in _RATIO_TICKS if x0 - 1e-12 <= math.log(r) <= x1 + 1e-12]
+    if len(cand) > 7:
+        tens = [math.log(r) for r in _RATIO_TICKS if x0 - 1e-12 <= math.log(r) <= x1 + 1e-12
+                and abs(math.log10(r) - round(math.log10(r))) < 1e-12]
+        cand = tens if len(tens) >= 3 else cand[::2]
+    return cand
+
+
+def ratio_label(v: float) -> str:
+    """A ratio tick label: ``0.5``, ``1``, ``2``, ``0.01`` (no trailing zeros)."""
+    s = f"{v:.3g}"
+    return s
+
+
+_INVERSE = {np.exp: np.log, np.tanh: np.arctanh}
+
+
+def label_ticks(av, x0: float, x1: float) -> tuple[list, list] | None:
+    """Ticks at round values of ``av`` (``numpy.exp``, ``numpy.tanh``) inside ``x0..x1``:
+    (positions on the analysis scale, labels); None for another function."""
+    inv = _INVERSE.get(av)
+    if inv is None:
+        return None
+    from matplotlib.ticker import MaxNLocator
+
+    with np.errstate(all="ignore"):
+        lo, hi = float(av(x0)), float(av(x1))
+        vals = [v for v in MaxNLocator(6).tick_values(lo, hi) if lo - 1e-12 <= v <= hi + 1e-12]
+        pos = [float(inv(v)) for v in vals]
+    ok = [(p, v) for p, v in zip(pos, vals) if np.isfinite(p)]
+    return [p for p, _ in ok], [_num(v, 2) for _, v in ok]
