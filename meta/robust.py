@@ -160,6 +160,18 @@ class WorkingModel:
         return self.X.shape[1]
 
     @property
+    def inverse_weights(self) -> bool:
+        """Whether ``W = M^-1`` (or ``M`` is unknown): then the CR2 working model is ``W^-1``
+        (clubSandwich's ``inverse_var = TRUE``); else it is ``M`` (user weights, metafor ``rma.mv(W=)``)."""
+        if self.M is None:
+            return True
+        return bool(np.allclose(self.W @ self.M, np.eye(self.k), rtol=0, atol=1e-8))
+
+    def default_target(self):
+        """The working model clubSandwich takes for this fit: ``None`` (= ``W^-1``) or ``M``."""
+        return None if self.inverse_weights else self.M
+
+    @property
     def residuals(self) -> np.ndarray:
         """``yi - X beta`` (clubSandwich ``residuals_CS``; metafor ``robust()``'s ``ei``)."""
         return self.yi - self.X @ self.beta
@@ -471,7 +483,7 @@ def _prepare(fit, cluster, vcov, who):
                              f"(p = {vcov.vcov.shape[0]}, J = {vcov.n_clusters}; this fit: p = {m.p}, J = {len(labels)})")
         v = vcov
     elif isinstance(vcov, str):
-        v = _vcov(m, m.residuals, codes, labels, vcov, None, None)
+        v = _vcov(m, m.residuals, codes, labels, vcov, m.default_target(), None)
     else:
         raise TypeError(f"{who}: vcov must be one of {', '.join(TYPES)} or a CRVcov from vcov_cr(); got {type(vcov).__name__}")
     return m, v
@@ -878,7 +890,7 @@ def robust(fit, cluster=None, adjust=True, clubSandwich: bool = False, *, vcov: 
         if vcov not in TYPES:
             raise ValueError(f"vcov must be one of {', '.join(TYPES)}; got {vcov!r}")
         conf_test = coef_test if conf_test is None else conf_test
-        v = _vcov(m, m.residuals, codes, labels, vcov, None, None)
+        v = _vcov(m, m.residuals, codes, labels, vcov, m.default_target(), None)
         if coef_test not in COEF_TESTS:
             raise ValueError(f"coef_test must be one of {', '.join(COEF_TESTS)}; got {coef_test!r}")
         if wald_test not in WALD_TESTS:

@@ -56,6 +56,7 @@ case <- function(name, res, cluster, note = "", constraints = list(), target = N
     }
     stopifnot(all(M[!mask] == 0))
     out$M_blocks <- blocks
+    if (!is.null(res$W)) out$W_diag <- diag(as.matrix(res$W))  # user weights (diagonal here)
   } else {
     out$vi <- res$vi; out$tau2 <- res$tau2
   }
@@ -129,6 +130,22 @@ r <- rma.mv(yi, vi, random = ~ 1 | district/school, data = kon)
 add(case("konst_mv", r, kon$district, "dat.konstantopoulos2011, rma.mv random = ~1|district/school, cluster district"))
 r <- rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/school, data = kon)
 add(case("konst_mv_year", r, kon$district, "dat.konstantopoulos2011, rma.mv mods = ~year"))
+# user weights (W = diag(1/vi)) beside the model's M: clubSandwich takes Phi = M, inverse_var = FALSE
+r <- rma.mv(yi, vi, W = 1 / vi, mods = ~ year, random = ~ 1 | district/school, data = kon)
+add(case("konst_mv_userW", r, kon$district, "dat.konstantopoulos2011, rma.mv with W = diag(1/vi), mods = ~year"))
+# Satterthwaite df with the working model M != W^-1 lose digits when X'WX is ill-conditioned (year ~ 1990
+# beside an intercept): R's own values then move by ~1e-6 with the order of the cluster levels.  The slope's
+# df do not depend on centring year, so the same models with year - 1990 (variance components held fixed)
+# give well-conditioned references for the slope.
+kon$yc <- kon$year - 1990
+rc <- rma.mv(yi, vi, W = 1 / vi, mods = ~ yc, random = ~ 1 | district/school, data = kon, sigma2 = r$sigma2)
+ru <- rma(yi, vi, mods = ~ yc, data = kon, tau2 = rma(yi, vi, mods = ~ year, data = kon, method = "REML",
+                                                     control = ctrl)$tau2)
+centred <- list(
+  konst_mv_userW = lapply(c(CR0 = "CR0", CR2 = "CR2"), function(ty)
+    coef_test(rc, vcov = ty, cluster = kon$district, test = "Satterthwaite")$df_Satt[2]),
+  konst_uni_year_target = coef_test(ru, vcov = vcovCR(ru, cluster = kon$district, type = "CR2", target = kon$vi,
+                                                      inverse_var = FALSE), test = "Satterthwaite")$df_Satt[2])
 few <- droplevels(subset(kon, district %in% c(11, 12, 18)))
 r <- rma.mv(yi, vi, random = ~ 1 | district/school, data = few)
 add(case("konst_mv_few", r, few$district, "dat.konstantopoulos2011 districts 11, 12, 18 only: 3 clusters (df < 4)"))
@@ -153,7 +170,7 @@ add(case("assink_big_cluster", r, big$cl, "dat.assink2016 with studies 3 and 11 
 
 out <- list(metafor = as.character(packageVersion("metafor")),
             clubSandwich = as.character(packageVersion("clubSandwich")),
-            R = R.version.string, cases = cases, knha = knha)
+            R = R.version.string, cases = cases, knha = knha, centred = centred)
 # jsonlite caps digits at 15; write every number with 17 significant digits
 # (round-trips a double exactly) as verbatim JSON.
 num17 <- function(x) {
