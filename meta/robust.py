@@ -80,6 +80,15 @@ _EIG_TOL = 1e-12
 _SINGULAR = 1e-12
 
 
+def _freeze(obj) -> None:
+    """Make a result's numpy arrays read-only copies (a frozen dataclass cannot stop ``res.se[0] = 1``)."""
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            a = np.array(value, dtype=float)
+            a.setflags(write=False)
+            object.__setattr__(obj, name, a)
+
+
 class SmallDfWarning(UserWarning):
     """Satterthwaite (or HTZ denominator) degrees of freedom below 4: the
     t / F reference distribution is unreliable (Tipton 2015; Tipton &
@@ -273,7 +282,7 @@ def _chol_upper(m: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} is not positive definite (Cholesky factorisation failed)") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CRVcov:
     """A cluster-robust variance-covariance matrix (clubSandwich ``vcovCR``).
 
@@ -296,6 +305,9 @@ class CRVcov:
     _X: tuple = field(default=(), repr=False, compare=False)
     _W: tuple = field(default=(), repr=False, compare=False)
     _theta: tuple = field(default=(), repr=False, compare=False)
+
+    def __post_init__(self):
+        _freeze(self)
 
     @property
     def se(self) -> np.ndarray:
@@ -397,8 +409,6 @@ def _vcov(m: WorkingModel, e, codes, labels, type, target, inverse_var) -> CRVco
     comps = np.column_stack([ej @ e[i] for ej, i in zip(E, idx)])  # p x J
     V = B @ (comps @ comps.T) @ B
     V = (V + V.T) / 2
-    for a in (V,):
-        a.setflags(write=False)
     return CRVcov(vcov=V, type=type, coef_names=m.coef_names, n_clusters=J, clusters=labels, inverse_var=inv_var,
                   _bread=B, _E=E, _idx=idx, _X=Xj, _W=Wj, _theta=theta)
 
@@ -530,7 +540,7 @@ def _df_fmt(d):
     return "Inf" if np.isinf(d) else f"{d:.2f}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CoefTestResult:
     """Cluster-robust t tests of the coefficients (clubSandwich ``coef_test``).
 
@@ -549,6 +559,9 @@ class CoefTestResult:
     test: str
     type: str
     n_clusters: int
+
+    def __post_init__(self):
+        _freeze(self)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"coef": list(self.coef), "beta": self.beta, "se": self.se, "tval": self.tval,
@@ -588,7 +601,7 @@ def _coef_test(m: WorkingModel, v: CRVcov, test: str) -> CoefTestResult:
                           test=test, type=v.type, n_clusters=v.n_clusters)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ConfIntResult:
     """Cluster-robust confidence intervals (clubSandwich ``conf_int``): arrays
     ``beta, se, df, ci_lb, ci_ub, pval`` over ``coef``; ``level``, ``test``, ``type``."""
@@ -603,6 +616,9 @@ class ConfIntResult:
     level: float
     test: str
     type: str
+
+    def __post_init__(self):
+        _freeze(self)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"coef": list(self.coef), "beta": self.beta, "se": self.se, "df": self.df,
@@ -669,7 +685,7 @@ def constrain_zero(which, p: int, coef_names=None) -> np.ndarray:
     return np.eye(p)[sorted(set(pos))]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WaldTestResult:
     """Cluster-robust Wald test of ``C beta = 0`` (clubSandwich ``Wald_test``).
 
@@ -687,6 +703,9 @@ class WaldTestResult:
     q_stat: float
     type: str
     constraints: np.ndarray = field(repr=False, compare=False)
+
+    def __post_init__(self):
+        _freeze(self)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame([{"test": self.test, "fstat": self.fstat, "delta": self.delta, "df_num": self.df_num,
@@ -791,7 +810,7 @@ def _wald(m: WorkingModel, v: CRVcov, C: np.ndarray, test: str, who: str) -> Wal
 # --------------------------------------------------------------------------- metafor robust()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RobustResult:
     """metafor ``robust()`` of a fit: cluster-robust tests and intervals.
 
@@ -800,7 +819,7 @@ class RobustResult:
     ``ci_ub``; ``vb`` (p x p robust variance); ``qm, qm_df, qm_p``: the
     omnibus test of the non-intercept coefficients (metafor ``QM``/``QMdf``/
     ``QMp``: F with ``(m, n - p)`` df, or the HTZ test with clubSandwich, or
-    ``t^2`` for an intercept-only model); ``n`` clusters, ``k`` rows, ``p``
+    ``t^2`` for an intercept-only model, ``int_only``); ``n`` clusters, ``k`` rows, ``p``
     coefficients, ``vbest`` ("CR1", "CR0", "CR1.S1", "CR1.S2", or the
     clubSandwich type), ``method`` ("default" / "clubSandwich"), ``level``,
     ``cluster_sizes`` (label -> number of rows).
@@ -815,6 +834,7 @@ class RobustResult:
     ci_lb: np.ndarray
     ci_ub: np.ndarray
     vb: np.ndarray = field(repr=False)
+    int_only: bool
     qm: float
     qm_df: tuple
     qm_p: float
@@ -825,6 +845,9 @@ class RobustResult:
     method: str
     level: float
     cluster_sizes: dict = field(repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self):
+        _freeze(self)
 
     def to_frame(self) -> pd.DataFrame:
         """One row per coefficient: ``coef, beta, se, tval, df, pval, ci_lb, ci_ub``."""
@@ -839,7 +862,7 @@ class RobustResult:
             lines.append(f"Estimates per cluster: {sizes.min()}-{sizes.max()} (mean: {sizes.mean():.2f}, "
                          f"median: {np.median(sizes):g})")
         lines.append("")
-        if not (self.p == 1 and self.coef[0] == "intrcpt"):
+        if not self.int_only:
             qp = _fmt_p(self.qm_p)
             lines += [f"Test of Moderators:", f"F(df1 = {self.qm_df[0]:g}, df2 = {_df_fmt(self.qm_df[1])}) = "
                       f"{_fmt(self.qm)}, p-val {'< .0001' if qp == '<.0001' else '= ' + qp}", ""]
@@ -905,7 +928,7 @@ def robust(fit, cluster=None, adjust=True, clubSandwich: bool = False, *, vcov: 
         else:
             qm, qm_df, qm_p = max(0.0, wt.fstat), (wt.df_num, wt.df_denom), wt.pval
         return RobustResult(coef=m.coef_names, beta=b, se=ct.se, tval=ct.tval, df=ct.df, pval=ct.pval, ci_lb=ci.ci_lb,
-                            ci_ub=ci.ci_ub, vb=v.vcov, qm=qm, qm_df=qm_df, qm_p=qm_p, n=n, k=m.k, p=m.p, vbest=vcov,
+                            ci_ub=ci.ci_ub, vb=v.vcov, int_only=bool(int_only), qm=qm, qm_df=qm_df, qm_p=qm_p, n=n, k=m.k, p=m.p, vbest=vcov,
                             method="clubSandwich", level=level, cluster_sizes=sizes)
     X, W = m.X, m.W
     bread = _inverse(X.T @ W @ X, "X'WX") @ X.T @ W  # p x k
@@ -937,5 +960,5 @@ def robust(fit, cluster=None, adjust=True, clubSandwich: bool = False, *, vcov: 
     except ValueError:
         qm, qm_p = np.nan, np.nan
     return RobustResult(coef=m.coef_names, beta=b, se=se, tval=t, df=df, pval=2 * stats.t.sf(np.abs(t), dfs),
-                        ci_lb=b - crit * se, ci_ub=b + crit * se, vb=vb, qm=qm, qm_df=(mm, dfs), qm_p=qm_p, n=n, k=m.k,
+                        ci_lb=b - crit * se, ci_ub=b + crit * se, vb=vb, int_only=bool(int_only), qm=qm, qm_df=(mm, dfs), qm_p=qm_p, n=n, k=m.k,
                         p=m.p, vbest=vbest, method="default", level=level, cluster_sizes=sizes)
