@@ -14,7 +14,7 @@ Every public function takes a *fit*, which is any of
    ``X`` = a column of ones, ``W = diag(1 / (vi + tau2))``, ``M = diag(vi + tau2)``,
    ``beta`` = the pooled estimate;
 2. any object with the attributes ``X``, ``yi`` and ``W`` or ``M`` (optional:
-   ``beta``, ``coef_names``, ``level``, ``cluster``), e.g. a multilevel
+   ``beta``, ``coef_names``, ``level``, ``cluster``, ``w_scale``), e.g. a multilevel
    ``rma_mv`` fit, or a :class:`WorkingModel` made from plain matrices;
 3. a mapping with those keys.
 
@@ -31,7 +31,8 @@ CR1p ``sqrt(J/(J-p))``; CR1S ``sqrt(J(N-1)/((J-1)(N-p)))``; CR2 (Bell & McCaffre
 weights), else ``G_j = R_j (Phi_j - H_jj Phi_j - Phi_j H_jj' + X_j B (sum X'W Phi W X) B X_j') R_j'``,
 ``H_jj = X_j B X_j' W_j``, and ``G^{-1/2}`` the symmetric inverse square root
 over the eigenvalues > 1e-12 (the others set to 0, clubSandwich ``matrix_power``);
-CR3 ``A_j = (I - H_jj)^-1`` (jackknife).
+CR3 ``A_j = (I - H_jj)^-1`` (jackknife); CR4 (Pustejovsky & Tipton 2018, appendix)
+``E_j = A_j X_j' W_j`` with ``A_j = F_j^{1/2}' G_j^{-1/2} F_j^{1/2}``, ``F_j = X_j' W_j Phi_j W_j X_j``.
 
 Satterthwaite degrees of freedom for coefficient ``i`` (Bell & McCaffrey 2002;
 Tipton 2015; Pustejovsky & Tipton 2018, eq. 11; clubSandwich
@@ -67,11 +68,11 @@ __all__ = ["TYPES", "COEF_TESTS", "WALD_TESTS", "WorkingModel", "CRVcov", "CoefT
            "constrain_zero", "SmallDfWarning"]
 
 #: small-sample adjustments of vcov_cr (clubSandwich vcovCR's ``type``)
-TYPES = ("CR0", "CR1", "CR1p", "CR1S", "CR2", "CR3")
+TYPES = ("CR0", "CR1", "CR1p", "CR1S", "CR2", "CR3", "CR4")
 #: tests of coef_test / conf_int (clubSandwich's names; conf_int takes one)
 COEF_TESTS = ("z", "naive-t", "naive-tp", "Satterthwaite")
 #: tests of wald_test (clubSandwich's names)
-WALD_TESTS = ("chi-sq", "Naive-F", "Naive-Fp", "HTA", "HTB", "HTZ")
+WALD_TESTS = ("chi-sq", "Naive-F", "Naive-Fp", "HTA", "HTB", "HTZ", "EDF", "EDT")
 #: Satterthwaite df below this make t tests unreliable (Tipton 2015; robumeta's note "df < 4")
 SMALL_DF = 4.0
 #: eigenvalues at or below this are dropped from G^{-1/2} and Omega^{-1/2} (clubSandwich matrix_power, tol = -12)
@@ -118,11 +119,17 @@ class WorkingModel:
     M: np.ndarray | None = field(default=None, repr=False)
     level: float = 0.95
     cluster: Any = field(default=None, repr=False)
+    w_scale: float = 1.0
 
     @classmethod
-    def from_matrices(cls, X, yi, *, W=None, M=None, beta=None, coef_names=None, level=0.95, cluster=None):
+    def from_matrices(cls, X, yi, *, W=None, M=None, beta=None, coef_names=None, level=0.95, cluster=None,
+                      w_scale=1.0):
         """Check and build: ``X`` 2-D (a vector is one column), ``W``/``M`` k x k
-        or a length-k vector (diagonal)."""
+        or a length-k vector (diagonal).  ``w_scale``: the clubSandwich functions work with
+        ``W / w_scale`` (clubSandwich divides ``rma.uni`` weights by their mean, ``rma.mv``
+        weights by 1).  Results do not depend on it except through the absolute eigenvalue
+        threshold (1e-12) of ``G^{-1/2}``, i.e. only for clusters whose ``G_j`` is singular up
+        to rounding (CR4 with a covariate constant within clusters, p = J)."""
         names = None
         if isinstance(X, pd.DataFrame):
             names = tuple(str(c) for c in X.columns)
@@ -158,7 +165,10 @@ class WorkingModel:
             _finite(b, "beta")
         for name, a in (("X", Xa), ("yi", y), ("W", Wm), ("beta", b)) + ((("M", Mm),) if Mm is not None else ()):
             a.setflags(write=False)
-        return cls(X=Xa, yi=y, W=Wm, beta=b, coef_names=coef_names, M=Mm, level=float(level), cluster=cluster)
+        if not (isinstance(w_scale, (int, float)) and not isinstance(w_scale, bool) and np.isfinite(w_scale) and w_scale > 0):
+            raise ValueError(f"w_scale must be a positive number; got {w_scale!r}")
+        return cls(X=Xa, yi=y, W=Wm, beta=b, coef_names=coef_names, M=Mm, level=float(level), cluster=cluster,
+                   w_scale=float(w_scale))
 
     @property
     def k(self) -> int:
@@ -230,7 +240,8 @@ def _fit_model(fit) -> WorkingModel:
         mv = np.asarray(fit.vi, float) + fit.tau2
         k = len(fit.yi)
         return WorkingModel.from_matrices(np.ones((k, 1)), fit.yi, W=np.diag(1.0 / mv), M=np.diag(mv),
-                                          beta=[fit.estimate], coef_names=("intrcpt",), level=fit.level)
+                                          beta=[fit.estimate], coef_names=("intrcpt",), level=fit.level,
+                                          w_scale=float(np.mean(1.0 / mv)))  # clubSandwich weightMatrix.rma.uni
     if isinstance(fit, Mapping):
         get = fit.get
     else:
@@ -244,7 +255,8 @@ def _fit_model(fit) -> WorkingModel:
     W, M = get("W"), get("M")
     names = get("coef_names")
     return WorkingModel.from_matrices(X, yi, W=W, M=M, beta=get("beta"), coef_names=names,
-                                      level=get("level", 0.95) or 0.95, cluster=get("cluster"))
+                                      level=get("level", 0.95) or 0.95, cluster=get("cluster"),
+                                      w_scale=get("w_scale", 1.0) or 1.0)
 
 
 def _clusters(cluster, model: WorkingModel, who: str):
@@ -355,7 +367,7 @@ def vcov_cr(X, W, residuals, cluster, type: str = "CR2", target=None, inverse_va
 def _vcov(m: WorkingModel, e, codes, labels, type, target, inverse_var) -> CRVcov:
     if type not in TYPES:
         raise ValueError(f"type must be one of {', '.join(TYPES)}; got {type!r}")
-    X, W = m.X, m.W
+    X, W = m.X, m.W / m.w_scale
     k, p = X.shape
     J = len(labels)
     idx = tuple(np.flatnonzero(codes == j) for j in range(J))
@@ -395,6 +407,8 @@ def _vcov(m: WorkingModel, e, codes, labels, type, target, inverse_var) -> CRVco
         E = tuple(xw * f for xw in XWj)
     elif type == "CR2":
         E = tuple(xw @ a for xw, a in zip(XWj, _cr2_adjustments(B, Xj, Wj, XWj, theta, inv_var, labels)))
+    elif type == "CR4":
+        E = tuple(a @ xw for xw, a in zip(XWj, _cr4_adjustments(B, Xj, XWj, theta, inv_var)))
     else:  # CR3
         A = []
         for j, (x, xw) in enumerate(zip(Xj, XWj)):
@@ -425,6 +439,31 @@ def _cr2_adjustments(B, Xj, Wj, XWj, theta, inv_var, labels):
             h = x @ B @ xw
             G.append(r @ (t - h @ t - t @ h.T + x @ mid @ x.T) @ r.T)
     return [r.T @ _mpow(g, -0.5) @ r for r, g in zip(R, G)]
+
+
+def _chol_psd(x: np.ndarray) -> np.ndarray:
+    """``F^{1/2}`` with ``F = F^{1/2}' F^{1/2}`` from the eigen-decomposition (clubSandwich ``chol_psd``)."""
+    vals, vecs = np.linalg.eigh((x + x.T) / 2)
+    return np.sqrt(np.maximum(vals, 0))[:, None] * vecs.T
+
+
+def _cr4_adjustments(B, Xj, XWj, theta, inv_var):
+    """CR4 adjustment matrices (p x p; clubSandwich ``CR4``)."""
+    out = []
+    if inv_var:
+        for x, xw in zip(Xj, XWj):
+            F = xw @ x
+            Fc = _chol_psd(F)
+            out.append(Fc.T @ _mpow(Fc @ (F - F.T @ B @ F) @ Fc.T, -0.5) @ Fc)
+        return out
+    Fs = [xw @ t @ xw.T for xw, t in zip(XWj, theta)]
+    mid = B @ sum(Fs) @ B
+    for x, xw, F in zip(Xj, XWj, Fs):
+        Fc = _chol_psd(F)
+        uwx = xw @ x
+        G = Fc @ (F - uwx.T @ B @ F - F.T @ B @ uwx + uwx.T @ mid @ uwx) @ Fc.T
+        out.append(Fc.T @ _mpow(G, -0.5) @ Fc)
+    return out
 
 
 # --------------------------------------------------------------------------- Satterthwaite and Wald pieces
@@ -779,6 +818,8 @@ def _wald(m: WorkingModel, v: CRVcov, C: np.ndarray, test: str, who: str) -> Wal
                 P[t, s] = P[s, t].T
     Omega = np.trace(P, axis1=2, axis2=3)
     On = _mpow(Omega, -0.5)
+    if test in ("EDF", "EDT"):
+        return _wald_eigen(m, v, C, test, Q, P, On)
     Bjk = np.einsum("ab,bcjk,cd->adjk", On, P, On)
     if test == "HTZ":
         var = np.einsum("stjk,tsjk->st", Bjk, Bjk) + np.einsum("ssjk,ttjk->st", Bjk, Bjk)
@@ -804,6 +845,37 @@ def _wald(m: WorkingModel, v: CRVcov, C: np.ndarray, test: str, who: str) -> Wal
         warnings.warn(f"{who}: denominator degrees of freedom < 4 ({test}: {df:.2f}): the p-value may be "
                       "unreliable (Tipton & Pustejovsky 2015)", SmallDfWarning, stacklevel=3)
     return WaldTestResult(test=test, fstat=float(F), delta=float(delta), df_num=q, df_denom=float(df), pval=pv,
+                          q_stat=Q, type=v.type, constraints=C)
+
+
+def _wald_eigen(m, v, C, test, Q, P, On) -> WaldTestResult:
+    """EDF / EDT tests from the spectral decomposition of the standardised C V C' (Tipton &
+    Pustejovsky 2015, section 3; clubSandwich ``Wald_testing``, "EDF"/"EDT")."""
+    q = C.shape[0]
+    S = On @ C @ v.vcov @ C.T @ On.T
+    vals, vecs = np.linalg.eigh((S + S.T) / 2)
+    xs = vecs.T @ On
+    df_eig = 1 / np.einsum("ia,abjk,ib->ijk", xs, P, xs).__pow__(2).sum(axis=(1, 2))
+    if test == "EDF":
+        df4 = np.maximum(df_eig, 4.1)
+        EQ = np.sum(df4 / (df4 - 2))
+        VQ = 2 * np.sum(df4 ** 2 * (df4 - 1) / ((df4 - 2) ** 2 * (df4 - 4)))
+        if q * VQ > 2 * EQ ** 2:
+            delta = (EQ ** 2 * (q - 2) + 2 * q * VQ) / (EQ * (VQ + EQ ** 2))
+            df = 4 + 2 * EQ ** 2 * (q + 2) / (q * VQ - 2 * EQ ** 2)
+        else:
+            delta, df = q / EQ, np.inf
+        F = delta * Q / q
+        pv = stats.chi2.sf(q * F, q) if np.isinf(df) else stats.f.sf(F, q, df)
+        return WaldTestResult(test=test, fstat=float(F), delta=float(delta), df_num=q, df_denom=float(df),
+                              pval=float(pv), q_stat=Q, type=v.type, constraints=C)
+    t = xs @ C @ m.beta / np.sqrt(vals)
+    a = df_eig - 0.5
+    b = 48 * a ** 2
+    c = np.sqrt(a * np.log1p(t ** 2 / df_eig))
+    z = c + (c ** 3 + 3 * c) / b - (4 * c ** 7 + 33 * c ** 5 + 240 * c ** 3 + 855 * c) / (10 * b ** 2 + 8 * b * c ** 4 + 1000 * b)
+    F = float(np.mean(z ** 2))
+    return WaldTestResult(test=test, fstat=F, delta=1.0, df_num=q, df_denom=np.inf, pval=float(stats.chi2.sf(q * F, q)),
                           q_stat=Q, type=v.type, constraints=C)
 
 

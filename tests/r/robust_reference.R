@@ -7,10 +7,10 @@
 # (X = model.matrix(res), yi, beta, cluster, and the marginal covariance
 # M = res$M for rma.mv, or vi and tau2 for rma.uni, where M = diag(vi + tau2)),
 # so the Python core is fed exactly R's fitted model and compared with
-#   clubSandwich::vcovCR (CR0, CR1, CR1p, CR1S, CR2, CR3),
+#   clubSandwich::vcovCR (CR0, CR1, CR1p, CR1S, CR2, CR3, CR4),
 #   clubSandwich::coef_test (z, naive-t, naive-tp, Satterthwaite),
 #   clubSandwich::conf_int (Satterthwaite and naive-tp; 95% and 90%),
-#   clubSandwich::Wald_test (chi-sq, Naive-F, Naive-Fp, HTA, HTB, HTZ),
+#   clubSandwich::Wald_test (chi-sq, Naive-F, Naive-Fp, HTA, HTB, HTZ, EDF, EDT),
 #   metafor::robust (CR1 default, adjust = FALSE, clubSandwich = TRUE).
 # M is exported as its blocks by cluster (the script checks that M is zero
 # outside them); the test rebuilds the full matrix.
@@ -61,7 +61,7 @@ case <- function(name, res, cluster, note = "", constraints = list(), target = N
     out$vi <- res$vi; out$tau2 <- res$tau2
   }
   vc <- list()
-  for (type in c("CR0", "CR1", "CR1p", "CR1S", "CR2", "CR3")) {
+  for (type in c("CR0", "CR1", "CR1p", "CR1S", "CR2", "CR3", "CR4")) {
     v <- err(vcovCR(res, cluster = cluster, type = type))
     if (is_err(v)) {  # CR3 needs every I - H_jj invertible
       vc[[type]] <- list(error = unclass(v))
@@ -77,7 +77,7 @@ case <- function(name, res, cluster, note = "", constraints = list(), target = N
     satt95 = cint(conf_int(res, vcov = v2, level = 0.95, p_values = TRUE)),
     satt90 = cint(conf_int(res, vcov = v2, level = 0.90, p_values = TRUE)),
     tp95 = cint(conf_int(res, vcov = v2, level = 0.95, test = "naive-tp", p_values = TRUE)))
-  wald_tests <- c("chi-sq", "Naive-F", "Naive-Fp", "HTA", "HTB", "HTZ")
+  wald_tests <- c("chi-sq", "Naive-F", "Naive-Fp", "HTA", "HTB", "HTZ", "EDF", "EDT")
   if (p > 1) constraints <- c(list(moderators = constrain_zero(2:p, coefs = coef(res))), constraints)
   out$wald <- lapply(constraints, function(C)
     list(C = mat(C), CR2 = wtest(Wald_test(res, constraints = C, vcov = v2, test = wald_tests)),
