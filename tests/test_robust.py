@@ -465,3 +465,66 @@ def test_results_are_frozen_tables_with_summaries():
         rob.se[0] = 0.0
     assert rob.int_only is False and R.robust(model(CASES["assink_mv"]), CASES["assink_mv"]["cluster"]).int_only
     assert "Test of Moderators" not in R.robust(model(CASES["assink_mv"]), CASES["assink_mv"]["cluster"]).summary()
+
+
+# --------------------------------------------------------------------------- properties (no R)
+
+
+def test_robust_default_needs_no_nesting_clubsandwich_does():
+    """metafor robust() with clusters that cut through the random effects (each school its own cluster,
+    district effects linking them) uses the full W; clubSandwich (and our clubSandwich=True) refuses."""
+    ref = REF["nonnested"]
+    case = CASES[ref["case"]]
+    r = R.robust(model(case), ref["cluster"])
+    for ours, key in [(r.se, "se"), (r.pval, "pval"), (r.ci_lb, "ci_lb"), (r.qm, "QM")]:
+        close(ours, arr(ref["CR1"][key]), f"non-nested {key}")
+    assert r.n == 56
+    assert "Could not obtain the cluster-robust variance-covariance matrix" in ref["clubSandwich"]
+    with pytest.raises(ValueError, match="nested within cluster"):
+        R.robust(model(case), ref["cluster"], clubSandwich=True)
+
+
+def _random_model(seed, sizes, p, diag=False):
+    rng = np.random.default_rng(seed)
+    k = sum(sizes)
+    cluster = np.repeat(np.arange(len(sizes)), sizes)
+    X = np.column_stack([np.ones(k), rng.normal(size=(k, p - 1))])
+    M = np.zeros((k, k))
+    start = 0
+    for n in sizes:
+        A = rng.normal(size=(n, n))
+        M[start:start + n, start:start + n] = np.diag(rng.uniform(0.05, 0.5, n)) if diag else A @ A.T / n + 0.1 * np.eye(n)
+        start += n
+    yi = X @ rng.normal(size=p) + rng.normal(size=k)
+    return R.WorkingModel.from_matrices(X, yi, M=M), cluster
+
+
+@pytest.mark.parametrize("seed,sizes,p", [(1, [1, 2, 3, 4, 5, 6], 2), (2, [3] * 8, 3), (3, [1] * 9 + [30], 2)])
+def test_cr2_is_unbiased_under_the_working_model(seed, sizes, p):
+    """Bell & McCaffrey (2002) / Pustejovsky & Tipton (2018), theorem 1: with e = (I - H) y and Var(y) = Phi,
+    E[V^CR2] = B X'W Phi W X B (= B when Phi = W^-1); also with an explicit target Phi != W^-1."""
+    m, cl = _random_model(seed, sizes, p)
+    k = m.k
+    B = np.linalg.inv(m.X.T @ m.W @ m.X)
+    H = m.X @ B @ m.X.T @ m.W
+    for W, target in ((m.W, None), (np.diag(np.diag(m.W)), m.M)):
+        Bw = np.linalg.inv(m.X.T @ W @ m.X)
+        Hw = m.X @ Bw @ m.X.T @ W
+        Ee = (np.eye(k) - Hw) @ m.M @ (np.eye(k) - Hw).T
+        v = R.vcov_cr(m.X, W, np.zeros(k), cl, target=target)
+        expect = sum(Bw @ e @ Ee[np.ix_(i, i)] @ e.T @ Bw for e, i in zip(v._E, v._idx))
+        np.testing.assert_allclose(expect, Bw @ m.X.T @ W @ m.M @ W @ m.X @ Bw, rtol=1e-9, atol=1e-14)
+    assert H.shape == (k, k)
+
+
+def test_order_of_rows_and_cluster_labels_does_not_matter():
+    m, cl = _random_model(5, [2, 5, 1, 4, 3, 6, 2], 3)
+    perm = np.random.default_rng(0).permutation(m.k)
+    mp = R.WorkingModel.from_matrices(m.X[perm], m.yi[perm], M=m.M[np.ix_(perm, perm)])
+    labels = np.array(["g", "c", "a", "f", "b", "e", "d"])[cl]
+    a = R.coef_test(m, cl)
+    b = R.coef_test(mp, labels[perm])
+    np.testing.assert_allclose(b.se, a.se, rtol=1e-10)
+    np.testing.assert_allclose(b.df, a.df, rtol=1e-10)
+    wa, wb = R.wald_test(m, None, cl), R.wald_test(mp, None, labels[perm])
+    assert wb.fstat == pytest.approx(wa.fstat, rel=1e-10) and wb.df_denom == pytest.approx(wa.df_denom, rel=1e-10)

@@ -128,6 +128,11 @@ add(case("konst_uni_year", r, kon$district, "dat.konstantopoulos2011, rma.uni mo
 # --- rma.mv ----------------------------------------------------------------
 r <- rma.mv(yi, vi, random = ~ 1 | district/school, data = kon)
 add(case("konst_mv", r, kon$district, "dat.konstantopoulos2011, rma.mv random = ~1|district/school, cluster district"))
+# metafor robust() does not need the random effects nested within the clusters (clubSandwich does):
+# schools clustered by school alone, district effects linking them
+nonnested <- list(case = "konst_mv", cluster = as.character(kon$study),
+                  CR1 = rob(robust(r, cluster = kon$study)),
+                  clubSandwich = unclass(err(robust(r, cluster = kon$study, clubSandwich = TRUE))))
 r <- rma.mv(yi, vi, mods = ~ year, random = ~ 1 | district/school, data = kon)
 add(case("konst_mv_year", r, kon$district, "dat.konstantopoulos2011, rma.mv mods = ~year"))
 # user weights (W = diag(1/vi)) beside the model's M: clubSandwich takes Phi = M, inverse_var = FALSE
@@ -170,7 +175,8 @@ add(case("assink_big_cluster", r, big$cl, "dat.assink2016 with studies 3 and 11 
 
 out <- list(metafor = as.character(packageVersion("metafor")),
             clubSandwich = as.character(packageVersion("clubSandwich")),
-            R = R.version.string, cases = cases, knha = knha, centred = centred)
+            R = R.version.string, cases = cases, knha = knha, centred = centred,
+            nonnested = nonnested)
 # jsonlite caps digits at 15; write every number with 17 significant digits
 # (round-trips a double exactly) as verbatim JSON.
 num17 <- function(x) {
