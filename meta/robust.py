@@ -63,14 +63,16 @@ from meta._checks import numbers, positions
 from meta._format import metafor_num as _fmt
 from meta._format import metafor_p as _fmt_p
 
-__all__ = ["TYPES", "COEF_TESTS", "WALD_TESTS", "WorkingModel", "CRVcov", "CoefTestResult", "ConfIntResult",
+__all__ = ["TYPES", "COEF_TESTS", "CONF_TESTS", "WALD_TESTS", "WorkingModel", "CRVcov", "CoefTestResult", "ConfIntResult",
            "WaldTestResult", "RobustResult", "vcov_cr", "coef_test", "conf_int", "wald_test", "robust",
            "constrain_zero", "SmallDfWarning"]
 
 #: small-sample adjustments of vcov_cr (clubSandwich vcovCR's ``type``)
 TYPES = ("CR0", "CR1", "CR1p", "CR1S", "CR2", "CR3", "CR4")
 #: tests of coef_test / conf_int (clubSandwich's names; conf_int takes one)
-COEF_TESTS = ("z", "naive-t", "naive-tp", "Satterthwaite")
+COEF_TESTS = ("z", "naive-t", "naive-tp", "Satterthwaite", "saddlepoint")
+#: tests conf_int can invert (the saddlepoint p-value has no closed-form interval)
+CONF_TESTS = ("z", "naive-t", "naive-tp", "Satterthwaite")
 #: tests of wald_test (clubSandwich's names)
 WALD_TESTS = ("chi-sq", "Naive-F", "Naive-Fp", "HTA", "HTB", "HTZ", "EDF", "EDT")
 #: Satterthwaite df below this make t tests unreliable (Tipton 2015; robumeta's note "df < 4")
@@ -283,7 +285,9 @@ def _clusters(cluster, model: WorkingModel, who: str):
 def _mpow(x: np.ndarray, p: float) -> np.ndarray:
     """Symmetric matrix power over eigenvalues > 1e-12, the others 0 (clubSandwich ``matrix_power``)."""
     vals, vecs = np.linalg.eigh((x + x.T) / 2)
-    vp = np.where(vals > _EIG_TOL, np.abs(vals) ** p, 0.0)
+    keep = vals > _EIG_TOL
+    vp = np.zeros_like(vals)
+    vp[keep] = vals[keep] ** p
     return (vecs * vp) @ vecs.T
 
 
@@ -498,6 +502,79 @@ def _p_pair(G, H, s, t):
     return P + np.diag(gdiag)
 
 
+def _p_arrays(v: CRVcov) -> list[np.ndarray]:
+    G, H = _gh(v)
+    return [_p_pair(G, H, i, i) for i in range(G[0].shape[0])]
+
+
+def _zeroin(f, a, b, fa, fb, tol, maxit=1000):
+    """Brent's root finder exactly as R's ``uniroot`` runs it (R_zeroin2 in R's src/library/stats/src/zeroin.c),
+    so that the saddlepoint, found only to ``tol``, is R's own iterate."""
+    eps = np.finfo(float).eps
+    c, fc = a, fa
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    for _ in range(maxit + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * eps * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0.0:
+            return b
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p = cb * t1
+                q = 1.0 - t1
+            else:
+                q = fa / fc
+                t1 = fb / fc
+                t2 = fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    raise ValueError("saddlepoint: the root search did not converge")
+
+
+def _saddlepoint_p(t: float, P: np.ndarray) -> float:
+    """Saddlepoint approximation to P(T^2 > t^2) for T = z / sqrt(sum_j lambda_j chi2_1 / sum lambda)
+    (McCaffrey & Bell 2006; clubSandwich ``saddlepoint_pval``, root by R's uniroot at tol eps^0.25)."""
+    eig = np.maximum(0.0, np.linalg.eigvalsh((P + P.T) / 2)[::-1])
+    g = np.concatenate([[1.0], -t ** 2 * eig / eig.sum()])
+
+    def s_eq(s):
+        with np.errstate(divide="ignore"):
+            return float(np.sum(g / (1 - 2 * g * s)))
+
+    lo, hi = (1 / (2 * g.min()), 0.0) if t ** 2 < 1 else (0.0, 1 / (2 * g.max()))
+    flo, fhi = s_eq(lo), s_eq(hi)
+    if np.isnan(flo) or np.isnan(fhi) or flo * fhi > 0:
+        raise ValueError("saddlepoint: the saddlepoint equation has no sign change on its interval")
+    s = _zeroin(s_eq, lo, hi, flo, fhi, np.finfo(float).eps ** 0.25)
+    if abs(s) > 0.01:
+        r = np.sign(s) * np.sqrt(np.sum(np.log(1 - 2 * g * s)))
+        q = s * np.sqrt(2 * np.sum(g ** 2 / (1 - 2 * g * s) ** 2))
+        return float(1 - stats.norm.cdf(r) - stats.norm.pdf(r) * (1 / r - 1 / q))
+    return float(0.5 - np.sum(g ** 3) / (3 * np.sqrt(np.pi) * np.sum(g ** 2) ** 1.5))
+
+
 def _satterthwaite_df(v: CRVcov, C: np.ndarray | None = None) -> np.ndarray:
     """Satterthwaite df of each coefficient (or row of C): (tr P)^2 / sum(P^2)."""
     G, H = _gh(v)
@@ -620,7 +697,8 @@ def coef_test(fit, cluster=None, vcov="CR2", test: str = "Satterthwaite") -> Coe
     fit's ``cluster``); ``vcov``: a type of :data:`TYPES` or a :class:`CRVcov`;
     ``test``: ``"Satterthwaite"`` (df of Bell & McCaffrey 2002 / Tipton 2015 /
     Pustejovsky & Tipton 2018, eq. 11), ``"z"``, ``"naive-t"`` (J - 1),
-    ``"naive-tp"`` (J - p).  Warns (:class:`SmallDfWarning`) when a
+    ``"naive-tp"`` (J - p), ``"saddlepoint"`` (McCaffrey & Bell 2006; ``df``
+    NaN, the saddlepoint itself in ``saddlepoint``).  Warns (:class:`SmallDfWarning`) when a
     Satterthwaite df is below 4.
     """
     if test not in COEF_TESTS:
@@ -635,6 +713,10 @@ def coef_test(fit, cluster=None, vcov="CR2", test: str = "Satterthwaite") -> Coe
 def _coef_test(m: WorkingModel, v: CRVcov, test: str) -> CoefTestResult:
     se = v.se
     t = m.beta / se
+    if test == "saddlepoint":
+        pv = np.array([_saddlepoint_p(ti, P) for ti, P in zip(t, _p_arrays(v))])
+        return CoefTestResult(coef=m.coef_names, beta=np.array(m.beta), se=se, tval=t, df=np.full(m.p, np.nan),
+                              pval=pv, test=test, type=v.type, n_clusters=v.n_clusters)
     df = _df_for(test, v, m)
     return CoefTestResult(coef=m.coef_names, beta=np.array(m.beta), se=se, tval=t, df=df, pval=_t_p(t, df),
                           test=test, type=v.type, n_clusters=v.n_clusters)
@@ -671,9 +753,10 @@ class ConfIntResult:
 
 def conf_int(fit, cluster=None, vcov="CR2", level: float | None = None, test: str = "Satterthwaite") -> ConfIntResult:
     """``beta -/+ t_{df, 1-(1-level)/2} * se`` with the df of :func:`coef_test`
-    (clubSandwich 0.5.8 ``conf_int``; ``level`` default the fit's, else 0.95)."""
-    if test not in COEF_TESTS:
-        raise ValueError(f"test must be one of {', '.join(COEF_TESTS)}; got {test!r}")
+    (clubSandwich 0.5.8 ``conf_int``; ``level`` default the fit's, else 0.95;
+    ``test`` one of :data:`CONF_TESTS`)."""
+    if test not in CONF_TESTS:
+        raise ValueError(f"test must be one of {', '.join(CONF_TESTS)} (a saddlepoint interval has no closed form); got {test!r}")
     m, v = _prepare(fit, cluster, vcov, "conf_int")
     level = m.level if level is None else level
     res = _conf_int(m, v, level, test)
@@ -685,8 +768,8 @@ def conf_int(fit, cluster=None, vcov="CR2", level: float | None = None, test: st
 def _conf_int(m: WorkingModel, v: CRVcov, level, test: str) -> ConfIntResult:
     if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
         raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
-    if test not in COEF_TESTS:
-        raise ValueError(f"test must be one of {', '.join(COEF_TESTS)}; got {test!r}")
+    if test not in CONF_TESTS:
+        raise ValueError(f"test must be one of {', '.join(CONF_TESTS)}; got {test!r}")
     se = v.se
     df = _df_for(test, v, m)
     crit = _t_crit(level, df)
@@ -984,7 +1067,12 @@ def robust(fit, cluster=None, adjust=True, clubSandwich: bool = False, *, vcov: 
     if clubSandwich:
         if vcov not in TYPES:
             raise ValueError(f"vcov must be one of {', '.join(TYPES)}; got {vcov!r}")
-        conf_test = coef_test if conf_test is None else conf_test
+        if conf_test is None:
+            conf_test = coef_test
+            if conf_test == "saddlepoint":  # metafor: "Cannot use 'saddlepoint' for conf_test() - using 'Satterthwaite' instead."
+                conf_test = "Satterthwaite"
+                warnings.warn("robust: cannot use 'saddlepoint' for the confidence intervals; using 'Satterthwaite' "
+                              "instead (as metafor)", UserWarning, stacklevel=2)
         v = _vcov(m, m.residuals, codes, labels, vcov, m.default_target(), None)
         if coef_test not in COEF_TESTS:
             raise ValueError(f"coef_test must be one of {', '.join(COEF_TESTS)}; got {coef_test!r}")

@@ -32,6 +32,9 @@ CASES = {c["name"]: c for c in REF["cases"]}
 RTOL = 1e-8
 #: R's Satterthwaite-based numbers for these cases carry rounding error (module docstring)
 SATT_RTOL = {"konst_mv_userW": 5e-6}
+#: saddlepoint p: R's root is found only to tol eps^0.25, and where P is ill-conditioned (year beside an
+#: intercept, cond(P) ~ 1e13) a 1e-11 relative change of P moves that iterate and p by ~2e-7
+SADDLE_RTOL = {"konst_uni_year": 1e-6, "konst_mv_userW": 1e-6}
 #: CR4 with p = J: every G_j singular, the result rests on which rounding-level eigenvalues pass 1e-12 (seen 1.7e-8)
 VCOV_RTOL = {("bcg_p_equals_J", "CR4"): 1e-7}
 TESTS = [("z", "df_z", "p_z"), ("naive-t", "df_t", "p_t"), ("naive-tp", "df_tp", "p_tp"),
@@ -89,8 +92,8 @@ def _quiet_small_df():
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_vcov_cr_and_coef_test_match_clubsandwich(name):
-    """vcovCR (CR0, CR1, CR1p, CR1S, CR2, CR3) and coef_test (z, naive-t, naive-tp,
-    Satterthwaite) with each of them, to 1e-8, on every model of the fixture."""
+    """vcovCR (CR0, CR1, CR1p, CR1S, CR2, CR3, CR4) and coef_test (z, naive-t, naive-tp,
+    Satterthwaite, saddlepoint) with each of them, to 1e-8, on every model of the fixture."""
     case = CASES[name]
     m = model(case)
     cl = case["cluster"]
@@ -113,6 +116,11 @@ def test_vcov_cr_and_coef_test_match_clubsandwich(name):
             close(r.pval[ok], arr(ct[pk])[ok], f"{name} {type_} {test} p", tol)
             assert np.all(np.isnan(r.pval[~ok]))
             compared += 1
+        sp = case["saddlepoint"][type_]
+        if "error" not in sp:
+            r = R.coef_test(m, cl, vcov=v, test="saddlepoint")
+            close(r.pval, arr(sp["p_saddle"]), f"{name} {type_} saddlepoint p", max(SADDLE_RTOL.get(name, RTOL), vtol))
+            assert np.all(np.isnan(r.df))
     assert compared >= 16
 
 
@@ -284,6 +292,20 @@ def test_robust_of_a_pool_result(name, method, tol):
           mat(case["vcovCR"]["CR2"]), "CR2 from plain matrices", tol)
 
 
+def test_robust_with_saddlepoint_tests_as_metafor():
+    """robust(clubSandwich=True, coef_test="saddlepoint"): p from the saddlepoint, df NA, intervals from
+    Satterthwaite with metafor's warning."""
+    case = CASES["assink_year"]
+    m = model(case)
+    with pytest.warns(UserWarning, match="cannot use 'saddlepoint' for the confidence intervals"):
+        r = R.robust(m, case["cluster"], clubSandwich=True, coef_test="saddlepoint")
+    close(r.pval, arr(case["saddlepoint"]["CR2"]["p_saddle"]), "saddlepoint p")
+    close(r.ci_lb, arr(case["conf_int"]["satt95"]["CI_L"]), "Satterthwaite CI")
+    assert np.all(np.isnan(r.df))
+    with pytest.raises(ValueError, match="saddlepoint interval has no closed form"):
+        R.conf_int(m, case["cluster"], test="saddlepoint")
+
+
 def test_knha_fit_uses_the_model_bread_metafor_carries_the_kh_factor():
     """metafor 3.8.1 robust() of a test = "knha" fit builds its bread from x$vb = s2w (X'WX)^-1, so its
     se is s2w times the se of the z fit; ours (and clubSandwich's) bread is (X'WX)^-1 either way."""
@@ -409,7 +431,7 @@ def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match="type must be one of CR0, CR1, CR1p, CR1S, CR2, CR3, CR4; got 'CR5'"):
         R.coef_test(m, cl, vcov="CR5")
     with pytest.raises(ValueError, match="test must be one of z, naive-t"):
-        R.coef_test(m, cl, test="saddlepoint")
+        R.coef_test(m, cl, test="Satterthwaite-Welch")
     with pytest.raises(ValueError, match="test must be one of chi-sq"):
         R.wald_test(m, None, cl, test="EDX")
     with pytest.raises(ValueError, match=r"constraints must be a q x 2 matrix"):

@@ -8,7 +8,7 @@
 # M = res$M for rma.mv, or vi and tau2 for rma.uni, where M = diag(vi + tau2)),
 # so the Python core is fed exactly R's fitted model and compared with
 #   clubSandwich::vcovCR (CR0, CR1, CR1p, CR1S, CR2, CR3, CR4),
-#   clubSandwich::coef_test (z, naive-t, naive-tp, Satterthwaite),
+#   clubSandwich::coef_test (z, naive-t, naive-tp, Satterthwaite, saddlepoint),
 #   clubSandwich::conf_int (Satterthwaite and naive-tp; 95% and 90%),
 #   clubSandwich::Wald_test (chi-sq, Naive-F, Naive-Fp, HTA, HTB, HTZ, EDF, EDT),
 #   metafor::robust (CR1 default, adjust = FALSE, clubSandwich = TRUE).
@@ -70,6 +70,9 @@ case <- function(name, res, cluster, note = "", constraints = list(), target = N
     vc[[type]] <- mat(v)
     tests <- c("z", "naive-t", "naive-tp", "Satterthwaite")
     out$coef_test[[type]] <- ctest(coef_test(res, vcov = v, test = tests))
+    sp <- err(coef_test(res, vcov = v, test = "saddlepoint"))
+    out$saddlepoint[[type]] <- if (is_err(sp)) list(error = unclass(sp)) else
+      list(saddlepoint = sp$saddlepoint, p_saddle = sp$p_saddle)
   }
   out$vcovCR <- vc
   v2 <- vcovCR(res, cluster = cluster, type = "CR2")
