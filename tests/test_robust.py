@@ -255,10 +255,13 @@ ROBUST = [(n, k) for n, c in CASES.items() for k, r in c["robust"].items() if "e
 
 @pytest.mark.parametrize("name,how", ROBUST)
 def test_robust_matches_metafor(name, how):
-    """metafor 3.8.1 robust(): CR1 (adjust = TRUE), CR0 (adjust = FALSE), clubSandwich = TRUE."""
+    """metafor 3.8.1 robust(): CR1 (adjust = TRUE), CR0 (adjust = FALSE), "Stata1", "Stata2", clubSandwich = TRUE
+    (CR2 + Satterthwaite + HTZ, and CR1 + naive-tp + Naive-F)."""
     case = CASES[name]
     ref = case["robust"][how]
-    kw = {"CR1": {}, "CR0": {"adjust": False}, "clubSandwich": {"clubSandwich": True}}[how]
+    kw = {"CR1": {}, "CR0": {"adjust": False}, "clubSandwich": {"clubSandwich": True}, "Stata1": {"adjust": "Stata1"},
+          "Stata2": {"adjust": "Stata2"},
+          "clubSandwich_CR1_tp": {"clubSandwich": True, "vcov": "CR1", "coef_test": "naive-tp", "wald_test": "Naive-F"}}[how]
     r = R.robust(model(case), case["cluster"], **kw)
     assert r.vbest == ref["vbest"] and r.n == ref["n"]
     close(r.beta, arr(ref["beta"]), f"{name} {how} beta")
@@ -266,6 +269,7 @@ def test_robust_matches_metafor(name, how):
     close(r.tval, arr(ref["zval"]), f"{name} {how} zval")
     close(r.vb, mat(ref["vb"]), f"{name} {how} vb")
     tol = SATT_RTOL.get(name, RTOL) if how == "clubSandwich" else RTOL
+    assert r.method == ("clubSandwich" if how.startswith("clubSandwich") else "default")
     for ours, key in [(r.pval, "pval"), (r.ci_lb, "ci_lb"), (r.ci_ub, "ci_ub"), (r.qm, "QM"), (r.qm_df, "QMdf"),
                       (r.qm_p, "QMp")]:
         close(ours, arr(ref[key]), f"{name} {how} {key}", tol)

@@ -11,7 +11,8 @@
 #   clubSandwich::coef_test (z, naive-t, naive-tp, Satterthwaite, saddlepoint),
 #   clubSandwich::conf_int (Satterthwaite and naive-tp; 95% and 90%),
 #   clubSandwich::Wald_test (chi-sq, Naive-F, Naive-Fp, HTA, HTB, HTZ, EDF, EDT),
-#   metafor::robust (CR1 default, adjust = FALSE, clubSandwich = TRUE).
+#   metafor::robust (CR1 default, adjust = FALSE / "Stata1" / "Stata2", clubSandwich = TRUE with
+#   its defaults and with vcov = "CR1", coef_test = "naive-tp", wald_test = "Naive-F").
 # M is exported as its blocks by cluster (the script checks that M is zero
 # outside them); the test rebuilds the full matrix.
 suppressMessages({library(metafor); library(clubSandwich); library(jsonlite)})
@@ -96,7 +97,11 @@ case <- function(name, res, cluster, note = "", constraints = list(), target = N
   out$robust <- list(
     CR1 = rob(err(robust(res, cluster = cluster))),
     CR0 = rob(err(robust(res, cluster = cluster, adjust = FALSE))),
-    clubSandwich = rob(err(suppressWarnings(robust(res, cluster = cluster, clubSandwich = TRUE)))))
+    clubSandwich = rob(err(suppressWarnings(robust(res, cluster = cluster, clubSandwich = TRUE)))),
+    Stata1 = rob(err(robust(res, cluster = cluster, adjust = "Stata1"))),
+    Stata2 = rob(err(robust(res, cluster = cluster, adjust = "Stata2"))),
+    clubSandwich_CR1_tp = rob(err(suppressWarnings(robust(res, cluster = cluster, clubSandwich = TRUE, vcov = "CR1",
+                                                          coef_test = "naive-tp", wald_test = "Naive-F")))))
   out
 }
 
