@@ -101,7 +101,7 @@ class SmallDfWarning(UserWarning):
 # --------------------------------------------------------------------------- the fit as matrices
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class WorkingModel:
     """The matrices of a weighted least-squares / GLS meta-analytic fit.
 
@@ -205,6 +205,8 @@ def _finite(a: np.ndarray, name: str) -> None:
 
 
 def _square(a, name: str, k: int) -> np.ndarray:
+    if hasattr(a, "toarray"):  # scipy.sparse (metafor's rma.mv(sparse=TRUE) keeps M sparse too)
+        a = a.toarray()
     m = numbers(a, name)
     if m.ndim == 1:
         if m.shape[0] != k:

@@ -411,6 +411,9 @@ def test_duck_typed_fit_and_mapping_and_fit_cluster():
         np.testing.assert_allclose(r.se, ref.se, rtol=1e-9)
         np.testing.assert_allclose(r.beta, ref.beta, rtol=1e-9)  # beta = GLS when not given
     assert R.coef_test(fit).coef == ("intrcpt", "X2")
+    from scipy import sparse
+    sp = R.coef_test(SimpleNamespace(X=X, yi=yi, M=sparse.csr_matrix(M), beta=beta), case["cluster"])
+    np.testing.assert_allclose(sp.df, ref.df, rtol=1e-9)
     assert R.coef_test(SimpleNamespace(X=pd.DataFrame(X, columns=["intrcpt", "year"]), yi=yi, M=M),
                        case["cluster"]).coef == ("intrcpt", "year")
 
