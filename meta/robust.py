@@ -1046,7 +1046,8 @@ def robust(fit, cluster=None, adjust=True, clubSandwich: bool = False, *, vcov: 
 
     ``clubSandwich=True``: ``vcov`` (default CR2) by :func:`vcov_cr`, t tests
     by :func:`coef_test` (``coef_test``, default Satterthwaite), intervals by
-    :func:`conf_int` (``conf_test``, default = ``coef_test``), the omnibus test
+    :func:`conf_int` (``conf_test``, default = ``coef_test``; for ``"saddlepoint"``
+    Satterthwaite with a warning, as metafor), the omnibus test
     by :func:`wald_test` (``wald_test``, default HTZ; for an intercept-only
     model ``t^2`` with ``(1, df)``), as metafor delegates to clubSandwich.
 
