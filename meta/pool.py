@@ -564,7 +564,9 @@ def subgroups(
     ``tau2="separate"`` (default; RevMan 5, R meta): a tau2 per subgroup.
     ``tau2="common"``: one tau2 across subgroups, metafor 3.8.1
     ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
-    df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
+    df) for every estimator of :func:`pool` (the moderator forms of
+    :mod:`meta._subgroup_tau2`; REML and ML the global maximum of the
+    likelihood, as :func:`pool`); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
     moderators is not implemented here).
 
     pandas ``yi``, ``vi``, ``groups`` are paired by index label as in
