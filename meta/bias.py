@@ -191,8 +191,10 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
             f"egger: Egger's test needs at least 3 studies (two regression coefficients "
             f"plus one residual degree of freedom), got k = {k}"
         )
-    if not 0 < level < 1:
-        raise ValueError(f"egger: level must be in (0, 1), got {level}")
+    try:
+        level = _checks.level_fraction(level)
+    except ValueError as exc:
+        raise ValueError(f"egger: {exc}") from None
     sei = np.sqrt(v)
     X = np.column_stack([np.ones(k), sei])
     w = 1.0 / v

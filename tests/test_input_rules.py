@@ -129,3 +129,127 @@ def test_common_tau2_refuses_an_unknown_estimator_with_the_valid_names():
     y2, v2 = np.array([[0.1, 0.2], [0.3, 0.5]]), np.array([[0.1, 0.1], [0.2, 0.2]])
     with pytest.raises(ValueError, match="tau2 estimator must be one of 'FE'.*'EB'"):
         S.tau2_common(y2, v2, 4, "GENQ")
+
+
+# --------------------------------------------------------------------------- 1. masked arrays
+
+import pandas as pd  # noqa: E402
+
+from meta import _checks, effects  # noqa: E402
+from meta.bayes import bayes_pool  # noqa: E402
+from meta.bias import egger, trimfill  # noqa: E402
+from meta.confint import confint  # noqa: E402
+from meta.pool import cumulative, leave_one_out, pool, pool_many  # noqa: E402
+from meta.robustness import robustness  # noqa: E402
+
+YM = np.array([0.1, 0.3, 5.0, 0.2, 0.4, 0.25])
+VM = np.array([0.04, 0.05, 0.06, 0.03, 0.08, 0.05])
+MASK = np.array([False, False, True, False, False, False])
+MY = np.ma.array(YM, mask=MASK)
+NS = np.array([20, 25, 30, 22, 18, 40])
+
+MASKED_CALLS = {
+    "pool": lambda: pool(MY, VM),
+    "pool vi": lambda: pool(YM, np.ma.array(VM, mask=MASK)),
+    "pool slab": lambda: pool(YM, VM, slab=np.ma.array(list("abcdef"), mask=MASK)),
+    "pool_many": lambda: pool_many(np.ma.array([YM, YM], mask=[MASK, MASK & False]), np.array([VM, VM])),
+    "leave_one_out": lambda: leave_one_out(MY, VM),
+    "cumulative": lambda: cumulative(MY, VM),
+    "cumulative order": lambda: cumulative(YM, VM, np.ma.array([1, 2, 3, 4, 5, 6], mask=MASK)),
+    "subgroups": lambda: subgroups(MY, VM, list("aabbcc")),
+    "subgroups groups": lambda: subgroups(YM, VM, np.ma.array(list("aabbcc"), mask=MASK)),
+    "egger": lambda: egger(MY, VM),
+    "trimfill": lambda: trimfill(MY, VM),
+    "confint": lambda: confint(MY, VM),
+    "bayes_pool": lambda: bayes_pool(MY, VM),
+    "robustness": lambda: robustness(MY, VM),
+    "smd": lambda: effects.smd(MY, 1.0, NS, 0.0, 1.0, NS),
+    "smd n": lambda: effects.smd(YM, 1.0, np.ma.array(NS, mask=MASK), 0.0, 1.0, NS),
+    "smd_from_t": lambda: effects.smd_from_t(MY, NS, NS),
+    "smd_from_p": lambda: effects.smd_from_p(np.ma.array([0.01, 0.2, 0.5], mask=[0, 1, 0]), 20, 20, 1),
+    "smd_from_md": lambda: effects.smd_from_md(MY, NS, NS, se=0.5),
+    "smd_from_d": lambda: effects.smd_from_d(MY, NS, NS),
+    "smd_from_d_ci": lambda: effects.smd_from_d_ci(MY, MY - 1, MY + 1, NS, NS),
+    "smd_change": lambda: effects.smd_change(MY, NS, se=0.5),
+    "smd_from_dz": lambda: effects.smd_from_dz(MY, NS),
+    "smd_paired": lambda: effects.smd_paired(MY, 1.0, 0.0, 1.0, NS, r=0.5),
+    "hedges_j": lambda: effects.hedges_j(np.ma.array([10.0, 20.0], mask=[0, 1])),
+}
+
+
+@pytest.mark.parametrize("name", list(MASKED_CALLS))
+def test_masked_values_are_refused_with_what_to_do(name):
+    """np.asarray drops a mask, so pool(np.ma.array(y, mask=m), v) used to pool the masked
+    values (2.351 instead of 0.071 in the issue); every function now refuses them and says what
+    to pass instead."""
+    with pytest.raises(TypeError, match=r"masked array with 1 masked value\(s\) at positions \(0-based\) (1|2|\(0, 2\));.*compressed\(\)"):
+        MASKED_CALLS[name]()
+
+
+def test_a_masked_array_with_nothing_masked_is_its_data_and_the_masked_constant_is_refused():
+    assert pool(np.ma.array(YM), VM) == pool(YM, VM)
+    with pytest.raises(TypeError, match="np.ma.masked"):
+        pool([0.1, np.ma.masked, 0.3], [0.1, 0.1, 0.1])
+    # the issue's numbers: the masked study would have moved the estimate
+    assert pool(YM[~MASK], VM[~MASK]).estimate != pytest.approx(pool(YM, VM).estimate, abs=0.1)
+
+
+# --------------------------------------------------------------------------- 4. one rule for level
+
+
+LEVEL_CALLS = {
+    "pool": (lambda lv: pool(YM, VM, level=lv), lambda r: (r.ci_low, r.ci_high, r.level)),
+    "leave_one_out": (lambda lv: leave_one_out(YM, VM, level=lv), lambda r: tuple(r["ci_low"])),
+    "cumulative": (lambda lv: cumulative(YM, VM, level=lv), lambda r: tuple(r["ci_low"])),
+    "pool_many": (lambda lv: pool_many(np.array([YM]), np.array([VM]), level=lv), lambda r: tuple(r["ci_low"])),
+    "subgroups": (lambda lv: subgroups(YM, VM, list("aaabbb"), level=lv), lambda r: r.groups["a"].ci_low),
+    "subgroups common": (lambda lv: subgroups(YM, VM, list("aaabbb"), level=lv, tau2="common"),
+                         lambda r: r.groups["a"].ci_low),
+    "egger": (lambda lv: egger(YM, VM, level=lv), lambda r: (r.ci_low, r.ci_high, r.level)),
+    "confint": (lambda lv: confint(YM, VM, level=lv), lambda r: (r.ci_low, r.ci_high, r.level)),
+    "PoolResult.confint": (lambda lv: pool(YM, VM).confint(level=lv), lambda r: (r.ci_low, r.level)),
+    "bayes_pool": (lambda lv: bayes_pool(YM, VM, level=lv), lambda r: (r.mu_ci_low, r.mu_ci_high, r.level)),
+    "robustness": (lambda lv: robustness(YM, VM, level=lv), lambda r: (tuple(r.to_frame()["ci_low"]), r.level)),
+    "smd_from_md": (lambda lv: effects.smd_from_md(0.5, 20, 20, ci_low=0.1, ci_high=0.9, level=lv),
+                    lambda r: tuple(r["vi"])),
+    "smd_from_d_ci": (lambda lv: effects.smd_from_d_ci(0.5, 0.1, 0.9, 20, 20, level=lv), lambda r: tuple(r["vi"])),
+    "smd_change": (lambda lv: effects.smd_change(0.5, 20, ci_low=0.1, ci_high=0.9, level=lv),
+                   lambda r: tuple(r["vi"])),
+}
+
+
+@pytest.mark.parametrize("name", list(LEVEL_CALLS))
+def test_level_is_read_by_one_rule_everywhere(name):
+    """metafor's rule, everywhere: a level above 1 is a percentage, so 1.5 means 1.5 % (pool
+    read it so; egger, bayes_pool and the effect functions refused it) and 95 means 95 %."""
+    call, key = LEVEL_CALLS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert key(call(1.5)) == key(call(0.015))
+        assert key(call(95)) == key(call(0.95))
+        assert key(call(np.float64(90.0))) == key(call(0.9))
+
+
+@pytest.mark.parametrize("name", list(LEVEL_CALLS))
+@pytest.mark.parametrize("bad", [0, 1, 100, 150, -0.5, float("nan"), True, "95", None])
+def test_level_refusals_are_the_same_everywhere(name, bad):
+    call, key = LEVEL_CALLS[name]
+    if bad is None and name in ("egger", "confint", "PoolResult.confint", "robustness", "leave_one_out", "cumulative"):
+        assert key(call(None)) == key(call(0.95))  # None: the result's level, else metafor's 95 %
+        return
+    with pytest.raises(ValueError, match=r"level must be a fraction in \(0, 1\) such as 0.95, or a percentage in \(1, 100\)"):
+        call(bad)
+
+
+def test_no_library_module_compares_a_level_on_its_own():
+    """The rule lives in meta._checks.level_fraction only: no other library module compares a
+    ``level`` with a number (the review layer's data checks are not library code)."""
+    import re
+
+    lib = [p for p in (Path(__file__).parents[1] / "meta").rglob("*.py") if p.name != "_checks.py"]
+    review = {"data.py", "analysis.py", "run.py", "report.py", "reproduce.py", "cli.py"}
+    pat = re.compile(r"\blevel\s*[<>]=?\s*[\d.]|[\d.]\s*[<>]=?\s*level\b")
+    offenders = [f"{p.name}:{i}" for p in lib if p.name not in review and "review" not in p.parts
+                 for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
+    assert offenders == []
+    assert _checks.level_fraction(1.5) == 0.015 and _checks.level_fraction(0.5) == 0.5
