@@ -253,3 +253,83 @@ def test_no_library_module_compares_a_level_on_its_own():
                  for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
     assert offenders == []
     assert _checks.level_fraction(1.5) == 0.015 and _checks.level_fraction(0.5) == 0.5
+
+
+# --------------------------------------------------------------------------- 3. tests on effects without information
+
+TF = json.loads((FIXTURES / "trimfill_tests_reference.json").read_text())
+NOINFO = TF["no_information"]
+
+
+def test_metafor_prints_a_p_value_of_rounding_noise_for_identical_effects():
+    """What metafor does (the reason for our choice): regtest(model = "lm") on five identical
+    effects returns a t-test of rounding noise, with only R's warning; trimfill stops."""
+    assert 0.05 < NOINFO["regtest_p"] < 1 and NOINFO["regtest_t"] != 0
+    assert "essentially perfect fit" in NOINFO["regtest_warning"]
+    assert "did not converge" in NOINFO["trimfill_identical_error"]
+    assert "full rank" in NOINFO["equal_vi_error"]
+
+
+@pytest.mark.parametrize("yi", [
+    [0.3] * 5,                                   # identical (egger gave t = 1.48, p = 0.24 here)
+    [0.3, 0.1 + 0.2, 0.3, 0.1 + 0.2, 0.3],       # identical up to rounding
+    [-2.0] * 5,
+    [0.0] * 5,
+])
+def test_egger_refuses_effects_that_carry_no_information(yi):
+    with pytest.raises(ValueError, match=r"^egger: all 5 effects are equal \(up to rounding.*no test to report"):
+        egger(yi, NOINFO["identical_vi"])
+
+
+def test_egger_refuses_an_essentially_perfect_fit_and_equal_vi():
+    v = np.array(NOINFO["identical_vi"])
+    with pytest.raises(ValueError, match="exactly on a line in sqrt"):
+        egger(0.1 + 0.7 * np.sqrt(v), v)
+    with pytest.raises(ValueError, match="not of full rank"):
+        egger([0.1, 0.3, 0.2, 0.5, 0.4], [0.1] * 5)
+    # near-identical effects with real spread are still tested
+    r = egger([0.3, 0.3 + 1e-9, 0.3 - 2e-9, 0.3 + 3e-9, 0.3], v)
+    assert np.isfinite(r.p) and r.df == 3
+
+
+@pytest.mark.parametrize("side", [None, "left", "right"])
+def test_trimfill_refuses_identical_effects(side):
+    with pytest.raises(ValueError, match=r"^trimfill: all 6 effects are equal \(up to rounding"):
+        trimfill([0.3, 0.1 + 0.2, 0.3, 0.3, 0.3, 0.3], NOINFO["identical_vi"] + [0.3], side=side)
+    with pytest.raises(ValueError, match="all 6 effects are equal"):
+        trimfill(pool([0.3] * 6, NOINFO["identical_vi"] + [0.3], test="knha"))
+
+
+# --------------------------------------------------------------------------- 6. trim and fill: which model
+
+
+TEST_NAME = {"z": "z", "knha": "hksj", "t": "t"}
+TF_PARAMS = [pytest.param(c, id=f"{c['dataset']}-{c['method']}-{c['test']}-{c['level']}") for c in TF["trimfill"]]
+
+
+def _fit_close(ours, ref, what, rtol, atol):
+    assert ours.k == ref["k"], what
+    assert ours.test == TEST_NAME[ref["test"]] and ours.level == pytest.approx(ref["level"], abs=1e-12), what
+    for f in ("estimate", "se", "stat", "p", "ci_low", "ci_high", "tau2"):
+        close(getattr(ours, f), ref[f], f"{what}: {f}", rtol, atol)
+
+
+@pytest.mark.parametrize("case", TF_PARAMS)
+def test_trimfill_of_a_fit_matches_metafor_test_and_level(case):
+    """metafor 3.8.1 trimfill(rma(..., test, level)): with k0 = 0 the user's model itself
+    (a knha fit stays a t-test at its level: we reported a z-test refit), with k0 > 0 a z-test
+    at 95 % on observed + filled studies (metafor passes only `method` on)."""
+    d = TF["data"][case["dataset"]]
+    rtol, atol = (1e-7, 1e-9) if case["method"] in ("REML", "PM") else (1e-9, 1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = pool(d["yi"], d["vi"], method=case["method"], test=TEST_NAME[case["test"]], level=case["level"])
+        tf = trimfill(res)
+    _fit_close(res, case["fit"], "fit", rtol, atol)
+    assert tf.k0 == case["k0"] and tf.side == case["side"]
+    _fit_close(tf.result, case["filled"], "filled", rtol, atol)
+    if case["k0"] == 0:
+        assert case["same_object"] and tf.result is res and tf.original is res
+    else:
+        assert (tf.result.test, tf.result.level) == ("z", 0.95)
+    assert ("t = " if tf.result.test != "z" else "z = ") in tf.summary().split("Observed + filled")[1]
