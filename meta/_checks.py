@@ -20,6 +20,12 @@ One mechanism for every public function of :mod:`meta.effects`,
 * :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
   complex numbers and non-numbers are refused (``np.asarray(x, float)``
   would turn True into 1.0 and drop an imaginary part with only a warning).
+* :func:`one_kind` - label arguments (study labels ``slab``, subgroup
+  ``groups``, sort keys ``order``) must be of one kind: all strings, all
+  numbers or all booleans.  ``1`` and ``"1"`` print the same and were merged
+  into one subgroup; ``True`` equals ``1`` in every pandas grouping; sort keys
+  ``[9, "10"]`` would be sorted as text.  Refused, naming the positions and
+  types.
 * :func:`positions` - the ``offending positions (0-based): ...`` part of a
   message.
 * :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
@@ -44,7 +50,7 @@ import pandas as pd
 
 from meta import _estimators as _est
 
-__all__ = ["align", "not_masked", "level_fraction", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
+__all__ = ["align", "not_masked", "level_fraction", "one_kind", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
            "warn_k1"]
 
 _MAX_SHOWN = 10
@@ -88,6 +94,43 @@ def level_fraction(value: Any, name: str = "level") -> float:
             f"{name} must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {value!r}"
         )
     return lv
+
+
+def _kind(x) -> str:
+    if isinstance(x, (str, np.str_, bytes)):
+        return "string"
+    if isinstance(x, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(x).__name__
+
+
+def one_kind(values, name: str) -> None:
+    """Refuse (``ValueError``) labels of more than one kind in ``values``
+    (strings, numbers, booleans, or another type): ``1`` and ``"1"`` print
+    the same, ``True == 1`` in every grouping, and mixed sort keys compare as
+    text, so such labels were merged or misordered without a word.  Missing
+    values (None, NaN) are left to the caller.  The message names the
+    positions and types of the minority kind and how to make them one kind."""
+    vals = list(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
+    kinds: dict[str, list[int]] = {}
+    for i, x in enumerate(vals):
+        if x is None or (isinstance(x, (float, np.floating)) and np.isnan(x)):
+            continue
+        kinds.setdefault(_kind(x), []).append(i)
+    if len(kinds) <= 1:
+        return
+    order = sorted(kinds, key=lambda kd: -len(kinds[kd]))
+    parts = "; ".join(
+        f"{kd}s at positions (0-based) {_shown(kinds[kd])} (types {', '.join(sorted({type(vals[i]).__name__ for i in kinds[kd]}))}; "
+        f"e.g. {vals[kinds[kd][0]]!r})" for kd in order
+    )
+    raise ValueError(
+        f"{name} mixes {' and '.join(order)}: {parts}. Labels of different kinds can print alike "
+        f"(1 and '1') or compare alike (True and 1) and would be merged or misordered; give {name} "
+        f"one kind, e.g. all strings ([str(x) for x in {name}]) or all numbers"
+    )
 
 
 def _is_pandas(x: Any) -> bool:

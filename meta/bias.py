@@ -364,7 +364,8 @@ class TrimFillResult:
         Series index, or 1..k as metafor).
 
     ``result`` carries observed + filled ``yi``, ``vi`` and ``slab`` (filled
-    rows ``"Filled 1"``, ... last); :attr:`filled` marks them.
+    rows ``"Filled 1"``, ... last; the observed labels as text, so that the
+    labels are of one kind); :attr:`filled` marks them.
     """
 
     k0: int
@@ -606,7 +607,7 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
         filled_yi = -filled if side == "left" else filled
         filled_vi = vs[k - k0:].copy()
         result = pool(np.r_[y, filled_yi], np.r_[v, filled_vi], method=method,
-                      slab=list(labels) + [f"Filled {i + 1}" for i in range(k0)])
+                      slab=[x if isinstance(x, str) else str(x) for x in labels] + [f"Filled {i + 1}" for i in range(k0)])
     else:
         filled_yi = np.empty(0)
         filled_vi = np.empty(0)

@@ -286,11 +286,13 @@ def _labels(labels, index, k: int, name: str = "labels") -> tuple:
     """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
     if labels is None:
         if index is not None:
+            _checks.one_kind(index, f"the index of the input (the study labels, {name})")
             return tuple(index)
         return tuple(range(1, k + 1))  # metafor's default study labels 1..k
     lab = list(labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else labels)
     if len(lab) != k:
         raise ValueError(f"{name} must have one entry per study ({k}); got {len(lab)}")
+    _checks.one_kind(lab, name)
     return tuple(lab)
 
 
@@ -468,6 +470,7 @@ def cumulative(
     if order is None:
         idx = np.arange(k)
     else:
+        _checks.one_kind(order, "order")
         keys = np.asarray(order)
         if keys.ndim != 1 or keys.size != k:
             raise ValueError(f"order must hold one sort key per study ({k}); got shape {keys.shape}")
@@ -588,7 +591,12 @@ def subgroups(
         raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
     if g.isna().any():
         raise ValueError(f"groups must not be missing; offending positions (0-based): {_checks.positions(g.isna().to_numpy())}")
+    _checks.one_kind(g, "groups")
     labels = list(pd.unique(g))
+    keys = [str(x) for x in labels]
+    if len(set(keys)) != len(keys):  # the result's keys are str(label): never let two groups share one
+        same = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"groups holds different labels that print the same ({same}); give groups distinct text")
     codes = pd.Categorical(g, categories=labels).codes
     n_g = np.bincount(codes, minlength=len(labels))
     n = int(n_g.max())

@@ -333,3 +333,45 @@ def test_trimfill_of_a_fit_matches_metafor_test_and_level(case):
     else:
         assert (tf.result.test, tf.result.level) == ("z", 0.95)
     assert ("t = " if tf.result.test != "z" else "z = ") in tf.summary().split("Observed + filled")[1]
+
+
+# --------------------------------------------------------------------------- 2. labels of one kind
+
+Y5, V5 = [0.1, 0.5, 0.2, 0.6, 0.3], [0.04, 0.05, 0.06, 0.05, 0.04]
+
+
+@pytest.mark.parametrize("groups", [[1, "1", 1, "1", 2], [True, 1, True, 1, 2], [1.0, "a", "a", "b", "b"]])
+@pytest.mark.parametrize("tau2", ["separate", "common"])
+def test_subgroups_refuse_mixed_kinds_of_group_labels(groups, tau2):
+    """[1, "1", 1, "1", 2] gave 2 groups holding 3 of the 5 studies (str(1) == "1" overwrote one);
+    True == 1 merges in every grouping.  Refused, naming the positions and types."""
+    with pytest.raises(ValueError, match=r"^groups mixes (number|string|boolean) and .*positions \(0-based\) \[.*types "):
+        subgroups(Y5, V5, groups, tau2=tau2)
+
+
+def test_group_labels_of_one_kind_stay_distinct_and_complete():
+    res = subgroups(Y5, V5, ["1", "1", "01", "01", "2"])
+    assert list(res.groups) == ["1", "01", "2"] and sum(r.k for r in res.groups.values()) == 5
+    res = subgroups(Y5, V5, np.array([1, 1, 2, 2, 3]))
+    assert list(res.groups) == ["1", "2", "3"] and sum(r.k for r in res.groups.values()) == 5
+
+
+@pytest.mark.parametrize("call", [
+    lambda: pool(Y5, V5, slab=[1, "1", 2, 3, 4]),
+    lambda: leave_one_out(Y5, V5, labels=[1, "1", 2, 3, 4]),
+    lambda: cumulative(Y5, V5, labels=[1, "1", 2, 3, 4]),
+    lambda: subgroups(Y5, V5, list("aabbb"), slab=[1, "1", 2, 3, 4]),
+    lambda: pool(pd.Series(Y5, index=[1, "1", 2, 3, 4]), V5),
+], ids=["pool slab", "leave_one_out labels", "cumulative labels", "subgroups slab", "pool index"])
+def test_study_labels_of_mixed_kinds_are_refused(call):
+    """Study labels are matched by their text (forest(res, studies=) pairs rows by label; figures
+    print str(label)): 1 and "1" would be one study there."""
+    with pytest.raises(ValueError, match=r"mixes number and string: numbers at positions \(0-based\) \[0, 2, 3, 4\].*strings at positions \(0-based\) \[1\]"):
+        call()
+
+
+def test_sort_keys_of_mixed_kinds_are_refused():
+    """cumulative(order=[9, "10", ...]) sorted the years as text ("10" < "9")."""
+    with pytest.raises(ValueError, match=r"^order mixes number and string"):
+        cumulative(Y5, V5, [2009, "2010", 2001, 2003, 2004])
+    assert list(cumulative(Y5, V5, [9, 10, 1, 3, 4])["added"]) == [3, 4, 5, 1, 2]
