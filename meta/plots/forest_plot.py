@@ -20,7 +20,7 @@ from matplotlib.patches import Polygon
 from matplotlib.transforms import offset_copy
 
 from meta import _lazy
-from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
+from meta.plots.layout import (CM, plain_figure, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
                                _wrap, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis)
 from meta.plots.style import fixed_style
 
@@ -560,4 +560,4 @@ def forest(
         t = ax.text(null + off, fav_y, s, ha=ha, va="top", multialignment=ha, fontsize=fontsize,
                     parse_math=False, clip_on=False, linespacing=1.15)
         t.set_gid(gid)
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls
