@@ -277,6 +277,14 @@ _DEFAULTS = {"method": "DL", "test": "z", "level": 0.95, "pi": "default"}
 _FINITE = ("estimate", "se", "ci_low", "ci_high", "tau2", "q")  # finite for every valid input
 
 
+def _finite(out: dict) -> dict:
+    """The :data:`_FINITE` fields of a fit to check for overflow; se and the CI
+    are left out where test='hksj' had no information (NaN on purpose,
+    :func:`meta._estimators.warn_hksj_no_information`)."""
+    skip = np.asarray(out.get("no_information", False), bool)
+    return {c: (np.asarray(out[c])[~skip] if c in ("se", "ci_low", "ci_high") and skip.any() else out[c]) for c in _FINITE}
+
+
 def _quiet():
     """Overflowing sums are reported by _checks.finite_results (a ValueError), not as numpy RuntimeWarnings."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -389,7 +397,7 @@ def pool(
     if one is not None:
         _checks.warn_k1(test, int(y.size == 1))
         return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
+    _checks.finite_results(_finite(out), "yi, vi", "pool")
     _checks.warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
 
@@ -405,7 +413,7 @@ def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.Data
     t = np.ascontiguousarray
     with _quiet():
         out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
+    _checks.finite_results(_finite(out), "yi, vi", who)
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
@@ -567,9 +575,7 @@ def subgroups(
     ``tau2="separate"`` (default; RevMan 5, R meta): a tau2 per subgroup.
     ``tau2="common"``: one tau2 across subgroups, metafor 3.8.1
     ``rma(yi, vi, mods = ~ factor(group), method=)`` (QM test with G - 1
-    df) for every estimator of :func:`pool` (the moderator forms of
-    :mod:`meta._subgroup_tau2`; REML and ML the global maximum of the
-    likelihood, as :func:`pool`); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
+    df); needs ``test="z"`` (metafor's Knapp-Hartung F test of the
     moderators is not implemented here).
 
     pandas ``yi``, ``vi``, ``groups`` are paired by index label as in
@@ -631,7 +637,7 @@ def subgroups(
     else:
         with _quiet():
             out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
-        _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
+        _checks.finite_results(_finite(out), "yi, vi", "subgroups")
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     res = {}
     for j, name in enumerate(labels):

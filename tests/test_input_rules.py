@@ -140,6 +140,7 @@ from meta.bayes import bayes_pool  # noqa: E402
 from meta.bias import egger, trimfill  # noqa: E402
 from meta.confint import confint  # noqa: E402
 from meta.pool import cumulative, leave_one_out, pool, pool_many  # noqa: E402
+from meta.plots import funnel  # noqa: E402
 from meta.robustness import robustness  # noqa: E402
 
 YM = np.array([0.1, 0.3, 5.0, 0.2, 0.4, 0.25])
@@ -174,6 +175,7 @@ MASKED_CALLS = {
     "smd_from_dz": lambda: effects.smd_from_dz(MY, NS),
     "smd_paired": lambda: effects.smd_paired(MY, 1.0, 0.0, 1.0, NS, r=0.5),
     "hedges_j": lambda: effects.hedges_j(np.ma.array([10.0, 20.0], mask=[0, 1])),
+    "funnel": lambda: funnel(MY, VM),
 }
 
 
@@ -215,6 +217,8 @@ LEVEL_CALLS = {
     "smd_from_d_ci": (lambda lv: effects.smd_from_d_ci(0.5, 0.1, 0.9, 20, 20, level=lv), lambda r: tuple(r["vi"])),
     "smd_change": (lambda lv: effects.smd_change(0.5, 20, ci_low=0.1, ci_high=0.9, level=lv),
                    lambda r: tuple(r["vi"])),
+    "funnel": (lambda lv: funnel(YM, VM, level=lv),
+               lambda f: tuple(next(a for a in f.findobj() if a.get_gid() == "pseudo-ci").get_xdata())),
 }
 
 
@@ -296,8 +300,10 @@ def test_egger_refuses_an_essentially_perfect_fit_and_equal_vi():
 def test_trimfill_refuses_identical_effects(side):
     with pytest.raises(ValueError, match=r"^trimfill: all 6 effects are equal \(up to rounding"):
         trimfill([0.3, 0.1 + 0.2, 0.3, 0.3, 0.3, 0.3], NOINFO["identical_vi"] + [0.3], side=side)
+    with pytest.warns(RuntimeWarning, match="identical up to rounding"):
+        res = pool([0.3] * 6, NOINFO["identical_vi"] + [0.3], test="knha")
     with pytest.raises(ValueError, match="all 6 effects are equal"):
-        trimfill(pool([0.3] * 6, NOINFO["identical_vi"] + [0.3], test="knha"))
+        trimfill(res)
 
 
 # --------------------------------------------------------------------------- 6. trim and fill: which model
@@ -375,3 +381,26 @@ def test_sort_keys_of_mixed_kinds_are_refused():
     with pytest.raises(ValueError, match=r"^order mixes number and string"):
         cumulative(Y5, V5, [2009, "2010", 2001, 2003, 2004])
     assert list(cumulative(Y5, V5, [9, 10, 1, 3, 4])["added"]) == [3, 4, 5, 1, 2]
+
+
+def test_hksj_without_information_is_nan_with_a_warning_not_p_zero():
+    """Identical effects: the Knapp-Hartung residual sum of squares is rounding noise; metafor
+    sets the variance factor to 0 and reports se = 0, p = 0.  Here se, the test, p, CI and PI
+    are NaN with a RuntimeWarning, in every fitting function; test='adhoc' still gives a test."""
+    v = NOINFO["identical_vi"]
+    with pytest.warns(RuntimeWarning, match="test='hksj': in 1 analysis the effects are identical up to rounding"):
+        r = pool([0.3] * 5, v, test="knha")
+    assert r.estimate == pytest.approx(0.3) and all(math.isnan(x) for x in (r.se, r.stat, r.p, r.ci_low, r.pi_high))
+    with pytest.warns(RuntimeWarning, match="in 1 analysis"):
+        df = pool_many(np.array([[0.3] * 5, [0.1, 0.2, 0.3, 0.4, 0.5]]), np.array([v, v]), test="hksj")
+    assert math.isnan(df["p"].iloc[0]) and 0 < df["p"].iloc[1] < 1
+    with pytest.warns(RuntimeWarning, match="in 5 analyses"):
+        loo = leave_one_out([0.3] * 5, v, test="hksj")
+    assert loo["p"].isna().all()
+    with pytest.warns(RuntimeWarning, match="identical up to rounding"):
+        sub = subgroups([0.3] * 4 + [0.5, 0.6], v + [0.1], list("aaaabb"), test="hksj")
+    assert math.isnan(sub.groups["a"].p) and 0 < sub.groups["b"].p < 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert 0 < pool([0.3] * 5, v, test="adhoc").p < 1
+        assert 0 < pool([0.3, 0.31, 0.29, 0.3, 0.305], v, test="hksj").p < 1

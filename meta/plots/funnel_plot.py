@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.plots.layout import CM, _same, _wrap, plain_figure
 from meta.plots.style import fixed_style
 
@@ -112,6 +112,8 @@ def funnel(
             raise ValueError("funnel: pass a result from meta.pool.pool() (or trimfill()), or yi and vi")
         y, v = ry, rv
     else:
+        _checks.not_masked(yi, "yi")
+        _checks.not_masked(vi, "vi")
         y = np.asarray(yi, dtype=float).ravel()
         v = np.asarray(vi, dtype=float).ravel()
         if y.size != v.size:
@@ -144,6 +146,7 @@ def funnel(
         eg = _egger(y, v)
     elif egger not in (False, None):
         eg = egger
+    level = _checks.level_fraction(level)  # the library's one reading: 95 = 0.95
     z = float(_lazy.special().ndtri(0.5 + level / 2))  # = scipy.stats.norm.ppf
 
     se_all = np.concatenate([se, fse])
