@@ -376,6 +376,21 @@ def test_study_labels_of_mixed_kinds_are_refused(call):
         call()
 
 
+def test_forest_study_table_labels_and_subgroups_of_mixed_kinds_are_refused():
+    """forest(res, studies) pairs rows with the result's subgroups by text: a subgroup column
+    holding 1 and "1" drew the subgroup "1" twice."""
+    from meta.plots import forest
+
+    res = subgroups(Y5, V5, ["1", "1", "2", "2", "2"])
+    table = pd.DataFrame({"label": list("abcde"), "yi": Y5, "vi": V5, "g": [1, "1", 2, 2, 2]})
+    with pytest.raises(ValueError, match=r"^forest: studies\['g'\] mixes number and string"):
+        forest(res, table, subgroup="g")
+    table["g"] = ["1", "1", "2", "2", "2"]
+    table["label"] = [1, "b", "c", "d", "e"]
+    with pytest.raises(ValueError, match=r"^forest: studies\['label'\] mixes string and number"):
+        forest(res, table, subgroup="g")
+
+
 def test_sort_keys_of_mixed_kinds_are_refused():
     """cumulative(order=[9, "10", ...]) sorted the years as text ("10" < "9")."""
     with pytest.raises(ValueError, match=r"^order mixes number and string"):

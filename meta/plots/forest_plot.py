@@ -19,7 +19,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.transforms import offset_copy
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.plots.layout import (CM, plain_figure, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
                                _wrap, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis)
 from meta.plots.style import fixed_style
@@ -57,6 +57,11 @@ def _check_studies(studies: Any, label: str, subgroup: str | None) -> pd.DataFra
                          + (" (use label= to name the study-label column)" if label in missing else ""))
     if len(studies) == 0:
         raise ValueError("forest: studies has no rows")
+    for col in [label] + ([subgroup] if subgroup is not None else []):
+        try:  # rows are paired with the result's studies and subgroups by their text: 1 and "1" would be one
+            _checks.one_kind(studies[col], f"studies[{col!r}]")
+        except ValueError as exc:
+            raise ValueError(f"forest: {exc}") from None
     return studies
 
 
