@@ -113,6 +113,8 @@ def one_kind(values, name: str) -> None:
     text, so such labels were merged or misordered without a word.  Missing
     values (None, NaN) are left to the caller.  The message names the
     positions and types of the minority kind and how to make them one kind."""
+    if isinstance(values, (pd.Series, pd.Index, np.ndarray)) and values.dtype != object:
+        return  # a typed column (numbers, strings, booleans, dates) holds one kind
     vals = list(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
     kinds: dict[str, list[int]] = {}
     for i, x in enumerate(vals):
