@@ -83,7 +83,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.pool import _check_pair, _fmt
 
 __all__ = ["BayesResult", "bayes_pool", "bayes_sensitivity", "TAU_PRIORS"]
@@ -141,9 +141,7 @@ def _check_inputs(yi, vi, tau_prior, tau_scale, mu_prior, level):
         if not (math.isfinite(m0) and math.isfinite(s0) and s0 > 0):
             raise ValueError(f"mu_prior must be (mean, sd) with a finite mean and a finite sd > 0; got {mu_prior!r}")
         mu_prior = (m0, s0)
-    if isinstance(level, bool) or not (isinstance(level, (int, float, np.floating)) and 0 < level < 1):
-        raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
-    return y, v, float(tau_scale), mu_prior, float(level)
+    return y, v, float(tau_scale), mu_prior, _checks.level_fraction(level)
 
 
 # --------------------------------------------------------------------------- engine

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta import effects as _eff
 from meta import escalc as _esc
 from meta._format import metafor_num as _fmt, metafor_p as _fmt_p
@@ -215,11 +215,7 @@ def _tables(who, measure, ai, bi, ci, di, n1i, n2i, data, slab, add, to, drop00,
     add = _pair(add, "add", 0.0, _check_add)
     to = _pair(to, "to", "none", _check_to)
     drop00 = _pair(drop00, "drop00", False, _check_drop)
-    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
-    if ok and 1 < level < 100:
-        level = level / 100.0
-    if not (ok and 0 < level < 1):
-        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage such as 95; got {level!r}")
+    level = _checks.level_fraction(level)
     given = {n: v for n, v in dict(ai=ai, bi=bi, ci=ci, di=di, n1i=n1i, n2i=n2i).items() if v is not None}
     given = _esc._resolve(data, given)
     if isinstance(slab, str) and data is not None:

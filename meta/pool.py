@@ -324,6 +324,14 @@ _DEFAULTS = {"method": "DL", "test": "z", "level": 0.95, "pi": "default"}
 _FINITE = ("estimate", "se", "ci_low", "ci_high", "tau2", "q")  # finite for every valid input
 
 
+def _finite(out: dict) -> dict:
+    """The :data:`_FINITE` fields of a fit to check for overflow; se and the CI
+    are left out where test='hksj' had no information (NaN on purpose,
+    :func:`meta._estimators.warn_hksj_no_information`)."""
+    skip = np.asarray(out.get("no_information", False), bool)
+    return {c: (np.asarray(out[c])[~skip] if c in ("se", "ci_low", "ci_high") and skip.any() else out[c]) for c in _FINITE}
+
+
 def _quiet():
     """Overflowing sums are reported by _checks.finite_results (a ValueError), not as numpy RuntimeWarnings."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -333,11 +341,13 @@ def _labels(labels, index, k: int, name: str = "labels") -> tuple:
     """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
     if labels is None:
         if index is not None:
+            _checks.one_kind(index, f"the index of the input (the study labels, {name})")
             return tuple(index)
         return tuple(range(1, k + 1))  # metafor's default study labels 1..k
     lab = list(labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else labels)
     if len(lab) != k:
         raise ValueError(f"{name} must have one entry per study ({k}); got {len(lab)}")
+    _checks.one_kind(lab, name)
     return tuple(lab)
 
 
@@ -484,7 +494,7 @@ def pool(
     if one is not None:
         _checks.warn_k1(test, int(y.size == 1))
         return _result(one, None, method, test, level, pi, one["weights"], y, v, lab, measure, index)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
+    _checks.finite_results(_finite(out), "yi, vi", "pool")
     _checks.warn_k1(test, int(y.size == 1))
     return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab, measure, index)
 
@@ -500,7 +510,7 @@ def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.Data
     t = np.ascontiguousarray
     with _quiet():
         out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
+    _checks.finite_results(_finite(out), "yi, vi", who)
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
@@ -577,6 +587,7 @@ def cumulative(
     if order is None:
         idx = np.arange(k)
     else:
+        _checks.one_kind(order, "order")
         keys = np.asarray(order)
         if keys.ndim != 1 or keys.size != k:
             raise ValueError(f"order must hold one sort key per study ({k}); got shape {keys.shape}")
@@ -766,7 +777,12 @@ def subgroups(
         raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
     if g.isna().any():
         raise ValueError(f"groups must not be missing; offending positions (0-based): {_checks.positions(g.isna().to_numpy())}")
+    _checks.one_kind(g, "groups")
     labels = list(pd.unique(g))
+    keys = [str(x) for x in labels]
+    if len(set(keys)) != len(keys):  # the result's keys are str(label): never let two groups share one
+        same = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"groups holds different labels that print the same ({same}); give groups distinct text")
     codes = pd.Categorical(g, categories=labels).codes
     n_g = np.bincount(codes, minlength=len(labels))
     n = int(n_g.max())
@@ -805,7 +821,7 @@ def subgroups(
     else:
         with _quiet():
             out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
-        _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
+        _checks.finite_results(_finite(out), "yi, vi", "subgroups")
     _checks.warn_k1(test, 0 if mode == "common" else int((out["k"] == 1).sum()))  # common: t with k - G df for every group
     res = {}
     for j, name in enumerate(labels):

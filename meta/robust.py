@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from meta import _checks
 from meta._checks import numbers, positions
 from meta._format import metafor_num as _fmt
 from meta._format import metafor_p as _fmt_p
@@ -768,8 +769,7 @@ def conf_int(fit, cluster=None, vcov="CR2", level: float | None = None, test: st
 
 
 def _conf_int(m: WorkingModel, v: CRVcov, level, test: str) -> ConfIntResult:
-    if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
-        raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
+    level = _checks.level_fraction(level)
     if test not in CONF_TESTS:
         raise ValueError(f"test must be one of {', '.join(CONF_TESTS)}; got {test!r}")
     se = v.se

@@ -281,8 +281,8 @@ def test_series_are_aligned_by_label_and_different_labels_refused():
         (dict(mu_prior=(0, 0)), "mu_prior must be"),
         (dict(mu_prior=(0,)), "mu_prior must be"),
         (dict(mu_prior=1.0), "mu_prior must be"),
-        (dict(level=1.5), "level must be"),
-        (dict(level=95), "level must be"),
+        (dict(level=1), "level must be"),
+        (dict(level=100), "level must be"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, match):

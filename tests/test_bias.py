@@ -106,7 +106,7 @@ def test_egger_needs_three_studies():
 def test_egger_bad_input_names_argument(yi, vi, match):
     if match is None:
         with pytest.raises(ValueError, match="level"):
-            egger(yi, vi, level=95)
+            egger(yi, vi, level=100)
     else:
         with pytest.raises(ValueError, match=match):
             egger(yi, vi)

@@ -69,7 +69,7 @@ def test_influence_refused_where_metafor_stops(case):
     influence() stops (chol of vb fails); we raise a ValueError saying why."""
     name, f = case
     assert name == "identical_effects" and f["test"] == "hksj"
-    with pytest.raises(ValueError, match="variance of the estimate is 0"):
+    with pytest.raises(ValueError, match="variance of the estimate is .*, not positive"):
         influence(fit_of(name, f))
 
 

@@ -186,8 +186,8 @@ def two_runs(tmp_path_factory):
 
 def test_every_results_folder_holds_a_byte_copy_of_its_inputs(two_runs):
     for name in ("studies.csv", "outcomes.csv", "analyses.csv", "review_claims.csv", "published_pooled.csv", "vocabulary.csv"):
-        assert (two_runs / "r2" / "inputs" / name).read_bytes() == (two_runs / "data" / name).read_bytes()
-    assert (two_runs / "r1" / "inputs" / "outcomes.csv").read_bytes() != (two_runs / "data" / "outcomes.csv").read_bytes()
+        assert (two_runs / "r2" / "inputs" / "exact" / f"{name}.bytes").read_bytes() == (two_runs / "data" / name).read_bytes()
+    assert (two_runs / "r1" / "inputs" / "exact" / "outcomes.csv.bytes").read_bytes() != (two_runs / "data" / "outcomes.csv").read_bytes()
 
 
 def test_meta_diff_identical_reruns_exit_0(two_runs, capsys):

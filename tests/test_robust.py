@@ -447,8 +447,9 @@ def test_bad_input_names_the_argument():
         R.wald_test(m, [5], cl)
     with pytest.raises(ValueError, match="adjust must be True, False"):
         R.robust(m, cl, adjust="yes")
-    with pytest.raises(ValueError, match="level must be a number between 0 and 1"):
-        R.conf_int(m, cl, level=95)
+    with pytest.raises(ValueError, match=r"level must be a fraction in \(0, 1\) such as 0.95, or a percentage"):
+        R.conf_int(m, cl, level=100)
+    assert R.conf_int(m, cl, level=95).to_frame().equals(R.conf_int(m, cl, level=0.95).to_frame())  # the library's one rule
     with pytest.raises(TypeError, match="fit must be a meta.pool.PoolResult"):
         R.coef_test(object(), cl)
     with pytest.raises(ValueError, match="W links rows .* of different clusters"):

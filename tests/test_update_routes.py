@@ -97,8 +97,8 @@ def test_d_with_ci_refuses_a_ci_without_its_estimate_and_a_bad_level():
         effects.smd_from_d_ci(0.9, 1.0, 2.0, 20, 20)
     with pytest.raises(ValueError, match="ci_high must be > ci_low"):
         effects.smd_from_d_ci(0.9, 2.0, 1.0, 20, 20)
-    with pytest.raises(ValueError, match="level must be a number in"):
-        effects.smd_from_d_ci(0.9, 0.3, 1.5, 20, 20, level=95)
+    with pytest.raises(ValueError, match="level must be a fraction in"):
+        effects.smd_from_d_ci(0.9, 0.3, 1.5, 20, 20, level=100)
     with pytest.raises(ValueError, match="es_type must be one of"):
         effects.smd_from_d_ci(0.9, 0.3, 1.5, 20, 20, es_type="r")
 

@@ -19,11 +19,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.transforms import offset_copy
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
-                               _wrap, heterogeneity_line, label_ticks, measure_display, overall_effect_line, ratio_label,
-                               ratio_ticks,
-                               subgroup_differences_line, value_axis)
+                               _wrap, heterogeneity_line, label_ticks, measure_display, overall_effect_line, plain_figure,
+                               ratio_label, ratio_ticks, subgroup_differences_line, value_axis)
 from meta.plots.style import fixed_style
 
 __all__ = ["forest"]
@@ -59,6 +58,11 @@ def _check_studies(studies: Any, label: str, subgroup: str | None) -> pd.DataFra
                          + (" (use label= to name the study-label column)" if label in missing else ""))
     if len(studies) == 0:
         raise ValueError("forest: studies has no rows")
+    for col in [label] + ([subgroup] if subgroup is not None else []):
+        try:  # rows are paired with the result's studies and subgroups by their text: 1 and "1" would be one
+            _checks.one_kind(studies[col], f"studies[{col!r}]")
+        except ValueError as exc:
+            raise ValueError(f"forest: {exc}") from None
     return studies
 
 
@@ -600,4 +604,4 @@ def forest(
         t = ax.text(null + off, fav_y, s, ha=ha, va="top", multialignment=ha, fontsize=fontsize,
                     parse_math=False, clip_on=False, linespacing=1.15)
         t.set_gid(gid)
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
 
-from meta import _lazy
-from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, ratio_label, ratio_ticks
+from meta import _checks, _lazy
+from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, plain_figure, ratio_label, ratio_ticks
 from meta.plots.style import fixed_style
 
 __all__ = ["funnel"]
@@ -120,6 +120,8 @@ def funnel(
             raise ValueError("funnel: pass a result from meta.pool.pool() (or trimfill()), or yi and vi")
         y, v = ry, rv
     else:
+        _checks.not_masked(yi, "yi")
+        _checks.not_masked(vi, "vi")
         y = np.asarray(yi, dtype=float).ravel()
         v = np.asarray(vi, dtype=float).ravel()
         if y.size != v.size:
@@ -161,6 +163,7 @@ def funnel(
         eg = _egger(y, v)
     elif egger not in (False, None):
         eg = egger
+    level = _checks.level_fraction(level)  # the library's one reading: 95 = 0.95
     z = float(_lazy.special().ndtri(0.5 + level / 2))  # = scipy.stats.norm.ppf
 
     se_all = np.concatenate([se, fse])
@@ -188,6 +191,12 @@ def funnel(
     top = 0.12 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
     bottom = 0.5 + (legend_rows * rh + 0.12 if legend else 0)
     left, right = 0.55, 0.12
+    if H - top - bottom < 1.0:
+        raise ValueError(
+            f"funnel: the title ({title.count(chr(10)) + 1} lines at this width) and legend leave "
+            f"{max(H - top - bottom, 0) / CM:.1f} cm of the {height_cm:g} cm figure for the plot; "
+            "shorten the title or raise height_cm"
+        )
     ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
     ax.set_label("funnel")
     ax.set_xlim(*xlim)
@@ -264,7 +273,7 @@ def funnel(
         leg = fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=fontsize, frameon=False,
                          bbox_to_anchor=(0.5, 0.02 / H * 0 + 0.01), handlelength=1.8, columnspacing=1.2)
         leg.set_gid("legend")
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls
 
 
 def _same_studies(y: np.ndarray, v: np.ndarray, ry: np.ndarray, rv: np.ndarray) -> bool:
