@@ -439,7 +439,7 @@ def test_failure_mid_run_leaves_previous_results_intact(synthetic, tmp_path, mon
     data = out.parent / "data"
     target = tmp_path / "results"
     reproduce.reproduce(data, target, **FAST)
-    (target / "marker.txt").write_text("old run")
+    (target / "report.md").write_text("old run")  # a file of the previous run, recognisable
     before = sorted(p.relative_to(target) for p in target.rglob("*"))
 
     def boom(*a, **k):
@@ -449,11 +449,11 @@ def test_failure_mid_run_leaves_previous_results_intact(synthetic, tmp_path, mon
     with pytest.raises(RuntimeError, match="simulated crash"):
         reproduce.reproduce(data, target, **FAST)
     assert sorted(p.relative_to(target) for p in target.rglob("*")) == before
-    assert (target / "marker.txt").read_text() == "old run"
+    assert (target / "report.md").read_text() == "old run"
     assert sorted(os.listdir(tmp_path)) == ["results"]  # no temporary folder left
     monkeypatch.undo()
     reproduce.reproduce(data, target, **FAST)  # a good run replaces the folder as a whole
-    assert not (target / "marker.txt").exists() and (target / "report.md").is_file()
+    assert (target / "report.md").read_text() != "old run"
     assert sorted(os.listdir(tmp_path)) == ["results"]
 
 
@@ -462,7 +462,7 @@ def test_failed_rename_puts_previous_results_back(synthetic, tmp_path, monkeypat
     data = out.parent / "data"
     target = tmp_path / "results"
     reproduce.reproduce(data, target, **FAST)
-    (target / "marker.txt").write_text("old run")
+    (target / "report.md").write_text("old run")
     real_replace = os.replace
     calls = []
 
@@ -475,7 +475,7 @@ def test_failed_rename_puts_previous_results_back(synthetic, tmp_path, monkeypat
     monkeypatch.setattr(outputs.os, "replace", flaky)
     with pytest.raises(OSError, match="simulated rename"):
         reproduce.reproduce(data, target, **FAST)
-    assert (target / "marker.txt").read_text() == "old run" and (target / "report.md").is_file()
+    assert (target / "report.md").read_text() == "old run"
     assert sorted(os.listdir(tmp_path)) == ["results"]
 
 

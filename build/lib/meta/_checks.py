@@ -11,13 +11,28 @@ One mechanism for every public function of :mod:`meta.effects`,
   A pandas input beside a plain array (list, numpy array) is taken by
   position, as pandas itself does for ``Series + ndarray`` (a plain array has
   no labels to compare).
+* :func:`not_masked` - numpy masked arrays with masked values are refused
+  (``TypeError``): ``np.asarray`` drops the mask, so the masked values would
+  be analysed; the message says what to pass instead (``y.compressed()``,
+  ``np.ma.filled``, or the rows dropped).  Called first by :func:`real` (so
+  by :func:`numbers`) and by :func:`align` for every argument (labels,
+  groups, sort keys).
 * :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
   complex numbers and non-numbers are refused (``np.asarray(x, float)``
   would turn True into 1.0 and drop an imaginary part with only a warning).
+* :func:`one_kind` - label arguments (study labels ``slab``, subgroup
+  ``groups``, sort keys ``order``) must be of one kind: all strings, all
+  numbers or all booleans.  ``1`` and ``"1"`` print the same and were merged
+  into one subgroup; ``True`` equals ``1`` in every pandas grouping; sort keys
+  ``[9, "10"]`` would be sorted as text.  Refused, naming the positions and
+  types.
 * :func:`positions` - the ``offending positions (0-based): ...`` part of a
   message.
 * :func:`finite_results` - sums that overflow (``yi = 1e200`` squares to inf)
   are refused, naming the arguments, instead of returning inf/NaN.
+* :func:`level_fraction` - THE rule for every ``level`` argument of the library
+  (pooling, Egger, Bayes, Q-profile, effect sizes from a CI): a fraction in
+  (0, 1), or a percentage in (1, 100) as metafor's ``level = 95``.
 * :func:`estimator_options` - ``method``, ``test``, ``level`` and ``pi`` of
   every pooling function, in metafor's spellings, to their canonical form
   (:func:`method_level`, :func:`option`); :func:`warn_k1` - the warning when
@@ -26,6 +41,7 @@ One mechanism for every public function of :mod:`meta.effects`,
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -34,10 +50,89 @@ import pandas as pd
 
 from meta import _estimators as _est
 
-__all__ = ["align", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
+__all__ = ["align", "not_masked", "level_fraction", "one_kind", "real", "numbers", "positions", "finite_results", "option", "method_level", "estimator_options",
            "warn_k1"]
 
 _MAX_SHOWN = 10
+
+
+def not_masked(x: Any, name: str) -> None:
+    """Refuse a numpy masked array that has masked values (``TypeError``
+    naming ``name``, how many values are masked and at which positions, and
+    what to pass instead): ``np.asarray`` and every numpy reduction used here
+    would silently analyse the masked values.  A masked array with nothing
+    masked is its data and passes; so do lists holding no ``np.ma.masked``."""
+    if isinstance(x, np.ma.MaskedArray):
+        m = np.ma.getmaskarray(x)
+        if not m.any():
+            return
+        where = f" at positions (0-based) {positions(m)}" if m.ndim in (1, 2) else ""
+        raise TypeError(
+            f"{name} is a numpy masked array with {int(m.sum())} masked value(s){where}; numpy would "
+            f"analyse the masked values, so masked arrays are refused: drop those studies from every "
+            f"argument alike (e.g. keep = ~np.ma.getmaskarray({name}); pass {name}.compressed() or "
+            f"{name}[keep] with the other arguments [keep]), or fill them on purpose (np.ma.filled({name}, value))"
+        )
+    if isinstance(x, (list, tuple)) and any(e is np.ma.masked for e in _flat(x)):
+        raise TypeError(f"{name} holds numpy's masked constant (np.ma.masked); drop those studies from every argument")
+
+
+def level_fraction(value: Any, name: str = "level") -> float:
+    """The one reading of a confidence / credible ``level`` in this library
+    (metafor's rule, ``rma(level = 95)``): a number strictly between 0 and 1
+    is a fraction (0.95); a number strictly between 1 and 100 is a percentage
+    (95 = 0.95, 1.5 = 0.015).  Refused with a ``ValueError`` naming ``name``:
+    1 itself (a 100 % fraction or a 1 % percentage: ambiguous), values <= 0 or
+    >= 100, NaN, booleans and non-numbers (metafor's further reading of levels
+    below 0.5 as alpha is not copied)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    lv = float(value) if ok else math.nan
+    if ok and 1 < lv < 100:
+        lv = lv / 100.0
+    if not (ok and 0 < lv < 1):
+        raise ValueError(
+            f"{name} must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {value!r}"
+        )
+    return lv
+
+
+def _kind(x) -> str:
+    if isinstance(x, (str, np.str_, bytes)):
+        return "string"
+    if isinstance(x, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return "number"
+    return type(x).__name__
+
+
+def one_kind(values, name: str) -> None:
+    """Refuse (``ValueError``) labels of more than one kind in ``values``
+    (strings, numbers, booleans, or another type): ``1`` and ``"1"`` print
+    the same, ``True == 1`` in every grouping, and mixed sort keys compare as
+    text, so such labels were merged or misordered without a word.  Missing
+    values (None, NaN) are left to the caller.  The message names the
+    positions and types of the minority kind and how to make them one kind."""
+    if isinstance(values, (pd.Series, pd.Index, np.ndarray)) and values.dtype != object:
+        return  # a typed column (numbers, strings, booleans, dates) holds one kind
+    vals = list(values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else values)
+    kinds: dict[str, list[int]] = {}
+    for i, x in enumerate(vals):
+        if x is None or (isinstance(x, (float, np.floating)) and np.isnan(x)):
+            continue
+        kinds.setdefault(_kind(x), []).append(i)
+    if len(kinds) <= 1:
+        return
+    order = sorted(kinds, key=lambda kd: -len(kinds[kd]))
+    parts = "; ".join(
+        f"{kd}s at positions (0-based) {_shown(kinds[kd])} (types {', '.join(sorted({type(vals[i]).__name__ for i in kinds[kd]}))}; "
+        f"e.g. {vals[kinds[kd][0]]!r})" for kd in order
+    )
+    raise ValueError(
+        f"{name} mixes {' and '.join(order)}: {parts}. Labels of different kinds can print alike "
+        f"(1 and '1') or compare alike (True and 1) and would be merged or misordered; give {name} "
+        f"one kind, e.g. all strings ([str(x) for x in {name}]) or all numbers"
+    )
 
 
 def _is_pandas(x: Any) -> bool:
@@ -92,6 +187,8 @@ def align(args: dict[str, Any]) -> tuple[dict[str, Any], pd.Index | None]:
 
     Returns the new ``args`` and the reference index (None without pandas input).
     """
+    for name, value in args.items():
+        not_masked(value, name)
     ref_name = next((n for n, v in args.items() if _is_pandas(v)), None)
     if ref_name is None:
         return dict(args), None
@@ -124,7 +221,9 @@ def real(x: Any, name: str) -> None:
     """Refuse booleans and complex numbers (``ValueError`` naming ``name``):
     numpy would turn True into 1.0 and drop an imaginary part with only a
     warning.  Looks at the dtype of arrays and pandas objects and at the
-    elements of lists and tuples (``[True, 2]`` becomes an integer array)."""
+    elements of lists and tuples (``[True, 2]`` becomes an integer array).
+    Masked arrays: :func:`not_masked` first."""
+    not_masked(x, name)
     if isinstance(x, (pd.Series, pd.DataFrame)):
         dtypes = [x.dtype] if isinstance(x, pd.Series) else list(x.dtypes)
         kinds = {"b" if pd.api.types.is_bool_dtype(d) else "c" if pd.api.types.is_complex_dtype(d) else "" for d in dtypes}
@@ -205,21 +304,14 @@ def option(value, name: str, allowed, aliases, what: str) -> str:
 def method_level(method, level) -> tuple[str, float]:
     """Canonical ``method`` and ``level`` in metafor's conventions: methods
     case-insensitive, ``"EE"`` and ``"CE"`` for ``"FE"``
-    (:data:`meta._estimators.METHOD_ALIASES`); a ``level`` strictly between
-    1 and 100 is a percentage (``95`` = 0.95), as metafor's ``level=95``
-    (1 itself is refused as ambiguous; metafor's reading of levels below 0.5
-    as alpha is not copied)."""
+    (:data:`meta._estimators.METHOD_ALIASES`); ``level`` by
+    :func:`level_fraction`."""
     m = method.upper() if isinstance(method, str) else method
     m = _est.METHOD_ALIASES.get(m, m)
     if m not in _est.METHODS:
         names = ", ".join(map(repr, _est.METHODS + tuple(_est.METHOD_ALIASES)))
         raise ValueError(f"method must be one of {names} (any case); got {method!r}")
-    ok = isinstance(level, (int, float, np.integer, np.floating)) and not isinstance(level, bool)
-    if ok and 1 < level < 100:
-        level = level / 100.0
-    if not (ok and 0 < level < 1):
-        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
-    return m, float(level)
+    return m, level_fraction(level)
 
 
 def estimator_options(method, test, level, pi):

@@ -44,8 +44,10 @@ J Stat Softw 36(3)):
 * tests (metafor 3.8.1 ``rma.uni(test=)``; all fall back to z for k = 1, as
   metafor): ``"z"`` (Wald, normal); ``"hksj"`` = metafor ``"knha"`` (Knapp &
   Hartung 2003): ``se^2 = s2w / sum(w)``, ``s2w = sum(w (y - est)^2) / (k - 1)``
-  (0 if the sum is below machine epsilon), not truncated, t with ``k - 1``
-  df; ``"adhoc"`` (metafor ``"adhoc"``; Knapp & Hartung 2003): the same with ``s2w`` replaced by ``max(1, s2w)``, so the CI is never
+  not truncated, t with ``k - 1`` df; where the sum is below machine
+  epsilon (effects identical up to rounding) metafor sets ``s2w = 0`` and
+  reports ``se = 0, p = 0``: here se, the test, p and the intervals are NaN
+  with a RuntimeWarning (:func:`warn_hksj_no_information`: no information); ``"adhoc"`` (metafor ``"adhoc"``; Knapp & Hartung 2003): the same with ``s2w`` replaced by ``max(1, s2w)``, so the CI is never
   narrower than the one from the unadjusted variance; ``"t"`` (metafor
   ``"t"``): the unadjusted se, t with ``k - 1`` df;
 * ``I2``, ``H2`` as metafor: FE model from Q (``I2 = max(0, 100 (Q - (k-1)) / Q)``,
@@ -573,9 +575,15 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
     use_t = t_used.any()
     with np.errstate(invalid="ignore", divide="ignore"):
         tdf = np.maximum(df, 1)
+        no_info = np.zeros(k.shape, bool)
         if use_t and test in ADJUSTED_TESTS:
             s2w = _f.hksj_factor(rss, tdf, test == "adhoc")  # adhoc, as metafor: s2w[s2w < 1] <- 1
             se = np.where(t_used, _f.adjusted_se(s2w, sw), se)
+            if test == "hksj":
+                no_info = t_used & (rss <= _f.EPS)
+                if no_info.any():
+                    se = np.where(no_info, np.nan, se)
+                    warn_hksj_no_information(int(no_info.sum()))
         stat = est / se
         zcrit = z_crit(1.0 - alpha / 2)
         if use_t:
@@ -624,7 +632,23 @@ def finish(core, *, method="DL", test="z", level=0.95, pi="default"):
         "pi_high": pi_high,
         "t_used": t_used,
         "hksj": t_used,
+        "no_information": no_info,
     }
+
+
+def warn_hksj_no_information(n: int) -> None:
+    """The warning of :func:`finish` for ``n`` analyses whose Knapp-Hartung
+    residual sum of squares is at most machine epsilon."""
+    import warnings
+
+    warnings.warn(
+        f"test='hksj': in {n} analys{'is' if n == 1 else 'es'} the effects are identical up to rounding "
+        "(Knapp-Hartung residual sum of squares <= machine epsilon), so the test's variance factor carries no "
+        "information (metafor sets it to 0 and reports se = 0, p = 0); se, the test, p, the CI and the "
+        "prediction interval are NaN. Use test='adhoc' (variance factor at least 1) or test='z'",
+        RuntimeWarning,
+        stacklevel=5,  # pool / leave_one_out / cumulative -> fit -> finish -> here
+    )
 
 
 def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", weights=False, scratch=None):
@@ -707,6 +731,8 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
             for wi, yi in zip(w, yl):
                 r = yi - est
                 rss += r * r * wi
+            if test == "hksj" and rss <= _f.EPS:
+                return None  # no information on the variance factor: fit() reports it
             se = float(_f.adjusted_se(_f.hksj_factor(rss, df, test == "adhoc"), sw))
         stat = est / se
         qq = 1.0 - (1.0 - level) / 2
@@ -738,7 +764,7 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
     out = {
         "k": k, "estimate": est, "se": se, "stat": stat, "p": p, "ci_low": ci_low, "ci_high": ci_high,
         "tau2": tau2, "tau": math.sqrt(tau2), "i2": i2, "h2": h2, "q": q, "q_df": df, "q_p": q_p,
-        "pi_low": pi_low, "pi_high": pi_high, "t_used": t_used,
+        "pi_low": pi_low, "pi_high": pi_high, "t_used": t_used, "no_information": False,
     }
     if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
         return None

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from meta import _estimators, _lazy
+from meta import _checks, _estimators, _lazy
 
 __all__ = ["ConfintResult", "q_profile", "confint_of"]
 
@@ -183,10 +183,7 @@ def confint_of(res, yi, vi, level: float | None = None) -> ConfintResult:
     yi, vi = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if level is None:
         level = res.level
-    if isinstance(level, (int, float)) and not isinstance(level, bool) and 1 < level < 100:
-        level = level / 100.0  # metafor's level=95, as meta.pool
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    level = _checks.level_fraction(level)
     if res.method not in _RANDOM:
         raise ValueError(
             f"confint: the model has no random-effects component (method={res.method!r}); "

@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-from meta import _estimators, _lazy
+from meta import _checks, _estimators, _lazy
 from meta._qprofile import ConfintResult
 
 __all__ = ["profile_ci"]
@@ -50,10 +50,7 @@ def profile_ci(res, yi, vi, level: float | None = None) -> ConfintResult:
     y, v = np.asarray(yi, dtype=float), np.asarray(vi, dtype=float)
     if level is None:
         level = res.level
-    if isinstance(level, (int, float)) and not isinstance(level, bool) and 1 < level < 100:
-        level = level / 100.0
-    if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
-        raise ValueError(f"level must be a fraction in (0, 1) such as 0.95, or a percentage in (1, 100) such as 95; got {level!r}")
+    level = _checks.level_fraction(level)
     if res.method not in PL_METHODS:
         raise ValueError(
             f"confint(type='PL'): the profile likelihood needs a likelihood-based fit, method 'ML' or 'REML'; "

@@ -83,7 +83,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.pool import _check_pair, _fmt
 
 __all__ = ["BayesResult", "bayes_pool", "bayes_sensitivity", "TAU_PRIORS"]
@@ -141,9 +141,7 @@ def _check_inputs(yi, vi, tau_prior, tau_scale, mu_prior, level):
         if not (math.isfinite(m0) and math.isfinite(s0) and s0 > 0):
             raise ValueError(f"mu_prior must be (mean, sd) with a finite mean and a finite sd > 0; got {mu_prior!r}")
         mu_prior = (m0, s0)
-    if isinstance(level, bool) or not (isinstance(level, (int, float, np.floating)) and 0 < level < 1):
-        raise ValueError(f"level must be a number between 0 and 1 (e.g. 0.95); got {level!r}")
-    return y, v, float(tau_scale), mu_prior, float(level)
+    return y, v, float(tau_scale), mu_prior, _checks.level_fraction(level)
 
 
 # --------------------------------------------------------------------------- engine
@@ -554,7 +552,25 @@ def _prob(p) -> float:
 # --------------------------------------------------------------------------- public
 
 
-def bayes_pool(yi, vi, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5, mu_prior=None, level: float = 0.95) -> BayesResult:
+def _fitted_data(yi, vi, level, who: str):
+    """``(yi, vi, level)`` of ``verb(res)`` with a fitted result (metafor-style: the
+    data come from the fit, the credible level defaults to its CI level), of
+    ``verb(escalc_frame)``, or as given."""
+    if hasattr(yi, "estimate") and hasattr(yi, "yi") and hasattr(yi, "vi"):
+        if vi is not None:
+            raise ValueError(f"{who}: got a fitted result and vi; pass the result alone ({who}(res)) or yi and vi")
+        if yi.yi is None or yi.vi is None:
+            raise ValueError(f"{who}: this result carries no yi/vi (built by hand); pass yi and vi")
+        return yi.yi, yi.vi, (yi.level if level is None else level)
+    if vi is None and isinstance(yi, pd.DataFrame) and {"yi", "vi"} <= set(yi.columns):
+        return yi["yi"], yi["vi"], (0.95 if level is None else level)
+    if vi is None:
+        raise ValueError(f"{who}: vi is missing; pass {who}(yi, vi), {who}(res) with a fitted result, or an escalc frame")
+    return yi, vi, (0.95 if level is None else level)
+
+
+def bayes_pool(yi, vi=None, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5, mu_prior=None,
+               level: float | None = None) -> BayesResult:
     """Bayesian random-effects meta-analysis of ``yi`` with sampling
     variances ``vi`` in the normal-normal hierarchical model (Röver 2020),
     computed by deterministic quadrature over tau (no MCMC).
@@ -568,7 +584,13 @@ def bayes_pool(yi, vi, *, tau_prior: str = "halfnormal", tau_scale: float = 0.5,
     as in :func:`meta.pool.pool`; two pandas Series are aligned by their index
     labels (different labels are refused).  Bad input raises ``ValueError``
     naming the argument.  Returns a :class:`BayesResult`.
+
+    ``bayes_pool(res)`` with a fitted result (:func:`meta.pool.pool`,
+    :func:`meta.binary.rma_mh`, ...) takes its ``yi`` and ``vi`` (and its CI
+    level unless ``level=`` is given); ``bayes_pool(es)`` takes an escalc frame's
+    ``yi`` and ``vi`` columns.  ``level`` default 0.95.
     """
+    yi, vi, level = _fitted_data(yi, vi, level, "bayes_pool")
     y, v, s, mu_prior, level = _check_inputs(yi, vi, tau_prior, tau_scale, mu_prior, level)
     post = _Posterior(y, v, tau_prior, s, mu_prior)
     lo_p, hi_p = (1 - level) / 2, (1 + level) / 2

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from meta import _checks, _lazy
+from meta import pool as _pool
 from meta.pool import _DEFAULTS, PoolResult, _fmt, _fmt_p, _inputs, pool
 
 __all__ = ["EggerResult", "egger", "TrimFillResult", "trimfill"]
@@ -138,6 +139,41 @@ class EggerResult:
         )
 
 
+#: residual variance below this fraction of the fitted values' mean square (weighted scale):
+#: rounding noise, not information (R's summary.lm warns "essentially perfect fit" below 1e-30)
+PERFECT_FIT = 1e-28
+#: effects within this many units of rounding (relative to max |yi|) of each other are identical
+ROUNDING_ULPS = 64
+
+
+def identical_effects(y: np.ndarray) -> bool:
+    """True when all ``y`` are equal up to rounding: ``max(y) - min(y) <=
+    ROUNDING_ULPS * eps * max|y|`` (exactly equal when that is 0)."""
+    return bool(np.ptp(y) <= ROUNDING_ULPS * np.finfo(float).eps * np.max(np.abs(y)))
+
+
+def _no_information_egger(y, fitted, w, phi):
+    """Refuse (``ValueError``) a regression whose residual variance is rounding
+    noise: identical effects (:func:`identical_effects`), or any essentially
+    perfect fit, ``phi < PERFECT_FIT * (mean(f)^2 + var(f))`` with
+    ``f = sqrt(w) * fitted`` (the criterion of R's ``summary.lm``, 100 times
+    looser).  The t statistic divides by that noise: metafor 3.8.1 prints
+    ``t = -1.23, p = 0.31`` for five identical effects (R only warns
+    "essentially perfect fit")."""
+    if identical_effects(y):
+        raise ValueError(
+            f"egger: all {y.size} effects are equal (up to rounding, {y[0]!r}): they carry no information "
+            "on funnel asymmetry, and the t-test would divide rounding noise by rounding noise "
+            "(metafor prints such a p-value with R's warning 'essentially perfect fit'); there is no test to report"
+        )
+    f = np.sqrt(w) * fitted
+    if phi < PERFECT_FIT * (np.mean(f) ** 2 + np.var(f, ddof=1)):
+        raise ValueError(
+            "egger: the effects lie exactly on a line in sqrt(vi) (residual variance at rounding level, "
+            f"{phi:.3g}): the t-test would divide by rounding noise; there is no test to report"
+        )
+
+
 def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
     """Egger's regression test for funnel-plot asymmetry.
 
@@ -180,7 +216,11 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
     ValueError
         k < 3 (the regression has two coefficients and needs a residual
         degree of freedom), mismatched lengths, non-finite values, ``vi <= 0``,
-        or all ``vi`` equal (no spread in the predictor).
+        all ``vi`` equal (no spread in the predictor; metafor stops too), or
+        effects that carry no information: all ``yi`` equal up to rounding,
+        or an essentially perfect fit (residual variance at rounding level),
+        where metafor prints a t-test of rounding noise (see
+        docs/input-rules.md).
     """
     y, v, _, _ = _as_effects(yi, vi, who="egger")
     if level is None:
@@ -191,8 +231,10 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
             f"egger: Egger's test needs at least 3 studies (two regression coefficients "
             f"plus one residual degree of freedom), got k = {k}"
         )
-    if not 0 < level < 1:
-        raise ValueError(f"egger: level must be in (0, 1), got {level}")
+    try:
+        level = _checks.level_fraction(level)
+    except ValueError as exc:
+        raise ValueError(f"egger: {exc}") from None
     sei = np.sqrt(v)
     X = np.column_stack([np.ones(k), sei])
     w = 1.0 / v
@@ -203,6 +245,7 @@ def egger(yi, vi=None, *, level: float | None = None) -> EggerResult:
         phi = float(np.sum(w * resid**2) / df)
         se = np.sqrt(phi * np.diag(xtwx_inv))
     _checks.finite_results({"intercept": beta[0], "slope": beta[1], "se": se}, "yi, vi", "egger")
+    _no_information_egger(y, X @ beta, w, phi)
     t = float(beta[1] / se[1])
     # scipy.stats.t.sf(x, df) = stdtr(df, -x), t.isf(q, df) = -stdtrit(df, q): the same bits without scipy.stats
     p = float(2 * _lazy.special().stdtr(df, -abs(t)))
@@ -314,13 +357,16 @@ class TrimFillResult:
     filled_yi, filled_vi : the ``k0`` filled-in studies, in metafor's order
         (mirror images ``2 * beta - yi`` of the k0 most extreme observed studies
         about the trimmed estimate ``beta``; they keep those studies' ``vi``).
-    result : :class:`meta.pool.PoolResult` on observed + filled studies.
-    original : :class:`meta.pool.PoolResult` on the observed studies.
+    result : :class:`meta.pool.PoolResult` on observed + filled studies
+        (z-test, 95%, as metafor); with ``k0 = 0`` it is ``original``.
+    original : :class:`meta.pool.PoolResult` on the observed studies: the
+        user's own result for ``trimfill(res)`` (its test and level).
     labels : study labels of the observed rows (the result's ``slab``, the
         Series index, or 1..k as metafor).
 
     ``result`` carries observed + filled ``yi``, ``vi`` and ``slab`` (filled
-    rows ``"Filled 1"``, ... last); :attr:`filled` marks them.
+    rows ``"Filled 1"``, ... last; the observed labels as text, so that the
+    labels are of one kind); :attr:`filled` marks them.
     """
 
     k0: int
@@ -387,7 +433,7 @@ class TrimFillResult:
                 f"Q(df = {fit.q_df}) = {fit.q:.4f}, p-val = {_fmt_p(fit.q_p)}",
                 f"  estimate = {fit.estimate:.4f} (SE = {fit.se:.4f}), "
                 f"{100 * fit.level:g}% CI: {fit.ci_low:.4f}, {fit.ci_high:.4f}; "
-                f"z = {fit.stat:.4f}, p = {_fmt_p(fit.p)}",
+                f"{'z' if fit.test == 'z' else 't'} = {fit.stat:.4f}, p = {_fmt_p(fit.p)}",
             ]
         return "\n".join(lines)
 
@@ -430,7 +476,10 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
     3. Fill: the k0 largest (trimmed) studies are mirrored about ``beta``
        (``2 beta - yi``, same ``vi``), appended after the observed studies,
        and all ``k + k0`` are pooled with ``method`` (z-test, 95% CI: metafor
-       passes neither ``test`` nor ``level`` to the filled fit).
+       passes neither ``test`` nor ``level`` to the filled fit).  With
+       ``k0 = 0`` nothing is filled and ``result`` is the user's own model
+       (``trimfill(res)``: ``res`` itself, with its test and level; metafor
+       returns ``x``).
 
     metafor's own default is ``method = "REML"`` (``rma()``'s default); ours
     is ``"DL"``, as everywhere in this package.
@@ -440,8 +489,10 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
     yi, vi : array-like (or Series, paired by label; the index labels the rows
         of ``to_frame``); or ``yi`` a PoolResult and no ``vi``.
     method : ``"FE"``, ``"DL"``, ``"REML"`` or ``"PM"``; default the result's,
-        else ``"DL"``.  The filled fit is ``z``/95% whatever the result's test
-        and level: metafor passes only ``method`` on to it.
+        else ``"DL"``.  With ``k0 > 0`` the filled fit is ``z``/95% whatever
+        the result's test and level: metafor 3.8.1 passes only ``method`` on
+        to it; with ``k0 = 0`` ``result`` is ``res`` itself (its test and
+        level), as metafor.
     estimator : ``"L0"`` (default), ``"R0"`` or ``"Q0"``.
     side : None (choose as metafor), ``"left"`` or ``"right"``.
     maxiter : iteration limit (metafor default 100).
@@ -453,7 +504,8 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
         ``method``/``estimator``/``side``, or when metafor stops with an error:
         ``side=None`` with k < 3 or all ``vi`` equal, Q0 with ``2k^2 - 4 Sr + 1/4 < 0``,
         R0 with no study below ``beta``,
-        or no convergence within ``maxiter`` iterations.
+        or no convergence within ``maxiter`` iterations; all ``yi`` equal up
+        to rounding (no information: metafor does not converge).
     """
     if method is not None and method not in _METHODS:
         raise ValueError(f"trimfill: method must be one of {_METHODS}, got {method!r}")
@@ -469,8 +521,17 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
     if k < 2:
         raise ValueError(f"trimfill: trim and fill needs at least 2 studies, got k = {k}")
     labels = tuple(slab)
+    if identical_effects(y):
+        raise ValueError(
+            f"trimfill: all {k} effects are equal (up to rounding, {y[0]!r}): the funnel has no asymmetry "
+            "to estimate, and the ranks of |yi - beta| would rank rounding noise (metafor stops: the "
+            "algorithm does not converge); there are no missing studies to fill"
+        )
 
-    original = pool(y, v, method=method, slab=labels)
+    # the measure travels with the fit (funnel(trimfill(res)) labels its axis by it)
+    measure = yi.measure if isinstance(yi, PoolResult) else _pool._measure_from(None, yi, vi)
+    # the user's own model (its test and level) when given, as metafor's trimfill(res) keeps x
+    original = yi if isinstance(yi, PoolResult) else pool(y, v, method=method, slab=labels, measure=measure)
     if side is None:
         if k < 3:
             raise ValueError(
@@ -478,7 +539,7 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
                 "sqrt(vi) that picks it has 2 coefficients (metafor stops too); pass "
                 "side='left' or side='right'"
             )
-        if np.ptp(v) == 0:
+        if np.ptp(v) <= ROUNDING_ULPS * np.finfo(float).eps * np.max(v):
             raise ValueError(
                 "trimfill: cannot choose the side: all vi are equal, so the regression of yi "
                 "on sqrt(vi) that picks it is undefined (metafor stops too); pass "
@@ -549,7 +610,8 @@ def trimfill(yi, vi=None, *, method=None, estimator="L0", side=None, maxiter=100
         filled_yi = -filled if side == "left" else filled
         filled_vi = vs[k - k0:].copy()
         result = pool(np.r_[y, filled_yi], np.r_[v, filled_vi], method=method,
-                      slab=list(labels) + [f"Filled {i + 1}" for i in range(k0)])
+                      slab=[x if isinstance(x, str) else str(x) for x in labels] + [f"Filled {i + 1}" for i in range(k0)],
+                      measure=measure)
     else:
         filled_yi = np.empty(0)
         filled_vi = np.empty(0)

@@ -253,8 +253,10 @@ def hedges_j(m: Any) -> np.ndarray:
     ``J(m) = Gamma(m/2) / (sqrt(m/2) * Gamma((m-1)/2))`` (Hedges 1981;
     Hedges & Olkin 1985, ch. 5), evaluated on the log scale as metafor's
     ``.cmicalc``: ``exp(lgamma(m/2) - log(sqrt(m/2)) - lgamma((m-1)/2))``.
-    NaN for ``m <= 1`` (as metafor).
+    NaN for ``m <= 1`` (as metafor).  Masked arrays with masked values are
+    refused (:func:`meta._checks.not_masked`).
     """
+    _checks.not_masked(m, "m")
     m = np.asarray(m, dtype=float)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.exp(
@@ -417,8 +419,7 @@ def smd_from_md(md, n1, n2, *, p=None, p_operator="=", ci_low=None, ci_high=None
     """
     _check_choice("variance", variance, VARIANCES)
     _check_choice("inequality", inequality, _INEQUALITY)
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise ValueError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}")
+    level = _checks.level_fraction(level)
     given = [name for name, v in (("p", p), ("ci", ci_low if ci_low is not None
                                              else ci_high), ("se", se))
              if v is not None]
@@ -524,9 +525,6 @@ def smd_paired(m_pre, sd_pre, m_post, sd_post, n, *, r=None, sd_change=None) -> 
 # routes for what newer studies report (a reported d with its CI; a
 # within-group mean change with its CI or SE; a reported change-score d)
 # --------------------------------------------------------------------------
-def _check_level(level: Any) -> None:
-    if not (isinstance(level, (int, float)) and not isinstance(level, bool) and 0 < level < 1):
-        raise ValueError(f"level must be a number in (0, 1), e.g. 0.95; got {level!r}")
 
 
 def smd_from_d_ci(d, ci_low, ci_high, n1, n2, *, es_type: str = "d", level: float = 0.95,
@@ -554,7 +552,7 @@ def smd_from_d_ci(d, ci_low, ci_high, n1, n2, *, es_type: str = "d", level: floa
     """
     _check_choice("variance", variance, VARIANCES)
     _check_choice("es_type", es_type, ("d", "g"))
-    _check_level(level)
+    level = _checks.level_fraction(level)
     x = _Inputs(dict(d=d, ci_low=ci_low, ci_high=ci_high, n1=n1, n2=n2))
     x.finite("d", "ci_low", "ci_high")
     x.sample_size("n1", "n2")
@@ -592,7 +590,7 @@ def smd_change(md, n, *, ci_low=None, ci_high=None, se=None, level: float = 0.95
     r, ``d_z = d_raw / sqrt(2 (1 - r))``; never pool the two together.
     ``n >= 3``.  Returns columns ``yi``, ``vi``.
     """
-    _check_level(level)
+    level = _checks.level_fraction(level)
     if (se is None) == (ci_low is None and ci_high is None):
         raise ValueError("smd_change needs exactly one source of precision: se=, or ci_low= and "
                          "ci_high= together")

@@ -237,7 +237,7 @@ def influence(res) -> InfluenceResult:
     vb = float(res.se) ** 2
     if not vb > 0:
         raise ValueError(
-            f"influence: the variance of the estimate is {vb!r} (test={test!r} with every yi equal gives the "
+            f"influence: the variance of the estimate is {vb!r}, not positive (test={test!r} with every yi equal gives the "
             "Knapp-Hartung factor s2w = 0), so Cook's distances and covariance ratios are undefined; metafor "
             "stops too. Use test='z'"
         )

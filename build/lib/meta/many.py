@@ -188,7 +188,10 @@ def pool_many(
         df = _pool_many_fast(y, v, index, method, level, pi)
     else:
         df = _pool_many_numpy(y, v, index, method, test, level, pi)
-    bad = ~np.isfinite(df[["estimate", "se", "tau2", "q"]].to_numpy()).all(axis=1)
+    bad = ~np.isfinite(df[["estimate", "tau2", "q"]].to_numpy()).all(axis=1)
+    se = df["se"].to_numpy()
+    # se is NaN on purpose where test='hksj' has no information (meta._estimators.warn_hksj_no_information)
+    bad |= ~np.isfinite(se) & ~(np.isnan(se) & (test == "hksj"))
     if bad.any():
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "

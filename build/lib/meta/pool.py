@@ -59,6 +59,7 @@ from meta import _checks, _lazy
 from meta import _estimators as _est
 from meta._formulas import hksj_factor as _f_hksj
 from meta import _subgroup_tau2 as _sub
+from meta._measures import measure_of as _measure_of
 from meta.many import pool_many  # noqa: F401  (public name of meta.pool; the engines live in meta.many)
 
 __all__ = [
@@ -110,7 +111,7 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
 from meta._format import metafor_num as _fmt, metafor_p as _fmt_p  # noqa: E402 (metafor's printout; meta.bias uses them)
 
 
-_DATA_FIELDS = ("weights", "yi", "vi", "slab")
+_DATA_FIELDS = ("weights", "yi", "vi", "slab", "data_index")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,16 @@ class PoolResult:
     metafor's name; default the pandas index of the input, else 1..k).  They
     are left out of ``to_frame()``, ``repr`` and ``==``.  ``None`` / ``()``
     for a result built by hand without data.
+
+    ``measure``: what ``yi`` measure (metafor's codes, :data:`meta._measures.MEASURES`:
+    ``"SMD"``, ``"OR"``, ``"ZCOR"``, ...; ``"GEN"`` when unknown, as metafor's
+    generic outcome), taken from an :func:`meta.escalc.escalc` frame or
+    ``pool(..., measure=)``.  ``summary()`` adds the back-transformed estimate for
+    OR, RR, PETO, ROM (exp) and ZCOR (tanh) and the plots label their axes by it.
+    ``data_index``: the pandas index of the input (None for arrays), so that a
+    Series from the same table pairs with the studies by label in every verb
+    (``cumulative(res, order=df.year)``), also when ``slab`` holds other labels.
+    ``repr(res)`` and ``print(res)`` give ``summary()``, as metafor's ``print``.
     """
 
     k: int
@@ -159,6 +170,8 @@ class PoolResult:
     yi: np.ndarray | None = field(default=None, repr=False, compare=False)
     vi: np.ndarray | None = field(default=None, repr=False, compare=False)
     slab: tuple = field(default=(), repr=False, compare=False)
+    measure: str = "GEN"
+    data_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         for name in ("yi", "vi"):
@@ -168,9 +181,20 @@ class PoolResult:
                 a.setflags(write=False)
                 object.__setattr__(self, name, a)
         object.__setattr__(self, "slab", tuple(self.slab))
+        object.__setattr__(self, "measure", _measure_name(self.measure))
+
+    def __repr__(self) -> str:
+        try:
+            return self.summary()
+        except Exception:  # a hand-built result summary() cannot print: the fields, as a dataclass shows them
+            shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+            return f"PoolResult({shown})"
+
+    def __str__(self) -> str:
+        return self.__repr__()
 
     def to_frame(self) -> pd.DataFrame:
-        """One row, one column per scalar field (``weights``, ``yi``, ``vi``, ``slab`` left out)."""
+        """One row, one column per scalar field (``weights``, ``yi``, ``vi``, ``slab``, ``data_index`` left out)."""
         row = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DATA_FIELDS}
         return pd.DataFrame([row])
 
@@ -217,7 +241,13 @@ class PoolResult:
         lines.append("")
         how = _pi_how(self.pi, self.test, self.method)
         lines.append(f"{pct} prediction interval [{how}]: {_fmt(self.pi_low)} to {_fmt(self.pi_high)}")
-        lines.append(f"{pct} CI level; test = {self.test}")
+        m = _measure_of(self.measure)
+        if m.func is not None:  # metafor predict(res, transf=exp) / transf.ztor
+            back = [float(m.func(x)) for x in (self.estimate, self.ci_low, self.ci_high, self.pi_low, self.pi_high)]
+            fname = "exp" if m.func is np.exp else "tanh"
+            lines += ["", f"Back-transformed ({fname}, {m.back}): estimate {_fmt(back[0])}, {pct} CI {_fmt(back[1])} to "
+                          f"{_fmt(back[2])}, prediction interval {_fmt(back[3])} to {_fmt(back[4])}"]
+        lines.append(f"{pct} CI level; test = {self.test}; measure = {self.measure} ({m.label})")
         return "\n".join(lines)
 
 
@@ -233,7 +263,23 @@ def _pi_how(pi: str, test: str, method: str) -> str:
     }[pi]
 
 
-def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=()) -> PoolResult:
+def _measure_name(measure) -> str:
+    return _measure_of(measure).name
+
+
+def _measure_from(measure, *args) -> str:
+    """``measure`` if given, else the ``attrs["measure"]`` an escalc frame's columns carry, else ``"GEN"``."""
+    if measure is not None:
+        return _measure_name(measure)
+    for a in args:
+        m = getattr(a, "attrs", {}).get("measure") if isinstance(a, (pd.Series, pd.DataFrame)) else None
+        if m is not None:
+            return _measure_name(m)
+    return "GEN"
+
+
+def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=(), measure="GEN",
+            data_index=None) -> PoolResult:
     """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars)."""
     o = out if i is None else {c: out[c][i] for c in _RESULT_KEYS}
     return PoolResult(
@@ -261,6 +307,8 @@ def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None,
         yi=yi,
         vi=vi,
         slab=slab,
+        measure=measure,
+        data_index=data_index,
     )
 
 
@@ -276,6 +324,14 @@ _DEFAULTS = {"method": "DL", "test": "z", "level": 0.95, "pi": "default"}
 _FINITE = ("estimate", "se", "ci_low", "ci_high", "tau2", "q")  # finite for every valid input
 
 
+def _finite(out: dict) -> dict:
+    """The :data:`_FINITE` fields of a fit to check for overflow; se and the CI
+    are left out where test='hksj' had no information (NaN on purpose,
+    :func:`meta._estimators.warn_hksj_no_information`)."""
+    skip = np.asarray(out.get("no_information", False), bool)
+    return {c: (np.asarray(out[c])[~skip] if c in ("se", "ci_low", "ci_high") and skip.any() else out[c]) for c in _FINITE}
+
+
 def _quiet():
     """Overflowing sums are reported by _checks.finite_results (a ValueError), not as numpy RuntimeWarnings."""
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
@@ -285,11 +341,13 @@ def _labels(labels, index, k: int, name: str = "labels") -> tuple:
     """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
     if labels is None:
         if index is not None:
+            _checks.one_kind(index, f"the index of the input (the study labels, {name})")
             return tuple(index)
         return tuple(range(1, k + 1))  # metafor's default study labels 1..k
     lab = list(labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else labels)
     if len(lab) != k:
         raise ValueError(f"{name} must have one entry per study ({k}); got {len(lab)}")
+    _checks.one_kind(lab, name)
     return tuple(lab)
 
 
@@ -325,8 +383,30 @@ def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who:
             )
         opts[key] = have
     slab = res.slab if len(res.slab) == res.k else tuple(range(1, res.k + 1))
-    ref = pd.Series(np.zeros(res.k), index=pd.Index(slab, tupleize_cols=False))
-    args, _ = _checks.align({"result.slab": ref, **extra}) if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()) else (extra, None)
+    args = extra
+    if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()):
+        # a Series pairs with the studies by the input's index (a column of the same table) or by slab
+        refs = [("result.slab", pd.Index(slab, tupleize_cols=False))]
+        di = getattr(res, "data_index", None)
+        if di is not None and len(di) == res.k:
+            refs.insert(0, ("the result's data index", di))
+        errors = []
+        for name, idx in refs:
+            try:
+                args, _ = _checks.align({name: pd.Series(np.zeros(res.k), index=idx), **extra})
+                break
+            except ValueError as exc:
+                errors.append(str(exc))
+        else:
+            if len(errors) == 1:
+                raise ValueError(f"{who}: {errors[0]}")
+            given = ", ".join(n for n, x in extra.items() if isinstance(x, (pd.Series, pd.DataFrame)))
+            raise ValueError(
+                f"{who}: {given} is a pandas object whose labels match neither the index of the data the result "
+                f"was fitted on ({list(di)[:5]}{' ...' if len(di) > 5 else ''}) nor its slab ({list(slab)[:5]}"
+                f"{' ...' if len(slab) > 5 else ''}); rows are paired by label, never by position: pass a Series "
+                "with one of those labels (e.g. a column of the same table) or a plain array in study order"
+            )
     lab = _labels(labels, None, res.k) if labels is not None else slab
     return np.asarray(res.yi), np.asarray(res.vi), lab, {k: args[k] for k in extra}, opts
 
@@ -336,6 +416,11 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
     if isinstance(yi, PoolResult):
         y, v, lab, ext, opts = _from_result(yi, vi, labels, extra, options, who)
     else:
+        if vi is None and getattr(yi, "method", None) in ("MH", "Peto"):  # meta.binary.BinaryResult
+            raise ValueError(
+                f"{who}: takes a PoolResult; a {'Mantel-Haenszel' if yi.method == 'MH' else 'Peto'} fit is not "
+                f"refitted here. Use {who}(pool(res.yi, res.vi, method='FE', slab=res.slab, measure=res.measure)) "
+                "for the inverse-variance analogue, or call meta.binary on the subsets of tables you need")
         if vi is None:
             raise ValueError(f"{who}: vi is missing; pass yi and vi, or a PoolResult from pool()")
         opts = {k: (_DEFAULTS[k] if x is None else x) for k, x in options.items()}
@@ -344,8 +429,22 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
     return y, v, lab, ext, opts
 
 
+def _frame_columns(yi, vi, who: str):
+    """``verb(es)`` with a DataFrame holding ``yi`` and ``vi`` columns (an escalc frame):
+    its two columns; ``vi`` missing otherwise: a ValueError saying what to pass."""
+    if vi is None and isinstance(yi, pd.DataFrame):
+        if {"yi", "vi"} <= set(yi.columns):
+            return yi["yi"], yi["vi"]
+        raise ValueError(f"{who}: a DataFrame was passed as yi without yi and vi columns (it has {list(yi.columns)[:10]}); "
+                         f"pass {who}(df.yi, df.vi) or a frame from meta.escalc.escalc()")
+    if vi is None:
+        raise ValueError(f"{who}: vi is missing; pass {who}(yi, vi), {who}(escalc_frame) or, for the verbs, a PoolResult")
+    return yi, vi
+
+
 def pool(
-    yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None
+    yi, vi=None, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None,
+    measure: str | None = None,
 ) -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
@@ -369,6 +468,12 @@ def pool(
     labels raise ``ValueError``.  A Series beside a plain list/array is taken
     by position, as pandas does (:func:`meta._checks.align`).
 
+    ``measure``: the effect measure of ``yi`` (metafor's codes, e.g. ``"SMD"``,
+    ``"OR"``); default: ``attrs["measure"]`` of an :func:`meta.escalc.escalc`
+    frame's columns, else ``"GEN"`` (generic).  ``pool(es)`` with an escalc
+    frame (or any DataFrame with ``yi`` and ``vi`` columns) is ``pool(es.yi,
+    es.vi)``, as metafor's ``rma(yi, vi, data=es)``.
+
     k = 1 returns that study: tau2 = 0, Q = 0 (df 0, p = 1), I2 = 0, H2 = 1,
     as metafor does.  Raises ``ValueError`` naming the argument and the
     positions for mismatched lengths or labels, empty input, NaN/inf,
@@ -376,7 +481,10 @@ def pool(
     overflow.
     """
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
+    yi, vi = _frame_columns(yi, vi, "pool")
+    measure = _measure_from(measure, yi, vi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
+    index = _checks.align({"yi": yi, "vi": vi, "slab": slab})[1]
     with _quiet():
         # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
         # a sum overflows, and the 2-D fit below then reports it
@@ -385,10 +493,10 @@ def pool(
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
         _checks.warn_k1(test, int(y.size == 1))
-        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "pool")
+        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab, measure, index)
+    _checks.finite_results(_finite(out), "yi, vi", "pool")
     _checks.warn_k1(test, int(y.size == 1))
-    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab)
+    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab, measure, index)
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -402,14 +510,21 @@ def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.Data
     t = np.ascontiguousarray
     with _quiet():
         out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
-    _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
+    _checks.finite_results(_finite(out), "yi, vi", who)
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
 
 
+def _slab_or_labels(slab, labels, who: str):
+    """``slab=`` (metafor's name) or ``labels=`` (the same, kept as an alias); not both."""
+    if slab is not None and labels is not None:
+        raise ValueError(f"{who}: pass the study labels once, as slab= (metafor's name); labels= is an alias of it")
+    return slab if slab is not None else labels
+
+
 def leave_one_out(
     yi, vi=None, *, method: str | None = None, labels=None, test: str | None = None, level: float | None = None,
-    pi: str | None = None,
+    pi: str | None = None, slab=None,
 ) -> pd.DataFrame:
     """Refit leaving out each study in turn (metafor ``leave1out()``).
 
@@ -422,9 +537,10 @@ def leave_one_out(
     One row per omitted study: ``omitted`` (its label; default the Series
     index or 1..k), then ``k, estimate, se, stat, p, ci_low, ci_high, q, q_p,
     tau2, i2, h2`` of the model without it.  Needs k >= 2 (metafor stops at
-    k = 1).
+    k = 1).  Study labels: ``slab=`` (metafor's name; ``labels=`` is an alias).
     """
     opts = {"method": method, "test": test, "level": level, "pi": pi}
+    labels = _slab_or_labels(slab, labels, "leave_one_out")
     y, v, lab, _, opts = _inputs("leave_one_out", yi, vi, labels, {}, opts)
     method, test, level, pi = opts["method"], opts["test"], opts["level"], opts["pi"]
     k = y.size
@@ -440,7 +556,7 @@ def leave_one_out(
 
 def cumulative(
     yi, vi=None, order=None, *, method: str | None = None, labels=None, test: str | None = None,
-    level: float | None = None, pi: str | None = None,
+    level: float | None = None, pi: str | None = None, slab=None,
 ) -> pd.DataFrame:
     """Cumulative meta-analysis (metafor 3.8 ``cumul(res, order=order)``).
 
@@ -455,8 +571,12 @@ def cumulative(
     ``order()`` is stable too).  ``order=None`` adds them in input order.  One
     row per step: ``added`` (label of the study added), then ``k, estimate,
     se, stat, p, ci_low, ci_high, q, q_p, tau2, i2, h2`` of the model fitted to
-    the studies added so far.
+    the studies added so far.  Study labels: ``slab=`` (``labels=`` is an alias).
+    A pandas ``order`` from the table the result was fitted on pairs with the
+    studies by that table's index (``cumulative(res, order=df.year)`` after
+    ``pool(df.yi, df.vi, slab=df.study)``), or by the result's ``slab``.
     """
+    labels = _slab_or_labels(slab, labels, "cumulative")
     if isinstance(yi, PoolResult) and vi is not None and order is None:
         vi, order = None, vi  # cumulative(res, years)
     opts = {"method": method, "test": test, "level": level, "pi": pi}
@@ -467,6 +587,7 @@ def cumulative(
     if order is None:
         idx = np.arange(k)
     else:
+        _checks.one_kind(order, "order")
         keys = np.asarray(order)
         if keys.ndim != 1 or keys.size != k:
             raise ValueError(f"order must hold one sort key per study ({k}); got shape {keys.shape}")
@@ -619,7 +740,7 @@ def _common_t_test(out, y2, v2, w, k: int, *, tau2: float, test: str, level: flo
 
 def subgroups(
     yi, vi, groups, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", tau2: str = "separate",
-    slab=None,
+    slab=None, measure: str | None = None,
 ) -> SubgroupResult:
     """Fit the subgroups and the overall model, and test for subgroup
     differences (see :class:`SubgroupResult`).  Subgroups keep their order
@@ -648,6 +769,7 @@ def subgroups(
             f'tau2="common" with test={test!r} gives the prediction interval of metafor predict() (t with k - G df): '
             f'use pi="default"; got pi={pi!r}'
         )
+    measure = _measure_from(measure, yi, vi)  # as pool(): measure=, else an escalc column's, else "GEN"
     y, v, lab, ext = _study_data(yi, vi, slab, {"groups": groups}, "subgroups", "slab")
     groups = ext["groups"]
     g = pd.Series(np.asarray(groups, dtype=object)) if not isinstance(groups, pd.Series) else groups.reset_index(drop=True)
@@ -655,7 +777,12 @@ def subgroups(
         raise ValueError(f"groups must have one label per study ({y.size}); got {len(g)}")
     if g.isna().any():
         raise ValueError(f"groups must not be missing; offending positions (0-based): {_checks.positions(g.isna().to_numpy())}")
+    _checks.one_kind(g, "groups")
     labels = list(pd.unique(g))
+    keys = [str(x) for x in labels]
+    if len(set(keys)) != len(keys):  # the result's keys are str(label): never let two groups share one
+        same = sorted({k for k in keys if keys.count(k) > 1})
+        raise ValueError(f"groups holds different labels that print the same ({same}); give groups distinct text")
     codes = pd.Categorical(g, categories=labels).codes
     n_g = np.bincount(codes, minlength=len(labels))
     n = int(n_g.max())
@@ -694,13 +821,14 @@ def subgroups(
     else:
         with _quiet():
             out = _est.fit(y2, v2, mask, method=method, test=test, level=level, pi=pi, weights=True)
-        _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", "subgroups")
+        _checks.finite_results(_finite(out), "yi, vi", "subgroups")
     _checks.warn_k1(test, 0 if mode == "common" else int((out["k"] == 1).sum()))  # common: t with k - G df for every group
     res = {}
     for j, name in enumerate(labels):
         pos = np.flatnonzero(codes == j)
-        res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos], [lab[i] for i in pos])
-    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab))
+        res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos],
+                                 [lab[i] for i in pos], measure)
+    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab), measure=measure)
     qb = float(qm) if mode == "common" else _wald_between({"estimate": [r.estimate for r in res.values()],
                                                            "se": [r.se for r in res.values()]})
     dfb = len(labels) - 1

@@ -67,6 +67,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from meta import _checks
 from meta.bayes import BayesResult, bayes_pool
 from meta.pool import PoolResult, pool
 from meta.verdicts import verdict
@@ -260,7 +261,7 @@ def robustness(res_or_yi, vi=None, *, direction=None, panel=DEFAULT_PANEL, level
         if vi is None:
             raise ValueError("robustness: vi is missing; pass yi and vi, or a PoolResult from pool()")
         yi, slab = res_or_yi, None
-    level = 0.95 if level is None else level
+    level = _checks.level_fraction(0.95 if level is None else level)  # the library's one reading (95 = 0.95)
     panel = tuple(panel)
     if not panel or not all(isinstance(p, PanelMethod) for p in panel):
         raise ValueError("panel must be a non-empty sequence of PanelMethod (first = primary)")

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.transforms import blended_transform_factory
 
-from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, value_axis
+from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, plain_figure, value_axis
 from meta.plots.style import fixed_style
 
 __all__ = ["cumulative_forest", "step_labels"]
@@ -149,4 +149,4 @@ def cumulative_forest(
     for s, ha, xx, gid in ((favours[0], "right", null - span, "favours-left"), (favours[1], "left", null + span, "favours-right")):
         t = fig.text(fx(xx), fav_y, str(s), ha=ha, va="top", fontsize=fontsize, parse_math=False)
         t.set_gid(gid)
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls

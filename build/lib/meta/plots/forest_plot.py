@@ -19,9 +19,10 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Polygon
 from matplotlib.transforms import offset_copy
 
-from meta import _lazy
+from meta import _checks, _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
-                               _wrap, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis)
+                               _wrap, heterogeneity_line, label_ticks, measure_display, overall_effect_line, plain_figure,
+                               ratio_label, ratio_ticks, subgroup_differences_line, value_axis)
 from meta.plots.style import fixed_style
 
 __all__ = ["forest"]
@@ -57,6 +58,11 @@ def _check_studies(studies: Any, label: str, subgroup: str | None) -> pd.DataFra
                          + (" (use label= to name the study-label column)" if label in missing else ""))
     if len(studies) == 0:
         raise ValueError("forest: studies has no rows")
+    for col in [label] + ([subgroup] if subgroup is not None else []):
+        try:  # rows are paired with the result's studies and subgroups by their text: 1 and "1" would be one
+            _checks.one_kind(studies[col], f"studies[{col!r}]")
+        except ValueError as exc:
+            raise ValueError(f"forest: {exc}") from None
     return studies
 
 
@@ -191,7 +197,7 @@ def forest(
     label: str = "label",
     subgroup: str | None = None,
     favours: Sequence[str] = ("Favours group 2", "Favours group 1"),
-    xlabel: str = "SMD (95% CI)",
+    xlabel: str | None = None,
     title: str | None = None,
     group_labels: Sequence[str] = ("Group 1", "Group 2"),
     xlim: tuple[float, float] | None = None,
@@ -199,6 +205,8 @@ def forest(
     digits: int = 2,
     fontsize: float = 8.0,
     width_cm: float = 17.0,
+    transf: Any = None,
+    atransf: Any = None,
 ) -> Figure:
     """RevMan-style forest plot of a pooled result.
 
@@ -222,7 +230,14 @@ def forest(
         their yi/vi must equal the result's (else ``ValueError``). Rows with
         NaN ``yi``/``vi`` are listed as "Not estimable".
     favours : (left, right) labels under the axis; the caller chooses the wording.
-    xlabel : header of the effect columns, e.g. "SMD (95% CI)".
+    xlabel : header of the effect columns; default from the result's ``measure``
+        ("SMD (95% CI)", "Odds Ratio (95% CI)", "Estimate (95% CI)" for an unknown one).
+    transf, atransf : metafor's ``forest`` arguments: ``transf`` transforms every
+        value before drawing, ``atransf`` only the axis labels and the text column.
+        Default (None): by the result's measure, OR/RR/PETO/ROM on a log axis
+        labelled in ratios (``atransf=numpy.exp``; ticks at 1-2-5 ratios), ZCOR as
+        correlations (``transf=numpy.tanh``), the others as analysed; ``False``
+        turns it off (:func:`meta.plots.layout.measure_display`).
     group_labels : headers over the group-1 and group-2 columns.
     xlim : x-axis limits; default symmetric about 0 and wide enough for every
         point estimate, pooled interval and prediction interval; a study
@@ -294,6 +309,19 @@ def forest(
     z = float(_lazy.special().ndtri(0.5 + level / 2))  # = scipy.stats.norm.ppf
     se = np.sqrt(np.where(finite, vi, np.nan))
     lo, hi = yi - z * se, yi + z * se
+    disp = measure_display(overall, transf, atransf)
+    tv, av = disp["tv"], disp["av"]
+
+    def tvf(x):
+        with np.errstate(all="ignore"):
+            return float(tv(x))
+
+    def ci_text(e, a, b):
+        with np.errstate(all="ignore"):
+            return _ci_text(float(av(e)), float(av(a)), float(av(b)), digits)
+
+    if xlabel is None:
+        xlabel = f"{disp['header']} ({100 * level:g}% CI)"
 
     num_cols = [c for c, _ in _GROUP_COLS + _GROUP2_COLS if c in studies.columns]
     decimals = {c: _column_decimals(_numeric(studies, c)) for c in num_cols}
@@ -313,8 +341,9 @@ def forest(
             cells[c] = fmt_cell(c, studies[c].iloc[i])
         if finite[i]:
             cells["weight"] = f"{weights[i]:.1f}%" if np.isfinite(weights[i]) else ""
-            cells["ci"] = _ci_text(yi[i], lo[i], hi[i], digits)
-            return _Row("study", cells, est=yi[i], lo=lo[i], hi=hi[i], weight=weights[i], filled=bool(is_filled[i]))
+            e, a, b = tvf(yi[i]), tvf(lo[i]), tvf(hi[i])
+            cells["ci"] = ci_text(e, a, b)
+            return _Row("study", cells, est=e, lo=a, hi=b, weight=weights[i], filled=bool(is_filled[i]))
         cells["weight"] = ""
         cells["ci"] = "Not estimable"
         return _Row("study", cells)
@@ -326,8 +355,9 @@ def forest(
                 cells[c] = _num(float(np.nansum(_numeric(studies, c)[idx & finite])), 0)
         w = 100.0 if kind == "total" else float(np.nansum(weights[idx & finite]))
         cells["weight"] = f"{w:.1f}%"
-        cells["ci"] = _ci_text(res.estimate, res.ci_low, res.ci_high, digits)
-        return _Row(kind, cells, bold=True, est=res.estimate, lo=res.ci_low, hi=res.ci_high, name=name)
+        e, a, b = tvf(res.estimate), tvf(res.ci_low), tvf(res.ci_high)
+        cells["ci"] = ci_text(e, a, b)
+        return _Row(kind, cells, bold=True, est=e, lo=a, hi=b, name=name)
 
     rows: list[_Row] = []
     all_idx = np.ones(len(studies), dtype=bool)
@@ -354,11 +384,12 @@ def forest(
         rows.extend(study_row(i) for i in range(len(studies)))
         rows.append(_Row("blank"))
     rows.append(pooled_row("total", f"Total ({100 * level:g}% CI)", overall, all_idx))
-    pi_ok = (show_pi and int(overall.k) >= 3 and np.isfinite(overall.pi_low) and np.isfinite(overall.pi_high))
+    pi_ok = (show_pi and int(overall.k) >= 3 and str(overall.method).upper() not in ("MH", "PETO") and np.isfinite(overall.pi_low) and np.isfinite(overall.pi_high))
     if pi_ok:
+        pl, ph = tvf(overall.pi_low), tvf(overall.pi_high)
         rows.append(_Row("pi", {"label": "Prediction interval",
-                                "ci": f"[{_num(overall.pi_low, digits)}, {_num(overall.pi_high, digits)}]"},
-                         lo=overall.pi_low, hi=overall.pi_high))
+                                "ci": f"[{_num(float(av(pl)), digits)}, {_num(float(av(ph)), digits)}]"},
+                         lo=pl, hi=ph))
     footer = [("heterogeneity", heterogeneity_line(overall)), ("overall-effect", overall_effect_line(overall))]
     if tf is not None:
         footer.append(("trimfill-note", f"Trim and fill ({tf.estimator}): {k0} "
@@ -472,7 +503,7 @@ def forest(
     ax = fig.add_axes((plot_x0 / W, (H - axis_y) / H, plot_w / W, (axis_y - table_top) / H))
     ax.set_label("forest")
     ax.set_ylim(axis_y, table_top)
-    null = 0.0
+    null = tvf(0.0)  # the line of no effect on the drawn scale (0; 1 under transf=exp)
     if xlim is None:
         pts = [r.est for r in rows if r.kind == "study"]
         pts += [v for r in rows if r.kind in ("subtotal", "total", "pi") for v in (r.lo, r.hi)]
@@ -486,8 +517,21 @@ def forest(
     if x0 < null < x1:
         nl = ax.axvline(null, color="black", linewidth=0.6, zorder=1)
         nl.set_gid("null-line")
-    ticks = np.linspace(x0, x1, 5) if (x1 + x0) == 2 * null else ax.get_xticks()
-    ax.set_xticks([t for t in ticks if x0 - 1e-12 <= t <= x1 + 1e-12])
+    if disp["log_axis"]:  # ratio measures: log positions labelled in ratios (metafor atransf=exp)
+        ticks = ratio_ticks(x0, x1)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([ratio_label(float(np.exp(t))) for t in ticks])
+    else:
+        ticks = np.linspace(x0, x1, 5) if (x1 + x0) == 2 * null else ax.get_xticks()
+        ax.set_xticks([t for t in ticks if x0 - 1e-12 <= t <= x1 + 1e-12])
+        if disp["atransf"]:
+            nice = label_ticks(av, x0, x1)
+            if nice is not None:
+                ax.set_xticks(nice[0])
+                ax.set_xticklabels(nice[1])
+            else:
+                with np.errstate(all="ignore"):
+                    ax.set_xticklabels([_num(float(av(t)), 2) for t in ax.get_xticks()])
 
     study = [(r, yy) for r, yy in zip(rows, row_y) if r.kind == "study" and np.isfinite(r.est)]
     segs, arrows = [], []
@@ -560,4 +604,4 @@ def forest(
         t = ax.text(null + off, fav_y, s, ha=ha, va="top", multialignment=ha, fontsize=fontsize,
                     parse_math=False, clip_on=False, linespacing=1.15)
         t.set_gid(gid)
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls

@@ -15,8 +15,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon, Rectangle
 
-from meta import _lazy
-from meta.plots.layout import CM, _same, _wrap
+from meta import _checks, _lazy
+from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, plain_figure, ratio_label, ratio_ticks
 from meta.plots.style import fixed_style
 
 __all__ = ["funnel"]
@@ -38,7 +38,7 @@ def funnel(
     contours: bool = False,
     egger: Any = False,
     trimfill: Any = None,
-    xlabel: str = "SMD",
+    xlabel: str | None = None,
     ylabel: str = "Standard error",
     title: str | None = None,
     level: float = 0.95,
@@ -47,6 +47,7 @@ def funnel(
     fontsize: float = 8.0,
     width_cm: float = 8.5,
     height_cm: float = 10.0,
+    atransf: Any = None,
 ) -> Figure:
     """Funnel plot: effect sizes against their standard errors, 0 at the top.
 
@@ -77,6 +78,13 @@ def funnel(
     trimfill : a ``TrimFillResult``; its ``filled_yi``/``filled_vi`` are drawn
         as hollow circles.
     level : level of the pseudo confidence limits.
+    xlabel : default from the result's ``measure`` (metafor's wording: "Log Odds
+        Ratio", "Standardized Mean Difference", "Observed Outcome" when unknown;
+        "Odds Ratio (log scale)" with ratio labels).
+    atransf : metafor ``funnel(atransf=)``: a function for the tick labels only
+        (the funnel stays on the analysis scale, where its limits are straight
+        lines).  Default (None): ``numpy.exp`` for OR, RR, PETO, ROM (ticks at 1-2-5
+        ratios) and ``numpy.tanh`` for ZCOR (labels in r); ``False``: none.
 
     Returns
     -------
@@ -112,6 +120,8 @@ def funnel(
             raise ValueError("funnel: pass a result from meta.pool.pool() (or trimfill()), or yi and vi")
         y, v = ry, rv
     else:
+        _checks.not_masked(yi, "yi")
+        _checks.not_masked(vi, "vi")
         y = np.asarray(yi, dtype=float).ravel()
         v = np.asarray(vi, dtype=float).ravel()
         if y.size != v.size:
@@ -135,8 +145,17 @@ def funnel(
     if result is None:
         from meta.pool import pool  # lazy: only funnel(yi, vi) without a result needs a fit
 
-        result = pool(y, v)
+        result = pool(y, v, measure=getattr(yi, "attrs", {}).get("measure"))  # an escalc column names its measure
     centre = float(result.estimate)
+    shown = result
+    if trimfill is not None and getattr(result, "measure", "GEN") == "GEN":
+        shown = getattr(trimfill, "original", result)
+    if atransf is None:  # a funnel is drawn on the analysis scale: the measure's transformation labels the axis
+        m = measure_display(shown)["measure"]
+        atransf = m.func if m.func is not None else False
+    disp = measure_display(shown, False, atransf)
+    if xlabel is None:
+        xlabel = disp["label"]
     eg = None
     if egger is True:
         from meta.bias import egger as _egger
@@ -144,6 +163,7 @@ def funnel(
         eg = _egger(y, v)
     elif egger not in (False, None):
         eg = egger
+    level = _checks.level_fraction(level)  # the library's one reading: 95 = 0.95
     z = float(_lazy.special().ndtri(0.5 + level / 2))  # = scipy.stats.norm.ppf
 
     se_all = np.concatenate([se, fse])
@@ -171,6 +191,12 @@ def funnel(
     top = 0.12 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
     bottom = 0.5 + (legend_rows * rh + 0.12 if legend else 0)
     left, right = 0.55, 0.12
+    if H - top - bottom < 1.0:
+        raise ValueError(
+            f"funnel: the title ({title.count(chr(10)) + 1} lines at this width) and legend leave "
+            f"{max(H - top - bottom, 0) / CM:.1f} cm of the {height_cm:g} cm figure for the plot; "
+            "shorten the title or raise height_cm"
+        )
     ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
     ax.set_label("funnel")
     ax.set_xlim(*xlim)
@@ -179,6 +205,21 @@ def funnel(
     for s in ax.spines.values():
         s.set_linewidth(0.6)
     ax.set_xlabel(xlabel, fontsize=fontsize)
+    if disp["log_axis"]:
+        ticks = ratio_ticks(*xlim)
+        if len(ticks) >= 2:
+            ax.set_xticks(ticks)
+            ax.set_xticklabels([ratio_label(float(np.exp(t))) for t in ticks])
+    elif disp["atransf"]:
+        nice = label_ticks(disp["av"], *xlim)
+        if nice is not None:
+            ax.set_xticks(nice[0])
+            ax.set_xticklabels(nice[1])
+        else:
+            ticks = [t for t in ax.get_xticks() if xlim[0] - 1e-12 <= t <= xlim[1] + 1e-12]
+            ax.set_xticks(ticks)
+            with np.errstate(all="ignore"):
+                ax.set_xticklabels([_num(float(disp["av"](t)), 2) for t in ticks])
     ax.set_ylabel(ylabel, fontsize=fontsize)
     if title:
         fig.text(0.1 / W, 1 - 0.1 / H, title, ha="left", va="top", fontsize=fontsize + 1,
@@ -232,7 +273,7 @@ def funnel(
         leg = fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=fontsize, frameon=False,
                          bbox_to_anchor=(0.5, 0.02 / H * 0 + 0.01), handlelength=1.8, columnspacing=1.2)
         leg.set_gid("legend")
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls
 
 
 def _same_studies(y: np.ndarray, v: np.ndarray, ry: np.ndarray, rv: np.ndarray) -> bool:

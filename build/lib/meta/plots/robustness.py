@@ -28,7 +28,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from matplotlib.transforms import offset_copy
 
-from meta.plots.layout import CM, MINUS, _nice_limit, _text_width, _wrap, value_axis
+from meta.plots.layout import CM, MINUS, _nice_limit, _text_width, _wrap, plain_figure, value_axis
 from meta.plots.style import fixed_style
 
 __all__ = ["robustness_plot"]
@@ -296,4 +296,4 @@ def robustness_plot(
                     clip_on=False, linespacing=1.15)
         t.set_gid(gid)
     put((plot_x0 + plot_x1) / 2, xlab_y, xlabel, ha="center", gid="xlabel")
-    return fig
+    return plain_figure(fig)  # all text plain: no mathtext/TeX, no invisible controls

@@ -379,9 +379,9 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     if k >= 1:
         rob = robustness(yi, vi, direction=direction, level=level, panel=robustness_panel(analysis))
     if k == 1:
-        result = pool(yi, vi, method="FE", test="z", level=level, slab=list(kept["label"]))
+        result = pool(yi, vi, method="FE", test="z", level=level, slab=list(kept["label"]), measure="SMD")
     elif k >= 2:
-        result = pool(yi, vi, method=analysis.method, test="z", level=level, slab=list(kept["label"]))
+        result = pool(yi, vi, method=analysis.method, test="z", level=level, slab=list(kept["label"]), measure="SMD")
         loo = leave_one_out(result)  # its data, labels, method and level
         if k >= bias_min_k:
             egger_res, tf_res, extra = _bias(result)
