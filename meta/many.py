@@ -96,7 +96,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
     if redo.any():
         q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
-    return _many_frame(out, index)
+    return out
 
 
 def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
@@ -185,16 +185,30 @@ def pool_many(
     if y.shape[1] == 0:
         raise ValueError("yi has no columns: at least one study per analysis is needed")
     if fast:
-        df = _pool_many_fast(y, v, index, method, level, pi)
+        out = _pool_many_fast(y, v, index, method, level, pi)
     else:
-        df = _pool_many_numpy(y, v, index, method, test, level, pi)
-    bad = ~np.isfinite(df[["estimate", "se", "tau2", "q"]].to_numpy()).all(axis=1)
-    if bad.any():
+        out = _pool_many_numpy(y, v, index, method, test, level, pi)
+    bad = _not_finite(out)
+    if bad is not None:
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
             "the values are too large or too small to compute with in double precision; rescale them"
         )
-    return df
+    return _many_frame(out, index)
+
+
+_CHECKED = [_MANY_COLUMNS.index(c) for c in ("estimate", "se", "tau2", "q")]
+
+
+def _not_finite(out: np.ndarray) -> np.ndarray | None:
+    """Rows (analyses) of ``out`` whose estimate, se, tau2 or Q is not finite,
+    or None; one pass per column (a 4 x m copy would cost a fifth of the input's memory)."""
+    ok = None
+    for j in _CHECKED:
+        fin = np.isfinite(out[j])
+        if not fin.all():
+            ok = fin if ok is None else ok & fin
+    return None if ok is None else ~ok
 
 
 def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:
@@ -260,4 +274,4 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
     if bad:
         _many_input_error(y, v)
     _checks.warn_k1(test, k1)
-    return _many_frame(res, index)
+    return res

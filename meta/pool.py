@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _checks, _lazy
+from meta import _checks, _lazy, _refits
 from meta import _estimators as _est
 from meta import _subgroup_tau2 as _sub
 from meta.many import pool_many  # noqa: F401  (its own module since issue 11; imported from here as before)
@@ -398,11 +398,10 @@ def pool(
 _STEP_COLUMNS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2"]
 
 
-def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.DataFrame:
-    """Fit each row of (analyses x studies) arrays (the estimators take studies x analyses)."""
-    t = np.ascontiguousarray
+def _fit_refits(core: dict, method, test, level, pi, who: str) -> pd.DataFrame:
+    """Tests, intervals and the step table from the per-refit sums of :mod:`meta._refits`."""
     with _quiet():
-        out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
+        out = _est.finish(core, method=method, test=test, level=level, pi=pi)
     _checks.finite_results({c: out[c] for c in _FINITE}, "yi, vi", who)
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
@@ -431,10 +430,10 @@ def leave_one_out(
     k = y.size
     if k < 2:
         raise ValueError("leave_one_out needs at least 2 studies (k >= 2); got k = 1")
-    keep = ~np.eye(k, dtype=bool)
-    y2 = y[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
-    v2 = v[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
-    df = _fit_matrix(y2, v2, np.ones((k, k - 1), bool), method, test, level, pi, "leave_one_out")
+    # the k refits in bounded memory (meta._refits: O(k) sums where the estimator allows)
+    with _quiet():
+        core = _refits.leave_one_out_core(y, v, method, test)
+    df = _fit_refits(core, method, test, level, pi, "leave_one_out")
     df.insert(0, "omitted", list(lab))
     return df
 
@@ -474,11 +473,9 @@ def cumulative(
         if keys.dtype.kind == "f" and np.isnan(keys).any():
             raise ValueError(f"order must not contain NaN; offending positions (0-based): {_checks.positions(np.isnan(keys))}")
         idx = np.argsort(keys, kind="stable")
-    ys, vs = y[idx], v[idx]
-    mask = np.tri(k, k, dtype=bool)
-    y2 = np.where(mask, ys[None, :], 0.0)
-    v2 = np.where(mask, vs[None, :], np.inf)
-    df = _fit_matrix(y2, v2, mask, method, test, level, pi, "cumulative")
+    with _quiet():
+        core = _refits.cumulative_core(y[idx], v[idx], method, test)
+    df = _fit_refits(core, method, test, level, pi, "cumulative")
     df.insert(0, "added", [lab[i] for i in idx])
     return df
 
