@@ -56,7 +56,7 @@ def test_pool_many_peak_below_three_quarters_of_the_input(engine, grid):
     pool_many(y[:100], v[:100], engine=engine)  # compile / load the kernel first
     tracemalloc.start()
     try:
-        df = pool_many(y, v, method="DL", engine=engine)
+        df = pool_many(y, v, method="DL" if engine == "numba" else "FE", engine=engine)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -64,3 +64,69 @@ def test_pool_many_peak_below_three_quarters_of_the_input(engine, grid):
     assert len(df) == y.shape[0]
     # output: 11 float columns + k = 0.6 x input; with a copy of each input the peak was 1.6-1.9 x
     assert peak <= 0.75 * inp, f"peak {peak / inp:.2f} x input"
+
+
+def _old_sei_slope(y, v, method):
+    """The k x k form of meta.bias._sei_slope (P = W - W X (X'WX)^-1 X'W), restated for comparison."""
+    from meta.bias import _wls
+
+    k = y.size
+    X = np.column_stack([np.ones(k), np.sqrt(v)])
+    p = 2
+
+    def parts(t):
+        w = 1.0 / (v + t)
+        beta, inv = _wls(y, X, w)
+        wx = X * w[:, None]
+        return beta, np.diag(w) - wx @ inv @ wx.T
+
+    if method == "DL":
+        _, P = parts(0.0)
+        tau2 = max(0.0, float((y @ P @ y - (k - p)) / np.trace(P)))
+    else:  # REML
+        H = X @ np.linalg.solve(X.T @ X, X.T)
+        R = np.eye(k) - H
+        tau2 = max(0.0, float((y @ R @ y - np.trace(R * v[None, :])) / (k - p)))
+        for _ in range(1000):
+            _, P = parts(tau2)
+            PP = P @ P
+            adj = float((y @ PP @ y - np.trace(P)) / np.trace(PP))
+            while tau2 + adj < 0:
+                adj /= 2
+            tau2 += adj
+            if abs(adj) < 1e-12:
+                break
+        tau2 = max(0.0, tau2)
+    return float(parts(tau2)[0][1]), tau2
+
+
+def _funnel(k, seed):
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(0.005, 0.3, k)
+    y = rng.normal(0.2 + 0.8 * np.sqrt(v), np.sqrt(v + 0.05))  # small-study effect
+    return y, v
+
+
+@pytest.mark.parametrize("method", ["DL", "REML"])
+def test_sei_slope_without_k_by_k_equals_the_matrix_form(method):
+    from meta.bias import _sei_slope
+
+    for seed in range(5):
+        y, v = _funnel(25, seed)
+        new, old = _sei_slope(y, v, method), _old_sei_slope(y, v, method)
+        np.testing.assert_allclose(new, old, rtol=1e-12, atol=1e-14)
+
+
+def test_trimfill_reml_k3000_never_forms_a_k_by_k_matrix():
+    from meta.bias import trimfill
+
+    y, v = _funnel(3000, 42)
+    tracemalloc.start()
+    try:
+        res = trimfill(y, v, method="REML")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert res.k0 >= 0
+    # one 3000 x 3000 float matrix is 72 MB; the fit needs O(k) arrays
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
