@@ -643,7 +643,8 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", 
 
 # --------------------------------------------------------------------------- one analysis
 
-SCALAR_METHODS = ("FE", "DL")  # closed forms that fit_one computes without the 2-D machinery
+SCALAR_METHODS = ("FE", "DL", "HS")  # closed forms whose tau2 fit_one computes itself
+LIST_MAX = 64  # fit_one sums on Python floats up to this many studies, numpy reductions beyond
 
 
 @functools.lru_cache(maxsize=256)
@@ -666,36 +667,64 @@ def _chi2_sf_one(x, df):
     return float(out) if math.isfinite(out) else float(_lazy.special().chdtrc(df, x))
 
 
-def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
-    """One analysis (1-D ``y``, ``v``, no padding) with ``method`` in
-    :data:`SCALAR_METHODS`: the fit of :func:`fit` (m = 1) without its 2-D
-    machinery, for :func:`meta.pool.pool` (a call costs a few numpy
-    operations instead of ~150).  The same formulas (:mod:`meta._formulas`
-    for the closed forms); the sums run in study order on Python floats, so
-    results agree with :func:`fit` to a few ulp (~1e-15 relative), not bit
-    for bit.  Returns :func:`fit`'s dictionary with floats (``weights`` an
-    array), or None where a sum is not finite or a division fails (the
-    caller then runs :func:`fit`, which reports it)."""
-    yl, vl = y.tolist(), v.tolist()
-    k = len(yl)
+def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None):
+    """One analysis (1-D ``y``, ``v``, no padding): the fit of :func:`fit`
+    (m = 1) without its 2-D machinery, for :func:`meta.pool.pool` (a call
+    costs a few numpy operations instead of ~150).  FE, DL and HS compute
+    their tau2 here; every other method needs it passed as ``tau2``
+    (:func:`meta._one.tau2_one`, the same estimators for one analysis).  The
+    same formulas (:mod:`meta._formulas` for the closed forms); up to
+    :data:`LIST_MAX` studies the sums run in study order on Python floats,
+    beyond that as plain ufunc reductions (pairwise; no BLAS threads, no
+    per-study Python loop), so results agree with :func:`fit` to a few ulp
+    (~1e-15 relative), not bit for bit.  Returns :func:`fit`'s dictionary
+    with floats (``weights`` an array), or None where a sum is not finite or
+    a division fails (the caller then runs :func:`fit`, which reports it)."""
+    k = y.size
     df = k - 1
+    big = k > LIST_MAX
     try:
-        w0 = [1.0 / x for x in vl]
-        sw0 = sw0sq = swy = 0.0
-        for wi, yi in zip(w0, yl):
-            sw0 += wi
-            sw0sq += wi * wi
-            swy += wi * yi
-        est0 = swy / sw0
-        q = 0.0
-        if k > 1:
+        if big:
+            w0 = np.divide(1.0, v)
+            tmp = np.multiply(w0, w0)
+            sw0, sw0sq = float(np.add.reduce(w0)), float(np.add.reduce(tmp))
+            est0 = float(np.add.reduce(np.multiply(w0, y, out=tmp))) / sw0
+            q = 0.0
+            if k > 1:
+                r = np.subtract(y, est0, out=tmp)
+                r *= r
+                r *= w0
+                q = max(float(np.add.reduce(r)), 0.0)
+        else:
+            yl, vl = y.tolist(), v.tolist()
+            w0 = [1.0 / x for x in vl]
+            sw0 = sw0sq = swy = 0.0
             for wi, yi in zip(w0, yl):
-                r = yi - est0
-                q += r * r * wi
-            q = max(q, 0.0)
-        tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq)) if method == "DL" and k > 1 else 0.0
+                sw0 += wi
+                sw0sq += wi * wi
+                swy += wi * yi
+            est0 = swy / sw0
+            q = 0.0
+            if k > 1:
+                for wi, yi in zip(w0, yl):
+                    r = yi - est0
+                    q += r * r * wi
+                q = max(q, 0.0)
+        if k == 1 or method == "FE":
+            tau2 = 0.0
+        elif method == "DL":
+            tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq))
+        elif method == "HS":
+            tau2 = max((q - k) / sw0, 0.0)
+        elif tau2 is None:
+            raise ValueError(f"fit_one: method {method!r} needs tau2")
+        tau2 = float(tau2)
         if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums
             w, sw, est = w0, sw0, est0
+        elif big:
+            w = np.divide(1.0, np.add(v, tau2))
+            sw = float(np.add.reduce(w))
+            est = float(np.add.reduce(np.multiply(w, y, out=tmp))) / sw
         else:
             w = [1.0 / (x + tau2) for x in vl]
             sw = swy = 0.0
@@ -706,10 +735,16 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
         se = math.sqrt(1.0 / sw)
         t_used = test != "z" and k > 1
         if t_used and test in ADJUSTED_TESTS:
-            rss = 0.0
-            for wi, yi in zip(w, yl):
-                r = yi - est
-                rss += r * r * wi
+            if big:
+                r = np.subtract(y, est, out=tmp)
+                r *= r
+                r *= w
+                rss = float(np.add.reduce(r))
+            else:
+                rss = 0.0
+                for wi, yi in zip(w, yl):
+                    r = yi - est
+                    rss += r * r * wi
             se = float(_f.adjusted_se(_f.hksj_factor(rss, df, test == "adhoc"), sw))
         stat = est / se
         qq = 1.0 - (1.0 - level) / 2
@@ -745,6 +780,6 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
     }
     if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
         return None
-    wa = np.array(w)
+    wa = np.asarray(w, dtype=float)
     out["weights"] = 100.0 * wa / sw
     return out

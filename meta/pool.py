@@ -57,7 +57,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _checks, _lazy, _refits
+from meta import _checks, _lazy, _one, _refits
 from meta import _estimators as _est
 from meta import _subgroup_tau2 as _sub
 from meta.many import pool_many  # noqa: F401  (its own module since issue 11; imported from here as before)
@@ -93,6 +93,10 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"yi and vi must have the same length; got {y.size} and {v.size}")
     if y.size == 0:
         raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
+    # fast path: finite sums and min(v) > 0 hold for all valid input (NaN/inf propagate;
+    # an overflowing sum of finite values only sends it to the exact checks below)
+    if math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and v.min() > 0:
+        return y, v
     bad = ~np.isfinite(y)
     if bad.any():
         raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
@@ -345,6 +349,16 @@ def _inputs(who: str, yi, vi, labels, extra: dict, options: dict, label_name: st
     return y, v, lab, ext, opts
 
 
+def _tau2_one(y, v, method):
+    """tau2 of one analysis for the methods that ``fit_one`` does not compute itself (NaN where it fails)."""
+    if method in _est.SCALAR_METHODS or method == "FE":
+        return None
+    try:
+        return _one.tau2_one(y, v, method)
+    except (ArithmeticError, ValueError):  # overflowing sums: the 2-D fit reports them
+        return math.nan
+
+
 def pool(
     yi, vi, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None
 ) -> PoolResult:
@@ -379,9 +393,9 @@ def pool(
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     with _quiet():
-        # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
-        # a sum overflows, and the 2-D fit below then reports it
-        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi) if method in _est.SCALAR_METHODS else None
+        # every method on one analysis without the 2-D machinery (meta._one: the same
+        # estimators); None where a sum overflows, and the 2-D fit below then reports it
+        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi, tau2=_tau2_one(y, v, method))
         if one is None:
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
