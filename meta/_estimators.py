@@ -647,6 +647,50 @@ SCALAR_METHODS = ("FE", "DL", "HS")  # closed forms whose tau2 fit_one computes 
 LIST_MAX = 64  # fit_one sums on Python floats up to this many studies, numpy reductions beyond
 
 
+BLOCK = 16384  # studies per block of fit_one's sums for large k (128 kB buffers stay in cache)
+
+
+class _Blocks:
+    """Sums over the studies of one large analysis, block by block: each
+    block's weights go into two buffers of :data:`BLOCK` floats allocated once
+    and are summed while in cache.  No k-sized temporary (on a VM each fresh
+    page costs ~4.6 us: ~9 ns per study and array at k = 1,000,000, more than
+    the arithmetic) and plain ufunc reductions (no BLAS threads)."""
+
+    def __init__(self, y, v):
+        self.y, self.v = y, v
+        n = min(y.size, BLOCK)
+        self.w, self.t = np.empty(n), np.empty(n)
+        self.blocks = [(a, min(a + BLOCK, y.size)) for a in range(0, y.size, BLOCK)]
+
+    def _weights(self, a, b, tau2):
+        w = np.add(self.v[a:b], tau2, out=self.w[: b - a])
+        return np.divide(1.0, w, out=w)
+
+    def sums(self, tau2, squares=False):
+        """``sum(w)``, ``sum(w y)`` and (if ``squares``) ``sum(w^2)``, ``w = 1/(v + tau2)``."""
+        sw = swy = sw2 = 0.0
+        for a, b in self.blocks:
+            w = self._weights(a, b, tau2)
+            t = self.t[: b - a]
+            sw += float(np.add.reduce(w))
+            swy += float(np.add.reduce(np.multiply(w, self.y[a:b], out=t)))
+            if squares:
+                sw2 += float(np.add.reduce(np.multiply(w, w, out=t)))
+        return sw, swy, sw2
+
+    def rss(self, tau2, est):
+        """``sum(w (y - est)^2)``."""
+        out = 0.0
+        for a, b in self.blocks:
+            w = self._weights(a, b, tau2)
+            r = np.subtract(self.y[a:b], est, out=self.t[: b - a])
+            r *= r
+            r *= w
+            out += float(np.add.reduce(r))
+        return out
+
+
 @functools.lru_cache(maxsize=256)
 def t_crit(df, q):
     """Quantile ``q`` of t with ``df`` degrees of freedom (scipy ``stdtrit``), cached."""
@@ -685,16 +729,11 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
     big = k > LIST_MAX
     try:
         if big:
-            w0 = np.divide(1.0, v)
-            tmp = np.multiply(w0, w0)
-            sw0, sw0sq = float(np.add.reduce(w0)), float(np.add.reduce(tmp))
-            est0 = float(np.add.reduce(np.multiply(w0, y, out=tmp))) / sw0
-            q = 0.0
-            if k > 1:
-                r = np.subtract(y, est0, out=tmp)
-                r *= r
-                r *= w0
-                q = max(float(np.add.reduce(r)), 0.0)
+            blocks = _Blocks(y, v)
+            sw0, swy, sw0sq = blocks.sums(0.0, squares=True)
+            est0 = swy / sw0
+            q = max(blocks.rss(0.0, est0), 0.0) if k > 1 else 0.0
+            w0 = None
         else:
             yl, vl = y.tolist(), v.tolist()
             w0 = [1.0 / x for x in vl]
@@ -722,9 +761,9 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
         if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums
             w, sw, est = w0, sw0, est0
         elif big:
-            w = np.divide(1.0, np.add(v, tau2))
-            sw = float(np.add.reduce(w))
-            est = float(np.add.reduce(np.multiply(w, y, out=tmp))) / sw
+            w = None
+            sw, swy, _ = blocks.sums(tau2)
+            est = swy / sw
         else:
             w = [1.0 / (x + tau2) for x in vl]
             sw = swy = 0.0
@@ -736,10 +775,7 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
         t_used = test != "z" and k > 1
         if t_used and test in ADJUSTED_TESTS:
             if big:
-                r = np.subtract(y, est, out=tmp)
-                r *= r
-                r *= w
-                rss = float(np.add.reduce(r))
+                rss = blocks.rss(tau2, est)
             else:
                 rss = 0.0
                 for wi, yi in zip(w, yl):
@@ -780,6 +816,10 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
     }
     if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
         return None
-    wa = np.asarray(w, dtype=float)
-    out["weights"] = 100.0 * wa / sw
+    if big:  # the one k-sized array of the fit: the weights (percent) it returns
+        wa = np.add(v, tau2)
+        np.divide(100.0 / sw, wa, out=wa)
+        out["weights"] = wa
+    else:
+        out["weights"] = 100.0 * np.asarray(w, dtype=float) / sw
     return out
