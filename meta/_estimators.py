@@ -386,10 +386,14 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
     up = _upper(yc, vc, mc, kc)
     low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
-    octaves = float(np.log2(up / low).max())
-    g = int(min(GRID_MAX, max(8, math.ceil(GRID_PER_OCTAVE * octaves) + 1)))
-    frac = np.linspace(0.0, 1.0, g)[:, None]
-    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (g + 1) x m
+    # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
+    # its result does not depend on the other analyses fitted with it (pool_many's blocks,
+    # Dask chunks); shorter grids repeat their last point, which adds no sign change
+    g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
+    i = np.arange(int(g.max()))[:, None]
+    frac = np.minimum(i * (1.0 / (g - 1)), 1.0)
+    frac[i[:, 0][:, None] == g - 1] = 1.0  # np.linspace sets its last point exactly
+    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (max g + 1) x m
     s = np.empty_like(grid)
     with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
         for j in range(grid.shape[0]):

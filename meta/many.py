@@ -170,8 +170,21 @@ def pool_many(
     Raises ``ValueError`` if the shapes or labels differ, a row has no finite
     ``yi``, ``yi`` is infinite, ``vi`` is not finite and > 0 where ``yi`` is
     finite, the input is boolean or complex, or a row's sums overflow.
+
+    Past one machine: ``yi`` (and ``vi``) may be Dask arrays (rows =
+    analyses, chunked by rows; optional dependency ``pip install
+    "meta[dask]"``).  The result is then lazy: a ``dask.delayed`` object
+    whose ``.compute()`` (or ``client.compute(...)``, ``dask.compute(...)``)
+    is the DataFrame of the in-memory call, equal to it value for value.
+    Each row chunk is fitted by this function as one task, where the chunk
+    lives (e.g. on the workers of a ``dask.distributed`` cluster), and the
+    chunks' tables are concatenated in row order.  Checks of the data run
+    when the chunks are computed.  (Not a ``dask.dataframe``: that needs
+    pyarrow, which the ``dask`` extra does not install.)
     """
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
+    if _is_dask(yi) or _is_dask(vi):
+        return _pool_many_dask(yi, vi, method, test, level, pi, engine)
     fast = _use_fast(engine, method, test, pi)
     (args, index) = _checks.align({"yi": yi, "vi": vi})
     if not isinstance(args["yi"], pd.DataFrame):
@@ -195,6 +208,55 @@ def pool_many(
             "the values are too large or too small to compute with in double precision; rescale them"
         )
     return _many_frame(out, index)
+
+
+def _is_dask(x) -> bool:
+    """A Dask array (told by its type's module, so dask is imported only when it is used)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "to_delayed")
+
+
+def _many_block(yb, vb, start: int, method, test, level, pi, engine) -> pd.DataFrame:
+    """One row chunk of a Dask input, fitted in memory; index = the rows' global positions."""
+    df = pool_many(yb, vb, method=method, test=test, level=level, pi=pi, engine=engine)
+    df.index = pd.RangeIndex(start, start + len(df))
+    return df
+
+
+def _pool_many_dask(yi, vi, method, test, level, pi, engine):
+    """pool_many on Dask arrays: a lazy dask DataFrame, one partition per row chunk."""
+    import dask
+    import dask.array as da
+
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
+    y = yi if _is_dask(yi) else _checks.numbers(yi, "yi")
+    v = vi if _is_dask(vi) else _checks.numbers(vi, "vi")
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
+    if not _is_dask(y):
+        y = da.from_array(y, chunks=v.chunks)
+    if not _is_dask(v):
+        v = da.from_array(v, chunks=y.chunks)
+    if y.shape[1] == 0:
+        raise ValueError("yi has no columns: at least one study per analysis is needed")
+    y = y.rechunk({1: -1})  # every study of an analysis in one block
+    v = v.rechunk(y.chunks)
+    starts = np.cumsum((0,) + tuple(y.chunks[0])).tolist()
+    fit = dask.delayed(_many_block, pure=True)
+    parts = [
+        fit(yb, vb, s0, method, test, level, pi, engine)
+        for yb, vb, s0 in zip(y.to_delayed().ravel(), v.to_delayed().ravel(), starts[:-1])
+    ]
+    return dask.delayed(_concat, pure=True)(parts)
+
+
+def _concat(parts) -> pd.DataFrame:
+    """The partitions of a Dask pool_many, in row order (indexes already global)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, copy=False)
 
 
 _CHECKED = [_MANY_COLUMNS.index(c) for c in ("estimate", "se", "tau2", "q")]
