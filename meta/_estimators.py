@@ -470,7 +470,7 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
 CORE_KEYS = ("k", "q", "sw0", "sw0sq", "tau2", "sw", "est", "rss")
 
 
-def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None):
+def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None, tau2=None):
     """The part of the fit that needs the studies: per-analysis sums and tau2.
 
     ``y`` (0 at padding), ``v`` (inf at padding), ``mask`` (True where a
@@ -482,7 +482,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     and DL (and HS) when ``k`` is given.  ``method``: a canonical name from
     :data:`METHODS`.  ``scratch``: optional sequence of three
     arrays shaped like ``y`` used as work space (``pool_many`` reuses them
-    from block to block: fresh memory costs page faults).
+    from block to block: fresh memory costs page faults).  ``tau2``: the
+    estimates per analysis if already known (``pool_many`` takes REML/ML's
+    from the compiled kernel of :mod:`meta._fast`); the estimator is then skipped.
     """
     if k is None:
         k = np.count_nonzero(mask, axis=0)
@@ -500,7 +502,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         tau2 = np.zeros(y.shape[1])
         w, sw, est = w0, sw0, est0
     else:
-        if method == "DL":
+        if tau2 is not None:
+            tau2 = np.asarray(tau2, dtype=float)
+        elif method == "DL":
             tau2 = tau2_dl(q, k, sw0, sw0sq)
         elif method == "HS":
             tau2 = tau2_hs(q, k, sw0)

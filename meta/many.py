@@ -79,6 +79,39 @@ def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
     return True
 
 
+def _use_fast_mle(engine: str, method: str) -> bool:
+    """Whether pool_many takes REML/ML tau2 from the compiled kernel (``engine="auto"`` with numba)."""
+    if engine != "auto" or method not in ("REML", "ML") or not _fast.AVAILABLE:
+        return False
+    try:
+        _fast.mle_kernel()
+    except ImportError as exc:
+        _fast.AVAILABLE = False
+        warnings.warn(f"numba is installed but cannot be imported ({exc}); pool_many uses its numpy engine", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _mle_tau2(y, v, method: str) -> np.ndarray:
+    """REML/ML tau2 of every row by the compiled kernel; rows it leaves open
+    (no convergence in MAXITER steps, or invalid input) are finished by the
+    numpy code of one analysis (:mod:`meta._one`, brentq as last resort)."""
+    from meta import _one
+
+    y = np.ascontiguousarray(y)
+    v = np.ascontiguousarray(v)
+    tau2 = np.empty(y.shape[0])
+    with np.errstate(all="ignore"):
+        _fast.mle_kernel()(y, v, method == "ML", _est.MAXITER, _est._RTOL, _est.GRID_PER_OCTAVE, _est.GRID_MAX, tau2)
+        for a in np.flatnonzero(np.isnan(tau2)):
+            keep = ~np.isnan(y[a])
+            try:
+                tau2[a] = _one.tau2_mle(y[a, keep], v[a, keep], ml=method == "ML")
+            except (ArithmeticError, ValueError):  # invalid row: the numpy engine reports it
+                tau2[a] = np.nan
+    return tau2
+
+
 def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
     """pool_many through the compiled kernel of :mod:`meta._fast`."""
     m, n = y.shape
@@ -157,7 +190,10 @@ def pool_many(
       faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
       first call in a process compiles it (about 2 s, cached on disk after).
     * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
-      else ``"numpy"``.
+      else ``"numpy"``; for REML and ML (any test) the numpy engine with
+      tau2 from a compiled kernel of the same algorithm (:mod:`meta._fast`;
+      the same grid, brackets and root finder, so the same global maximum;
+      agrees with ``engine="numpy"`` to ~1e-13), about 5x faster.
 
     Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
@@ -200,7 +236,8 @@ def pool_many(
     if fast:
         out = _pool_many_fast(y, v, index, method, level, pi)
     else:
-        out = _pool_many_numpy(y, v, index, method, test, level, pi)
+        tau2 = _mle_tau2(y, v, method) if _use_fast_mle(engine, method) else None
+        out = _pool_many_numpy(y, v, index, method, test, level, pi, tau2)
     bad = _not_finite(out)
     if bad is not None:
         raise ValueError(
@@ -256,7 +293,7 @@ def _concat(parts) -> pd.DataFrame:
     """The partitions of a Dask pool_many, in row order (indexes already global)."""
     if len(parts) == 1:
         return parts[0]
-    return pd.concat(parts, copy=False)
+    return pd.concat(parts)
 
 
 _CHECKED = [_MANY_COLUMNS.index(c) for c in ("estimate", "se", "tau2", "q")]
@@ -273,8 +310,9 @@ def _not_finite(out: np.ndarray) -> np.ndarray | None:
     return None if ok is None else ~ok
 
 
-def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:
-    """pool_many through the vectorised estimator code of :mod:`meta._estimators`."""
+def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> pd.DataFrame:
+    """pool_many through the vectorised estimator code of :mod:`meta._estimators`
+    (``tau2``: per-row estimates already computed, or None)."""
     m, n = y.shape
     res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
@@ -322,7 +360,8 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
             if not ok:
                 bad = True
                 break
-            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch)
+            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
+                                 tau2=None if tau2 is None else tau2[s : s + c])
             for key in _est.CORE_KEYS:
                 if core[key] is not None:
                     sums[key][s - s0 : s - s0 + c] = core[key]

@@ -76,3 +76,36 @@ def test_large_k_scales_linearly():
         res = pool(y, v, method=method)
         ref = _two_d(y, v, method, "z")
         assert abs(res.tau2 - ref["tau2"][0]) <= 1e-10 * ref["tau2"][0]
+
+
+def _ragged(m, seed):
+    rng = np.random.default_rng(seed)
+    k = rng.integers(1, 11, m)
+    v = rng.uniform(0.005, 0.6, (m, 10))
+    y = rng.normal(0.2, np.sqrt(v + rng.choice([0.0, 0.02, 0.2, 1.0], (m, 1))))
+    y[np.arange(10)[None, :] >= k[:, None]] = np.nan
+    y[0, :] = [-1, -1, -1, -1, -1, 1, 1, 1, 1, 1]  # two clusters with very different precisions
+    v[0, :] = [0.01] * 5 + [2.0] * 5
+    return y, v
+
+
+@pytest.mark.parametrize("method", ["REML", "ML"])
+def test_compiled_mle_tau2_equals_the_numpy_engine(method, monkeypatch):
+    pytest.importorskip("numba")
+    from meta import _fast
+    from meta.pool import pool_many
+
+    y, v = _ragged(3000, 8)
+    auto = pool_many(y, v, method=method)  # tau2 from the compiled kernel (meta._fast.mle_kernel)
+    ref = pool_many(y, v, method=method, engine="numpy")
+    scale = np.nanmean(v, axis=1)
+    err = np.abs(auto["tau2"] - ref["tau2"]).to_numpy() / (ref["tau2"].to_numpy() + scale)
+    assert err.max() <= 1e-12, err.max()
+    for c in ("estimate", "se", "ci_low", "ci_high", "pi_low", "pi_high"):
+        np.testing.assert_allclose(auto[c], ref[c], rtol=1e-11, atol=1e-13)
+    # rows the kernel leaves open (here: every row with a bracket, maxiter = 1) are finished in Python
+    kernel = _fast.mle_kernel()
+    monkeypatch.setattr(_fast, "mle_kernel", lambda: lambda y, v, ml, maxiter, *a: kernel(y, v, ml, 1, *a))
+    again = pool_many(y[:300], v[:300], method=method)
+    err = np.abs(again["tau2"] - ref["tau2"][:300]).to_numpy() / (ref["tau2"][:300].to_numpy() + scale[:300])
+    assert err.max() <= 1e-12, err.max()
