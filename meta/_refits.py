@@ -13,8 +13,10 @@ once, so memory is O(k) plus a fixed block:
   and the tau2 of DL, HS and HE (closed forms of Q, ``sum(w0)``,
   ``sum(w0^2)`` and the unweighted moments);
 * the random-effects weights ``1 / (v + tau2)`` differ in every refit (tau2
-  does), so the weighted sums of DL, HS and HE are taken block by block
-  (O(k^2) time, three passes over each block);
+  does): from :data:`SERIES_MIN_K` studies the weighted sums of DL, HS and HE
+  come from a series in ``tau2 - t0`` around one value (O(k) time,
+  :func:`_weighted_series`), otherwise (and for refits whose tau2 is far from
+  ``t0``) block by block (O(k^2) time, three passes over each block);
 * the iterative estimators (REML, ML, PM, EB) and SJ run the shared
   estimator code (:func:`meta._estimators.fit_core`) on blocks of refits.
 
@@ -208,6 +210,71 @@ def _weighted(y, v, tau2, rows, want_rss, loo):
     return sw, est, rss
 
 
+SERIES_MIN_K = 2000  # from this many studies the random-effects sums of refits use the series below
+_RHO = 0.25  # |tau2_row - tau2_0| / min(v + tau2_0) up to which a refit uses the series
+_TERMS = 31  # 0.25^31 / 0.75 < 2^-61: the truncation is below rounding
+
+
+def _weighted_series(y, v, tau2, rows, want_rss, loo):
+    """:func:`_weighted` in O(k) time where the refits' tau2 lie close to one
+    value ``t0`` (leave-one-out: all of them, the tau2 of k - 1 of the same
+    studies; cumulative: the later steps).  With ``a_j = v_j + t0`` and
+    ``d = tau2_row - t0``, ``sum_j 1/(a_j + d) = sum_n (-d)^n sum_j a_j^-(n+1)``
+    (a geometric series in ``d / a_j``, ``|d| <= a_min / 4``), and likewise
+    for ``sum y_j/(a_j + d)`` and ``sum (y_j - c)^2/(a_j + d)`` (``c``: a
+    centre, so that the residual sum does not cancel).  31 terms leave a
+    truncation error below 2^-61 of the sum.  Refits with ``|d| > a_min / 4``
+    go to :func:`_weighted`.  Leave-one-out subtracts the row's own term;
+    cumulative uses running sums of the powers."""
+    t = tau2[rows]
+    t0 = float(np.median(t)) if loo else float(tau2[-1])
+    a = v + t0
+    inv = 1.0 / a
+    d = t - t0
+    near = np.abs(d) <= _RHO * float(a.min())
+    sw, est = np.empty(rows.size), np.empty(rows.size)
+    rss = np.empty(rows.size) if want_rss else None
+    far = rows[~near]
+    if far.size:
+        fs, fe, fr = _weighted(y, v, tau2, far, want_rss, loo)
+        sw[~near], est[~near] = fs, fe
+        if want_rss:
+            rss[~near] = fr
+    r, dn = rows[near], -d[near]
+    if r.size == 0:
+        return sw, est, rss
+    c = _sum(y * inv) / _sum(inv)
+    yc = y - c
+    yc2 = yc * yc
+    F = np.zeros(r.size)
+    G = np.zeros(r.size)
+    H = np.zeros(r.size) if want_rss else None
+    for n in range(_TERMS, 0, -1):  # Horner in -d, highest power first
+        pw = inv**n
+        if loo:
+            f, g = _sum(pw), _sum(pw * yc)
+            h = _sum(pw * yc2) if want_rss else 0.0
+        else:
+            f, g = np.cumsum(pw)[r], np.cumsum(pw * yc)[r]
+            h = np.cumsum(pw * yc2)[r] if want_rss else 0.0
+        F = F * dn + f
+        G = G * dn + g
+        if want_rss:
+            H = H * dn + h
+    if loo:  # minus the refit's own study
+        own = 1.0 / (v[r] + t[near])
+        F -= own
+        G -= own * yc[r]
+        if want_rss:
+            H -= own * yc2[r]
+    sw[near] = F
+    e = G / F  # the weighted mean of y - c
+    est[near] = c + e
+    if want_rss:
+        rss[near] = np.maximum(H - e * G, 0.0)  # sum w (y - c - e)^2
+    return sw, est, rss
+
+
 # --------------------------------------------------------------------------- generic: blocks of the estimator code
 
 
@@ -265,7 +332,8 @@ def _core(y, v, method, test, loo):
     rss = q.copy() if want_rss else None  # tau2 = 0: w = w0, rss = Q
     rows = np.flatnonzero(tau2 > 0)
     if rows.size:
-        s, e, r = _weighted(y, v, tau2, rows, want_rss, loo)
+        weighted = _weighted_series if y.size >= SERIES_MIN_K else _weighted
+        s, e, r = weighted(y, v, tau2, rows, want_rss, loo)
         sw[rows], est[rows] = s, e
         if want_rss:
             rss[rows] = r
