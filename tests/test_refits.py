@@ -135,9 +135,6 @@ def test_leave_one_out_k20000_in_bounded_memory():
 
 def test_cumulative_k20000_in_bounded_memory():
     y, v = _data("random", K_BIG, 8)
-    with pytest.warns(UserWarning, match="k >= 2"):  # the first step has k = 1: z, as metafor
-        peak = _peak(lambda: cumulative(y, v, method="FE", test="hksj"))
-    assert peak < BOUND, f"peak {peak / 2**20:.1f} MB"
     peak = _peak(lambda: cumulative(y, v, method="DL"))
     assert peak < BOUND, f"peak {peak / 2**20:.1f} MB"
 
