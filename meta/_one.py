@@ -292,6 +292,11 @@ def tau2_mle(y, v, ml=False, maxiter=_est.MAXITER):
         if not lo < start < hi:
             start = lo
         root = _rtsafe(lambda t: work.score(t, ml=ml, info=True), lo, hi, scale, maxiter, start)
+        if len(jj) == 1 and s[0] > 0 and s[0] * root > 1e-6 * k:
+            # the only local maximum, and the likelihood rises from 0 (score > 0 up to the
+            # bracket): it beats the boundary by ~score(0) root / 4, far above the rounding
+            # of the log-likelihoods (~1e-15 k), so comparing them would only confirm it
+            return root
         ll = work.loglik(root, ml=ml)
         if best_ll is None or ll >= best_ll:  # the last of equal likelihoods, as the 2-D code's lexsort
             best, best_ll = root, ll
