@@ -250,9 +250,17 @@ def numbers(x: Any, name: str) -> np.ndarray:
     """``x`` as a float array; refuses booleans, complex numbers (:func:`real`)
     and non-numbers with a ``ValueError`` naming ``name``.  Nullable pandas
     missing values (``pd.NA``) become NaN (reported by the caller's
-    finiteness check)."""
+    finiteness check).  A float64 array (or float64 Series/DataFrame) is
+    returned as it is, not copied: callers only read it (``pool_many`` on a
+    large grid would otherwise hold each input twice)."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and (x.flags.c_contiguous or x.flags.f_contiguous):
+        return x  # already what is asked for: no copy (pool_many on 1e6 x 10 would double its memory)
     real(x, name)
     if isinstance(x, (pd.Series, pd.DataFrame)):
+        if isinstance(x, pd.Series) and x.dtype == np.float64:
+            return x.to_numpy()  # NaN already NaN: a view, not a copy
+        if isinstance(x, pd.DataFrame) and x.shape[1] and all(d == np.float64 for d in x.dtypes):
+            return x.to_numpy()  # one float block: a view
         try:
             return x.to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
@@ -263,6 +271,8 @@ def numbers(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
     if a.dtype.kind not in "iufUSO":  # strings of numbers ("0.5") are converted below, as before
         raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
+    if a.dtype == np.float64:
+        return a  # np.asarray made no copy of a float64 array (or made the only one of a list)
     try:
         return a.astype(float)
     except (TypeError, ValueError) as exc:
