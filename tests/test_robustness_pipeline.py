@@ -113,11 +113,12 @@ EXTRA = [
     {"analysis_id": "bz_knee_flexion", "title": "Exhaustive run: knee flexion (post vs pre)", "outcome": "knee_flexion",
      "comparison": "post_vs_pre", "filters": "study_id=bazettjones2013", "smd_convention": "revman", "method": "DL",
      "favours_left": "Less after", "favours_right": "More after", "claim_ids": "", "notes": "",
-     "prepost_r": "0.5", "prepost_r_source": "test value for tests/test_robustness_pipeline.py (not a published r)"},
+     "prepost_r": "0.5", "prepost_r_source": "test value for tests/test_robustness_pipeline.py (not a published r)",
+     "task": "exhaustive_run"},
     {"analysis_id": "bz_pelvic_tilt", "title": "Exhaustive run: anterior pelvic tilt (post vs pre)",
      "outcome": "anterior_pelvic_tilt", "comparison": "post_vs_pre", "filters": "study_id=bazettjones2013",
      "smd_convention": "revman", "method": "DL", "favours_left": "Less after", "favours_right": "More after",
-     "claim_ids": "", "notes": ""},
+     "claim_ids": "", "notes": "", "task": "exhaustive_run"},
 ]
 
 

@@ -365,10 +365,19 @@ def forest(
                                         f"{'study' if k0 == 1 else 'studies'} filled in (hollow), {tf.side} side"))
     if is_sub:
         footer.append(("subgroup-differences", subgroup_differences_line(result)))
+    # one study (metafor's k = 1 fit is the study itself): nothing was pooled, so no Total row, no
+    # diamond, no pooled-method header and no heterogeneity line; the study's own CI and z test stay
+    single = not is_sub and int(overall.k) == 1
+    if single:
+        rows = [r for r in rows if r.kind not in ("total", "pi", "blank")]
+        for r in rows:
+            r.cells["weight"] = ""  # nothing is weighted against anything
+        footer = [("overall-effect", overall_effect_line(overall).replace("Test for overall effect",
+                                                                           "Single study, not pooled"))]
 
     # ---------------- measure text, fit the width (inches) ----------------
-    method_text = _method_text(overall)
-    method_kind = _method_text(overall, with_level=False)
+    method_text = _method_text(overall) if not single else ""
+    method_kind = _method_text(overall, with_level=False) if not single else f"{100 * level:g}% CI"
     W = width_cm * CM
     margin, min_plot = 0.06, 1.5
     # shrink the font (not below 7 pt) before widening the figure
@@ -381,6 +390,8 @@ def forest(
         if plot_w >= min_plot:
             break
     widths, col_left, cols, headers2 = lay["widths"], lay["col_left"], lay["cols"], lay["headers2"]
+    if single:
+        headers2 = {**headers2, "weight": ""}
     if plot_w < min_plot:
         plot_w = min_plot
         new_w = plot_x0 + plot_w + margin + 0.06

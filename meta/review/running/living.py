@@ -46,12 +46,18 @@ def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
     runs = {}
     for name in SETS:  # ORIGINAL first
         s = sets[name]
-        same_rows = s.matched.index.equals(first.matched.index) and s.other_scale.index.equals(first.other_scale.index)
+        same_rows = (s.matched.index.equals(first.matched.index) and s.other_scale.index.equals(first.other_scale.index)
+                     and _index(s.other_task).equals(_index(first.other_task)))
         if name != ORIGINAL and same_rows:  # no newer study matched: the same rows give the same (deterministic) run
             runs[name] = dataclasses.replace(runs[ORIGINAL], evidence=name)
         else:
-            runs[name] = run_analysis(table, analysis, rows=s.matched, evidence=name, other_scale=s.other_scale, **kw)
+            runs[name] = run_analysis(table, analysis, rows=s.matched, evidence=name, other_scale=s.other_scale,
+                                      other_task=s.other_task, **kw)
     return runs
+
+
+def _index(frame) -> pd.Index:
+    return frame.index if frame is not None else pd.Index([])
 
 
 def _years(rows: pd.DataFrame) -> np.ndarray | None:
