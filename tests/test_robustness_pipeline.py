@@ -306,7 +306,8 @@ def test_prepost_r_sweep_shows_a_verdict_that_depends_on_r(tmp_path):
     outcomes = pd.concat([ds.outcomes] + rows, ignore_index=True)
     outcomes.index = pd.RangeIndex(2, 2 + len(outcomes), name=ds.outcomes.index.name)
     synth = dataclasses.replace(ds, outcomes=outcomes, studies=pd.concat([ds.studies, st], ignore_index=True))
-    a = Analysis("synth", "synthetic", ("knee_flexion",), "post_vs_pre", parse_filters("study_id=synthpre2001|synthpre2002"))
+    a = Analysis("synth", "synthetic", ("knee_flexion",), "post_vs_pre", parse_filters("study_id=synthpre2001|synthpre2002"),
+                 tasks=("exhaustive_run",))
     sweep = prepost_r_sensitivity(synth, [a], {"synth": +1}).set_index("r")
     assert (sweep["k"] == 2).all() and (sweep["n_r_assumed"] == 2).all()
     assert sweep.loc[0.2, "verdict"] == "direction only" and sweep.loc[0.8, "verdict"] == "agrees"
