@@ -277,9 +277,17 @@ class AnalysisRun:
         rec["trimfill_estimate"] = float(tf.result.estimate) if tf is not None else np.nan
         rec["trimfill_ci_low"] = float(tf.result.ci_low) if tf is not None else np.nan
         rec["trimfill_ci_high"] = float(tf.result.ci_high) if tf is not None else np.nan
+        from meta.review.running.claims import SINGLE_STUDY, run_verdict
+        from meta.review.running.levels import analysis_grade
+
         rob = self.robustness
-        rec["holds_under"] = rob.holds_under if rob is not None else ""
-        rec["fragile"] = bool(rob.fragile) if rob is not None else ""
+        # a single study is not pooled: no method count, never "not fragile"
+        rec["holds_under"] = rob.holds_under if rob is not None and self.k >= 2 else (SINGLE_STUDY if self.k == 1 else "")
+        rec["fragile"] = bool(rob.fragile) if rob is not None and self.k >= 2 else ""
+        rec["verdict"] = run_verdict(self)
+        g = analysis_grade(self)
+        rec["level"] = g.text
+        rec["level_rule"] = g.rule
         rec["claim_ids"] = ";".join(a.claim_ids)
         return pd.DataFrame([rec])
 
