@@ -40,7 +40,7 @@ from meta.review.outputs.results_folder import ResultsFolder, prepare, write_tab
 from meta.review.running.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
 from meta.review.running.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
 from meta.review.running.evidence import ORIGINAL, UPDATED
-from meta.review.running.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
+from meta.review.running.living import cumulative_table, draw_cumulative, run_sets, same_rows, used_in_columns, with_set
 from meta.review.outputs.results_folder import read_inputs, write_inputs
 
 __all__ = ["ReproduceResult", "reproduce"]
@@ -220,7 +220,7 @@ def reproduce(
     prepost = prepost_r_sensitivity(dataset, analyses, sweep_dirs, level=settings["level"])
     claims_frame = _claims_both(claims, runs, updated)
     cum = cumulative_table(updated)
-    coverage = coverage_table(dataset)
+    coverage = coverage_table(dataset, effects=table)  # the effect table of the runs: coverage and gaps agree
     living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
               "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
 
@@ -239,9 +239,12 @@ def reproduce(
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi)  # funnel plot from the analysis' own bias_min_k
             final_runs.append(replace(run, figures=figs))
         final_updated = []
-        for run in updated:
+        for o, run in zip(final_runs, updated):
             c = cum.loc[cum["analysis_id"] == run.analysis.analysis_id]
-            final_updated.append(replace(run, figures=draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
+            # the updated set's own forest and robustness plots where its rows differ from the original
+            # set's; where they are the same rows, the original set's figures are its figures
+            own = o.figures if same_rows(o, run) else draw_figures(run, fig_dir, formats=formats, dpi=dpi)
+            final_updated.append(replace(run, figures=own + draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
         living["updated"] = tuple(final_updated)
         res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs, final_updated), sens, claims_frame,
                               coverage, settings, 0.0, **living, prepost_r=prepost)

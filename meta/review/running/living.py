@@ -56,6 +56,17 @@ def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
     return runs
 
 
+def same_rows(a, b) -> bool:
+    """True when two runs of one analysis pooled the same outcome rows and listed the same others (the
+    updated set adds nothing to the original): the same figures and numbers serve both."""
+    def ids(frame):
+        return list(frame["outcomes_row"]) if frame is not None and "outcomes_row" in frame else []
+
+    return (ids(a.rows) == ids(b.rows) and ids(a.set_aside) == ids(b.set_aside) and ids(a.unusable) == ids(b.unusable)
+            and ids(getattr(a, "other_scale", None)) == ids(getattr(b, "other_scale", None))
+            and ids(getattr(a, "other_task", None)) == ids(getattr(b, "other_task", None)))
+
+
 def _index(frame) -> pd.Index:
     return frame.index if frame is not None else pd.Index([])
 
@@ -128,4 +139,4 @@ def used_in_columns(out: pd.DataFrame, runs, suffix: str) -> pd.DataFrame:
     return out
 
 
-__all__ += ["used_in_columns", "ORIGINAL", "UPDATED"]
+__all__ += ["used_in_columns", "same_rows", "ORIGINAL", "UPDATED"]
