@@ -66,6 +66,7 @@ class ReproduceResult:
     vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
     claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
     prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.review.running.sensitivity.prepost_r_sensitivity)
+    studies: pd.DataFrame | None = None  # studies.csv as loaded (study counts)
 
     def robustness_frame(self) -> pd.DataFrame:
         """``robustness.csv``: one row per evidence set x analysis (k >= 1) x method of its robustness panel."""
@@ -222,7 +223,7 @@ def reproduce(
     cum = cumulative_table(updated)
     coverage = coverage_table(dataset, effects=table)  # the effect table of the runs: coverage and gaps agree
     living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
-              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
+              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims, "studies": dataset.studies}
 
     if out_dir is None:
         return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
@@ -253,6 +254,6 @@ def reproduce(
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
-            (tmp / "report.html").write_text(report.markdown_to_html(md, title="Neal et al. (2016) reproduced"), encoding="utf-8")
+            (tmp / "report.html").write_text(report.markdown_to_html(md, title=report.TITLE), encoding="utf-8")
         folder.commit()
     return replace(res, elapsed=time.perf_counter() - t0)

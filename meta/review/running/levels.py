@@ -54,11 +54,11 @@ def compare_levels(review_level, g: EvidenceGrade) -> str:
     if rv not in _RANK:
         return f"the review's level {rv!r} is not one of the rule's levels"
     if g.k == 0:
-        return f"review: {rv}; no usable data here"
+        return "not gradable here: no usable data"
     lo, hi = _RANK.get(g.low, 0), _RANK.get(g.high, 0)
     r = _RANK[rv]
     if lo <= r <= hi:
-        return f"review: {rv}; within what the rule gives here" + (" (if quality allows)" if lo != hi else "")
+        return "within the rule's range here" + (" (depends on the unknown quality)" if lo != hi else "")
     if r > hi:
-        return f"review: {rv}; stronger than the rule gives here"
-    return f"review: {rv}; weaker than the rule gives here"
+        return "stronger than the rule gives here"
+    return "weaker than the rule gives here"

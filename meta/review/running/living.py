@@ -57,14 +57,13 @@ def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
 
 
 def same_rows(a, b) -> bool:
-    """True when two runs of one analysis pooled the same outcome rows and listed the same others (the
-    updated set adds nothing to the original): the same figures and numbers serve both."""
+    """True when two runs of one analysis pooled the same outcome rows and set the same rows aside (the
+    updated set adds nothing to the estimate): the same numbers and figures serve both. Newer rows without
+    a usable SMD may still differ; the report lists them."""
     def ids(frame):
         return list(frame["outcomes_row"]) if frame is not None and "outcomes_row" in frame else []
 
-    return (ids(a.rows) == ids(b.rows) and ids(a.set_aside) == ids(b.set_aside) and ids(a.unusable) == ids(b.unusable)
-            and ids(getattr(a, "other_scale", None)) == ids(getattr(b, "other_scale", None))
-            and ids(getattr(a, "other_task", None)) == ids(getattr(b, "other_task", None)))
+    return ids(a.rows) == ids(b.rows) and ids(a.set_aside) == ids(b.set_aside)
 
 
 def _index(frame) -> pd.Index:
