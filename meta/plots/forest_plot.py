@@ -379,7 +379,11 @@ def forest(
     method_text = _method_text(overall) if not single else ""
     method_kind = _method_text(overall, with_level=False) if not single else f"{100 * level:g}% CI"
     W = width_cm * CM
-    margin, min_plot = 0.06, 1.5
+    # the plot is at least wide enough for each favours label on one line in its half (a label is a
+    # phrase: wrapping "Greater in future PFP" after "in" splits it); the table shrinks its font, or the
+    # figure widens, before a label wraps
+    fav_need = 2 * max(_text_width(str(t), False, fontsize) for t in favours) / 0.96 + 0.1
+    margin, min_plot = 0.06, max(1.5, fav_need)
     # shrink the font (not below 7 pt) before widening the figure
     candidates = [fontsize] + [f for f in (7.5, 7.0) if f < fontsize]
     for fontsize in candidates:
