@@ -271,6 +271,7 @@ def test_an_unknown_evidence_rule_is_refused(tmp_path):
 
 # --------------------------------------------------------------------------- 8. forest labels
 
+@pytest.mark.filterwarnings("ignore:forest. the table needs")
 def test_favours_labels_are_never_split_mid_phrase():
     from meta.plots import forest
     from meta.pool import pool
