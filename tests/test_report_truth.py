@@ -129,6 +129,9 @@ def test_every_verdict_carries_its_robustness_and_a_single_study_is_never_robust
             assert re.fullmatch(r"\d of \d", r["holds_under"]) and r["fragile"] in ("True", "False")
             assert re.search(r"\(holds under \d of \d methods(: fragile)?\)$", r["verdict"])
             assert r["verdict"].endswith(": fragile)") == (r["fragile"] == "True")
+    rob = pd.read_csv(out / "robustness.csv", dtype=str, keep_default_na=False)
+    one = rob.loc[rob["analysis_id"] == "pro_add"]
+    assert len(one) and (one["holds_under"] == "single study").all() and (one["fragile"] == "").all()
     claims = pd.read_csv(out / "claims.csv", dtype=str, keep_default_na=False)
     assert all("(" in v for v in claims["verdict_text"])
     md = _md(out)

@@ -84,8 +84,9 @@ class ReproduceResult:
             f.insert(0, "set", r.evidence)
             f["direction"] = {1: "+", -1: "-", 0: "0", None: ""}[rob.direction]
             f["direction_source"] = rob.direction_source
-            f["holds_under"] = rob.holds_under
-            f["fragile"] = rob.fragile
+            # a single study is not pooled: its panel is shown, but no method count and never "not fragile"
+            f["holds_under"] = rob.holds_under if r.k >= 2 else "single study"
+            f["fragile"] = rob.fragile if r.k >= 2 else ""
             frames.append(f)
         cols = ["set", "analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

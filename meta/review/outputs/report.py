@@ -452,10 +452,11 @@ def _run_section(run, updated=None) -> str:
         out.append(changed_md(run, updated))
         out.append(_results_md(updated))
     out.append(figures_md(run, updated))
-    out.append(_lists_md(run))
-    if updated is not None and not same_rows(run, updated):
+    first = _lists_md(run)
+    out.append(first)
+    if updated is not None:
         extra = _lists_md(updated)
-        if extra.strip():
+        if extra.strip() and extra != first:  # what the updated set leaves out, where it differs
             out.append("In the updated set:\n")
             out.append(extra)
     return "\n".join(out) + "\n"

@@ -200,7 +200,8 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
                 fragile = fragile or rob.fragile
                 texts.append(f"holds under {rob.holds_under} methods" + (": fragile" if rob.fragile else ""))
             else:
-                holds.append((r.analysis.analysis_id, robustness_text(r)))
+                if r.k == 1:  # a single study: no method count (k = 0: nothing to judge, left empty)
+                    holds.append((r.analysis.analysis_id, SINGLE_STUDY))
                 texts.append(robustness_text(r))
             res = r.result
             v = classify(r.k, getattr(res, "estimate", np.nan), getattr(res, "ci_low", np.nan), getattr(res, "ci_high", np.nan), exp)
