@@ -137,8 +137,8 @@ VAN_TULDER_DORRESTIJN = EvidenceRule(
         "here the same criteria are applied to the review's observational and single-group studies."
     ),
     cutoff_source=(
-        "setting: the source rates PEDro scores high >= 7/10, medium 4-6/10, low <= 3/10; applied here as "
-        "fractions of the scale maximum (high >= 0.7, medium >= 0.4). The review used a modified Downs and Black "
+        "a setting. The source rates PEDro scores high >= 7/10, medium 4-6/10, low <= 3/10; applied here as "
+        "fractions of the scale maximum. The review used a modified Downs and Black "
         "checklist for observational studies (items tabled at https://bjsm.bmj.com/highwire/markup/88344/expansion), "
         "but no accessible page gives its cut-off for high quality."
     ),

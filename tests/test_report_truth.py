@@ -166,7 +166,8 @@ def test_every_analysis_and_set_has_its_figures_and_the_report_shows_both_sets_s
     refs = re.findall(r"\]\((figures/[^)]+)\)", md)
     assert refs and all((out / p).is_file() for p in refs)
     forests = sorted(p.name for p in figs.glob("*_forest.png"))
-    assert f"({len(forests)} files:" in md and "Forest and robustness plots were drawn for every analysis" not in md
+    pairs = int((pooled["k"].astype(int) >= 1).sum())  # 4 pairs; pro_add's updated set shares the original's file
+    assert f"forest plots for {pairs} analysis x evidence-set pairs ({len(forests)} files)" in md and "Forest and robustness plots were drawn for every analysis" not in md
 
 
 # --------------------------------------------------------------------------- 4. what the update changed

@@ -222,10 +222,11 @@ def _figures_methods(res) -> str:
         n, files = count(kind)
         if n:
             parts.append(f"{what} for {n} analysis x evidence-set pair{'s' if n != 1 else ''} ({files} "
-                         f"file{'s' if files != 1 else ''}: a set whose rows equal the original set's shares its figure)")
+                         f"file{'s' if files != 1 else ''})")
     k1 = sorted({(r.analysis.analysis_id, r.evidence) for r in list(res.runs) + list(getattr(res, "updated", ()))
                  if r.k >= 1})
-    return ("Figures drawn by this run: " + "; ".join(parts) + f". Every analysis and evidence set with k >= 1 "
+    return ("Figures drawn by this run: " + "; ".join(parts) + ". A set that pools the same rows as the original set "
+            f"shares its figures. Every analysis and evidence set with k >= 1 "
             f"({len(k1)}) has a forest plot; robustness plots exist for k >= 2, funnel plots where the small-study "
             f"tests ran. Saved as {', '.join(s['formats'])} ({s['dpi']} dpi for raster).")
 
@@ -693,9 +694,10 @@ def levels_section(res) -> str:
     for name, (rule, aids) in rules.items():
         out.append(f"### {md_text(rule.label)} ({md_code(name)})\n")
         out.append(f"Source: {rule.source}. {md_text(rule.text)}\n")
-        out.append(f"Quality cut-offs ({md_text(rule.cutoff_source)}): high >= {rule.quality_cutoffs['high']:g}, "
-                   f"medium >= {rule.quality_cutoffs['medium']:g} of the scale maximum. Significance and "
-                   f"heterogeneity at alpha = {rule.alpha:g} (pooled test of the primary analysis; Q test).\n")
+        out.append(f"Quality cut-offs, a setting: high >= {rule.quality_cutoffs['high']:g}, medium >= "
+                   f"{rule.quality_cutoffs['medium']:g} of the scale maximum, else low. Where they come from: "
+                   f"{md_text(rule.cutoff_source)} Significance and heterogeneity at alpha = {rule.alpha:g} (pooled "
+                   "test of the primary analysis; Q test).\n")
         t = rule.to_frame().rename(columns={"min_high": "high-quality studies >=", "min_medium": "medium-or-better >="})
         t["consistent"] = t["consistent"].map({True: "yes (Q p >= alpha)", False: "no (Q p < alpha)", None: "-"})
         t["significant"] = t["significant"].map({True: "yes", False: "no"})
