@@ -3,6 +3,8 @@ payloads in every text cell that reaches results/ (shared by test_report.py and 
 
 from __future__ import annotations
 
+import re
+
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -119,7 +121,9 @@ def injection_problems(html: str, title: str) -> list[str]:
                 bad.append(f"<{tag} {k}={v!r}>")
         if tag == "img" and not str(attrs.get("src", "")).startswith("figures/"):
             bad.append(f"<img src={attrs.get('src')!r}> not a file of the results folder")
-        if tag == "a" and not str(attrs.get("href", "")).lower().startswith(("http://", "https://")):
+        href = str(attrs.get("href", ""))
+        # links: remote pages, or the report's own contents (#section-id of a heading)
+        if tag == "a" and not (href.lower().startswith(("http://", "https://")) or re.fullmatch(r"#[a-z0-9-]+", href)):
             bad.append(f"<a href={attrs.get('href')!r}>")
     if sum(tag == "style" for tag, _ in page.elements) != 1:
         bad.append("a <style> element besides ours")

@@ -102,9 +102,13 @@ def test_excerpt_has_a_row_per_analysis_and_set():
          ("original", "a2", 3, 0.4, -0.1, 0.9, -1.0, 1.8, 50.0), ("updated", "zz", 2, 0, 0, 0, 0, 0, 0)],
         columns=["set", "analysis_id", "k", "estimate", "ci_low", "ci_high", "pi_low", "pi_high", "i2"])
     rows = docs.excerpt_rows(pooled, ("a1", "a2"))
-    assert rows == [["original", "a1", "0", "no usable data", "", ""], ["updated", "a1", "1", "0.50 [0.10, 0.90]", "", ""],
-                    ["original", "a2", "3", "0.40 [-0.10, 0.90]", "[-1.00, 1.80]", "50.0"]]
-    assert docs.pooled_excerpt(pooled, ("a1",)).splitlines()[0] == "| set | analysis | k | SMD [95% CI] | 95% PI | I² % |"
+    assert rows == [["original", "a1", "0", "no usable data", "", "", ""],
+                    ["updated", "a1", "1", "0.50 [0.10, 0.90]", "", "", ""],
+                    ["original", "a2", "3", "0.40 [-0.10, 0.90]", "[-1.00, 1.80]", "50.0", ""]]
+    assert docs.pooled_excerpt(pooled, ("a1",)).splitlines()[0] == ("| set | analysis | k | SMD [95% CI] | 95% PI | I² % "
+                                                                   "| verdict (robustness) |")
+    with_verdict = pooled.assign(verdict=["insufficient data (no usable data)", "insufficient data (single study)", "x", "y"])
+    assert docs.excerpt_rows(with_verdict, ("a1",))[1][-1] == "insufficient data (single study)"
 
 
 def test_make_docs_regenerates_both_after_adding_a_number_and_then_tests_pass_again(tmp_path, capsys):
@@ -276,7 +280,7 @@ def test_report_section_what_newer_studies_say(two_runs):
     # per-analysis section: the updated set and the published results beside the pooled analysis
     an = md[md.index("### Case-control: peak contralateral pelvic drop"):]
     an = an[: an.index("\n### ", 5)]
-    assert "Updated set" in an and "bazettjones2023" in an
+    assert "Original and updated set" in an and "bazettjones2023" in an
     assert "figures/cc_hip_adduction_cumulative.png" in md
 
 

@@ -231,12 +231,18 @@ def test_prediction_interval_bar_when_k_at_least_3():
     assert by_gid(fig, "prediction-interval") == []
 
 
-def test_single_study_says_not_applicable():
+def test_single_study_draws_no_pooled_diamond_and_no_pooled_method_header():
+    """k = 1: the study itself, with its z test (metafor's k = 1 fit); nothing pooled, so no Total row,
+    no diamond, no "IV, Fixed/Random" header, no weight and no heterogeneity line."""
     fig = plots.forest(dl("dl_k1"), studies(1))
-    assert text_of(fig, "heterogeneity") == "Heterogeneity: Not applicable" == REF["dl_k1"]["heterogeneity_line"]
-    assert text_of(fig, "overall-effect") == REF["dl_k1"]["overall_line"]
+    assert REF["dl_k1"]["heterogeneity_line"] == "Heterogeneity: Not applicable"
+    assert not by_gid(fig, "heterogeneity")
+    assert text_of(fig, "overall-effect") == REF["dl_k1"]["overall_line"].replace("Test for overall effect",
+                                                                                   "Single study, not pooled")
     assert len(by_gid(fig, "study-markers")[0].get_offsets()) == 1
-    assert len(by_gid(fig, "pooled-diamond")) == 1
+    assert by_gid(fig, "pooled-diamond") == []
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert not any(t.startswith(("IV,", "Total (")) or t.endswith("%") for t in texts), texts
 
 
 def test_two_studies():

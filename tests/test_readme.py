@@ -40,10 +40,13 @@ def test_readme_excerpt_matches_a_fresh_run(pooled):
     rows = _excerpt_rows()
     assert len(rows) >= 4
     assert {s for s, *_ in rows} == {"original", "updated"}, STALE
-    for set_, aid, k, smd, pi, i2 in rows:
+    for set_, aid, k, smd, pi, i2, verdict in rows:
         r = pooled.get((set_, aid))
         assert r is not None, f"{aid} [{set_}] is not in pooled.csv; {STALE}"
         assert int(k) == r["k"], f"{aid} [{set_}]: {STALE}"
+        # every verdict carries its robustness; a single study says so instead of a method count
+        assert verdict == r["verdict"] and "(" in verdict, f"{aid} [{set_}]: {STALE}"
+        assert ("single study" in verdict) == (r["k"] == 1) and ("of 5 methods" in verdict) == (r["k"] >= 2)
         if r["k"] == 0:
             assert smd == "no usable data", f"{aid} [{set_}]: {STALE}"
             continue

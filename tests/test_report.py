@@ -46,7 +46,7 @@ import pytest  # noqa: E402
 import _hostile as H  # noqa: E402  (tests/ is on sys.path under pytest)
 from meta.review.outputs.report import markdown_to_html, md_code, md_text  # noqa: E402
 
-TITLE = "Neal et al. (2016) reproduced"
+TITLE = "Neal et al. (2016): a reproduction and update from publicly accessible data"
 PAYLOADS = [H.IMG_JS, H.IMG_ONERROR, H.LINK_JS, H.IMG_REMOTE, H.SCRIPT, H.AUTOLINK_JS, H.IMG_TITLE,
             "[d](data:text/html,x)", "&#106;avascript:alert(1)", "**bold** _em_ `code` ~~s~~", "a | b | c", "\\[x\\](y)"]
 LEADING = ["# heading", "## h2", "- item", "+ item", "* item", "1. item", "2) item", "> quote", "=== ", "--- ", "    code",

@@ -129,7 +129,7 @@ def test_claim_rule(k, est, lo, hi, expected, verdict):
 def test_markdown_to_html_handles_emitted_constructs():
     md = "# T\n\nSome **bold** and `code` <b>.\n\n| a | b |\n| --- | --- |\n| 1 | x \\| y |\n\n- item\n\n![Forest](figures/f.png)\n"
     h = report.markdown_to_html(md, title="t")
-    assert "<h1>T</h1>" in h and "<strong>bold</strong>" in h and "<code>code</code>" in h
+    assert '<h1 id="t">T</h1>' in h and "<strong>bold</strong>" in h and "<code>code</code>" in h
     assert "&lt;b&gt;" in h  # text is escaped
     assert "<td>x | y</td>" in h and "<th>a</th>" in h
     assert "<li>item</li>" in h and '<img alt="Forest" src="figures/f.png"' in h
@@ -259,8 +259,8 @@ def test_set_aside_and_small_k_are_reported(synthetic):
     assert runs["pro_add"].status == "single_study" and runs["cc_flex"].status == "no_data"
     md = (out / "report.md").read_text()
     assert "dup2013" in md and "decided by route" in md
-    gaps = md.split("## Gaps")[1]
-    assert "`pro_add`" in gaps.split("### No usable data")[0]
+    gaps = md.split("## Data coverage and gaps")[1]
+    assert "`pro_add` (original set)" in gaps.split("### No usable data")[0]
     assert "`cc_flex`" in gaps.split("### No usable data")[1]
     claims = _original(pd.read_csv(out / "claims.csv")).set_index("claim_id")
     assert claims.loc["c1", "verdict"] == "agrees"  # metafor: 0.45 [>0]
@@ -339,17 +339,17 @@ def test_bundled_every_analysis_reported_with_figures(bundled):
     res, out = bundled
     pooled = _original(pd.read_csv(out / "pooled.csv"))
     md = (out / "report.md").read_text()
-    no_data = md.split("### No usable data")[1].split("###")[0]
+    no_data = md.split("### No usable data (original set)")[1].split("###")[0]
     for _, row in pooled.iterrows():
         aid = row["analysis_id"]
         assert f"(`{aid}`)" in md  # its own section
-        forest = out / "figures" / f"{aid}_forest.png"
-        funnel = out / "figures" / f"{aid}_funnel.png"
+        forest = out / "figures" / f"{aid}_original_forest.png"
+        funnel = out / "figures" / f"{aid}_original_funnel.png"
         if row["k"] == 0:
             assert f"`{aid}`" in no_data and not forest.exists()
         else:
             assert forest.is_file() and forest.stat().st_size > 1000
-            assert f"figures/{aid}_forest.png" in md
+            assert f"figures/{aid}_original_forest.png" in md
         assert funnel.is_file() == (row["k"] >= 10)  # no bundled analysis lowers small_study_min_k
 
 
@@ -362,7 +362,7 @@ def test_bundled_claims_one_line_each(bundled):
     assert len(lines) == len(claims)
     for cid, line in zip(claims["claim_id"], lines):
         assert line.startswith(f"| {cid}: ")
-        assert any(f"| {v} |" in line for v in claims_mod.VERDICTS)
+        assert any(f"| {v} (" in line for v in claims_mod.VERDICTS)  # each verdict with its robustness
     table = _original(pd.read_csv(out / "claims.csv"))
     assert list(table["claim_id"]) == list(claims["claim_id"])
 
@@ -431,7 +431,7 @@ def test_cli_progress_lines_and_final_line(synthetic, tmp_path, capsys):
     assert err[2] == "[3/3] cc_flex: k=0, no usable data (0 row(s) without a route)"
     assert err[3].startswith("done: 3 analyses: 1 pooled, 1 single-study, 1 with no usable data") and err[3].endswith(" s")
     for ext in ("png", "svg", "pdf"):  # the command line writes every format
-        assert (tmp_path / "r" / "figures" / f"cc_add_forest.{ext}").is_file()
+        assert (tmp_path / "r" / "figures" / f"cc_add_original_forest.{ext}").is_file()
 
 
 def test_failure_mid_run_leaves_previous_results_intact(synthetic, tmp_path, monkeypatch):

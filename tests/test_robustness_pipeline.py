@@ -113,11 +113,12 @@ EXTRA = [
     {"analysis_id": "bz_knee_flexion", "title": "Exhaustive run: knee flexion (post vs pre)", "outcome": "knee_flexion",
      "comparison": "post_vs_pre", "filters": "study_id=bazettjones2013", "smd_convention": "revman", "method": "DL",
      "favours_left": "Less after", "favours_right": "More after", "claim_ids": "", "notes": "",
-     "prepost_r": "0.5", "prepost_r_source": "test value for tests/test_robustness_pipeline.py (not a published r)"},
+     "prepost_r": "0.5", "prepost_r_source": "test value for tests/test_robustness_pipeline.py (not a published r)",
+     "task": "exhaustive_run"},
     {"analysis_id": "bz_pelvic_tilt", "title": "Exhaustive run: anterior pelvic tilt (post vs pre)",
      "outcome": "anterior_pelvic_tilt", "comparison": "post_vs_pre", "filters": "study_id=bazettjones2013",
      "smd_convention": "revman", "method": "DL", "favours_left": "Less after", "favours_right": "More after",
-     "claim_ids": "", "notes": ""},
+     "claim_ids": "", "notes": "", "task": "exhaustive_run"},
 ]
 
 
@@ -171,7 +172,8 @@ def test_robustness_csv_one_row_per_analysis_and_method_equal_to_direct_fits(pip
                 want = (r.estimate, r.ci_low, r.ci_high)
             got = t.loc[pm.method_id, ["estimate", "ci_low", "ci_high"]].to_numpy(float)
             np.testing.assert_allclose(got, want, rtol=1e-10, err_msg=f"{aid} {pm.method_id}")
-        assert (g["holds_under"] == f"{(g['verdict'] == g['verdict'].iloc[0]).sum()} of 5").all()
+        holds = f"{(g['verdict'] == g['verdict'].iloc[0]).sum()} of 5" if len(yi) >= 2 else "single study"
+        assert (g["holds_under"] == holds).all()  # one study is not pooled: no method count
 
 
 class _nothing:
@@ -188,7 +190,10 @@ def test_pooled_and_claims_say_under_how_many_methods_the_verdict_holds(piped):
     rob = _original(out, "robustness.csv")
     for aid, g in rob.groupby("analysis_id"):
         assert pooled.loc[aid, "holds_under"] == g["holds_under"].iloc[0]
-        assert bool(pooled.loc[aid, "fragile"]) == (g["verdict"].nunique() > 1)
+        if pooled.loc[aid, "k"] >= 2:
+            assert bool(pooled.loc[aid, "fragile"]) == (g["verdict"].nunique() > 1)
+        else:  # a single study is never called robust (nor "not fragile")
+            assert pooled.loc[aid, "holds_under"] == "single study" and pd.isna(pooled.loc[aid, "fragile"])
     assert pd.isna(pooled.loc["cc_pelvic_drop", "holds_under"])  # k = 0: nothing to judge
     # cc_hip_internal_rotation_any: the common-effect CI excludes 0, the random-effects ones do not
     assert pooled.loc["cc_hip_internal_rotation_any", "holds_under"] == "4 of 5"
@@ -207,10 +212,11 @@ def test_robustness_figures_for_every_pooled_analysis(piped):
     pooled = _original(out, "pooled.csv")
     for _, row in pooled.iterrows():
         for ext in ("png", "svg", "pdf"):
-            f = out / "figures" / f"{row['analysis_id']}_robustness.{ext}"
+            f = out / "figures" / f"{row['analysis_id']}_original_robustness.{ext}"
             assert f.is_file() == (row["k"] >= 2), f  # a single study's panel is a table, not a figure
     md = (out / "report.md").read_text()
-    assert "![Robustness plot: cc_hip_internal_rotation](figures/cc_hip_internal_rotation_robustness.png)" in md
+    assert ("![Robustness plot, original and updated set (the same rows): cc_hip_internal_rotation]"
+            "(figures/cc_hip_internal_rotation_original_robustness.png)") in md
 
 
 def test_report_names_the_primary_analysis_the_panel_and_each_verdicts_robustness(piped):
@@ -221,8 +227,8 @@ def test_report_names_the_primary_analysis_the_panel_and_each_verdicts_robustnes
     for pm in DEFAULT_PANEL[1:]:
         assert pm.label in methods
     claims = md.split("## Claims of the review")[1].split("## Analyses")[0]
-    assert "| holds under | fragile |" in claims
-    assert "| direction only | 5 of 5 | no |" in claims  # C03
+    assert "| verdict (robustness) |" in claims
+    assert "| direction only (holds under 5 of 5 methods) |" in claims  # C03
     section = md.split("(`cc_hip_internal_rotation_any`)")[1].split("\n### ")[0]
     assert "the verdict holds under **4 of 5** methods -- **fragile**" in section
     assert "| Common effect (fixed effect, inverse variance), z CI |" in section
@@ -235,11 +241,11 @@ def test_small_study_tests_only_from_ten_studies_unless_lowered(piped):
     # k = 3, default threshold 10: no Egger, no trim-and-fill, no funnel plot (before: run from k = 3)
     assert pooled.loc["cc_hip_internal_rotation", "k"] == 3
     assert np.isnan(pooled.loc["cc_hip_internal_rotation", "egger_p"])
-    assert not (out / "figures" / "cc_hip_internal_rotation_funnel.png").exists()
+    assert not (out / "figures" / "cc_hip_internal_rotation_original_funnel.png").exists()
     assert "Small-study tests: not run (k = 3 < 10; Sterne et al. 2011)." in md
     # k = 4 with small_study_min_k = 3 in analyses.csv: they run, and the report repeats the warning
     assert np.isfinite(pooled.loc["cc_hip_internal_rotation_any", "egger_p"])
-    assert (out / "figures" / "cc_hip_internal_rotation_any_funnel.png").is_file()
+    assert (out / "figures" / "cc_hip_internal_rotation_any_original_funnel.png").is_file()
     methods = md.split("## Methods")[1].split("## Pooled results")[0]
     assert "were run only where k >= 10" in methods and "BMJ 343:d4002" in methods
     assert "lowers that threshold explicitly for `cc_hip_internal_rotation_any` (k >= 3)" in methods
@@ -305,7 +311,8 @@ def test_prepost_r_sweep_shows_a_verdict_that_depends_on_r(tmp_path):
     outcomes = pd.concat([ds.outcomes] + rows, ignore_index=True)
     outcomes.index = pd.RangeIndex(2, 2 + len(outcomes), name=ds.outcomes.index.name)
     synth = dataclasses.replace(ds, outcomes=outcomes, studies=pd.concat([ds.studies, st], ignore_index=True))
-    a = Analysis("synth", "synthetic", ("knee_flexion",), "post_vs_pre", parse_filters("study_id=synthpre2001|synthpre2002"))
+    a = Analysis("synth", "synthetic", ("knee_flexion",), "post_vs_pre", parse_filters("study_id=synthpre2001|synthpre2002"),
+                 tasks=("exhaustive_run",))
     sweep = prepost_r_sensitivity(synth, [a], {"synth": +1}).set_index("r")
     assert (sweep["k"] == 2).all() and (sweep["n_r_assumed"] == 2).all()
     assert sweep.loc[0.2, "verdict"] == "direction only" and sweep.loc[0.8, "verdict"] == "agrees"
