@@ -677,8 +677,8 @@ class MultilevelResult:
                 for j, (s, n, fx, name) in enumerate(zip(self.sigma2, self.s_nlevels, self.sigma2_fixed, self.s_names))]
         head = ["", "estim", "sqrt", "nlvls", "fixed", "factor"]
         w = [max(len(r[c]) for r in rows + [head]) for c in range(6)]
-        lines.append(" ".join(head[0].ljust(w[0]) if c == 0 else head[c].rjust(w[c]) for c in range(6)))
-        lines += [" ".join(r[0].ljust(w[0]) if c == 0 else r[c].rjust(w[c]) for c in range(6)) for r in rows]
+        lines.append("  ".join(head[0].ljust(w[0]) if c == 0 else head[c].rjust(w[c]) for c in range(6)))
+        lines += ["  ".join(r[0].ljust(w[0]) if c == 0 else r[c].rjust(w[c]) for c in range(6)) for r in rows]
         lines += ["", "Test for Residual Heterogeneity:" if self.p > 1 else "Test for Heterogeneity:",
                   f"{'QE' if self.p > 1 else 'Q'}(df = {self.QE_df}) = {_fmt(self.QE)}, p-val {_pv(self.QEp)}", ""]
         if self.p > 1:
@@ -698,8 +698,8 @@ class MultilevelResult:
             r += [_fmt_p(self.pval[j]), _fmt(self.ci_lb[j]), _fmt(self.ci_ub[j]), _stars(self.pval[j])]
             rows.append(r)
         w = [max(len(r[c]) for r in rows + [head]) for c in range(len(head))]
-        lines.append(" ".join(head[c].ljust(w[c]) if c == 0 else head[c].rjust(w[c]) for c in range(len(head))).rstrip())
-        lines += [" ".join(r[c].ljust(w[c]) if c in (0, len(head) - 1) else r[c].rjust(w[c]) for c in range(len(head))).rstrip()
+        lines.append("  ".join(head[c].ljust(w[c]) if c == 0 else head[c].rjust(w[c]) for c in range(len(head))).rstrip())
+        lines += ["  ".join(r[c].ljust(w[c]) if c in (0, len(head) - 1) else r[c].rjust(w[c]) for c in range(len(head))).rstrip()
                   for r in rows]
         lines += ["", "---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
         return "\n".join(lines)
@@ -757,7 +757,7 @@ def _profile_all(prof: dict, level: float):
 
 def _pv(p: float) -> str:
     s = _fmt_p(p)
-    return s if s.startswith("<") else f"= {s}"
+    return "< .0001" if s.startswith("<") else f"= {s}"
 
 
 def _stars(p: float) -> str:

@@ -378,6 +378,7 @@ def pool(
     """
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
+    _checks.warn_shared_labels(lab, "pool")
     with _quiet():
         # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
         # a sum overflows, and the 2-D fit below then reports it

@@ -91,16 +91,17 @@ def vcalc_triplets(vi, cluster, *, obs=None, rho: float, checkpd: bool = True):
         dense_blocks = {}
         for c in np.flatnonzero(sizes > 1):
             dense_blocks.setdefault(int(sizes[c]), []).append(c)
+        not_pd = []
         for size, cids in dense_blocks.items():
             rows = [np.flatnonzero(cl == c) for c in cids]
             blocks = np.stack([_block(ri, v, ob, r) for ri in rows])
             lam = np.linalg.eigvalsh(blocks)[:, 0]
             eps = np.finfo(float).eps * np.array([v[ri].max() for ri in rows])
-            for c, ri, ok in zip(cids, rows, lam > eps):
-                if not ok:
-                    label = pd.unique(pd.Series(np.asarray(cluster, dtype=object)))[c]
-                    warnings.warn(f"vcalc: the covariance block of cluster {label!r} (rows {ri[:10].tolist()}) is not "
-                                  f"positive definite (rho = {r})", UserWarning, stacklevel=3)
+            not_pd += [c for c, ok in zip(cids, lam > eps) if not ok]
+        if not_pd:
+            labels = pd.unique(pd.Series(np.asarray(cluster, dtype=object)))[sorted(not_pd)]
+            warnings.warn(f"vcalc: the covariance block is not positive definite (rho = {r}) in cluster(s) "
+                          f"{_checks._shown(list(labels))}", UserWarning, stacklevel=3)
     return i, j, vals
 
 
