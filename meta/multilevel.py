@@ -90,16 +90,12 @@ def _column(data, name: str, what: str):
     return data[name]
 
 
-def parse_random(random, data=None, k: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """The grouping factors of ``random`` as (name, integer codes), outermost first.
+_TERM = re.compile(r"\s*~\s*(.+?)\s*\|\s*([^|]+?)\s*")
 
-    ``random``: ``"~ 1 | study/es_id"`` (nested: factors ``study`` and
-    ``study/es_id``, metafor's names) or ``"~ 1 | study"`` over ``data``; a
-    list of such strings (each term adds its factors; different terms are
-    crossed, as metafor's ``list(~ 1 | a, ~ 1 | b)``); a dict
-    ``{name: values}`` or a list of arrays, taken as nested levels outermost
-    first (the second array's groups are formed within the first's).
-    """
+
+def _parse(random, data, k: int | None):
+    """Intercept factors [(name, codes)], ``~ inner | outer`` terms [(inner name, values, outer name, values)],
+    and the values of the first term's outermost grouping (the cluster)."""
     if isinstance(random, str):
         terms = [random]
     elif isinstance(random, dict):
@@ -112,13 +108,24 @@ def parse_random(random, data=None, k: int | None = None) -> list[tuple[str, np.
         raise ValueError("random must be a formula string like '~ 1 | study/es_id', a list of such strings, "
                          f"a dict {{name: values}} or a list of arrays (nested, outermost first); got {random!r}")
     factors: list[tuple[str, np.ndarray]] = []
+    gterms: list[tuple] = []
+    first = None
     for term in terms:
         if isinstance(term, str):
-            m = re.fullmatch(r"\s*~\s*1\s*\|\s*([^|]+?)\s*", term)
+            m = _TERM.fullmatch(term)
             if not m:
-                raise ValueError(f"random: {term!r} is not of the form '~ 1 | a' or '~ 1 | a/b/c' "
-                                 "(random intercepts; '~ inner | outer' structures are not supported)")
-            names = [n.strip() for n in m.group(1).split("/")]
+                raise ValueError(f"random: {term!r} is not of the form '~ 1 | a', '~ 1 | a/b/c' or "
+                                 "'~ inner | outer'")
+            lhs, rhs = m.group(1).strip(), m.group(2).strip()
+            if lhs != "1":
+                if not re.fullmatch(r"[\w.]+", lhs) or not re.fullmatch(r"[\w.]+", rhs):
+                    raise ValueError(f"random: {term!r}: an '~ inner | outer' term takes one column name on each "
+                                     "side (e.g. '~ outcome | study')")
+                outer = _checked_groups(_column(data, rhs, "random"), rhs, k)
+                gterms.append((lhs, _checked_groups(_column(data, lhs, "random"), lhs, k), rhs, outer))
+                first = outer if first is None else first
+                continue
+            names = [n.strip() for n in rhs.split("/")]
             if any(not n for n in names):
                 raise ValueError(f"random: empty factor name in {term!r}")
             levels = [(n, _column(data, n, "random")) for n in names]
@@ -126,18 +133,131 @@ def parse_random(random, data=None, k: int | None = None) -> list[tuple[str, np.
             levels = term
         keys = None
         for j, (name, values) in enumerate(levels):
-            arr = pd.Series(np.asarray(values, dtype=object))
-            if k is not None and arr.size != k:
-                raise ValueError(f"random: grouping {name!r} must have one value per effect size (length {k}); "
-                                 f"got length {arr.size}")
-            bad = arr.isna().to_numpy()
-            if bad.any():
-                raise ValueError(f"random: grouping {name!r} has missing values at positions (0-based): "
-                                 f"{_checks.positions(bad)}")
+            arr = _checked_groups(values, name, k)
+            if first is None:
+                first = arr
             keys = arr.astype(str) if keys is None else keys + "\x1f" + arr.astype(str)
             label = "/".join(n for n, _ in levels[: j + 1])
             factors.append((label, pd.factorize(keys, sort=True)[0]))
-    return factors
+    return factors, gterms, np.asarray(first, dtype=object)
+
+
+def _checked_groups(values, name: str, k: int | None) -> pd.Series:
+    arr = pd.Series(np.asarray(values, dtype=object))
+    if k is not None and arr.size != k:
+        raise ValueError(f"random: grouping {name!r} must have one value per effect size (length {k}); "
+                         f"got length {arr.size}")
+    bad = arr.isna().to_numpy()
+    if bad.any():
+        raise ValueError(f"random: grouping {name!r} has missing values at positions (0-based): "
+                         f"{_checks.positions(bad)}")
+    return arr
+
+
+def parse_random(random, data=None, k: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """The random-intercept factors of ``random`` as (name, integer codes), outermost first.
+
+    ``random``: ``"~ 1 | study/es_id"`` (nested: factors ``study`` and
+    ``study/es_id``, metafor's names) or ``"~ 1 | study"`` over ``data``; a
+    list of such strings (each term adds its factors; different terms are
+    crossed, as metafor's ``list(~ 1 | a, ~ 1 | b)``); a dict
+    ``{name: values}`` or a list of arrays, taken as nested levels outermost
+    first (the second array's groups are formed within the first's).
+    ``~ inner | outer`` terms (see :func:`rma_mv`'s ``struct``) are not
+    listed here.
+    """
+    return _parse(random, data, k)[0]
+
+
+#: ``struct=`` of an ``~ inner | outer`` term: G (q x q, q inner levels) as a linear combination of basis
+#: matrices, so that M = V + sum_m theta_m (Z_inner B_m Z_inner') * (Z_outer Z_outer') is linear in theta
+STRUCTS = {
+    "UN": "unstructured: a variance per inner level (tau^2) and a covariance per pair (rho = cov / sqrt(tau^2 tau^2))",
+    "CS": "compound symmetry: one variance tau^2, one correlation rho",
+    "DIAG": "diagonal: a variance per inner level, no correlation",
+}
+
+
+class _GTerm:
+    """An ``~ inner | outer`` random-effects term with covariance structure ``struct`` (metafor ``struct=``).
+
+    The optimiser's parameters phi are metafor's: the variances tau2 (>= 0) and correlations rho (in
+    [-1, 1]); M is linear in theta = (the variances, the covariances rho sqrt(tau2_a tau2_b)), the
+    coefficients of the basis matrices B_m: G = sum_m theta_m B_m.
+    """
+
+    def __init__(self, inner_name: str, inner: pd.Series, outer_name: str, outer: pd.Series, struct: str):
+        self.inner_name, self.outer_name, self.struct = inner_name, outer_name, struct
+        try:
+            self.inner, levels = pd.factorize(inner, sort=True)
+        except TypeError:
+            self.inner, levels = pd.factorize(inner.astype(str), sort=True)
+        self.levels = [str(v) for v in levels]
+        self.outer = pd.factorize(outer.astype(str), sort=True)[0]
+        self.combo = pd.factorize(pd.Series(self.inner).astype(str) + "\x1f" + pd.Series(self.outer).astype(str))[0]
+        q = self.q = len(self.levels)
+        E = lambda a, b: np.eye(q)[:, [a]] @ np.eye(q)[[b], :]  # noqa: E731
+        self.pairs = [(a, b) for a in range(q) for b in range(a + 1, q)]  # R's lower.tri order of (b, a)
+        if struct == "CS":
+            self.basis = [np.eye(q), np.ones((q, q)) - np.eye(q)]
+            self.n_tau2, self.n_rho = 1, 1 if q > 1 else 0
+            if q == 1:
+                self.basis = self.basis[:1]
+        else:
+            self.basis = [E(a, a) for a in range(q)]
+            self.n_tau2, self.n_rho = q, 0
+            if struct == "UN":
+                self.basis += [E(a, b) + E(b, a) for a, b in self.pairs]
+                self.n_rho = len(self.pairs)
+        self.lb = np.array([0.0] * self.n_tau2 + [-1.0] * self.n_rho)
+        self.ub = np.array([np.inf] * self.n_tau2 + [1.0] * self.n_rho)
+
+    def gen(self, m: int):
+        B = self.basis[m]
+
+        def A(idx: np.ndarray) -> np.ndarray:
+            o, i = self.outer[idx], self.inner[idx]
+            return (o[:, :, None] == o[:, None, :]) * B[i[:, :, None], i[:, None, :]]
+        return A
+
+    def theta(self, phi: np.ndarray) -> np.ndarray:
+        tau2, rho = phi[: self.n_tau2], phi[self.n_tau2:]
+        if self.struct == "CS":
+            return np.concatenate([tau2, rho * tau2])
+        if self.struct == "UN":
+            sd = np.sqrt(np.maximum(tau2, 0.0))
+            return np.concatenate([tau2, [r * sd[a] * sd[b] for r, (a, b) in zip(rho, self.pairs)]])
+        return tau2.copy()
+
+    def jac(self, phi: np.ndarray) -> np.ndarray:
+        """d theta / d phi."""
+        n = phi.size
+        J = np.eye(n)
+        tau2, rho = phi[: self.n_tau2], phi[self.n_tau2:]
+        if self.struct == "CS" and self.n_rho:
+            J[1, 0], J[1, 1] = rho[0], tau2[0]
+        elif self.struct == "UN":
+            sd = np.sqrt(np.maximum(tau2, 0.0))
+            for m, (a, b) in enumerate(self.pairs):
+                row = self.n_tau2 + m
+                J[row, row] = sd[a] * sd[b]
+                J[row, a] = rho[m] * sd[b] / (2 * sd[a]) if sd[a] > 0 else 0.0
+                J[row, b] = rho[m] * sd[a] / (2 * sd[b]) if sd[b] > 0 else 0.0
+        return J
+
+    def G(self, phi: np.ndarray) -> np.ndarray:
+        return np.tensordot(self.theta(phi), np.array(self.basis), axes=(0, 0))
+
+    def feasible(self, phi: np.ndarray) -> bool:
+        """G positive semi-definite (to rounding): with q >= 3 (UN) or CS, not every rho in [-1, 1] is."""
+        if self.q <= 1 or self.struct == "DIAG" or (self.struct == "UN" and self.q == 2):
+            return True
+        G = self.G(phi)
+        return bool(np.linalg.eigvalsh(G)[0] >= -1e-10 * max(float(np.max(np.diag(G))), 1e-300))
+
+    def start(self, total: float, rho: float) -> np.ndarray:
+        """metafor's start: each variance ``total``, correlations ``rho`` (metafor: 0.5)."""
+        return np.array([total] * self.n_tau2 + [rho] * self.n_rho)
 
 
 def _design(mods, data, k: int, intercept: bool) -> tuple[np.ndarray, list[str], bool]:
@@ -288,10 +408,12 @@ def _triplets(V, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
 class _Blocks:
     """Rows grouped into the independent blocks of M, blocks of equal size stacked (n_b, s, s)."""
 
-    def __init__(self, k: int, vr, vc, vv, factors: list[np.ndarray], X: np.ndarray, y: np.ndarray):
-        nodes = k + sum(int(f.max()) + 1 for f in factors)
+    def __init__(self, k: int, vr, vc, vv, gens: list, connect: list[np.ndarray], X: np.ndarray, y: np.ndarray):
+        """``gens``: one function per component, block row indices (n, s) -> its A blocks (n, s, s);
+        ``connect``: grouping codes whose groups must lie within one block."""
+        nodes = k + sum(int(f.max()) + 1 for f in connect)
         er, ec, off = [vr], [vc], k
-        for f in factors:
+        for f in connect:
             er.append(np.arange(k))
             ec.append(f + off)
             off += int(f.max()) + 1
@@ -315,15 +437,15 @@ class _Blocks:
             Vb = np.zeros((cids.size, s, s))
             sel = slot[comp[vr]] >= 0
             Vb[slot[comp[vr[sel]]], pos[vr[sel]], pos[vc[sel]]] = vv[sel]
-            A = [(f[idx][:, :, None] == f[idx][:, None, :]).astype(float) for f in factors]
+            A = [gen(idx) for gen in gens]
             self.groups.append(dict(idx=idx, V=Vb, A=A, X=X[idx], y=y[idx]))
         self.n_blocks = sizes.size
 
-    def eval(self, sigma2: np.ndarray, *, base: str = "M", grad: bool = False) -> dict | None:
+    def eval(self, theta: np.ndarray, *, base: str = "M", grad: bool = False) -> dict | None:
         """log|M|, X'WX, X'Wy, y'Wy, tr(W) and (grad) the per-component traces and quadratic pieces;
         None when M (or V with base="V") is not positive definite."""
         p = self.groups[0]["X"].shape[2]
-        L = len(sigma2)
+        L = len(theta)
         out = dict(logdet=0.0, XWX=np.zeros((p, p)), XWy=np.zeros(p), yWy=0.0, trW=0.0, XWWX=np.zeros((p, p)))
         if grad:
             out.update(trWA=np.zeros(L), XWAWX=np.zeros((L, p, p)), XWAWy=np.zeros((L, p)), yWAWy=np.zeros(L),
@@ -331,9 +453,9 @@ class _Blocks:
         for g in self.groups:
             M = g["V"].copy()
             if base == "M":
-                for s2, A in zip(sigma2, g["A"]):
-                    if s2 != 0.0:
-                        M += s2 * A
+                for th, A in zip(theta, g["A"]):
+                    if th != 0.0:
+                        M += th * A
             try:
                 C = np.linalg.cholesky(M)
             except np.linalg.LinAlgError:
@@ -370,14 +492,14 @@ class _Blocks:
                             out["XWAWAWX"][m, l] += q.T
         return out
 
-    def dense(self, sigma2: np.ndarray | None, *, inverse: bool = False) -> np.ndarray:
-        """M = V + sum sigma2_l A_l (or its inverse) as a dense k x k matrix."""
+    def dense(self, theta: np.ndarray | None, *, inverse: bool = False) -> np.ndarray:
+        """M = V + sum theta_l A_l (or its inverse) as a dense k x k matrix."""
         out = np.zeros((self.k, self.k))
         for g in self.groups:
             M = g["V"].copy()
-            if sigma2 is not None:
-                for s2, A in zip(sigma2, g["A"]):
-                    M += s2 * A
+            if theta is not None:
+                for th, A in zip(theta, g["A"]):
+                    M += th * A
             if inverse:
                 M = np.linalg.inv(M)
             idx = g["idx"]
@@ -388,11 +510,37 @@ class _Blocks:
 class _Objective:
     """(Restricted) log likelihood of the variance components, metafor's ``.ll.rma.mv``."""
 
-    def __init__(self, blocks: _Blocks, X: np.ndarray, reml: bool, free: np.ndarray, fixed: np.ndarray):
+    def __init__(self, blocks: _Blocks, X: np.ndarray, reml: bool, free: np.ndarray, fixed: np.ndarray,
+                 lb: np.ndarray, feasible=None, ub: np.ndarray | None = None, to_theta=None, jac=None):
         self.b, self.reml = blocks, reml
         self.k, self.p = X.shape
         self.logdetXX = float(np.linalg.slogdet(X.T @ X)[1])
-        self.free, self.fixed = free, fixed  # which components are estimated; values of the others
+        self.free, self.fixed = free, fixed  # which parameters are estimated; values of the others
+        self.lb = lb  # lower bounds: 0 for variances, -inf for covariances
+        self.ub = np.full(lb.size, np.inf) if ub is None else ub  # upper bounds: 1 for correlations
+        self.feasible = feasible or (lambda phi: True)  # e.g. G positive semi-definite
+        # the optimiser's parameters phi (variances, correlations) -> the linear coefficients theta of M
+        self.to_theta = to_theta or (lambda phi: phi)
+        self.jac = jac  # d theta / d phi (None: identity)
+
+    @property
+    def lbf(self) -> np.ndarray:
+        return self.lb[self.free]
+
+    @property
+    def ubf(self) -> np.ndarray:
+        return self.ub[self.free]
+
+    def parts_phi(self, phi: np.ndarray, grad: bool = False):
+        """:meth:`parts` at theta(phi), gradient and information transformed to phi (chain rule)."""
+        if not self.feasible(phi):
+            return None
+        out = self.parts(self.to_theta(phi), grad=grad)
+        if out is not None and grad and self.jac is not None:
+            J = self.jac(phi)
+            out["grad"] = J.T @ out["grad"]
+            out["info"] = J.T @ out["info"] @ J
+        return out
 
     def full(self, theta: np.ndarray) -> np.ndarray:
         s = self.fixed.copy()
@@ -429,29 +577,30 @@ class _Objective:
             out["info"] = 0.5 * info
         return out
 
-    def ll(self, theta: np.ndarray) -> float:
-        r = self.parts(self.full(np.maximum(theta, 0.0)))
+    def ll(self, phi: np.ndarray) -> float:
+        r = self.parts_phi(self.full(np.clip(phi, self.lbf, self.ubf)))
         return -np.inf if r is None else r["ll"]
 
-    def negll_grad(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        r = self.parts(self.full(np.maximum(theta, 0.0)), grad=True)
+    def negll_grad(self, phi: np.ndarray) -> tuple[float, np.ndarray]:
+        r = self.parts_phi(self.full(np.clip(phi, self.lbf, self.ubf)), grad=True)
         if r is None:
             return 1e300, np.zeros(theta.size)
         return -r["ll"], -r["grad"][self.free]
 
 
 def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 500) -> tuple[np.ndarray, float]:
-    """Projected Fisher scoring for theta >= 0 (metafor's rma.uni algorithm, one variance per component):
-    step I^-1 g on the components not held at 0 (at 0 with a gradient pointing below 0), halved until the
-    likelihood does not decrease, projected onto theta >= 0."""
-    r = obj.parts(obj.full(t), grad=True)
+    """Projected Fisher scoring for theta >= lb (metafor's rma.uni algorithm, for several components):
+    step I^-1 g on the parameters not held at their bound (at it with a gradient pointing outwards), halved
+    until the likelihood does not decrease and the parameters are feasible, projected onto theta >= lb."""
+    lbf, ubf = obj.lbf, obj.ubf
+    r = obj.parts_phi(obj.full(t), grad=True)
     if r is None:
         return t, -np.inf
     ll = r["ll"]
     for _ in range(maxit):
         g = r["grad"][obj.free]
         info = r["info"][np.ix_(obj.free, obj.free)]
-        free = ~((t <= 0) & (g <= 0))
+        free = ~(((t <= lbf) & (g <= 0)) | ((t >= ubf) & (g >= 0)))
         if not free.any():
             break
         d = np.zeros_like(t)
@@ -461,8 +610,8 @@ def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 500) -> 
             d[free] = g[free] * tol
         lam, new = 1.0, None
         while lam > 1e-10:
-            tn = np.maximum(t + lam * d, 0.0)
-            rn = obj.parts(obj.full(tn), grad=True)
+            tn = np.clip(t + lam * d, lbf, ubf)
+            rn = obj.parts_phi(obj.full(tn), grad=True)
             if rn is not None and rn["ll"] >= ll - 1e-13 * max(1.0, abs(ll)):
                 new = (tn, rn)
                 break
@@ -486,7 +635,7 @@ def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tupl
     best_t, best_ll = None, -np.inf
     found: list[np.ndarray] = []
     for t0 in starts:
-        t0 = np.maximum(np.asarray(t0, float), 0.0)
+        t0 = np.clip(np.asarray(t0, float), obj.lbf, obj.ubf)
         t, ll = _scoring(obj, t0, scale)
         if ll > best_ll:
             best_t, best_ll = t, ll
@@ -496,18 +645,19 @@ def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tupl
         val, g = obj.negll_grad(u * scale)
         return val, g * scale
 
-    t = _polish(f, best_t / scale) * scale
+    t = _polish(f, best_t / scale, obj.lbf / scale, obj.ubf / scale) * scale
     ll = obj.ll(t)
     if ll >= best_ll:
         best_t, best_ll = t, ll
     return best_t, best_ll
 
 
-def _polish(f, t: np.ndarray, steps: int = 4) -> np.ndarray:
-    """Projected Newton on the free (positive, or zero with an increasing gradient) components."""
+def _polish(f, t: np.ndarray, lb: np.ndarray, ub: np.ndarray, steps: int = 4) -> np.ndarray:
+    """Projected Newton on the free parameters (inside their bounds, or at a bound with the likelihood
+    increasing inwards); ``f`` returns the negative log likelihood and its gradient."""
     for _ in range(steps):
         val, g = f(t)
-        active = (t <= 0) & (g >= 0)  # at the bound and the likelihood decreases inwards
+        active = ((t <= lb) & (g >= 0)) | ((t >= ub) & (g <= 0))  # at a bound, the likelihood decreasing inwards
         free = ~active
         if not free.any():
             return t
@@ -516,7 +666,12 @@ def _polish(f, t: np.ndarray, steps: int = 4) -> np.ndarray:
         for j in range(t.size):
             e = np.zeros(t.size)
             e[j] = h[j]
-            Hm[:, j] = (f(t + e)[1] - f(np.maximum(t - e, 0.0))[1]) / (h[j] + min(h[j], t[j]) if t[j] > 0 else h[j])
+            fwd = min(h[j], ub[j] - t[j])
+            back = min(h[j], t[j] - lb[j])
+            if fwd + back <= 0:
+                Hm[:, j] = 0.0
+                continue
+            Hm[:, j] = (f(t + fwd * (e > 0))[1] - f(t - back * (e > 0))[1]) / (fwd + back)
         Hm = 0.5 * (Hm + Hm.T)
         Hf = Hm[np.ix_(free, free)]
         try:
@@ -528,7 +683,7 @@ def _polish(f, t: np.ndarray, steps: int = 4) -> np.ndarray:
         lam, improved = 1.0, False
         while lam > 1e-8:
             tn = t.copy()
-            tn[free] = np.maximum(t[free] - lam * step, 0.0)
+            tn[free] = np.clip(t[free] - lam * step, lb[free], ub[free])
             vn = f(tn)[0]
             if vn <= val:
                 improved = True
@@ -546,7 +701,8 @@ def _polish(f, t: np.ndarray, steps: int = 4) -> np.ndarray:
 
 
 _ARRAY_FIELDS = ("beta", "se", "stat", "pval", "ci_lb", "ci_ub", "vb", "sigma2", "ddf", "i2", "fitted", "residuals",
-                 "weights", "yi", "X", "cluster", "s_nlevels", "sigma2_fixed")
+                 "weights", "yi", "X", "cluster", "s_nlevels", "sigma2_fixed", "tau2", "rho", "G", "i2_tau2",
+                 "g_levels_k", "_gpar")
 
 
 @dataclass(frozen=True)
@@ -561,6 +717,12 @@ class MultilevelResult:
     profile-likelihood CIs by :meth:`confint` (computed on demand, cached),
     ``i2`` (percent per level) and
     ``i2_total`` (metafor FAQ; Cheung 2014), ``typical_v``.
+    An ``~ inner | outer`` term (``struct``): ``tau2`` (one per inner level;
+    one for CS), ``rho`` (UN: per pair in R's ``lower.tri`` order; CS: one),
+    ``G`` (q x q), ``g_names`` (inner, outer), ``g_levels`` (inner levels,
+    sorted), ``g_levels_k`` (rows per inner level), ``g_nlevels`` (numbers of
+    inner and outer levels), ``i2_tau2`` (metafor FAQ for multivariate models:
+    ``100 tau2 / (tau2 + typical_v)``).
     Tests: ``QE, QE_df, QEp`` (Cochran's Q with V), ``QM, QM_df`` (df1, df2;
     df2 NaN for a chi-square test), ``QMp``, ``btt`` (the tested coefficients).
     Fit: ``logLik, deviance, AIC, BIC, AICc`` of ``method``.
@@ -611,6 +773,16 @@ class MultilevelResult:
     X: np.ndarray = field(repr=False)
     cluster: np.ndarray = field(repr=False)
     slab: tuple = field(default=(), repr=False, compare=False)
+    tau2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    rho: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    G: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    i2_tau2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    struct: str = ""
+    g_names: tuple = ()
+    g_levels: tuple = ()
+    g_levels_k: np.ndarray = field(default_factory=lambda: np.zeros(0, int), repr=False)
+    g_nlevels: tuple = ()
+    _gpar: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
     _blocks: Any = field(default=None, repr=False, compare=False)
     _profile: Any = field(default=None, repr=False, compare=False)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -635,12 +807,12 @@ class MultilevelResult:
     @property
     def M(self) -> np.ndarray:
         """Marginal covariance V + sum_l sigma2_l Z_l Z_l' (k x k, dense)."""
-        return self._blocks.dense(self.sigma2)
+        return self._blocks.dense(np.concatenate([self.sigma2, self._gpar]))
 
     @property
     def W(self) -> np.ndarray:
         """Weight matrix W = M^-1 (k x k, dense; computed block by block)."""
-        return self._blocks.dense(self.sigma2, inverse=True)
+        return self._blocks.dense(np.concatenate([self.sigma2, self._gpar]), inverse=True)
 
     @property
     def V(self) -> np.ndarray:
@@ -666,19 +838,34 @@ class MultilevelResult:
 
     def summary(self) -> str:
         """The fit in metafor's ``print.rma.mv`` layout."""
-        lines = [f"Multivariate Meta-Analysis Model (k = {self.k}; method: {self.method})", ""]
-        stats_ = [self.logLik, self.deviance, self.AIC, self.BIC, self.AICc]
-        heads = ["logLik", "Deviance", "AIC", "BIC", "AICc"]
-        txt = [_fmt(v) for v in stats_]
-        w = [max(len(h), len(t)) for h, t in zip(heads, txt)]
-        lines += ["  " + "  ".join(h.rjust(n) for h, n in zip(heads, w)),
-                  "  " + "  ".join(t.rjust(n) for t, n in zip(txt, w)), "", "Variance Components:", ""]
+        lines = [f"Multivariate Meta-Analysis Model (k = {self.k}; method: {self.method})", "",
+                 "Variance Components:", ""]
         rows = [[f"sigma^2.{j + 1}", _fmt(s), _fmt(math.sqrt(s)), str(int(n)), "yes" if fx else "no", name]
                 for j, (s, n, fx, name) in enumerate(zip(self.sigma2, self.s_nlevels, self.sigma2_fixed, self.s_names))]
         head = ["", "estim", "sqrt", "nlvls", "fixed", "factor"]
-        w = [max(len(r[c]) for r in rows + [head]) for c in range(6)]
-        lines.append("  ".join(head[0].ljust(w[0]) if c == 0 else head[c].rjust(w[c]) for c in range(6)))
-        lines += ["  ".join(r[0].ljust(w[0]) if c == 0 else r[c].rjust(w[c]) for c in range(6)) for r in rows]
+        if rows:
+            lines += _table(head, rows)
+        if self.struct:
+            inner, outer = self.g_names
+            lines += ([""] if rows else []) + [f"outer factor: {outer}   (nlvls = {self.g_nlevels[1]})",
+                                               f"inner factor: {inner} (nlvls = {self.g_nlevels[0]})", ""]
+            levels = list(self.g_levels) if self.struct != "CS" else ["all"]
+            counts = list(self.g_levels_k) if self.struct != "CS" else [int(np.sum(self.g_levels_k))]
+            trows = [[f"tau^2.{j + 1}" if len(levels) > 1 else "tau^2", _fmt(t), _fmt(math.sqrt(t)), str(int(n)), "no",
+                      lev] for j, (t, n, lev) in enumerate(zip(self.tau2, counts, levels))]
+            lines += _table(["", "estim", "sqrt", "k.lvl", "fixed", "level"], trows)
+            if self.struct == "CS" and self.rho.size:
+                lines += ["", f"rho    {_fmt(self.rho[0])}"]
+            elif self.struct == "UN":
+                q = len(self.g_levels)
+                R = np.eye(q)
+                R[np.tril_indices(q, -1)[1], np.tril_indices(q, -1)[0]] = np.nan
+                lower = [(b, a) for a in range(q) for b in range(a + 1, q)]
+                for (b, a), r in zip(lower, self.rho):
+                    R[b, a] = r
+                rrows = [[lev] + [("1" if i == j else _fmt(R[i, j])) if j <= i else "" for j in range(q)]
+                         for i, lev in enumerate(self.g_levels)]
+                lines += [""] + _table([""] + [f"rho.{lev}" for lev in self.g_levels], rrows)
         lines += ["", "Test for Residual Heterogeneity:" if self.p > 1 else "Test for Heterogeneity:",
                   f"{'QE' if self.p > 1 else 'Q'}(df = {self.QE_df}) = {_fmt(self.QE)}, p-val {_pv(self.QEp)}", ""]
         if self.p > 1:
@@ -717,19 +904,25 @@ class MultilevelResult:
         ``max(10, 100 sigma2_j)`` (10 when sigma2_j ~ 0) and returned there
         (``ub_limited`` True) when the profile stays below, as metafor.
         Fixed components and components that are not identifiable get NaN.
-        Rows ``sigma^2.j`` and ``sigma.j`` (square roots): ``estimate, ci_lb,
-        ci_ub, ub_limited``.  Computed once per level and cached.
+        The variances ``tau^2.j`` and correlations ``rho.j`` of an
+        ``~ inner | outer`` term likewise (the other parameters re-maximised;
+        rho searched in [-1, 1], its ends returned when the profile stays below).
+        Rows ``sigma^2.j``, ``tau^2.j``, ``rho.j`` and the square roots
+        ``sigma.j``, ``tau.j``: ``estimate, ci_lb, ci_ub, ub_limited``.  Computed once per
+        level and cached.
         """
         lv = self.level if level is None else _level(level)
         if lv not in self._cache:
             self._cache[lv] = _profile_all(self._profile, lv)
         lb, ub, lim = self._cache[lv]
-        rows = []
-        for j in range(self.sigma2.size):
-            rows.append((f"sigma^2.{j + 1}", self.sigma2[j], lb[j], ub[j], lim[j]))
-        for j in range(self.sigma2.size):
-            rows.append((f"sigma.{j + 1}", math.sqrt(self.sigma2[j]), math.sqrt(lb[j]) if np.isfinite(lb[j]) else np.nan,
-                         math.sqrt(ub[j]) if np.isfinite(ub[j]) else np.nan, lim[j]))
+        L, nt = self.sigma2.size, self.tau2.size
+        est = np.concatenate([self.sigma2, self.tau2, self.rho])
+        names = ([f"sigma^2.{j + 1}" for j in range(L)] + [f"tau^2.{j + 1}" for j in range(nt)]
+                 + [f"rho.{j + 1}" for j in range(self.rho.size)])
+        rows = [(nm, est[j], lb[j], ub[j], lim[j]) for j, nm in enumerate(names)]
+        root = lambda x: math.sqrt(x) if np.isfinite(x) else np.nan  # noqa: E731
+        rows += [(nm.replace("^2", ""), root(est[j]), root(lb[j]), root(ub[j]), lim[j])
+                 for j, nm in enumerate(names[: L + nt])]
         return pd.DataFrame(rows, columns=["parameter", "estimate", "ci_lb", "ci_ub", "ub_limited"]).set_index("parameter")
 
 
@@ -746,13 +939,25 @@ def _level(level) -> float:
 
 
 def _profile_all(prof: dict, level: float):
-    L = prof["L"]
-    lb, ub, lim = np.full(L, np.nan), np.full(L, np.nan), np.zeros(L, bool)
-    for j in prof["est_idx"]:
-        if prof["tied"][j]:
+    """CIs of every estimated sigma2 (first L entries) and every tau2 of the ``~ inner | outer`` term."""
+    L, todo = prof["L"], list(prof["est_idx"]) + list(prof["g_var_idx"])
+    n = L + len(prof["g_var_idx"])
+    lb, ub, lim = np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, bool)
+    for pos, j in enumerate(todo):
+        if j < L and prof["tied"][j]:
             continue
-        lb[j], ub[j], lim[j] = _profile_ci(prof["obj"], prof["s2"], prof["ll"], j, level, prof["scale"], prof["est_idx"])
+        row = j if j < L else L + pos - len(prof["est_idx"])
+        lb[row], ub[row], lim[row] = _profile_ci(prof["obj"], prof["s2"], prof["ll"], j, level, prof["scale"],
+                                                 prof["others"])
     return lb, ub, lim
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    """Columns right-aligned (the first left-aligned), two spaces apart, as R prints a character matrix."""
+    n = len(head)
+    w = [max(len(r[c]) for r in rows + [head]) for c in range(n)]
+    return ["  ".join(r[c].ljust(w[c]) if c == 0 else r[c].rjust(w[c]) for c in range(n)).rstrip()
+            for r in [head] + rows]
 
 
 def _pv(p: float) -> str:
@@ -809,19 +1014,27 @@ def _profile_ci(obj: _Objective, sigma2_hat: np.ndarray, ll_hat: float, j: int, 
             t2, ll2 = _scoring(sub, sigma2_hat[others], scale)
             if ll2 > ll:
                 t1, ll = t2, ll2
+            if (obj.lb[others] == -1).any():  # correlations: also from 0 (always a positive semi-definite G)
+                t3, ll3 = _scoring(sub, np.where(obj.lb[others] == -1, 0.0, sigma2_hat[others]), scale)
+                if ll3 > ll:
+                    t1, ll = t3, ll3
             warm["t"] = t1
         return -2.0 * (ll - ll_hat) - crit
 
-    vmax = 10.0 if est <= np.sqrt(np.finfo(float).eps) else max(10.0, 100.0 * est)
-    lo = 0.0 if objective(0.0) < 0 else optimize.brentq(objective, 0.0, est, xtol=1e-13, rtol=1e-12) if est > 0 else 0.0
+    if obj.lb[j] == -1.0:  # a correlation: searched in [-1, 1], as metafor for struct="UN"/"CS"
+        vmin, vmax = -1.0, 1.0
+    else:
+        vmin, vmax = 0.0, 10.0 if est <= np.sqrt(np.finfo(float).eps) else max(10.0, 100.0 * est)
+    lo = (vmin if objective(vmin) < 0 else optimize.brentq(objective, vmin, est, xtol=1e-13, rtol=1e-12)
+          if est > vmin else vmin)
     if objective(vmax) < 0:
-        return lo, vmax, True
+        return lo, vmax, bool(obj.lb[j] != -1.0)  # rho = 1 is the parameter's own bound, not a search limit
     return lo, optimize.brentq(objective, est, vmax, xtol=1e-13, rtol=1e-12), False
 
 
 def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, method: str = "REML", test: str = "z",
            dfs: str = "residual", level: float = 95, slab=None, sparse: bool = False,
-           sigma2=None) -> MultilevelResult:
+           sigma2=None, struct: str = "CS") -> MultilevelResult:
     """Multilevel / multivariate random-effects model, = metafor 3.8.1 ``rma.mv``.
 
     ``yi``: effect sizes (array, Series, or a column name of ``data``).
@@ -877,7 +1090,13 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
     bad = diag <= 0
     if bad.any():
         raise ValueError(f"V: sampling variances must be > 0; offending positions (0-based): {_checks.positions(bad)}")
-    factors = parse_random(random, data, k)
+    factors, gterms, cluster = _parse(random, data, k)
+    if len(gterms) > 1:
+        raise ValueError("random: at most one '~ inner | outer' term is supported")
+    if not factors and not gterms:
+        raise ValueError("random: no random-effects term given")
+    struct = _checks.option(struct, "struct", tuple(s_.lower() for s_ in STRUCTS), {}, "; ".join(STRUCTS)).upper()
+    gt = _GTerm(*gterms[0], struct) if gterms else None
     X, coef_names, has_int = _design(mods, data, k, intercept)
     p = X.shape[1]
     if p >= k:
@@ -912,19 +1131,37 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
                       "identifiable: their sum is estimated and split equally (where metafor's symmetric start "
                       "leaves it); their profile CIs are NaN", UserWarning, stacklevel=2)
     est_idx = np.flatnonzero(~user_fixed & ~tied)
-    blocks = _Blocks(k, vr, vc, vv, [codes[j] for j in range(L)], X, y)
+    # parameters: sigma2 (L), then the G term's (nG)
+    nG = 0 if gt is None else len(gt.basis)
+    gens = [(lambda f: (lambda idx: (f[idx][:, :, None] == f[idx][:, None, :]).astype(float)))(c) for c in codes]
+    connect = list(codes)
+    if gt is not None:
+        gens += [gt.gen(m) for m in range(nG)]
+        connect.append(gt.outer)
+    blocks = _Blocks(k, vr, vc, vv, gens, connect, X, y)
     # V alone: positive definite? (metafor warns, and QE / I2 need V^-1)
-    Vparts = blocks.eval(np.zeros(L), base="V")
+    Vparts = blocks.eval(np.zeros(L + nG), base="V")
     v_pd = Vparts is not None and _min_eig_ok(blocks)
     if not v_pd:
         warnings.warn("rma_mv: V appears to be not positive definite (as metafor warns); QE and I2 are NaN",
                       UserWarning, stacklevel=2)
     # the objective works on the estimated components; a tied group enters through its first factor
     # with the others at 0 (same A matrices), and is split at the end
-    free = np.zeros(L, bool)
+    free = np.zeros(L + nG, bool)
     free[est_idx] = True
-    fixed0 = np.where(user_fixed, fixed_vals, 0.0)
-    obj = _Objective(blocks, X, method == "REML", free, fixed0)
+    free[L:] = True
+    fixed0 = np.concatenate([np.where(user_fixed, fixed_vals, 0.0), np.zeros(nG)])
+    lb = np.concatenate([np.zeros(L), np.zeros(0) if gt is None else gt.lb])
+    ub = np.concatenate([np.full(L, np.inf), np.zeros(0) if gt is None else gt.ub])
+    if gt is None:
+        obj = _Objective(blocks, X, method == "REML", free, fixed0, lb)
+    else:
+        def jac(phi):
+            J = np.eye(phi.size)
+            J[L:, L:] = gt.jac(phi[L:])
+            return J
+        obj = _Objective(blocks, X, method == "REML", free, fixed0, lb, lambda phi: gt.feasible(phi[L:]), ub,
+                         lambda phi: np.concatenate([phi[:L], gt.theta(phi[L:])]), jac)
     # starting values: metafor's total heterogeneity guess, split equally; and one component at a time
     if v_pd:
         Hv = np.linalg.inv(Vparts["XWX"])
@@ -935,20 +1172,32 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
         beta_ols = np.linalg.lstsq(X, y, rcond=None)[0]
         total = float(np.sum((y - X @ beta_ols) ** 2) / max(k - p, 1))
     n_est = est_idx.size
+    n_vc = n_est + (0 if gt is None else (1 if struct == "CS" else gt.q))
+    each = total / max(n_vc, 1)
     scale = max(total, 1e-8 * float(np.mean(diag)))
-    starts = [np.full(n_est, total / max(n_est, 1))]
+
+    def start(sig: np.ndarray, g_total: float, rho: float) -> np.ndarray:
+        return np.concatenate([sig, np.zeros(0) if gt is None else gt.start(g_total, rho)])
+
+    # metafor's start (the total split equally, rho 0.5), each sigma2 alone, 10x, ~0, and rho 0
+    starts = [start(np.full(n_est, each), each, 0.5)]
     for j in range(n_est):
-        s = np.full(n_est, 0.01 * total)
-        s[j] = total
-        starts.append(s)
-    starts += [np.full(n_est, 10.0 * total), np.zeros(n_est) + 1e-4 * scale]
+        sig = np.full(n_est, 0.01 * each)
+        sig[j] = total
+        starts.append(start(sig, 0.01 * each, 0.5))
+    starts += [start(np.full(n_est, 10.0 * each), 10.0 * each, 0.5), start(np.full(n_est, 1e-4 * scale), 1e-4 * scale, 0.0)]
+    if gt is not None:
+        starts.append(start(np.full(n_est, each), each, 0.0))
     theta, ll = _maximise(obj, starts, scale)
     s2 = obj.full(theta)
     if not np.isfinite(ll):
         raise ValueError("rma_mv: the marginal covariance M = V + Z G Z' is not positive definite at any "
                          "variance components tried (V is singular and the random effects do not cover its "
                          "null space); check V")
-    parts = obj.parts(s2)
+    parts = obj.parts(obj.to_theta(s2))
+    gphi = s2[L:]
+    gpar = np.zeros(0) if gt is None else gt.theta(gphi)
+    s2_all, s2 = s2, s2[:L]
     sigma2_out = s2.copy()
     for i in np.unique(tied_to[tied]):
         members = np.flatnonzero(tied_to == i)
@@ -959,7 +1208,8 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
     se = np.sqrt(np.diag(vb))
     stat = beta / se
     if test == "t":
-        ddf = np.full(p, float(max(k - p, 1))) if dfs == "residual" else _contain_ddf(X, codes, k, p)
+        ddf = (np.full(p, float(max(k - p, 1))) if dfs == "residual"
+               else _contain_ddf(X, codes + ([] if gt is None else [gt.combo, gt.outer]), k, p))
         pval = 2 * stats.t.sf(np.abs(stat), ddf)
         crit = stats.t.ppf(1 - (1 - lv) / 2, ddf)
     else:
@@ -993,7 +1243,13 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
     QEp = float(stats.chi2.sf(QE, QE_df)) if QE_df > 0 else 1.0
     if QE_df <= 0:
         QE = 0.0
-    n_par = p + int((~user_fixed).sum())
+    n_par = p + int((~user_fixed).sum()) + nG
+    if gt is not None:
+        tau2, rho = gphi[: gt.n_tau2].copy(), gphi[gt.n_tau2:].copy()
+        G = gt.G(gphi)
+        i2_tau2 = 100.0 * tau2 / (tau2 + typical_v) if v_pd else np.full(tau2.size, np.nan)
+    else:
+        tau2, rho, G, i2_tau2 = np.zeros(0), np.zeros(0), np.zeros((0, 0)), np.zeros(0)
     if method == "ML":
         llv = parts["ll_ml"]
         dev = -2.0 * (llv - ll_qe)
@@ -1008,11 +1264,13 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
     fitted = X @ beta
     W_diag = np.zeros(k)
     for g in blocks.groups:
-        Mb = g["V"] + np.tensordot(sigma2_out, np.array(g["A"]), axes=(0, 0))
+        Mb = g["V"] + np.tensordot(np.concatenate([sigma2_out, gpar]), np.array(g["A"]), axes=(0, 0))
         W_diag[g["idx"]] = np.diagonal(np.linalg.inv(Mb), axis1=1, axis2=2)
     tied_any = np.array([tied_to[j] != j or (tied_to == j).sum() > 1 for j in range(L)])
-    profile = dict(obj=obj, s2=s2, ll=parts["ll"], scale=scale, est_idx=est_idx, tied=tied_any, L=L)
-    cluster = np.asarray(_outer_values(random, data, k), dtype=object)
+    others = np.concatenate([est_idx, np.arange(L, L + nG)]).astype(int)
+    g_var_idx = [] if gt is None else [L + m for m in range(gt.n_tau2 + gt.n_rho)]
+    profile = dict(obj=obj, s2=s2_all, ll=parts["ll"], scale=scale, est_idx=est_idx, others=others, tied=tied_any,
+                   L=L, g_var_idx=g_var_idx)
     lab = tuple(range(1, k + 1)) if slab is None else tuple(np.asarray(slab, dtype=object).tolist())
     if len(lab) != k:
         raise ValueError(f"slab must have one label per effect size (length {k}); got {len(lab)}")
@@ -1023,24 +1281,17 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
         i2_total=float(i2_total), typical_v=float(typical_v), QE=QE, QE_df=QE_df, QEp=QEp, QM=QM, QM_df=QM_df,
         QMp=QMp, btt=btt, logLik=float(llv), deviance=float(dev), AIC=float(AIC), BIC=float(BIC), AICc=float(AICc),
         fitted=fitted, residuals=y - fitted, weights=100.0 * W_diag / W_diag.sum(), yi=y, X=X,
-        cluster=cluster, slab=lab, _blocks=blocks, _profile=profile)
+        cluster=cluster, slab=lab, tau2=tau2, rho=rho, G=G, i2_tau2=i2_tau2, struct=struct if gt else "",
+        g_names=(gt.inner_name, gt.outer_name) if gt else (), g_levels=tuple(gt.levels) if gt else (),
+        g_levels_k=np.bincount(gt.inner, minlength=gt.q) if gt else np.zeros(0, int),
+        g_nlevels=(gt.q, int(gt.outer.max()) + 1) if gt else (), _gpar=gpar,
+        _blocks=blocks, _profile=profile)
 
 
 def _min_eig_ok(blocks: _Blocks) -> bool:
     """V positive definite beyond rounding (metafor: every eigenvalue > machine eps)."""
     eps = np.finfo(float).eps
     return all(np.linalg.eigvalsh(g["V"])[:, 0].min() > eps for g in blocks.groups)
-
-
-def _outer_values(random, data, k: int):
-    """The values of the outermost grouping factor (the cluster for cluster-robust inference)."""
-    if isinstance(random, str) or (isinstance(random, (list, tuple)) and random and isinstance(random[0], str)):
-        term = random if isinstance(random, str) else random[0]
-        name = re.fullmatch(r"\s*~\s*1\s*\|\s*([^|]+?)\s*", term).group(1).split("/")[0].strip()
-        return np.asarray(_column(data, name, "random"), dtype=object)
-    if isinstance(random, dict):
-        return np.asarray(next(iter(random.values())), dtype=object)
-    return np.asarray(random[0], dtype=object)
 
 
 # --------------------------------------------------------------------------- CHE preset

@@ -279,7 +279,10 @@ def test_result_frame_summary_and_frozen():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(random="study/es"), "is not of the form"),
-    (dict(random="~ x | study"), "is not of the form"),
+    (dict(random="~ x | study"), "column 'x' is not in data"),
+    (dict(random="~ es + x | study"), "one column name on each side"),
+    (dict(random="~ es | study", struct="AR"), "struct"),
+    (dict(random=["~ es | study", "~ es | study"]), "at most one"),
     (dict(random="~ 1 | nosuch"), "column 'nosuch'"),
     (dict(method="DL"), "method"),
     (dict(test="knha"), "test"),

@@ -131,6 +131,33 @@ add("berkey outcome ~1|trial/outcome", b, b$yi, Vb, ~ 1 | trial/outcome, mods = 
     vfull = TRUE, groups = gb)
 add("berkey intercept ~1|trial", b, b$yi, Vb, ~ 1 | trial, vfull = TRUE, groups = gb)
 
+## multivariate: random = ~ outcome | trial with struct = "UN" (and "CS", "DIAG"): tau2, rho, G
+for (st in c("UN", "CS", "DIAG")) for (m in c("REML", "ML")) {
+  res <- rma.mv(yi, Vb, mods = ~ outcome - 1, random = ~ outcome | trial, struct = st, data = b, method = m,
+                control = CTRL)
+  o <- out_fit(res, with_ci = FALSE)
+  o$tau2 <- res$tau2; o$rho <- res$rho; o$G <- unname(res$G)
+  if (st == "UN" && m == "REML") {  # profile-likelihood CIs of tau2 and rho
+    o$confint_tau2 <- lapply(1:2, function(j) { ci <- confint(res, tau2 = j, control = list(tol = 1e-10))$random
+                                                 list(estimate = ci[1, 1], lb = ci[1, 2], ub = ci[1, 3]) })
+    ci <- confint(res, rho = 1, control = list(tol = 1e-10))$random
+    o$confint_rho <- list(list(estimate = ci[1, 1], lb = ci[1, 2], ub = ci[1, 3]))
+  }
+  nz <- which(Vb != 0, arr.ind = TRUE)
+  cases[[length(cases) + 1]] <- list(name = paste("berkey ~outcome|trial", st, m), note = "", method = m, test = "z",
+    dfs = "residual", control = "tight", random = "~ outcome | trial", struct = st, yi = b$yi, X = unname(model.matrix(res)),
+    groups = gb, fit = o, V_triplets = unname(cbind(nz[, 1] - 1, nz[, 2] - 1, Vb[nz])), k = nrow(Vb))
+  message("berkey UN ", st, " ", m)
+}
+res <- rma.mv(yi, Vb, mods = ~ outcome - 1, random = ~ outcome | trial, struct = "UN", data = b, test = "t",
+              dfs = "contain", control = CTRL)
+o <- out_fit(res, with_ci = FALSE); o$tau2 <- res$tau2; o$rho <- res$rho; o$G <- unname(res$G)
+nz <- which(Vb != 0, arr.ind = TRUE)
+cases[[length(cases) + 1]] <- list(name = "berkey ~outcome|trial UN REML t contain", note = "", method = "REML",
+  test = "t", dfs = "contain", control = "tight", random = "~ outcome | trial", struct = "UN", yi = b$yi,
+  X = unname(model.matrix(res)), groups = gb, fit = o, V_triplets = unname(cbind(nz[, 1] - 1, nz[, 2] - 1, Vb[nz])),
+  k = nrow(Vb))
+
 ## all clusters of one effect: the two components are not identifiable (only their sum)
 bcg <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 bcg$es <- 1
