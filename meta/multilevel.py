@@ -588,7 +588,7 @@ class _Objective:
         return -r["ll"], -r["grad"][self.free]
 
 
-def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 500) -> tuple[np.ndarray, float]:
+def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 60) -> tuple[np.ndarray, float]:
     """Projected Fisher scoring for theta >= lb (metafor's rma.uni algorithm, for several components):
     step I^-1 g on the parameters not held at their bound (at it with a gradient pointing outwards), halved
     until the likelihood does not decrease and the parameters are feasible, projected onto theta >= lb."""
@@ -600,14 +600,14 @@ def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 500) -> 
     for _ in range(maxit):
         g = r["grad"][obj.free]
         info = r["info"][np.ix_(obj.free, obj.free)]
-        free = ~(((t <= lbf) & (g <= 0)) | ((t >= ubf) & (g >= 0)))
+        dinfo = np.diag(info)
+        # held: at a bound with the gradient pointing out, or without information (a correlation of a
+        # variance at 0 does not enter the likelihood)
+        free = ~(((t <= lbf) & (g <= 0)) | ((t >= ubf) & (g >= 0)) | (dinfo <= 1e-14 * max(float(dinfo.max()), 1e-300)))
         if not free.any():
             break
         d = np.zeros_like(t)
-        try:
-            d[free] = np.linalg.solve(info[np.ix_(free, free)], g[free])
-        except np.linalg.LinAlgError:
-            d[free] = g[free] * tol
+        d[free] = np.linalg.lstsq(info[np.ix_(free, free)], g[free], rcond=1e-12)[0]
         lam, new = 1.0, None
         while lam > 1e-10:
             tn = np.clip(t + lam * d, lbf, ubf)
@@ -641,15 +641,18 @@ def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tupl
             best_t, best_ll = t, ll
         found.append(t)
 
+    return _newton(obj, best_t, best_ll, scale)
+
+
+def _newton(obj: "_Objective", t: np.ndarray, ll: float, scale: float) -> tuple[np.ndarray, float]:
+    """Finish a scoring run with projected Newton steps (quadratic convergence where scoring is slow)."""
     def f(u):
         val, g = obj.negll_grad(u * scale)
         return val, g * scale
 
-    t = _polish(f, best_t / scale, obj.lbf / scale, obj.ubf / scale) * scale
-    ll = obj.ll(t)
-    if ll >= best_ll:
-        best_t, best_ll = t, ll
-    return best_t, best_ll
+    tn = _polish(f, t / scale, obj.lbf / scale, obj.ubf / scale, steps=25) * scale
+    lln = obj.ll(tn)
+    return (tn, lln) if lln >= ll else (t, ll)
 
 
 def _polish(f, t: np.ndarray, lb: np.ndarray, ub: np.ndarray, steps: int = 4) -> np.ndarray:
@@ -1010,14 +1013,15 @@ def _profile_ci(obj: _Objective, sigma2_hat: np.ndarray, ll_hat: float, j: int, 
             ll = sub.ll(np.zeros(0))
         else:
             # warm start from the previous profile point, and the fit's own values
-            t1, ll = _scoring(sub, warm["t"], scale)
-            t2, ll2 = _scoring(sub, sigma2_hat[others], scale)
+            t1, ll = _scoring(sub, warm["t"], scale, maxit=15)
+            t2, ll2 = _scoring(sub, sigma2_hat[others], scale, maxit=15)
             if ll2 > ll:
                 t1, ll = t2, ll2
-            if (obj.lb[others] == -1).any():  # correlations: also from 0 (always a positive semi-definite G)
-                t3, ll3 = _scoring(sub, np.where(obj.lb[others] == -1, 0.0, sigma2_hat[others]), scale)
+            if not np.isfinite(ll) and (obj.lb[others] == -1).any():  # correlations 0: a positive semi-definite G
+                t3, ll3 = _scoring(sub, np.where(obj.lb[others] == -1, 0.0, sigma2_hat[others]), scale, maxit=15)
                 if ll3 > ll:
                     t1, ll = t3, ll3
+            t1, ll = _newton(sub, t1, ll, scale)
             warm["t"] = t1
         return -2.0 * (ll - ll_hat) - crit
 

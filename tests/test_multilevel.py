@@ -55,6 +55,11 @@ def _random(case) -> dict:
 def _fit(case, **kw) -> MultilevelResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if "struct" in case:  # ~ inner | outer: the formula over a data frame
+            df = pd.DataFrame({"yi": case["yi"], **case["groups"]})
+            return rma_mv("yi", _V(case), random=case["random"], struct=case["struct"], data=df,
+                          mods=np.array(case["X"]), intercept=False, method=case["method"], test=case["test"],
+                          dfs=case["dfs"], **kw)
         return rma_mv(np.array(case["yi"]), _V(case), random=_random(case), mods=np.array(case["X"]), intercept=False,
                       method=case["method"], test=case["test"], dfs=case["dfs"], **kw)
 
@@ -72,13 +77,16 @@ def test_matches_metafor_rma_mv(name, fits):
     assert r.k == f["k"] and r.p == f["p"]
     assert r.logLik >= f["logLik"] - 1e-10, "not the global maximum: metafor found a higher likelihood"
     np.testing.assert_allclose(r.logLik, f["logLik"], atol=1e-7)
-    np.testing.assert_allclose(r.sigma2, arr(f["sigma2"]), atol=ATOL, rtol=0)
-    np.testing.assert_array_equal(r.s_nlevels, arr(f["s_nlevels"]))
+    if "struct" in c:  # no ~ 1 | ... term: metafor reports sigma2 = 0 of no factor
+        assert r.sigma2.size == 0 and np.all(arr(f["sigma2"]) == 0)
+    else:
+        np.testing.assert_allclose(r.sigma2, arr(f["sigma2"]), atol=ATOL, rtol=0)
+        np.testing.assert_array_equal(r.s_nlevels, arr(f["s_nlevels"]))
     for ours, theirs in [(r.beta, "beta"), (r.se, "se"), (r.stat, "stat"), (r.ci_lb, "ci_lb"), (r.ci_ub, "ci_ub"),
                          (r.vb.ravel(), "vb"), (r.fitted, "fitted"), (r.residuals, "resid")]:
         np.testing.assert_allclose(ours, arr(f[theirs]).ravel(), atol=ATOL, rtol=1e-5, err_msg=theirs)
     np.testing.assert_allclose(r.pval, arr(f["pval"]), atol=1e-7, rtol=1e-5)
-    np.testing.assert_allclose(r.weights, arr(f["weights"]), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(r.weights, arr(f["weights"]), atol=1e-6, rtol=1e-4)
     for ours, theirs in [(r.deviance, "deviance"), (r.AIC, "AIC"), (r.BIC, "BIC"), (r.AICc, "AICc")]:
         np.testing.assert_allclose(ours, f[theirs], atol=1e-7, err_msg=theirs)
     np.testing.assert_allclose(r.QE, f["QE"], rtol=1e-9)
@@ -90,9 +98,19 @@ def test_matches_metafor_rma_mv(name, fits):
     np.testing.assert_array_equal(np.nan_to_num(r.QM_df[1], nan=-1), np.nan_to_num(arr(f["QMdf"])[1], nan=-1))
     np.testing.assert_array_equal(np.nan_to_num(r.ddf, nan=-1), np.nan_to_num(arr(f["ddf"]), nan=-1))
     # I2 per level and total: metafor FAQ formula evaluated in R
-    np.testing.assert_allclose(r.i2, arr(f["i2"]), atol=1e-4, rtol=0)
-    np.testing.assert_allclose(r.i2_total, f["i2_total"], atol=1e-4)
+    if "struct" not in c:  # (metafor's sigma2 is a 0 of no factor there)
+        np.testing.assert_allclose(r.i2, arr(f["i2"]), atol=1e-4, rtol=0)
+        np.testing.assert_allclose(r.i2_total, f["i2_total"], atol=1e-4)
     np.testing.assert_allclose(r.typical_v, f["typical_v"], rtol=1e-9)
+    if "struct" in c:  # multivariate: G, its variances and correlations
+        np.testing.assert_allclose(r.tau2, arr(f["tau2"]), atol=ATOL)
+        if c["struct"] == "DIAG":  # metafor reports rho = 0 (fixed); we report no correlation
+            assert r.rho.size == 0 and np.all(arr(f["rho"]) == 0)
+        else:
+            np.testing.assert_allclose(r.rho, arr(f["rho"]), atol=1e-5)
+        np.testing.assert_allclose(r.G, np.array(f["G"]), atol=ATOL)
+        # metafor FAQ I2 for multivariate models: 100 tau2 / (tau2 + typical v), from R's tau2 and typical v
+        np.testing.assert_allclose(r.i2_tau2, 100 * arr(f["tau2"]) / (arr(f["tau2"]) + f["typical_v"]), rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", CI_CASES)
@@ -106,6 +124,21 @@ def test_profile_ci_matches_metafor_confint(name, fits):
         np.testing.assert_allclose(out.loc[f"sigma^2.{j + 1}", ["ci_lb", "ci_ub"]].to_numpy(float), [lb, ub],
                                    atol=1e-6, err_msg=f"sigma^2.{j + 1}")
     np.testing.assert_allclose(out.loc["sigma.1", "estimate"] ** 2, r.sigma2[0], rtol=1e-12)
+
+
+def test_profile_ci_of_tau2_and_rho_matches_metafor(fits):
+    """dat.berkey1998, random = ~ outcome | trial, struct = "UN": confint(res, tau2 = j), confint(res, rho = 1).
+    The lower end of tau2.2 needs the profile maximised on the boundary rho = 1."""
+    name = "berkey ~outcome|trial UN REML"
+    r, f = fits[name], CASES[name]["fit"]
+    out = r.confint()
+    for j, e in enumerate(f["confint_tau2"]):
+        np.testing.assert_allclose(out.loc[f"tau^2.{j + 1}", ["estimate", "ci_lb", "ci_ub"]].to_numpy(float),
+                                   [e["estimate"], e["lb"], e["ub"]], atol=1e-6)
+    e = f["confint_rho"][0]
+    np.testing.assert_allclose(out.loc["rho.1", ["estimate", "ci_lb", "ci_ub"]].to_numpy(float),
+                               [e["estimate"], e["lb"], e["ub"]], atol=1e-5)
+    assert not bool(out.loc["rho.1", "ub_limited"])  # rho = 1 is the parameter's bound, not a search limit
 
 
 def test_upper_ci_end_at_search_limit_is_flagged(fits):
