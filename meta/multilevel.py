@@ -588,15 +588,16 @@ class _Objective:
         return -r["ll"], -r["grad"][self.free]
 
 
-def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 60) -> tuple[np.ndarray, float]:
+def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 60) -> tuple[np.ndarray, float, bool]:
     """Projected Fisher scoring for theta >= lb (metafor's rma.uni algorithm, for several components):
     step I^-1 g on the parameters not held at their bound (at it with a gradient pointing outwards), halved
-    until the likelihood does not decrease and the parameters are feasible, projected onto theta >= lb."""
+    until the likelihood does not decrease and the parameters are feasible, projected onto theta >= lb.
+    Returns the parameters, the log likelihood and whether the steps converged (False: maxit reached)."""
     lbf, ubf = obj.lbf, obj.ubf
     r = obj.parts_phi(obj.full(t), grad=True)
     if r is None:
-        return t, -np.inf
-    ll = r["ll"]
+        return t, -np.inf, True
+    ll, converged = r["ll"], False
     for _ in range(maxit):
         g = r["grad"][obj.free]
         info = r["info"][np.ix_(obj.free, obj.free)]
@@ -605,6 +606,7 @@ def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 60) -> t
         # variance at 0 does not enter the likelihood)
         free = ~(((t <= lbf) & (g <= 0)) | ((t >= ubf) & (g >= 0)) | (dinfo <= 1e-14 * max(float(dinfo.max()), 1e-300)))
         if not free.any():
+            converged = True
             break
         d = np.zeros_like(t)
         d[free] = np.linalg.lstsq(info[np.ix_(free, free)], g[free], rcond=1e-12)[0]
@@ -622,8 +624,9 @@ def _scoring(obj: "_Objective", t: np.ndarray, tol: float, maxit: int = 60) -> t
         t, r = new
         improve, ll = r["ll"] - ll, r["ll"]
         if step <= tol * 1e-10 or (step <= tol * 1e-7 and improve <= 1e-14 * max(1.0, abs(ll))):
+            converged = True
             break
-    return t, ll
+    return t, ll, converged
 
 
 def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tuple[np.ndarray, float]:
@@ -636,7 +639,7 @@ def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tupl
     found: list[np.ndarray] = []
     for t0 in starts:
         t0 = np.clip(np.asarray(t0, float), obj.lbf, obj.ubf)
-        t, ll = _scoring(obj, t0, scale)
+        t, ll, _ = _scoring(obj, t0, scale)
         if ll > best_ll:
             best_t, best_ll = t, ll
         found.append(t)
@@ -1013,15 +1016,16 @@ def _profile_ci(obj: _Objective, sigma2_hat: np.ndarray, ll_hat: float, j: int, 
             ll = sub.ll(np.zeros(0))
         else:
             # warm start from the previous profile point, and the fit's own values
-            t1, ll = _scoring(sub, warm["t"], scale, maxit=15)
-            t2, ll2 = _scoring(sub, sigma2_hat[others], scale, maxit=15)
+            t1, ll, ok = _scoring(sub, warm["t"], scale, maxit=20)
+            t2, ll2, ok2 = _scoring(sub, sigma2_hat[others], scale, maxit=20)
             if ll2 > ll:
-                t1, ll = t2, ll2
+                t1, ll, ok = t2, ll2, ok2
             if not np.isfinite(ll) and (obj.lb[others] == -1).any():  # correlations 0: a positive semi-definite G
-                t3, ll3 = _scoring(sub, np.where(obj.lb[others] == -1, 0.0, sigma2_hat[others]), scale, maxit=15)
+                t3, ll3, ok3 = _scoring(sub, np.where(obj.lb[others] == -1, 0.0, sigma2_hat[others]), scale, maxit=20)
                 if ll3 > ll:
-                    t1, ll = t3, ll3
-            t1, ll = _newton(sub, t1, ll, scale)
+                    t1, ll, ok = t3, ll3, ok3
+            if not ok:  # scoring slow in a flat direction: Newton steps finish it
+                t1, ll = _newton(sub, t1, ll, scale)
             warm["t"] = t1
         return -2.0 * (ll - ll_hat) - crit
 

@@ -64,9 +64,17 @@ def _fit(case, **kw) -> MultilevelResult:
                       method=case["method"], test=case["test"], dfs=case["dfs"], **kw)
 
 
+class _Fits(dict):
+    """Each case fitted once, when a test first asks for it."""
+
+    def __missing__(self, name):
+        self[name] = _fit(CASES[name])
+        return self[name]
+
+
 @pytest.fixture(scope="module")
 def fits():
-    return {name: _fit(c) for name, c in CASES.items()}
+    return _Fits()
 
 
 @pytest.mark.parametrize("name", list(CASES))
