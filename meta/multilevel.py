@@ -8,6 +8,12 @@ mods=, method=, test=, dfs=)``: the linear mixed model
 with one variance component ``sigma2_l`` per grouping level (random
 intercepts; nested levels ``a/b/c`` are the factors ``a``, ``a:b``,
 ``a:b:c``).  The marginal covariance is ``M = V + sum_l sigma2_l Z_l Z_l'``.
+One ``~ inner | outer`` term adds ``(Z_in G Z_in') * (Z_out Z_out')``
+(elementwise product) with G of ``struct`` ``"UN"`` (a variance tau2 per
+inner level, a correlation rho per pair), ``"CS"`` (one tau2, one rho) or
+``"DIAG"``, metafor's multivariate model (e.g. ``dat.berkey1998``); M is
+linear in the variances and covariances of G, and the optimiser works in
+metafor's parameters (tau2 >= 0, rho in [-1, 1]) by the chain rule.
 ``sigma2`` maximises the restricted (REML) or full (ML) log likelihood over
 ``sigma2 >= 0`` (metafor's ``.ll.rma.mv`` objective, beta profiled out):
 
@@ -15,9 +21,10 @@ intercepts; nested levels ``a/b/c`` are the factors ``a``, ``a:b``,
     ll_REML = -(k-p)/2 log(2 pi) + 1/2 log|X'X| - 1/2 log|M| - 1/2 log|X'M^-1 X| - 1/2 r'M^-1 r
 
 with ``r = y - X beta``, ``beta = (X'M^-1X)^-1 X'M^-1 y``, ``vb = (X'M^-1X)^-1``.
-The maximum is searched by L-BFGS-B on ``sigma2 >= 0`` (analytic gradient
--1/2 tr(P A_l) + 1/2 y'P A_l P y, A_l = Z_l Z_l') from several starts, then
-polished by projected Newton steps; a component can be exactly 0.  metafor
+The maximum is searched by projected Fisher scoring on ``sigma2 >= 0``
+(analytic gradient -1/2 tr(P A_l) + 1/2 y'P A_l P y and expected information
+1/2 tr(P A_l P A_m), A_l = Z_l Z_l', P the REML projection) from several
+starts, then finished by projected Newton steps; a component can be exactly 0.  metafor
 optimises log(sigma2) with nlminb, which cannot reach 0 (it stops near
 1e-10) and may stop early; the tests require our log likelihood to be at
 least metafor's.
@@ -636,14 +643,11 @@ def _maximise(obj: "_Objective", starts: list[np.ndarray], scale: float) -> tupl
     if n == 0:
         return np.zeros(0), obj.ll(np.zeros(0))
     best_t, best_ll = None, -np.inf
-    found: list[np.ndarray] = []
     for t0 in starts:
         t0 = np.clip(np.asarray(t0, float), obj.lbf, obj.ubf)
         t, ll, _ = _scoring(obj, t0, scale)
         if ll > best_ll:
             best_t, best_ll = t, ll
-        found.append(t)
-
     return _newton(obj, best_t, best_ll, scale)
 
 
@@ -711,7 +715,7 @@ _ARRAY_FIELDS = ("beta", "se", "stat", "pval", "ci_lb", "ci_ub", "vb", "sigma2",
                  "g_levels_k", "_gpar")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class MultilevelResult:
     """A fitted multilevel / multivariate model (metafor ``rma.mv``), frozen.
 
@@ -900,6 +904,10 @@ class MultilevelResult:
     def __str__(self) -> str:
         return self.summary()
 
+    def __repr__(self) -> str:
+        """metafor's printout (``print(res)``), as R shows a fit."""
+        return self.summary()
+
     def confint(self, level: float | None = None) -> pd.DataFrame:
         """Profile-likelihood CIs of the variance components (metafor 3.8.1 ``confint.rma.mv``).
 
@@ -1053,7 +1061,9 @@ def rma_mv(yi, V, *, random, data=None, mods=None, intercept: bool = True, metho
     component per level, metafor's factors ``study`` and ``study/es_id``),
     ``"~ 1 | study"``, a list of formula strings (crossed terms), or a dict /
     list of grouping arrays taken as nested levels, outermost first
-    (:func:`parse_random`).  ``mods``: moderators (see :func:`_design`:
+    (:func:`parse_random`); one term may be ``"~ inner | outer"`` (e.g.
+    ``"~ outcome | trial"``) with covariance structure ``struct`` (``"CS"``,
+    metafor's default; ``"UN"``; ``"DIAG"``: :data:`STRUCTS`).  ``mods``: moderators (see :func:`_design`:
     formula ``"~ x + factor(g)"``, column names, arrays, DataFrame);
     ``intercept``: as metafor.
     ``method``: ``"REML"`` or ``"ML"``; ``test``: ``"z"`` or ``"t"``;

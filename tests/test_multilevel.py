@@ -85,8 +85,8 @@ def test_matches_metafor_rma_mv(name, fits):
     assert r.k == f["k"] and r.p == f["p"]
     assert r.logLik >= f["logLik"] - 1e-10, "not the global maximum: metafor found a higher likelihood"
     np.testing.assert_allclose(r.logLik, f["logLik"], atol=1e-7)
-    if "struct" in c:  # no ~ 1 | ... term: metafor reports sigma2 = 0 of no factor
-        assert r.sigma2.size == 0 and np.all(arr(f["sigma2"]) == 0)
+    if r.sigma2.size == 0:  # no ~ 1 | ... term: metafor reports sigma2 = 0 of no factor
+        assert "struct" in c and np.all(arr(f["sigma2"]) == 0)
     else:
         np.testing.assert_allclose(r.sigma2, arr(f["sigma2"]), atol=ATOL, rtol=0)
         np.testing.assert_array_equal(r.s_nlevels, arr(f["s_nlevels"]))
@@ -106,7 +106,7 @@ def test_matches_metafor_rma_mv(name, fits):
     np.testing.assert_array_equal(np.nan_to_num(r.QM_df[1], nan=-1), np.nan_to_num(arr(f["QMdf"])[1], nan=-1))
     np.testing.assert_array_equal(np.nan_to_num(r.ddf, nan=-1), np.nan_to_num(arr(f["ddf"]), nan=-1))
     # I2 per level and total: metafor FAQ formula evaluated in R
-    if "struct" not in c:  # (metafor's sigma2 is a 0 of no factor there)
+    if r.sigma2.size:  # (without ~ 1 | ... terms metafor's sigma2 is a 0 of no factor)
         np.testing.assert_allclose(r.i2, arr(f["i2"]), atol=1e-4, rtol=0)
         np.testing.assert_allclose(r.i2_total, f["i2_total"], atol=1e-4)
     np.testing.assert_allclose(r.typical_v, f["typical_v"], rtol=1e-9)
@@ -147,6 +147,17 @@ def test_profile_ci_of_tau2_and_rho_matches_metafor(fits):
     np.testing.assert_allclose(out.loc["rho.1", ["estimate", "ci_lb", "ci_ub"]].to_numpy(float),
                                [e["estimate"], e["lb"], e["ub"]], atol=1e-5)
     assert not bool(out.loc["rho.1", "ub_limited"])  # rho = 1 is the parameter's bound, not a search limit
+
+
+def test_multivariate_summary_layout(fits):
+    """print(res) of metafor for random = ~ outcome | trial, struct = "UN": outer/inner factors, tau^2 table, rho."""
+    s = fits["berkey ~outcome|trial UN REML"].summary()
+    for text in ("outer factor: trial   (nlvls = 5)", "inner factor: outcome (nlvls = 2)", "k.lvl", "rho.AL  rho.PD",
+                 "PD  0.6088       1", "Test for Residual Heterogeneity:"):
+        assert text in s
+    r = fits["berkey ~outcome|trial UN REML"]
+    assert r.g_levels == ("AL", "PD") and r.g_names == ("outcome", "trial") and r.struct == "UN"
+    np.testing.assert_allclose(r.G[0, 1], r.rho[0] * np.sqrt(r.tau2[0] * r.tau2[1]), rtol=1e-12)
 
 
 def test_upper_ci_end_at_search_limit_is_flagged(fits):
@@ -307,6 +318,7 @@ def test_result_frame_summary_and_frozen():
                  "F(df1 = 2, df2 = 97)", "Model Results:"):
         assert text in s
     assert "QE(df = 97) = " + f"{CASES['assink che deltype t contain']['fit']['QE']:.4f}" in s
+    assert repr(r) == s  # the fit prints as metafor prints it
     with pytest.raises(Exception):
         r.beta[0] = 1.0
     with pytest.raises(Exception):

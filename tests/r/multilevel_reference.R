@@ -158,6 +158,16 @@ cases[[length(cases) + 1]] <- list(name = "berkey ~outcome|trial UN REML t conta
   X = unname(model.matrix(res)), groups = gb, fit = o, V_triplets = unname(cbind(nz[, 1] - 1, nz[, 2] - 1, Vb[nz])),
   k = nrow(Vb))
 
+## an ~ 1 | grp term beside the UN term (grp: two groups of trials; its sigma2 goes to 0)
+b$grp <- c(1, 1, 1, 1, 2, 2, 2, 2, 2, 2)
+res <- rma.mv(yi, Vb, mods = ~ outcome - 1, random = list(~ 1 | grp, ~ outcome | trial), struct = "UN", data = b,
+              control = CTRL)
+o <- out_fit(res, with_ci = FALSE); o$tau2 <- res$tau2; o$rho <- res$rho; o$G <- unname(res$G)
+cases[[length(cases) + 1]] <- list(name = "berkey ~1|grp + ~outcome|trial UN", note = "", method = "REML",
+  test = "z", dfs = "residual", control = "tight", random = c("~ 1 | grp", "~ outcome | trial"), struct = "UN",
+  yi = b$yi, X = unname(model.matrix(res)), groups = c(gb, list(grp = b$grp)), fit = o,
+  V_triplets = unname(cbind(nz[, 1] - 1, nz[, 2] - 1, Vb[nz])), k = nrow(Vb))
+
 ## all clusters of one effect: the two components are not identifiable (only their sum)
 bcg <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 bcg$es <- 1
