@@ -55,6 +55,10 @@ def _random(case) -> dict:
 def _fit(case, **kw) -> MultilevelResult:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if "random_terms" in case:  # crossed terms: a list of formulas over a data frame
+            df = pd.DataFrame({"yi": case["yi"], **case["groups"]})
+            return rma_mv("yi", _V(case), random=case["random_terms"], data=df, mods=np.array(case["X"]),
+                          intercept=False, method=case["method"], test=case["test"], dfs=case["dfs"], **kw)
         if "struct" in case:  # ~ inner | outer: the formula over a data frame
             df = pd.DataFrame({"yi": case["yi"], **case["groups"]})
             return rma_mv("yi", _V(case), random=case["random"], struct=case["struct"], data=df,

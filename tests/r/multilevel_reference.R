@@ -114,6 +114,11 @@ add("assink che year ML t", a, a$yi, Va, ~ 1 | study/esid, mods = ~ year, method
 add("assink diag three levels", a, a$yi, a$vi, ~ 1 | pubstatus/study/esid, groups = ga)
 add("assink diag component at zero", a, a$yi, a$vi, ~ 1 | deltype/study/esid, groups = ga,
     note = "sigma2.1 (deltype) at the boundary 0")
+## crossed random effects: study and type of delinquency (one dense block)
+res <- rma.mv(yi, vi, random = list(~ 1 | study, ~ 1 | deltype), data = a, control = CTRL)
+cases[[length(cases) + 1]] <- list(name = "assink crossed study + deltype", note = "", method = "REML", test = "z",
+  dfs = "residual", control = "tight", random = "crossed", random_terms = c("~ 1 | study", "~ 1 | deltype"),
+  yi = a$yi, X = unname(model.matrix(res)), groups = ga, fit = out_fit(res, with_ci = FALSE), vi = a$vi)
 ao <- a[a$deltype == "overt", ]
 add("assink overt component at zero", ao, ao$yi, ao$vi, ~ 1 | study/esid,
     groups = list(study = ao$study, esid = ao$esid), note = "sigma2.2 at 0")
