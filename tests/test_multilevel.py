@@ -419,3 +419,21 @@ def test_forest_of_multilevel_fit_groups_by_study():
     np.testing.assert_allclose([xs.min(), xs.max()], [r.ci_lb[0], r.ci_ub[0]], rtol=1e-12)
     with pytest.raises(ValueError, match="coefficients"):
         forest(_fit(CASES["konstantopoulos year REML z residual"]))
+
+
+# --------------------------------------------------------------------------- cluster-robust tests of the fit
+
+
+def test_fit_serves_cluster_robust_cr2_tests():
+    """The fit exposes what cluster-robust inference needs (X, yi, W, beta, coef_names, level, cluster):
+    meta.robust.coef_test(che fit, "CR2") = clubSandwich coef_test(rma.mv CHE fit, vcov = "CR2")."""
+    robust = pytest.importorskip("meta.robust", reason="meta.robust (cluster-robust inference) is another module")
+    c = CASES["assink che deltype"]
+    df = pd.DataFrame({"yi": c["yi"], "vi": REF["vcalc"]["vi"], **c["groups"]})
+    r = che("yi", "vi", study="study", es_id="esid", data=df, mods="~ factor(deltype)")
+    ct = robust.coef_test(r, vcov="CR2")
+    ref = REF["che_cr2"]
+    np.testing.assert_allclose(ct.beta, ref["beta"], atol=ATOL)
+    np.testing.assert_allclose(ct.se, ref["se"], atol=ATOL)
+    np.testing.assert_allclose(ct.df, ref["df"], rtol=1e-4)
+    np.testing.assert_allclose(ct.pval, ref["pval"], atol=1e-6)

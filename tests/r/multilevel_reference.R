@@ -218,11 +218,19 @@ imp_sh <- impute_covariance_matrix(as$vi, as$study, r = 0.6, return_list = FALSE
 obs_rep <- c(1, 1, 2, 1, 2, 3)
 Vrep <- vcalc(c(0.1, 0.2, 0.3, 0.4, 0.5, 0.6), cluster = c(1, 1, 1, 2, 2, 2), obs = obs_rep, rho = 0.5)
 
+## cluster-robust (CR2) tests of the CHE fit (clubSandwich coef_test): what meta.robust computes from the fit's
+## X, yi, W and cluster
+res_che <- rma.mv(yi, Va, random = ~ 1 | study/esid, mods = ~ factor(deltype), data = a, control = CTRL)
+ct <- coef_test(res_che, vcov = "CR2")
+che_cr2 <- list(beta = unname(ct$beta), se = unname(ct$SE), tstat = unname(ct$tstat), df = unname(ct$df_Satt),
+                pval = unname(ct$p_Satt))
+
 ref <- list(
   metafor = as.character(packageVersion("metafor")),
   clubSandwich = as.character(packageVersion("clubSandwich")),
   cases = cases,
   singular = sing,
+  che_cr2 = che_cr2,
   sim_data = list(cl = cl, es = es, yi = ys, vi = vs),
   vcalc = list(study = a$study, esid = a$esid, vi = a$vi, cases = vc_cases,
                impute_max_abs_diff = max(abs(imp - vcalc(vi, cluster = study, obs = esid, rho = 0.6, data = a))),
