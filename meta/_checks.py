@@ -343,3 +343,26 @@ def warn_k1(test: str, k1: int) -> None:
             f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
             stacklevel=3,
         )
+
+
+def warn_shared_labels(labels, who: str = "pool") -> None:
+    """Warn (from the caller's caller) when study labels repeat: rows that share a label are most likely
+    dependent effect sizes of one study, which a univariate pool treats as independent studies."""
+    lab = pd.Series(list(labels), dtype=object)
+    dup = lab.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    parts = []
+    for value in pd.unique(lab[dup]):
+        rows = np.flatnonzero((lab == value).to_numpy())
+        parts.append(f"rows {_shown(rows.tolist(), 6)} share the study label {value!r}")
+        if len(parts) == 3:
+            break
+    more = len(pd.unique(lab[dup])) - len(parts)
+    warnings.warn(
+        f"{who}(): " + "; ".join(parts) + (f"; and {more} more labels repeat" if more > 0 else "")
+        + f"; {who}() treats them as independent; for dependent effects use meta.multilevel.rma_mv "
+        "(or che() with cluster-robust tests)",
+        UserWarning,
+        stacklevel=3,
+    )

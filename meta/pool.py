@@ -499,6 +499,7 @@ def pool(
     measure = _measure_from(measure, yi, vi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     index = _checks.align({"yi": yi, "vi": vi, "slab": slab})[1]
+    _checks.warn_shared_labels(lab, "pool")
     with _quiet():
         # every method on one analysis without the 2-D machinery (meta._one: the same
         # estimators); None where a sum overflows, and the 2-D fit below then reports it

@@ -212,7 +212,9 @@ def forest(
 
     Parameters
     ----------
-    result : a :class:`meta.pool.PoolResult` (k = 1 included), a
+    result : a :class:`meta.multilevel.MultilevelResult` (drawn by
+        :func:`meta.plots.forest_mv.forest_mv`: effect sizes grouped under their
+        study, the pooled diamond), a :class:`meta.pool.PoolResult` (k = 1 included), a
         :class:`meta.pool.SubgroupResult` (its ``groups`` keyed by the values of
         ``studies[subgroup]``; the total row uses ``result.overall``), or a
         :class:`meta.bias.TrimFillResult`: its observed and filled studies, the
@@ -263,6 +265,13 @@ def forest(
     intervals and heterogeneity statistics are read from ``result``; nothing is
     re-estimated here.
     """
+    if hasattr(result, "sigma2") and hasattr(result, "cluster"):  # meta.multilevel.MultilevelResult
+        from meta.plots.forest_mv import forest_mv
+
+        if studies is not None or subgroup is not None:
+            raise ValueError("forest: a multilevel result carries its effect sizes and studies; pass no studies/subgroup")
+        return forest_mv(result, favours=favours, xlabel=xlabel, title=title, xlim=xlim, digits=digits,
+                         fontsize=fontsize, width_cm=width_cm)
     tf = None
     if hasattr(result, "filled_yi") and hasattr(result, "result"):  # meta.bias.TrimFillResult
         if subgroup is not None:
