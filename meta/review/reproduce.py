@@ -88,6 +88,18 @@ class ReproduceResult:
             f["holds_under"] = rob.holds_under if r.k >= 2 else "single study"
             f["fragile"] = rob.fragile if r.k >= 2 else ""
             frames.append(f)
+            st = r.all_rows.stated if r.all_rows is not None else None
+            if st is not None:  # every row of every cohort (CHE + CR2): beside the panel, not counted in it
+                from meta.verdicts import verdict
+
+                frames.append(pd.DataFrame([{
+                    "set": r.evidence, "analysis_id": r.analysis.analysis_id, "method_id": f"all_rows_che_r{st['r']:g}",
+                    "label": f"All rows of every cohort: CHE working model (r = {st['r']:g}), CR2 with Satterthwaite t",
+                    "kind": "dependent", "k": st["k_rows"], "estimate": st["estimate"], "ci_low": st["ci_low"],
+                    "ci_high": st["ci_high"], "p": st["p"], "tau2": st["sigma2_cohort"] + st["sigma2_within"],
+                    "verdict": verdict(st["k_cohorts"], st["estimate"], st["ci_low"], st["ci_high"], rob.direction),
+                    "direction": f["direction"].iloc[0], "direction_source": rob.direction_source,
+                    "holds_under": f["holds_under"].iloc[0], "fragile": f["fragile"].iloc[0]}]))
         cols = ["set", "analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 

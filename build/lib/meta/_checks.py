@@ -250,9 +250,17 @@ def numbers(x: Any, name: str) -> np.ndarray:
     """``x`` as a float array; refuses booleans, complex numbers (:func:`real`)
     and non-numbers with a ``ValueError`` naming ``name``.  Nullable pandas
     missing values (``pd.NA``) become NaN (reported by the caller's
-    finiteness check)."""
+    finiteness check).  A float64 array (or float64 Series/DataFrame) is
+    returned as it is, not copied: callers only read it (``pool_many`` on a
+    large grid would otherwise hold each input twice)."""
+    if type(x) is np.ndarray and x.dtype == np.float64 and (x.flags.c_contiguous or x.flags.f_contiguous):
+        return x  # already what is asked for: no copy (pool_many on 1e6 x 10 would double its memory)
     real(x, name)
     if isinstance(x, (pd.Series, pd.DataFrame)):
+        if isinstance(x, pd.Series) and x.dtype == np.float64:
+            return x.to_numpy()  # NaN already NaN: a view, not a copy
+        if isinstance(x, pd.DataFrame) and x.shape[1] and all(d == np.float64 for d in x.dtypes):
+            return x.to_numpy()  # one float block: a view
         try:
             return x.to_numpy(dtype=float, na_value=np.nan)
         except (TypeError, ValueError):
@@ -263,6 +271,8 @@ def numbers(x: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
     if a.dtype.kind not in "iufUSO":  # strings of numbers ("0.5") are converted below, as before
         raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
+    if a.dtype == np.float64:
+        return a  # np.asarray made no copy of a float64 array (or made the only one of a list)
     try:
         return a.astype(float)
     except (TypeError, ValueError) as exc:
@@ -333,3 +343,26 @@ def warn_k1(test: str, k1: int) -> None:
             f"test={test!r} needs k >= 2; used test='z' for {k1} analys{'is' if k1 == 1 else 'es'} with k = 1 (as metafor)",
             stacklevel=3,
         )
+
+
+def warn_shared_labels(labels, who: str = "pool") -> None:
+    """Warn (from the caller's caller) when study labels repeat: rows that share a label are most likely
+    dependent effect sizes of one study, which a univariate pool treats as independent studies."""
+    lab = pd.Series(list(labels), dtype=object)
+    dup = lab.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    parts = []
+    for value in pd.unique(lab[dup]):
+        rows = np.flatnonzero((lab == value).to_numpy())
+        parts.append(f"rows {_shown(rows.tolist(), 6)} share the study label {value!r}")
+        if len(parts) == 3:
+            break
+    more = len(pd.unique(lab[dup])) - len(parts)
+    warnings.warn(
+        f"{who}(): " + "; ".join(parts) + (f"; and {more} more labels repeat" if more > 0 else "")
+        + f"; {who}() treats them as independent; for dependent effects use meta.multilevel.rma_mv "
+        "(or che() with cluster-robust tests)",
+        UserWarning,
+        stacklevel=3,
+    )

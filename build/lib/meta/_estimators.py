@@ -93,9 +93,12 @@ _SQRT1_2 = math.sqrt(0.5)
 
 
 def _csum(a: np.ndarray) -> np.ndarray:
-    """Sum over the studies (axis 0) of each analysis (a vector-matrix
-    product: faster than ``a.sum(axis=0)``)."""
-    return np.ones(a.shape[0]) @ a
+    """Sum over the studies (axis 0) of each analysis: a plain ufunc
+    reduction.  Not ``ones @ a``: OpenBLAS runs that product on several
+    threads above ~9,000 cells, and on a loaded 2-core machine the threads
+    wait for each other (13 ms instead of 0.06 ms per call measured on a
+    2,000 x 262 block, benchmarks/README.md)."""
+    return np.add.reduce(a, axis=0)
 
 
 def _dot(a, b):
@@ -385,10 +388,14 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
     up = _upper(yc, vc, mc, kc)
     low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
-    octaves = float(np.log2(up / low).max())
-    g = int(min(GRID_MAX, max(8, math.ceil(GRID_PER_OCTAVE * octaves) + 1)))
-    frac = np.linspace(0.0, 1.0, g)[:, None]
-    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (g + 1) x m
+    # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
+    # its result does not depend on the other analyses fitted with it (pool_many's blocks,
+    # Dask chunks); shorter grids repeat their last point, which adds no sign change
+    g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
+    i = np.arange(int(g.max()))[:, None]
+    frac = np.minimum(i * (1.0 / (g - 1)), 1.0)
+    frac[i[:, 0][:, None] == g - 1] = 1.0  # np.linspace sets its last point exactly
+    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (max g + 1) x m
     s = np.empty_like(grid)
     with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
         for j in range(grid.shape[0]):
@@ -465,7 +472,7 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
 CORE_KEYS = ("k", "q", "sw0", "sw0sq", "tau2", "sw", "est", "rss")
 
 
-def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None):
+def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scratch=None, tau2=None):
     """The part of the fit that needs the studies: per-analysis sums and tau2.
 
     ``y`` (0 at padding), ``v`` (inf at padding), ``mask`` (True where a
@@ -477,7 +484,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     and DL (and HS) when ``k`` is given.  ``method``: a canonical name from
     :data:`METHODS`.  ``scratch``: optional sequence of three
     arrays shaped like ``y`` used as work space (``pool_many`` reuses them
-    from block to block: fresh memory costs page faults).
+    from block to block: fresh memory costs page faults).  ``tau2``: the
+    estimates per analysis if already known (``pool_many`` takes REML/ML's
+    from the compiled kernel of :mod:`meta._fast`); the estimator is then skipped.
     """
     if k is None:
         k = np.count_nonzero(mask, axis=0)
@@ -495,7 +504,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         tau2 = np.zeros(y.shape[1])
         w, sw, est = w0, sw0, est0
     else:
-        if method == "DL":
+        if tau2 is not None:
+            tau2 = np.asarray(tau2, dtype=float)
+        elif method == "DL":
             tau2 = tau2_dl(q, k, sw0, sw0sq)
         elif method == "HS":
             tau2 = tau2_hs(q, k, sw0)
@@ -664,7 +675,52 @@ def fit(y, v, mask, k=None, *, method="DL", test="z", level=0.95, pi="default", 
 
 # --------------------------------------------------------------------------- one analysis
 
-SCALAR_METHODS = ("FE", "DL")  # closed forms that fit_one computes without the 2-D machinery
+SCALAR_METHODS = ("FE", "DL", "HS")  # closed forms whose tau2 fit_one computes itself
+LIST_MAX = 64  # fit_one sums on Python floats up to this many studies, numpy reductions beyond
+
+
+BLOCK = 16384  # studies per block of fit_one's sums for large k (128 kB buffers stay in cache)
+
+
+class _Blocks:
+    """Sums over the studies of one large analysis, block by block: each
+    block's weights go into two buffers of :data:`BLOCK` floats allocated once
+    and are summed while in cache.  No k-sized temporary (on a VM each fresh
+    page costs ~4.6 us: ~9 ns per study and array at k = 1,000,000, more than
+    the arithmetic) and plain ufunc reductions (no BLAS threads)."""
+
+    def __init__(self, y, v):
+        self.y, self.v = y, v
+        n = min(y.size, BLOCK)
+        self.w, self.t = np.empty(n), np.empty(n)
+        self.blocks = [(a, min(a + BLOCK, y.size)) for a in range(0, y.size, BLOCK)]
+
+    def _weights(self, a, b, tau2):
+        w = np.add(self.v[a:b], tau2, out=self.w[: b - a])
+        return np.divide(1.0, w, out=w)
+
+    def sums(self, tau2, squares=False):
+        """``sum(w)``, ``sum(w y)`` and (if ``squares``) ``sum(w^2)``, ``w = 1/(v + tau2)``."""
+        sw = swy = sw2 = 0.0
+        for a, b in self.blocks:
+            w = self._weights(a, b, tau2)
+            t = self.t[: b - a]
+            sw += float(np.add.reduce(w))
+            swy += float(np.add.reduce(np.multiply(w, self.y[a:b], out=t)))
+            if squares:
+                sw2 += float(np.add.reduce(np.multiply(w, w, out=t)))
+        return sw, swy, sw2
+
+    def rss(self, tau2, est):
+        """``sum(w (y - est)^2)``."""
+        out = 0.0
+        for a, b in self.blocks:
+            w = self._weights(a, b, tau2)
+            r = np.subtract(self.y[a:b], est, out=self.t[: b - a])
+            r *= r
+            r *= w
+            out += float(np.add.reduce(r))
+        return out
 
 
 @functools.lru_cache(maxsize=256)
@@ -687,36 +743,59 @@ def _chi2_sf_one(x, df):
     return float(out) if math.isfinite(out) else float(_lazy.special().chdtrc(df, x))
 
 
-def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
-    """One analysis (1-D ``y``, ``v``, no padding) with ``method`` in
-    :data:`SCALAR_METHODS`: the fit of :func:`fit` (m = 1) without its 2-D
-    machinery, for :func:`meta.pool.pool` (a call costs a few numpy
-    operations instead of ~150).  The same formulas (:mod:`meta._formulas`
-    for the closed forms); the sums run in study order on Python floats, so
-    results agree with :func:`fit` to a few ulp (~1e-15 relative), not bit
-    for bit.  Returns :func:`fit`'s dictionary with floats (``weights`` an
-    array), or None where a sum is not finite or a division fails (the
-    caller then runs :func:`fit`, which reports it)."""
-    yl, vl = y.tolist(), v.tolist()
-    k = len(yl)
+def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None):
+    """One analysis (1-D ``y``, ``v``, no padding): the fit of :func:`fit`
+    (m = 1) without its 2-D machinery, for :func:`meta.pool.pool` (a call
+    costs a few numpy operations instead of ~150).  FE, DL and HS compute
+    their tau2 here; every other method needs it passed as ``tau2``
+    (:func:`meta._one.tau2_one`, the same estimators for one analysis).  The
+    same formulas (:mod:`meta._formulas` for the closed forms); up to
+    :data:`LIST_MAX` studies the sums run in study order on Python floats,
+    beyond that as plain ufunc reductions (pairwise; no BLAS threads, no
+    per-study Python loop), so results agree with :func:`fit` to a few ulp
+    (~1e-15 relative), not bit for bit.  Returns :func:`fit`'s dictionary
+    with floats (``weights`` an array), or None where a sum is not finite or
+    a division fails (the caller then runs :func:`fit`, which reports it)."""
+    k = y.size
     df = k - 1
+    big = k > LIST_MAX
     try:
-        w0 = [1.0 / x for x in vl]
-        sw0 = sw0sq = swy = 0.0
-        for wi, yi in zip(w0, yl):
-            sw0 += wi
-            sw0sq += wi * wi
-            swy += wi * yi
-        est0 = swy / sw0
-        q = 0.0
-        if k > 1:
+        if big:
+            blocks = _Blocks(y, v)
+            sw0, swy, sw0sq = blocks.sums(0.0, squares=True)
+            est0 = swy / sw0
+            q = max(blocks.rss(0.0, est0), 0.0) if k > 1 else 0.0
+            w0 = None
+        else:
+            yl, vl = y.tolist(), v.tolist()
+            w0 = [1.0 / x for x in vl]
+            sw0 = sw0sq = swy = 0.0
             for wi, yi in zip(w0, yl):
-                r = yi - est0
-                q += r * r * wi
-            q = max(q, 0.0)
-        tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq)) if method == "DL" and k > 1 else 0.0
+                sw0 += wi
+                sw0sq += wi * wi
+                swy += wi * yi
+            est0 = swy / sw0
+            q = 0.0
+            if k > 1:
+                for wi, yi in zip(w0, yl):
+                    r = yi - est0
+                    q += r * r * wi
+                q = max(q, 0.0)
+        if k == 1 or method == "FE":
+            tau2 = 0.0
+        elif method == "DL":
+            tau2 = float(_f.tau2_dl(q, df, sw0, sw0sq))
+        elif method == "HS":
+            tau2 = max((q - k) / sw0, 0.0)
+        elif tau2 is None:
+            raise ValueError(f"fit_one: method {method!r} needs tau2")
+        tau2 = float(tau2)
         if tau2 == 0.0:  # w = 1/(v + 0) = w0: the same sums
             w, sw, est = w0, sw0, est0
+        elif big:
+            w = None
+            sw, swy, _ = blocks.sums(tau2)
+            est = swy / sw
         else:
             w = [1.0 / (x + tau2) for x in vl]
             sw = swy = 0.0
@@ -727,10 +806,13 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
         se = math.sqrt(1.0 / sw)
         t_used = test != "z" and k > 1
         if t_used and test in ADJUSTED_TESTS:
-            rss = 0.0
-            for wi, yi in zip(w, yl):
-                r = yi - est
-                rss += r * r * wi
+            if big:
+                rss = blocks.rss(tau2, est)
+            else:
+                rss = 0.0
+                for wi, yi in zip(w, yl):
+                    r = yi - est
+                    rss += r * r * wi
             if test == "hksj" and rss <= _f.EPS:
                 return None  # no information on the variance factor: fit() reports it
             se = float(_f.adjusted_se(_f.hksj_factor(rss, df, test == "adhoc"), sw))
@@ -768,6 +850,10 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default"):
     }
     if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
         return None
-    wa = np.array(w)
-    out["weights"] = 100.0 * wa / sw
+    if big:  # the one k-sized array of the fit: the weights (percent) it returns
+        wa = np.add(v, tau2)
+        np.divide(100.0 / sw, wa, out=wa)
+        out["weights"] = wa
+    else:
+        out["weights"] = 100.0 * np.asarray(w, dtype=float) / sw
     return out

@@ -178,3 +178,169 @@ def kernel():
         fn.__qualname__, fn.__module__, fn.__doc__ = _kernel.__qualname__, _kernel.__module__, _kernel.__doc__
         _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     return _compiled
+
+
+# --------------------------------------------------------------------------- REML / ML tau2 (pool_many)
+
+
+def _mle_score(ys, vs, k, t, ml, info):
+    """REML (ML) score and step information of one analysis at tau2 = t:
+    :func:`meta._estimators.reml_score` on scalars."""
+    sw = 0.0
+    swy = 0.0
+    for i in range(k):
+        w = 1.0 / (vs[i] + t)
+        sw += w
+        swy += w * ys[i]
+    est = swy / sw
+    sw2 = 0.0
+    sw3 = 0.0
+    swr2 = 0.0
+    swu = 0.0
+    supu = 0.0
+    for i in range(k):
+        w = 1.0 / (vs[i] + t)
+        u = w * (ys[i] - est)
+        w2 = w * w
+        sw2 += w2
+        sw3 += w2 * w
+        swr2 += u * u
+        swu += u * w
+        supu += u * u * w
+    if ml:
+        score = swr2 - sw
+        fisher = sw2
+    else:
+        score = swr2 - (sw - sw2 / sw)
+        fisher = sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
+    if not info:
+        return score, 0.0
+    obs = 2.0 * (supu - swu * swu / sw) - fisher
+    return score, (obs if obs > 0 else fisher)
+
+
+def _mle_loglik(ys, vs, k, t, ml):
+    """:func:`meta._estimators.reml_loglik` of one analysis."""
+    sw = 0.0
+    swy = 0.0
+    logs = 0.0
+    for i in range(k):
+        w = 1.0 / (vs[i] + t)
+        sw += w
+        swy += w * ys[i]
+        logs += math.log(w)
+    est = swy / sw
+    rss = 0.0
+    for i in range(k):
+        r = ys[i] - est
+        rss += r * r / (vs[i] + t)
+    return -0.5 * (-logs + (0.0 if ml else math.log(sw)) + rss)
+
+
+def _mle_kernel(y, v, ml, maxiter, rtol, per_octave, grid_max, out):
+    """REML (ML) tau2 of every row of ``y``, ``v`` (m x n, NaN in ``y`` = no
+    study) into ``out``: :func:`meta._estimators.tau2_mle` row by row (the
+    same grid of each analysis, brackets, Newton/bisection steps and
+    comparison with the boundary 0), compiled.  A row whose root finder has
+    not converged after ``maxiter`` steps gets NaN (the caller finishes it
+    with brentq, as the numpy code does)."""
+    m, n = y.shape
+    ys = np.empty(n)
+    vs = np.empty(n)
+    s = np.empty(grid_max + 1)
+    grid = np.empty(grid_max + 1)
+    for a in range(m):
+        k = 0
+        for i in range(n):
+            yi = y[a, i]
+            if yi == yi:
+                ys[k] = yi
+                vs[k] = v[a, i]
+                k += 1
+        if k < 2:
+            out[a] = 0.0
+            continue
+        ymax = ys[0]
+        ymin = ys[0]
+        vmax = vs[0]
+        vmin = vs[0]
+        vsum = 0.0
+        for i in range(k):
+            ymax = max(ymax, ys[i])
+            ymin = min(ymin, ys[i])
+            vmax = max(vmax, vs[i])
+            vmin = min(vmin, vs[i])
+            vsum += vs[i]
+        r = ymax - ymin
+        up = 1.01 * max(vmax, 2.0 * k / max(k - 1, 1) * r * r)
+        low = min(vmin / 16.0, up / 16.0)
+        g = int(min(grid_max, max(8, math.ceil(per_octave * math.log2(up / low)) + 1)))
+        step = 1.0 / (g - 1)
+        grid[0] = 0.0
+        for j in range(g):
+            f = j * step if j < g - 1 else 1.0
+            grid[j + 1] = low * (up / low) ** f
+        for j in range(g + 1):
+            s[j] = _mle_score(ys, vs, k, grid[j], ml, False)[0]
+        scale = vsum / k
+        best = 0.0
+        best_ll = -math.inf
+        found = False
+        failed = False
+        for j in range(g):
+            if not (s[j] > 0 and s[j + 1] <= 0):
+                continue
+            lo = grid[j]
+            hi = grid[j + 1]
+            t = lo
+            step_old = math.inf
+            root = math.nan
+            for _ in range(maxiter):
+                f, gg = _mle_score(ys, vs, k, t, ml, True)
+                if f > 0:
+                    lo = t
+                if f < 0:
+                    hi = t
+                new = t + f / gg
+                if not (new == new) or abs(new) == math.inf or new <= lo or new >= hi or abs(new - t) > 0.5 * step_old:
+                    new = 0.5 * (lo + hi)
+                if f == 0:
+                    new = t
+                step_old = abs(new - t)
+                tol = rtol * (new + scale)
+                if f == 0 or step_old <= tol or hi - lo <= tol:
+                    root = new
+                    break
+                t = new
+            if not (root == root):
+                failed = True
+                break
+            ll = _mle_loglik(ys, vs, k, root, ml)
+            if not found or ll >= best_ll:
+                best = root
+                best_ll = ll
+                found = True
+        if failed:
+            out[a] = math.nan
+        elif found and best_ll > _mle_loglik(ys, vs, k, 0.0, ml):
+            out[a] = best
+        else:
+            out[a] = 0.0
+    return out
+
+
+_compiled_mle = None
+
+
+def mle_kernel():
+    """The compiled :func:`_mle_kernel` (compiled on first use, cached on disk)."""
+    global _compiled_mle
+    if _compiled_mle is None:
+        import numba
+
+        jit = numba.njit(inline="always", error_model="numpy")
+        glb = {**_mle_kernel.__globals__, "_mle_score": jit(_mle_score), "_mle_loglik": jit(_mle_loglik)}
+        fn = types.FunctionType(_mle_kernel.__code__, glb, _mle_kernel.__name__)
+        fn.__qualname__, fn.__module__, fn.__doc__ = _mle_kernel.__qualname__, _mle_kernel.__module__, _mle_kernel.__doc__
+        _compiled_mle = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+    return _compiled_mle

@@ -293,27 +293,42 @@ def _sei_slope(y: np.ndarray, v: np.ndarray, method: str) -> tuple[float, float]
     X = np.column_stack([np.ones(k), np.sqrt(v)])
     p = X.shape[1]
 
+    # Never a k x k matrix (trimfill at k = 3000 held 72 MB per matrix): with
+    # M = (X'WX)^-1 (p x p) and u = Py = W (y - X beta),
+    #   y'Py = y'u,  y'PPy = u'u,
+    #   tr(P) = sum(w) - tr(M X'W^2X),
+    #   tr(PP) = sum(w^2) - 2 tr(M X'W^3X) + tr((M X'W^2X)^2).
     def parts(tau2):
         w = 1.0 / (v + tau2)
-        beta, inv = _wls(y, X, w)
-        # P y = W (y - X beta); P = W - W X inv X' W
-        wx = X * w[:, None]
-        P = np.diag(w) - wx @ inv @ wx.T
-        return beta, P
+        beta, M = _wls(y, X, w)
+        u = w * (y - X @ beta)
+        return beta, w, u, M
+
+    def gram(w):
+        return (X * w[:, None]).T @ X  # X'diag(w)X, p x p
+
+    def trace_p(w, M):
+        return float(np.sum(w) - np.sum(M * gram(w * w)))
 
     if method == "FE":
         tau2 = 0.0
     elif method == "DL":
-        _, P = parts(0.0)
-        tau2 = max(0.0, float((y @ P @ y - (k - p)) / np.trace(P)))
+        _, w, u, M = parts(0.0)
+        tau2 = max(0.0, float((y @ u - (k - p)) / trace_p(w, M)))
     elif method == "REML":
-        H = X @ np.linalg.solve(X.T @ X, X.T)
-        R = np.eye(k) - H
-        tau2 = max(0.0, float((y @ R @ y - np.trace(R * v[None, :])) / (k - p)))
+        # Hedges start: y'(I - H)y = OLS residual sum of squares, tr((I - H)V) = sum(v) - sum(h_ii v_i)
+        G_inv = np.linalg.inv(X.T @ X)
+        b_ols = G_inv @ (X.T @ y)
+        e = y - X @ b_ols
+        h = np.einsum("ij,jk,ik->i", X, G_inv, X)
+        tau2 = max(0.0, float((e @ e - (np.sum(v) - h @ v)) / (k - p)))
         for _ in range(1000):
-            _, P = parts(tau2)
-            PP = P @ P
-            adj = float((y @ PP @ y - np.trace(P)) / np.trace(PP))
+            _, w, u, M = parts(tau2)
+            G2 = gram(w * w)
+            MG = M @ G2
+            tr_p = float(np.sum(w) - np.trace(MG))
+            tr_pp = float(np.sum(w * w) - 2.0 * np.sum(M * gram(w * w * w)) + np.sum(MG * MG.T))
+            adj = float((u @ u - tr_p) / tr_pp)
             while tau2 + adj < 0:
                 adj /= 2
             tau2 += adj
@@ -322,8 +337,8 @@ def _sei_slope(y: np.ndarray, v: np.ndarray, method: str) -> tuple[float, float]
         tau2 = max(0.0, tau2)
     elif method == "PM":
         def excess_q(t2):
-            _, P = parts(t2)
-            return float(y @ P @ y) - (k - p)
+            _, _, u, _ = parts(t2)
+            return float(y @ u) - (k - p)
 
         if excess_q(0.0) < 0:
             tau2 = 0.0
@@ -334,7 +349,7 @@ def _sei_slope(y: np.ndarray, v: np.ndarray, method: str) -> tuple[float, float]
             tau2 = _lazy.optimize().brentq(excess_q, 0.0, hi, xtol=1e-14, rtol=1e-14)
     else:  # pragma: no cover - checked by trimfill
         raise ValueError(method)
-    beta, _ = parts(tau2)
+    beta = parts(tau2)[0]
     return float(beta[1]), float(tau2)
 
 

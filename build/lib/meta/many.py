@@ -79,6 +79,39 @@ def _use_fast(engine: str, method: str, test: str, pi: str = "default") -> bool:
     return True
 
 
+def _use_fast_mle(engine: str, method: str) -> bool:
+    """Whether pool_many takes REML/ML tau2 from the compiled kernel (``engine="auto"`` with numba)."""
+    if engine != "auto" or method not in ("REML", "ML") or not _fast.AVAILABLE:
+        return False
+    try:
+        _fast.mle_kernel()
+    except ImportError as exc:
+        _fast.AVAILABLE = False
+        warnings.warn(f"numba is installed but cannot be imported ({exc}); pool_many uses its numpy engine", RuntimeWarning, stacklevel=3)
+        return False
+    return True
+
+
+def _mle_tau2(y, v, method: str) -> np.ndarray:
+    """REML/ML tau2 of every row by the compiled kernel; rows it leaves open
+    (no convergence in MAXITER steps, or invalid input) are finished by the
+    numpy code of one analysis (:mod:`meta._one`, brentq as last resort)."""
+    from meta import _one
+
+    y = np.ascontiguousarray(y)
+    v = np.ascontiguousarray(v)
+    tau2 = np.empty(y.shape[0])
+    with np.errstate(all="ignore"):
+        _fast.mle_kernel()(y, v, method == "ML", _est.MAXITER, _est._RTOL, _est.GRID_PER_OCTAVE, _est.GRID_MAX, tau2)
+        for a in np.flatnonzero(np.isnan(tau2)):
+            keep = ~np.isnan(y[a])
+            try:
+                tau2[a] = _one.tau2_mle(y[a, keep], v[a, keep], ml=method == "ML")
+            except (ArithmeticError, ValueError):  # invalid row: the numpy engine reports it
+                tau2[a] = np.nan
+    return tau2
+
+
 def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
     """pool_many through the compiled kernel of :mod:`meta._fast`."""
     m, n = y.shape
@@ -96,7 +129,7 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
     if redo.any():
         q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
-    return _many_frame(out, index)
+    return out
 
 
 def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
@@ -157,7 +190,10 @@ def pool_many(
       faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
       first call in a process compiles it (about 2 s, cached on disk after).
     * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
-      else ``"numpy"``.
+      else ``"numpy"``; for REML and ML (any test) the numpy engine with
+      tau2 from a compiled kernel of the same algorithm (:mod:`meta._fast`;
+      the same grid, brackets and root finder, so the same global maximum;
+      agrees with ``engine="numpy"`` to ~1e-13), about 5x faster.
 
     Returns a DataFrame with one row per analysis (index kept if ``yi`` is a
     DataFrame) and columns ``k, estimate, se, ci_low, ci_high, p, tau2, i2, q,
@@ -170,8 +206,21 @@ def pool_many(
     Raises ``ValueError`` if the shapes or labels differ, a row has no finite
     ``yi``, ``yi`` is infinite, ``vi`` is not finite and > 0 where ``yi`` is
     finite, the input is boolean or complex, or a row's sums overflow.
+
+    Past one machine: ``yi`` (and ``vi``) may be Dask arrays (rows =
+    analyses, chunked by rows; optional dependency ``pip install
+    "meta[dask]"``).  The result is then lazy: a ``dask.delayed`` object
+    whose ``.compute()`` (or ``client.compute(...)``, ``dask.compute(...)``)
+    is the DataFrame of the in-memory call, equal to it value for value.
+    Each row chunk is fitted by this function as one task, where the chunk
+    lives (e.g. on the workers of a ``dask.distributed`` cluster), and the
+    chunks' tables are concatenated in row order.  Checks of the data run
+    when the chunks are computed.  (Not a ``dask.dataframe``: that needs
+    pyarrow, which the ``dask`` extra does not install.)
     """
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
+    if _is_dask(yi) or _is_dask(vi):
+        return _pool_many_dask(yi, vi, method, test, level, pi, engine)
     fast = _use_fast(engine, method, test, pi)
     (args, index) = _checks.align({"yi": yi, "vi": vi})
     if not isinstance(args["yi"], pd.DataFrame):
@@ -185,23 +234,90 @@ def pool_many(
     if y.shape[1] == 0:
         raise ValueError("yi has no columns: at least one study per analysis is needed")
     if fast:
-        df = _pool_many_fast(y, v, index, method, level, pi)
+        out = _pool_many_fast(y, v, index, method, level, pi)
     else:
-        df = _pool_many_numpy(y, v, index, method, test, level, pi)
-    bad = ~np.isfinite(df[["estimate", "tau2", "q"]].to_numpy()).all(axis=1)
-    se = df["se"].to_numpy()
-    # se is NaN on purpose where test='hksj' has no information (meta._estimators.warn_hksj_no_information)
-    bad |= ~np.isfinite(se) & ~(np.isnan(se) & (test == "hksj"))
-    if bad.any():
+        tau2 = _mle_tau2(y, v, method) if _use_fast_mle(engine, method) else None
+        out = _pool_many_numpy(y, v, index, method, test, level, pi, tau2)
+    bad = _not_finite(out, test)
+    if bad is not None:
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
             "the values are too large or too small to compute with in double precision; rescale them"
         )
+    return _many_frame(out, index)
+
+
+def _is_dask(x) -> bool:
+    """A Dask array (told by its type's module, so dask is imported only when it is used)."""
+    return type(x).__module__.split(".")[0] == "dask" and hasattr(x, "to_delayed")
+
+
+def _many_block(yb, vb, start: int, method, test, level, pi, engine) -> pd.DataFrame:
+    """One row chunk of a Dask input, fitted in memory; index = the rows' global positions."""
+    df = pool_many(yb, vb, method=method, test=test, level=level, pi=pi, engine=engine)
+    df.index = pd.RangeIndex(start, start + len(df))
     return df
 
 
-def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str) -> pd.DataFrame:
-    """pool_many through the vectorised estimator code of :mod:`meta._estimators`."""
+def _pool_many_dask(yi, vi, method, test, level, pi, engine):
+    """pool_many on Dask arrays: a lazy dask DataFrame, one partition per row chunk."""
+    import dask
+    import dask.array as da
+
+    if engine not in _ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(map(repr, _ENGINES))}; got {engine!r}")
+    y = yi if _is_dask(yi) else _checks.numbers(yi, "yi")
+    v = vi if _is_dask(vi) else _checks.numbers(vi, "vi")
+    if y.ndim != 2 or v.ndim != 2:
+        raise ValueError(f"yi and vi must be 2-D (analyses x studies); got shapes {y.shape} and {v.shape}")
+    if y.shape != v.shape:
+        raise ValueError(f"yi and vi must have the same shape; got {y.shape} and {v.shape}")
+    if not _is_dask(y):
+        y = da.from_array(y, chunks=v.chunks)
+    if not _is_dask(v):
+        v = da.from_array(v, chunks=y.chunks)
+    if y.shape[1] == 0:
+        raise ValueError("yi has no columns: at least one study per analysis is needed")
+    y = y.rechunk({1: -1})  # every study of an analysis in one block
+    v = v.rechunk(y.chunks)
+    starts = np.cumsum((0,) + tuple(y.chunks[0])).tolist()
+    fit = dask.delayed(_many_block, pure=True)
+    parts = [
+        fit(yb, vb, s0, method, test, level, pi, engine)
+        for yb, vb, s0 in zip(y.to_delayed().ravel(), v.to_delayed().ravel(), starts[:-1])
+    ]
+    return dask.delayed(_concat, pure=True)(parts)
+
+
+def _concat(parts) -> pd.DataFrame:
+    """The partitions of a Dask pool_many, in row order (indexes already global)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts)
+
+
+_CHECKED = [_MANY_COLUMNS.index(c) for c in ("estimate", "se", "tau2", "q")]
+
+
+def _not_finite(out: np.ndarray, test: str) -> np.ndarray | None:
+    """Rows (analyses) of ``out`` whose estimate, se, tau2 or Q is not finite,
+    or None; one pass per column (a 4 x m copy would cost a fifth of the input's memory).
+    An se that is NaN on purpose -- ``test="hksj"`` with no information on its variance factor
+    (:func:`meta._estimators.warn_hksj_no_information`) -- is not an overflow."""
+    ok = None
+    se = _MANY_COLUMNS.index("se")
+    for j in _CHECKED:
+        fin = np.isfinite(out[j])
+        if j == se and test == "hksj":
+            fin |= np.isnan(out[j])
+        if not fin.all():
+            ok = fin if ok is None else ok & fin
+    return None if ok is None else ~ok
+
+
+def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> pd.DataFrame:
+    """pool_many through the vectorised estimator code of :mod:`meta._estimators`
+    (``tau2``: per-row estimates already computed, or None)."""
     m, n = y.shape
     res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
@@ -249,7 +365,8 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
             if not ok:
                 bad = True
                 break
-            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch)
+            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
+                                 tau2=None if tau2 is None else tau2[s : s + c])
             for key in _est.CORE_KEYS:
                 if core[key] is not None:
                     sums[key][s - s0 : s - s0 + c] = core[key]
@@ -263,4 +380,4 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str)
     if bad:
         _many_input_error(y, v)
     _checks.warn_k1(test, k1)
-    return _many_frame(res, index)
+    return res

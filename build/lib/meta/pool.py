@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import pandas as pd
 
-from meta import _checks, _lazy
+from meta import _checks, _lazy, _one, _refits
 from meta import _estimators as _est
 from meta._formulas import hksj_factor as _f_hksj
 from meta import _subgroup_tau2 as _sub
@@ -93,6 +93,10 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"yi and vi must have the same length; got {y.size} and {v.size}")
     if y.size == 0:
         raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
+    # fast path: finite sums and min(v) > 0 hold for all valid input (NaN/inf propagate;
+    # an overflowing sum of finite values only sends it to the exact checks below)
+    if math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and v.min() > 0:
+        return y, v
     bad = ~np.isfinite(y)
     if bad.any():
         raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
@@ -442,6 +446,16 @@ def _frame_columns(yi, vi, who: str):
     return yi, vi
 
 
+def _tau2_one(y, v, method):
+    """tau2 of one analysis for the methods that ``fit_one`` does not compute itself (NaN where it fails)."""
+    if method in _est.SCALAR_METHODS or method == "FE":
+        return None
+    try:
+        return _one.tau2_one(y, v, method)
+    except (ArithmeticError, ValueError):  # overflowing sums: the 2-D fit reports them
+        return math.nan
+
+
 def pool(
     yi, vi=None, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None,
     measure: str | None = None,
@@ -485,10 +499,11 @@ def pool(
     measure = _measure_from(measure, yi, vi)
     y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
     index = _checks.align({"yi": yi, "vi": vi, "slab": slab})[1]
+    _checks.warn_shared_labels(lab, "pool")
     with _quiet():
-        # FE and DL: the closed forms on one analysis (no 2-D machinery); None where
-        # a sum overflows, and the 2-D fit below then reports it
-        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi) if method in _est.SCALAR_METHODS else None
+        # every method on one analysis without the 2-D machinery (meta._one: the same
+        # estimators); None where a sum overflows, and the 2-D fit below then reports it
+        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi, tau2=_tau2_one(y, v, method))
         if one is None:
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
@@ -505,11 +520,10 @@ def pool(
 _STEP_COLUMNS = ["k", "estimate", "se", "stat", "p", "ci_low", "ci_high", "q", "q_p", "tau2", "i2", "h2"]
 
 
-def _fit_matrix(y2, v2, mask, method, test, level, pi, who: str = "") -> pd.DataFrame:
-    """Fit each row of (analyses x studies) arrays (the estimators take studies x analyses)."""
-    t = np.ascontiguousarray
+def _fit_refits(core: dict, method, test, level, pi, who: str) -> pd.DataFrame:
+    """Tests, intervals and the step table from the per-refit sums of :mod:`meta._refits`."""
     with _quiet():
-        out = _est.fit(t(y2.T), t(v2.T), t(mask.T), method=method, test=test, level=level, pi=pi)
+        out = _est.finish(core, method=method, test=test, level=level, pi=pi)
     _checks.finite_results(_finite(out), "yi, vi", who)
     _checks.warn_k1(test, int((out["k"] == 1).sum()))
     return pd.DataFrame({c: out[c] for c in _STEP_COLUMNS})
@@ -546,10 +560,10 @@ def leave_one_out(
     k = y.size
     if k < 2:
         raise ValueError("leave_one_out needs at least 2 studies (k >= 2); got k = 1")
-    keep = ~np.eye(k, dtype=bool)
-    y2 = y[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
-    v2 = v[None, :].repeat(k, 0)[keep].reshape(k, k - 1)
-    df = _fit_matrix(y2, v2, np.ones((k, k - 1), bool), method, test, level, pi, "leave_one_out")
+    # the k refits in bounded memory (meta._refits: O(k) sums where the estimator allows)
+    with _quiet():
+        core = _refits.leave_one_out_core(y, v, method, test)
+    df = _fit_refits(core, method, test, level, pi, "leave_one_out")
     df.insert(0, "omitted", list(lab))
     return df
 
@@ -594,11 +608,9 @@ def cumulative(
         if keys.dtype.kind == "f" and np.isnan(keys).any():
             raise ValueError(f"order must not contain NaN; offending positions (0-based): {_checks.positions(np.isnan(keys))}")
         idx = np.argsort(keys, kind="stable")
-    ys, vs = y[idx], v[idx]
-    mask = np.tri(k, k, dtype=bool)
-    y2 = np.where(mask, ys[None, :], 0.0)
-    v2 = np.where(mask, vs[None, :], np.inf)
-    df = _fit_matrix(y2, v2, mask, method, test, level, pi, "cumulative")
+    with _quiet():
+        core = _refits.cumulative_core(y[idx], v[idx], method, test)
+    df = _fit_refits(core, method, test, level, pi, "cumulative")
     df.insert(0, "added", [lab[i] for i in idx])
     return df
 

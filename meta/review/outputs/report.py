@@ -356,11 +356,28 @@ def _results_md(run) -> str:
             out.append("Small-study tests: " + "; ".join(parts) + low + "\n")
         else:
             out.append(f"Small-study tests: not run (k = {run.k} < {a.bias_min_k}; Sterne et al. 2011).\n")
+    out.append(_all_rows_md(run))
     from meta.review.running.levels import analysis_grade
 
     g = analysis_grade(run)
     out.append(f"Level of evidence by the rule ({md_code(g.rule)}, see Levels of evidence): **{md_text(g.text)}**.\n")
     return "\n".join(out) + "\n"
+
+
+def _all_rows_md(run) -> str:
+    """The all-rows sensitivity (every row of every cohort, CHE + CR2) beside the primary analysis."""
+    ar = getattr(run, "all_rows", None)
+    if ar is None:
+        return ""
+    if not ar.rows:
+        return f"All rows of every cohort: {md_text(ar.note)}.\n"
+    st = ar.stated
+    sweep = "; ".join(f"r = {x['r']:g}: {_f(x['estimate'])} [{_f(x['ci_low'])}, {_f(x['ci_high'])}]"
+                      for x in ar.rows if not x["stated"])
+    warn = f" **Warning:** {md_text(st['note'])}." if st["df_below_4"] else ""
+    return (f"All rows of every cohort ({ar.k_rows} rows from {ar.k_cohorts} cohorts; CHE working model with "
+            f"r = {st['r']:g}, cluster-robust CR2 with Satterthwaite df = {_f(st['df'])}): SMD {_f(st['estimate'])} "
+            f"[{_f(st['ci_low'])}, {_f(st['ci_high'])}], {_peq(st['p'])}; over r: {sweep}.{warn}\n")
 
 
 def _lists_md(run) -> str:

@@ -477,6 +477,9 @@ def write_tables(res, folder: Path) -> None:
     if aside:
         write_csv(pd.concat(aside, ignore_index=True), folder / "set_aside.csv")
     write_csv(res.claims, folder / "claims.csv")
+    from meta.review.running.dependent import frame as dependent_frame
+
+    write_csv(dependent_frame(both), folder / "dependent.csv")
     if res.coverage is not None:
         write_csv(res.coverage, folder / "coverage.csv", index=True)
 

@@ -216,6 +216,7 @@ class AnalysisRun:
     other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
     robustness: object | None = None  # meta.robustness.RobustnessResult (k >= 1)
     prepost_r: float | None = None  # the assumed pre-post r its effect table used (None: none assumed)
+    all_rows: object | None = None  # meta.review.running.dependent.AllRows: every row of every cohort (k >= 1)
     other_task: pd.DataFrame | None = None  # matching rows of a task the analysis does not declare: listed, never pooled
 
     @property
@@ -289,6 +290,14 @@ class AnalysisRun:
         rec["level"] = g.text
         rec["level_rule"] = g.rule
         rec["claim_ids"] = ";".join(a.claim_ids)
+        # the all-rows sensitivity (meta.review.running.dependent) at its stated r
+        ar = self.all_rows
+        st = ar.stated if ar is not None else None
+        rec["all_rows_k"] = ar.k_rows if ar is not None else 0
+        rec["all_rows_cohorts"] = ar.k_cohorts if ar is not None else 0
+        for c in ("r", "estimate", "ci_low", "ci_high", "df"):
+            rec[f"all_rows_{c}"] = st[c] if st is not None else np.nan
+        rec["all_rows_note"] = (st["note"] if st is not None else ar.note) if ar is not None else ""
         return pd.DataFrame([rec])
 
 
@@ -412,8 +421,14 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
         if k >= bias_min_k:
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
+    every = None
+    if k >= 1:
+        from meta.review.running.dependent import all_rows
+
+        every = all_rows(kept, aside, ycol, vcol, level=level)
     return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
-                       evidence, other_scale, robustness=rob, prepost_r=prepost_r, other_task=other_task)
+                       evidence, other_scale, robustness=rob, prepost_r=prepost_r, other_task=other_task,
+                       all_rows=every)
 
 
 def _bias(result):

@@ -15,6 +15,8 @@ contour enhancement (Peters et al. 2008), Egger's regression line (Egger et al.
 One module per job; everything public is importable from ``meta.plots``:
 
 * :mod:`meta.plots.forest_plot` - :func:`forest`;
+* :mod:`meta.plots.forest_mv` - :func:`forest_mv` (a multilevel model: effect sizes grouped by study;
+  ``forest(res)`` of a :class:`meta.multilevel.MultilevelResult` calls it);
 * :mod:`meta.plots.funnel_plot` - :func:`funnel`;
 * :mod:`meta.plots.robustness` - :func:`robustness_plot` (one row per method of a
   :class:`meta.robustness.RobustnessResult`);
@@ -54,6 +56,7 @@ Duval S, Tweedie R (2000). Biometrics 56:455-463.
 from meta.plots.baujat import baujat_plot
 from meta.plots.cumulative import cumulative_forest
 from meta.plots.files import draw_and_save, save
+from meta.plots.forest_mv import forest_mv
 from meta.plots.forest_plot import forest
 from meta.plots.funnel_plot import funnel
 from meta.plots.gosh_plot import gosh_plot
@@ -61,5 +64,5 @@ from meta.plots.influence_plot import influence_plot
 from meta.plots.layout import CM, MINUS, format_p, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis
 from meta.plots.robustness import robustness_plot
 
-__all__ = ["forest", "funnel", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
+__all__ = ["forest", "forest_mv", "funnel", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
            "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis", "CM", "MINUS"]

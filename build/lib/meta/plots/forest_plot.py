@@ -148,7 +148,7 @@ def _match_rows(studies: pd.DataFrame, label: str, yi: np.ndarray, vi: np.ndarra
     return pos
 
 
-def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fontsize):
+def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fontsize, weight=True):
     """Column widths and left edges (inches) of the forest table at ``fontsize``."""
 
     def tw(s: str, bold: bool = False) -> float:
@@ -158,7 +158,7 @@ def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fon
     headers2 = {"label": "Study or Subgroup", "weight": "Weight", "ci": method_text}
     for c, h in _GROUP_COLS + _GROUP2_COLS:
         headers2[c] = h
-    cols = ["label"] + num_cols + ["weight", "ci"]
+    cols = ["label"] + num_cols + (["weight"] if weight else []) + ["ci"]  # one study weighs nothing against others
     widths = {}
     for c in cols:
         cell_w = [tw(r.cells.get(c, ""), r.bold) for r in rows if r.kind != "text"]
@@ -212,7 +212,9 @@ def forest(
 
     Parameters
     ----------
-    result : a :class:`meta.pool.PoolResult` (k = 1 included), a
+    result : a :class:`meta.multilevel.MultilevelResult` (drawn by
+        :func:`meta.plots.forest_mv.forest_mv`: effect sizes grouped under their
+        study, the pooled diamond), a :class:`meta.pool.PoolResult` (k = 1 included), a
         :class:`meta.pool.SubgroupResult` (its ``groups`` keyed by the values of
         ``studies[subgroup]``; the total row uses ``result.overall``), or a
         :class:`meta.bias.TrimFillResult`: its observed and filled studies, the
@@ -263,6 +265,13 @@ def forest(
     intervals and heterogeneity statistics are read from ``result``; nothing is
     re-estimated here.
     """
+    if hasattr(result, "sigma2") and hasattr(result, "cluster"):  # meta.multilevel.MultilevelResult
+        from meta.plots.forest_mv import forest_mv
+
+        if studies is not None or subgroup is not None:
+            raise ValueError("forest: a multilevel result carries its effect sizes and studies; pass no studies/subgroup")
+        return forest_mv(result, favours=favours, xlabel=xlabel, title=title, xlim=xlim, digits=digits,
+                         fontsize=fontsize, width_cm=width_cm)
     tf = None
     if hasattr(result, "filled_yi") and hasattr(result, "result"):  # meta.bias.TrimFillResult
         if subgroup is not None:
@@ -396,16 +405,27 @@ def forest(
                                         f"{'study' if k0 == 1 else 'studies'} filled in (hollow), {tf.side} side"))
     if is_sub:
         footer.append(("subgroup-differences", subgroup_differences_line(result)))
+    # one study (metafor's k = 1 fit is the study itself): nothing was pooled, so no Total row, no
+    # diamond, no pooled-method header and no heterogeneity line; the study's own CI and z test stay
+    single = not is_sub and int(overall.k) == 1
+    if single:
+        rows = [r for r in rows if r.kind not in ("total", "pi", "blank")]
+        footer = [("overall-effect", overall_effect_line(overall).replace("Test for overall effect",
+                                                                           "Single study, not pooled"))]
 
     # ---------------- measure text, fit the width (inches) ----------------
-    method_text = _method_text(overall)
-    method_kind = _method_text(overall, with_level=False)
+    method_text = _method_text(overall) if not single else ""
+    method_kind = _method_text(overall, with_level=False) if not single else f"{100 * level:g}% CI"
     W = width_cm * CM
-    margin, min_plot = 0.06, 1.5
+    # one study: the plot is at least wide enough for each favours label on one line in its half (a
+    # label is a phrase: "Greater in future PFP" split after "in" reads as two labels); the table font
+    # shrinks, or the figure widens, before a label wraps
+    fav_need = 2 * max(_text_width(str(t), False, fontsize) for t in favours) / 0.96 + 0.1 if single else 0.0
+    margin, min_plot = 0.06, max(1.5, fav_need)
     # shrink the font (not below 7 pt) before widening the figure
     candidates = [fontsize] + [f for f in (7.5, 7.0) if f < fontsize]
     for fontsize in candidates:
-        lay = _table_layout(rows, footer, num_cols, group_labels, xlabel, method_kind, fontsize)
+        lay = _table_layout(rows, footer, num_cols, group_labels, xlabel, method_kind, fontsize, weight=not single)
         # room for half of the leftmost tick label between the table and the axis
         plot_x0 = margin + lay["table_w"] + 2 * lay["gap"] + _text_width(MINUS + "0.0", False, fontsize) / 2
         plot_w = W - plot_x0 - margin - 0.06

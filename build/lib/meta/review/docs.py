@@ -28,7 +28,7 @@ DOCS_COMMAND = "make docs"
 #: analyses shown in the README excerpt (in this order; each with its original and updated row)
 EXCERPT_ANALYSES = ("pro_hip_adduction", "cc_hip_adduction", "cc_hip_internal_rotation",
                     "cc_hip_internal_rotation_any", "cc_pelvic_drop", "gr_pain")
-EXCERPT_HEADER = ("set", "analysis", "k", "SMD [95% CI]", "95% PI", "I² %")
+EXCERPT_HEADER = ("set", "analysis", "k", "SMD [95% CI]", "95% PI", "I² %", "verdict (robustness)")
 
 
 def _f(x, nd=2) -> str:
@@ -55,7 +55,7 @@ def excerpt_rows(pooled: pd.DataFrame, analyses=EXCERPT_ANALYSES) -> list[list[s
                 smd = f"{_f(r['estimate'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]"
                 pi = f"[{_f(r['pi_low'])}, {_f(r['pi_high'])}]" if k >= 2 else ""
                 i2 = _f(r["i2"], 1) if k >= 2 else ""
-            rows.append([str(r["set"]), aid, str(k), smd, pi, i2])
+            rows.append([str(r["set"]), aid, str(k), smd, pi, i2, str(r.get("verdict", ""))])
     return rows
 
 

@@ -40,7 +40,7 @@ from meta.review.outputs.results_folder import ResultsFolder, prepare, write_tab
 from meta.review.running.run import BIAS_MIN_K, EFFECT_OPTIONS, LEVEL, AnalysisRun, effect_table, run_analysis
 from meta.review.running.sensitivity import PREPOST_R_SWEEP, prepost_r_sensitivity, sensitivity
 from meta.review.running.evidence import ORIGINAL, UPDATED
-from meta.review.running.living import cumulative_table, draw_cumulative, run_sets, used_in_columns, with_set
+from meta.review.running.living import cumulative_table, draw_cumulative, run_sets, same_rows, used_in_columns, with_set
 from meta.review.outputs.results_folder import read_inputs, write_inputs
 
 __all__ = ["ReproduceResult", "reproduce"]
@@ -66,6 +66,7 @@ class ReproduceResult:
     vocabulary: pd.DataFrame | None = None  # vocabulary.csv as loaded (outcome constructs)
     claims_source: pd.DataFrame | None = None  # review_claims.csv as loaded
     prepost_r: pd.DataFrame | None = None  # the pre-post r sweep (meta.review.running.sensitivity.prepost_r_sensitivity)
+    studies: pd.DataFrame | None = None  # studies.csv as loaded (study counts)
 
     def robustness_frame(self) -> pd.DataFrame:
         """``robustness.csv``: one row per evidence set x analysis (k >= 1) x method of its robustness panel."""
@@ -83,9 +84,22 @@ class ReproduceResult:
             f.insert(0, "set", r.evidence)
             f["direction"] = {1: "+", -1: "-", 0: "0", None: ""}[rob.direction]
             f["direction_source"] = rob.direction_source
-            f["holds_under"] = rob.holds_under
-            f["fragile"] = rob.fragile
+            # a single study is not pooled: its panel is shown, but no method count and never "not fragile"
+            f["holds_under"] = rob.holds_under if r.k >= 2 else "single study"
+            f["fragile"] = rob.fragile if r.k >= 2 else ""
             frames.append(f)
+            st = r.all_rows.stated if r.all_rows is not None else None
+            if st is not None:  # every row of every cohort (CHE + CR2): beside the panel, not counted in it
+                from meta.verdicts import verdict
+
+                frames.append(pd.DataFrame([{
+                    "set": r.evidence, "analysis_id": r.analysis.analysis_id, "method_id": f"all_rows_che_r{st['r']:g}",
+                    "label": f"All rows of every cohort: CHE working model (r = {st['r']:g}), CR2 with Satterthwaite t",
+                    "kind": "dependent", "k": st["k_rows"], "estimate": st["estimate"], "ci_low": st["ci_low"],
+                    "ci_high": st["ci_high"], "p": st["p"], "tau2": st["sigma2_cohort"] + st["sigma2_within"],
+                    "verdict": verdict(st["k_cohorts"], st["estimate"], st["ci_low"], st["ci_high"], rob.direction),
+                    "direction": f["direction"].iloc[0], "direction_source": rob.direction_source,
+                    "holds_under": f["holds_under"].iloc[0], "fragile": f["fragile"].iloc[0]}]))
         cols = ["set", "analysis_id", *COLUMNS, "direction", "direction_source", "holds_under", "fragile"]
         return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
@@ -220,9 +234,9 @@ def reproduce(
     prepost = prepost_r_sensitivity(dataset, analyses, sweep_dirs, level=settings["level"])
     claims_frame = _claims_both(claims, runs, updated)
     cum = cumulative_table(updated)
-    coverage = coverage_table(dataset)
+    coverage = coverage_table(dataset, effects=table)  # the effect table of the runs: coverage and gaps agree
     living = {"updated": tuple(updated), "cumulative": cum, "published": getattr(dataset, "published_pooled", None),
-              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims}
+              "vocabulary": getattr(dataset, "vocabulary", None), "claims_source": claims, "studies": dataset.studies}
 
     if out_dir is None:
         return ReproduceResult(tuple(runs), _effects_out(table, runs, updated), sens, claims_frame, coverage, settings,
@@ -239,9 +253,12 @@ def reproduce(
             figs = draw_figures(run, fig_dir, formats=formats, dpi=dpi)  # funnel plot from the analysis' own bias_min_k
             final_runs.append(replace(run, figures=figs))
         final_updated = []
-        for run in updated:
+        for o, run in zip(final_runs, updated):
             c = cum.loc[cum["analysis_id"] == run.analysis.analysis_id]
-            final_updated.append(replace(run, figures=draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
+            # the updated set's own forest and robustness plots where its rows differ from the original
+            # set's; where they are the same rows, the original set's figures are its figures
+            own = o.figures if same_rows(o, run) else draw_figures(run, fig_dir, formats=formats, dpi=dpi)
+            final_updated.append(replace(run, figures=own + draw_cumulative(run, c, fig_dir, formats=formats, dpi=dpi)))
         living["updated"] = tuple(final_updated)
         res = ReproduceResult(tuple(final_runs), _effects_out(table, final_runs, final_updated), sens, claims_frame,
                               coverage, settings, 0.0, **living, prepost_r=prepost)
@@ -250,6 +267,6 @@ def reproduce(
         md = report.render(res)
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
-            (tmp / "report.html").write_text(report.markdown_to_html(md, title="Neal et al. (2016) reproduced"), encoding="utf-8")
+            (tmp / "report.html").write_text(report.markdown_to_html(md, title=report.TITLE), encoding="utf-8")
         folder.commit()
     return replace(res, elapsed=time.perf_counter() - t0)

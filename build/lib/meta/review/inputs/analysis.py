@@ -17,6 +17,11 @@ traceback.  Checked, row by row:
   standardised by a raw-score SD; ``change_sd``: d_z, standardised by the SD of change); empty =
   the default of its comparison (:data:`meta.review.running.evidence.SCALES`);
 * ``claim_ids``: ``;``-separated ids of ``review_claims.csv``;
+* ``task`` (optional): the task(s) the analysis pools, ``|``-separated values of the ``task``
+  vocabulary; empty = :data:`DEFAULT_TASKS` (running). A matching row of another task never
+  enters the analysis silently: it is left out and listed (``AnalysisRun.other_task``);
+* ``evidence_rule`` (optional): the best-evidence-synthesis rule that grades the analysis, a key of
+  :data:`meta.evidence_synthesis.RULES`; empty = :data:`DEFAULT_EVIDENCE_RULE`;
 * ``small_study_min_k`` (optional): a whole number >= 3; empty = :data:`SMALL_STUDY_MIN_K` (10:
   funnel plots, Egger's test and trim-and-fill need at least 10 studies, Sterne et al. 2011,
   BMJ 343:d4002); a lower value runs them anyway and the report repeats the warning;
@@ -62,6 +67,8 @@ __all__ = [
     "ES_SCALES",
     "DEFAULT_REVIEW_MATCH",
     "SMALL_STUDY_MIN_K",
+    "DEFAULT_TASKS",
+    "DEFAULT_EVIDENCE_RULE",
 ]
 
 ANALYSES_FILE = "analyses.csv"
@@ -79,6 +86,10 @@ DEFAULT_REVIEW_MATCH = ("likely", "possible")
 #: fewest studies for funnel plots, Egger's test and trim-and-fill (Sterne et al. 2011, BMJ 343:d4002;
 #: Cochrane Handbook 13.3.5.4); an analysis may lower it explicitly (column small_study_min_k, >= 3)
 SMALL_STUDY_MIN_K = 10
+#: the task an analysis pools unless its ``task`` column names others (the review is about running)
+DEFAULT_TASKS = ("running",)
+#: the best-evidence-synthesis rule (meta.evidence_synthesis.RULES) unless ``evidence_rule`` names another
+DEFAULT_EVIDENCE_RULE = "van_tulder_dorrestijn"
 ANALYSIS_ID_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -153,6 +164,8 @@ class Analysis:
     prepost_r: float | None = None  # assumed pre-post r for post_vs_pre rows that give none
     prepost_r_source: str = ""
     es_scale: str = ""  # declared scale (ES_SCALES); empty = the comparison's default
+    tasks: tuple[str, ...] = DEFAULT_TASKS  # the tasks pooled (column task); rows of other tasks are listed apart
+    evidence_rule: str = DEFAULT_EVIDENCE_RULE  # key of meta.evidence_synthesis.RULES (column evidence_rule)
 
     @property
     def bias_min_k(self) -> int:
@@ -277,6 +290,18 @@ def analysis_problems(path: str | os.PathLike = "data", *, checked: _data.Checke
                     add("claim_ids", f"{cid!r} is not a claim_id of review_claims.csv"
                         + schema.suggest(cid, sorted(claim_ids)))
         min_k, r, r_source = _optional_columns(c, comparison, add)
+        tasks = _split(c.get("task") or "", "|") or DEFAULT_TASKS
+        task_names = vocab.get("task") if vocab and "task" in vocab else None
+        if task_names is not None:
+            for t in tasks:
+                if t not in task_names:
+                    add("task", schema.vocabulary_message(t, tuple(task_names), vocab_file or schema.VOCABULARY_FILE))
+        rule = (c.get("evidence_rule") or "").strip() or DEFAULT_EVIDENCE_RULE
+        from meta.evidence_synthesis import RULES
+
+        if rule not in RULES:
+            add("evidence_rule", f"must be one of {', '.join(RULES)} (empty = {DEFAULT_EVIDENCE_RULE})"
+                + schema.suggest(rule, tuple(RULES)), rule)
         if len(problems) > start:
             continue
         a = Analysis(
@@ -295,6 +320,8 @@ def analysis_problems(path: str | os.PathLike = "data", *, checked: _data.Checke
             prepost_r=r,
             prepost_r_source=r_source,
             es_scale=scale,
+            tasks=tasks,
+            evidence_rule=rule,
         )
         if merged is not None:
             empty = _filter_matching_nothing(a, merged)

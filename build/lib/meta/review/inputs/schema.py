@@ -95,6 +95,9 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         _c("review_match", "vocab", cell=True), _c("review_match_reason", cell=True),
         _c("source_url", "url"), _c("notes"),
         _c("review_set", "vocab", header=False),  # missing column or empty cell = original
+        # study quality (meta.evidence_synthesis): empty = unknown, the reason in quality_source
+        _c("quality_scale", header=False), _c("quality_score", "number", header=False),
+        _c("quality_max", "number", header=False), _c("quality_source", header=False),
     ),
     OUTCOMES_FILE: (
         _c("study_id", cell=True), _c("outcome", "vocab", cell=True), _c("comparison", "vocab", cell=True),
@@ -128,6 +131,7 @@ SCHEMA: dict[str, tuple[Column, ...]] = {
         _c("small_study_min_k", "int", header=False, minimum=3), _c("prepost_r", "number", header=False),
         _c("prepost_r_source", header=False),
         _c("es_scale", header=False),  # the scale pooled (meta.review.inputs.analysis.ES_SCALES); empty = the comparison's
+        _c("task", header=False), _c("evidence_rule", header=False),  # checked in meta.review.inputs.analysis
     ),
     PUBLISHED_POOLED_FILE: (
         _c("source_id", cell=True), _c("source_citation", cell=True), _c("doi", "doi"),

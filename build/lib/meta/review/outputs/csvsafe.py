@@ -7,7 +7,7 @@ from ``data/`` into ``results/*.csv`` would run when the file is opened
 ("CSV injection", OWASP). The usual defence, used here, is to prefix such a
 cell with an apostrophe, which every spreadsheet shows as text.
 
-The rule (:func:`spreadsheetsafe_cell`):
+The rule (:func:`spreadsheet_safe`):
 
 * only text cells change (Python ``str`` values); numbers in numeric columns
   (``-0.42`` as a float) are written as numbers, untouched;
@@ -27,7 +27,7 @@ import re
 
 import pandas as pd
 
-__all__ = ["spreadsheetsafe_cell", "write_csv", "FORMULA_START"]
+__all__ = ["safe_cell", "spreadsheet_safe", "write_csv", "FORMULA_START"]
 
 #: first characters that make a spreadsheet treat a cell as a formula (OWASP, "CSV Injection")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -42,7 +42,7 @@ def safe_cell(v):
     return v
 
 
-def spreadsheetsafe_cell(df: pd.DataFrame) -> pd.DataFrame:
+def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells, column names and index labels cannot run as formulas (rule in the module docstring)."""
     out = df.copy()
     for i in range(out.shape[1]):  # by position: column names need not be unique
@@ -55,5 +55,5 @@ def spreadsheetsafe_cell(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> None:
-    """``spreadsheetsafe_cell(df).to_csv(path, index=index)``."""
-    spreadsheetsafe_cell(df).to_csv(path, index=index)
+    """``spreadsheet_safe(df).to_csv(path, index=index)``."""
+    spreadsheet_safe(df).to_csv(path, index=index)

@@ -1,5 +1,6 @@
-"""Figures of one analysis run: its forest plot, its robustness plot and, from k >= its
-``bias_min_k`` (10 unless ``analyses.csv`` lowers it; Sterne et al. 2011), its funnel plot.
+"""Figures of one analysis run on one evidence set: its forest plot (k >= 1), its robustness plot
+(k >= 2) and, from k >= its ``bias_min_k`` (10 unless ``analyses.csv`` lowers it; Sterne et al.
+2011), its funnel plot. File names say the set: ``<analysis>_<set>_forest.png``.
 
 The plots draw the fit the run holds (``AnalysisRun.result``: for k = 1 the study itself,
 ``meta.pool.pool``'s k = 1 result; ``trimfill``, ``egger``); nothing is refitted here
@@ -48,15 +49,17 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     for c in ("mean1", "sd1", "mean2", "sd2"):
         if c in studies and pd.to_numeric(studies[c], errors="coerce").isna().any():
             studies = studies.drop(columns=c)
-    title = a.title if run.k >= 2 else f"{a.title} (single study, not pooled)"
+    where = f"{run.evidence} set"
+    title = f"{a.title} ({where})" if run.k >= 2 else f"{a.title} ({where}; single study, not pooled)"
+    stem = f"{a.analysis_id}_{run.evidence}"
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     # drawn, or taken from the figure cache when this very call was saved before (meta.plots.draw_and_save)
-    written += draw_and_save(forest, fig_dir / f"{a.analysis_id}_forest", args=(run.result, studies),
+    written += draw_and_save(forest, fig_dir / f"{stem}_forest", args=(run.result, studies),
                              kwargs=dict(label="label", favours=(a.favours_left, a.favours_right), title=title,
                                          group_labels=groups), formats=formats, dpi=dpi)
     if run.robustness is not None and run.k >= 2:  # a single study is not pooled: its panel stays a table
-        rtitle = f"{a.title}: verdict under each method"
-        written += draw_and_save(robustness_plot, fig_dir / f"{a.analysis_id}_robustness", args=(run.robustness,),
+        rtitle = f"{a.title} ({where}): verdict under each method"
+        written += draw_and_save(robustness_plot, fig_dir / f"{stem}_robustness", args=(run.robustness,),
                                  kwargs=dict(title=rtitle, favours=(a.favours_left, a.favours_right)),
                                  formats=formats, dpi=dpi)
     if funnel_min_k is None:
@@ -64,8 +67,8 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     if run.k >= funnel_min_k:
         # the fit draws itself (metafor funnel(res) / funnel(trimfill(res))): filled studies
         # hollow, centred on the adjusted estimate where trim and fill ran
-        written += draw_and_save(funnel, fig_dir / f"{a.analysis_id}_funnel",
+        written += draw_and_save(funnel, fig_dir / f"{stem}_funnel",
                                  args=(run.trimfill if run.trimfill is not None else run.result,),
-                                 kwargs=dict(egger=run.egger if run.egger is not None else False, title=a.title),
+                                 kwargs=dict(egger=run.egger if run.egger is not None else False, title=f"{a.title} ({where})"),
                                  formats=formats, dpi=dpi)
     return tuple(str(Path(p).relative_to(fig_dir.parent)) for p in written)

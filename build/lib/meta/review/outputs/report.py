@@ -29,7 +29,9 @@ from meta._format import report_num as _f
 from meta._format import report_p as _p
 from meta._format import report_p_eq as _peq
 
-__all__ = ["render", "markdown_to_html", "md_text", "md_code", "newer_studies_section", "analysis_update_md", "published_md"]
+__all__ = ["render", "markdown_to_html", "md_text", "md_code", "newer_studies_section", "analysis_update_md", "published_md",
+           "TITLE", "SECTIONS", "slug", "summary_table", "allows_paragraph", "levels_section", "figures_md",
+           "changed_md", "drawn_figures"]
 
 
 def _ci(r) -> str:
@@ -185,10 +187,48 @@ def _methods(res) -> str:
         f"tau², I² and Cochran's Q. Analyses with k = 1 are reported as the single study's SMD with its {level}% CI and "
         f"are not pooled; analyses with k = 0 are listed as having no usable data. {_robustness_methods(res)} "
         f"{_small_study_methods(res)} Sensitivity analyses: leave-one-out, "
-        f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). Forest and robustness plots were drawn "
-        f"for every analysis with k >= 1 and funnel plots where the small-study tests ran, saved as "
-        f"{', '.join(s['formats'])} ({s['dpi']} dpi for raster)."
+        f"and every pooled analysis re-run as {vs} (HKSJ: Hartung & Knapp 2001). {_figures_methods(res)}"
     )
+
+
+def drawn_figures(res) -> pd.DataFrame:
+    """Every figure file the run wrote (PNG), one row per analysis, evidence set and kind; a figure that
+    serves both sets (the updated set adds nothing) is listed under both, with ``shared`` True."""
+    recs = []
+    for run in list(res.runs) + list(getattr(res, "updated", ())):
+        for f in getattr(run, "figures", ()):
+            if not f.endswith(".png"):
+                continue
+            kind = f.rsplit("_", 1)[-1][: -len(".png")]
+            recs.append({"analysis_id": run.analysis.analysis_id, "set": run.evidence, "kind": kind, "file": f,
+                         "k": run.k, "shared": f"_{run.evidence}_" not in f and kind != "cumulative"})
+    return pd.DataFrame(recs, columns=["analysis_id", "set", "kind", "file", "k", "shared"])
+
+
+def _figures_methods(res) -> str:
+    """The figures sentence of the methods, counted from the files this run drew."""
+    d = drawn_figures(res)
+    s = res.settings
+    if not len(d):
+        return "No figures were drawn (no analysis had k >= 1)."
+
+    def count(kind):
+        x = d.loc[d["kind"] == kind]
+        return len(x), len(set(x["file"]))
+
+    parts = []
+    for kind, what in (("forest", "forest plots"), ("robustness", "robustness plots"), ("funnel", "funnel plots"),
+                       ("cumulative", "cumulative forest plots")):
+        n, files = count(kind)
+        if n:
+            parts.append(f"{what} for {n} analysis x evidence-set pair{'s' if n != 1 else ''} ({files} "
+                         f"file{'s' if files != 1 else ''})")
+    k1 = sorted({(r.analysis.analysis_id, r.evidence) for r in list(res.runs) + list(getattr(res, "updated", ()))
+                 if r.k >= 1})
+    return ("Figures drawn by this run: " + "; ".join(parts) + ". A set that pools the same rows as the original set "
+            f"shares its figures. Every analysis and evidence set with k >= 1 "
+            f"({len(k1)}) has a forest plot; robustness plots exist for k >= 2, funnel plots where the small-study "
+            f"tests ran. Saved as {', '.join(s['formats'])} ({s['dpi']} dpi for raster).")
 
 
 def _robustness_methods(res) -> str:
@@ -283,52 +323,68 @@ def _study_table(run) -> pd.DataFrame:
     return df
 
 
-def _run_section(run) -> str:
+def _results_md(run) -> str:
+    """One run's study table, estimate, robustness and small-study tests (no heading, no figures)."""
     a = run.analysis
-    out = [f"### {md_text(a.title)} ({md_code(a.analysis_id)})\n"]
-    filt = "; ".join(str(f) for f in a.effective_filters)
-    out.append(
-        f"Outcome {md_code('|'.join(a.outcomes))}, comparison {md_code(a.comparison)}, filters {md_code(filt) or 'none'}, "
-        f"SMD convention {md_code(a.smd_convention)}. {md_text(a.favours_left)} <- 0 -> {md_text(a.favours_right)}.\n"
-    )
-    if getattr(a, "es_scale", ""):
-        out.append(f"Scale {md_code(a.es_scale)} (declared in `analyses.csv` column `es_scale`): only SMDs on this "
-                   "scale are pooled; rows on another scale are listed apart.\n")
-    if a.notes:
-        out.append(f"Note: {md_text(a.notes)}\n")
+    out = []
     if run.k == 0:
         out.append(f"**No usable data.** {len(run.matched)} matching row(s), none with a usable SMD.\n")
+        return "\n".join(out) + "\n"
+    out.append(_md_table(_study_table(run)))
+    r = run.result
+    from meta.review.running.claims import run_verdict
+
+    if run.k == 1:
+        out.append(f"\n**Single study (not pooled):** SMD {_ci(r)}, {_peq(r.p)}. Verdict: {md_text(run_verdict(run))}.\n")
     else:
-        out.append(_md_table(_study_table(run)))
-        r = run.result
-        if run.k == 1:
-            out.append(f"\n**Single study (not pooled):** SMD {_ci(r)}, {_peq(r.p)}.\n")
+        out.append(
+            f"\n**Pooled ({a.method}, k = {run.k}):** SMD {_ci(r)}, z = {_f(r.stat)}, {_peq(r.p)}; "
+            f"95% PI [{_f(r.pi_low)}, {_f(r.pi_high)}]; tau² = {_f(r.tau2, 3)}, I² = {_f(r.i2, 1)}%, "
+            f"Q({r.q_df:.0f}) = {_f(r.q)}, {_peq(r.q_p)}. Verdict: **{md_text(run_verdict(run))}**.\n"
+        )
+        if run.robustness is not None:
+            out.append(_robustness_md(run))
+        if run.egger is not None or run.trimfill is not None:
+            parts = []
+            if run.egger is not None:
+                parts.append(f"Egger's test t({run.egger.df:.0f}) = {_f(run.egger.t)}, {_peq(run.egger.p)}")
+            if run.trimfill is not None:
+                tf = run.trimfill
+                parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
+            low = (" (k < 10, threshold lowered in analyses.csv: very low power; a non-significant result is not "
+                   "evidence of absent small-study effects, Sterne et al. 2011)." if run.k < 10 else ".")
+            out.append("Small-study tests: " + "; ".join(parts) + low + "\n")
         else:
-            out.append(
-                f"\n**Pooled ({a.method}, k = {run.k}):** SMD {_ci(r)}, z = {_f(r.stat)}, {_peq(r.p)}; "
-                f"95% PI [{_f(r.pi_low)}, {_f(r.pi_high)}]; tau² = {_f(r.tau2, 3)}, I² = {_f(r.i2, 1)}%, "
-                f"Q({r.q_df:.0f}) = {_f(r.q)}, {_peq(r.q_p)}.\n"
-            )
-            if run.robustness is not None:
-                out.append(_robustness_md(run))
-            if run.egger is not None or run.trimfill is not None:
-                parts = []
-                if run.egger is not None:
-                    parts.append(f"Egger's test t({run.egger.df:.0f}) = {_f(run.egger.t)}, {_peq(run.egger.p)}")
-                if run.trimfill is not None:
-                    tf = run.trimfill
-                    parts.append(f"trim-and-fill k0 = {tf.k0} ({tf.side} side), adjusted SMD {_ci(tf.result)}")
-                low = (" (k < 10, threshold lowered in analyses.csv: very low power; a non-significant result is not "
-                       "evidence of absent small-study effects, Sterne et al. 2011)." if run.k < 10 else ".")
-                out.append("Small-study tests: " + "; ".join(parts) + low + "\n")
-            else:
-                out.append(f"Small-study tests: not run (k = {run.k} < {a.bias_min_k}; Sterne et al. 2011).\n")
-        for fig in run.figures:
-            if fig.endswith(".png"):
-                kind = "Forest" if "_forest" in fig else ("Robustness" if "_robustness" in fig else "Funnel")
-                out.append(f"\n![{kind} plot: {md_text(a.analysis_id)}]({urllib.parse.quote(fig)})\n")
+            out.append(f"Small-study tests: not run (k = {run.k} < {a.bias_min_k}; Sterne et al. 2011).\n")
+    out.append(_all_rows_md(run))
+    from meta.review.running.levels import analysis_grade
+
+    g = analysis_grade(run)
+    out.append(f"Level of evidence by the rule ({md_code(g.rule)}, see Levels of evidence): **{md_text(g.text)}**.\n")
+    return "\n".join(out) + "\n"
+
+
+def _all_rows_md(run) -> str:
+    """The all-rows sensitivity (every row of every cohort, CHE + CR2) beside the primary analysis."""
+    ar = getattr(run, "all_rows", None)
+    if ar is None:
+        return ""
+    if not ar.rows:
+        return f"All rows of every cohort: {md_text(ar.note)}.\n"
+    st = ar.stated
+    sweep = "; ".join(f"r = {x['r']:g}: {_f(x['estimate'])} [{_f(x['ci_low'])}, {_f(x['ci_high'])}]"
+                      for x in ar.rows if not x["stated"])
+    warn = f" **Warning:** {md_text(st['note'])}." if st["df_below_4"] else ""
+    return (f"All rows of every cohort ({ar.k_rows} rows from {ar.k_cohorts} cohorts; CHE working model with "
+            f"r = {st['r']:g}, cluster-robust CR2 with Satterthwaite df = {_f(st['df'])}): SMD {_f(st['estimate'])} "
+            f"[{_f(st['ci_low'])}, {_f(st['ci_high'])}], {_peq(st['p'])}; over r: {sweep}.{warn}\n")
+
+
+def _lists_md(run) -> str:
+    """Rows set aside, rows without an SMD, rows of another task, notes: what did not enter, and why."""
+    out = []
     if len(run.set_aside):
-        out.append("\nSet aside (unit of analysis):\n")
+        out.append("\nSet aside (one row per cohort):\n")
         for _, s in run.set_aside.iterrows():
             out.append(f"- {md_text(s['study_id'])} ({md_text(s.get('task', ''))}, {md_text(s['route'])}): {md_text(s['reason'])}")
         out.append("")
@@ -337,9 +393,109 @@ def _run_section(run) -> str:
         for _, s in run.unusable.iterrows():
             out.append(f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: {md_text(s.get('reason', '')) or 'no route'}")
         out.append("")
+    ot = getattr(run, "other_task", None)
+    if ot is not None and len(ot):
+        tasks = "|".join(run.analysis.tasks)
+        out.append(f"\nLeft out: rows of another task than the analysis declares ({md_code(tasks)}; `analyses.csv` column "
+                   "`task`):\n")
+        for _, s in ot.iterrows():
+            out.append(f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: task {md_code(s.get('task', ''))}, "
+                       f"timepoint {md_code(s.get('timepoint', ''))}")
+        out.append("")
     for n in run.notes:
         out.append(f"\nNote: {md_text(n)}\n")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _png(run, kind: str) -> str | None:
+    for f in getattr(run, "figures", ()) if run is not None else ():
+        if f.endswith(f"_{kind}.png"):
+            return f
+    return None
+
+
+def _img(alt: str, path: str) -> str:
+    return f"![{md_text(alt)}]({urllib.parse.quote(path)})"
+
+
+def figures_md(run, updated) -> str:
+    """The forest, robustness and funnel plots of both sets: side by side where the sets differ, one
+    figure (captioned as serving both) where the updated set adds nothing."""
+    aid = run.analysis.analysis_id
+    from meta.review.running.living import same_rows
+
+    same = updated is None or same_rows(run, updated)
+    out = []
+    for kind in ("forest", "robustness", "funnel"):
+        o, u = _png(run, kind), (_png(updated, kind) if updated is not None else None)
+        name = kind.capitalize() + " plot"
+        if same or u == o:
+            if o:
+                out.append(f"\n{_img(f'{name}, original and updated set (the same rows): {aid}', o)}\n")
+        elif o and u:
+            out.append(f"\n| {name}: original set | {name}: updated set |\n| --- | --- |\n"
+                       f"| {_img(f'{name}, original set: {aid}', o)} | {_img(f'{name}, updated set: {aid}', u)} |\n")
+        elif o:
+            out.append(f"\n{_img(f'{name}, original set: {aid}', o)}\n")
+        elif u:
+            out.append(f"\n{_img(f'{name}, updated set: {aid}', u)}\n")
+    return "\n".join(out)
+
+
+def _run_section(run, updated=None) -> str:
+    a = run.analysis
+    out = [f"### {md_text(a.title)} ({md_code(a.analysis_id)})\n"]
+    filt = "; ".join(str(f) for f in a.effective_filters)
+    out.append(
+        f"Outcome {md_code('|'.join(a.outcomes))}, comparison {md_code(a.comparison)}, task "
+        f"{md_code('|'.join(a.tasks))}, filters {md_code(filt) or 'none'}, "
+        f"SMD convention {md_code(a.smd_convention)}. {md_text(a.favours_left)} <- 0 -> {md_text(a.favours_right)}.\n"
+    )
+    if getattr(a, "es_scale", ""):
+        out.append(f"Scale {md_code(a.es_scale)} (declared in `analyses.csv` column `es_scale`): only SMDs on this "
+                   "scale are pooled; rows on another scale are listed apart.\n")
+    if a.notes:
+        out.append(f"Note: {md_text(a.notes)}\n")
+    from meta.review.running.living import same_rows
+
+    if updated is None or same_rows(run, updated):
+        out.append("**Original and updated set** (no newer study changes the pooled rows):\n")
+        if updated is not None:
+            out.append(f"- Newer studies: {added_studies_text(updated)}.\n")
+        out.append(_results_md(run))
+    else:
+        out.append("**Original set** (the review's studies, to April 2015):\n")
+        out.append(_results_md(run))
+        out.append("**Updated set** (original plus studies published since):\n")
+        out.append(changed_md(run, updated))
+        out.append(_results_md(updated))
+    out.append(figures_md(run, updated))
+    first = _lists_md(run)
+    out.append(first)
+    if updated is not None:
+        extra = _lists_md(updated)
+        if extra.strip() and extra != first:  # what the updated set leaves out, where it differs
+            out.append("In the updated set:\n")
+            out.append(extra)
     return "\n".join(out) + "\n"
+
+
+def changed_md(run, updated) -> str:
+    """What the updated set changes: the newer studies added, and the original rows the one-row-per-cohort
+    rule sets aside in the updated set (with the rule's reason)."""
+    before = set(run.rows["outcomes_row"]) if len(run.rows) else set()
+    now = set(updated.rows["outcomes_row"]) if len(updated.rows) else set()
+    lines = [f"- Newer studies: {added_studies_text(updated)}."]
+    gone = updated.set_aside.loc[updated.set_aside["outcomes_row"].isin(before - now)] if len(updated.set_aside) else updated.set_aside
+    for _, s in gone.iterrows():
+        lines.append(f"- Set aside in the updated set (one row per cohort): {md_text(s['study_id'])} "
+                     f"({md_code(s['outcome'])}), pooled in the original set: {md_text(s['reason'])}.")
+    other = before - now - set(gone["outcomes_row"]) if len(gone) else before - now
+    for rid in sorted(other):
+        m = run.rows.loc[run.rows["outcomes_row"] == rid].iloc[0]
+        lines.append(f"- No longer pooled: {md_text(m['study_id'])} ({md_code(m['outcome'])}).")
+    lines.append(f"- k: {run.k} -> {updated.k}.")
+    return "\n".join(lines) + "\n\n"
 
 
 def _robustness_md(run) -> str:
@@ -397,27 +553,35 @@ def _prepost_md(res) -> str:
 
 
 def _pooled_overview(res) -> pd.DataFrame:
+    from meta.review.running.claims import run_verdict
+    from meta.review.running.levels import analysis_grade
+    from meta.review.running.living import same_rows
+
+    upd = {u.analysis.analysis_id: u for u in getattr(res, "updated", ())}
     rows = []
-    for r in res.runs:
-        res_ = r.result
-        rows.append(
-            {
-                "analysis": r.analysis.analysis_id,
-                "k": r.k,
-                "n": r.to_frame()["n_total"].iloc[0],
-                "SMD [95% CI]": _ci(res_) if res_ is not None else "no usable data",
-                "p": _p(res_.p) if res_ is not None else "",
-                "95% PI": f"[{_f(res_.pi_low)}, {_f(res_.pi_high)}]" if r.k >= 2 else "",
-                "tau²": _f(res_.tau2, 3) if r.k >= 2 else "",
-                "I² %": _f(res_.i2, 1) if r.k >= 2 else "",
-                "Q (p)": f"{_f(res_.q)} ({_p(res_.q_p)})" if r.k >= 2 else "",
-                "Egger p": _p(r.egger.p) if r.egger is not None else "",
-                "TF k0": str(r.trimfill.k0) if r.trimfill is not None else "",
-                "holds under": r.robustness.holds_under if r.robustness is not None and r.k >= 2 else "",
-                "fragile": ("yes" if r.robustness.fragile else "no") if r.robustness is not None and r.k >= 2 else "",
-                "status": r.status.replace("_", " "),
-            }
-        )
+    for o in res.runs:
+        u = upd.get(o.analysis.analysis_id)
+        pair = [("original + updated" if u is None or same_rows(o, u) else "original", o)]
+        if u is not None and not same_rows(o, u):
+            pair.append(("updated", u))
+        for set_name, r in pair:
+            res_ = r.result
+            rows.append(
+                {
+                    "analysis": r.analysis.analysis_id,
+                    "set": set_name,
+                    "k": r.k,
+                    "n": r.to_frame()["n_total"].iloc[0],
+                    "SMD [95% CI]": _ci(res_) if res_ is not None else "no usable data",
+                    "p": _p(res_.p) if res_ is not None else "",
+                    "95% PI": f"[{_f(res_.pi_low)}, {_f(res_.pi_high)}]" if r.k >= 2 else "",
+                    "I² %": _f(res_.i2, 1) if r.k >= 2 else "",
+                    "Q (p)": f"{_f(res_.q)} ({_p(res_.q_p)})" if r.k >= 2 else "",
+                    "Egger p": _p(r.egger.p) if r.egger is not None else "",
+                    "verdict (robustness)": run_verdict(r),
+                    "level (rule)": analysis_grade(r).text,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -434,21 +598,151 @@ def _sensitivity_wide(res) -> pd.DataFrame:
     return w.reset_index().rename(columns={"analysis_id": "analysis"})
 
 
+#: the report's title: what it is, said plainly (md heading and html <title>)
+TITLE = "Neal et al. (2016): a reproduction and update from publicly accessible data"
+
+#: the report's sections after the summary, in order (the table of contents is built from it)
+SECTIONS = ("Claims of the review", "What newer studies say", "Pooled results", "Analyses", "Levels of evidence",
+            "Sensitivity analyses", "Data coverage and gaps", "Methods")
+
+
+def slug(text: str) -> str:
+    """The id a heading gets in report.html (lower case, runs of other characters as ``-``)."""
+    return re.sub(r"[^a-z0-9]+", "-", _plain(text).lower()).strip("-")
+
+
+def allows_paragraph(res) -> str:
+    """What the data allows, in one paragraph: counts from the runs, the claims and studies.csv."""
+    c = res.claims
+    orig = c.loc[c["set"] == "original"] if "set" in c.columns else c
+    upd = c.loc[c["set"] == "updated"] if "set" in c.columns else c.iloc[0:0]
+
+    def testable(frame):
+        return int((~frame["verdict"].isin(["insufficient data"])).sum())
+
+    def n(runs, status):
+        return sum(r.status == status for r in runs)
+
+    runs, updated = res.runs, getattr(res, "updated", ())
+    studies = getattr(res, "studies", None)
+    counts = ""
+    if studies is not None:
+        from meta.review.outputs.coverage import REVIEW_PUBLICATIONS, study_counts
+
+        sc = study_counts(studies)
+        counts = (f" The review included {REVIEW_PUBLICATIONS} publications; `studies.csv` holds {sc['candidates']} "
+                  f"candidates for them and {sc['update']} newer studies (counts explained under "
+                  "[Data coverage and gaps](#data-coverage-and-gaps)).")
+    return (
+        f"The review's full text, its Table 1 and its pooled results are not publicly accessible, so its data set was "
+        f"rebuilt from accessible pages (mostly abstracts), every number with its source. Of the review's {len(orig)} "
+        f"claims, {testable(orig)} can be tested on the original evidence set (k >= 2) and {testable(upd)} on the "
+        f"updated set; the others have one study or none. Of {len(runs)} analyses, {n(runs, 'pooled')} pool in the "
+        f"original set ({n(updated, 'pooled')} in the updated set), {n(runs, 'single_study')} have a single study "
+        f"({n(updated, 'single_study')}) and {n(runs, 'no_data')} no usable data ({n(updated, 'no_data')}). Each verdict "
+        f"carries the number of methods it holds under; each level of evidence is the range the rule allows while "
+        f"study quality is unknown.{counts}"
+    )
+
+
+def _review_words(text) -> str:
+    t = _plain(text)
+    return t.split(" (", 1)[0] if " (" in t else t
+
+
+def summary_table(res) -> pd.DataFrame:
+    """The first screen: one row per review claim -- the review's words and level, then per evidence set
+    k, SMD [95% CI], our verdict with its robustness, and the level the rule gives."""
+    c = res.claims
+    if c is None or len(c) == 0:
+        return pd.DataFrame()
+    if "set" not in c.columns:
+        c = c.assign(set="original")
+    recs = []
+
+    def est(r):
+        if int(r["k"]) == 0:
+            return "k = 0"
+        return f"k = {int(r['k'])}: {_f(r['estimate'])} [{_f(r['ci_low'])}, {_f(r['ci_high'])}]"
+
+    for cid in dict.fromkeys(c["claim_id"].astype(str)):
+        rows = c.loc[c["claim_id"].astype(str) == cid]
+        o = rows.loc[rows["set"] == "original"].iloc[0]
+        u = rows.loc[rows["set"] == "updated"].iloc[0] if (rows["set"] == "updated").any() else None
+        same = u is not None and all(str(o[x]) == str(u[x]) for x in ("k", "estimate", "verdict_text", "level"))
+        rec = {"claim": cid, "the review says": _review_words(o["claim"]), "review's level": o.get("review_level", ""),
+               "original set: k, SMD [95% CI]": est(o), "original: verdict": o["verdict_text"],
+               "original: level (rule)": o["level"]}
+        if u is None:
+            rec.update({"updated set: k, SMD [95% CI]": "", "updated: verdict": "", "updated: level (rule)": ""})
+        elif same:
+            rec.update({"updated set: k, SMD [95% CI]": "same as original", "updated: verdict": "",
+                        "updated: level (rule)": ""})
+        else:
+            rec.update({"updated set: k, SMD [95% CI]": est(u), "updated: verdict": u["verdict_text"],
+                        "updated: level (rule)": u["level"]})
+        last = u if u is not None else o
+        rec["review's level vs the rule"] = last.get("level_vs_review", "")
+        recs.append(rec)
+    return pd.DataFrame(recs)
+
+
+def _toc() -> str:
+    return "\n".join(f"- [{s}](#{slug(s)})" for s in SECTIONS) + "\n"
+
+
+def levels_section(res) -> str:
+    """The best-evidence-synthesis rule(s) used: criteria as data, source, the quality setting, and what
+    is not accessible."""
+    from meta.review.running.levels import rule_of
+
+    rules = {}
+    for r in res.runs:
+        rule = rule_of(r.analysis)
+        rules.setdefault(rule.name, (rule, []))[1].append(r.analysis.analysis_id)
+    out = ["## Levels of evidence\n",
+           "The review states each conclusion as a level of evidence (very limited / limited / moderate / strong) from "
+           "the number of studies, their quality and their consistency. The review's own rule text is not accessible "
+           "(only its abstract is), so each analysis is graded by a named, published best-evidence-synthesis rule "
+           "(`analyses.csv` column `evidence_rule` may name another; `meta.evidence_synthesis.RULES`). Study quality "
+           "is `studies.csv` `quality_score` / `quality_max`; no accessible page gives any study's score, so every "
+           "quality is unknown and each level is the range the rule gives with every unknown study rated low and "
+           "with every one rated high.\n"]
+    for name, (rule, aids) in rules.items():
+        out.append(f"### {md_text(rule.label)} ({md_code(name)})\n")
+        out.append(f"Source: {rule.source}. {md_text(rule.text)}\n")
+        out.append(f"Quality cut-offs, a setting: high >= {rule.quality_cutoffs['high']:g}, medium >= "
+                   f"{rule.quality_cutoffs['medium']:g} of the scale maximum, else low. Where they come from: "
+                   f"{md_text(rule.cutoff_source)} Significance and heterogeneity at alpha = {rule.alpha:g} (pooled "
+                   "test of the primary analysis; Q test).\n")
+        t = rule.to_frame().rename(columns={"min_high": "high-quality studies >=", "min_medium": "medium-or-better >="})
+        t["consistent"] = t["consistent"].map({True: "yes (Q p >= alpha)", False: "no (Q p < alpha)", None: "-"})
+        t["significant"] = t["significant"].map({True: "yes", False: "no"})
+        out.append(_md_table(t))
+        out.append(f"\nUsed by: {', '.join(md_code(a) for a in aids)}.\n")
+    return "\n".join(out) + "\n"
+
+
 def render(res) -> str:
-    """The whole ``report.md`` for a :class:`meta.review.reproduce.ReproduceResult`."""
+    """The whole ``report.md`` for a :class:`meta.review.reproduce.ReproduceResult`: the first screen
+    (title, what the data allows, the summary per claim), a table of contents, the results, and the
+    methods last."""
     runs = res.runs
-    out = ["# Neal et al. (2016) reproduced\n"]
+    out = [f"# {TITLE}\n"]
     out.append(
-        "Neal BS, Barton CJ, Gallie R, O'Halloran P, Morrissey D (2016). Runners with patellofemoral pain have altered "
-        "biomechanics which targeted interventions can modify: a systematic review and meta-analysis. "
+        "Of: Neal BS, Barton CJ, Gallie R, O'Halloran P, Morrissey D (2016). Runners with patellofemoral pain have "
+        "altered biomechanics which targeted interventions can modify: a systematic review and meta-analysis. "
         "Gait & Posture 45:69-82. doi:10.1016/j.gaitpost.2015.11.018\n"
     )
-    out.append(f"{res.summary().rsplit(';', 1)[0]}.\n")
-    out.append("## Methods\n")
-    out.append(_methods(res) + "\n")
-    out.append("## Pooled results\n")
-    out.append(_md_table(_pooled_overview(res)))
-    out.append("\nFull precision: `pooled.csv`; study-level SMDs: `effect_sizes.csv`.\n")
+    out.append(allows_paragraph(res) + "\n")
+    out.append("## Summary: each claim of the review\n")
+    out.append(_md_table(summary_table(res)))
+    out.append("\nVerdict: *agrees* = the expected sign and a 95% CI excluding 0; *direction only* = the sign "
+               "matches, the CI includes 0; *insufficient data* = k < 2. *Holds under n of m methods*: the robustness "
+               "panel (see Methods); *fragile*: the methods disagree. Level: the best-evidence-synthesis rule of "
+               "[Levels of evidence](#levels-of-evidence).\n")
+    out.append("## Contents\n")
+    out.append(_toc())
     out.append("## Claims of the review\n")
     out.append(
         "Rule: *insufficient data* when k < 2; *agrees* when the estimate has the expected sign and the 95% CI excludes 0; "
@@ -457,7 +751,8 @@ def render(res) -> str:
         "*Direction votes* count one sign per cohort over every matching row, including rows that give only a direction in words "
         "and no usable SMD; they ignore precision and are shown beside the verdict, never used for it (Cochrane Handbook ch. 12). "
         "*Holds under n of m*: the number of methods of the robustness panel (see Methods) that give the verdict of the "
-        "primary analysis (DL + Wald, as the review); *fragile*: the methods disagree, so the verdict depends on the method.\n"
+        "primary analysis (DL + Wald, as the review); *fragile*: the methods disagree, so the verdict depends on the method; "
+        "a single study is not pooled and gets no method count.\n"
     )
     c = res.claims
     if "set" in c.columns:  # this table: the original set; both sets in "What newer studies say"
@@ -468,10 +763,9 @@ def render(res) -> str:
                 "claim": [f"{i}: {t}" for i, t in zip(c["claim_id"], c["claim"])],
                 "expected": c["expected_direction"],
                 "k": c["k"],
-                "verdict": c["verdict"],
-                "holds under": c["holds_under"].fillna("") if "holds_under" in c else "",
-                "fragile": [("**fragile**" if f is True or str(f) == "True" else ("no" if f is False or str(f) == "False" else ""))
-                            for f in c["fragile"]] if "fragile" in c else "",
+                "verdict (robustness)": c["verdict_text"],
+                "level (rule) vs the review's": [f"{lv}; review's {rv or 'none'}: {cmp}" for lv, rv, cmp in
+                                                 zip(c["level"], c["review_level"], c["level_vs_review"])],
                 "our result": c["detail"],
                 "direction votes (not a verdict)": c["direction_votes"],
             }
@@ -481,11 +775,15 @@ def render(res) -> str:
         out.append("_(review_claims.csv has no rows)_\n")
     out.append("")
     out.append(newer_studies_section(res))
+    out.append("## Pooled results\n")
+    out.append(_md_table(_pooled_overview(res)))
+    out.append("\nFull precision: `pooled.csv`; study-level SMDs: `effect_sizes.csv`.\n")
     out.append("\n## Analyses\n")
     upd = {u.analysis.analysis_id: u for u in getattr(res, "updated", ())}
     for r in runs:
-        out.append(_run_section(r))
+        out.append(_run_section(r, upd.get(r.analysis.analysis_id)))
         out.append(analysis_update_md(res, r, upd.get(r.analysis.analysis_id)))
+    out.append(levels_section(res))
     out.append("## Sensitivity analyses\n")
     out.append("### Estimator, SMD convention and CI method\n")
     out.append("SMD [95% CI] of each pooled analysis (k >= 2) under each setting; `primary` is the analysis' own setting.\n")
@@ -512,17 +810,25 @@ def render(res) -> str:
         out.append("")
     if not any_loo:
         out.append("_(no analysis with k >= 2)_\n")
-    out.append("## Data coverage\n")
+    out.append("## Data coverage and gaps\n")
+    studies = getattr(res, "studies", None)
+    if studies is not None:
+        from meta.review.outputs.coverage import study_counts_text
+
+        out.append(study_counts_text(studies) + "\n")
+    out.append("The coverage table and the gap lists below are computed from the same effect table "
+               "(`effect_sizes.csv`).\n")
     if res.coverage is None:
-        out.append("_(meta.review.outputs.coverage is not available in this installation: no coverage table)_\n")
+        out.append("_(no coverage table)_\n")
     else:
         out.append(_coverage_md(res.coverage))
-    out.append("\n## Gaps\n")
-    single = [r for r in runs if r.k == 1]
+    out.append("\n### Single-study analyses\n")
+    single = [(r, s) for r0 in runs for s, r in (("original", r0), ("updated", upd.get(r0.analysis.analysis_id)))
+              if r is not None and r.k == 1 and not (s == "updated" and _same(r0, r))]
+    out.append("\n".join(f"- {md_code(r.analysis.analysis_id)} ({s} set): {md_text(r.rows['study_id'].iloc[0])}, "
+                         f"SMD {_ci(r.result)}" for r, s in single) or "_(none)_")
     none = [r for r in runs if r.k == 0]
-    out.append("### Single-study analyses\n")
-    out.append("\n".join(f"- {md_code(r.analysis.analysis_id)} ({md_text(r.analysis.title)}): {md_text(r.rows['study_id'].iloc[0])}, SMD {_ci(r.result)}" for r in single) or "_(none)_")
-    out.append("\n### No usable data\n")
+    out.append("\n### No usable data (original set)\n")
     out.append("\n".join(f"- {md_code(r.analysis.analysis_id)} ({md_text(r.analysis.title)}): {len(r.matched)} matching row(s)" for r in none) or "_(none)_")
     out.append("\n### Outcome rows with no usable route\n")
     e = res.effects
@@ -533,10 +839,20 @@ def render(res) -> str:
     else:
         out.append("_(none)_\n")
     out.append("\n### Rows set aside by the unit-of-analysis rule\n")
-    aside = [(r.analysis.analysis_id, s) for r in runs for _, s in r.set_aside.iterrows()]
-    out.append("\n".join(f"- {md_code(aid)}: {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}" for aid, s in aside) or "_(none)_")
-    out.append("")
+    aside = [(r.analysis.analysis_id, s, st) for r0 in runs
+             for st, r in (("original", r0), ("updated", upd.get(r0.analysis.analysis_id))) if r is not None
+             and not (st == "updated" and _same(r0, r)) for _, s in r.set_aside.iterrows()]
+    out.append("\n".join(f"- {md_code(aid)} ({st} set): {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}"
+                         for aid, s, st in aside) or "_(none)_")
+    out.append("\n## Methods\n")
+    out.append(_methods(res) + "\n")
     return "\n".join(out) + "\n"
+
+
+def _same(a, b) -> bool:
+    from meta.review.running.living import same_rows
+
+    return same_rows(a, b)
 
 
 # --------------------------------------------------------------------------- living update
@@ -648,20 +964,14 @@ def _published(res, outcomes, comparison=None, constructs=()) -> pd.DataFrame:
 
 
 def analysis_update_md(res, run, updated) -> str:
-    """The per-analysis paragraph: the updated set's result and the published results on the same outcome."""
+    """After an analysis' results: the updated set's cumulative forest plot and the published results on the
+    same outcome (the updated set's own numbers and figures are in :func:`_run_section`)."""
     a = run.analysis
     out = []
     if updated is not None:
-        same = updated.k == run.k and list(updated.rows["outcomes_row"]) == list(run.rows["outcomes_row"])
-        line = f"**Updated set** (original plus studies published since April 2015): {_result_text(updated)}"
-        line += " -- same as the original set" if same else ""
-        out.append(line + f"; newer studies {added_studies_text(updated)}.\n")
         fig = [f for f in getattr(updated, "figures", ()) if f.endswith("_cumulative.png")]
         if fig:
-            import urllib.parse
-
-            out.append(f"\n![Cumulative forest plot by publication year: {md_text(a.analysis_id)}]"
-                       f"({urllib.parse.quote(fig[0])})\n")
+            out.append(f"\n{_img(f'Cumulative forest plot by publication year, updated set: {a.analysis_id}', fig[0])}\n")
     pub = _published(res, a.outcomes, a.comparison)
     if len(pub):
         out.append("\nPublished pooled results on the same outcome (successor reviews; not recomputed):\n")
@@ -728,7 +1038,7 @@ def newer_studies_section(res) -> str:
             row = c.loc[c["set"] == set_name]
             if len(row):
                 r = row.iloc[0]
-                out.append(f"- {set_label(set_name)}: **{md_text(r['verdict'])}** "
+                out.append(f"- {set_label(set_name)}: **{md_text(r.get('verdict_text', r['verdict']))}** "
                            f"({md_text(r['detail']) or 'no analysis'})")
         aids = [x for x in str(first.get("analyses", "") or "").split(";") if x]
         added = [f"{md_code(aid)}: {added_studies_text(upd_by_id.get(aid))}" for aid in aids if aid in upd_by_id]
@@ -768,6 +1078,7 @@ _STYLE = (
     "body{font-family:sans-serif;max-width:70em;margin:auto;padding:1em;line-height:1.4}"
     "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #bbb;padding:2px 6px;font-size:90%;vertical-align:top}"
     "th{background:#eee}img{max-width:100%}code{background:#f4f4f4;padding:0 2px}"
+    "table:has(img){width:100%;table-layout:fixed}td img{width:100%}"
 )
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
@@ -799,8 +1110,21 @@ def _image_rule(self, tokens, idx, options, env) -> str:
     return f'<img alt="{escapeHtml(alt)}" src="{escapeHtml(str(src))}">'
 
 
+def _heading_ids(state) -> None:
+    """Give every heading an id (:func:`slug` of its text, made unique) so the contents can link to it."""
+    seen: dict[str, int] = {}
+    toks = state.tokens
+    for i, tok in enumerate(toks):
+        if tok.type == "heading_open" and i + 1 < len(toks):
+            base = slug(toks[i + 1].content) or "section"
+            n = seen.get(base, 0)
+            seen[base] = n + 1
+            tok.attrSet("id", base if n == 0 else f"{base}-{n}")
+
+
 def _markdown() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    md.core.ruler.push("heading_ids", _heading_ids)
     md.validateLink = _link_ok  # an invalid link stays text; an invalid image gets src="" and is dropped below
     md.add_render_rule("image", _image_rule)
     return md

@@ -35,7 +35,41 @@ from meta._format import report_num as _f
 from meta.verdicts import VERDICTS
 from meta.verdicts import verdict as _verdict
 
-__all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims_table", "analysis_direction"]
+__all__ = ["VERDICTS", "parse_direction", "classify", "direction_votes", "claims_table", "analysis_direction",
+           "robustness_text", "verdict_text", "run_verdict", "SINGLE_STUDY"]
+
+#: what stands in for a method count when an analysis has one study: nothing was pooled, so
+#: "holds under 5 of 5 methods" would read as robust evidence
+SINGLE_STUDY = "single study"
+
+
+def robustness_text(run) -> str:
+    """``holds under 3 of 5 methods: fragile`` / ``holds under 5 of 5 methods`` (k >= 2), ``single
+    study`` (k = 1), ``no usable data`` (k = 0). A single study is never called robust."""
+    if run is None or run.k == 0:
+        return "no usable data"
+    if run.k == 1:
+        return SINGLE_STUDY
+    rob = getattr(run, "robustness", None)
+    if rob is None:
+        return ""
+    return f"holds under {rob.holds_under} methods" + (": fragile" if rob.fragile else "")
+
+
+def verdict_text(verdict: str, robustness: str) -> str:
+    """A verdict with its robustness: ``agrees (holds under 3 of 5 methods: fragile)``."""
+    return f"{verdict} ({robustness})" if robustness else str(verdict)
+
+
+def run_verdict(run) -> str:
+    """The verdict of one run against the direction its robustness panel was judged by (its first
+    claim's, else the primary estimate's sign), with its robustness."""
+    if run is None or run.k == 0 or run.result is None:
+        return verdict_text("insufficient data", robustness_text(run))
+    rob = getattr(run, "robustness", None)
+    d = rob.direction if rob is not None else None
+    r = run.result
+    return verdict_text(classify(run.k, r.estimate, r.ci_low, r.ci_high, d), robustness_text(run))
 
 
 def parse_direction(value) -> int | None:
@@ -146,8 +180,11 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
     several analyses ``id: n of m`` joined by ``; ``); ``fragile``: True when the methods of
     any of them disagree on the verdict.
     """
+    from meta.review.running.levels import analysis_grade, compare_levels, level_name
+
     cols = ["claim_id", "claim", "expected_direction", "analyses", "k", "estimate", "ci_low", "ci_high", "verdict",
-            "holds_under", "fragile", "detail", "direction_votes"]
+            "holds_under", "fragile", "verdict_text", "review_level", "level", "level_rule", "level_vs_review",
+            "detail", "direction_votes"]
     if claims is None or len(claims) == 0:
         return pd.DataFrame(columns=cols)
     recs = []
@@ -155,12 +192,17 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
         cid = str(c.get("claim_id", ""))
         exp = _expected(c)
         rs = [r for r in runs if cid in r.analysis.claim_ids]
-        verdicts, details, holds, fragile = [], [], [], False
+        verdicts, details, holds, fragile, texts = [], [], [], False, []
         for r in rs:
             rob = r.robustness.judge(exp) if getattr(r, "robustness", None) is not None and r.k >= 2 else None
             if rob is not None:
                 holds.append((r.analysis.analysis_id, rob.holds_under))
                 fragile = fragile or rob.fragile
+                texts.append(f"holds under {rob.holds_under} methods" + (": fragile" if rob.fragile else ""))
+            else:
+                if r.k == 1:  # a single study: no method count (k = 0: nothing to judge, left empty)
+                    holds.append((r.analysis.analysis_id, SINGLE_STUDY))
+                texts.append(robustness_text(r))
             res = r.result
             v = classify(r.k, getattr(res, "estimate", np.nan), getattr(res, "ci_low", np.nan), getattr(res, "ci_high", np.nan), exp)
             if r.k == 0:
@@ -185,6 +227,10 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
             verdict = "mixed"
         first = rs[0] if rs else None
         fr = first.result if first is not None else None
+        rtext = (texts[0] if len(texts) == 1 else
+                 "; ".join(f"{r.analysis.analysis_id}: {t}" for r, t in zip(rs, texts))) if rs else "no analysis"
+        g = analysis_grade(first) if first is not None else None
+        review_level = level_name(c.get("evidence_level"))
         recs.append(
             {
                 "claim_id": cid,
@@ -197,7 +243,12 @@ def claims_table(claims: pd.DataFrame | None, runs) -> pd.DataFrame:
                 "ci_high": getattr(fr, "ci_high", np.nan),
                 "verdict": verdict,
                 "holds_under": holds[0][1] if len(holds) == 1 else "; ".join(f"{a}: {h}" for a, h in holds),
-                "fragile": fragile if holds else "",
+                "fragile": fragile if any(r.k >= 2 for r in rs) else "",
+                "verdict_text": verdict_text(verdict, rtext),
+                "review_level": review_level,
+                "level": g.text if g is not None else "",
+                "level_rule": g.rule if g is not None else "",
+                "level_vs_review": compare_levels(review_level, g) if g is not None else "",
                 "detail": "; ".join(details),
                 "direction_votes": direction_votes(rs, exp),
             }

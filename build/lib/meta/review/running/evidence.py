@@ -24,6 +24,11 @@ larger than the raw-score SMD by 1/sqrt(2(1 - r)) for a pre-post correlation r (
 DeShon 2002, eq. 12; Borenstein et al. 2009, ch. 4), which the studies do not report, so it
 cannot be converted and is not pooled with raw-score SMDs.
 
+Tasks are never mixed silently: an analysis pools the tasks it declares (``analyses.csv`` column
+``task``, default running, :attr:`meta.review.inputs.analysis.Analysis.tasks`); a matching row of
+another task (a static or walking measure of the same outcome) is kept apart
+(``EvidenceSet.other_task``) and listed in the report.
+
 This module selects rows; it does not pool (see :mod:`meta.pool`).
 """
 
@@ -36,7 +41,8 @@ import pandas as pd
 from meta.review.inputs.analysis import Analysis, Filter
 from meta.review.inputs.data import DEFAULT_REVIEW_SET
 
-__all__ = ["SETS", "SCALES", "ORIGINAL", "UPDATED", "EvidenceSet", "analysis_scale", "evidence_sets", "set_label"]
+__all__ = ["SETS", "SCALES", "ORIGINAL", "UPDATED", "EvidenceSet", "analysis_scale", "evidence_sets", "set_label",
+           "task_mask"]
 
 ORIGINAL = "original"
 UPDATED = "updated"
@@ -65,6 +71,7 @@ class EvidenceSet:
     matched: pd.DataFrame  #: rows of the set matching the analysis, on ``scale`` or without an SMD
     other_scale: pd.DataFrame  #: matching rows whose SMD is on another es_scale: reported, never pooled
     added: pd.DataFrame  #: the rows of ``update`` studies among ``matched`` (empty for ``original``)
+    other_task: pd.DataFrame | None = None  #: matching rows of a task the analysis does not declare: listed, never pooled
 
     @property
     def added_studies(self) -> tuple[str, ...]:
@@ -120,11 +127,22 @@ def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, Evidence
     scale = analysis_scale(analysis)
     es = _text(table["es_scale"]) if "es_scale" in table.columns else pd.Series("", index=table.index)
     on_scale = (es == "") | (es == scale)
-    first = EvidenceSet(name=ORIGINAL, scale=scale, matched=table.loc[original & on_scale],
-                        other_scale=table.loc[original & ~on_scale], added=table.iloc[0:0])
+    in_task = task_mask(table, analysis)
+    first = EvidenceSet(name=ORIGINAL, scale=scale, matched=table.loc[original & on_scale & in_task],
+                        other_scale=table.loc[original & ~on_scale & in_task], added=table.iloc[0:0],
+                        other_task=table.loc[original & ~in_task])
     if not update.any():  # no newer study matches: the updated set holds the same rows
         return {ORIGINAL: first, UPDATED: replace(first, name=UPDATED)}
     rows = original | update
     return {ORIGINAL: first, UPDATED: EvidenceSet(
-        name=UPDATED, scale=scale, matched=table.loc[rows & on_scale],
-        other_scale=table.loc[rows & ~on_scale], added=table.loc[rows & on_scale & update])}
+        name=UPDATED, scale=scale, matched=table.loc[rows & on_scale & in_task],
+        other_scale=table.loc[rows & ~on_scale & in_task], added=table.loc[rows & on_scale & in_task & update],
+        other_task=table.loc[rows & ~in_task])}
+
+
+def task_mask(table: pd.DataFrame, analysis: Analysis) -> pd.Series:
+    """True where a row's ``task`` is one the analysis declares (:attr:`Analysis.tasks`)."""
+    tasks = getattr(analysis, "tasks", ()) or ()
+    if "task" not in table.columns or not tasks:
+        return pd.Series(True, index=table.index)
+    return _text(table["task"]).isin(tasks)

@@ -46,12 +46,28 @@ def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
     runs = {}
     for name in SETS:  # ORIGINAL first
         s = sets[name]
-        same_rows = s.matched.index.equals(first.matched.index) and s.other_scale.index.equals(first.other_scale.index)
+        same_rows = (s.matched.index.equals(first.matched.index) and s.other_scale.index.equals(first.other_scale.index)
+                     and _index(s.other_task).equals(_index(first.other_task)))
         if name != ORIGINAL and same_rows:  # no newer study matched: the same rows give the same (deterministic) run
             runs[name] = dataclasses.replace(runs[ORIGINAL], evidence=name)
         else:
-            runs[name] = run_analysis(table, analysis, rows=s.matched, evidence=name, other_scale=s.other_scale, **kw)
+            runs[name] = run_analysis(table, analysis, rows=s.matched, evidence=name, other_scale=s.other_scale,
+                                      other_task=s.other_task, **kw)
     return runs
+
+
+def same_rows(a, b) -> bool:
+    """True when two runs of one analysis pooled the same outcome rows and set the same rows aside (the
+    updated set adds nothing to the estimate): the same numbers and figures serve both. Newer rows without
+    a usable SMD may still differ; the report lists them."""
+    def ids(frame):
+        return list(frame["outcomes_row"]) if frame is not None and "outcomes_row" in frame else []
+
+    return ids(a.rows) == ids(b.rows) and ids(a.set_aside) == ids(b.set_aside)
+
+
+def _index(frame) -> pd.Index:
+    return frame.index if frame is not None else pd.Index([])
 
 
 def _years(rows: pd.DataFrame) -> np.ndarray | None:
@@ -122,4 +138,4 @@ def used_in_columns(out: pd.DataFrame, runs, suffix: str) -> pd.DataFrame:
     return out
 
 
-__all__ += ["used_in_columns", "ORIGINAL", "UPDATED"]
+__all__ += ["used_in_columns", "same_rows", "ORIGINAL", "UPDATED"]

@@ -117,9 +117,15 @@ def _matches(series: pd.Series, f: Filter) -> pd.Series:
     return ~hit if f.negate else hit
 
 
-def select_rows(table: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
-    """Rows of the annotated effect table that belong to ``analysis`` (usable or not)."""
+def select_rows(table: pd.DataFrame, analysis: Analysis, *, tasks: bool = True) -> pd.DataFrame:
+    """Rows of the annotated effect table that belong to ``analysis`` (usable or not): its
+    outcome(s), comparison, filters and (``tasks=True``) declared tasks (``Analysis.tasks``);
+    ``tasks=False`` keeps rows of every task."""
+    from meta.review.running.evidence import task_mask
+
     keep = table["outcome"].isin(analysis.outcomes) & (table["comparison"] == analysis.comparison)
+    if tasks:
+        keep &= task_mask(table, analysis)
     for f in analysis.effective_filters:
         if f.key not in table.columns:
             raise KeyError(f"filter key {f.key!r} of analysis {analysis.analysis_id} is not a column")
@@ -210,6 +216,8 @@ class AnalysisRun:
     other_scale: pd.DataFrame | None = None  # matching rows on another es_scale: never pooled here
     robustness: object | None = None  # meta.robustness.RobustnessResult (k >= 1)
     prepost_r: float | None = None  # the assumed pre-post r its effect table used (None: none assumed)
+    all_rows: object | None = None  # meta.review.running.dependent.AllRows: every row of every cohort (k >= 1)
+    other_task: pd.DataFrame | None = None  # matching rows of a task the analysis does not declare: listed, never pooled
 
     @property
     def k(self) -> int:
@@ -270,10 +278,26 @@ class AnalysisRun:
         rec["trimfill_estimate"] = float(tf.result.estimate) if tf is not None else np.nan
         rec["trimfill_ci_low"] = float(tf.result.ci_low) if tf is not None else np.nan
         rec["trimfill_ci_high"] = float(tf.result.ci_high) if tf is not None else np.nan
+        from meta.review.running.claims import SINGLE_STUDY, run_verdict
+        from meta.review.running.levels import analysis_grade
+
         rob = self.robustness
-        rec["holds_under"] = rob.holds_under if rob is not None else ""
-        rec["fragile"] = bool(rob.fragile) if rob is not None else ""
+        # a single study is not pooled: no method count, never "not fragile"
+        rec["holds_under"] = rob.holds_under if rob is not None and self.k >= 2 else (SINGLE_STUDY if self.k == 1 else "")
+        rec["fragile"] = bool(rob.fragile) if rob is not None and self.k >= 2 else ""
+        rec["verdict"] = run_verdict(self)
+        g = analysis_grade(self)
+        rec["level"] = g.text
+        rec["level_rule"] = g.rule
         rec["claim_ids"] = ";".join(a.claim_ids)
+        # the all-rows sensitivity (meta.review.running.dependent) at its stated r
+        ar = self.all_rows
+        st = ar.stated if ar is not None else None
+        rec["all_rows_k"] = ar.k_rows if ar is not None else 0
+        rec["all_rows_cohorts"] = ar.k_cohorts if ar is not None else 0
+        for c in ("r", "estimate", "ci_low", "ci_high", "df"):
+            rec[f"all_rows_{c}"] = st[c] if st is not None else np.nan
+        rec["all_rows_note"] = (st["note"] if st is not None else ar.note) if ar is not None else ""
         return pd.DataFrame([rec])
 
 
@@ -341,7 +365,7 @@ def robustness_panel(analysis: Analysis) -> tuple:
 def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVEL, bias_min_k: int | None = None,
                  rows: pd.DataFrame | None = None, evidence: str = "original",
                  other_scale: pd.DataFrame | None = None, direction: int | None = None,
-                 prepost_r: float | None = None) -> AnalysisRun:
+                 prepost_r: float | None = None, other_task: pd.DataFrame | None = None) -> AnalysisRun:
     """Select, reduce to one row per cohort, pool and test one analysis (no figures).
 
     ``rows``: the matching rows of one evidence set (:func:`meta.review.running.evidence.evidence_sets`, which
@@ -362,7 +386,13 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     if bias_min_k is None:
         bias_min_k = analysis.bias_min_k
 
-    matched = select_rows(table, analysis) if rows is None else rows
+    if rows is None:
+        matched = select_rows(table, analysis)
+        if other_task is None:
+            every = select_rows(table, analysis, tasks=False)
+            other_task = every.loc[~every.index.isin(matched.index)]
+    else:
+        matched = rows
     ycol, vcol = effect_columns(analysis.smd_convention)
     ok = usable(matched, ycol, vcol)
     kept, aside = unit_of_analysis(matched.loc[ok])
@@ -375,6 +405,11 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     for o in analysis.outcomes:
         if o not in known:  # a typo in analyses.csv would otherwise look like missing data
             notes.append(f"no row of outcomes.csv has outcome {o!r}")
+    if "timepoint" in kept and not any(f.key == "timepoint" for f in analysis.filters):
+        tps = sorted(set(kept["timepoint"].astype("string").fillna("").str.strip()) - {""})
+        if len(tps) > 1:  # rows of different timepoints pooled without a declaration
+            notes.append(f"the pooled rows differ by timepoint ({', '.join(tps)}) and analyses.csv declares none "
+                         "(filters timepoint=...)")
     result = egger_res = tf_res = loo = rob = None
     if k >= 1:
         rob = robustness(yi, vi, direction=direction, level=level, panel=robustness_panel(analysis))
@@ -386,8 +421,14 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
         if k >= bias_min_k:
             egger_res, tf_res, extra = _bias(result)
             notes.extend(extra)
+    every = None
+    if k >= 1:
+        from meta.review.running.dependent import all_rows
+
+        every = all_rows(kept, aside, ycol, vcol, level=level)
     return AnalysisRun(analysis, matched, kept, aside, unusable, result, egger_res, tf_res, loo, (), tuple(notes),
-                       evidence, other_scale, robustness=rob, prepost_r=prepost_r)
+                       evidence, other_scale, robustness=rob, prepost_r=prepost_r, other_task=other_task,
+                       all_rows=every)
 
 
 def _bias(result):
