@@ -331,6 +331,8 @@ def _r2(y, yc, v, X, method, tau2, beta, w):
     if method == "FE":
         if np.var(y) == 0:
             return 0.0
+        if k == p:  # no residual df: R's adjusted R2 is NaN
+            return math.nan
         w0 = 1.0 / v
         fitted = X @ beta
         mw = (w0 * fitted).sum() / w0.sum()

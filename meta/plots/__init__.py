@@ -57,6 +57,7 @@ from meta.plots.forest_plot import forest
 from meta.plots.funnel_plot import funnel
 from meta.plots.layout import CM, MINUS, format_p, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis
 from meta.plots.robustness import robustness_plot
+from meta.plots.regplot import regplot
 
-__all__ = ["forest", "funnel", "robustness_plot", "cumulative_forest", "save", "draw_and_save", "format_p",
+__all__ = ["forest", "funnel", "regplot", "robustness_plot", "cumulative_forest", "save", "draw_and_save", "format_p",
            "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis", "CM", "MINUS"]
