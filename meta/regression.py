@@ -360,6 +360,7 @@ class _Coding:
     kind: str  # "none", "array", "frame", "formula"
     columns: tuple = ()  # frame: (column, levels or None) in order
     spec: Any = None  # formula: formulaic's ModelSpec
+    full_first: bool = False  # frame without intercept: the first factor coded with every level
 
 
 def _r_name(name: str) -> str:
@@ -394,10 +395,12 @@ def _missing(s: pd.Series, name: str, what: str = "mods") -> None:
         )
 
 
-def _frame_columns(df: pd.DataFrame, coding: tuple | None = None) -> tuple[np.ndarray, list, tuple]:
+def _frame_columns(df: pd.DataFrame, coding: tuple | None = None, full_first: bool = False) -> tuple[np.ndarray, list, tuple]:
     """Columns of a DataFrame of moderators: numbers as they are, factors (text,
     categorical, boolean) as treatment contrasts (R ``contr.treatment``: one
-    indicator per level but the first, named column + level)."""
+    indicator per level but the first, named column + level).  ``full_first``
+    (a model without intercept): the first factor gets an indicator for every
+    level, as R's ``model.matrix(~ 0 + f + ...)``."""
     cols, names, spec = [], [], []
     given = dict(coding) if coding is not None else None
     for name in df.columns:
@@ -412,7 +415,9 @@ def _frame_columns(df: pd.DataFrame, coding: tuple | None = None) -> tuple[np.nd
             if unknown:
                 raise ValueError(f"newmods: column {name!r} has levels {unknown} not seen when fitting; known: {list(levels)}")
             sv = s.astype(object).map(str).to_numpy()
-            for lev in levels[1:]:
+            first = 0 if full_first else 1
+            full_first = False
+            for lev in levels[first:]:
                 cols.append((sv == str(lev)).astype(float))
                 names.append(f"{name}{'TRUE' if lev is True else lev}")
         spec.append((name, levels))
@@ -423,7 +428,7 @@ def _frame_columns(df: pd.DataFrame, coding: tuple | None = None) -> tuple[np.nd
 def _formulaic():
     try:
         import formulaic
-    except ImportError:  # pragma: no cover - formulaic is in the test extra
+    except ImportError:
         raise ImportError(
             "mods given as a formula need the optional package formulaic: pip install formulaic "
             "(or pip install 'meta-pfp-review[formula]'); or pass mods as a DataFrame or array"
@@ -469,12 +474,12 @@ def _design(mods, data, intercept: bool, k: int):
     if mods is None:
         X, names, coding = np.empty((k, 0)), [], _Coding("none")
     elif isinstance(mods, pd.DataFrame):
-        X, names, spec = _frame_columns(mods)
-        coding = _Coding("frame", columns=spec)
+        X, names, spec = _frame_columns(mods, full_first=not intercept)
+        coding = _Coding("frame", columns=spec, full_first=not intercept)
     elif isinstance(mods, pd.Series) and _is_factor(mods):
         name = str(mods.name) if mods.name is not None else "mods"
-        X, names, spec = _frame_columns(mods.to_frame(name))
-        coding = _Coding("frame", columns=spec)
+        X, names, spec = _frame_columns(mods.to_frame(name), full_first=not intercept)
+        coding = _Coding("frame", columns=spec, full_first=not intercept)
     else:
         name = str(mods.name) if isinstance(mods, pd.Series) and mods.name is not None else "mods"
         a = _checks.numbers(mods, "mods")
@@ -881,7 +886,7 @@ def _new_x(res: RegressionResult, newmods, intercept: bool) -> tuple[np.ndarray,
             missing = [c for c in need if c not in newmods.columns]
             if missing:
                 raise ValueError(f"newmods: columns {missing} are missing; the model was fitted on {need}")
-            Xf, fnames, _ = _frame_columns(newmods[need].reset_index(drop=True), coding.columns)
+            Xf, fnames, _ = _frame_columns(newmods[need].reset_index(drop=True), coding.columns, coding.full_first)
             full = dict(zip(fnames, Xf.T))
         try:
             Xn = np.column_stack([full[c] for c in cols]) if cols else np.empty((len(newmods), 0))

@@ -33,7 +33,7 @@ def _gid(fig, gid):
 
 @pytest.fixture(scope="module")
 def res():
-    return meta_regression("yi", "vi", "~ ablat", data=BCG, method="REML")
+    return meta_regression("yi", "vi", ["ablat"], data=BCG, method="REML")
 
 
 def test_line_is_metafors_prediction(res):
@@ -70,7 +70,7 @@ def test_points_are_the_studies_sized_by_weight(res):
 
 
 def test_transf_and_choice_of_moderator():
-    res = meta_regression("yi", "vi", "~ ablat + year", data=BCG, method="DL")
+    res = meta_regression("yi", "vi", ["ablat", "year"], data=BCG, method="DL")
     with pytest.raises(ValueError, match="choose one with mod="):
         plots.regplot(res)
     with pytest.raises(ValueError, match="is the intercept"):

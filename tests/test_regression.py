@@ -55,12 +55,37 @@ def check_fit(res: RegressionResult, f: dict, what: str):
 GRID = [(case["name"], case["data"], case["formula"], f) for case in REF["grid"] for f in case["fits"]]
 
 
+def cols(formula: str) -> list[str]:
+    """``"~ a + b"`` -> ``["a", "b"]``: the same model by column names (no formula library needed)."""
+    return [t.strip() for t in formula.replace("~", "").split("+")]
+
+
+def frame_of(formula: str, d: pd.DataFrame) -> tuple[pd.DataFrame, bool]:
+    """The moderators of ``~ a + b`` (``~ 0 + a``: no intercept) as a DataFrame of d's columns."""
+    terms = [t.strip() for t in formula.replace("~", "").split("+")]
+    return d[[t for t in terms if t != "0"]], "0" not in terms
+
+
 @pytest.mark.parametrize("name,data,formula,f", GRID, ids=[f"{g[0]}-{g[3]['method']}-{g[3]['test']}" for g in GRID])
 def test_every_method_and_test_matches_metafor(name, data, formula, f):
-    """rma(yi, vi, mods = formula, method=, test=) on dat.bcg / dat.hackshaw1998: all fields to 1e-8."""
-    d = DATA[data]
-    res = meta_regression("yi", "vi", formula, data=d, method=f["method"], test=TEST_NAMES[f["test"]])
+    """rma(yi, vi, mods = formula, method=, test=) on dat.bcg / dat.hackshaw1998: all fields to 1e-8
+    (moderators passed as a DataFrame: text columns coded as R's factors)."""
+    mods, intercept = frame_of(formula, DATA[data])
+    res = meta_regression(DATA[data].yi, DATA[data].vi, mods, method=f["method"], test=TEST_NAMES[f["test"]],
+                          intercept=intercept)
     check_fit(res, f, f"{name} {f['method']} {f['test']}")
+
+
+FORMULA_GRID = [g for g in GRID if g[3]["method"] in ("REML", "DL", "FE")]
+
+
+@pytest.mark.parametrize("name,data,formula,f", FORMULA_GRID,
+                         ids=[f"{g[0]}-{g[3]['method']}-{g[3]['test']}" for g in FORMULA_GRID])
+def test_formula_mods_match_metafor(name, data, formula, f):
+    """The same models written as metafor's formulas over data= (optional dependency formulaic)."""
+    pytest.importorskip("formulaic")
+    res = meta_regression("yi", "vi", formula, data=DATA[data], method=f["method"], test=TEST_NAMES[f["test"]])
+    check_fit(res, f, f"{name} {f['method']} {f['test']} (formula)")
 
 
 def test_dataframe_mods_code_factors_as_r_treatment_contrasts():
@@ -96,12 +121,12 @@ def test_pool_with_mods_delegates():
     res = pool(BCG.yi, BCG.vi, mods=BCG.ablat, method="REML")
     assert isinstance(res, RegressionResult)
     close(res.beta, f["beta"])
-    res = pool("yi", "vi", mods="~ ablat", data=BCG, method="REML")
+    res = pool("yi", "vi", mods=["ablat"], data=BCG, method="REML")
     close(res.QM, f["QM"])
 
 
 def test_frame_and_summary():
-    res = meta_regression("yi", "vi", "~ ablat + alloc", data=BCG, test="knha")
+    res = meta_regression("yi", "vi", ["ablat", "alloc"], data=BCG, test="knha")
     fr = res.to_frame()
     assert list(fr.columns) == ["estimate", "se", "tval", "pval", "ci_lb", "ci_ub"]
     assert list(fr.index) == ["intrcpt", "ablat", "allocrandom", "allocsystematic"]
@@ -118,7 +143,7 @@ def test_frame_and_summary():
 
 @pytest.mark.parametrize("case", REF["predict"], ids=lambda c: f"{c['test']}-{c['pi']}")
 def test_predict_matches_metafor(case):
-    res = meta_regression("yi", "vi", case["formula"], data=BCG, method=case["method"], test=TEST_NAMES[case["test"]],
+    res = meta_regression("yi", "vi", cols(case["formula"]), data=BCG, method=case["method"], test=TEST_NAMES[case["test"]],
                           pi=case["pi"])
     p = res.predict(arr(case["newmods"]))
     for col, key in [("pred", "pred"), ("se", "se"), ("ci_lb", "ci_lb"), ("ci_ub", "ci_ub"), ("pi_lb", "pi_lb"),
@@ -128,7 +153,7 @@ def test_predict_matches_metafor(case):
 
 def test_predict_factor_model_by_matrix_and_by_original_variables():
     c = REF["predict_factor"]
-    res = meta_regression("yi", "vi", c["formula"], data=BCG, method=c["method"])
+    res = meta_regression("yi", "vi", cols(c["formula"]), data=BCG, method=c["method"])
     by_matrix = predict(res, np.array(c["newmods"], dtype=float))
     by_data = predict(res, pd.DataFrame(c["new_data"]))
     for col in ("pred", "se", "ci_lb", "ci_ub", "pi_lb", "pi_ub"):
@@ -146,7 +171,7 @@ def test_predict_factor_model_by_matrix_and_by_original_variables():
 
 
 def test_predict_bad_newmods():
-    res = meta_regression("yi", "vi", "~ ablat + year", data=BCG)
+    res = meta_regression("yi", "vi", ["ablat", "year"], data=BCG)
     with pytest.raises(ValueError, match="newmods has 1 columns"):
         predict(res, [[1.0], [2.0]])
     with pytest.raises(ValueError, match=r"newmods must be finite.*\(1, 0\)"):
@@ -163,7 +188,7 @@ def test_predict_bad_newmods():
 def test_exact_permutest_matches_metafor(case):
     """All 360 distinct orders of ablat on the first six BCG trials (two share ablat = 44)."""
     d = BCG.iloc[:6]
-    res = meta_regression("yi", "vi", case["formula"], data=d, method=case["method"], test=TEST_NAMES[case["test"]])
+    res = meta_regression("yi", "vi", cols(case["formula"]), data=d, method=case["method"], test=TEST_NAMES[case["test"]])
     pt = permutest(res)
     assert pt.exact and pt.iter == case["exact_iter"] == 360
     close(pt.pval, case["pval"], rtol=1e-12)
@@ -182,7 +207,7 @@ def test_exact_permutest_intercept_only_sign_flips():
 def test_random_permutest_is_reproducible_and_agrees_with_metafor():
     """Random permutations: same seed, same p; R's p from 20,000 permutations within 4 binomial SEs."""
     c = REF["permutest_random"]
-    res = meta_regression("yi", "vi", c["formula"], data=BCG, method=c["method"])
+    res = meta_regression("yi", "vi", cols(c["formula"]), data=BCG, method=c["method"])
     a = permutest(res, iter=1000, seed=1)
     b = permutest(res, iter=1000, seed=1)
     assert not a.exact and a.iter == 1000 and a.exact_iter == c["exact_iter"]
@@ -195,7 +220,7 @@ def test_random_permutest_is_reproducible_and_agrees_with_metafor():
 
 def test_permutest_factor_model_statistically():
     c = REF["permutest_factor"]  # 8! orders > 1000: random in metafor too (R's p from 1000 draws)
-    res = meta_regression("yi", "vi", c["formula"], data=BCG.iloc[:8], method=c["method"])
+    res = meta_regression("yi", "vi", cols(c["formula"]), data=BCG.iloc[:8], method=c["method"])
     pt = permutest(res, iter=1000, seed=7)
     assert not pt.exact and pt.exact_iter == c["exact_iter"]
     for ours, theirs in zip(np.r_[pt.pval, pt.QMp], np.r_[arr(c["pval"]), c["QMp"]]):
@@ -203,7 +228,7 @@ def test_permutest_factor_model_statistically():
 
 
 def test_permutest_bad_iter():
-    res = meta_regression("yi", "vi", "~ ablat", data=BCG)
+    res = meta_regression("yi", "vi", ["ablat"], data=BCG)
     with pytest.raises(ValueError, match="iter must be an integer >= 2"):
         permutest(res, iter=1)
     with pytest.raises(ValueError, match="exact permutation test needs"):
@@ -234,7 +259,7 @@ def test_regtest_knha_with_moderators_and_vector_form():
         close(getattr(rt, key), c[key], what=key)
     assert rt.dfs == c["dfs"]
     c = REF["regtest_mods"]
-    rt = regtest(meta_regression("yi", "vi", c["formula"], data=BCG))
+    rt = regtest(meta_regression("yi", "vi", cols(c["formula"]), data=BCG))
     close(rt.zval, c["zval"])
     close(rt.fit.beta, c["beta"])
     assert np.isnan(rt.est)
@@ -311,7 +336,21 @@ def test_nan_in_mods_names_the_position():
     d = BCG.copy()
     d.loc[2, "alloc"] = None
     with pytest.raises(ValueError, match=r"column 'alloc' has missing.*positions \(0-based\) 2"):
+        meta_regression("yi", "vi", ["ablat", "alloc"], data=d)
+
+
+def test_formula_path_checks_and_predicts():
+    """Formulas (formulaic): R's names, NaN named by position, predict from the original variables."""
+    pytest.importorskip("formulaic")
+    d = BCG.copy()
+    d.loc[2, "alloc"] = None
+    with pytest.raises(ValueError, match=r"column 'alloc' has missing.*positions \(0-based\) 2"):
         meta_regression("yi", "vi", "~ ablat + alloc", data=d)
+    c = REF["predict_factor"]
+    res = meta_regression("yi", "vi", c["formula"], data=BCG, method=c["method"])
+    assert res.names == ("intrcpt", "ablat", "allocrandom", "allocsystematic")
+    close(predict(res, pd.DataFrame(c["new_data"]))["pred"], c["pred"])
+    assert pool("yi", "vi", mods="~ ablat", data=BCG, method="REML").names == ("intrcpt", "ablat")
 
 
 def test_bad_options_and_inputs():
@@ -339,15 +378,15 @@ def test_pandas_inputs_are_paired_by_label():
 
 
 def test_btt_selects_the_qm_coefficients():
-    res = meta_regression("yi", "vi", "~ ablat + year", data=BCG, btt=[3])
-    full = meta_regression("yi", "vi", "~ ablat + year", data=BCG)
+    res = meta_regression("yi", "vi", ["ablat", "year"], data=BCG, btt=[3])
+    full = meta_regression("yi", "vi", ["ablat", "year"], data=BCG)
     assert res.btt == (2,) and res.QMdf == (1, None)
     np.testing.assert_allclose(res.QM, (full.beta[2] / full.se[2]) ** 2, rtol=1e-10)
-    assert meta_regression("yi", "vi", "~ ablat + year", data=BCG, btt="year").btt == (2,)
+    assert meta_regression("yi", "vi", ["ablat", "year"], data=BCG, btt="year").btt == (2,)
 
 
 def test_result_is_frozen_and_arrays_read_only():
-    res = meta_regression("yi", "vi", "~ ablat", data=BCG)
+    res = meta_regression("yi", "vi", ["ablat"], data=BCG)
     with pytest.raises(Exception):
         res.tau2 = 1.0
     with pytest.raises(ValueError):
@@ -358,4 +397,13 @@ def test_result_is_frozen_and_arrays_read_only():
 def test_warnings_are_not_raised_for_clean_fits():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        meta_regression("yi", "vi", "~ ablat + year + alloc", data=BCG, method="ML")
+        meta_regression("yi", "vi", ["ablat", "year", "alloc"], data=BCG, method="ML")
+
+
+def test_formula_without_formulaic_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "formulaic", None)  # import formulaic -> ImportError
+    with pytest.raises(ImportError, match=r"pip install formulaic.*meta-pfp-review\[formula\]"):
+        meta_regression("yi", "vi", "~ ablat", data=BCG)
+    assert meta_regression("yi", "vi", ["ablat"], data=BCG).p == 2  # column names need no formula library
