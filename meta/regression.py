@@ -978,7 +978,8 @@ class PermutestResult:
     observed), next to the model's ``beta, se, zval, QM``; ``exact``: every
     distinct permutation was used (``iter`` of them), else ``iter`` random
     ones (the first is the observed data, as metafor); ``exact_iter``: the
-    number of distinct permutations; ``zval_perm`` (iter x p), ``QM_perm``."""
+    number of distinct permutations; ``zval_perm`` (iter x p), ``QM_perm``;
+    ``ci_lb, ci_ub`` the model's (Wald) CIs, as metafor prints without ``permci``."""
 
     pval: np.ndarray
     QMp: float
@@ -994,6 +995,9 @@ class PermutestResult:
     QMdf: tuple
     zval_perm: np.ndarray
     QM_perm: np.ndarray
+    ci_lb: np.ndarray = None
+    ci_ub: np.ndarray = None
+    btt: tuple = ()
     seed: Any = None
 
     def to_frame(self) -> pd.DataFrame:
@@ -1003,13 +1007,26 @@ class PermutestResult:
                             index=pd.Index(self.names, name="coefficient"))
 
     def summary(self) -> str:
+        """metafor's ``print.permutest.rma.uni`` layout (p-values marked 1) = permutation-based)."""
         kind = "exact" if self.exact else "approximate"
-        lines = [f"Test of Moderators ({kind} permutation test, {self.iter} permutations):"]
+        btt = _btt_text(self.btt)
+        lines = [f"Test of Moderators (coefficient{'s' if len(self.btt) > 1 else ''} {btt}):1)"]
         if self.QMdf[1] is None:
-            lines.append(f"QM(df = {self.QMdf[0]}) = {_fmt(self.QM)}, p-val* {_pv(self.QMp)}")
+            lines.append(f"QM(df = {self.QMdf[0]}) = {_fmt(self.QM)}, p-val {_pv(self.QMp)}")
         else:
-            lines.append(f"F(df1 = {self.QMdf[0]}, df2 = {self.QMdf[1]}) = {_fmt(self.QM)}, p-val* {_pv(self.QMp)}")
-        lines += ["", self.to_frame().to_string(float_format=lambda x: f"{x:.4f}")]
+            lines.append(f"F(df1 = {self.QMdf[0]}, df2 = {self.QMdf[1]}) = {_fmt(self.QM)}, p-val {_pv(self.QMp)}")
+        stat = "zval" if self.test == "z" else "tval"
+        heads = ["estimate", "se", stat, "pval1)", "ci.lb", "ci.ub", ""]
+        rows = [[_fmt(self.beta[j]), _fmt(self.se[j]), _fmt(self.zval[j]), _fmt_p(self.pval[j]), _fmt(self.ci_lb[j]),
+                 _fmt(self.ci_ub[j]), _stars(self.pval[j])] for j in range(len(self.names))]
+        lab_w = max(len(str(n)) for n in self.names)
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+        lines += ["", "Model Results:", ""]
+        lines.append(" " * lab_w + "".join("  " + h.rjust(w) for h, w in zip(heads, widths)).rstrip())
+        for name, row in zip(self.names, rows):
+            lines.append(str(name).ljust(lab_w) + "".join("  " + c.rjust(w) for c, w in zip(row, widths)).rstrip())
+        lines += ["", "---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1", "",
+                  f"1) p-values based on permutation testing ({kind}, {self.iter} permutations)"]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -1114,4 +1131,5 @@ def permutest(res: RegressionResult, iter: int = 1000, *, seed=None, exact: bool
     qp.setflags(write=False)
     return PermutestResult(pval=pval, QMp=qmp, QM=res.QM, beta=np.array(res.beta), se=np.array(res.se),
                            zval=np.array(res.zval), names=res.names, exact=use_exact, iter=n, exact_iter=n_exact,
-                           test=res.test, QMdf=res.QMdf, zval_perm=zp, QM_perm=qp, seed=seed)
+                           test=res.test, QMdf=res.QMdf, zval_perm=zp, QM_perm=qp, ci_lb=np.array(res.ci_lb),
+                           ci_ub=np.array(res.ci_ub), btt=res.btt, seed=seed)

@@ -193,6 +193,8 @@ def test_exact_permutest_matches_metafor(case):
     assert pt.exact and pt.iter == case["exact_iter"] == 360
     close(pt.pval, case["pval"], rtol=1e-12)
     close(pt.QMp, case["QMp"], rtol=1e-12)
+    assert "p-values based on permutation testing (exact, 360 permutations)" in pt.summary()
+    assert list(pt.to_frame().columns) == ["estimate", "se", "zval" if case["test"] == "z" else "tval", "pval"]
 
 
 def test_exact_permutest_intercept_only_sign_flips():
@@ -407,3 +409,30 @@ def test_formula_without_formulaic_says_how_to_install(monkeypatch):
     with pytest.raises(ImportError, match=r"pip install formulaic.*meta-pfp-review\[formula\]"):
         meta_regression("yi", "vi", "~ ablat", data=BCG)
     assert meta_regression("yi", "vi", ["ablat"], data=BCG).p == 2  # column names need no formula library
+
+
+def test_ml_and_reml_return_the_global_maximum():
+    """On random data sets with a moderator, no tau2 on a dense grid has a higher (restricted)
+    likelihood than the returned one (the likelihood is written out here, not taken from the module)."""
+    rng = np.random.default_rng(11)
+    grid = np.r_[0.0, np.geomspace(1e-6, 20.0, 1500)]
+    for _ in range(25):
+        k = int(rng.integers(5, 12))
+        x = rng.normal(size=k)
+        v = rng.uniform(0.01, 1.0, k)
+        y = 0.3 * x + rng.normal(0.0, np.sqrt(v + rng.uniform(0.0, 0.5)))
+        X = np.column_stack([np.ones(k), x])
+        for method in ("REML", "ML"):
+            res = meta_regression(y, v, x, method=method)
+
+            def ll(t):  # at every tau2 in t at once
+                t = np.atleast_1d(t)
+                w = 1.0 / (v[None, :] + t[:, None])
+                A = np.einsum("gk,ki,kj->gij", w, X, X)
+                b = np.linalg.solve(A, ((w * y) @ X)[..., None])[..., 0]
+                r = y[None, :] - b @ X.T
+                extra = 0.0 if method == "ML" else np.linalg.slogdet(A)[1]
+                return -0.5 * (np.log(v[None, :] + t[:, None]).sum(1) + extra + (w * r * r).sum(1))
+
+            best = ll(grid).max()
+            assert ll(res.tau2)[0] >= best - 1e-9, (method, res.tau2)
