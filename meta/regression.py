@@ -107,7 +107,7 @@ def _pmat(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.diag(w) - wx @ _inv_xwx(X, w) @ wx.T
 
 
-def _parts(y, v, X, t, ml=False):
+def _parts(y, v, X, t):
     """Score, information and likelihood pieces at each ``tau2`` in ``t`` (1-D),
     without forming the k x k matrix ``P``: ``sw = sum(w)``, ``ypy = y'Py``
     (weighted residual sum of squares), ``yppy = y'PPy``, ``trp = tr(P) =
@@ -265,7 +265,7 @@ def _crit(test, df, level):
     return _est.z_crit(q) if test == "z" else _est.t_crit(int(df), q)
 
 
-def _fit(y, v, X, method, test, level, btt, *, r2=False, int_incl=True, se_tau2=True):
+def _fit(y, v, X, method, test, level, btt, *, r2=False, se_tau2=True):
     """The whole model on a checked design ``X`` (module docstring); a dict of results."""
     k, p = X.shape
     yc = y - y.mean()
@@ -847,7 +847,7 @@ def meta_regression(
         if len(lab) != k:
             raise ValueError(f"slab must have one entry per study ({k}); got {len(lab)}")
     btt_ = _btt(btt, X.shape[1], int_incl, names)
-    out = _fit(y, v, X, method, test, level, btt_, r2=int_incl and X.shape[1] > 1, int_incl=int_incl)
+    out = _fit(y, v, X, method, test, level, btt_, r2=int_incl and X.shape[1] > 1)
     _checks.finite_results({"beta": out["beta"], "se": out["se"], "tau2": out["tau2"]}, "yi, vi, mods", "meta_regression")
     return _result(out, y, v, X, names, method, test, level, pi, int_incl, btt_, lab, dropped, coding)
 

@@ -40,11 +40,14 @@ bcg <- escalc("RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 bcg$ni <- with(dat.bcg, tpos + tneg + cpos + cneg)
 hack <- dat.hackshaw1998
 
-# ---------------------------------------------------------------- every method x test on four models
+# ---------------------------------------------------------------- every method x test on five models
 models <- list(
   list(name = "bcg_ablat", data = "bcg", formula = "~ ablat"),
   list(name = "bcg_ablat_year_alloc", data = "bcg", formula = "~ ablat + year + alloc"),
   list(name = "bcg_no_intercept_alloc", data = "bcg", formula = "~ 0 + alloc"),
+  # no intercept and no constant in the column space: metafor's tau2 estimators and QE use the
+  # centred outcomes y - mean(y) (rma.uni's Ymc), which matters only here
+  list(name = "bcg_no_intercept_ablat", data = "bcg", formula = "~ 0 + ablat"),
   list(name = "hackshaw_year_design", data = "hack", formula = "~ year + design")
 )
 grid <- list()
@@ -94,6 +97,7 @@ pt <- permutest(r, iter = 1000, control = CTRL)
 perm_intonly <- list(data = "bcg[1:8]", method = "REML", test = "z", exact_iter = pt$exact.iter,
                      pval = pt$pval, QMp = pt$QMp)
 r <- rma(yi, vi, mods = ~ ablat + alloc, data = b8, method = "DL", control = CTRL)
+set.seed(20261208)
 pt <- permutest(r, iter = 1000, control = CTRL)  # 8! = 40320 distinct orders > iter: random, not compared exactly
 perm_factor <- list(data = "bcg[1:8]", formula = "~ ablat + alloc", method = "DL", test = "z",
                     exact = pt$exact.iter <= 1000, exact_iter = pt$exact.iter, pval = pt$pval, QMp = pt$QMp)
