@@ -92,8 +92,9 @@ class RegtestResult:
         return self.summary()
 
 
-def _source(x, vi, options):
-    """``(y, v, X, names, slab, method, test, level)`` of a fit or of arrays."""
+def _source(x, vi, ni, options):
+    """``(y, v, X, names, slab, ni, method, test, level)`` of a fit or of arrays; a pandas ``ni``
+    is paired by label with the result's ``slab`` (or with the pandas ``yi``/``vi``)."""
     method, test, level = options["method"], options["test"], options["level"]
     if isinstance(x, (_reg.RegressionResult, PoolResult)):
         if vi is not None:
@@ -108,13 +109,16 @@ def _source(x, vi, options):
         method = x.method if method is None else method
         test = x.test if test is None else test
         level = x.level if level is None else level
-        return y, v, X, names, x.slab, method, test, level
+        if isinstance(ni, pd.Series):
+            ref = pd.Series(np.zeros(y.size), index=pd.Index(x.slab, tupleize_cols=False))
+            ni = _checks.align({"result.slab": ref, "ni": ni})[0]["ni"]
+        return y, v, X, names, x.slab, ni, method, test, level
     if vi is None:
         raise ValueError("regtest: vi is missing; pass yi and vi, or a fitted result")
-    args, index = _checks.align({"yi": x, "vi": vi})
+    args, index = _checks.align({"yi": x, "vi": vi, "ni": ni})
     y, v = _reg._study_arrays(args["yi"], args["vi"])
     slab = tuple(index) if index is not None else tuple(range(1, y.size + 1))
-    return (y, v, np.ones((y.size, 1)), ["intrcpt"], slab, "REML" if method is None else method,
+    return (y, v, np.ones((y.size, 1)), ["intrcpt"], slab, args["ni"], "REML" if method is None else method,
             "z" if test is None else test, 0.95 if level is None else level)
 
 
@@ -150,7 +154,9 @@ def regtest(
     level are used; ``level=`` may override the level, as metafor), or
     effect sizes ``yi`` with ``vi`` (then REML, z test, 95%, as metafor).
     ``ni``: sample sizes, one per study, needed for the predictors
-    ``"ni"``, ``"ninv"``, ``"sqrtni"``, ``"sqrtninv"``.
+    ``"ni"``, ``"ninv"``, ``"sqrtni"``, ``"sqrtninv"``; a Series is paired
+    by label with the result's ``slab`` (or the pandas ``yi``/``vi``), an
+    array is taken by position.
 
     Raises ``ValueError`` for an unknown ``model``/``predictor``, a missing
     or invalid ``ni``, or a model matrix that is no longer of full rank after
@@ -159,7 +165,7 @@ def regtest(
     model = _checks.option(model, "model", ("rma", "lm"), {}, "metafor regtest(model=)")
     predictor = _checks.option(predictor, "predictor", PREDICTORS, {}, "metafor regtest(predictor=)")
     opts = {"method": method, "test": test, "level": level}
-    y, v, X, names, slab, method, test, level = _source(x, vi, opts)
+    y, v, X, names, slab, ni, method, test, level = _source(x, vi, ni, opts)
     method, test, level, _ = _checks.estimator_options(method, test, level, "default")
     k = y.size
     if predictor in ("ni", "ninv", "sqrtni", "sqrtninv"):

@@ -280,6 +280,17 @@ def test_regtest_lm_equals_egger():
     np.testing.assert_allclose([rt.zval, rt.pval, rt.est], [e.t, e.p, e.intercept], rtol=1e-10)
 
 
+def test_regtest_pairs_ni_by_label():
+    case = next(c for c in REG if c["method"] == "REML" and c["predictor"] == "ninv" and c["model"] == "rma")
+    shuffled = BCG.ni.sample(frac=1.0, random_state=5)
+    rt = regtest(pool(BCG.yi, BCG.vi, method="REML"), predictor="ninv", ni=shuffled)
+    close(rt.zval, case["zval"])
+    rt = regtest(BCG.yi, BCG.vi, predictor="ninv", ni=shuffled, method="REML")
+    close(rt.zval, case["zval"], rtol=1e-6)
+    with pytest.raises(ValueError, match="different labels"):
+        regtest(pool(BCG.yi, BCG.vi), predictor="ninv", ni=BCG.ni.set_axis(range(50, 63)))
+
+
 def test_regtest_bad_input():
     with pytest.raises(ValueError, match="needs the sample sizes ni"):
         regtest(BCG.yi, BCG.vi, predictor="ninv")
@@ -436,3 +447,19 @@ def test_ml_and_reml_return_the_global_maximum():
 
             best = ll(grid).max()
             assert ll(res.tau2)[0] >= best - 1e-9, (method, res.tau2)
+
+
+def test_categorical_order_and_booleans_are_coded_as_r_factors():
+    """A pandas Categorical keeps its category order (R's factor(levels=)); booleans give one
+    column named <name>TRUE (R's logical moderator); both span the same model as hand-made dummies."""
+    alloc = pd.Categorical(BCG.alloc, categories=["systematic", "random", "alternate"])
+    res = meta_regression(BCG.yi, BCG.vi, pd.DataFrame({"alloc": alloc}), method="DL")
+    assert res.names == ("intrcpt", "allocrandom", "allocalternate")
+    dummies = np.column_stack([(BCG.alloc == "random"), (BCG.alloc == "alternate")]).astype(float)
+    by_hand = meta_regression(BCG.yi, BCG.vi, dummies, method="DL")
+    np.testing.assert_allclose(res.beta, by_hand.beta, rtol=1e-12)
+    high = pd.DataFrame({"high": BCG.ablat > 30})
+    res = meta_regression(BCG.yi, BCG.vi, high, method="DL")
+    assert res.names == ("intrcpt", "highTRUE")
+    np.testing.assert_allclose(res.beta, meta_regression(BCG.yi, BCG.vi, (BCG.ablat > 30).astype(float).to_numpy(),
+                                                         method="DL").beta, rtol=1e-12)
