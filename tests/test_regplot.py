@@ -83,3 +83,9 @@ def test_transf_and_choice_of_moderator():
     assert len(_gid(fig, "refline")) == 1
     with pytest.raises(TypeError):
         plots.regplot("not a result")
+
+
+def test_saved_files_are_byte_reproducible(res, tmp_path):
+    a = plots.save(plots.regplot(res, pi=True, title="BCG vaccine and absolute latitude"), tmp_path / "a" / "fig", formats=("svg",))
+    b = plots.save(plots.regplot(res, pi=True, title="BCG vaccine and absolute latitude"), tmp_path / "b" / "fig", formats=("svg",))
+    assert a[0].read_bytes() == b[0].read_bytes()
