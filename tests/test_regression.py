@@ -123,6 +123,8 @@ def test_pool_with_mods_delegates():
     close(res.beta, f["beta"])
     res = pool("yi", "vi", mods=["ablat"], data=BCG, method="REML")
     close(res.QM, f["QM"])
+    with pytest.raises(ValueError, match="data= goes with mods="):
+        pool("yi", "vi", data=BCG)
 
 
 def test_frame_and_summary():
