@@ -54,7 +54,7 @@ def forest_mv(
     res: Any,
     *,
     favours: Sequence[str] = ("Favours group 2", "Favours group 1"),
-    xlabel: str = "SMD (95% CI)",
+    xlabel: str | None = None,
     title: str | None = None,
     xlim: tuple[float, float] | None = None,
     null: float = 0.0,
@@ -93,6 +93,8 @@ def forest_mv(
     lab_w = max([_text_width(s, False, fontsize) for s in labels] + [_text_width(pooled_label, True, fontsize),
                                                                     _text_width("Study / effect size", True, fontsize)])
     wt_w = max([_text_width(s, False, fontsize) for s in w_txt] + [_text_width("Weight", True, fontsize)])
+    if xlabel is None:  # a multilevel fit carries no effect measure: a generic label, as forest() for measure "GEN"
+        xlabel = "Estimate (95% CI)"
     ci_head = f"{xlabel.split(' (')[0]} [{100 * float(res.level):g}% CI]"
     ci_w = max([_text_width(s, False, fontsize) for s in ci_txt + [pooled_txt]] + [_text_width(ci_head, True, fontsize)])
     plot_x0 = margin + lab_w + gap + wt_w + 2 * gap
