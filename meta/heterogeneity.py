@@ -25,6 +25,7 @@ from meta import _checks, _lazy
 from meta._format import metafor_num as _fmt, metafor_p as _fmt_p
 from meta._qprofile import ConfintResult
 from meta._tau2_profile import profile_ci
+from meta._zeroin import zeroin
 
 __all__ = ["se_tau2", "confint_pl", "ranktest", "RanktestResult", "fsn", "FsnResult", "FSN_TYPES"]
 
@@ -281,48 +282,7 @@ class FsnResult:
         return "\n".join(lines)
 
 
-def _zeroin(f, a: float, b: float, fa: float, fb: float, tol: float, maxit: int = 1000) -> float:
-    """Brent's (1973) root finder as R's ``uniroot`` runs it (R_zeroin2:
-    inverse quadratic interpolation, secant and bisection steps, tolerance
-    ``2 eps |b| + tol/2``), so that a root of a step function lands where R's does."""
-    c, fc = a, fa
-    if fa == 0.0:
-        return a
-    if fb == 0.0:
-        return b
-    for _ in range(maxit + 1):
-        prev_step = b - a
-        if abs(fc) < abs(fb):
-            a, b, c = b, c, b
-            fa, fb, fc = fb, fc, fb
-        tol_act = 2 * _EPS * abs(b) + tol / 2
-        new_step = (c - b) / 2
-        if abs(new_step) <= tol_act or fb == 0.0:
-            return b
-        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
-            cb = c - b
-            if a == c:
-                t1 = fb / fa
-                p = cb * t1
-                q = 1.0 - t1
-            else:
-                q, t1, t2 = fa / fc, fb / fc, fb / fa
-                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
-                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
-            if p > 0:
-                q = -q
-            else:
-                p = -p
-            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
-                new_step = p / q
-        if abs(new_step) < tol_act:
-            new_step = tol_act if new_step > 0 else -tol_act
-        a, fa = b, fb
-        b += new_step
-        fb = f(b)
-        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
-            c, fc = a, fa
-    raise ValueError("fsn: the root search for Fisher's fail-safe N did not converge")
+
 
 
 def _fisher_p(n: float, pi: np.ndarray) -> float:
@@ -398,7 +358,7 @@ def fsn(yi, vi=None, *, sei=None, type: str = "Rosenthal", alpha: float = 0.05, 
                 hi += delta
                 fhi = f(hi)
                 delta *= 2
-            n = _zeroin(f, lo, hi, flo, fhi, _EPS ** 0.25)
+            n = zeroin(f, lo, hi, flo, fhi, _EPS ** 0.25)
     elif kind == "Orwin":
         meanes = float(np.dot(1.0 / v, y) / np.sum(1.0 / v)) if weighted else float(np.mean(y))
         tgt = meanes / 2 if target is None else float(target)

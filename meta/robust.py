@@ -63,6 +63,7 @@ from meta import _checks
 from meta._checks import numbers, positions
 from meta._format import metafor_num as _fmt
 from meta._format import metafor_p as _fmt_p
+from meta._zeroin import zeroin
 
 __all__ = ["TYPES", "COEF_TESTS", "CONF_TESTS", "WALD_TESTS", "WorkingModel", "CRVcov", "CoefTestResult", "ConfIntResult",
            "WaldTestResult", "RobustResult", "vcov_cr", "coef_test", "conf_int", "wald_test", "robust",
@@ -510,50 +511,7 @@ def _p_arrays(v: CRVcov) -> list[np.ndarray]:
     return [_p_pair(G, H, i, i) for i in range(G[0].shape[0])]
 
 
-def _zeroin(f, a, b, fa, fb, tol, maxit=1000):
-    """Brent's root finder exactly as R's ``uniroot`` runs it (R_zeroin2 in R's src/library/stats/src/zeroin.c),
-    so that the saddlepoint, found only to ``tol``, is R's own iterate."""
-    eps = np.finfo(float).eps
-    c, fc = a, fa
-    if fa == 0.0:
-        return a
-    if fb == 0.0:
-        return b
-    for _ in range(maxit + 1):
-        prev_step = b - a
-        if abs(fc) < abs(fb):
-            a, b, c = b, c, b
-            fa, fb, fc = fb, fc, fb
-        tol_act = 2 * eps * abs(b) + tol / 2
-        new_step = (c - b) / 2
-        if abs(new_step) <= tol_act or fb == 0.0:
-            return b
-        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
-            cb = c - b
-            if a == c:
-                t1 = fb / fa
-                p = cb * t1
-                q = 1.0 - t1
-            else:
-                q = fa / fc
-                t1 = fb / fc
-                t2 = fb / fa
-                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
-                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
-            if p > 0:
-                q = -q
-            else:
-                p = -p
-            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
-                new_step = p / q
-        if abs(new_step) < tol_act:
-            new_step = tol_act if new_step > 0 else -tol_act
-        a, fa = b, fb
-        b += new_step
-        fb = f(b)
-        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
-            c, fc = a, fa
-    raise ValueError("saddlepoint: the root search did not converge")
+
 
 
 def _saddlepoint_p(t: float, P: np.ndarray) -> float:
@@ -570,7 +528,7 @@ def _saddlepoint_p(t: float, P: np.ndarray) -> float:
     flo, fhi = s_eq(lo), s_eq(hi)
     if np.isnan(flo) or np.isnan(fhi) or flo * fhi > 0:
         raise ValueError("saddlepoint: the saddlepoint equation has no sign change on its interval")
-    s = _zeroin(s_eq, lo, hi, flo, fhi, np.finfo(float).eps ** 0.25)
+    s = zeroin(s_eq, lo, hi, flo, fhi, np.finfo(float).eps ** 0.25)
     if abs(s) > 0.01:
         r = np.sign(s) * np.sqrt(np.sum(np.log(1 - 2 * g * s)))
         q = s * np.sqrt(2 * np.sum(g ** 2 / (1 - 2 * g * s) ** 2))
