@@ -206,6 +206,53 @@ def candidate_routes(row: Mapping) -> list[str]:
     return [r for r in routes if not _needs(row, r)]
 
 
+def _present(values) -> np.ndarray:
+    """:func:`_has` of each value of a column (a float array: not NaN)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return ~np.isnan(arr)
+    return np.fromiter(map(_has, values), dtype=bool, count=len(arr))
+
+
+def _route_masks(columns: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+    """For each route, the rows whose numbers are all present: :func:`candidate_routes` of every row
+    at once (``columns``: column name -> the rows' values; a missing column is absent in every row).
+    Same rules as :func:`_needs`, route by route."""
+    no = np.zeros(n, dtype=bool)
+    has = {c: (_present(columns[c]) if c in columns else no) for c in
+           ("mean1", "sd1", "n1", "mean2", "sd2", "n2", "mean_diff", "p_value", "ci_low", "ci_high", "se",
+            "effect_size", "direction")}
+    es_type = (np.array([_text(v) for v in columns["effect_size_type"]], dtype=object)
+               if "effect_size_type" in columns else np.full(n, "", dtype=object))
+    within = (np.array([_text(v) == "post_vs_pre" for v in columns["comparison"]], dtype=bool)
+              if "comparison" in columns else no)
+    smd_like = np.isin(es_type, SMD_LIKE_TYPES)
+    n1, both_n = has["n1"], has["n1"] & has["n2"]
+    means = has["mean1"] & has["sd1"] & n1 & has["mean2"] & has["sd2"]
+    ci = has["mean_diff"] & has["ci_low"] & has["ci_high"] & n1
+    se = has["mean_diff"] & has["se"] & n1
+    between = {
+        "means_sd": means & has["n2"],
+        "md_ci": ci & has["n2"],
+        "md_se": se & has["n2"],
+        "md_p": has["mean_diff"] & has["p_value"] & both_n,
+        "t": (es_type == "t") & has["effect_size"] & both_n,
+        "reported_es_ci": smd_like & ~has["mean_diff"] & has["effect_size"] & n1 & has["ci_low"] & has["ci_high"]
+        & has["n2"],
+        "reported_es": smd_like & has["effect_size"] & both_n,
+        "p_only": has["p_value"] & has["direction"] & both_n,
+    }
+    within_masks = {
+        "paired": means,
+        "change_ci": ci,
+        "change_se": se,
+        "reported_es_within": np.isin(es_type, ("cohen_d", "hedges_g")) & has["effect_size"] & n1,
+    }
+    out = {r: m & ~within for r, m in between.items()}
+    out.update({r: m & within for r, m in within_masks.items()})
+    return out
+
+
 def missing_for_routes(row: Mapping) -> str:
     """Human-readable account of what a row lacks for every route."""
     if _text(row.get("comparison")) == "post_vs_pre":
