@@ -20,7 +20,7 @@ import pytest
 
 from meta.review.inputs import data as data_mod
 from meta.review.inputs import schema
-from meta.review.inputs.study_effects import ROUTES, _route_masks, candidate_routes
+from meta.review.inputs.study_effects import ROUTES, _route_masks, candidate_routes, study_effects
 
 DATA = Path(__file__).resolve().parent / "fixtures" / "review_data"
 
@@ -82,3 +82,24 @@ def test_route_masks_equal_candidate_routes_row_by_row():
     expected = [[r for r in ROUTES if r in candidate_routes(rec)] for rec in records]
     assert got == expected
     assert sum(map(bool, expected)) > 10
+
+
+@pytest.mark.parametrize("variance, r", [("revman", None), ("ls", 0.5)])
+def test_study_effects_of_a_table_equal_each_row_alone(variance, r):
+    """Routes are computed for many rows per meta.effects call; a call that refuses some rows must give
+    every row the yi, vi, route, flags and reason it gets on its own (values out of range at random)."""
+    outcomes = pd.read_csv(DATA / "outcomes.csv", dtype=str, keep_default_na=False)
+    studies = pd.read_csv(DATA / "studies.csv", dtype=str, keep_default_na=False)
+    rng = random.Random(11)
+    bad = {"n1": ["1", "2.5"], "n2": ["1"], "sd1": ["0", "-2"], "sd2": ["0"], "p_value": ["0", "1.5"],
+           "se": ["0", "-1"], "ci_low": ["5", "-100"], "ci_high": ["-5"], "ci_level": ["1.5", "0.9"],
+           "p_operator": ["<", ">"], "direction": ["0", "2"], "mean_diff": ["0"], "effect_size": ["1e308"]}
+    for _ in range(60):
+        col = rng.choice(sorted(bad))
+        outcomes.iat[rng.randrange(len(outcomes)), outcomes.columns.get_loc(col)] = rng.choice(bad[col])
+    table = pd.concat([outcomes] * 3, ignore_index=True)  # the same rows again: groups of several rows
+    whole = study_effects(table, studies, variance=variance, r=r)
+    assert (whole["reason"].str.contains("refused")).sum() >= 6
+    for i in range(len(outcomes)):
+        alone = study_effects(table.iloc[[i]], studies, variance=variance, r=r)
+        pd.testing.assert_frame_equal(whole.iloc[[i]].astype(object), alone.astype(object), check_exact=True)
