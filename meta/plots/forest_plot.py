@@ -12,12 +12,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Polygon
-from matplotlib.transforms import offset_copy
 
 from meta import _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
@@ -248,6 +242,12 @@ def forest(
     intervals and heterogeneity statistics are read from ``result``; nothing is
     re-estimated here.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Polygon
+    from matplotlib.transforms import offset_copy
     tf = None
     if hasattr(result, "filled_yi") and hasattr(result, "result"):  # meta.bias.TrimFillResult
         if subgroup is not None:

@@ -12,9 +12,6 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
 
 from meta._format import revman_p as format_p  # RevMan 5 wording of p
 
@@ -142,6 +139,8 @@ def _auto_xlim(points: list[float], ci_ends: list[float], null: float) -> tuple[
 
 @functools.lru_cache(maxsize=1)
 def _measuring_renderer():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     measure = Figure(dpi=600)  # text extents at print resolution (Agg hints to whole pixels)
     FigureCanvasAgg(measure)
     return measure.canvas.get_renderer(), measure.dpi
@@ -156,6 +155,7 @@ def _text_width(s: str, bold: bool, fontsize: float) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def _text_width_cached(s: str, bold: bool, fontsize: float, font: tuple) -> float:
+    from matplotlib.font_manager import FontProperties
     renderer, dpi = _measuring_renderer()
     prop = FontProperties(size=fontsize, weight="bold" if bold else "normal")
     w, _, _ = renderer.get_text_width_height_descent(s, prop, ismath=False)
