@@ -10,8 +10,9 @@ published_pooled.csv are copied unchanged.
 
 Each size is measured in a fresh interpreter per call (`python -m meta validate --data <tmp>` and
 `python -m meta reproduce --data <tmp> --out <tmp>`), wall time with time.perf_counter and peak
-RSS of the child from resource.getrusage(RUSAGE_CHILDREN) (each call in its own wrapper process,
-so the maximum is that call's). Prints the median with min-max over rounds.
+RSS and CPU time (user + sys) of the child from resource.getrusage(RUSAGE_CHILDREN) (each call in
+its own wrapper process, so the maximum is that call's). Prints the median with min-max over
+rounds. On a shared host the CPU time is the steadier number (wall time includes waiting for a core).
 
     .venv/bin/python benchmarks/bench_data_size.py                       # 10k, 30k, 100k rows, 3 rounds
     .venv/bin/python benchmarks/bench_data_size.py --sizes 100000 --rounds 1 --keep /tmp/big
@@ -107,8 +108,9 @@ import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
 p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 dt = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kB -> MB on Linux
-print(json.dumps({"rc": p.returncode, "s": dt, "mb": rss, "err": p.stderr[-2000:]}))
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+rss = ru.ru_maxrss / 1024  # kB -> MB on Linux
+print(json.dumps({"rc": p.returncode, "s": dt, "cpu": ru.ru_utime + ru.ru_stime, "mb": rss, "err": p.stderr[-2000:]}))
 """
 
 
@@ -137,7 +139,8 @@ def main(argv=None) -> int:
         info = generate(Path(args.generate_only), sizes[0])
         print(f"wrote {args.generate_only}: {info}")
         return 0
-    print(f"machine: nproc {os.cpu_count()}, CPU {_cpu()}, Python {sys.version.split()[0]}")
+    print(f"machine: nproc {os.cpu_count()}, CPU {_cpu()}, Python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f}")
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="meta_bench_size_"))
     try:
         for n in sizes:
@@ -159,7 +162,8 @@ def main(argv=None) -> int:
                         print(f"  {what} exited {r['rc']}: {r['err']}", flush=True)
                     results[what].append(r)
             for what, rs in results.items():
-                print(f"  {what:9s} {n:>7d} rows: {_fmt([r['s'] for r in rs], 's')}, "
+                print(f"  {what:9s} {n:>7d} rows: wall {_fmt([r['s'] for r in rs], 's')}, "
+                      f"CPU {_fmt([r['cpu'] for r in rs], 's')}, "
                       f"peak RSS {_fmt([r['mb'] for r in rs], 'MB', 0)}  [{len(rs)} rounds]", flush=True)
     finally:
         if not args.keep:
