@@ -334,8 +334,9 @@ def read_table(folder: Path, name: str, problems: list[Problem]) -> Table | None
             bad(f"has {len(rec)} fields but the header has {len(header)}"
                 " (a comma inside a cell needs double quotes)", i)
             continue
-        rows.append((i, dict(zip(header, stripped))))
-        raws.append(dict(zip(header, rec)))
+        cells = dict(zip(header, stripped))
+        rows.append((i, cells))
+        raws.append(cells if stripped == rec else dict(zip(header, rec)))  # one dict when nothing was stripped
     return Table(name, header, tuple(rows), tuple(raws), fd)
 
 
