@@ -43,3 +43,29 @@ def this_python_kernel(tmp_path: Path, monkeypatch) -> None:
     }))
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
+
+
+@pytest.fixture(scope="session")
+def snapshot_results(tmp_path_factory) -> Path:
+    """One ``reproduce`` of a copy of the review data snapshot (PNG at 72 dpi, no HTML), shared by the
+    tests that only read its results folder (test_es_scale, test_living): run once per session
+    instead of once per test module. Read-only: a test that changes files copies the folder first."""
+    from meta.review.reproduce import reproduce
+
+    base = tmp_path_factory.mktemp("snapshot_results")
+    shutil.copytree(BUNDLED, base / "data")
+    reproduce(base / "data", base / "results", formats=("png",), dpi=72, html=False, progress=None)
+    return base / "results"
+
+
+@pytest.fixture(scope="session")
+def hostile_results(tmp_path_factory) -> Path:
+    """One ``reproduce`` of the hostile data set (tests/_hostile.py; PNG at 72 dpi, report.md and
+    report.html), shared read-only by test_report and test_report_browser."""
+    import _hostile as H
+
+    from meta.review import reproduce
+
+    base = tmp_path_factory.mktemp("hostile")
+    reproduce.reproduce(H.hostile_data(base / "data"), base / "results", formats=("png",), dpi=72, progress=None)
+    return base / "results"

@@ -79,12 +79,8 @@ def test_an_analysis_declaring_change_sd_pools_change_sd_rows_and_keeps_raw_sd_r
 
 
 @pytest.fixture(scope="module")
-def bundled_run(tmp_path_factory):
-    from meta.review.reproduce import reproduce
-
-    out = tmp_path_factory.mktemp("es_scale") / "r"
-    reproduce(Path(__file__).resolve().parent / "fixtures" / "review_data", out, formats=("png",), dpi=72, html=False,
-              progress=None)
+def bundled_run(snapshot_results):
+    out = snapshot_results  # reproduce of the review data snapshot (tests/conftest.py), PNG at 72 dpi, no HTML
     with open(out / "pooled.csv", encoding="utf-8") as f:
         pooled = list(csv.DictReader(f))
     with open(out / "effect_sizes.csv", encoding="utf-8") as f:

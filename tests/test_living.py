@@ -160,8 +160,9 @@ def test_make_docs_on_invalid_data_writes_nothing(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory):
-    """reproduce on a copy of data/, then on the same copy with neal2019's mean difference changed."""
+def two_runs(tmp_path_factory, snapshot_results):
+    """reproduce on a copy of data/ (r1: the session's run of the snapshot, tests/conftest.py, copied), again
+    (r1b), then on the same copy with neal2019's mean difference changed (r2)."""
     import csv
     import io
 
@@ -170,7 +171,7 @@ def two_runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("living")
     data = base / "data"
     shutil.copytree(REVIEW_DATA, data)
-    reproduce(data, base / "r1", formats=("png",), dpi=72, html=False, progress=None)
+    shutil.copytree(snapshot_results, base / "r1", symlinks=True)
     reproduce(data, base / "r1b", formats=("png",), dpi=72, html=False, progress=None)
     text = (data / "outcomes.csv").read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)

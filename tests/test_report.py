@@ -119,14 +119,7 @@ def test_html_page_has_charset_csp_and_escaped_title():
 # --------------------------------------------------------------------------- the whole run on hostile data
 
 
-@pytest.fixture(scope="module")
-def hostile_results(tmp_path_factory):
-    from meta.review import reproduce
-
-    base = tmp_path_factory.mktemp("hostile")
-    data = H.hostile_data(base / "data")
-    reproduce.reproduce(data, base / "results", formats=("png",), dpi=72, progress=None)
-    return base / "results"
+# hostile_results: reproduce of the hostile data set, PNG at 72 dpi (tests/conftest.py, shared with test_report_browser)
 
 
 def test_hostile_report_md_forges_no_heading_list_or_table_row(hostile_results):

@@ -35,13 +35,10 @@ def dump_dom(page: Path, tmp: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def hostile_report(tmp_path_factory) -> Path:
+def hostile_report(request) -> Path:
     _chromium()  # skip before the run when there is no browser
-    from meta.review import reproduce
-
-    base = tmp_path_factory.mktemp("hostile_browser")
-    reproduce.reproduce(H.hostile_data(base / "data"), base / "results", formats=("png",), dpi=72, progress=None)
-    return base / "results" / "report.html"
+    # reproduce of the hostile data set, PNG at 72 dpi (tests/conftest.py, shared with test_report)
+    return request.getfixturevalue("hostile_results") / "report.html"
 
 
 def test_hostile_report_runs_no_script_and_shows_the_payloads_as_text(hostile_report, tmp_path):

@@ -53,17 +53,31 @@ Duval S, Tweedie R (2000). Biometrics 56:455-463.
 """
 
 
-from meta.plots.baujat import baujat_plot
-from meta.plots.cumulative import cumulative_forest
-from meta.plots.files import draw_and_save, save
-from meta.plots.forest_mv import forest_mv
-from meta.plots.forest_plot import forest
-from meta.plots.funnel_plot import funnel
-from meta.plots.gosh_plot import gosh_plot
-from meta.plots.influence_plot import influence_plot
-from meta.plots.layout import CM, MINUS, format_p, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis
-from meta.plots.robustness import robustness_plot
-from meta.plots.regplot import regplot
+import importlib
+
+#: public name -> the module of meta.plots that defines it; imported on first use, so that a
+#: caller that only needs draw_and_save's cache (or one plot) does not import every plot module
+#: and matplotlib's drawing machinery with it
+_WHERE = {
+    "baujat_plot": "baujat", "cumulative_forest": "cumulative", "draw_and_save": "files", "save": "files",
+    "forest": "forest_plot", "funnel": "funnel_plot", "gosh_plot": "gosh_plot", "influence_plot": "influence_plot",
+    "CM": "layout", "MINUS": "layout", "format_p": "layout", "heterogeneity_line": "layout",
+    "overall_effect_line": "layout", "subgroup_differences_line": "layout", "value_axis": "layout",
+    "robustness_plot": "robustness", "forest_mv": "forest_mv", "regplot": "regplot",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f"meta.plots.{_WHERE[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'meta.plots' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = ["forest", "forest_mv", "funnel", "regplot", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
            "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis", "CM", "MINUS"]

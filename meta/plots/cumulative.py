@@ -18,8 +18,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.transforms import blended_transform_factory
 
 from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, plain_figure, value_axis
 from meta.plots.style import fixed_style
@@ -68,6 +66,8 @@ def cumulative_forest(
     ``years``: one per row of ``cum`` (in its order), added to the labels (:func:`step_labels`).
     Returns a :class:`matplotlib.figure.Figure`; rows top to bottom in the order studies were added.
     """
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import blended_transform_factory
     if not isinstance(cum, pd.DataFrame):
         raise TypeError(f"cumulative_forest: cum must be the DataFrame of meta.pool.cumulative, got {type(cum).__name__}")
     missing = [c for c in _NEEDED if c not in cum.columns]

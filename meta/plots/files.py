@@ -13,8 +13,6 @@ from typing import Callable, Sequence
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from meta import _figure_cache
 from meta.plots.style import LAYOUT_TABLES, fixed_style, light_pdf_fonts
@@ -67,12 +65,21 @@ def save(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg", 
     return out
 
 
+#: formats the Agg canvas always writes (matplotlib's own PNG, SVG and PDF backends)
+_ALWAYS_SUPPORTED = frozenset({"png", "svg", "pdf"})
+
+
 def _save_target(stem, formats, dpi, caller: str) -> tuple[list[str], Path]:
     """The checked formats (lower case) and stem of a save; the stem's folder is made."""
     if isinstance(formats, str):
         formats = (formats,)
-    supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
-    bad = [f for f in formats if not isinstance(f, str) or f.lower() not in supported]
+    bad = [f for f in formats if not isinstance(f, str) or f.lower() not in _ALWAYS_SUPPORTED]
+    if bad:  # ask matplotlib (importing its canvas: not needed for the formats every Agg canvas writes)
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        supported = FigureCanvasAgg(Figure()).get_supported_filetypes()
+        bad = [f for f in formats if not isinstance(f, str) or f.lower() not in supported]
     if bad:
         raise ValueError(f"{caller}: unknown format(s) {bad}; choose from {sorted(supported)}")
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float, np.integer, np.floating)) or not dpi >= 72:

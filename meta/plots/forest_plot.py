@@ -12,12 +12,6 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Polygon
-from matplotlib.transforms import offset_copy
 
 from meta import _checks, _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
@@ -272,6 +266,12 @@ def forest(
             raise ValueError("forest: a multilevel result carries its effect sizes and studies; pass no studies/subgroup")
         return forest_mv(result, favours=favours, xlabel=xlabel, title=title, xlim=xlim, digits=digits,
                          fontsize=fontsize, width_cm=width_cm)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Polygon
+    from matplotlib.transforms import offset_copy
     tf = None
     if hasattr(result, "filled_yi") and hasattr(result, "result"):  # meta.bias.TrimFillResult
         if subgroup is not None:

@@ -10,10 +10,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Polygon, Rectangle
 
 from meta import _checks, _lazy
 from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, plain_figure, ratio_label, ratio_ticks
@@ -92,6 +88,10 @@ def funnel(
     ``filled-studies``, ``pseudo-ci``, ``centre-line``, ``egger-line``,
     ``contour-p>0.10``, ``contour-p0.10``, ``contour-p0.05``, ``contour-p0.01``.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Polygon, Rectangle
     if hasattr(yi, "filled_yi") and hasattr(yi, "result"):  # funnel(trimfill(res))
         if trimfill is not None and trimfill is not yi:
             raise ValueError("funnel: got a trim-and-fill result twice (as yi and trimfill=)")

@@ -20,10 +20,6 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.text import Text
 
 from meta._format import revman_p as format_p  # RevMan 5 wording of p
 from meta._measures import measure_of
@@ -66,12 +62,14 @@ def plain(text: Any) -> str:
     return "".join(out)
 
 
-def plain_figure(fig: Figure) -> Figure:
+def plain_figure(fig: "Figure") -> "Figure":
     """Make every text artist of ``fig`` plain text: mathtext parsing and TeX
     off (``parse_math=False``, ``usetex=False``) and its string passed
     through :func:`plain`.  Every plot of :mod:`meta.plots` returns its
     figure through this, whatever drew the text (``ax.text``, axis labels,
     legend entries, tick labels)."""
+    from matplotlib.text import Text
+
     for t in fig.findobj(Text):
         t.set_usetex(False)
         t.set_parse_math(False)
@@ -202,6 +200,8 @@ def _auto_xlim(points: list[float], ci_ends: list[float], null: float) -> tuple[
 
 @functools.lru_cache(maxsize=1)
 def _measuring_renderer():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     measure = Figure(dpi=600)  # text extents at print resolution (Agg hints to whole pixels)
     FigureCanvasAgg(measure)
     return measure.canvas.get_renderer(), measure.dpi
@@ -216,6 +216,7 @@ def _text_width(s: str, bold: bool, fontsize: float) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def _text_width_cached(s: str, bold: bool, fontsize: float, font: tuple) -> float:
+    from matplotlib.font_manager import FontProperties
     renderer, dpi = _measuring_renderer()
     prop = FontProperties(size=fontsize, weight="bold" if bold else "normal")
     w, _, _ = renderer.get_text_width_height_descent(s, prop, ismath=False)

@@ -21,12 +21,6 @@ import math
 from typing import Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Rectangle
-from matplotlib.transforms import offset_copy
 
 from meta.plots.layout import CM, MINUS, _nice_limit, _text_width, _wrap, plain_figure, value_axis
 from meta.plots.style import fixed_style
@@ -109,6 +103,12 @@ def robustness_plot(
     ``primary-band``, ``null-line``, ``verdict-<method_id>``,
     ``holds-line``, ``favours-left``/``favours-right``, ``ci-arrow``.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+    from matplotlib.transforms import offset_copy
     rows = list(rob.rows)
     panel = list(rob.panel)
     if len(favours) != 2:

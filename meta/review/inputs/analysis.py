@@ -382,22 +382,42 @@ def _filter_values(key: str, vocab, study_ids) -> tuple[str, ...] | None:
     return None
 
 
-def _merged_rows(outcomes, studies) -> list[dict[str, str]]:
-    """Each outcome row with its study's columns (outcome columns win, as meta.review.running.run.annotate)."""
-    by_id: dict[str, dict[str, str]] = {}
-    for _, s in studies.rows:
-        by_id.setdefault(s["study_id"], s)
-    rows = []
-    for _, o in outcomes.rows:
-        m = {"review_set": schema.DEFAULT_REVIEW_SET, **by_id.get(o["study_id"], {}), **o}
-        rows.append(m)
-    return rows
+class _MergedRows:
+    """The outcome rows with their study's columns (outcome columns win, as
+    meta.review.running.run.annotate), grouped by (outcome, comparison) and merged when an analysis
+    first asks for the group: one pass over the rows, not one per analysis."""
+
+    def __init__(self, outcomes, studies):
+        self.by_id: dict[str, dict[str, str]] = {}
+        for _, s in studies.rows:
+            self.by_id.setdefault(s["study_id"], s)
+        self.groups: dict[tuple, list[dict[str, str]]] = {}
+        for _, o in outcomes.rows:
+            self.groups.setdefault((o.get("outcome"), o.get("comparison")), []).append(o)
+        self.merged: dict[tuple, list[dict[str, str]]] = {}
+
+    def matching(self, outcomes: tuple[str, ...], comparison: str) -> list[dict[str, str]]:
+        """The merged rows with one of ``outcomes`` and ``comparison`` (grouped by outcome)."""
+        out: list[dict[str, str]] = []
+        for o in dict.fromkeys(outcomes):
+            key = (o, comparison)
+            if key not in self.merged:
+                self.merged[key] = [{"review_set": schema.DEFAULT_REVIEW_SET, **self.by_id.get(r["study_id"], {}), **r}
+                                    for r in self.groups.get(key, ())]
+            out.extend(self.merged[key])
+        return out
 
 
-def _filter_matching_nothing(a: Analysis, rows: list[dict[str, str]]) -> str | None:
+def _merged_rows(outcomes, studies) -> _MergedRows:
+    """Each outcome row with its study's columns (see :class:`_MergedRows`)."""
+    return _MergedRows(outcomes, studies)
+
+
+def _filter_matching_nothing(a: Analysis, rows: _MergedRows) -> str | None:
     """None if some row passes every filter, or no row has the analysis' outcome and comparison
-    at all (no data yet); else a message naming the first filter that leaves no row."""
-    cur = [r for r in rows if r.get("outcome") in a.outcomes and r.get("comparison") == a.comparison]
+    at all (no data yet); else a message naming the first filter that leaves no row (what it says
+    does not depend on the rows' order)."""
+    cur = rows.matching(a.outcomes, a.comparison)
     if not cur:
         return None
     for f in a.effective_filters:

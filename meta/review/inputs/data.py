@@ -75,6 +75,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 # the columns, vocabularies and cell checks (meta.review.inputs.schema)
@@ -180,11 +181,13 @@ class Dataset:
 
     def summary(self) -> str:
         """One line: counts of studies, outcome rows (and how many have an SMD route), claims."""
-        from meta.review.inputs.study_effects import candidate_routes
+        from meta.review.inputs.study_effects import _route_masks
 
-        routes = [candidate_routes(r) for r in self.outcomes.to_dict("records")]
-        usable = sum(bool(r) for r in routes)
-        paired = sum(r == ["paired"] for r in routes)
+        out = self.outcomes
+        masks = _route_masks({c: out[c].to_numpy() for c in out.columns}, len(out))
+        n_routes = sum(m.astype(int) for m in masks.values()) if masks else np.zeros(len(out), dtype=int)
+        usable = int(np.count_nonzero(n_routes))
+        paired = int(np.count_nonzero(masks["paired"] & (n_routes == 1)))
         needs_r = f", {paired} of them paired rows that need a pre-post r" if paired else ""
         return (
             f"data OK: {len(self.studies)} studies, {len(self.outcomes)} outcome rows "
@@ -256,7 +259,14 @@ def _check_outcomes(table: Table, studies: dict[str, dict] | None, vocab, proble
     parsed_rows = check_schema(table, vocab, problems)
     units: dict[str, tuple[str, int]] = {}  # outcome -> (first unit, row)
     keys: dict[tuple, int] = {}
-    for (row, c), p in zip(table.rows, parsed_rows):
+    suspect = _suspect_outcome_rows(table, parsed_rows, studies)
+    for (row, c), p, check in zip(table.rows, parsed_rows, suspect):
+        if not check:  # no rule below can fire on this row: only remember its unit and key
+            unit, outcome = c["unit"], c["outcome"]
+            if unit and outcome and outcome not in units and not unit.lower().startswith(UNIT_NOT_STATED):
+                units[outcome] = (unit, row)
+            keys.setdefault((c["study_id"], outcome, c["comparison"], c["timepoint"], c["task"]), row)
+            continue
         sid = c["study_id"]
         if sid and studies is not None and sid not in studies:
             ck.add(row, sid, "study_id", "names no study in studies.csv", sid)
@@ -348,6 +358,100 @@ def _check_outcomes(table: Table, studies: dict[str, dict] | None, vocab, proble
         if not candidate_routes(parsed) and c["extraction_note"] == "":
             ck.add(row, sid, "extraction_note",
                    f"must say why there is no SMD route ({missing_for_routes(parsed)})")
+
+
+def _suspect_outcome_rows(table: Table, parsed_rows: list[dict], studies: dict[str, dict] | None) -> list[bool]:
+    """The rows on which a rule of :func:`_check_outcomes` may fire (at least those; a row left out
+    here provably passes every rule, so only its unit and key are remembered).
+
+    The rules' conditions column by column with numpy (NaN for an empty or invalid cell, so a
+    comparison with it is False as the rules skip it), the first-unit and repeated-key rules in one
+    pass of dictionary look-ups, and the SMD-route rule with
+    :func:`meta.review.inputs.study_effects._route_masks` on the values the rule reads."""
+    from meta.review.inputs.study_effects import _route_masks
+
+    n = len(parsed_rows)
+    cells = [c for _, c in table.rows]
+
+    def num(col: str) -> np.ndarray:
+        return np.array([p.get(col) for p in parsed_rows], dtype=float)
+
+    def filled(col: str) -> np.ndarray:
+        return np.array([c.get(col, "") != "" for c in cells], dtype=bool)
+
+    def text(col: str) -> np.ndarray:
+        return np.array([c.get(col, "") for c in cells], dtype=object)
+
+    flag = np.zeros(n, dtype=bool)
+    sid = text("study_id")
+    if studies is not None:
+        flag |= np.array([s != "" and s not in studies for s in sid], dtype=bool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = {c: num(c) for c in ("n1", "n2", "mean1", "mean2", "sd1", "sd2", "se", "mean_diff", "p_value",
+                                 "effect_size", "direction", "ci_low", "ci_high", "ci_level")}
+        for col in ("sd1", "sd2", "se"):
+            flag |= v[col] <= 0
+        pv = v["p_value"]
+        flag |= ~np.isnan(pv) & ~((pv > 0) & (pv <= 1) & (pv >= P_MIN))
+        flag |= filled("p_value") != filled("p_operator")
+        d, m1, m2, md, es = v["direction"], v["mean1"], v["mean2"], v["mean_diff"], v["effect_size"]
+        diff = np.where(np.isnan(m1) | np.isnan(m2), md, m1 - m2)
+        has_d = ~np.isnan(d)
+        flag |= has_d & ~np.isnan(diff) & (diff != 0) & ((diff > 0) != (d > 0))
+        flag |= has_d & ~np.isnan(es) & (es != 0) & ((es > 0) != (d > 0))
+        flag |= md * (m1 - m2) < 0
+        flag |= filled("effect_size_type") & ~filled("effect_size")
+        comparison, task = text("comparison"), text("task")
+        pre_post = comparison == "post_vs_pre"
+        n1, n2 = v["n1"], v["n2"]
+        flag |= pre_post & (n1 != n2) & ~np.isnan(n1) & ~np.isnan(n2)
+        if studies is not None:
+            def size(col: str) -> np.ndarray:
+                return np.array([studies[s].get(col) if s in studies else None for s in sid], dtype=float)
+
+            pfp, control = size("n_pfp"), size("n_control")
+            nan = np.full(n, np.nan)
+            lim1 = np.where(comparison == "pfp_vs_control", pfp,
+                            np.where(pre_post, np.where(task == "exhaustive_run_control_group", control, pfp),
+                                     np.where(comparison == "intervention_vs_control", pfp, nan)))
+            lim2 = np.where(comparison == "pfp_vs_control", control,
+                            np.where(comparison == "intervention_vs_control", pfp + control, nan))
+            flag |= (n1 > lim1) | (n2 > lim2)
+        lo, hi, level = v["ci_low"], v["ci_high"], v["ci_level"]
+        has_lo, has_hi = filled("ci_low"), filled("ci_high")
+        flag |= has_lo != has_hi
+        flag |= (has_lo | has_hi) != filled("ci_level")
+        flag |= ~(lo < hi) & ~np.isnan(lo) & ~np.isnan(hi)
+        flag |= hi - lo <= CI_MIN_RELATIVE_WIDTH * np.maximum(np.abs(lo), np.abs(hi))
+        low, high = CI_LEVEL_RANGE
+        flag |= ~np.isnan(level) & ~((level > low) & (level < high))
+        est = np.where(np.isnan(md), es, md)
+        flag |= ~np.isnan(lo) & ~np.isnan(hi) & ~np.isnan(est) & ~((lo <= est) & (est <= hi))
+        numbers = np.zeros(n, dtype=bool)
+        for col in _NUMERIC_OUTCOME_COLUMNS:
+            numbers |= filled(col)
+        flag |= numbers & ~filled("source_url")
+        positive = {col: np.where(v[col] > 0, v[col], np.nan) for col in ("sd1", "sd2")}
+        route_columns = {"comparison": comparison, "n1": n1, "n2": n2, "mean1": m1, "mean2": m2,
+                         "mean_diff": md, "effect_size": es, "direction": d,
+                         "p_value": np.where((pv > 0) & (pv <= 1), pv, np.nan),
+                         "effect_size_type": text("effect_size_type"), **positive}
+    any_route = np.zeros(n, dtype=bool)
+    for mask in _route_masks(route_columns, n).values():
+        any_route |= mask
+    flag |= ~any_route & ~filled("extraction_note")
+    units: dict[str, str] = {}
+    keys: set[tuple] = set()
+    for i, c in enumerate(cells):
+        unit, outcome = c["unit"], c["outcome"]
+        if unit and outcome and not unit.lower().startswith(UNIT_NOT_STATED):
+            if units.setdefault(outcome, unit) != unit:
+                flag[i] = True
+        key = (c["study_id"], outcome, c["comparison"], c["timepoint"], c["task"])
+        if key in keys:
+            flag[i] = True
+        keys.add(key)
+    return flag.tolist()
 
 
 def _check_ci(ck: CellChecker, row: int, sid: str | None, c: dict, p: dict, *, estimate: tuple[str, float | None]) -> None:

@@ -331,15 +331,18 @@ def read_table(folder: Path, name: str, problems: list[Problem]) -> Table | None
         seen.add(col)
     rows = []
     raws = []
+    width = len(header)
     for i, rec in enumerate(records[1:], start=2):
-        if not any(c.strip() for c in rec):
+        stripped = list(map(str.strip, rec))
+        if not any(stripped):
             continue  # blank line
-        if len(rec) != len(header):
+        if len(rec) != width:
             bad(f"has {len(rec)} fields but the header has {len(header)}"
                 " (a comma inside a cell needs double quotes)", i)
             continue
-        rows.append((i, {h: c.strip() for h, c in zip(header, rec)}))
-        raws.append(dict(zip(header, rec)))
+        cells = dict(zip(header, stripped))
+        rows.append((i, cells))
+        raws.append(cells if stripped == rec else dict(zip(header, rec)))  # one dict when nothing was stripped
     return Table(name, header, tuple(rows), tuple(raws), fd)
 
 
@@ -548,7 +551,14 @@ def check_schema(table: Table, vocab: dict[str, tuple[str, ...]] | None, problem
     ck = CellChecker(table, problems)
     specs = [c for c in SCHEMA[table.name] if c.name in table.header]
     parsed_rows = []
-    for row, c in table.rows:
+    names = [col.name for col in specs]
+    fast = _clean_cells(table, specs, vocab) if specs else [()] * len(table.rows)
+    for (row, c), values in zip(table.rows, fast):
+        if _DIRTY not in values:  # every cell passes every rule: the parsed values, no problem to report
+            parsed = {"_row": row}
+            parsed.update(zip(names, values))
+            parsed_rows.append(parsed)
+            continue
         sid = c.get(sid_column, "") if sid_column else None
         parsed: dict = {"_row": row}
         for col in specs:
@@ -583,10 +593,68 @@ def check_schema(table: Table, vocab: dict[str, tuple[str, ...]] | None, problem
     return parsed_rows
 
 
+#: marks a cell that :func:`_clean_cells` leaves to the cell-by-cell checks of :func:`check_schema`
+_DIRTY = object()
+_DIRECTIONS = {"+1": 1, "1": 1, "-1": -1}
+
+
+def _clean_int(v: str, minimum: int | None):
+    if v == "":
+        return None
+    if not INT_PATTERN.match(v):
+        return _DIRTY
+    x = int(v)
+    return x if abs(x) <= INT_MAX and (minimum is None or x >= minimum) else _DIRTY
+
+
+def _clean_cells(table: Table, specs: list[Column], vocab) -> list[tuple]:
+    """Per row, the parsed value of each column of ``specs`` where the cell passes every rule of
+    :func:`check_schema` without a problem (the value :func:`check_schema` would store), or
+    :data:`_DIRTY` where it might not (those rows go through the cell-by-cell checks, which report).
+
+    Column by column, so the checks run as tight loops over one column's cells; text and
+    vocabulary columns are judged once per distinct value."""
+    columns = []
+    for col in specs:
+        cells = [c[col.name] for _, c in table.rows]
+        if col.kind == "int":
+            values = [_clean_int(v, col.minimum) for v in cells]
+        elif col.kind == "number":  # inline: no function call per cell
+            match = NUMBER_PATTERN.match
+            values = [None if v == "" else (x if match(v) and abs(x := float(v)) <= NUMBER_MAX else _DIRTY)
+                      for v in cells]
+        else:
+            judged: dict[str, object] = {}
+            allowed = None
+            if col.kind == "vocab" and vocab is not None and col.vocab_key in vocab:
+                allowed = frozenset(vocab[col.vocab_key])
+            for v in set(cells):
+                if col.kind == "direction":
+                    ok = v == "" or v in _DIRECTIONS
+                    judged[v] = _DIRECTIONS.get(v) if ok else _DIRTY
+                    continue
+                if col.kind == "vocab":
+                    ok = allowed is None or v == "" or v in allowed or bool(PLACEHOLDER_PATTERN.match(v))
+                elif col.kind == "url":
+                    ok = v == "" or bool(URL_PATTERN.match(v))
+                elif col.kind == "doi":
+                    ok = v == "" or bool(DOI_PATTERN.match(v))
+                else:
+                    ok = True
+                judged[v] = v if ok else _DIRTY
+            values = [judged[v] for v in cells]
+        if col.cell:
+            values = [_DIRTY if v == "" else x for v, x in zip(cells, values)]
+        columns.append(values)
+    return list(zip(*columns))
+
+
 
 def check_placeholders(table: Table, problems: list[Problem]) -> None:
     """A cell that is wholly ``[...]`` (e.g. ``[title not seen]``) stands in for an unknown value."""
     for row, c in table.rows:
+        if "\x00[" not in "\x00" + "\x00".join(c.values()):
+            continue  # no cell starts with "[" (NUL never occurs in a table: read_table refuses it)
         for col, v in c.items():
             if PLACEHOLDER_PATTERN.match(v):
                 problems.append(Problem(
@@ -594,6 +662,10 @@ def check_placeholders(table: Table, problems: list[Problem]) -> None:
                     "looks like a placeholder; leave the cell empty when the value was not seen "
                     "(and say so in the notes)", v, "the value as printed, or an empty cell",
                     folder=table.folder))
+
+
+#: a cell (after the NUL that :func:`check_formulas` joins the cells of a row with) starting like a formula
+_FORMULA_CELL = re.compile("\x00[" + re.escape("".join(FORMULA_STARTS)) + "]")
 
 
 def check_formulas(table: Table, problems: list[Problem], vocab: dict[str, tuple[str, ...]] | None = None,
@@ -606,6 +678,8 @@ def check_formulas(table: Table, problems: list[Problem], vocab: dict[str, tuple
     """
     specs = {c.name: c for c in (SCHEMA.get(table.name, ()) if specs is None else specs)}
     for (row, c), raw in zip(table.rows, table.raw):
+        if not _FORMULA_CELL.search("\x00" + "\x00".join(raw.values())):
+            continue  # no cell starts like a formula
         for col, v in raw.items():
             if not v or not v.startswith(FORMULA_STARTS):
                 continue
@@ -627,6 +701,17 @@ def check_formulas(table: Table, problems: list[Problem], vocab: dict[str, tuple
 _ALLOWED_CONTROLS = frozenset("\t\n\r")
 
 
+_INVISIBLE: dict[str, bool] = {}
+
+
+def _invisible(ch: str) -> bool:
+    """Whether :func:`invisible_characters` reports ``ch`` (remembered per character)."""
+    bad = _INVISIBLE.get(ch)
+    if bad is None:
+        bad = _INVISIBLE[ch] = ch not in _ALLOWED_CONTROLS and unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp")
+    return bad
+
+
 def invisible_characters(text: str) -> list[str]:
     """The invisible or direction-changing characters in ``text``, as ``U+XXXX NAME`` strings.
 
@@ -636,6 +721,8 @@ def invisible_characters(text: str) -> list[str]:
     that look the same differ, or make a report display text in another order than it is stored
     (a right-to-left override turns "SMD 0.82 [0.17, 1.47]" around).
     """
+    if not any(map(_invisible, set(text))):  # the usual case, judged once per distinct character
+        return []
     found = []
     for ch in text:
         if ch in _ALLOWED_CONTROLS:
@@ -650,6 +737,9 @@ def check_invisible(table: Table, problems: list[Problem]) -> None:
     """Refuse invisible and bidi control characters in every cell (see :func:`invisible_characters`)."""
     sid_col = "study_id" if "study_id" in table.header else None
     for (row, c), raw in zip(table.rows, table.raw):
+        joined = "".join(raw.values())
+        if joined.isascii() and joined.isprintable():
+            continue  # every cell of the row is printable ASCII
         for col, v in raw.items():
             if not v or v.isascii() and v.isprintable():
                 continue
@@ -669,6 +759,10 @@ def identifier_key(value: str) -> str:
     Two ids with the same key but different spellings (``Souza2009`` / ``souza2009``, a zero-width
     space, a full-width letter) are one id typed two ways, never two cohorts.
     """
+    if value.isascii() and value.isprintable():
+        # NFKC leaves ASCII as it is, casefold is lower(), and the only whitespace or control
+        # character a printable ASCII string can hold is the space
+        return value.lower().replace(" ", "")
     folded = unicodedata.normalize("NFKC", value).casefold()
     return "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) not in ("Cf", "Cc", "Zl", "Zp"))
 

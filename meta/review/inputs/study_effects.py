@@ -206,6 +206,53 @@ def candidate_routes(row: Mapping) -> list[str]:
     return [r for r in routes if not _needs(row, r)]
 
 
+def _present(values) -> np.ndarray:
+    """:func:`_has` of each value of a column (a float array: not NaN)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind == "f":
+        return ~np.isnan(arr)
+    return np.fromiter(map(_has, values), dtype=bool, count=len(arr))
+
+
+def _route_masks(columns: Mapping[str, Any], n: int) -> dict[str, np.ndarray]:
+    """For each route, the rows whose numbers are all present: :func:`candidate_routes` of every row
+    at once (``columns``: column name -> the rows' values; a missing column is absent in every row).
+    Same rules as :func:`_needs`, route by route."""
+    no = np.zeros(n, dtype=bool)
+    has = {c: (_present(columns[c]) if c in columns else no) for c in
+           ("mean1", "sd1", "n1", "mean2", "sd2", "n2", "mean_diff", "p_value", "ci_low", "ci_high", "se",
+            "effect_size", "direction")}
+    es_type = (np.array([_text(v) for v in columns["effect_size_type"]], dtype=object)
+               if "effect_size_type" in columns else np.full(n, "", dtype=object))
+    within = (np.array([_text(v) == "post_vs_pre" for v in columns["comparison"]], dtype=bool)
+              if "comparison" in columns else no)
+    smd_like = np.isin(es_type, SMD_LIKE_TYPES)
+    n1, both_n = has["n1"], has["n1"] & has["n2"]
+    means = has["mean1"] & has["sd1"] & n1 & has["mean2"] & has["sd2"]
+    ci = has["mean_diff"] & has["ci_low"] & has["ci_high"] & n1
+    se = has["mean_diff"] & has["se"] & n1
+    between = {
+        "means_sd": means & has["n2"],
+        "md_ci": ci & has["n2"],
+        "md_se": se & has["n2"],
+        "md_p": has["mean_diff"] & has["p_value"] & both_n,
+        "t": (es_type == "t") & has["effect_size"] & both_n,
+        "reported_es_ci": smd_like & ~has["mean_diff"] & has["effect_size"] & n1 & has["ci_low"] & has["ci_high"]
+        & has["n2"],
+        "reported_es": smd_like & has["effect_size"] & both_n,
+        "p_only": has["p_value"] & has["direction"] & both_n,
+    }
+    within_masks = {
+        "paired": means,
+        "change_ci": ci,
+        "change_se": se,
+        "reported_es_within": np.isin(es_type, ("cohen_d", "hedges_g")) & has["effect_size"] & n1,
+    }
+    out = {r: m & ~within for r, m in between.items()}
+    out.update({r: m & within for r, m in within_masks.items()})
+    return out
+
+
 def missing_for_routes(row: Mapping) -> str:
     """Human-readable account of what a row lacks for every route."""
     if _text(row.get("comparison")) == "post_vs_pre":
@@ -400,6 +447,225 @@ def _ci_flags(row: Mapping) -> list[str]:
     return []
 
 
+class _Rows:
+    """The rows of an outcomes frame column by column, each value as ``DataFrame.to_dict("records")``
+    gives it (``None`` for a missing value of a nullable column), and one row as a dict on demand."""
+
+    def __init__(self, df: pd.DataFrame):
+        self.df = df
+        self.n = len(df)
+        self._columns: dict[str, list] = {}
+        self._numbers: dict[str, np.ndarray] = {}
+        self._texts: dict[str, np.ndarray] = {}
+        self.names = frozenset(df.columns)
+
+    def column(self, name: str, default: Any = None) -> list:
+        if name not in self.names:
+            return [default] * self.n
+        if name not in self._columns:
+            self._columns[name] = [None if v is pd.NA else v for v in self.df[name].tolist()]
+        return self._columns[name]
+
+    def num(self, name: str) -> np.ndarray:
+        """:func:`_num` of every row (NaN where missing)."""
+        if name not in self._numbers:
+            self._numbers[name] = (self.df[name].to_numpy(dtype=float, na_value=np.nan) if name in self.names
+                                   else np.full(self.n, np.nan))
+        return self._numbers[name]
+
+    def text(self, name: str) -> np.ndarray:
+        """:func:`_text` of every row."""
+        if name not in self._texts:
+            self._texts[name] = np.array([_text(v) for v in self.column(name)], dtype=object)
+        return self._texts[name]
+
+    def row(self, i: int, columns: tuple[str, ...] | None = None) -> dict:
+        """Row ``i`` as ``to_dict("records")`` gives it (``columns``: only these, where the frame has them)."""
+        names = self.df.columns if columns is None else [c for c in columns if c in self.names]
+        return {c: self.column(c)[i] for c in names}
+
+
+#: the columns :func:`missing_for_routes` and :func:`_ci_flags` read
+_MISSING_COLUMNS = ("comparison", "mean1", "sd1", "n1", "mean2", "sd2", "n2", "effect_size", "effect_size_type",
+                    "p_value", "mean_diff")
+_CI_COLUMNS = ("ci_low", "ci_high", "mean_diff", "effect_size", "direction")
+
+
+_POSITIONS = re.compile(r"positions \[([0-9, ]+)\]")
+
+
+def _route_rows(rows: _Rows, *, variance: str, inequality: str, r: float | None) -> list[tuple]:
+    """Per row ``(yi, vi, route, flags, reasons, r)``: the first usable route of each row, as trying its
+    :func:`candidate_routes` one by one with :func:`_run` gives it, computed route by route for all
+    rows that reach it at once (one :mod:`meta.effects` call per route and CI level). A call that
+    refuses some rows names their positions: those rows are run one by one with :func:`_run` (so
+    their reasons are the one-row messages) and the call is repeated without them. ``paired``
+    (each row's own derived r) runs row by row."""
+    n = rows.n
+    masks = _route_masks({**{c: rows.num(c) for c in _NUMERIC},
+                          "effect_size_type": rows.text("effect_size_type"),
+                          "comparison": rows.text("comparison")}, n)
+    yi, vi, r_out = np.full(n, math.nan), np.full(n, math.nan), np.full(n, math.nan)
+    route = ["none"] * n
+    flags: list[list[str]] = [[] for _ in range(n)]
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    done = np.zeros(n, dtype=bool)
+    ci_flags: list[list[str]] = [[]] * n
+    for i in np.flatnonzero(~np.isnan(rows.num("ci_low")) & ~np.isnan(rows.num("ci_high"))).tolist():
+        ci_flags[i] = _ci_flags(rows.row(i, _CI_COLUMNS))
+
+    def one(i: int, cand: str) -> None:
+        try:
+            y, v, fl, ru = _run(cand, rows.row(i), variance=variance, inequality=inequality, r=r)
+        except _NoRoute as exc:
+            reasons[i].append(str(exc))
+        except ValueError as exc:
+            msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
+            reasons[i].append(f"{cand} refused: {msg}")
+        else:
+            yi[i], vi[i], r_out[i], route[i], flags[i], done[i] = y, v, ru, cand, fl, True
+
+    for cand in ROUTES:
+        idx = np.flatnonzero(masks[cand] & ~done)
+        if cand in _CI_ROUTES and idx.size:
+            keep = []
+            for i in idx.tolist():
+                if ci_flags[i]:
+                    reasons[i].append(f"{cand} not used: {ci_flags[i][0].replace('_', ' ')} (the printed CI "
+                                      f"[{rows.num('ci_low')[i]:g}, {rows.num('ci_high')[i]:g}] does not fit its estimate)")
+                else:
+                    keep.append(i)
+            idx = np.array(keep, dtype=np.intp)
+        if not idx.size:
+            continue
+        if cand == "paired":
+            for i in idx.tolist():
+                one(i, cand)
+            continue
+        for group, options in _route_groups(cand, rows, idx):
+            pending = group
+            while pending.size:
+                try:
+                    y, v, fl = _run_many(cand, rows, pending, options, variance=variance, inequality=inequality)
+                except ValueError as exc:
+                    m = _POSITIONS.search(str(exc))
+                    bad = sorted({int(x) for x in m.group(1).split(",")}) if m else list(range(pending.size))
+                    bad = [b for b in bad if b < pending.size] or list(range(pending.size))
+                    for b in bad:
+                        one(int(pending[b]), cand)
+                    pending = np.delete(pending, bad)
+                    continue
+                yi[pending], vi[pending] = y, v
+                done[pending] = True
+                for k, i in enumerate(pending.tolist()):
+                    route[i], flags[i] = cand, fl[k]
+                break
+
+    # what a row without a route lacks depends only on its comparison, its effect_size_type and which
+    # of _MISSING_COLUMNS it has: worded once per such combination
+    present = [~np.isnan(rows.num(c)) if c in _NUMERIC else np.array([t != "" for t in rows.text(c)], dtype=bool)
+               for c in _MISSING_COLUMNS]
+    kinds = list(zip(rows.text("comparison").tolist(), rows.text("effect_size_type").tolist(), *present))
+    missing: dict[tuple, str] = {}
+    out = []
+    for i in range(n):
+        rs = reasons[i]
+        if not rs and route[i] == "none":
+            if kinds[i] not in missing:
+                missing[kinds[i]] = missing_for_routes(rows.row(i, _MISSING_COLUMNS))
+            rs = [missing[kinds[i]]]
+        out.append((float(yi[i]), float(vi[i]), route[i], ci_flags[i] + flags[i], rs, float(r_out[i])))
+    return out
+
+
+def _route_groups(cand: str, rows: _Rows, idx: np.ndarray) -> list[tuple[np.ndarray, tuple]]:
+    """The rows of ``idx`` split by what :mod:`meta.effects` takes as one scalar: the CI level
+    (``ci_level``, 0.95 when empty) of a CI route, and for ``reported_es_ci`` / ``reported_es``
+    whether the effect size is a g."""
+    keys: list[tuple] = [()] * idx.size
+    if cand in _CI_ROUTES:
+        level = rows.num("ci_level")[idx]
+        keys = [(0.95 if math.isnan(x) else float(x),) for x in level.tolist()]
+    if cand in ("reported_es_ci", "reported_es"):
+        is_g = [t in ("hedges_g", "g") for t in rows.text("effect_size_type")[idx].tolist()]
+        keys = [k + (g,) for k, g in zip(keys, is_g)]
+    groups: dict[tuple, list[int]] = {}
+    for k, i in zip(keys, idx.tolist()):
+        groups.setdefault(k, []).append(i)
+    return [(np.array(v, dtype=np.intp), k) for k, v in groups.items()]
+
+
+def _run_many(cand: str, rows: _Rows, idx: np.ndarray, options: tuple, *, variance: str,
+              inequality: str) -> tuple[np.ndarray, np.ndarray, list[list[str]]]:
+    """:func:`_run` for the rows ``idx`` of one group of :func:`_route_groups` at once (not ``paired``):
+    the same :mod:`meta.effects` call on arrays, the same flags per row."""
+    from meta import effects
+
+    def num(col: str) -> np.ndarray:
+        return rows.num(col)[idx]
+
+    k = idx.size
+    n1, n2 = num("n1"), num("n2")
+    pre: list[list[str]] = [[] for _ in range(k)]
+    post: list[str] = []
+    if cand in ("reported_es_within", "reported_es_ci", "t", "reported_es"):  # _signed_effect_size
+        direction, es = num("direction"), num("effect_size")
+        unsigned = np.isnan(direction)
+        d = np.where(unsigned, es, direction * np.abs(es))
+        for j in np.flatnonzero(unsigned).tolist():
+            pre[j].append("sign_as_reported")
+    if cand in ("reported_es_ci", "reported_es"):
+        es_type = rows.text("effect_size_type")[idx]
+        for j, t in enumerate(es_type.tolist()):
+            if t not in ("cohen_d", "hedges_g", "g"):
+                pre[j].append("es_type_unspecified")
+    if cand in _CI_ROUTES:
+        level = options[0]
+        for j in np.flatnonzero(np.isnan(num("ci_level"))).tolist():
+            pre[j].append("ci_level_assumed")
+    p_op = None
+    if cand in ("md_p", "p_only"):
+        p_op = np.array([t or "=" for t in rows.text("p_operator")[idx].tolist()], dtype=object)
+    if cand == "means_sd":
+        out = effects.smd(num("mean1"), num("sd1"), n1, num("mean2"), num("sd2"), n2, variance=variance)
+    elif cand == "md_p":
+        out = effects.smd_from_md(num("mean_diff"), n1, n2, p=num("p_value"), p_operator=p_op,
+                                  inequality=inequality, variance=variance)
+    elif cand == "md_ci":
+        out = effects.smd_from_md(num("mean_diff"), n1, n2, variance=variance, ci_low=num("ci_low"),
+                                  ci_high=num("ci_high"), level=level)
+    elif cand == "md_se":
+        out = effects.smd_from_md(num("mean_diff"), n1, n2, variance=variance, se=num("se"))
+    elif cand == "change_ci":
+        out = effects.smd_change(num("mean_diff"), n1, ci_low=num("ci_low"), ci_high=num("ci_high"), level=level)
+        post = ["d_z"]
+    elif cand == "change_se":
+        out = effects.smd_change(num("mean_diff"), n1, se=num("se"))
+        post = ["d_z"]
+    elif cand == "reported_es_within":
+        out = effects.smd_from_dz(d, n1)
+        post = ["es_standardiser_unstated"]
+    elif cand == "reported_es_ci":
+        out = effects.smd_from_d_ci(d, num("ci_low"), num("ci_high"), n1, n2, es_type="g" if options[1] else "d",
+                                    level=level, variance=variance)
+    elif cand == "t":
+        out = effects.smd_from_t(d, n1, n2, variance=variance)
+    elif cand == "reported_es":
+        if options[0]:  # a g: undo the correction smd_from_d applies, as _run does
+            d = d / np.asarray(effects.smd_from_d(np.ones(k), n1, n2, variance=variance)["yi"])
+        out = effects.smd_from_d(d, n1, n2, variance=variance)
+    elif cand == "p_only":
+        out = effects.smd_from_p(num("p_value"), n1, n2, num("direction"), p_operator=p_op,
+                                 inequality=inequality, variance=variance)
+    else:  # pragma: no cover
+        raise ValueError(f"unknown route {cand!r}")
+    flags = [f + post for f in pre]
+    if "p_inequality" in out.columns:
+        for j in np.flatnonzero(np.asarray(out["p_inequality"])).tolist():
+            flags[j].insert(0, "p_inequality")
+    return np.asarray(out["yi"], dtype=float), np.asarray(out["vi"], dtype=float), flags
+
+
 def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *,
                   variance: str = "revman", inequality: str = "bound",
                   r: float | None = None) -> pd.DataFrame:
@@ -450,49 +716,34 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
     if studies is not None and "cohort_id" in studies.columns:
         cohort = dict(zip(studies["study_id"], studies["cohort_id"]))
 
+    rows = _Rows(df)
+    routed = _route_rows(rows, variance=variance, inequality=inequality, r=r)
+    get = rows.column
+    comparison, task = rows.text("comparison"), rows.text("task")
     records = []
-    for _, row in zip(df.index, df.to_dict("records")):
-        yi = vi = r_used = math.nan
-        route, flags, reasons = "none", [], []
-        comparison = _text(row.get("comparison"))
-        ci_flags = _ci_flags(row)
-        for cand in candidate_routes(row):
-            if cand in _CI_ROUTES and ci_flags:
-                reasons.append(f"{cand} not used: {ci_flags[0].replace('_', ' ')} (the printed CI "
-                               f"[{_num(row, 'ci_low'):g}, {_num(row, 'ci_high'):g}] does not fit its estimate)")
-                continue
-            try:
-                yi, vi, flags, r_used = _run(cand, row, variance=variance, inequality=inequality, r=r)
-                route = cand
-                break
-            except _NoRoute as exc:
-                reasons.append(str(exc))
-            except ValueError as exc:
-                # effects reports positions in its (one-row) input; they mean nothing here
-                msg = re.sub(r"(; bad)? at positions? \[0\](: \[[^\]]*\])?", "", str(exc))
-                reasons.append(f"{cand} refused: {msg}")
-        if not reasons and route == "none":
-            reasons.append(missing_for_routes(row))
-        flags = ci_flags + flags
-        if _text(row.get("task")) == "averaged_across_tasks":
-            flags.append("averaged_across_tasks")
+    for i, (sid, outcome, timepoint, task_value, n1, n2, url, locator) in enumerate(zip(
+            get("study_id"), get("outcome"), get("timepoint", pd.NA), get("task", pd.NA), get("n1"), get("n2"),
+            get("source_url", pd.NA), get("source_locator", pd.NA))):
+        yi, vi, route, flags, reasons, r_used = routed[i]
+        if task[i] == "averaged_across_tasks":
+            flags = flags + ["averaged_across_tasks"]
         records.append({
-            "study_id": row.get("study_id"),
-            "cohort_id": cohort.get(row.get("study_id"), pd.NA),
-            "outcome": row.get("outcome"),
-            "comparison": comparison,
-            "timepoint": row.get("timepoint", pd.NA),
-            "task": row.get("task", pd.NA),
-            "n1": row.get("n1"),
-            "n2": row.get("n2"),
+            "study_id": sid,
+            "cohort_id": cohort.get(sid, pd.NA),
+            "outcome": outcome,
+            "comparison": comparison[i],
+            "timepoint": timepoint,
+            "task": task_value,
+            "n1": n1,
+            "n2": n2,
             "yi": yi,
             "vi": vi,
             "route": route,
             "es_scale": ES_SCALES.get(route, ""),
             "flags": ";".join(flags),
             "reason": "; ".join(reasons),
-            "source_url": row.get("source_url", pd.NA),
-            "source_locator": row.get("source_locator", pd.NA),
+            "source_url": url,
+            "source_locator": locator,
             "r": r_used,
         })
     out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import pandas as pd
 
 from meta.review.inputs.analysis import DEFAULT_REVIEW_MATCH
@@ -76,11 +77,24 @@ def coverage_table(dataset_or_frames: Any, effects: pd.DataFrame | None = None) 
         effects = study_effects(outcomes, studies, **EFFECT_OPTIONS)
     eff = effects[effects["study_id"].isin(ids)]
     columns = sorted(set(outcomes["outcome"].dropna()))
-    table = pd.DataFrame("", index=pd.Index(ids, name="study_id"), columns=columns, dtype=object)
     order = {r: i for i, r in enumerate(ROUTES)}
-    for (sid, outcome), grp in eff.groupby(["study_id", "outcome"], sort=False):
-        used = sorted({r for r in grp["route"] if r != "none"}, key=order.__getitem__)
-        table.loc[sid, outcome] = ", ".join(used) if used else NO_NUMBERS
+    routes: dict[tuple, set] = {}  # (study, outcome) -> routes used, for the pairs that have a row
+    for sid, outcome, route in zip(eff["study_id"].tolist(), eff["outcome"].tolist(), eff["route"].tolist()):
+        if pd.isna(sid) or pd.isna(outcome):
+            continue  # as groupby: no group for a missing key
+        used = routes.setdefault((sid, outcome), set())
+        if route != "none":
+            used.add(route)
+    rows: dict = {}
+    for i, sid in enumerate(ids):
+        rows.setdefault(sid, []).append(i)
+    col = {c: j for j, c in enumerate(columns)}
+    cells = np.full((len(ids), len(columns)), "", dtype=object)
+    for (sid, outcome), used in routes.items():
+        text = ", ".join(sorted(used, key=order.__getitem__)) if used else NO_NUMBERS
+        for i in rows[sid]:
+            cells[i, col[outcome]] = text
+    table = pd.DataFrame(cells, index=pd.Index(ids, name="study_id"), columns=columns, dtype=object)
     table.columns.name = "outcome"
     return table
 

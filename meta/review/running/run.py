@@ -170,19 +170,33 @@ def unit_of_analysis(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     first = ~r["_cohort"].duplicated()
     kept = r.loc[first]
     aside = r.loc[~first].copy()
-    reasons = []
-    names = {"_task": "task", "_route": "route", "_n": "n", "study_id": "study_id", "_order": "row order"}
-    for _, row in aside.iterrows():
-        k = kept.loc[kept["_cohort"] == row["_cohort"]].iloc[0]
-        crit = next((names[c] for c in keys if k[c] != row[c]), "row order")
-        reasons.append(
-            f"same cohort {row['_cohort']} as {k['study_id']} (outcomes.csv row {k['_order']}; "
-            f"{_cell(k.get('task'))}, {k['route']}, n={-k['_n']:.0f}); decided by {crit}"
-        )
-    aside["reason"] = reasons
+    aside["reason"] = _set_aside_reasons(kept, aside, keys)
     drop = ["_cohort", "_task", "_route", "_n", "_order"]
     kept = kept.sort_values("_order", kind="mergesort").drop(columns=drop)
     return kept, aside.drop(columns=drop)
+
+
+def _set_aside_reasons(kept: pd.DataFrame, aside: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Why each row of ``aside`` was set aside: the kept row of its cohort and the first sort key in
+    which they differ (``kept`` holds one row per ``_cohort``). Column values as lists, the kept row
+    found by its cohort in a dict: linear in the rows."""
+    names = {"_task": "task", "_route": "route", "_n": "n", "study_id": "study_id", "_order": "row order"}
+    cols = list(dict.fromkeys(["_cohort", "study_id", "_order", "route", "_n"] + keys))
+    kv = {c: kept[c].tolist() for c in cols}
+    av = {c: aside[c].tolist() for c in cols}
+    k_task = kept["task"].tolist() if "task" in kept.columns else [None] * len(kept)
+    first: dict = {}
+    for i, cohort in enumerate(kv["_cohort"]):
+        first.setdefault(cohort, i)
+    reasons = []
+    for j, cohort in enumerate(av["_cohort"]):
+        i = first[cohort]
+        crit = next((names[c] for c in keys if kv[c][i] != av[c][j]), "row order")
+        reasons.append(
+            f"same cohort {cohort} as {kv['study_id'][i]} (outcomes.csv row {kv['_order'][i]}; "
+            f"{_cell(k_task[i])}, {kv['route'][i]}, n={-kv['_n'][i]:.0f}); decided by {crit}"
+        )
+    return reasons
 
 
 # --------------------------------------------------------------------------- running

@@ -1,0 +1,59 @@
+"""A figure the cache already holds is written without importing matplotlib's drawing machinery.
+
+``meta.plots`` imports a plot module when one of its names is first used, and the plot modules
+import ``matplotlib.figure``, artists and canvases inside the functions that draw; so a warm
+``meta reproduce`` (every figure a cache hit of ``draw_and_save``) imports only what the
+cache key needs. Checked in fresh interpreters sharing one matplotlib cache folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+from meta.pool import pool
+import meta.plots as plots
+res = pool(np.array([0.1, 0.4, -0.2, 0.3]), np.array([0.04, 0.05, 0.03, 0.06]), method="DL",
+           slab=["A 2001", "B 2002", "C 2003", "D 2004"])
+files = plots.draw_and_save(plots.forest, sys.argv[1] + "/forest", args=(res,))
+print(json.dumps({"figure": "matplotlib.figure" in sys.modules, "axes": "matplotlib.axes" in sys.modules,
+                  "forest_plot": "meta.plots.forest_plot" in sys.modules,
+                  "funnel_plot": "meta.plots.funnel_plot" in sys.modules,
+                  "sizes": [len(open(f, "rb").read()) for f in files]}))
+"""
+
+
+def _run(out: Path, cache: Path) -> dict:
+    env = dict(os.environ, MPLCONFIGDIR=str(cache), MPLBACKEND="Agg", PYTHONPATH=str(ROOT))
+    env.pop("META_FIGURE_CACHE", None)
+    p = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, env=env,
+                       cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def test_a_cache_hit_imports_no_drawing_machinery(tmp_path):
+    cold = _run(tmp_path / "a", tmp_path / "mpl")
+    assert cold["figure"] and cold["forest_plot"]  # drawn: matplotlib's figure was needed
+    warm = _run(tmp_path / "b", tmp_path / "mpl")
+    assert warm["sizes"] == cold["sizes"] and min(warm["sizes"]) > 0
+    assert not warm["figure"] and not warm["axes"]
+    assert warm["forest_plot"] and not warm["funnel_plot"]  # only the plot module asked for
+    for name in ("png", "svg", "pdf"):
+        assert (tmp_path / "a" / f"forest.{name}").read_bytes() == (tmp_path / "b" / f"forest.{name}").read_bytes()
+
+
+def test_meta_plots_still_lists_and_gives_every_public_name():
+    import meta.plots as plots
+
+    for name in plots.__all__:
+        assert callable(getattr(plots, name)) or isinstance(getattr(plots, name), (str, float))
+        assert name in dir(plots)
