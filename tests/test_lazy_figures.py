@@ -57,3 +57,14 @@ def test_meta_plots_still_lists_and_gives_every_public_name():
     for name in plots.__all__:
         assert callable(getattr(plots, name)) or isinstance(getattr(plots, name), (str, float))
         assert name in dir(plots)
+
+
+def test_no_plot_module_is_named_like_a_public_function():
+    """Importing a submodule sets it as an attribute of its package: a module named like a public
+    function (meta/plots/regplot.py defining regplot) would replace the function by the module."""
+    from pathlib import Path
+
+    import meta.plots as plots
+
+    modules = {p.stem for p in Path(plots.__file__).parent.glob("*.py")}
+    assert not modules & set(plots.__all__), sorted(modules & set(plots.__all__))

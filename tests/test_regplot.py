@@ -1,4 +1,4 @@
-"""meta.plots.regplot: the bubble plot of a meta-regression, checked by what is drawn.
+"""meta.plots.regplot (meta.plots.bubble_plot): the bubble plot of a meta-regression, checked by what is drawn.
 
 The fitted line and the studies' points are compared with metafor 3.8.1 (tests/r/regression_reference.R:
 rma(yi, vi, mods = ~ ablat) on dat.bcg, predict() at ablat 10, 30, 50; weights()).
@@ -19,7 +19,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from meta import plots  # noqa: E402
-from meta.plots.regplot import point_sizes  # noqa: E402
+from meta.plots.bubble_plot import point_sizes  # noqa: E402
 from meta.regression import meta_regression  # noqa: E402
 from tests._reference import arr  # noqa: E402
 

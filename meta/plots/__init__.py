@@ -12,15 +12,19 @@ contour enhancement (Peters et al. 2008), Egger's regression line (Egger et al.
 1997, as metafor ``regtest(model="lm")``) and trim-and-fill's filled studies
 (Duval & Tweedie 2000) drawn hollow. ``save()`` writes PNG/SVG/PDF.
 
-One module per job; everything public is importable from ``meta.plots``:
+One module per job, none named like a public function (a submodule imported under the
+function's name would shadow it); everything public is importable from ``meta.plots``:
 
 * :mod:`meta.plots.forest_plot` - :func:`forest`;
-* :mod:`meta.plots.forest_mv` - :func:`forest_mv` (a multilevel model: effect sizes grouped by study;
+* :mod:`meta.plots.forest_multilevel` - :func:`forest_mv` (a multilevel model: effect sizes grouped by study;
   ``forest(res)`` of a :class:`meta.multilevel.MultilevelResult` calls it);
 * :mod:`meta.plots.funnel_plot` - :func:`funnel`;
 * :mod:`meta.plots.robustness` - :func:`robustness_plot` (one row per method of a
   :class:`meta.robustness.RobustnessResult`);
 * :mod:`meta.plots.cumulative` - :func:`cumulative_forest` (metafor ``forest(cumul(res))``);
+* :mod:`meta.plots.bubble_plot` - :func:`regplot` (metafor ``regplot``, a meta-regression);
+* :mod:`meta.plots.baujat` - :func:`baujat_plot`; :mod:`meta.plots.influence_panel` -
+  :func:`influence_plot`; :mod:`meta.plots.gosh_scatter` - :func:`gosh_plot`;
 * :mod:`meta.plots.layout` - the text and axes layout they share (RevMan's wording lines,
   number texts, text measuring and wrapping, the value axis);
 * :mod:`meta.plots.style` - the fixed matplotlib style every figure is drawn and saved under;
@@ -60,10 +64,10 @@ import importlib
 #: and matplotlib's drawing machinery with it
 _WHERE = {
     "baujat_plot": "baujat", "cumulative_forest": "cumulative", "draw_and_save": "files", "save": "files",
-    "forest": "forest_plot", "funnel": "funnel_plot", "gosh_plot": "gosh_plot", "influence_plot": "influence_plot",
+    "forest": "forest_plot", "funnel": "funnel_plot", "gosh_plot": "gosh_scatter", "influence_plot": "influence_panel",
     "CM": "layout", "MINUS": "layout", "format_p": "layout", "heterogeneity_line": "layout",
     "overall_effect_line": "layout", "subgroup_differences_line": "layout", "value_axis": "layout",
-    "robustness_plot": "robustness", "forest_mv": "forest_mv", "regplot": "regplot",
+    "robustness_plot": "robustness", "forest_mv": "forest_multilevel", "regplot": "bubble_plot",
 }
 
 

@@ -207,7 +207,7 @@ def forest(
     Parameters
     ----------
     result : a :class:`meta.multilevel.MultilevelResult` (drawn by
-        :func:`meta.plots.forest_mv.forest_mv`: effect sizes grouped under their
+        :func:`meta.plots.forest_multilevel.forest_mv`: effect sizes grouped under their
         study, the pooled diamond), a :class:`meta.pool.PoolResult` (k = 1 included), a
         :class:`meta.pool.SubgroupResult` (its ``groups`` keyed by the values of
         ``studies[subgroup]``; the total row uses ``result.overall``), or a
@@ -260,7 +260,7 @@ def forest(
     re-estimated here.
     """
     if hasattr(result, "sigma2") and hasattr(result, "cluster"):  # meta.multilevel.MultilevelResult
-        from meta.plots.forest_mv import forest_mv
+        from meta.plots.forest_multilevel import forest_mv
 
         if studies is not None or subgroup is not None:
             raise ValueError("forest: a multilevel result carries its effect sizes and studies; pass no studies/subgroup")
