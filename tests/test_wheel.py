@@ -4,6 +4,7 @@ in an empty folder of a fresh environment reproduces from it and says so."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -25,7 +26,12 @@ def test_every_package_folder_is_listed_in_pyproject():
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+    # built from a copy of the sources: setuptools writes build/ and *.egg-info next to what it builds
+    src = tmp_path_factory.mktemp("src") / "meta-pfp-review"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "dist", "results", "*.egg-info",
+                                                             "__pycache__", ".pytest_cache", ".hypothesis", "tests",
+                                                             "notebooks", "benchmarks", "docs"))
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
                        capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         pytest.fail(f"building the wheel failed:\n{r.stdout}\n{r.stderr}")
