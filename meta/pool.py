@@ -458,7 +458,7 @@ def _tau2_one(y, v, method):
 
 def pool(
     yi, vi=None, *, method: str = "DL", test: str = "z", level: float = 0.95, pi: str = "default", slab=None,
-    measure: str | None = None,
+    measure: str | None = None, mods=None, data=None,
 ) -> PoolResult:
     """Pool effect sizes ``yi`` with sampling variances ``vi``.
 
@@ -493,7 +493,18 @@ def pool(
     positions for mismatched lengths or labels, empty input, NaN/inf,
     booleans, complex numbers, ``vi <= 0``, or input so large that the sums
     overflow.
+
+    ``mods`` (with optional ``data``, which ``yi``, ``vi``, ``mods`` and
+    ``slab`` may name columns of): moderators; the call is then
+    :func:`meta.regression.meta_regression` (metafor ``rma(yi, vi, mods=)``)
+    with these options and returns its ``RegressionResult``.
     """
+    if data is not None and mods is None:
+        raise ValueError("pool: data= goes with mods= (a meta-regression); without moderators pass yi and vi themselves")
+    if mods is not None:  # meta-regression: metafor rma(yi, vi, mods=)
+        from meta.regression import meta_regression
+
+        return meta_regression(yi, vi, mods, data=data, method=method, test=test, level=level, pi=pi, slab=slab)
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     yi, vi = _frame_columns(yi, vi, "pool")
     measure = _measure_from(measure, yi, vi)

@@ -63,6 +63,7 @@ from meta.plots.gosh_plot import gosh_plot
 from meta.plots.influence_plot import influence_plot
 from meta.plots.layout import CM, MINUS, format_p, heterogeneity_line, overall_effect_line, subgroup_differences_line, value_axis
 from meta.plots.robustness import robustness_plot
+from meta.plots.regplot import regplot
 
-__all__ = ["forest", "forest_mv", "funnel", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
+__all__ = ["forest", "forest_mv", "funnel", "regplot", "robustness_plot", "cumulative_forest", "baujat_plot", "influence_plot", "gosh_plot", "save", "draw_and_save", "format_p",
            "heterogeneity_line", "overall_effect_line", "subgroup_differences_line", "value_axis", "CM", "MINUS"]
