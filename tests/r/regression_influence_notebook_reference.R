@@ -42,7 +42,9 @@ regression <- list(beta = unname(c(reg$beta)), se = unname(reg$se), zval = unnam
 
 inf <- influence(res)
 print(inf)
+pdf(NULL)  # baujat() draws; keep R from writing Rplots.pdf
 b <- baujat(res)
+invisible(dev.off())
 ip <- inf$inf
 influence_ref <- list(rstudent = unname(ip$rstudent), cook_d = unname(ip$cook.d),
                       tau2_del = unname(ip$tau2.del),
