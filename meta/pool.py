@@ -504,6 +504,8 @@ def pool(
     if mods is not None:  # meta-regression: metafor rma(yi, vi, mods=)
         from meta.regression import meta_regression
 
+        if vi is None and isinstance(yi, pd.DataFrame):  # pool(escalc_frame, mods=...)
+            yi, vi = _frame_columns(yi, vi, "pool")
         return meta_regression(yi, vi, mods, data=data, method=method, test=test, level=level, pi=pi, slab=slab)
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     yi, vi = _frame_columns(yi, vi, "pool")

@@ -465,3 +465,19 @@ def test_categorical_order_and_booleans_are_coded_as_r_factors():
     assert res.names == ("intrcpt", "highTRUE")
     np.testing.assert_allclose(res.beta, meta_regression(BCG.yi, BCG.vi, (BCG.ablat > 30).astype(float).to_numpy(),
                                                          method="DL").beta, rtol=1e-12)
+
+
+def test_pool_of_an_escalc_frame_with_mods_is_the_meta_regression_of_its_columns():
+    import numpy as np
+    import pandas as pd
+
+    from meta.escalc import escalc
+    from meta.pool import pool
+    from meta.regression import meta_regression
+
+    bcg = pd.read_csv(Path(__file__).resolve().parents[1] / "notebooks" / "data" / "bcg.csv")
+    es = escalc("RR", ai=bcg.tpos, bi=bcg.tneg, ci=bcg.cpos, di=bcg.cneg)
+    got = pool(es, mods=bcg["ablat"].to_numpy(), method="REML")
+    want = meta_regression(es["yi"], es["vi"], mods=bcg["ablat"].to_numpy(), method="REML")
+    np.testing.assert_array_equal(got.beta, want.beta)
+    np.testing.assert_array_equal(got.se, want.se)
