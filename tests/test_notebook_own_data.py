@@ -5,11 +5,12 @@ tests/fixtures/normand1999_notebook_reference.json)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+
+from _notebooks import fingerprint, numbers
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -20,34 +21,16 @@ CSV = ROOT / "notebooks" / "data" / "normand1999.csv"
 FIXTURE = ROOT / "tests" / "fixtures" / "normand1999_notebook_reference.json"
 
 
-def _fingerprint(*folders: Path) -> dict[str, str]:
-    return {
-        str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for folder in folders
-        for f in sorted(folder.rglob("*"))
-        if f.is_file() and ".ipynb_checkpoints" not in f.parts
-    }
 
 
-def _numbers(x):
-    if isinstance(x, dict):
-        for v in x.values():
-            yield from _numbers(v)
-    elif isinstance(x, list):
-        for v in x:
-            yield from _numbers(v)
-    elif isinstance(x, float):
-        yield x
-
-
-def test_own_data_notebook_asserts_the_r_reference_numbers():
+def test_own_data_notebook_asserts_the_r_referencenumbers():
     """Every metafor / R number of the fixture appears as a literal in the notebook's code, so the
     asserts there are the committed R script's output, not numbers copied from our own."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     source = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     ref = json.loads(FIXTURE.read_text())
     assert ref["metafor"] == "3.8.1" and "metafor 3.8.1" in source
-    missing = [x for x in _numbers(ref) if repr(x) not in source]
+    missing = [x for x in numbers(ref) if repr(x) not in source]
     assert not missing, f"fixture numbers not asserted in the notebook: {missing}"
     assert "assert" in source and "np.testing.assert_allclose" in source
 
@@ -64,7 +47,7 @@ def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp))  # tempfile.mkdtemp in the kernel writes here
-    before = _fingerprint(ROOT / "notebooks", ROOT / "data")
+    before = fingerprint(ROOT / "notebooks", ROOT / "data")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = nbclient.NotebookClient(
         nb, kernel_name="python3", timeout=180,
@@ -86,4 +69,4 @@ def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(
     assert len(images) >= 2  # forest and funnel plot
     saved = sorted(p.name for p in tmp.glob("meta-own-data-*/*") if p.is_file())
     assert saved == ["normand1999_forest.pdf", "normand1999_forest.png", "normand1999_forest.svg", "normand1999_funnel.png"]
-    assert _fingerprint(ROOT / "notebooks", ROOT / "data") == before
+    assert fingerprint(ROOT / "notebooks", ROOT / "data") == before

@@ -7,11 +7,12 @@ notebook's code). Their bundled CSVs are the metadat 1.2.0 data sets the R scrip
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
+
+from _notebooks import fingerprint, numbers
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -23,24 +24,6 @@ NOTEBOOKS = {
 }
 
 
-def _fingerprint(*folders: Path) -> dict[str, str]:
-    return {
-        str(f.relative_to(ROOT)): hashlib.sha256(f.read_bytes()).hexdigest()
-        for folder in folders
-        for f in sorted(folder.rglob("*"))
-        if f.is_file() and ".ipynb_checkpoints" not in f.parts
-    }
-
-
-def _numbers(x):
-    if isinstance(x, dict):
-        for v in x.values():
-            yield from _numbers(v)
-    elif isinstance(x, list):
-        for v in x:
-            yield from _numbers(v)
-    elif isinstance(x, float):
-        yield x
 
 
 def _code(name: str) -> str:
@@ -68,7 +51,7 @@ def test_notebook_asserts_every_r_reference_number(name):
     source = _code(name)
     ref = json.loads(NOTEBOOKS[name].read_text())
     assert ref["metafor"] == "3.8.1" and ref["metadat"] == "1.2.0" and "metafor 3.8.1" in source
-    missing = [x for x in _numbers(ref) if repr(x) not in source]
+    missing = [x for x in numbers(ref) if repr(x) not in source]
     assert not missing, f"fixture numbers not asserted in {name}: {missing}"
     assert "np.testing.assert_allclose" in source
 
@@ -93,7 +76,7 @@ def test_bundled_csvs_are_the_metadat_data_sets():
 
 
 def test_multilevel_notebook_runs_in_a_fresh_kernel(this_python_kernel):
-    before = _fingerprint(ROOT / "notebooks", ROOT / "data")
+    before = fingerprint(ROOT / "notebooks", ROOT / "data")
     texts, images = _run("multilevel.ipynb")
     assert "Multivariate Meta-Analysis Model (k = 56; method: REML)" in texts
     assert "Multivariate Meta-Analysis Model (k = 100; method: REML)" in texts
@@ -101,15 +84,15 @@ def test_multilevel_notebook_runs_in_a_fresh_kernel(this_python_kernel):
     assert "Cluster-robust t tests (CR2, 17 clusters, df: Satterthwaite)" in texts
     assert "SmallDfWarning: coef_test: degrees of freedom < 4 for deltypegeneral" in texts
     assert images >= 1  # the forest plot of the multilevel fit
-    assert _fingerprint(ROOT / "notebooks", ROOT / "data") == before
+    assert fingerprint(ROOT / "notebooks", ROOT / "data") == before
 
 
 def test_regression_influence_notebook_runs_in_a_fresh_kernel(this_python_kernel):
-    before = _fingerprint(ROOT / "notebooks", ROOT / "data")
+    before = fingerprint(ROOT / "notebooks", ROOT / "data")
     texts, images = _run("regression_influence.ipynb")
     assert "Random-Effects Model (k = 13; tau^2 estimator: REML)" in texts
     assert "Mantel-Haenszel method" in texts
     assert "Mixed-Effects Model (k = 13; tau^2 estimator: REML)" in texts
     assert "Influence diagnostics (k = 13" in texts
     assert images >= 4  # bubble plot, Baujat plot, forest and funnel
-    assert _fingerprint(ROOT / "notebooks", ROOT / "data") == before
+    assert fingerprint(ROOT / "notebooks", ROOT / "data") == before

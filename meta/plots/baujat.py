@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from meta.plots.layout import CM, _wrap
+from meta.plots.layout import titled_figure
 from meta.plots.style import fixed_style
 
 __all__ = ["baujat_plot"]
@@ -64,13 +62,7 @@ def baujat_plot(
     x, y = bj["x"].to_numpy(dtype=float), bj["y"].to_numpy(dtype=float)
     if xlabel is None:
         xlabel = "Contribution to Overall Heterogeneity" if inf.method == "FE" else "Squared Pearson Residual"
-    W, H = width_cm * CM, height_cm * CM
-    fig = Figure(figsize=(W, H), facecolor="white")
-    FigureCanvasAgg(fig)
-    rh = fontsize * 1.6 / 72
-    if title:
-        title = _wrap(title, W - 0.2, True, fontsize + 1)
-    top = 0.15 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
+    fig, W, H, title, top = titled_figure(width_cm, height_cm, fontsize, title)
     left, right, bottom = 0.7, 0.2, 0.55
     ax = fig.add_axes((left / W, bottom / H, (W - left - right) / W, (H - top - bottom) / H))
     ax.set_label("baujat")

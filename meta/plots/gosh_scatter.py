@@ -14,10 +14,8 @@ import math
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
-from meta.plots.layout import CM, _wrap
+from meta.plots.layout import titled_figure
 from meta.plots.style import fixed_style
 
 __all__ = ["gosh_plot", "HET"]
@@ -79,13 +77,7 @@ def gosh_plot(
         if out not in slab:
             raise ValueError(f"out must be one of the study labels {slab[:10]}{' ...' if len(slab) > 10 else ''}; got {out!r}")
         sel = incl[:, slab.index(out)]
-    W, H = width_cm * CM, height_cm * CM
-    fig = Figure(figsize=(W, H), facecolor="white")
-    FigureCanvasAgg(fig)
-    rh = fontsize * 1.6 / 72
-    if title:
-        title = _wrap(title, W - 0.2, True, fontsize + 1)
-    top = 0.15 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
+    fig, W, H, title, top = titled_figure(width_cm, height_cm, fontsize, title)
     left, bottom, right = 0.75, 0.55, 0.15
     gap = 0.06  # inches between the scatter and its margin histograms
     hh = 0.3  # share of the width / height given to the margin histograms (metafor hh = 0.3)

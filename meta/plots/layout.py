@@ -370,3 +370,20 @@ def label_ticks(av, x0: float, x1: float) -> tuple[list, list] | None:
         pos = [float(inv(v)) for v in vals]
     ok = [(p, v) for p, v in zip(pos, vals) if np.isfinite(p)]
     return [p for p, _ in ok], [_num(v, 2) for _, v in ok]
+
+
+def titled_figure(width_cm: float, height_cm: float, fontsize: float, title: str | None):
+    """A white ``Figure`` of ``width_cm`` x ``height_cm`` with its Agg canvas, ``title`` wrapped to the
+    figure's width, and ``top``: the inches the title takes above the axes.  Returns
+    ``(fig, W, H, title, top)`` with ``W``, ``H`` in inches."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    W, H = width_cm * CM, height_cm * CM
+    fig = Figure(figsize=(W, H), facecolor="white")
+    FigureCanvasAgg(fig)
+    rh = fontsize * 1.6 / 72
+    if title:
+        title = _wrap(title, W - 0.2, True, fontsize + 1)
+    top = 0.15 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
+    return fig, W, H, title, top
