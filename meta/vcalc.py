@@ -73,6 +73,8 @@ def vcalc_triplets(vi, cluster, *, obs=None, rho: float, checkpd: bool = True):
     if bad.any():
         raise ValueError(f"vi must be finite and > 0; offending positions (0-based): {_checks.positions(bad)}")
     _checks.real(rho, "rho")
+    if isinstance(rho, (str, bytes)):  # "0.5" would otherwise pass as a number
+        raise ValueError(f"rho must be one number in [-1, 1], not text; got {rho!r}")
     try:
         r = np.asarray(rho, dtype=float)
     except (TypeError, ValueError):

@@ -85,3 +85,9 @@ def test_not_positive_definite_warns_once():
 def test_bad_input_is_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         vcalc(kwargs.pop("vi"), kwargs.pop("cluster"), **kwargs)
+
+
+@pytest.mark.parametrize("rho", ["0.5", b"0.5"])
+def test_rho_given_as_text_is_refused(rho):
+    with pytest.raises(ValueError, match="rho must be one number in \\[-1, 1\\], not text"):
+        vcalc([0.1, 0.2], [1, 1], rho=rho)
