@@ -89,3 +89,14 @@ def test_saved_files_are_byte_reproducible(res, tmp_path):
     a = plots.save(plots.regplot(res, pi=True, title="BCG vaccine and absolute latitude"), tmp_path / "a" / "fig", formats=("svg",))
     b = plots.save(plots.regplot(res, pi=True, title="BCG vaccine and absolute latitude"), tmp_path / "b" / "fig", formats=("svg",))
     assert a[0].read_bytes() == b[0].read_bytes()
+
+
+@pytest.mark.parametrize("verb", ["forest", "funnel"])
+def test_forest_and_funnel_of_a_meta_regression_say_what_draws_it(verb):
+    """A meta-regression has no single pooled estimate: the message names regplot and the
+    moderator-free pool, instead of an AttributeError about a missing field."""
+    from meta.regression import meta_regression
+
+    res = meta_regression([0.1, 0.3, 0.2, 0.5, 0.4, 0.6], [0.04] * 6, mods=np.arange(6.0))
+    with pytest.raises(TypeError, match="meta.plots.regplot"):
+        getattr(plots, verb)(res)

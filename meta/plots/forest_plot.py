@@ -16,7 +16,7 @@ import pandas as pd
 from meta import _checks, _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
                                _wrap, heterogeneity_line, label_ticks, measure_display, overall_effect_line, plain_figure,
-                               ratio_label, ratio_ticks, subgroup_differences_line, value_axis)
+                               ratio_label, ratio_ticks, refuse_regression, subgroup_differences_line, value_axis)
 from meta.plots.style import fixed_style
 
 __all__ = ["forest"]
@@ -259,6 +259,7 @@ def forest(
     intervals and heterogeneity statistics are read from ``result``; nothing is
     re-estimated here.
     """
+    refuse_regression(result, "forest")
     if hasattr(result, "sigma2") and hasattr(result, "cluster"):  # meta.multilevel.MultilevelResult
         from meta.plots.forest_multilevel import forest_mv
 

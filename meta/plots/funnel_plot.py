@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from meta import _checks, _lazy
-from meta.plots.layout import CM, _num, _same, _wrap, label_ticks, measure_display, plain_figure, ratio_label, ratio_ticks
+from meta.plots.layout import (CM, _num, _same, _wrap, label_ticks, measure_display, plain_figure, ratio_label, ratio_ticks,
+                               refuse_regression)
 from meta.plots.style import fixed_style
 
 __all__ = ["funnel"]
@@ -88,6 +89,7 @@ def funnel(
     ``filled-studies``, ``pseudo-ci``, ``centre-line``, ``egger-line``,
     ``contour-p>0.10``, ``contour-p0.10``, ``contour-p0.05``, ``contour-p0.01``.
     """
+    refuse_regression(yi, "funnel")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D

@@ -387,3 +387,13 @@ def titled_figure(width_cm: float, height_cm: float, fontsize: float, title: str
         title = _wrap(title, W - 0.2, True, fontsize + 1)
     top = 0.15 + ((0.3 + 1.2 * (title.count("\n") + 1)) * rh if title else 0)
     return fig, W, H, title, top
+
+
+def refuse_regression(result, who: str) -> None:
+    """A meta-regression fit (:class:`meta.regression.RegressionResult`) has no single pooled
+    estimate: say what draws it instead of failing on a missing attribute."""
+    if hasattr(result, "QM") and hasattr(result, "beta") and not hasattr(result, "estimate"):
+        raise TypeError(
+            f"{who}: a meta-regression has no single pooled estimate to draw; use meta.plots.regplot(res) "
+            f"(the bubble plot), or {who}(pool(res.yi, res.vi, slab=res.slab)) for the studies without moderators"
+        )
