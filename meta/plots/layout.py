@@ -391,8 +391,9 @@ def titled_figure(width_cm: float, height_cm: float, fontsize: float, title: str
 
 def refuse_regression(result, who: str) -> None:
     """A meta-regression fit (:class:`meta.regression.RegressionResult`) has no single pooled
-    estimate: say what draws it instead of failing on a missing attribute."""
-    if hasattr(result, "QM") and hasattr(result, "beta") and not hasattr(result, "estimate"):
+    estimate: say what draws it instead of failing on a missing attribute (a multilevel fit, which has
+    ``sigma2``, is drawn by :func:`meta.plots.forest_mv`)."""
+    if hasattr(result, "QM") and hasattr(result, "beta") and not hasattr(result, "estimate") and not hasattr(result, "sigma2"):
         raise TypeError(
             f"{who}: a meta-regression has no single pooled estimate to draw; use meta.plots.regplot(res) "
             f"(the bubble plot), or {who}(pool(res.yi, res.vi, slab=res.slab)) for the studies without moderators"
