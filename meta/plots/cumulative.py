@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, plain_figure, value_axis
+from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, plain_figure, row_writer, value_axis
 from meta.plots.style import fixed_style
 
 __all__ = ["cumulative_forest", "step_labels"]
@@ -67,7 +67,6 @@ def cumulative_forest(
     Returns a :class:`matplotlib.figure.Figure`; rows top to bottom in the order studies were added.
     """
     from matplotlib.figure import Figure
-    from matplotlib.transforms import blended_transform_factory
     if not isinstance(cum, pd.DataFrame):
         raise TypeError(f"cumulative_forest: cum must be the DataFrame of meta.pool.cumulative, got {type(cum).__name__}")
     missing = [c for c in _NEEDED if c not in cum.columns]
@@ -111,14 +110,7 @@ def cumulative_forest(
     ax.axvline(null, color="black", linewidth=0.6, zorder=1)
     ax.set_xlabel("")
 
-    rows_tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
-
-    def put(x_in, y, s, *, ha="left", bold=False, gid=None):
-        t = fig.text(x_in, y, s, transform=rows_tr, ha=ha, va="center", fontsize=fontsize,
-                     fontweight="bold" if bold else "normal", parse_math=False)
-        if gid:
-            t.set_gid(gid)
-        return t
+    put = row_writer(fig, ax, fontsize)
 
     head_y = 0.5 - 0.65  # just above the first row, in data units
     put(margin, head_y, "Study added", bold=True, gid="head-study")

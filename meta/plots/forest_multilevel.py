@@ -20,10 +20,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Polygon
-from matplotlib.transforms import blended_transform_factory
 from scipy import stats
 
-from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, format_p, value_axis
+from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, format_p, row_writer, value_axis
 from meta.plots.style import fixed_style
 
 __all__ = ["forest_mv"]
@@ -120,14 +119,7 @@ def forest_mv(
     value_axis(ax, x0, x1, fontsize)
     ln = ax.axvline(null, color="black", linewidth=0.6, zorder=1)
     ln.set_gid("null-line")
-    rows_tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
-
-    def put(x_in, y, s, *, ha="left", bold=False, gid=None):
-        t = fig.text(x_in, y, s, transform=rows_tr, ha=ha, va="center", fontsize=fontsize,
-                     fontweight="bold" if bold else "normal", parse_math=False)
-        if gid:
-            t.set_gid(gid)
-        return t
+    put = row_writer(fig, ax, fontsize)
 
     head_y = 0.5 - 0.65
     put(margin, head_y, "Study / effect size", bold=True, gid="head-study")

@@ -398,3 +398,21 @@ def refuse_regression(result, who: str) -> None:
             f"{who}: a meta-regression has no single pooled estimate to draw; use meta.plots.regplot(res) "
             f"(the bubble plot), or {who}(pool(res.yi, res.vi, slab=res.slab)) for the studies without moderators"
         )
+
+
+def row_writer(fig, ax, fontsize: float):
+    """``put(x_in, y, s, *, ha="left", bold=False, gid=None)``: plain text in a table row of ``fig``,
+    ``x_in`` in inches from the figure's left edge and ``y`` in the data units of ``ax`` (the row
+    positions), as the forest-type plots lay out their columns. Returns the ``Text``."""
+    from matplotlib.transforms import blended_transform_factory
+
+    rows_tr = blended_transform_factory(fig.dpi_scale_trans, ax.transData)
+
+    def put(x_in, y, s, *, ha="left", bold=False, gid=None):
+        t = fig.text(x_in, y, s, transform=rows_tr, ha=ha, va="center", fontsize=fontsize,
+                     fontweight="bold" if bold else "normal", parse_math=False)
+        if gid:
+            t.set_gid(gid)
+        return t
+
+    return put
