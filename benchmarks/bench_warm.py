@@ -13,7 +13,8 @@ entries; numba's cache; the page cache). Then, in each round, old and new run on
 each side into its own results folder, which every run replaces, as `make reproduce` does.
 Before the rounds, the new checkout's warm outputs are compared byte for byte with a
 `--no-cache` run of it (every analysis run, every figure drawn), and both sides' outputs are
-counted (files, bytes), so the two sides are seen to write the same results folder. Reported: wall time (time.perf_counter) and CPU time of the child
+counted (files, bytes) and compared with each other byte for byte, so it is seen whether the two
+sides write the same results folder (an older checkout may write fewer files). Reported: wall time (time.perf_counter) and CPU time of the child
 (user + sys from resource.getrusage(RUSAGE_CHILDREN)), medians with min-max over rounds, and
 the old/new ratio per round (median, min-max). On a shared host read the ratios: both sides of
 each ratio see the same load. `--importtime` adds the import share of one warm run of each
@@ -96,6 +97,8 @@ def main(argv=None) -> int:
     print(f"outputs: old {len(old)} files, {sum(map(len, old.values())) / 1e6:.2f} MB; new {len(warm)} files, "
           f"{sum(map(len, warm.values())) / 1e6:.2f} MB; new warm run byte-identical to a new --no-cache run: "
           f"{'yes' if same else 'NO'}")
+    differ = sorted(set(old) ^ set(warm)) + sorted(n for n in set(old) & set(warm) if old[n] != warm[n])
+    print(f"old and new outputs byte-identical: {'yes' if not differ else f'no, {len(differ)} files differ or exist on one side only'}")
     walls = {"old": [], "new": []}
     cpus = {"old": [], "new": []}
     for r in range(args.rounds):
