@@ -266,3 +266,18 @@ def test_entries_are_pruned_oldest_first(tmp_path, monkeypatch):
     assert _cache_files.store(folder, "new.run", (b"y",), run_cache.MAX_RUNS)
     left = sorted(p.name for p in folder.iterdir())
     assert "new.run" in left and "0.run" not in left and len(left) == run_cache.MAX_RUNS // 2
+
+
+@pytest.mark.parametrize("absolute", [False, True], ids=["../outside.txt", "absolute path"])
+def test_an_entry_naming_a_file_outside_the_results_folder_is_refused(shared, entry_restored, full_run_raises,
+                                                                      tmp_path, absolute):
+    key = entry_restored.stem
+    outside = tmp_path / "outside.txt"
+    name = str(outside) if absolute else "../outside.txt"
+    crafted = {"dirs": [], "files": [(name, b"not yours")]}
+    assert run_cache._store(entry_restored, key, crafted, [], "summary")  # sealed and hashed correctly
+    said = []
+    with pytest.raises(FullRun):
+        run_cache.reproduce(shared["data"], tmp_path / "out", **OPTS, log=said.append)
+    assert said and "outside the results folder" in said[0]
+    assert not outside.exists()

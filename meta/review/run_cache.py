@@ -183,42 +183,50 @@ def _read_entry(path: Path, key: str):
     try:
         with open(path, "rb") as fh:
             blob = fh.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
         raise _Damaged(f"cannot be read ({e.strerror or e})") from None
     body = _cache_files.unseal(blob)
     if body is None:
-        raise _Damaged(f"{len(blob)} bytes, content does not match the hash recorded when it was written")
+        raise _Damaged(f"was damaged ({len(blob)} bytes, content does not match the hash recorded when it was written)")
     try:
         (n,) = struct.unpack("<Q", body[:8])
         header = json.loads(bytes(body[8:8 + n]).decode("utf-8"))
         if header.get("format") != _FORMAT or header.get("key") != key:
-            raise _Damaged("it is not the entry of this run")
+            raise _Damaged("was damaged (it is not the entry of this run)")
         offset, files = 8 + n, []
         for rel, size, digest in header["files"]:
             parts = Path(rel).parts
             if Path(rel).is_absolute() or ".." in parts or not parts:
-                raise _Damaged(f"it names a file outside the results folder ({rel!r})")
+                raise _Damaged(f"was damaged (it names a file outside the results folder ({rel!r}))")
             data = body[offset:offset + size]
             if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
-                raise _Damaged(f"{rel} does not match its recorded length and SHA-256")
+                raise _Damaged(f"was damaged ({rel} does not match its recorded length and SHA-256)")
             files.append((rel, data))
             offset += size
         if offset != len(body):
-            raise _Damaged("it holds bytes after its last file")
+            raise _Damaged("was damaged (it holds bytes after its last file)")
         for d in header["dirs"]:
             if Path(d).is_absolute() or ".." in Path(d).parts:
-                raise _Damaged(f"it names a folder outside the results folder ({d!r})")
+                raise _Damaged(f"was damaged (it names a folder outside the results folder ({d!r}))")
         header["lines"], header["summary"] = list(map(str, header["lines"])), str(header["summary"])
     except (ValueError, KeyError, TypeError, struct.error, UnicodeDecodeError) as e:
-        raise _Damaged(f"its header cannot be read ({e})") from None
+        raise _Damaged(f"was damaged (its header cannot be read ({e}))") from None
     return header, files
 
 
 def _collect(tmp: Path, into: dict) -> None:
     """Read every file of the finished results folder ``tmp`` (except the marker and the manifest,
-    which the results folder writes itself) into ``into``; nothing when it exceeds :data:`MAX_BYTES`."""
+    which the results folder writes itself) into ``into``; nothing when it exceeds :data:`MAX_BYTES`
+    or cannot be read (the run itself goes on: the cache only makes it faster next time)."""
+    try:
+        _read_tree(tmp, into)
+    except OSError:
+        into.clear()
+
+
+def _read_tree(tmp: Path, into: dict) -> None:
     dirs, files, total = [], [], 0
     for base, subdirs, names in os.walk(tmp):
         subdirs.sort()
@@ -247,7 +255,7 @@ def _store(path: Path, key: str, collected: dict, lines: list[str], summary: str
         "lines": lines,
         "summary": summary,
     }
-    head = json.dumps(header, ensure_ascii=False).encode("utf-8")
+    head = json.dumps(header).encode("ascii")  # \u escapes keep any text, lone surrogates included
     chunks = [struct.pack("<Q", len(head)), head, *(data for _, data in collected["files"])]
     return _cache_files.store(path.parent, path.name, chunks, MAX_RUNS)
 
@@ -293,7 +301,7 @@ def reproduce(
         try:
             found = _read_entry(entry, key)
         except _Damaged as e:
-            note(f"run cache: {entry} was damaged ({e}); every analysis runs again and the entry is replaced")
+            note(f"run cache: {entry} {e}; every analysis runs again and the entry is replaced")
             try:
                 os.remove(entry)
             except OSError:
@@ -351,6 +359,9 @@ def _full_run(data_dir, out_dir, options, say, note, entry, key) -> Outcome:
             again = run_key(data_dir, options)
         except OSError:
             again = None
-        if again == key and _store(entry, key, collected, lines, summary):
-            stored = entry
+        try:
+            if again == key and _store(entry, key, collected, lines, summary):
+                stored = entry
+        except (ValueError, MemoryError):  # a header json cannot encode: the run is not stored
+            stored = None
     return Outcome(summary, False, stored, res)
