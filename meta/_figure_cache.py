@@ -18,6 +18,8 @@ fresh rendering).  The files live in matplotlib's cache folder
 (``matplotlib.get_cachedir()``, where its font list is), at most
 :data:`MAX_FILES` of them (oldest removed first); set ``META_FIGURE_CACHE=0`` to
 render every time.  A cache folder that cannot be written only makes it slower.
+Sealing, atomic writes and pruning are :mod:`meta._cache_files`, which the run
+cache of ``meta reproduce`` (:mod:`meta.review.run_cache`) shares.
 
 One level up, :func:`meta.plots.draw_and_save` skips drawing altogether for a
 plotting call made before: its files are kept under a key of the call itself
@@ -53,11 +55,12 @@ import hashlib
 import os
 import struct
 import sys
-import threading
 from pathlib import PurePath
 
 import matplotlib
 import numpy as np
+
+from meta import _cache_files
 
 FORMATS = ("png", "pdf")
 MAX_FILES = 600
@@ -66,7 +69,7 @@ _DRAWING_FORMAT = 2  # bump when what a drawing key covers changes (2: files sea
 
 
 def enabled() -> bool:
-    return os.environ.get("META_FIGURE_CACHE", "1").strip().lower() not in ("0", "off", "no", "false")
+    return _cache_files.switched_on("META_FIGURE_CACHE")
 
 
 def _folder() -> str:
@@ -105,25 +108,6 @@ def key(fig, svg: bytes, dpi: int, options) -> str | None:
     return h.hexdigest()
 
 
-#: every cached file ends with this tag, its content's length (8 bytes) and SHA-256 (32 bytes)
-_TRAILER = b"meta-figure-cache-v1"
-_TRAILER_SIZE = len(_TRAILER) + 8 + 32
-
-
-def _seal(data: bytes) -> bytes:
-    return data + _TRAILER + struct.pack("<Q", len(data)) + hashlib.sha256(data).digest()
-
-
-def _unseal(blob: bytes) -> bytes | None:
-    """The content of a sealed file, or None when it is truncated, padded or altered."""
-    if len(blob) < _TRAILER_SIZE:
-        return None
-    body, tag = blob[:-_TRAILER_SIZE], blob[-_TRAILER_SIZE:]
-    if not tag.startswith(_TRAILER) or struct.unpack("<Q", tag[len(_TRAILER):len(_TRAILER) + 8])[0] != len(body):
-        return None
-    return body if hashlib.sha256(body).digest() == tag[-32:] else None
-
-
 def get(k: str, fmt: str) -> bytes | None:
     """The cached file, verified against the length and SHA-256 recorded when it was written.
 
@@ -137,7 +121,7 @@ def get(k: str, fmt: str) -> bytes | None:
             blob = fh.read()
     except OSError:
         return None
-    data = _unseal(blob)
+    data = _cache_files.unseal(blob)
     if data is None:
         import warnings
 
@@ -148,43 +132,13 @@ def get(k: str, fmt: str) -> bytes | None:
             os.remove(path)
         except OSError:
             pass
-    return data
+    return None if data is None else bytes(data)
 
 
 def put(k: str, fmt: str, data: bytes) -> None:
-    """Store ``data`` sealed with its length and SHA-256 (:func:`get` verifies both); a temporary
-    file is removed on every error path (a full disk leaves nothing behind)."""
-    folder = _folder()
-    tmp = None
-    try:
-        os.makedirs(folder, exist_ok=True)
-        path = os.path.join(folder, f"{k}.{fmt}")
-        tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(_seal(data))
-        os.replace(tmp, path)  # atomic: a reader sees the whole file or none
-        tmp = None
-        _prune(folder)
-    except OSError:
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
-
-
-def _prune(folder: str) -> None:
-    names = [n for n in os.listdir(folder) if not n.endswith(".tmp")]
-    if len(names) <= MAX_FILES:
-        return
-    paths = sorted((os.path.join(folder, n) for n in names), key=lambda p: os.stat(p).st_mtime)
-    for p in paths[: len(paths) - MAX_FILES // 2]:
-        try:
-            os.remove(p)
-        except OSError:
-            pass
+    """Store ``data`` sealed with its length and SHA-256 (:func:`get` verifies both), atomically; a
+    folder that cannot be written (a full disk) leaves nothing behind (:func:`meta._cache_files.store`)."""
+    _cache_files.store(_folder(), f"{k}.{fmt}", (data,), MAX_FILES)
 
 
 # --------------------------------------------------------------------------- a plotting call's key
@@ -284,16 +238,13 @@ def _environment() -> bytes:
     """What every drawing key shares in one process: the package's source, the style, the fonts
     and the versions (see the module docstring)."""
     from importlib import metadata
-    from pathlib import Path
 
     from matplotlib import font_manager
 
     from meta.plots.style import _style_items
 
     h = hashlib.sha256()
-    root = Path(__file__).resolve().parent
-    for p in sorted(root.rglob("*.py")):
-        _feed(h, (str(p.relative_to(root)), p.read_bytes()))
+    _cache_files.feed_source(h)
 
     def version(name):
         try:

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("reproduce", help="run every analysis and write tables, figures and report.md")
     r.add_argument("--data", default=None, help=f"data folder (default: {default_data})")
     r.add_argument("--out", default="results", help="output folder (default: results)")
+    r.add_argument("--no-cache", action="store_true",
+                   help="run every analysis and draw every figure: neither the run cache nor the figure cache is "
+                        "read or written (docs/run-cache.md)")
     d = sub.add_parser("diff", help="what changed between two results folders (exit 0: nothing, 1: something)")
     d.add_argument("old", metavar="OLD_RESULTS", help="results folder of the earlier run")
     d.add_argument("new", metavar="NEW_RESULTS", help="results folder of the later run")
@@ -132,7 +135,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.command == "validate":
         return validate_command(args.data)
     if args.command == "reproduce":
-        return reproduce_command(args.data, args.out)
+        return reproduce_command(args.data, args.out, cache=not args.no_cache)
     if args.command == "get-data":
         return get_data_command(args.to)
     if args.command == "docs":
@@ -289,45 +292,64 @@ def _oserror_line(e: OSError, data_dir: str, out_dir: str) -> str:
     return f"cannot {verb} {os.fsdecode(path)}: {cause}"
 
 
-def reproduce_command(data_dir: str, out_dir: str) -> int:
-    """``meta reproduce``: run :func:`meta.review.reproduce.reproduce`; its exceptions become one line and an exit code."""
+def reproduce_command(data_dir: str, out_dir: str, *, cache: bool = True) -> int:
+    """``meta reproduce``: run :func:`meta.review.run_cache.reproduce` (a full run, or the stored outputs of
+    the same run made before); its exceptions become one line and an exit code. ``cache=False``
+    (``--no-cache``): neither the run cache nor the figure cache (``META_FIGURE_CACHE=0`` while it runs)."""
+    saved = os.environ.get("META_FIGURE_CACHE")
+    if not cache:
+        os.environ["META_FIGURE_CACHE"] = "0"
     try:
-        return _reproduce(data_dir, out_dir)
+        return _reproduce(data_dir, out_dir, cache)
     except KeyboardInterrupt:  # also while importing pandas and matplotlib
         if os.path.isdir(out_dir):
             _say(f"interrupted; the previous results in {out_dir} are untouched")
         else:
             _say(f"interrupted; nothing was written to {out_dir}")
         return 130
+    finally:
+        if not cache:
+            if saved is None:
+                os.environ.pop("META_FIGURE_CACHE", None)
+            else:
+                os.environ["META_FIGURE_CACHE"] = saved
 
 
-def _reproduce(data_dir: str, out_dir: str) -> int:
-    from meta.review.inputs.data import DataError
+def _reproduce(data_dir: str, out_dir: str, cache: bool = True) -> int:
+    # only what a run-cache hit needs is imported up front: the error types of a full run come with it
+    from meta.review import run_cache
     from meta.review.outputs.results_folder import OutputRefused
-    from meta.review.inputs.analysis import ANALYSES_FILE, AnalysesError
-    from meta.review.reproduce import reproduce
 
     t0 = time.perf_counter()
     try:
-        res = reproduce(data_dir, out_dir, progress=_progress)
+        outcome = run_cache.reproduce(data_dir, out_dir, progress=_progress, log=_progress, use_cache=cache)
     except OutputRefused as e:
         _say(str(e))
         return 2
-    except DataError as e:
-        problems = getattr(e, "problems", None) or [e]
-        _say(f"{len(problems)} problem(s) in {data_dir}; nothing was written:")
-        for p in problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    except AnalysesError as e:
-        _say(f"{len(e.problems)} problem(s) in {Path(data_dir) / ANALYSES_FILE}; nothing was written:")
-        for p in e.problems:
-            print(f"  {p}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        _say(_oserror_line(e, data_dir, out_dir))
-        return 1
-    print(f"done: {res.summary().rsplit(';', 1)[0]}; written to {out_dir}/ in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    except Exception as e:
+        from meta.review.inputs.analysis import ANALYSES_FILE, AnalysesError
+        from meta.review.inputs.data import DataError
+
+        if isinstance(e, DataError):
+            problems = getattr(e, "problems", None) or [e]
+            _say(f"{len(problems)} problem(s) in {data_dir}; nothing was written:")
+            for p in problems:
+                print(f"  {p}", file=sys.stderr)
+            return 1
+        if isinstance(e, AnalysesError):
+            _say(f"{len(e.problems)} problem(s) in {Path(data_dir) / ANALYSES_FILE}; nothing was written:")
+            for p in e.problems:
+                print(f"  {p}", file=sys.stderr)
+            return 1
+        if isinstance(e, OSError):
+            _say(_oserror_line(e, data_dir, out_dir))
+            return 1
+        raise
+    if outcome.from_cache:
+        _say(f"outputs copied from the run cache ({outcome.entry}): the data files, the package source and the "
+             "library versions are those of the run that stored them; --no-cache (or META_RUN_CACHE=0) runs "
+             "every analysis again")
+    print(f"done: {outcome.summary}; written to {out_dir}/ in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+# the run cache (meta.review.run_cache) keys a run by the package's files, not by what a test patches
+# at run time: off for the suite (subprocesses inherit it); tests/test_run_cache.py turns it on
+os.environ["META_RUN_CACHE"] = "0"
 
 #: a frozen copy of the bundled data/ (tests of behaviour never read data/ itself, so adding a correct
 #: study to data/ never turns the suite red; only tests/test_readme.py and the coverage-table test do)

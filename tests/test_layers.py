@@ -19,8 +19,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "meta"
 #: the command line: above both wings; nothing imports it but ``python -m meta``
 COMMAND_LINE = {"cli", "__main__"}
 #: the review wing's stages in the order data flows through them: each imports only earlier stages
-#: (the last stage: ``reproduce`` runs the whole review, ``docs`` writes the README excerpt from such a run)
-REVIEW_ORDER = (("review.inputs",), ("review.running",), ("review.outputs",), ("review.reproduce", "review.docs"))
+#: (``reproduce`` runs the whole review, ``docs`` writes the README excerpt from such a run; ``run_cache``
+#: serves a stored run or calls ``reproduce``)
+REVIEW_ORDER = (("review.inputs",), ("review.running",), ("review.outputs",), ("review.reproduce", "review.docs"),
+                ("review.run_cache",))
 
 
 def _wing(module: str) -> str:

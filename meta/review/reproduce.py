@@ -158,6 +158,8 @@ def reproduce(
     dpi: int = 300,
     html: bool = True,
     progress: Callable[[str], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    collect: Callable[[Path], None] | None = None,
 ) -> ReproduceResult:
     """Run every analysis of ``data_dir/analyses.csv`` and write ``out_dir``.
 
@@ -170,7 +172,10 @@ def reproduce(
     half-written results folder and an existing one is replaced only at the very
     end. ``out_dir=None`` computes without writing (no figures).
     ``progress``: called with one line per analysis (and per repaired leftover);
-    None (default) is silent.
+    None (default) is silent. ``log``: when given, the lines about the results folder
+    (repaired leftovers, old results left behind) go to it instead of ``progress``.
+    ``collect``: called with the finished results folder (its temporary path) just before
+    it is swapped into place (``meta.review.run_cache`` keeps a copy from there).
 
     Raises ``meta.review.inputs.data.DataError`` or ``meta.review.inputs.analysis.AnalysesError`` on invalid input,
     before anything is written; ``OSError`` if writing fails (the old results stay).
@@ -180,10 +185,11 @@ def reproduce(
     from meta.review.inputs.data import DataError, check_folder, errors, load
 
     say = progress if callable(progress) else (lambda msg: None)
+    folder_say = log if callable(log) else say
     t0 = time.perf_counter()
     data_dir = Path(data_dir)
     if out_dir is not None:  # refuse, or repair what a killed run left, before the long part
-        prepare(out_dir, data_dir, log=say)
+        prepare(out_dir, data_dir, log=folder_say)
     checked = check_folder(data_dir)  # the data folder is read and checked once, here
     try:
         dataset = load(data_dir, checked=checked)
@@ -244,7 +250,7 @@ def reproduce(
 
     from meta.review.outputs import report
 
-    with ResultsFolder(out_dir, data_dir=data_dir, log=say) as folder:
+    with ResultsFolder(out_dir, data_dir=data_dir, log=folder_say) as folder:
         tmp = folder.tmp
         fig_dir = tmp / "figures"
         fig_dir.mkdir()
@@ -268,5 +274,7 @@ def reproduce(
         (tmp / "report.md").write_text(md, encoding="utf-8")
         if html:
             (tmp / "report.html").write_text(report.markdown_to_html(md, title=report.TITLE), encoding="utf-8")
+        if collect is not None:
+            collect(tmp)
         folder.commit()
     return replace(res, elapsed=time.perf_counter() - t0)
