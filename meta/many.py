@@ -112,8 +112,10 @@ def _mle_tau2(y, v, method: str) -> np.ndarray:
     return tau2
 
 
-def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataFrame:
-    """pool_many through the compiled kernel of :mod:`meta._fast`."""
+def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> tuple[np.ndarray, bool]:
+    """pool_many through the compiled kernel of :mod:`meta._fast`: ``out``
+    (12 x m) and whether some estimate, se, tau2 or Q is not finite (the
+    kernel checks that as it writes them)."""
     m, n = y.shape
     y = np.ascontiguousarray(y)
     v = np.ascontiguousarray(v)
@@ -122,14 +124,15 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> pd.DataF
     kk = np.arange(n + 1)
     pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
     out = np.empty((len(_MANY_COLUMNS), m))
-    bad = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
-    if bad >= 0:
+    status = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
+    if status >= 0:
         _many_input_error(y, v)
-    q_p = out[_MANY_COLUMNS.index("q_p")]
-    redo = ~np.isfinite(q_p)  # df > 200 (or an overflowing series): scipy, as chi2_sf does
-    if redo.any():
+    flags = -1 - status
+    if flags & 2:  # q_p NaN where df > 200 (or the series overflowed): scipy, as chi2_sf does
+        q_p = out[_MANY_COLUMNS.index("q_p")]
+        redo = ~np.isfinite(q_p)
         q_p[redo] = _lazy.special().chdtrc(out[0, redo] - 1, out[_MANY_COLUMNS.index("q"), redo])
-    return out
+    return out, bool(flags & 1)
 
 
 def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
@@ -234,11 +237,11 @@ def pool_many(
     if y.shape[1] == 0:
         raise ValueError("yi has no columns: at least one study per analysis is needed")
     if fast:
-        out = _pool_many_fast(y, v, index, method, level, pi)
+        out, check = _pool_many_fast(y, v, index, method, level, pi)
     else:
         tau2 = _mle_tau2(y, v, method) if _use_fast_mle(engine, method) else None
-        out = _pool_many_numpy(y, v, index, method, test, level, pi, tau2)
-    bad = _not_finite(out, test)
+        out, check = _pool_many_numpy(y, v, index, method, test, level, pi, tau2), True
+    bad = _not_finite(out, test) if check else None
     if bad is not None:
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "

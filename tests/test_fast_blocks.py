@@ -1,0 +1,60 @@
+"""meta._fast: the kernel's blocks of analyses and the flags it hands back.
+
+The kernel fits rows in blocks of ``_fast._BLOCK`` analyses; a bad row in a
+later block, the last partial block, and the two conditions it reports
+instead of scanning the output in numpy afterwards (overflowing sums, a
+chi-square series that overflows) are checked against the numpy engine and
+scipy here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import special
+
+from meta import _estimators as _est
+from meta import _fast
+from meta.pool import pool_many
+
+pytest.importorskip("numba")
+
+
+def test_bad_row_in_a_later_block_is_found():
+    m = 2 * _fast._BLOCK + 7
+    rng = np.random.default_rng(11)
+    Y = rng.normal(size=(m, 4))
+    V = rng.uniform(0.1, 1.0, size=(m, 4))
+    bad = _fast._BLOCK + 3
+    V[bad, 2] = -1.0
+    out = np.empty((12, m))
+    assert _fast.kernel()(Y, V, False, 1.96, np.full(5, 1.96), False, _est.CHI2_TABLE, out) == bad
+    with pytest.raises(ValueError, match=rf"vi must be finite and > 0.*\({bad}, 2\)"):
+        pool_many(Y, V, engine="numba")
+
+
+def test_overflowing_chi2_series_is_filled_by_scipy():
+    """k = 11 effects of ~1e39: Q ~ 3e79 is finite but h^5 of the series is not;
+    the kernel flags the NaN and scipy's chdtrc fills it (as the numpy engine)."""
+    y = np.array([[3e39, -2e39, 1e39, 0.5e39, -1e39, 2e39, 0.1e39, -3e39, 1.5e39, 0.7e39, 1e39],
+                  [0.1, 0.2, 0.3] + [np.nan] * 8])
+    v = np.ones_like(y)
+    out = np.empty((12, 2))
+    status = _fast.kernel()(y, v, False, 1.96, np.full(12, 1.96), False, _est.CHI2_TABLE, out)
+    assert status == -3 and np.isnan(out[9, 0]) and np.isfinite(out[9, 1])  # flag 2: q_p to fill, flag 1 clear
+    a = pool_many(y, v, engine="numba")
+    b = pool_many(y, v, engine="numpy")
+    assert a["q_p"].iloc[0] == special.chdtrc(10, a["q"].iloc[0]) == b["q_p"].iloc[0]
+    assert a["q_p"].iloc[1] == pytest.approx(b["q_p"].iloc[1], rel=1e-14)
+
+
+def test_overflowing_sums_flagged_by_the_kernel():
+    y = np.array([[1e200, -1e200, 3.0], [0.1, 0.2, np.nan]])
+    v = np.ones_like(y)
+    out = np.empty((12, 2))
+    status = _fast.kernel()(y, v, False, 1.96, np.full(4, 1.96), False, _est.CHI2_TABLE, out)
+    assert status < 0 and (-1 - status) & 1
+    with pytest.raises(ValueError, match=r"sums overflow\) in rows \(0-based\) 0:"):
+        pool_many(y, v, engine="numba")
+    with pytest.raises(ValueError, match=r"sums overflow\) in rows \(0-based\) 0:"):
+        pool_many(y, v, engine="numpy")
