@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from meta import _checks, _lazy
+from meta import _formulas as _f
 from meta import _estimators as _est
 from meta import _fast
 
@@ -376,6 +377,9 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
         if bad:
             break
         part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
+        if test == "z":
+            _finish_z(part, res[:, s0 : s0 + c0], method, level, pi)
+            continue
         out = _est.finish(part, method=method, test=test, level=level, pi=pi)
         for j, col in enumerate(_MANY_COLUMNS):
             res[j, s0 : s0 + c0] = out[col]
@@ -384,3 +388,47 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
         _many_input_error(y, v)
     _checks.warn_k1(test, k1)
     return res
+
+
+def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None:
+    """:func:`meta._estimators.finish` for ``test="z"``, only the columns of
+    pool_many, written into ``res`` (12 x m, rows in the order of
+    _MANY_COLUMNS) in place: the same operations in the same order (so the
+    same bits) without the columns pool_many drops (stat, tau, H2) and
+    without a temporary and a copy per column."""
+    k, q, sw0, sw0sq, tau2, sw, est = (core[c] for c in _est.CORE_KEYS[:7])
+    col = dict(zip(_MANY_COLUMNS, res))
+    res[0] = k
+    np.copyto(col["estimate"], est)
+    np.copyto(col["tau2"], tau2)
+    np.copyto(col["q"], q)
+    se = np.divide(1.0, sw, out=col["se"])
+    np.sqrt(se, out=se)
+    zcrit = _est.z_crit(1.0 - (1.0 - level) / 2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.divide(est, se, out=col["p"])  # the z statistic, then its two-sided p (norm_sf2)
+        np.abs(p, out=p)
+        p *= _est._SQRT1_2
+        _lazy.special().erfc(p, out=p)
+        half = np.multiply(zcrit, se, out=col["ci_high"])  # _formulas.interval: est -+ crit se
+        np.subtract(est, half, out=col["ci_low"])
+        np.add(est, half, out=col["ci_high"])
+        df = k - 1
+        if method == "FE":
+            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+        else:
+            i2 = _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq))
+        np.copyto(col["i2"], i2)
+        np.copyto(col["q_p"], _est.chi2_sf(q, np.maximum(df, 1)))
+        one = np.flatnonzero(k == 1)  # metafor: Q = 0, p = 1, I2 = 0
+        if one.size:
+            col["q_p"][one] = 1.0
+            col["i2"][one] = 0.0
+        if pi == "default" and method == "FE":
+            np.copyto(col["pi_low"], col["ci_low"])
+            np.copyto(col["pi_high"], col["ci_high"])
+        else:
+            pcrit = _est.pi_crit(pi, k, zcrit, fe=method == "FE", level=level)
+            lo, hi = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
+            np.copyto(col["pi_low"], lo)
+            np.copyto(col["pi_high"], hi)
