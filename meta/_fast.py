@@ -70,7 +70,7 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     are libm's, called in loops of their own."""
     m, n = y.shape
     jcap = tab.shape[0]
-    bsz = min(_BLOCK, m)
+    bsz = max(1, min(_BLOCK, m))
     yt = np.empty((n, bsz))
     vt = np.empty((n, bsz))
     kb = np.empty(bsz, np.int64)

@@ -328,7 +328,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     # (fresh memory costs page faults) and fitted by fit_core; the per-analysis
     # sums of up to _FINISH_ROWS analyses are then turned into tests and
     # intervals by one call of finish (fewer, longer numpy calls).
-    rows = min(max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n))), m)
+    rows = max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n), m))
     span = max(rows, _FINISH_ROWS // rows * rows)
     work, flags, bits, sums = _workspace(rows * n, min(span, m))
     count_type = np.uint8 if n < 256 else np.int64

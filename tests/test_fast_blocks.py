@@ -58,3 +58,10 @@ def test_overflowing_sums_flagged_by_the_kernel():
         pool_many(y, v, engine="numba")
     with pytest.raises(ValueError, match=r"sums overflow\) in rows \(0-based\) 0:"):
         pool_many(y, v, engine="numpy")
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_no_analyses_give_an_empty_table(engine):
+    df = pool_many(np.empty((0, 3)), np.empty((0, 3)), engine=engine)
+    assert df.shape == (0, 12) and df["k"].dtype == np.int64
+    assert list(df.columns) == list(pool_many([[0.1]], [[0.1]], engine=engine).columns)
