@@ -190,8 +190,8 @@ def pool_many(
       about 40,960 cells (4096 rows of 10 studies), which bounds memory to
       the input plus a few MB plus the output.
     * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
-      numba, ``pip install "meta[fast]"``), one pass per analysis, about 2x
-      faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
+      numba, ``pip install "meta[fast]"``) that reads each block of 256
+      analyses once and fits it with SIMD loops, about 2x faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
       first call in a process compiles it (about 2 s, cached on disk after).
     * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
       else ``"numpy"``; for REML and ML (any test) the numpy engine with
