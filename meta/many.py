@@ -139,10 +139,25 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> tuple[np
 def _many_frame(out: np.ndarray, index) -> pd.DataFrame:
     """pool_many's DataFrame from ``out`` (12 x m, rows in the order of
     _MANY_COLUMNS, k as float): one float block (a view of ``out``) plus k as
-    int64, ~2x faster than a dict of 12 arrays."""
+    int64.  Built from the two blocks directly where pandas offers it
+    (``pandas.api.internals``, pandas >= 3): after the kernel has filled the
+    caches with the data, the general constructor and ``insert`` spend ~0.1
+    ms in cold Python code, measured ~8 % of a 20,000-analysis fit."""
+    k = out[:1].astype(np.int64)
+    if _from_blocks is not None:
+        return _from_blocks([(k, _K_PLACE), (out[1:], _FLOAT_PLACE)],
+                            index=pd.RangeIndex(out.shape[1]) if index is None else index, columns=_MANY_INDEX)
     df = pd.DataFrame(out[1:].T, columns=_MANY_FLOAT_INDEX, index=index, copy=False)
-    df.insert(0, "k", out[0].astype(np.int64))
+    df.insert(0, "k", k[0])
     return df
+
+
+try:
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pandas < 3
+    _from_blocks = None
+_K_PLACE = np.array([0])
+_FLOAT_PLACE = np.arange(1, 12)
 
 
 _WORKSPACE = threading.local()
@@ -172,6 +187,7 @@ def _workspace(cells: int, rows: int):
 
 _MANY_COLUMNS = ["k", "estimate", "se", "ci_low", "ci_high", "p", "tau2", "i2", "q", "q_p", "pi_low", "pi_high"]
 _MANY_FLOAT_INDEX = pd.Index(_MANY_COLUMNS[1:])  # built once: ~100 us per call otherwise
+_MANY_INDEX = pd.Index(_MANY_COLUMNS)
 
 
 def pool_many(

@@ -65,3 +65,24 @@ def test_no_analyses_give_an_empty_table(engine):
     df = pool_many(np.empty((0, 3)), np.empty((0, 3)), engine=engine)
     assert df.shape == (0, 12) and df["k"].dtype == np.int64
     assert list(df.columns) == list(pool_many([[0.1]], [[0.1]], engine=engine).columns)
+
+
+@pytest.mark.parametrize("labels", [False, True])
+def test_table_built_from_blocks_equals_the_general_constructor(monkeypatch, labels):
+    """pool_many's table from its two blocks (pandas.api.internals) is the table
+    pd.DataFrame + insert build: same columns, dtypes, index and values."""
+    import pandas as pd
+
+    import meta.many as mp
+
+    rng = np.random.default_rng(12)
+    Y = rng.normal(size=(30, 4))
+    V = rng.uniform(0.1, 1.0, size=(30, 4))
+    Y[::3, 2:] = np.nan
+    if labels:
+        Y = pd.DataFrame(Y, index=pd.Index([f"a{i}" for i in range(30)], name="analysis"))
+    fast = pool_many(Y, V)
+    monkeypatch.setattr(mp, "_from_blocks", None)
+    general = pool_many(Y, V)
+    pd.testing.assert_frame_equal(fast, general, check_exact=True)
+    assert fast["k"].dtype == np.int64 and fast.index.equals(general.index)
