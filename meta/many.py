@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 
 from meta import _checks, _lazy
-from meta import _formulas as _f
 from meta import _estimators as _est
 from meta import _fast
+from meta import _formulas as _f
 
 __all__ = ["pool_many"]
 
@@ -207,8 +207,9 @@ def pool_many(
       the input plus a few MB plus the output.
     * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
       numba, ``pip install "meta[fast]"``) that reads each block of 256
-      analyses once and fits it with SIMD loops, about 2x faster; only for ``method="FE"`` or ``"DL"`` with ``test="z"``.  The
-      first call in a process compiles it (about 2 s, cached on disk after).
+      analyses once and fits it with SIMD loops, about 2x faster; only for
+      ``method="FE"`` or ``"DL"`` with ``test="z"``.  The first call in a
+      process compiles it (about 2 s, cached on disk after).
     * ``"auto"`` (default): ``"numba"`` where it is installed and applies,
       else ``"numpy"``; for REML and ML (any test) the numpy engine with
       tau2 from a compiled kernel of the same algorithm (:mod:`meta._fast`;

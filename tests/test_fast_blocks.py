@@ -86,3 +86,27 @@ def test_table_built_from_blocks_equals_the_general_constructor(monkeypatch, lab
     general = pool_many(Y, V)
     pd.testing.assert_frame_equal(fast, general, check_exact=True)
     assert fast["k"].dtype == np.int64 and fast.index.equals(general.index)
+
+
+@pytest.mark.parametrize("method", ["FE", "DL", "REML"])
+@pytest.mark.parametrize("pi", ["z", "t", "simple", "higgins"])
+def test_numpy_engine_z_columns_are_finish_bit_for_bit(method, pi):
+    """The numpy engine writes test="z" results straight into its table
+    (meta.many._finish_z); they are meta._estimators.finish's, bit for bit."""
+    import meta.many as mp
+    from meta import _checks
+
+    rng = np.random.default_rng(13)
+    m, n = 500, 6
+    k = rng.integers(1, n + 1, size=m)
+    v = rng.uniform(0.01, 0.6, size=(n, m))
+    y = rng.normal(0.2, np.sqrt(v + 0.1))
+    pad = np.arange(n)[:, None] >= k[None, :]
+    y[pad], v[pad] = 0.0, np.inf
+    _, _, level, pi_c = _checks.estimator_options(method, "z", 0.9, pi)
+    core = _est.fit_core(y, v, ~pad, k, method=method)
+    ref = _est.finish(core, method=method, test="z", level=level, pi=pi_c)
+    res = np.empty((12, m))
+    mp._finish_z(core, res, method, level, pi_c)
+    for j, c in enumerate(mp._MANY_COLUMNS):
+        np.testing.assert_array_equal(res[j], ref[c], err_msg=c)
