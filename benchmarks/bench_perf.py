@@ -34,6 +34,12 @@ Sections:
    ``pool`` (DL, REML, PM), ``confint`` (REML) and ``pool_many`` at sizes
    10 ... 10^6, in interleaved rounds; for each step x10 the ratio
    ``t(10 n) / (10 t(n))`` (1 = linear; a super-linear step shows as > 1).
+   Beside them the floor of ``pool_many`` at each size (the compiled pass of
+   section 3 writing into a newly allocated 12 x n table, as ``pool_many``
+   returns one), the step of every row at every size, and the share of
+   system CPU time (page faults on fresh memory) in each.  The cases run in
+   a new random order at each size of each round (fresh memory costs more
+   after a call that freed many small pieces).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import argparse
 import gc
 import os
 import platform
+import resource
 import sys
 import time
 import tracemalloc
@@ -271,11 +278,18 @@ def batch(rounds: int, m: int, sm_subset: int) -> None:
 # --------------------------------------------------------------------------- 4. super-linearity
 
 
+def _cpu():
+    """(user, system) CPU seconds of this process so far (getrusage: microseconds, not clock ticks)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime, r.ru_stime
+
+
 def scaling(rounds: int, quick: bool) -> None:
     print(f"\n## 4. Time per study (per analysis for pool_many) from 10 to 10^6 ({rounds} interleaved rounds)\n")
     sizes = [10, 100, 1_000, 10_000, 100_000] + ([] if quick else [1_000_000])
     data = {n: studies(n) for n in sizes}
     grids = {n: make_data(n, seed=5)[:2] for n in sizes}
+    floor = _floor_kernel()
     cases = {
         "pool DL": lambda n: pool(*data[n]),
         "pool REML": lambda n: pool(*data[n], method="REML"),
@@ -284,15 +298,27 @@ def scaling(rounds: int, quick: bool) -> None:
         "pool_many DL numba": lambda n: pool_many(*grids[n], engine="numba"),
         "pool_many DL numpy": lambda n: pool_many(*grids[n], engine="numpy"),
         "pool_many REML": lambda n: pool_many(*grids[n], method="REML"),
+        # what any function pays that reads the grid once and returns a new 12 x n table
+        "floor, new 12 x n": lambda n: floor(*grids[n], np.empty((12, n))),
     }
     for fn in cases.values():
         fn(10)
     per = {c: {n: [] for n in sizes} for c in cases}
+    sys_share = {c: {n: [] for n in sizes} for c in cases}
+    # the cases run in a new random order at each size of each round: what a call pays for fresh
+    # memory depends on what ran before it (memory the previous call freed in small pieces has to
+    # be compacted into huge pages again), so no case always follows the same one
+    rng = np.random.default_rng(20160601)
+    names = list(cases)
     for _ in range(rounds):
         for n in sizes:
             reps = max(1, 20_000 // n)
-            for c, fn in cases.items():
+            for c in rng.permutation(names):
+                fn = cases[c]
+                u0, s0 = _cpu()
                 per[c][n].append(clock(lambda: [fn(n) for _ in range(reps)]) / reps / n)
+                u1, s1 = _cpu()
+                sys_share[c][n].append((s1 - s0) / max(u1 - u0 + s1 - s0, 1e-9))
     head = "".join(f"{n:>10,}" for n in sizes)
     print(f"{'ns per study':22}{head}   worst step t(10n)/(10 t(n)), median (min-max) over rounds")
     for c in cases:
@@ -301,6 +327,17 @@ def scaling(rounds: int, quick: bool) -> None:
         worst = int(np.argmax([np.median(s) for s in steps]))
         print(f"{c:22}" + "".join(f"{x:10.1f}" for x in med)
               + f"   {sizes[worst]:,} -> {sizes[worst + 1]:,}: {fmt(steps[worst])}")
+    print("\nstep t(10n)/(10 t(n)) at each size, median over rounds (1 = linear)")
+    print(f"{'':22}" + "".join(f"{f'-> {b:,}':>12}" for b in sizes[1:]))
+    for c in cases:
+        steps = [np.median(np.array(per[c][b]) / np.array(per[c][a])) for a, b in zip(sizes[:-1], sizes[1:])]
+        print(f"{c:22}" + "".join(f"{x:12.2f}" for x in steps))
+    print("\nsystem CPU time (the kernel's: page faults on fresh memory) as a share of the CPU time, median over rounds")
+    print(f"{'':22}{head}")
+    for c in cases:
+        print(f"{c:22}" + "".join(f"{np.median(sys_share[c][n]):10.0%}" for n in sizes))
+    print("(the floor row reads the grid once and writes a newly allocated 12 x n table, as pool_many returns one;"
+          " its step is the cost of fresh memory on this machine, which no function returning that table avoids)")
 
 
 def main(argv=None) -> int:
