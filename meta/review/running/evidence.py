@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from meta.review.inputs.analysis import Analysis, Filter
@@ -85,15 +86,31 @@ def analysis_scale(analysis: Analysis) -> str:
     return getattr(analysis, "es_scale", "") or SCALES.get(analysis.comparison, "raw_sd")
 
 
+def _factor(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, texts)`` with ``texts[codes]`` the cells as text, NA as "" and stripped
+    (``series.astype("string").fillna("").str.strip()``), each distinct value converted once."""
+    codes, uniques = pd.factorize(series)  # NA -> -1, which picks the "" appended last
+    texts = pd.Series(uniques).astype("string").fillna("").str.strip().to_numpy(dtype=object)
+    return codes, np.append(texts, "")
+
+
 def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string").fillna("").str.strip()
+    codes, texts = _factor(series)
+    return pd.Series(pd.array(texts[codes], dtype="string"), index=series.index)
+
+
+def _isin(series: pd.Series, values) -> pd.Series:
+    """``_text(series).isin(values)``, judged once per distinct value."""
+    codes, texts = _factor(series)
+    wanted = set(values)
+    return pd.Series(np.array([t in wanted for t in texts], dtype=bool)[codes], index=series.index)
 
 
 def _hits(table: pd.DataFrame, analysis: Analysis, f: Filter) -> pd.Series:
     """Rows that pass one filter of ``analysis``."""
     if f.key not in table.columns:
         raise KeyError(f"filter key {f.key!r} of analysis {analysis.analysis_id} is not a column")
-    hit = _text(table[f.key]).isin(f.values)
+    hit = _isin(table[f.key], f.values)
     return ~hit if f.negate else hit
 
 
@@ -109,8 +126,9 @@ def _mask(table: pd.DataFrame, analysis: Analysis, filters: tuple[Filter, ...], 
 def _review_set(table: pd.DataFrame) -> pd.Series:
     if "review_set" not in table.columns:
         return pd.Series(DEFAULT_REVIEW_SET, index=table.index, dtype="string")
-    s = _text(table["review_set"])
-    return s.where(s != "", DEFAULT_REVIEW_SET)
+    codes, texts = _factor(table["review_set"])
+    texts = np.array([t if t != "" else DEFAULT_REVIEW_SET for t in texts], dtype=object)
+    return pd.Series(pd.array(texts[codes], dtype="string"), index=table.index)
 
 
 def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, EvidenceSet]:
@@ -125,8 +143,7 @@ def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, Evidence
     original = _mask(table, analysis, analysis.effective_filters, hits) & (rs == DEFAULT_REVIEW_SET)
     update = _mask(table, analysis, analysis.filters, hits) & (rs == UPDATE_REVIEW_SET)
     scale = analysis_scale(analysis)
-    es = _text(table["es_scale"]) if "es_scale" in table.columns else pd.Series("", index=table.index)
-    on_scale = (es == "") | (es == scale)
+    on_scale = _isin(table["es_scale"], ("", scale)) if "es_scale" in table.columns else pd.Series(True, index=table.index)
     in_task = task_mask(table, analysis)
     first = EvidenceSet(name=ORIGINAL, scale=scale, matched=table.loc[original & on_scale & in_task],
                         other_scale=table.loc[original & ~on_scale & in_task], added=table.iloc[0:0],
@@ -145,4 +162,4 @@ def task_mask(table: pd.DataFrame, analysis: Analysis) -> pd.Series:
     tasks = getattr(analysis, "tasks", ()) or ()
     if "task" not in table.columns or not tasks:
         return pd.Series(True, index=table.index)
-    return _text(table["task"]).isin(tasks)
+    return _isin(table["task"], tasks)

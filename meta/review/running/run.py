@@ -112,8 +112,9 @@ def annotate(effects: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
 
 
 def _matches(series: pd.Series, f: Filter) -> pd.Series:
-    s = series.astype("string").fillna("").str.strip()
-    hit = s.isin(f.values)
+    from meta.review.running.evidence import _isin
+
+    hit = _isin(series, f.values)  # the cells as stripped text ("" for NA), judged once per distinct value
     return ~hit if f.negate else hit
 
 
