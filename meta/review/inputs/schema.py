@@ -15,8 +15,10 @@ files' own rules) and :mod:`meta.review.inputs.analysis` (``analyses.csv``) both
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
+import gc
 import io
 import math
 import re
@@ -265,6 +267,24 @@ class DataError(ValueError):
 
 
 # --------------------------------------------------------------------------- reading
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector while a data folder is read and checked.
+
+    Reading a table makes one dict per row and one str per cell (1.5 million objects for
+    100,000 outcome rows), none of them in a reference cycle; without the pause the collector
+    walks the growing set of live containers again and again (5-10% of the CPU time of
+    ``meta validate`` at that size). Reference counting still frees everything as usual;
+    the collector is restored (if it was on) when the block ends, also on an error."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 @dataclass(frozen=True)
