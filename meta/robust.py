@@ -259,11 +259,24 @@ def _square_sparse(a, name: str, k: int):
     return m
 
 
-def _block(m, i: np.ndarray) -> np.ndarray:
-    """The dense block ``m[i, i]`` of a dense or scipy.sparse matrix."""
-    if _issparse(m):
-        return m[i][:, i].toarray()
-    return m[np.ix_(i, i)]
+def _blocks(m, idx: tuple, codes: np.ndarray) -> tuple:
+    """The dense diagonal blocks ``m[i, i]`` for the row sets ``idx`` (each ascending; row r in
+    ``idx[codes[r]]``) of a dense or scipy.sparse matrix. Sparse: one pass over the non-zeros into
+    one buffer that the blocks view (entries off the blocks are not read)."""
+    if not _issparse(m):
+        return tuple(m[np.ix_(i, i)] for i in idx)
+    coo = m.tocoo()
+    sizes = np.array([i.size for i in idx])
+    off = np.concatenate([[0], np.cumsum(sizes.astype(np.int64) ** 2)])
+    pos = np.empty(codes.size, np.int64)
+    for i in idx:
+        pos[i] = np.arange(i.size)
+    inside = codes[coo.row] == codes[coo.col]
+    r, c = coo.row[inside], coo.col[inside]
+    j = codes[r]
+    flat = np.zeros(off[-1])
+    flat[off[j] + pos[r] * sizes[j] + pos[c]] = coo.data[inside]
+    return tuple(flat[off[q]:off[q + 1]].reshape(n, n) for q, n in enumerate(sizes.tolist()))
 
 
 def _inverse(m: np.ndarray, name: str) -> np.ndarray:
@@ -446,12 +459,12 @@ def _vcov(m: WorkingModel, e, codes, labels, type, target, inverse_var) -> CRVco
                          "the working model's random effects must be nested within cluster (clubSandwich refuses "
                          "the same); cluster at the outermost level of the model")
     Xj = tuple(X[i] for i in idx)
-    Wj = tuple(_block(W, i) for i in idx)
+    Wj = _blocks(W, idx, codes)
     XWj = tuple(x.T @ w for x, w in zip(Xj, Wj))
     B = _inverse(sum(xw @ x for xw, x in zip(XWj, Xj)), "X'WX")
     if target is not None:
         T = _square(target, "target", k)
-        theta = tuple(_block(T, i) for i in idx)
+        theta = _blocks(T, idx, codes)
         inv_var = bool(inverse_var) if inverse_var is not None else False
     elif inverse_var is None or inverse_var:
         theta = tuple(_inverse(w, f"W (block of cluster {labels[j]!r})") for j, w in enumerate(Wj))
@@ -560,7 +573,8 @@ def _p_pair(G, H, s, t):
     else:
         H1, H2, H3 = H
         P = H3[s].T @ H3[t] - H1[s].T @ H2[t] - H2[s].T @ H1[t]
-    return P + np.diag(gdiag)
+    P[np.diag_indices_from(P)] += gdiag  # P + diag(gdiag) without a second J x J array (the same values)
+    return P
 
 
 def _p_arrays(v: CRVcov) -> list[np.ndarray]:
