@@ -462,8 +462,9 @@ class _Rows:
     def column(self, name: str, default: Any = None) -> list:
         if name not in self.names:
             return [default] * self.n
-        if name not in self._columns:
-            self._columns[name] = [None if v is pd.NA else v for v in self.df[name].tolist()]
+        if name not in self._columns:  # to_numpy(object): the values tolist() gives, without a call per cell
+            na = pd.NA
+            self._columns[name] = [None if v is na else v for v in self.df[name].to_numpy(dtype=object).tolist()]
         return self._columns[name]
 
     def num(self, name: str) -> np.ndarray:
@@ -475,8 +476,16 @@ class _Rows:
 
     def text(self, name: str) -> np.ndarray:
         """:func:`_text` of every row."""
-        if name not in self._texts:
-            self._texts[name] = np.array([_text(v) for v in self.column(name)], dtype=object)
+        if name not in self._texts:  # judged once per distinct value (and type: 1 and 1.0 print differently)
+            memo: dict = {}
+            out = []
+            for v in self.column(name):
+                key = (v.__class__, v)
+                t = memo.get(key)
+                if t is None:
+                    t = memo[key] = _text(v)
+                out.append(t)
+            self._texts[name] = np.array(out, dtype=object)
         return self._texts[name]
 
     def row(self, i: int, columns: tuple[str, ...] | None = None) -> dict:
@@ -817,35 +826,33 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
     routed = _route_rows(rows, variance=variance, inequality=inequality, r=r)
     get = rows.column
     comparison, task = rows.text("comparison"), rows.text("task")
-    records = []
-    for i, (sid, outcome, timepoint, task_value, n1, n2, url, locator) in enumerate(zip(
-            get("study_id"), get("outcome"), get("timepoint", pd.NA), get("task", pd.NA), get("n1"), get("n2"),
-            get("source_url", pd.NA), get("source_locator", pd.NA))):
-        yi, vi, route, flags, reasons, r_used = routed[i]
-        if task[i] == "averaged_across_tasks":
-            flags = flags + ["averaged_across_tasks"]
-        records.append({
-            "study_id": sid,
-            "cohort_id": cohort.get(sid, pd.NA),
-            "outcome": outcome,
-            "comparison": comparison[i],
-            "timepoint": timepoint,
-            "task": task_value,
-            "n1": n1,
-            "n2": n2,
-            "yi": yi,
-            "vi": vi,
-            "route": route,
-            "es_scale": ES_SCALES.get(route, ""),
-            "flags": ";".join(flags),
-            "reason": "; ".join(reasons),
-            "source_url": url,
-            "source_locator": locator,
-            "r": r_used,
-        })
-    out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))
+    # column by column (one list per column, not one dict per row); the frame DataFrame.from_records
+    # builds from the same values
+    yi_, vi_, route_, flags_, reasons_, r_ = zip(*routed) if routed else ((),) * 6
+    averaged = task == "averaged_across_tasks"
+    sids = get("study_id")
+    columns = {
+        "study_id": sids,
+        "cohort_id": [cohort.get(sid, pd.NA) for sid in sids],
+        "outcome": get("outcome"),
+        "comparison": list(comparison),
+        "timepoint": get("timepoint", pd.NA),
+        "task": get("task", pd.NA),
+        "n1": get("n1"),
+        "n2": get("n2"),
+        "yi": list(yi_),
+        "vi": list(vi_),
+        "route": list(route_),
+        "es_scale": [ES_SCALES.get(x, "") for x in route_],
+        "flags": [";".join(f + ["averaged_across_tasks"] if a else f) for f, a in zip(flags_, averaged.tolist())],
+        "reason": ["; ".join(x) for x in reasons_],
+        "source_url": get("source_url", pd.NA),
+        "source_locator": get("source_locator", pd.NA),
+        "r": list(r_),
+    }
+    out = pd.DataFrame.from_records(list(zip(*columns.values())), index=outcomes.index, columns=list(_OUT_COLUMNS))
     for col in ("n1", "n2"):
-        vals = [float(v) if _has(v) else None for v in out[col]]
+        vals = [float(v) if _has(v) else None for v in columns[col]]
         whole = all(v is None or v.is_integer() for v in vals)
         out[col] = pd.array([None if v is None else (int(v) if whole else v) for v in vals],
                             dtype="Int64" if whole else "Float64")
