@@ -820,7 +820,8 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
             df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
     cohort = {}
     if studies is not None and "cohort_id" in studies.columns:
-        cohort = dict(zip(studies["study_id"], studies["cohort_id"]))
+        cohort = dict(zip(studies["study_id"].to_numpy(dtype=object).tolist(),
+                          studies["cohort_id"].to_numpy(dtype=object).tolist()))
 
     rows = _Rows(df)
     routed = _route_rows(rows, variance=variance, inequality=inequality, r=r)

@@ -416,7 +416,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     k = len(kept)
     yi, vi = kept[ycol].to_numpy(float), kept[vcol].to_numpy(float)
     notes: list[str] = []
-    known = set(table["outcome"].dropna().astype(str))
+    known = set(table["outcome"].dropna().astype(str).unique())
     for o in analysis.outcomes:
         if o not in known:  # a typo in analyses.csv would otherwise look like missing data
             notes.append(f"no row of outcomes.csv has outcome {o!r}")
