@@ -607,14 +607,35 @@ def _saddlepoint_p(t: float, P: np.ndarray) -> float:
     return float(0.5 - np.sum(g ** 3) / (3 * np.sqrt(np.pi) * np.sum(g ** 2) ** 1.5))
 
 
+#: above this many clusters the Satterthwaite df of an inverse-variance working model is computed
+#: without the J x J matrix P (see :func:`_satterthwaite_df`)
+DENSE_P_MAX_CLUSTERS = 2000
+
+
 def _satterthwaite_df(v: CRVcov, C: np.ndarray | None = None) -> np.ndarray:
-    """Satterthwaite df of each coefficient (or row of C): (tr P)^2 / sum(P^2)."""
+    """Satterthwaite df of each coefficient (or row of C): (tr P)^2 / sum(P^2).
+
+    With the working model W^-1 (one H) and more than :data:`DENSE_P_MAX_CLUSTERS` clusters, P =
+    diag(g) - A'A (A = H[i], u x J) is not formed: tr P = sum(g) - sum(A^2) and sum(P^2) =
+    sum((g - a)^2) + ||A A'||_F^2 - sum(a^2), a = diag(A'A) -- the same quantity in O(J) memory
+    instead of J x J (8 GB at J = 30,000); its rounding differs from the J x J sum in the last
+    digits (relative ~1e-14). Up to that many clusters P is formed as clubSandwich does."""
     G, H = _gh(v)
     if C is not None:
         G = [C @ g for g in G]
         H = tuple(np.einsum("qp,puj->quj", C, h) for h in H)
     out = []
+    J = len(G)
     for i in range(G[0].shape[0]):
+        if len(H) == 1 and J > DENSE_P_MAX_CLUSTERS:
+            g = np.array([gj[i] @ gj[i] for gj in G])
+            A = H[0][i]  # u x J
+            a = np.einsum("uj,uj->j", A, A)
+            AA = A @ A.T
+            tr = g.sum() - a.sum()
+            ss = np.sum((g - a) ** 2) + np.sum(AA ** 2) - np.sum(a ** 2)
+            out.append(tr ** 2 / ss)
+            continue
         P = _p_pair(G, H, i, i)
         out.append(np.trace(P) ** 2 / np.sum(P ** 2))
     return np.array(out)

@@ -223,3 +223,15 @@ def test_check_folder_of_many_rows_reports_what_a_small_one_does(tmp_path):
                                            encoding="utf-8")
     probs = [p for p in check_folder(tmp_path).problems if p.column == "sd1"]
     assert [p.row for p in probs if "must be > 0" in p.message] == [2, 3, 4]
+
+
+def test_satterthwaite_df_without_the_j_by_j_matrix_agrees_with_it(monkeypatch):
+    from meta import robust
+
+    fit, cl = _che_fit(60, seed=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dense = robust.conf_int(fit, cl, vcov="CR2").df
+        monkeypatch.setattr(robust, "DENSE_P_MAX_CLUSTERS", 10)
+        low_rank = robust.conf_int(fit, cl, vcov="CR2").df
+    assert np.allclose(low_rank, dense, rtol=1e-12, atol=0)
