@@ -235,3 +235,24 @@ def test_satterthwaite_df_without_the_j_by_j_matrix_agrees_with_it(monkeypatch):
         monkeypatch.setattr(robust, "DENSE_P_MAX_CLUSTERS", 10)
         low_rank = robust.conf_int(fit, cl, vcov="CR2").df
     assert np.allclose(low_rank, dense, rtol=1e-12, atol=0)
+
+
+def test_evidence_sets_with_a_kept_text_cache_select_the_same_rows():
+    from meta.review.inputs.analysis import load_analyses
+    from meta.review.inputs.data import load
+    from meta.review.running.evidence import evidence_sets
+    from meta.review.running.run import effect_table
+
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent / "fixtures" / "review_data"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = effect_table(load(folder))
+    texts: dict = {}
+    for a in load_analyses(folder):
+        plain, kept = evidence_sets(table, a), evidence_sets(table, a, texts=texts)
+        for name in plain:
+            for part in ("matched", "other_scale", "added", "other_task"):
+                assert getattr(kept[name], part).index.equals(getattr(plain[name], part).index), (a.analysis_id, part)
+    assert {"task", "review_set"} <= set(texts)  # filled on first use, reused afterwards
