@@ -378,10 +378,10 @@ def _suspect_outcome_rows(table: Table, parsed_rows: list[dict], studies: dict[s
         return np.array([p.get(col) for p in parsed_rows], dtype=float)
 
     def filled(col: str) -> np.ndarray:
-        return np.array([c.get(col, "") != "" for c in cells], dtype=bool)
+        return np.array([v != "" for v in table.column(col)], dtype=bool)
 
     def text(col: str) -> np.ndarray:
-        return np.array([c.get(col, "") for c in cells], dtype=object)
+        return np.array(table.column(col), dtype=object)
 
     flag = np.zeros(n, dtype=bool)
     sid = text("study_id")
@@ -597,7 +597,7 @@ def _frame(table: Table, ints: tuple[str, ...] = (), floats: tuple[str, ...] = (
     index = pd.Index([r for r, _ in table.rows], name="row", dtype="int64")
     data = {}
     for col in table.header:
-        cells = [c[col] for _, c in table.rows]
+        cells = table.column(col)
         if col in ints:
             vals = [None if v == "" else int(v) for v in cells]
             data[col] = pd.array(vals, dtype="Int64")
