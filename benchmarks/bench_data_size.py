@@ -17,6 +17,11 @@ rounds. On a shared host the CPU time is the steadier number (wall time includes
     .venv/bin/python benchmarks/bench_data_size.py                       # 10k, 30k, 100k rows, 3 rounds
     .venv/bin/python benchmarks/bench_data_size.py --sizes 100000 --rounds 1 --keep /tmp/big
     .venv/bin/python benchmarks/bench_data_size.py --generate-only /tmp/big --sizes 100000
+    .venv/bin/python benchmarks/bench_data_size.py --what compute        # reproduce's computation share
+
+``--what compute`` runs ``meta.review.reproduce.reproduce(folder, out_dir=None)``: every analysis,
+sensitivity sweep, robustness panel and claim computed, no figure drawn and no file written (the
+share of ``reproduce`` before its outputs).
 """
 
 from __future__ import annotations
@@ -103,6 +108,9 @@ def generate(folder: Path, n_rows: int) -> dict:
             "outcomes_mb": (folder / "outcomes.csv").stat().st_size / 1e6}
 
 
+#: ``--what compute``: ``reproduce(folder, out_dir=None)``, every analysis computed, nothing drawn or written
+_COMPUTE = "import sys; from meta.review.reproduce import reproduce; reproduce(sys.argv[1], None)"
+
 _WRAPPER = r"""
 import json, resource, subprocess, sys, time
 t0 = time.perf_counter()
@@ -129,7 +137,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,30000,100000", help="outcome rows, comma-separated")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--what", default="validate,reproduce")
+    ap.add_argument("--what", default="validate,reproduce",
+                    help="validate, reproduce and/or compute (reproduce without writing: no figures, no files)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--keep", help="generate into this folder (kept) instead of a temporary one")
     ap.add_argument("--generate-only", help="only write a synthetic folder here (one size)")
@@ -153,6 +162,8 @@ def main(argv=None) -> int:
             for _ in range(args.rounds):  # interleaved: validate, reproduce, validate, ...
                 for what in results:
                     cmd = [sys.executable, "-m", "meta", what, "--data", str(folder)]
+                    if what == "compute":  # reproduce without writing: its computation share, no figures or files
+                        cmd = [sys.executable, "-W", "ignore", "-c", _COMPUTE, str(folder)]
                     if what == "reproduce":
                         out = base / f"results_{n}"
                         shutil.rmtree(out, ignore_errors=True)

@@ -499,6 +499,25 @@ class _Blocks:
                             out["XWAWAWX"][m, l] += q.T
         return out
 
+    def sparse(self, theta: np.ndarray | None, *, inverse: bool = False):
+        """The same matrix as :meth:`dense` (block for block the same values) as a scipy.sparse CSR
+        matrix holding only the blocks: memory proportional to the sum of the squared block sizes."""
+        rows, cols, vals = [], [], []
+        for g in self.groups:
+            M = g["V"].copy()
+            if theta is not None:
+                for th, A in zip(theta, g["A"]):
+                    M += th * A
+            if inverse:
+                M = np.linalg.inv(M)
+            idx = g["idx"]
+            s = idx.shape[1]
+            rows.append(np.repeat(idx, s, axis=1).ravel())
+            cols.append(np.tile(idx, (1, s)).ravel())
+            vals.append(M.ravel())
+        return _sparse.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                                  shape=(self.k, self.k))
+
     def dense(self, theta: np.ndarray | None, *, inverse: bool = False) -> np.ndarray:
         """M = V + sum theta_l A_l (or its inverse) as a dense k x k matrix."""
         out = np.zeros((self.k, self.k))
@@ -823,6 +842,16 @@ class MultilevelResult:
     def W(self) -> np.ndarray:
         """Weight matrix W = M^-1 (k x k, dense; computed block by block)."""
         return self._blocks.dense(np.concatenate([self.sigma2, self._gpar]), inverse=True)
+
+    @property
+    def M_sparse(self):
+        """:attr:`M` as a scipy.sparse CSR matrix of its blocks (no k x k array)."""
+        return self._blocks.sparse(np.concatenate([self.sigma2, self._gpar]))
+
+    @property
+    def W_sparse(self):
+        """:attr:`W` as a scipy.sparse CSR matrix of its blocks (no k x k array)."""
+        return self._blocks.sparse(np.concatenate([self.sigma2, self._gpar]), inverse=True)
 
     @property
     def V(self) -> np.ndarray:

@@ -152,6 +152,8 @@ class WorkingModel:
             raise ValueError("give the weights W or the marginal covariance M (k x k matrix, or a length-k vector for a diagonal)")
         Mm = None if M is None else _square(M, "M", k)
         if W is None:
+            if _issparse(Mm):  # W = M^-1 of a general sparse M: dense, as before
+                Mm = _square(Mm.toarray(), "M", k)
             Wm = _inverse(Mm, "M")
         else:
             Wm = _square(W, "W", k)
@@ -161,14 +163,17 @@ class WorkingModel:
         if len(coef_names) != p:
             raise ValueError(f"coef_names must name the {p} columns of X; got {len(coef_names)}")
         if beta is None:
-            b = _inverse(Xa.T @ Wm @ Xa, "X'WX") @ (Xa.T @ Wm @ y)
+            if _issparse(Wm):
+                b = _inverse(np.asarray(Xa.T @ (Wm @ Xa)), "X'WX") @ np.asarray(Xa.T @ (Wm @ y)).ravel()
+            else:
+                b = _inverse(Xa.T @ Wm @ Xa, "X'WX") @ (Xa.T @ Wm @ y)
         else:
             b = numbers(beta, "beta").ravel()
             if b.shape[0] != p:
                 raise ValueError(f"beta must have one value per column of X ({p}); got {b.shape[0]}")
             _finite(b, "beta")
         for name, a in (("X", Xa), ("yi", y), ("W", Wm), ("beta", b)) + ((("M", Mm),) if Mm is not None else ()):
-            a.setflags(write=False)
+            (a.data if _issparse(a) else a).setflags(write=False)
         if not (isinstance(w_scale, (int, float)) and not isinstance(w_scale, bool) and np.isfinite(w_scale) and w_scale > 0):
             raise ValueError(f"w_scale must be a positive number; got {w_scale!r}")
         return cls(X=Xa, yi=y, W=Wm, beta=b, coef_names=coef_names, M=Mm, level=float(level), cluster=cluster,
@@ -188,6 +193,11 @@ class WorkingModel:
         (clubSandwich's ``inverse_var = TRUE``); else it is ``M`` (user weights, metafor ``rma.mv(W=)``)."""
         if self.M is None:
             return True
+        if _issparse(self.W) or _issparse(self.M):  # |W M - I| <= 1e-8 on the non-zeros of W M - I
+            from scipy import sparse
+
+            d = sparse.csr_matrix(self.W) @ sparse.csr_matrix(self.M) - sparse.identity(self.k, format="csr")
+            return bool(d.nnz == 0 or np.all(np.abs(d.data) <= 1e-8))
         return bool(np.allclose(self.W @ self.M, np.eye(self.k), rtol=0, atol=1e-8))
 
     def default_target(self):
@@ -207,8 +217,8 @@ def _finite(a: np.ndarray, name: str) -> None:
 
 
 def _square(a, name: str, k: int) -> np.ndarray:
-    if hasattr(a, "toarray"):  # scipy.sparse (metafor's rma.mv(sparse=TRUE) keeps M sparse too)
-        a = a.toarray()
+    if _issparse(a):  # scipy.sparse (metafor's rma.mv(sparse=TRUE) keeps M sparse too): kept sparse
+        return _square_sparse(a, name, k)
     m = numbers(a, name)
     if m.ndim == 1:
         if m.shape[0] != k:
@@ -220,6 +230,53 @@ def _square(a, name: str, k: int) -> np.ndarray:
     if not np.allclose(m, m.T, rtol=1e-10, atol=1e-14 * max(1.0, np.abs(m).max())):
         raise ValueError(f"{name} must be symmetric; {name}[i, j] != {name}[j, i] at {positions(~np.isclose(m, m.T))}")
     return m
+
+
+def _issparse(a) -> bool:
+    """Whether ``a`` is a scipy.sparse matrix (scipy.sparse is imported only when one is given)."""
+    return hasattr(a, "tocsr") and hasattr(a, "nnz")
+
+
+def _square_sparse(a, name: str, k: int):
+    """The checks of :func:`_square` on a scipy.sparse matrix, in memory proportional to its
+    non-zeros (a block-diagonal W or M of k rows is never made dense): CSR, float, k x k, finite,
+    symmetric to the same tolerance as ``np.allclose(m, m.T, rtol=1e-10, atol=1e-14 max|m|)``."""
+    m = a.tocsr().astype(float)
+    if m.shape != (k, k):
+        raise ValueError(f"{name} must be a {k} x {k} matrix (k = rows of X); got shape {m.shape}")
+    if not np.all(np.isfinite(m.data)):
+        r, c = m.nonzero()
+        bad = ~np.isfinite(np.asarray(m[r, c]).ravel())
+        raise ValueError(f"{name} must be finite; not finite at positions (0-based): "
+                         + ", ".join(f"({i}, {j})" for i, j in zip(r[bad][:10], c[bad][:10])))
+    mt = m.T.tocsr()
+    d = (m - mt).tocoo()
+    atol = 1e-14 * max(1.0, float(abs(m).max()) if m.nnz else 0.0)
+    far = np.abs(d.data) > atol + 1e-10 * np.abs(np.asarray(mt[d.row, d.col]).ravel()) if d.nnz else np.zeros(0, bool)
+    if far.any():
+        shown = ", ".join(f"({i}, {j})" for i, j in zip(d.row[far][:10], d.col[far][:10]))
+        raise ValueError(f"{name} must be symmetric; {name}[i, j] != {name}[j, i] at {shown}")
+    return m
+
+
+def _blocks(m, idx: tuple, codes: np.ndarray) -> tuple:
+    """The dense diagonal blocks ``m[i, i]`` for the row sets ``idx`` (each ascending; row r in
+    ``idx[codes[r]]``) of a dense or scipy.sparse matrix. Sparse: one pass over the non-zeros into
+    one buffer that the blocks view (entries off the blocks are not read)."""
+    if not _issparse(m):
+        return tuple(m[np.ix_(i, i)] for i in idx)
+    coo = m.tocoo()
+    sizes = np.array([i.size for i in idx])
+    off = np.concatenate([[0], np.cumsum(sizes.astype(np.int64) ** 2)])
+    pos = np.empty(codes.size, np.int64)
+    for i in idx:
+        pos[i] = np.arange(i.size)
+    inside = codes[coo.row] == codes[coo.col]
+    r, c = coo.row[inside], coo.col[inside]
+    j = codes[r]
+    flat = np.zeros(off[-1])
+    flat[off[j] + pos[r] * sizes[j] + pos[c]] = coo.data[inside]
+    return tuple(flat[off[q]:off[q + 1]].reshape(n, n) for q, n in enumerate(sizes.tolist()))
 
 
 def _inverse(m: np.ndarray, name: str) -> np.ndarray:
@@ -258,7 +315,11 @@ def _fit_model(fit) -> WorkingModel:
         raise TypeError("fit must be a meta.pool.PoolResult, a WorkingModel, or an object/mapping with X (k x p "
                         f"design), yi and W or M (k x k); got {type(fit).__name__} without "
                         + " and ".join(n for n, v in (("X", X), ("yi", yi)) if v is None))
-    W, M = get("W"), get("M")
+    # a block-diagonal fit (meta.multilevel's MultilevelResult) offers W and M as scipy.sparse
+    # matrices: the same values as its dense W and M, in memory proportional to the blocks
+    W, M = get("W_sparse"), get("M_sparse")
+    if W is None or M is None:
+        W, M = get("W"), get("M")
     names = get("coef_names")
     return WorkingModel.from_matrices(X, yi, W=W, M=M, beta=get("beta"), coef_names=names,
                                       level=get("level", 0.95) or 0.95, cluster=get("cluster"),
@@ -378,23 +439,32 @@ def _vcov(m: WorkingModel, e, codes, labels, type, target, inverse_var) -> CRVco
     X, W = m.X, m.W / m.w_scale
     k, p = X.shape
     J = len(labels)
-    idx = tuple(np.flatnonzero(codes == j) for j in range(J))
-    off = np.ones((k, k), bool)
-    for i in idx:
-        off[np.ix_(i, i)] = False
-    scale = np.abs(W).max()
-    if np.any(np.abs(W[off]) > 1e-10 * scale):
-        r, c = np.argwhere(off & (np.abs(W) > 1e-10 * scale))[0]
+    order = np.argsort(codes, kind="stable")
+    idx = tuple(np.split(order, np.cumsum(np.bincount(codes, minlength=J))[:-1]))  # rows of each cluster, in order
+    if _issparse(W):  # the non-zeros only: memory proportional to them, not k^2
+        coo = W.tocoo()
+        scale = np.abs(coo.data).max() if coo.nnz else 0.0
+        link = (codes[coo.row] != codes[coo.col]) & (np.abs(coo.data) > 1e-10 * scale)
+        first = np.lexsort((coo.col[link], coo.row[link]))[:1]
+        bad = (coo.row[link][first], coo.col[link][first]) if link.any() else None
+    else:
+        off = np.ones((k, k), bool)
+        for i in idx:
+            off[np.ix_(i, i)] = False
+        scale = np.abs(W).max()
+        bad = tuple(np.argwhere(off & (np.abs(W) > 1e-10 * scale))[0]) if np.any(np.abs(W[off]) > 1e-10 * scale) else None
+    if bad is not None:
+        r, c = int(np.ravel(bad[0])[0]), int(np.ravel(bad[1])[0])
         raise ValueError(f"W links rows {r} and {c} of different clusters ({labels[codes[r]]!r}, {labels[codes[c]]!r}): "
                          "the working model's random effects must be nested within cluster (clubSandwich refuses "
                          "the same); cluster at the outermost level of the model")
     Xj = tuple(X[i] for i in idx)
-    Wj = tuple(W[np.ix_(i, i)] for i in idx)
+    Wj = _blocks(W, idx, codes)
     XWj = tuple(x.T @ w for x, w in zip(Xj, Wj))
     B = _inverse(sum(xw @ x for xw, x in zip(XWj, Xj)), "X'WX")
     if target is not None:
         T = _square(target, "target", k)
-        theta = tuple(T[np.ix_(i, i)] for i in idx)
+        theta = _blocks(T, idx, codes)
         inv_var = bool(inverse_var) if inverse_var is not None else False
     elif inverse_var is None or inverse_var:
         theta = tuple(_inverse(w, f"W (block of cluster {labels[j]!r})") for j, w in enumerate(Wj))
@@ -503,7 +573,8 @@ def _p_pair(G, H, s, t):
     else:
         H1, H2, H3 = H
         P = H3[s].T @ H3[t] - H1[s].T @ H2[t] - H2[s].T @ H1[t]
-    return P + np.diag(gdiag)
+    P[np.diag_indices_from(P)] += gdiag  # P + diag(gdiag) without a second J x J array (the same values)
+    return P
 
 
 def _p_arrays(v: CRVcov) -> list[np.ndarray]:
@@ -536,14 +607,35 @@ def _saddlepoint_p(t: float, P: np.ndarray) -> float:
     return float(0.5 - np.sum(g ** 3) / (3 * np.sqrt(np.pi) * np.sum(g ** 2) ** 1.5))
 
 
+#: above this many clusters the Satterthwaite df of an inverse-variance working model is computed
+#: without the J x J matrix P (see :func:`_satterthwaite_df`)
+DENSE_P_MAX_CLUSTERS = 2000
+
+
 def _satterthwaite_df(v: CRVcov, C: np.ndarray | None = None) -> np.ndarray:
-    """Satterthwaite df of each coefficient (or row of C): (tr P)^2 / sum(P^2)."""
+    """Satterthwaite df of each coefficient (or row of C): (tr P)^2 / sum(P^2).
+
+    With the working model W^-1 (one H) and more than :data:`DENSE_P_MAX_CLUSTERS` clusters, P =
+    diag(g) - A'A (A = H[i], u x J) is not formed: tr P = sum(g) - sum(A^2) and sum(P^2) =
+    sum((g - a)^2) + ||A A'||_F^2 - sum(a^2), a = diag(A'A) -- the same quantity in O(J) memory
+    instead of J x J (8 GB at J = 30,000); its rounding differs from the J x J sum in the last
+    digits (relative ~1e-14). Up to that many clusters P is formed as clubSandwich does."""
     G, H = _gh(v)
     if C is not None:
         G = [C @ g for g in G]
         H = tuple(np.einsum("qp,puj->quj", C, h) for h in H)
     out = []
+    J = len(G)
     for i in range(G[0].shape[0]):
+        if len(H) == 1 and J > DENSE_P_MAX_CLUSTERS:
+            g = np.array([gj[i] @ gj[i] for gj in G])
+            A = H[0][i]  # u x J
+            a = np.einsum("uj,uj->j", A, A)
+            AA = A @ A.T
+            tr = g.sum() - a.sum()
+            ss = np.sum((g - a) ** 2) + np.sum(AA ** 2) - np.sum(a ** 2)
+            out.append(tr ** 2 / ss)
+            continue
         P = _p_pair(G, H, i, i)
         out.append(np.trace(P) ** 2 / np.sum(P ** 2))
     return np.array(out)

@@ -218,13 +218,15 @@ def reproduce(
     runs, updated = [], []
     directions = {a.analysis_id: analysis_direction(a, claims) for a in analyses}
     tables = {None: table}  # effect tables by assumed pre-post r (an analysis' prepost_r)
+    texts = {None: {}}  # per effect table, its filter columns' text, worked out once (evidence_sets)
     for i, a in enumerate(analyses, 1):
         r = a.prepost_r if a.comparison == "post_vs_pre" else None
         if r not in tables:
             tables[r] = effect_table(dataset, r=r)
+            texts[r] = {}
         # small-study tests from the analysis' own bias_min_k (10 unless analyses.csv lowers it)
-        both = run_sets(tables[r], a, run_analysis, level=settings["level"], direction=directions[a.analysis_id],
-                        prepost_r=r)
+        both = run_sets(tables[r], a, run_analysis, texts=texts[r], level=settings["level"],
+                        direction=directions[a.analysis_id], prepost_r=r)
         o, u = both[ORIGINAL], both[UPDATED]
         runs.append(o)
         updated.append(u)

@@ -489,6 +489,7 @@ def validate_folder(path: str | os.PathLike = "data") -> tuple[list[Problem], _d
     problems = list(checked.problems)
     analyses = None
     if folder.is_dir() and (folder / ANALYSES_FILE).exists():
-        found, analyses = analysis_problems(folder, checked=checked)
+        with schema.collector_paused():  # no reference cycles are made here (see collector_paused)
+            found, analyses = analysis_problems(folder, checked=checked)
         problems += found
     return problems, checked, analyses

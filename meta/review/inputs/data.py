@@ -98,6 +98,7 @@ from meta.review.inputs.schema import (
     CI_LEVEL_RANGE,
     CI_MIN_RELATIVE_WIDTH,
     check_formulas,
+    collector_paused,
     STUDIES_FILE,
     OUTCOMES_FILE,
     CLAIMS_FILE,
@@ -377,10 +378,10 @@ def _suspect_outcome_rows(table: Table, parsed_rows: list[dict], studies: dict[s
         return np.array([p.get(col) for p in parsed_rows], dtype=float)
 
     def filled(col: str) -> np.ndarray:
-        return np.array([c.get(col, "") != "" for c in cells], dtype=bool)
+        return np.array([v != "" for v in table.column(col)], dtype=bool)
 
     def text(col: str) -> np.ndarray:
-        return np.array([c.get(col, "") for c in cells], dtype=object)
+        return np.array(table.column(col), dtype=object)
 
     flag = np.zeros(n, dtype=bool)
     sid = text("study_id")
@@ -539,7 +540,11 @@ class CheckedFolder:
 def check_folder(path: str | Path) -> CheckedFolder:
     """Read every data file of the folder once and check it; the one pass that :func:`validate`,
     :func:`load` and the analysis declarations (:mod:`meta.review.inputs.analysis`) share."""
-    folder = Path(path)
+    with collector_paused():  # no reference cycles are made here (see collector_paused)
+        return _check_folder(Path(path))
+
+
+def _check_folder(folder: Path) -> CheckedFolder:
     problems: list[Problem] = []
     if not folder.is_dir():
         problems.append(Problem(str(folder), None, None, None,
@@ -592,7 +597,7 @@ def _frame(table: Table, ints: tuple[str, ...] = (), floats: tuple[str, ...] = (
     index = pd.Index([r for r, _ in table.rows], name="row", dtype="int64")
     data = {}
     for col in table.header:
-        cells = [c[col] for _, c in table.rows]
+        cells = table.column(col)
         if col in ints:
             vals = [None if v == "" else int(v) for v in cells]
             data[col] = pd.array(vals, dtype="Int64")
@@ -615,6 +620,11 @@ def load(path: str | Path = "data", *, checked: CheckedFolder | None = None) -> 
     errs = errors(checked.problems)
     if errs:
         raise DataError(errs)
+    with collector_paused():  # typed frames of every cell: no reference cycles (see collector_paused)
+        return _load(path, checked)
+
+
+def _load(path: str | Path, checked: CheckedFolder) -> Dataset:
     tables = checked.tables
     studies = _frame(tables[STUDIES_FILE])
     if "review_set" not in studies:

@@ -15,8 +15,10 @@ files' own rules) and :mod:`meta.review.inputs.analysis` (``analyses.csv``) both
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
+import gc
 import io
 import math
 import re
@@ -267,6 +269,24 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """Pause Python's cyclic garbage collector while a data folder is read and checked.
+
+    Reading a table makes one dict per row and one str per cell (1.5 million objects for
+    100,000 outcome rows), none of them in a reference cycle; without the pause the collector
+    walks the growing set of live containers again and again (5-10% of the CPU time of
+    ``meta validate`` at that size). Reference counting still frees everything as usual;
+    the collector is restored (if it was on) when the block ends, also on an error."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -274,6 +294,16 @@ class Table:
     rows: tuple[tuple[int, dict[str, str]], ...]  # (spreadsheet row, {column: stripped cell})
     raw: tuple[dict[str, str], ...] = ()  # the same cells unstripped (for the formula check)
     folder: str | None = None
+    columns: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)  # see column()
+
+    def column(self, name: str) -> list[str]:
+        """The stripped cells of one column, row by row ("" for a column the header lacks): the
+        values of ``rows``, kept column by column (read_table fills them with one transposition;
+        otherwise built on first use)."""
+        got = self.columns.get(name)
+        if got is None:
+            got = self.columns[name] = [c.get(name, "") for _, c in self.rows]
+        return got
 
 
 def read_table(folder: Path, name: str, problems: list[Problem]) -> Table | None:
@@ -331,6 +361,7 @@ def read_table(folder: Path, name: str, problems: list[Problem]) -> Table | None
         seen.add(col)
     rows = []
     raws = []
+    kept = []
     width = len(header)
     for i, rec in enumerate(records[1:], start=2):
         stripped = list(map(str.strip, rec))
@@ -342,8 +373,12 @@ def read_table(folder: Path, name: str, problems: list[Problem]) -> Table | None
             continue
         cells = dict(zip(header, stripped))
         rows.append((i, cells))
+        kept.append(stripped)
         raws.append(cells if stripped == rec else dict(zip(header, rec)))  # one dict when nothing was stripped
-    return Table(name, header, tuple(rows), tuple(raws), fd)
+    # the same cells column by column (the checks read a column at a time); a name twice in the
+    # header keeps its last cell, as the row dicts do
+    columns = {col: list(vals) for col, vals in zip(header, zip(*kept))} if kept else {col: [] for col in header}
+    return Table(name, header, tuple(rows), tuple(raws), fd, columns)
 
 
 def check_columns(table: Table, required: tuple[str, ...], problems: list[Problem]) -> bool:
@@ -616,7 +651,7 @@ def _clean_cells(table: Table, specs: list[Column], vocab) -> list[tuple]:
     vocabulary columns are judged once per distinct value."""
     columns = []
     for col in specs:
-        cells = [c[col.name] for _, c in table.rows]
+        cells = table.column(col.name)
         if col.kind == "int":
             values = [_clean_int(v, col.minimum) for v in cells]
         elif col.kind == "number":  # inline: no function call per cell

@@ -462,8 +462,9 @@ class _Rows:
     def column(self, name: str, default: Any = None) -> list:
         if name not in self.names:
             return [default] * self.n
-        if name not in self._columns:
-            self._columns[name] = [None if v is pd.NA else v for v in self.df[name].tolist()]
+        if name not in self._columns:  # to_numpy(object): the values tolist() gives, without a call per cell
+            na = pd.NA
+            self._columns[name] = [None if v is na else v for v in self.df[name].to_numpy(dtype=object).tolist()]
         return self._columns[name]
 
     def num(self, name: str) -> np.ndarray:
@@ -475,8 +476,16 @@ class _Rows:
 
     def text(self, name: str) -> np.ndarray:
         """:func:`_text` of every row."""
-        if name not in self._texts:
-            self._texts[name] = np.array([_text(v) for v in self.column(name)], dtype=object)
+        if name not in self._texts:  # judged once per distinct value (and type: 1 and 1.0 print differently)
+            memo: dict = {}
+            out = []
+            for v in self.column(name):
+                key = (v.__class__, v)
+                t = memo.get(key)
+                if t is None:
+                    t = memo[key] = _text(v)
+                out.append(t)
+            self._texts[name] = np.array(out, dtype=object)
         return self._texts[name]
 
     def row(self, i: int, columns: tuple[str, ...] | None = None) -> dict:
@@ -539,8 +548,7 @@ def _route_rows(rows: _Rows, *, variance: str, inequality: str, r: float | None)
         if not idx.size:
             continue
         if cand == "paired":
-            for i in idx.tolist():
-                one(i, cand)
+            _paired_rows(rows, idx, r, one, reasons, yi, vi, r_out, route, flags, done)
             continue
         for group, options in _route_groups(cand, rows, idx):
             pending = group
@@ -576,6 +584,104 @@ def _route_rows(rows: _Rows, *, variance: str, inequality: str, r: float | None)
             rs = [missing[kinds[i]]]
         out.append((float(yi[i]), float(vi[i]), route[i], ci_flags[i] + flags[i], rs, float(r_out[i])))
     return out
+
+
+def _batches(idx: np.ndarray, call, single) -> None:
+    """``call(pending)`` on the rows ``idx`` at once; where it refuses rows (a ValueError naming their
+    positions, as :mod:`meta.effects` does) ``single(i)`` handles each of them and the call is repeated
+    without them (no positions named: every row goes to ``single``)."""
+    pending = idx
+    while pending.size:
+        try:
+            call(pending)
+        except ValueError as exc:
+            m = _POSITIONS.search(str(exc))
+            bad = sorted({int(x) for x in m.group(1).split(",")}) if m else list(range(pending.size))
+            bad = [b for b in bad if b < pending.size] or list(range(pending.size))
+            for b in bad:
+                single(int(pending[b]))
+            pending = np.delete(pending, bad)
+            continue
+        break
+
+
+def _derived_r_many(rows: _Rows, idx: np.ndarray) -> tuple[np.ndarray, list[str], list[str]]:
+    """:func:`_derived_r` of the rows ``idx``: ``(r, how, note)`` with r NaN where none is derived.
+    Each of its three sources (SD of change, paired t, exact paired p) is one :mod:`meta.effects`
+    call on the rows that use it, elementwise the arithmetic of the one-row call; a row the call
+    refuses gets :func:`_derived_r` of its own (the same reason text)."""
+    from meta import effects
+
+    k = idx.size
+    r_all, how, note = np.full(k, math.nan), [""] * k, [""] * k
+
+    def num(col: str) -> np.ndarray:
+        return rows.num(col)[idx]
+
+    has = {c: ~np.isnan(num(c)) for c in ("mean_diff", "se", "ci_low", "ci_high", "ci_level", "effect_size", "p_value")}
+    n, sd_pre, sd_post = num("n1"), num("sd2"), num("sd1")
+    change = num("mean1") - num("mean2")
+    es_t = rows.text("effect_size_type")[idx] == "t"
+    exact_p = np.array([(t or "=") == "=" for t in rows.text("p_operator")[idx].tolist()], dtype=bool)
+    by_change = has["mean_diff"] & (has["se"] | (has["ci_low"] & has["ci_high"]))
+    by_t = ~by_change & es_t & has["effect_size"]
+    by_p = ~by_change & ~by_t & has["p_value"] & exact_p
+    with np.errstate(all="ignore"):
+        level = np.where(has["ci_level"], num("ci_level"), 0.95)
+        se = np.where(has["se"], num("se"),
+                      (num("ci_high") - num("ci_low")) / (2 * effects._t_ppf((1 + level) / 2, n - 1)))
+    sources = (
+        (by_change, "SD of change", lambda j: effects.r_from_sd_change(sd_pre[j], sd_post[j], se[j] * np.sqrt(n[j]))),
+        (by_t, "paired t", lambda j: effects.r_from_paired_t(sd_pre[j], sd_post[j], change[j], num("effect_size")[j], n[j])),
+        (by_p, "paired p", lambda j: effects.r_from_paired_p(sd_pre[j], sd_post[j], change[j], num("p_value")[j], n[j])),
+    )
+
+    def single(j: int) -> None:
+        got, why = _derived_r(rows.row(int(idx[j])))
+        r_all[j], how[j], note[j] = (math.nan, "", why) if got is None else (got, why, "")
+
+    for mask, name, fn in sources:
+        def call(j: np.ndarray, fn=fn, name=name) -> None:
+            r_j = np.asarray(fn(j), dtype=float).reshape(-1)
+            for jj, rv in zip(j.tolist(), r_j.tolist()):
+                if -1 < rv < 1:
+                    r_all[jj], how[jj] = rv, name
+                else:
+                    note[jj] = f"the {name} gives r = {rv:g}, which the SMCR variance cannot use"
+
+        _batches(np.flatnonzero(mask), call, single)
+    return r_all, how, note
+
+
+def _paired_rows(rows: _Rows, idx: np.ndarray, r: float | None, one, reasons, yi, vi, r_out, route, flags,
+                 done) -> None:
+    """The ``paired`` route of the rows ``idx`` as :func:`_run` gives it row by row: each row's own
+    derived r (flag ``r_derived``), else the assumed ``r`` (``r_assumed``), else no route
+    ("paired design needs r"); one :func:`meta.effects.smd_paired` call with one r per row."""
+    from meta import effects
+
+    r_der, _, note = _derived_r_many(rows, idx)
+    derived = ~np.isnan(r_der)
+    if r is None:
+        for j in np.flatnonzero(~derived).tolist():
+            reasons[int(idx[j])].append("paired design needs r" + (f" ({note[j]})" if note[j] else ""))
+        use = np.flatnonzero(derived)
+    else:
+        use = np.arange(idx.size)
+    r_used = np.where(derived, r_der, r if r is not None else math.nan)
+
+    def call(j: np.ndarray) -> None:
+        i = idx[j]
+        out = effects.smd_paired(rows.num("mean2")[i], rows.num("sd2")[i], rows.num("mean1")[i], rows.num("sd1")[i],
+                                 rows.num("n1")[i], r=r_used[j])
+        y, v = np.asarray(out["yi"], dtype=float), np.asarray(out["vi"], dtype=float)
+        ineq = np.asarray(out["p_inequality"], dtype=bool) if "p_inequality" in out.columns else np.zeros(j.size, bool)
+        for jj, ii, yy, vv, q in zip(j.tolist(), i.tolist(), y.tolist(), v.tolist(), ineq.tolist()):
+            fl = ["r_derived" if derived[jj] else "r_assumed"]
+            yi[ii], vi[ii], r_out[ii], route[ii], flags[ii], done[ii] = yy, vv, r_used[jj], "paired", \
+                (["p_inequality"] + fl if q else fl), True
+
+    _batches(use, call, lambda j: one(int(idx[j]), "paired"))
 
 
 def _route_groups(cand: str, rows: _Rows, idx: np.ndarray) -> list[tuple[np.ndarray, tuple]]:
@@ -714,41 +820,40 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
             df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
     cohort = {}
     if studies is not None and "cohort_id" in studies.columns:
-        cohort = dict(zip(studies["study_id"], studies["cohort_id"]))
+        cohort = dict(zip(studies["study_id"].to_numpy(dtype=object).tolist(),
+                          studies["cohort_id"].to_numpy(dtype=object).tolist()))
 
     rows = _Rows(df)
     routed = _route_rows(rows, variance=variance, inequality=inequality, r=r)
     get = rows.column
     comparison, task = rows.text("comparison"), rows.text("task")
-    records = []
-    for i, (sid, outcome, timepoint, task_value, n1, n2, url, locator) in enumerate(zip(
-            get("study_id"), get("outcome"), get("timepoint", pd.NA), get("task", pd.NA), get("n1"), get("n2"),
-            get("source_url", pd.NA), get("source_locator", pd.NA))):
-        yi, vi, route, flags, reasons, r_used = routed[i]
-        if task[i] == "averaged_across_tasks":
-            flags = flags + ["averaged_across_tasks"]
-        records.append({
-            "study_id": sid,
-            "cohort_id": cohort.get(sid, pd.NA),
-            "outcome": outcome,
-            "comparison": comparison[i],
-            "timepoint": timepoint,
-            "task": task_value,
-            "n1": n1,
-            "n2": n2,
-            "yi": yi,
-            "vi": vi,
-            "route": route,
-            "es_scale": ES_SCALES.get(route, ""),
-            "flags": ";".join(flags),
-            "reason": "; ".join(reasons),
-            "source_url": url,
-            "source_locator": locator,
-            "r": r_used,
-        })
-    out = pd.DataFrame.from_records(records, index=outcomes.index, columns=list(_OUT_COLUMNS))
+    # column by column (one list per column, not one dict per row); the frame DataFrame.from_records
+    # builds from the same values
+    yi_, vi_, route_, flags_, reasons_, r_ = zip(*routed) if routed else ((),) * 6
+    averaged = task == "averaged_across_tasks"
+    sids = get("study_id")
+    columns = {
+        "study_id": sids,
+        "cohort_id": [cohort.get(sid, pd.NA) for sid in sids],
+        "outcome": get("outcome"),
+        "comparison": list(comparison),
+        "timepoint": get("timepoint", pd.NA),
+        "task": get("task", pd.NA),
+        "n1": get("n1"),
+        "n2": get("n2"),
+        "yi": list(yi_),
+        "vi": list(vi_),
+        "route": list(route_),
+        "es_scale": [ES_SCALES.get(x, "") for x in route_],
+        "flags": [";".join(f + ["averaged_across_tasks"] if a else f) for f, a in zip(flags_, averaged.tolist())],
+        "reason": ["; ".join(x) for x in reasons_],
+        "source_url": get("source_url", pd.NA),
+        "source_locator": get("source_locator", pd.NA),
+        "r": list(r_),
+    }
+    out = pd.DataFrame.from_records(list(zip(*columns.values())), index=outcomes.index, columns=list(_OUT_COLUMNS))
     for col in ("n1", "n2"):
-        vals = [float(v) if _has(v) else None for v in out[col]]
+        vals = [float(v) if _has(v) else None for v in columns[col]]
         whole = all(v is None or v.is_integer() for v in vals)
         out[col] = pd.array([None if v is None else (int(v) if whole else v) for v in vals],
                             dtype="Int64" if whole else "Float64")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import pandas as pd
 
 from meta.review.inputs.analysis import Analysis, Filter
@@ -85,15 +86,40 @@ def analysis_scale(analysis: Analysis) -> str:
     return getattr(analysis, "es_scale", "") or SCALES.get(analysis.comparison, "raw_sd")
 
 
+def _factor(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, texts)`` with ``texts[codes]`` the cells as text, NA as "" and stripped
+    (``series.astype("string").fillna("").str.strip()``), each distinct value converted once."""
+    codes, uniques = pd.factorize(series)  # NA -> -1, which picks the "" appended last
+    texts = pd.Series(uniques).astype("string").fillna("").str.strip().to_numpy(dtype=object)
+    return codes, np.append(texts, "")
+
+
 def _text(series: pd.Series) -> pd.Series:
-    return series.astype("string").fillna("").str.strip()
+    codes, texts = _factor(series)
+    return pd.Series(pd.array(texts[codes], dtype="string"), index=series.index)
 
 
-def _hits(table: pd.DataFrame, analysis: Analysis, f: Filter) -> pd.Series:
+def _column(table: pd.DataFrame, col: str, texts: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_factor` of ``table[col]``, kept in ``texts`` (see :func:`evidence_sets`) when given."""
+    if texts is None:
+        return _factor(table[col])
+    if col not in texts:
+        texts[col] = _factor(table[col])
+    return texts[col]
+
+
+def _isin(series: pd.Series, values, factored: tuple | None = None) -> pd.Series:
+    """``_text(series).isin(values)``, judged once per distinct value (``factored``: its :func:`_factor`)."""
+    codes, texts = _factor(series) if factored is None else factored
+    wanted = set(values)
+    return pd.Series(np.array([t in wanted for t in texts], dtype=bool)[codes], index=series.index)
+
+
+def _hits(table: pd.DataFrame, analysis: Analysis, f: Filter, texts: dict | None = None) -> pd.Series:
     """Rows that pass one filter of ``analysis``."""
     if f.key not in table.columns:
         raise KeyError(f"filter key {f.key!r} of analysis {analysis.analysis_id} is not a column")
-    hit = _text(table[f.key]).isin(f.values)
+    hit = _isin(table[f.key], f.values, _column(table, f.key, texts))
     return ~hit if f.negate else hit
 
 
@@ -106,28 +132,32 @@ def _mask(table: pd.DataFrame, analysis: Analysis, filters: tuple[Filter, ...], 
     return keep.fillna(False).astype(bool)
 
 
-def _review_set(table: pd.DataFrame) -> pd.Series:
+def _review_set(table: pd.DataFrame, texts: dict | None = None) -> pd.Series:
     if "review_set" not in table.columns:
         return pd.Series(DEFAULT_REVIEW_SET, index=table.index, dtype="string")
-    s = _text(table["review_set"])
-    return s.where(s != "", DEFAULT_REVIEW_SET)
+    codes, texts = _column(table, "review_set", texts)
+    texts = np.array([t if t != "" else DEFAULT_REVIEW_SET for t in texts], dtype=object)
+    return pd.Series(pd.array(texts[codes], dtype="string"), index=table.index)
 
 
-def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, EvidenceSet]:
+def evidence_sets(table: pd.DataFrame, analysis: Analysis, *, texts: dict | None = None) -> dict[str, EvidenceSet]:
     """``{"original": EvidenceSet, "updated": EvidenceSet}`` for one analysis.
 
     ``table`` is the annotated effect-size table (one row per outcome row with the study's
     columns joined on: ``meta.review.reproduce.effect_table``). Rows keep the table's order, so the
     unit-of-analysis rule and ties in a cumulative analysis see them as in ``outcomes.csv``.
+    ``texts``: an empty dict the caller keeps with ``table`` while the table does not change, to
+    select the rows of several analyses from it: each filter column's text is then worked out
+    once, on first use, instead of once per analysis.
     """
-    rs = _review_set(table)
-    hits = {f: _hits(table, analysis, f) for f in analysis.effective_filters}
+    rs = _review_set(table, texts)
+    hits = {f: _hits(table, analysis, f, texts) for f in analysis.effective_filters}
     original = _mask(table, analysis, analysis.effective_filters, hits) & (rs == DEFAULT_REVIEW_SET)
     update = _mask(table, analysis, analysis.filters, hits) & (rs == UPDATE_REVIEW_SET)
     scale = analysis_scale(analysis)
-    es = _text(table["es_scale"]) if "es_scale" in table.columns else pd.Series("", index=table.index)
-    on_scale = (es == "") | (es == scale)
-    in_task = task_mask(table, analysis)
+    on_scale = (_isin(table["es_scale"], ("", scale), _column(table, "es_scale", texts)) if "es_scale" in table.columns
+                else pd.Series(True, index=table.index))
+    in_task = task_mask(table, analysis, texts=texts)
     first = EvidenceSet(name=ORIGINAL, scale=scale, matched=table.loc[original & on_scale & in_task],
                         other_scale=table.loc[original & ~on_scale & in_task], added=table.iloc[0:0],
                         other_task=table.loc[original & ~in_task])
@@ -140,9 +170,10 @@ def evidence_sets(table: pd.DataFrame, analysis: Analysis) -> dict[str, Evidence
         other_task=table.loc[rows & ~in_task])}
 
 
-def task_mask(table: pd.DataFrame, analysis: Analysis) -> pd.Series:
-    """True where a row's ``task`` is one the analysis declares (:attr:`Analysis.tasks`)."""
+def task_mask(table: pd.DataFrame, analysis: Analysis, *, texts: dict | None = None) -> pd.Series:
+    """True where a row's ``task`` is one the analysis declares (:attr:`Analysis.tasks`)
+    (``texts``: as for :func:`evidence_sets`)."""
     tasks = getattr(analysis, "tasks", ()) or ()
     if "task" not in table.columns or not tasks:
         return pd.Series(True, index=table.index)
-    return _text(table["task"]).isin(tasks)
+    return _isin(table["task"], tasks, _column(table, "task", texts))

@@ -38,10 +38,11 @@ def with_set(frame: pd.DataFrame, name: str) -> pd.DataFrame:
     return f
 
 
-def run_sets(table: pd.DataFrame, analysis, run_analysis, **kw) -> dict:
+def run_sets(table: pd.DataFrame, analysis, run_analysis, *, texts: dict | None = None, **kw) -> dict:
     """``{"original": AnalysisRun, "updated": AnalysisRun}``: ``run_analysis(table, analysis,
-    rows=<the set's matched rows>, evidence=<set>, other_scale=<rows on another scale>, **kw)``."""
-    sets = evidence_sets(table, analysis)
+    rows=<the set's matched rows>, evidence=<set>, other_scale=<rows on another scale>, **kw)``
+    (``texts``: see :func:`meta.review.running.evidence.evidence_sets`)."""
+    sets = evidence_sets(table, analysis, texts=texts)
     first = sets[ORIGINAL]
     runs = {}
     for name in SETS:  # ORIGINAL first

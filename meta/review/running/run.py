@@ -112,8 +112,9 @@ def annotate(effects: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
 
 
 def _matches(series: pd.Series, f: Filter) -> pd.Series:
-    s = series.astype("string").fillna("").str.strip()
-    hit = s.isin(f.values)
+    from meta.review.running.evidence import _isin
+
+    hit = _isin(series, f.values)  # the cells as stripped text ("" for NA), judged once per distinct value
     return ~hit if f.negate else hit
 
 
@@ -415,7 +416,7 @@ def run_analysis(table: pd.DataFrame, analysis: Analysis, *, level: float = LEVE
     k = len(kept)
     yi, vi = kept[ycol].to_numpy(float), kept[vcol].to_numpy(float)
     notes: list[str] = []
-    known = set(table["outcome"].dropna().astype(str))
+    known = set(table["outcome"].dropna().astype(str).unique())
     for o in analysis.outcomes:
         if o not in known:  # a typo in analyses.csv would otherwise look like missing data
             notes.append(f"no row of outcomes.csv has outcome {o!r}")

@@ -123,8 +123,9 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     pre_post = dataclasses.replace(dataset, outcomes=dataset.outcomes.loc[rows])
     for r in rs:
         table = effect_table(pre_post, r=r)
+        texts: dict = {}  # the table's filter columns' text, worked out once for all analyses
         for a in pp:
-            sets = evidence_sets(table, a)  # the original evidence set, as the runs of meta.review.reproduce
+            sets = evidence_sets(table, a, texts=texts)  # the original evidence set, as the runs of meta.review.reproduce
             run = run_analysis(table, a, level=level, rows=sets[ORIGINAL].matched, evidence=ORIGINAL,
                                other_scale=sets[ORIGINAL].other_scale, direction=directions.get(a.analysis_id), prepost_r=r)
             flags = run.rows["flags"].fillna("").astype(str) if run.k else pd.Series([], dtype=str)
