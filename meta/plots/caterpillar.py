@@ -68,8 +68,9 @@ def _layout(W: float, fontsize: float, title: str | None, below: Sequence[tuple[
 
     margin = 0.08
     lh = fontsize * 1.3 / 72  # one line of text
-    title_w = _wrap(title, W - 2 * margin, True, fontsize + 1) if title else ""
-    wrapped = [(gid, _wrap(s, W - 2 * margin, False, fontsize)) for gid, s in below if s]
+    room = W - 2 * margin - 0.25  # a little short of the edge: glyphs hinted at a low dpi run wider
+    title_w = _wrap(title, room, True, fontsize + 1) if title else ""
+    wrapped = [(gid, _wrap(s, room, False, fontsize)) for gid, s in below if s]
     top = margin + (_lines(title_w) * (fontsize + 1) * 1.3 / 72 + 0.5 * lh if title_w else 0.0)
     tick_h = (3.5 + 3.5 + fontsize * 1.2) / 72
     axis_text = tick_h + 2.4 * lh  # tick labels, the axis label, the favours labels
@@ -176,7 +177,7 @@ def caterpillar_figure(
     lc = LineCollection(segs, colors=_SEGMENT, linewidths=lw, zorder=2)
     lc.set_gid("study-ci")
     ax.add_collection(lc)
-    size = float(np.clip(0.8 * row_pt, 0.6, 3.5)) ** 2
+    size = float(np.clip(1.2 * row_pt, 1.0, 4.0)) ** 2  # marker diameter in points, squared
     sc = ax.scatter(e, y, s=size, marker="o", c=_POINT, edgecolors="none", zorder=3)
     sc.set_gid("study-markers")
     if pooled is not None:

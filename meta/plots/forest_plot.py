@@ -127,8 +127,13 @@ def _match_rows(studies: pd.DataFrame, label: str, yi: np.ndarray, vi: np.ndarra
     # pairs; studies with equal yi and vi are interchangeable (same weight, same interval)
     free = np.ones(ryi.size, dtype=bool)
     unmatched = []
+    by_yi = np.argsort(ryi, kind="stable")  # candidates by yi from a sorted window: linear in k, not k x k
+    sorted_yi = ryi[by_yi]
     for i in rows:
-        hit = np.flatnonzero(free & _same(ryi, yi[i]) & _same(rvi, vi[i]))
+        t = 2 * (1e-12 + 1e-9 * abs(yi[i]))  # twice _same's tolerance; _same then decides
+        first, last = np.searchsorted(sorted_yi, yi[i] - t, "left"), np.searchsorted(sorted_yi, yi[i] + t, "right")
+        cand = np.sort(by_yi[first:last])
+        hit = cand[free[cand] & _same(ryi[cand], yi[i]) & _same(rvi[cand], vi[i])]
         if hit.size == 0:
             unmatched.append(str(studies[label].iloc[i]))
             continue
