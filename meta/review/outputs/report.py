@@ -135,11 +135,11 @@ def _md_table(df: pd.DataFrame, more_in: str | None = None, n_rows: int | None =
     return "\n".join(lines) + "\n"
 
 
-def _md_list(items: list[str], more_in: str) -> list[str]:
-    """Markdown list lines, the first :data:`REPORT_MAX_ROWS` of ``items`` and then :func:`_more`."""
+def _md_list(items: list[str], total: int, more_in: str) -> list[str]:
+    """Markdown list lines: ``items`` (the first :data:`REPORT_MAX_ROWS` of ``total``), then :func:`_more`."""
     out = items[:REPORT_MAX_ROWS]
-    if len(items) > REPORT_MAX_ROWS:
-        out = out + ["", _more(len(items) - REPORT_MAX_ROWS, more_in)]
+    if total > len(out):
+        out = out + ["", _more(total - len(out), more_in)]
     return out
 
 
@@ -456,13 +456,14 @@ def _lists_md(run) -> str:
     if len(run.set_aside):
         out.append("\nSet aside (one row per cohort):\n")
         out += _md_list([f"- {md_text(s['study_id'])} ({md_text(s.get('task', ''))}, {md_text(s['route'])}): "
-                         f"{md_text(s['reason'])}" for s in _records(run.set_aside)],
+                         f"{md_text(s['reason'])}" for s in _records(run.set_aside, REPORT_MAX_ROWS)], len(run.set_aside),
                         f"`set_aside.csv` (rows whose `analysis_id` is {aid}, `set` {run.evidence})")
         out.append("")
     if len(run.unusable):
         out.append("\nMatching rows without a usable SMD:\n")
         out += _md_list([f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: {md_text(s.get('reason', '')) or 'no route'}"
-                         for s in _records(run.unusable)], "`effect_sizes.csv` (rows without `yi`)")
+                         for s in _records(run.unusable, REPORT_MAX_ROWS)], len(run.unusable),
+                        "`effect_sizes.csv` (rows without `yi`)")
         out.append("")
     ot = getattr(run, "other_task", None)
     if ot is not None and len(ot):
@@ -470,7 +471,7 @@ def _lists_md(run) -> str:
         out.append(f"\nLeft out: rows of another task than the analysis declares ({md_code(tasks)}; `analyses.csv` column "
                    "`task`):\n")
         out += _md_list([f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: task {md_code(s.get('task', ''))}, "
-                         f"timepoint {md_code(s.get('timepoint', ''))}" for s in _records(ot)],
+                         f"timepoint {md_code(s.get('timepoint', ''))}" for s in _records(ot, REPORT_MAX_ROWS)], len(ot),
                         "`effect_sizes.csv` (column `task`)")
         out.append("")
     for n in run.notes:
@@ -561,11 +562,13 @@ def changed_md(run, updated) -> str:
     aid = md_code(run.analysis.analysis_id)
     lines += _md_list([f"- Set aside in the updated set (one row per cohort): {md_text(s['study_id'])} "
                        f"({md_code(s['outcome'])}), pooled in the original set: {md_text(s['reason'])}."
-                       for s in _records(gone)], f"`set_aside.csv` (rows whose `analysis_id` is {aid}, `set` updated)")
+                       for s in _records(gone, REPORT_MAX_ROWS)], len(gone),
+                      f"`set_aside.csv` (rows whose `analysis_id` is {aid}, `set` updated)")
     other = before - now - set(gone["outcomes_row"]) if len(gone) else before - now
     first = run.rows.drop_duplicates("outcomes_row").set_index("outcomes_row")
     lines += _md_list([f"- No longer pooled: {md_text(first.at[rid, 'study_id'])} ({md_code(first.at[rid, 'outcome'])})."
-                       for rid in sorted(other)], f"`effect_sizes.csv` (rows whose `used_in` names {aid})")
+                       for rid in sorted(other)[:REPORT_MAX_ROWS]], len(other),
+                      f"`effect_sizes.csv` (rows whose `used_in` names {aid})")
     lines.append(f"- k: {run.k} -> {updated.k}.")
     return "\n".join(lines) + "\n\n"
 
