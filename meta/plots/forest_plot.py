@@ -212,7 +212,7 @@ def _value_ticks(ax, x0: float, x1: float, null: float, disp: dict) -> None:
 
 
 def _caterpillar(overall, sub, tf, yi, lo, hi, tvf, disp, *, level, show_pi, xlabel, title, favours, xlim, fontsize,
-                 width_cm, max_rows, rows_note):
+                 width_cm, max_rows, rows_note, digits):
     """``forest``'s figure above ``max_rows`` rows: the caterpillar plot of the same studies, intervals and
     pooled result (:func:`meta.plots.caterpillar.caterpillar_figure`)."""
     tv = disp["tv"]
@@ -225,6 +225,13 @@ def _caterpillar(overall, sub, tf, yi, lo, hi, tvf, disp, *, level, show_pi, xla
                 and np.isfinite(overall.pi_low) and np.isfinite(overall.pi_high)):
             pi = (tvf(overall.pi_low), tvf(overall.pi_high))
     notes = [("heterogeneity", heterogeneity_line(overall)), ("overall-effect", overall_effect_line(overall))]
+    if pooled is not None:  # the numbers of the table's Total and prediction-interval rows
+        av = disp["av"]
+        with np.errstate(all="ignore"):
+            total = f"Total ({100 * level:g}% CI): " + _ci_text(*(float(av(v)) for v in pooled), digits)
+            if pi is not None:
+                total += f"; prediction interval [{_num(float(av(pi[0])), digits)}, {_num(float(av(pi[1])), digits)}]"
+        notes.insert(0, ("total", total))
     if tf is not None:
         k0 = int(tf.k0)
         notes.append(("trimfill-note", f"Trim and fill ({tf.estimator}): {k0} {'study' if k0 == 1 else 'studies'} "
@@ -407,7 +414,7 @@ def forest(
     if max_rows is not None and len(studies) > max_rows:
         return _caterpillar(overall, result if is_sub else None, tf, yi, lo, hi, tvf, disp, level=level, show_pi=show_pi,
                             xlabel=xlabel, title=title, favours=favours, xlim=xlim, fontsize=fontsize,
-                            width_cm=width_cm, max_rows=max_rows, rows_note=rows_note)
+                            width_cm=width_cm, max_rows=max_rows, rows_note=rows_note, digits=digits)
 
     num_cols = [c for c, _ in _GROUP_COLS + _GROUP2_COLS if c in studies.columns]
     decimals = {c: _column_decimals(_numeric(studies, c)) for c in num_cols}
