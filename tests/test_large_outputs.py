@@ -160,13 +160,13 @@ def test_multilevel_forest_above_the_limit_is_a_caterpillar_plot_of_the_effect_s
     yi = 0.3 + rng.normal(0, 0.2, 12)[cl] + rng.normal(0, 0.2, 36)
     vi = rng.uniform(0.02, 0.1, 36)
     res = rma_mv(yi, vi, random="~ 1 | study/es", data=pd.DataFrame({"study": cl, "es": np.arange(36)}))
-    fig = forest_mv(res, max_rows=40)  # 12 study headers + 36 effect sizes = 48 rows
+    fig = forest_mv(res, max_rows=30)  # 36 effect sizes (under 12 study headers)
     assert [ax.get_label() for ax in fig.axes] == ["caterpillar"]
     (sc,) = _gid(fig, "study-markers")
     np.testing.assert_array_equal(sc.get_offsets()[:, 0], np.sort(yi, kind="stable"))
     (line,) = _gid(fig, "pooled-line")
     assert line.get_xdata()[0] == pytest.approx(float(res.beta[0]))
-    assert "forest" in [ax.get_label() for ax in forest_mv(res, max_rows=48).axes]
+    assert "forest" in [ax.get_label() for ax in forest_mv(res, max_rows=36).axes]
 
 
 # --------------------------------------------------------------------------- report

@@ -89,7 +89,7 @@ def forest_mv(
     ``pooled-diamond``, ``null-line``, ``heterogeneity``, ``overall-effect``,
     ``favours-left``/``favours-right``; the plot axes has label ``forest``.
 
-    ``max_rows``: the most rows (study headers and effect sizes) drawn as the labelled table (default
+    ``max_rows``: the most effect-size rows drawn as the labelled table (study headers aside; default
     :data:`meta.plots.caterpillar.MAX_ROWS` = 60, a page at 8 pt); with more, the effect sizes are drawn
     as a caterpillar plot (:func:`meta.plots.caterpillar.caterpillar_figure`: sorted by estimate, no
     labels, the pooled estimate as a line with its CI band), with a caption saying so and where the
@@ -103,8 +103,8 @@ def forest_mv(
     max_rows = check_max_rows(max_rows, "forest_mv")
     rows = _rows(res)
     est, lo, hi = float(res.beta[0]), float(res.ci_lb[0]), float(res.ci_ub[0])
-    if max_rows is not None and len(rows) > max_rows:
-        es = [r for r in rows if r["kind"] == "es"]
+    es = [r for r in rows if r["kind"] == "es"]
+    if max_rows is not None and len(es) > max_rows:  # counted as forest() counts studies: headers aside
         n_studies = len(rows) - len(es)
         return caterpillar_figure(
             np.array([r["est"] for r in es]), np.array([r["lo"] for r in es]), np.array([r["hi"] for r in es]),
