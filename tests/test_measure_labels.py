@@ -67,10 +67,13 @@ def test_zcor_back_transformed_with_tanh():
     text = res.summary()
     for key in ("r_estimate", "r_ci_low", "r_ci_high"):
         assert f"{z[key]:.4f}" in text, key
-    fig = forest(res)
+    fig = forest(res, max_rows=None)  # all 160 studies as the labelled table, with its Total row
     want = f"{z['r_estimate']:.2f} [{z['r_ci_low']:.2f}, {z['r_ci_high']:.2f}]"
     assert want in _texts(fig)
     assert "Correlation Coefficient (95% CI)" in _texts(fig)
+    caterpillar = forest(res)  # k = 160 > max_rows: the caterpillar plot's Total line is back-transformed too
+    assert any(t.startswith(f"Total (95% CI): {want}") for t in _texts(caterpillar))
+    assert "Correlation Coefficient (95% CI)" in _texts(caterpillar)
     assert funnel(res).axes[0].get_xlabel() == "Correlation Coefficient"
 
 

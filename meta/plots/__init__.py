@@ -22,6 +22,8 @@ function's name would shadow it); everything public is importable from ``meta.pl
 * :mod:`meta.plots.robustness` - :func:`robustness_plot` (one row per method of a
   :class:`meta.robustness.RobustnessResult`);
 * :mod:`meta.plots.cumulative` - :func:`cumulative_forest` (metafor ``forest(cumul(res))``);
+* :mod:`meta.plots.caterpillar` - above ``MAX_ROWS`` (60) rows, the forest-type plots' figure: a
+  caterpillar plot, or for a cumulative meta-analysis the running estimate (their ``max_rows=``);
 * :mod:`meta.plots.bubble_plot` - :func:`regplot` (metafor ``regplot``, a meta-regression);
 * :mod:`meta.plots.baujat` - :func:`baujat_plot`; :mod:`meta.plots.influence_panel` -
   :func:`influence_plot`; :mod:`meta.plots.gosh_scatter` - :func:`gosh_plot`;

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, plain_figure, row_writer, value_axis
+from meta.plots.caterpillar import MAX_ROWS, check_max_rows, running_figure
 from meta.plots.style import fixed_style
 
 __all__ = ["cumulative_forest", "step_labels"]
@@ -60,11 +61,19 @@ def cumulative_forest(
     fontsize: float = 8.0,
     width_cm: float = 17.0,
     digits: int = 2,
+    max_rows: int | None = MAX_ROWS,
+    rows_note: str | None = None,
 ) -> Figure:
     """Cumulative forest plot of ``cum`` (the table of :func:`meta.pool.cumulative`).
 
     ``years``: one per row of ``cum`` (in its order), added to the labels (:func:`step_labels`).
     Returns a :class:`matplotlib.figure.Figure`; rows top to bottom in the order studies were added.
+
+    ``max_rows``: the most steps drawn as labelled rows (default :data:`meta.plots.caterpillar.MAX_ROWS`
+    = 60, a page at 8 pt); with more steps the figure is the running estimate, a line with its CI band
+    against the number of studies added (:func:`meta.plots.caterpillar.running_figure`), with a caption
+    saying that the steps are drawn without labels and where their numbers are (``rows_note``, e.g.
+    ``"every step's numbers are in cumulative.csv"``). ``None``: always the rows.
     """
     from matplotlib.figure import Figure
     if not isinstance(cum, pd.DataFrame):
@@ -77,6 +86,12 @@ def cumulative_forest(
         raise ValueError("cumulative_forest: cum has no rows")
     if years is not None and len(years) != n:
         raise ValueError(f"cumulative_forest: years has {len(years)} values for {n} steps")
+    max_rows = check_max_rows(max_rows, "cumulative_forest")
+    if max_rows is not None and n > max_rows:
+        return running_figure(cum["k"].to_numpy(float), cum["estimate"].to_numpy(float), cum["ci_low"].to_numpy(float),
+                              cum["ci_high"].to_numpy(float), null=null, ylabel=xlabel, title=title, favours=favours,
+                              max_rows=max_rows, fontsize=fontsize, width_cm=width_cm,
+                              rows_note=rows_note if rows_note is not None else "each step's numbers are in the table cum")
     est = cum["estimate"].to_numpy(float)
     lo = cum["ci_low"].to_numpy(float)
     hi = cum["ci_high"].to_numpy(float)

@@ -23,6 +23,7 @@ from matplotlib.patches import Polygon
 from scipy import stats
 
 from meta.plots.layout import CM, MINUS, _auto_xlim, _ci_text, _text_width, format_p, row_writer, value_axis
+from meta.plots.caterpillar import MAX_ROWS, caterpillar_figure, check_max_rows
 from meta.plots.style import fixed_style
 
 __all__ = ["forest_mv"]
@@ -35,13 +36,28 @@ def _rows(res: Any) -> list[dict]:
     V = res.V
     vi = np.diag(V)
     rows = []
-    for study in pd.unique(cl):
+    codes, studies = pd.factorize(cl, use_na_sentinel=False)  # studies in order of first appearance; one pass, linear in k
+    order = np.argsort(codes, kind="stable")  # each study's effect sizes in their input order
+    starts = np.searchsorted(codes[order], np.arange(len(studies) + 1))
+    for j, study in enumerate(studies):
         rows.append(dict(kind="study", label=str(study)))
-        for i in np.flatnonzero((cl == study).to_numpy()):
+        for i in order[starts[j]:starts[j + 1]]:
             rows.append(dict(kind="es", label=str(res.slab[i]) if len(res.slab) == res.k else str(i + 1),
                              est=float(res.yi[i]), lo=float(res.yi[i] - z * np.sqrt(vi[i])),
                              hi=float(res.yi[i] + z * np.sqrt(vi[i])), weight=float(res.weights[i])))
     return rows
+
+
+def _footer(res: Any) -> tuple[str, str]:
+    """The heterogeneity line (variance components, Q, I² per level) and the test of the pooled estimate."""
+    comps = "; ".join(f"\u03c3\u00b2({name}) = {_fmt2(s)}" for name, s in zip(res.s_names, res.sigma2))
+    i2 = " / ".join(f"{v:.0f}%" for v in res.i2) if np.all(np.isfinite(res.i2)) else "NA"
+    het = (f"Heterogeneity: {comps}; Q = {res.QE:.2f}, df = {res.QE_df} ({format_p(res.QEp)}); "
+           f"I\u00b2 = {i2}" if np.isfinite(res.QE) else f"Heterogeneity: {comps}; Q not available (V singular)")
+    stat = "t" if res.test == "t" else "Z"
+    df = f", df = {int(res.ddf[0])}" if res.test == "t" else ""
+    eff = f"Test for overall effect: {stat} = {abs(float(res.stat[0])):.2f}{df} ({format_p(float(res.pval[0]))})"
+    return het, eff
 
 
 def _fmt2(x: float) -> str:
@@ -60,6 +76,8 @@ def forest_mv(
     digits: int = 2,
     fontsize: float = 8.0,
     width_cm: float = 17.0,
+    max_rows: int | None = MAX_ROWS,
+    rows_note: str | None = None,
 ) -> Figure:
     """Forest plot of a :class:`meta.multilevel.MultilevelResult` (intercept-only model).
 
@@ -70,14 +88,32 @@ def forest_mv(
     estimate: ``ValueError``. Gids: ``study-header-<j>``, ``study-markers``, ``study-ci``,
     ``pooled-diamond``, ``null-line``, ``heterogeneity``, ``overall-effect``,
     ``favours-left``/``favours-right``; the plot axes has label ``forest``.
+
+    ``max_rows``: the most effect-size rows drawn as the labelled table (study headers aside; default
+    :data:`meta.plots.caterpillar.MAX_ROWS` = 60, a page at 8 pt); with more, the effect sizes are drawn
+    as a caterpillar plot (:func:`meta.plots.caterpillar.caterpillar_figure`: sorted by estimate, no
+    labels, the pooled estimate as a line with its CI band), with a caption saying so and where the
+    numbers are (``rows_note``). ``None``: always the table.
     """
     if not (hasattr(res, "sigma2") and hasattr(res, "cluster") and hasattr(res, "beta")):
         raise TypeError(f"forest_mv: res must be a meta.multilevel.MultilevelResult, got {type(res).__name__}")
     if res.p != 1:
         raise ValueError(f"forest_mv: the model has {res.p} coefficients ({', '.join(res.coef_names)}); a forest plot "
                          "shows one pooled estimate: fit the model without moderators")
+    max_rows = check_max_rows(max_rows, "forest_mv")
     rows = _rows(res)
     est, lo, hi = float(res.beta[0]), float(res.ci_lb[0]), float(res.ci_ub[0])
+    es = [r for r in rows if r["kind"] == "es"]
+    if max_rows is not None and len(es) > max_rows:  # counted as forest() counts studies: headers aside
+        n_studies = len(rows) - len(es)
+        return caterpillar_figure(
+            np.array([r["est"] for r in es]), np.array([r["lo"] for r in es]), np.array([r["hi"] for r in es]),
+            pooled=(est, lo, hi), null=null, xlim=xlim, xlabel=xlabel or "Estimate (95% CI)",
+            pooled_text=f"pooled estimate ({res.method}, {' / '.join(res.s_names)})",
+            level_text=f"{100 * float(res.level):g}%", unit=f"effect sizes of {n_studies} studies", title=title,
+            favours=favours, notes=list(zip(("heterogeneity", "overall-effect"), _footer(res))), max_rows=max_rows,
+            rows_note=rows_note if rows_note is not None else "each effect size's numbers are in the model's data",
+            fontsize=fontsize, width_cm=width_cm)
     n = len(rows) + 2  # a blank row and the pooled row
     es_rows = [r for r in rows if r["kind"] == "es"]
     ci_txt = [_ci_text(r["est"], r["lo"], r["hi"], digits) for r in es_rows]
@@ -153,13 +189,7 @@ def forest_mv(
                   edgecolor="black", zorder=5)
     dia.set_gid("pooled-diamond")
     ax.add_patch(dia)
-    comps = "; ".join(f"\u03c3\u00b2({name}) = {_fmt2(s)}" for name, s in zip(res.s_names, res.sigma2))
-    i2 = " / ".join(f"{v:.0f}%" for v in res.i2) if np.all(np.isfinite(res.i2)) else "NA"
-    het = (f"Heterogeneity: {comps}; Q = {res.QE:.2f}, df = {res.QE_df} ({format_p(res.QEp)}); "
-           f"I\u00b2 = {i2}" if np.isfinite(res.QE) else f"Heterogeneity: {comps}; Q not available (V singular)")
-    stat = "t" if res.test == "t" else "Z"
-    df = f", df = {int(res.ddf[0])}" if res.test == "t" else ""
-    eff = f"Test for overall effect: {stat} = {abs(float(res.stat[0])):.2f}{df} ({format_p(float(res.pval[0]))})"
+    het, eff = _footer(res)
     fav_y = (ax_bottom - tick_h - fontsize * 1.2 / 72) / H
     fx = lambda x: (plot_x0 + (x - x0) / (x1 - x0) * (plot_x1 - plot_x0)) / W  # noqa: E731
     span = 0.02 * (x1 - x0)

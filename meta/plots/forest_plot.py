@@ -17,6 +17,7 @@ from meta import _checks, _lazy
 from meta.plots.layout import (CM, MINUS, _auto_xlim, _ci_text, _column_decimals, _method_text, _num, _same, _text_width,
                                _wrap, heterogeneity_line, label_ticks, measure_display, overall_effect_line, plain_figure,
                                ratio_label, ratio_ticks, refuse_regression, subgroup_differences_line, value_axis)
+from meta.plots.caterpillar import MAX_ROWS, caterpillar_figure, check_max_rows
 from meta.plots.style import fixed_style
 
 __all__ = ["forest"]
@@ -126,8 +127,13 @@ def _match_rows(studies: pd.DataFrame, label: str, yi: np.ndarray, vi: np.ndarra
     # pairs; studies with equal yi and vi are interchangeable (same weight, same interval)
     free = np.ones(ryi.size, dtype=bool)
     unmatched = []
+    by_yi = np.argsort(ryi, kind="stable")  # candidates by yi from a sorted window: linear in k, not k x k
+    sorted_yi = ryi[by_yi]
     for i in rows:
-        hit = np.flatnonzero(free & _same(ryi, yi[i]) & _same(rvi, vi[i]))
+        t = 2 * (1e-12 + 1e-9 * abs(yi[i]))  # twice _same's tolerance; _same then decides
+        first, last = np.searchsorted(sorted_yi, yi[i] - t, "left"), np.searchsorted(sorted_yi, yi[i] + t, "right")
+        cand = np.sort(by_yi[first:last])
+        hit = cand[free[cand] & _same(ryi[cand], yi[i]) & _same(rvi[cand], vi[i])]
         if hit.size == 0:
             unmatched.append(str(studies[label].iloc[i]))
             continue
@@ -183,6 +189,65 @@ def _table_layout(rows, footer, num_cols, group_labels, xlabel, method_text, fon
             "table_w": table_w, "gap": gap}
 
 
+def _value_ticks(ax, x0: float, x1: float, null: float, disp: dict) -> None:
+    """Ticks of the effect axis: ratio measures on log positions labelled in ratios (metafor
+    ``atransf=exp``), five ticks when the axis is symmetric about the null line, labels through
+    ``atransf`` where one is set (:func:`meta.plots.layout.measure_display`)."""
+    av = disp["av"]
+    if disp["log_axis"]:  # ratio measures: log positions labelled in ratios (metafor atransf=exp)
+        ticks = ratio_ticks(x0, x1)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([ratio_label(float(np.exp(t))) for t in ticks])
+    else:
+        ticks = np.linspace(x0, x1, 5) if (x1 + x0) == 2 * null else ax.get_xticks()
+        ax.set_xticks([t for t in ticks if x0 - 1e-12 <= t <= x1 + 1e-12])
+        if disp["atransf"]:
+            nice = label_ticks(av, x0, x1)
+            if nice is not None:
+                ax.set_xticks(nice[0])
+                ax.set_xticklabels(nice[1])
+            else:
+                with np.errstate(all="ignore"):
+                    ax.set_xticklabels([_num(float(av(t)), 2) for t in ax.get_xticks()])
+
+
+def _caterpillar(overall, sub, tf, yi, lo, hi, tvf, disp, *, level, show_pi, xlabel, title, favours, xlim, fontsize,
+                 width_cm, max_rows, rows_note, digits):
+    """``forest``'s figure above ``max_rows`` rows: the caterpillar plot of the same studies, intervals and
+    pooled result (:func:`meta.plots.caterpillar.caterpillar_figure`)."""
+    tv = disp["tv"]
+    with np.errstate(all="ignore"):
+        e, a, b = (np.asarray(tv(np.asarray(x, dtype=float)), dtype=float) for x in (yi, lo, hi))
+    pooled = pi = None
+    if int(overall.k) >= 2:
+        pooled = (tvf(overall.estimate), tvf(overall.ci_low), tvf(overall.ci_high))
+        if (show_pi and int(overall.k) >= 3 and str(overall.method).upper() not in ("MH", "PETO")
+                and np.isfinite(overall.pi_low) and np.isfinite(overall.pi_high)):
+            pi = (tvf(overall.pi_low), tvf(overall.pi_high))
+    notes = [("heterogeneity", heterogeneity_line(overall)), ("overall-effect", overall_effect_line(overall))]
+    if pooled is not None:  # the numbers of the table's Total and prediction-interval rows
+        av = disp["av"]
+        with np.errstate(all="ignore"):
+            total = f"Total ({100 * level:g}% CI): " + _ci_text(*(float(av(v)) for v in pooled), digits)
+            if pi is not None:
+                total += f"; prediction interval [{_num(float(av(pi[0])), digits)}, {_num(float(av(pi[1])), digits)}]"
+        notes.insert(0, ("total", total))
+    if tf is not None:
+        k0 = int(tf.k0)
+        notes.append(("trimfill-note", f"Trim and fill ({tf.estimator}): {k0} {'study' if k0 == 1 else 'studies'} "
+                                       f"filled in, {tf.side} side; drawn among the others, the line is the adjusted estimate"))
+    if sub is not None:
+        notes.append(("subgroup-differences", subgroup_differences_line(sub) + "; the subgroups' own pooled "
+                      "estimates are not drawn"))
+    null = tvf(0.0)
+    return caterpillar_figure(
+        e, a, b, pooled=pooled, pi=pi, null=null, xlim=xlim, xlabel=xlabel,
+        pooled_text=f"pooled estimate ({_method_text(overall, with_level=False)})", level_text=f"{100 * level:g}%",
+        title=title, favours=favours, notes=notes, max_rows=max_rows,
+        rows_note=rows_note if rows_note is not None else "each study's numbers are in the studies table",
+        ticks=lambda ax, x0, x1: _value_ticks(ax, x0, x1, null, disp), fontsize=fontsize, width_cm=width_cm)
+
+
 @fixed_style
 def forest(
     result: Any,
@@ -201,6 +266,8 @@ def forest(
     width_cm: float = 17.0,
     transf: Any = None,
     atransf: Any = None,
+    max_rows: int | None = MAX_ROWS,
+    rows_note: str | None = None,
 ) -> Figure:
     """RevMan-style forest plot of a pooled result.
 
@@ -234,6 +301,17 @@ def forest(
         labelled in ratios (``atransf=numpy.exp``; ticks at 1-2-5 ratios), ZCOR as
         correlations (``transf=numpy.tanh``), the others as analysed; ``False``
         turns it off (:func:`meta.plots.layout.measure_display`).
+    max_rows : the most study rows drawn as the labelled table (default
+        :data:`meta.plots.caterpillar.MAX_ROWS` = 60, a page at 8 pt). With more rows
+        (filled studies included) the figure is a caterpillar plot
+        (:func:`meta.plots.caterpillar.caterpillar_figure`): studies sorted by
+        estimate, each CI one segment, no labels or number columns, the pooled
+        estimate as a vertical line with its CI band and the prediction interval
+        (where the table would draw one) as dashed lines, the heterogeneity and
+        overall-effect lines under it, and a caption saying that the rows are drawn
+        without labels and where their numbers are. ``None``: always the table.
+    rows_note : where every row's numbers are, said in that caption (e.g.
+        ``"every row's numbers are in effect_sizes.csv"``); default: the studies table.
     group_labels : headers over the group-1 and group-2 columns.
     xlim : x-axis limits; default symmetric about 0 and wide enough for every
         point estimate, pooled interval and prediction interval; a study
@@ -260,13 +338,14 @@ def forest(
     re-estimated here.
     """
     refuse_regression(result, "forest")
+    max_rows = check_max_rows(max_rows, "forest")
     if hasattr(result, "sigma2") and hasattr(result, "cluster"):  # meta.multilevel.MultilevelResult
         from meta.plots.forest_multilevel import forest_mv
 
         if studies is not None or subgroup is not None:
             raise ValueError("forest: a multilevel result carries its effect sizes and studies; pass no studies/subgroup")
         return forest_mv(result, favours=favours, xlabel=xlabel, title=title, xlim=xlim, digits=digits,
-                         fontsize=fontsize, width_cm=width_cm)
+                         fontsize=fontsize, width_cm=width_cm, max_rows=max_rows, rows_note=rows_note)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
@@ -332,6 +411,10 @@ def forest(
 
     if xlabel is None:
         xlabel = f"{disp['header']} ({100 * level:g}% CI)"
+    if max_rows is not None and len(studies) > max_rows:
+        return _caterpillar(overall, result if is_sub else None, tf, yi, lo, hi, tvf, disp, level=level, show_pi=show_pi,
+                            xlabel=xlabel, title=title, favours=favours, xlim=xlim, fontsize=fontsize,
+                            width_cm=width_cm, max_rows=max_rows, rows_note=rows_note, digits=digits)
 
     num_cols = [c for c, _ in _GROUP_COLS + _GROUP2_COLS if c in studies.columns]
     decimals = {c: _column_decimals(_numeric(studies, c)) for c in num_cols}
@@ -538,21 +621,7 @@ def forest(
     if x0 < null < x1:
         nl = ax.axvline(null, color="black", linewidth=0.6, zorder=1)
         nl.set_gid("null-line")
-    if disp["log_axis"]:  # ratio measures: log positions labelled in ratios (metafor atransf=exp)
-        ticks = ratio_ticks(x0, x1)
-        ax.set_xticks(ticks)
-        ax.set_xticklabels([ratio_label(float(np.exp(t))) for t in ticks])
-    else:
-        ticks = np.linspace(x0, x1, 5) if (x1 + x0) == 2 * null else ax.get_xticks()
-        ax.set_xticks([t for t in ticks if x0 - 1e-12 <= t <= x1 + 1e-12])
-        if disp["atransf"]:
-            nice = label_ticks(av, x0, x1)
-            if nice is not None:
-                ax.set_xticks(nice[0])
-                ax.set_xticklabels(nice[1])
-            else:
-                with np.errstate(all="ignore"):
-                    ax.set_xticklabels([_num(float(av(t)), 2) for t in ax.get_xticks()])
+    _value_ticks(ax, x0, x1, null, disp)
 
     study = [(r, yy) for r, yy in zip(rows, row_y) if r.kind == "study" and np.isfinite(r.est)]
     segs, arrows = [], []

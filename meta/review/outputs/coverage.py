@@ -103,24 +103,29 @@ def _cell(v: Any) -> str:
     return str(v).replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(table: pd.DataFrame) -> str:
+def to_markdown(table: pd.DataFrame, *, max_rows: int | None = None, more_in: str = "`coverage.csv`") -> str:
     """The coverage table as a compact markdown table (one line per study) followed by its legend.
 
     ``table`` is :func:`coverage_table`'s study x outcome matrix; a matrix with
     dozens of outcome columns is unreadable as markdown, so each study lists
     the outcomes that give an SMD (with the route) and those whose rows carry
-    no usable numbers.
+    no usable numbers. ``max_rows``: show the first ``max_rows`` studies and then the line
+    ``... N more rows in <more_in>`` (the counts under the table are over every study); None: every study.
     """
+    total = len(table)
+    shown = table if max_rows is None else table.iloc[:max_rows]
     lines = [
         "| study | outcomes with an SMD (route) | outcomes with a row but no usable numbers |",
         "|---|---|---|",
     ]
-    for sid, row in table.iterrows():
+    for sid, row in shown.iterrows():
         usable = [f"{o} ({v})" for o, v in row.items() if v not in ("", NO_NUMBERS)]
         unusable = [str(o) for o, v in row.items() if v == NO_NUMBERS]
         if not usable and not unusable:
             unusable = ["(no outcome rows)"]
         lines.append(f"| {_cell(sid)} | {_cell(', '.join(usable))} | {_cell(', '.join(unusable))} |")
+    if total > len(shown):
+        lines += ["", f"... {total - len(shown)} more row{'s' if total - len(shown) != 1 else ''} in {more_in}"]
     n_with = int((table != "").any(axis=1).sum())
     n_smd = int(table.apply(lambda col: ~col.isin(["", NO_NUMBERS])).any(axis=1).sum())
     lines += ["", f"{len(table)} candidate studies for the review's publications (review_match likely or possible; "

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from meta.plots.caterpillar import MAX_ROWS
+
 from meta.review.inputs.analysis import SMALL_STUDY_MIN_K
 from meta.review.running.run import AnalysisRun, effect_columns
 
-__all__ = ["draw_figures", "GROUP_LABELS", "FUNNEL_MIN_K"]
+__all__ = ["draw_figures", "rows_note", "GROUP_LABELS", "FUNNEL_MIN_K", "FOREST_MAX_ROWS"]
 
 #: column headers of the forest plot's group-1 / group-2 columns, per comparison
 GROUP_LABELS = {
@@ -27,6 +29,15 @@ GROUP_LABELS = {
 }
 #: smallest k for a funnel plot unless an analysis lowers it (Sterne et al. 2011, BMJ 343:d4002)
 FUNNEL_MIN_K = SMALL_STUDY_MIN_K
+#: the most studies a forest plot shows as labelled rows; above it a caterpillar plot (meta.plots.caterpillar)
+FOREST_MAX_ROWS = MAX_ROWS
+
+
+def rows_note(run: AnalysisRun) -> str:
+    """Where a caterpillar plot's rows are, as its caption says it: the rows of ``effect_sizes.csv`` whose
+    ``used_in`` (original set) or ``used_in_updated`` column names the analysis."""
+    col = "used_in" if run.evidence == "original" else f"used_in_{run.evidence}"
+    return f"every row's numbers are in effect_sizes.csv (rows whose {col} names {run.analysis.analysis_id})"
 
 
 def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf"), dpi: int = 300,
@@ -54,9 +65,11 @@ def draw_figures(run: AnalysisRun, fig_dir: Path, *, formats=("png", "svg", "pdf
     stem = f"{a.analysis_id}_{run.evidence}"
     groups = GROUP_LABELS.get(a.comparison, ("Group 1", "Group 2"))
     # drawn, or taken from the figure cache when this very call was saved before (meta.plots.draw_and_save)
+    # above FOREST_MAX_ROWS studies a caterpillar plot, whose caption names the file that holds every row
     written += draw_and_save(forest, fig_dir / f"{stem}_forest", args=(run.result, studies),
                              kwargs=dict(label="label", favours=(a.favours_left, a.favours_right), title=title,
-                                         group_labels=groups), formats=formats, dpi=dpi)
+                                         group_labels=groups, max_rows=FOREST_MAX_ROWS, rows_note=rows_note(run)),
+                             formats=formats, dpi=dpi)
     if run.robustness is not None and run.k >= 2:  # a single study is not pooled: its panel stays a table
         rtitle = f"{a.title} ({where}): verdict under each method"
         written += draw_and_save(robustness_plot, fig_dir / f"{stem}_robustness", args=(run.robustness,),

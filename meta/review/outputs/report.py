@@ -41,7 +41,7 @@ def _ci(r) -> str:
 def _coverage_md(cov: pd.DataFrame) -> str:
     from meta.review.outputs.coverage import to_markdown
 
-    return to_markdown(cov) + "\n"
+    return to_markdown(cov, max_rows=REPORT_MAX_ROWS, more_in="`coverage.csv`") + "\n"
 
 
 # --------------------------------------------------------------------------- markdown
@@ -103,15 +103,50 @@ def _md_cell(v) -> str:
     return t if _NUMERIC_CELL.match(t) and "](" not in t else md_text(t, cell=True)
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    """A pipe table; every header and cell passes through :func:`md_text` (numbers-only cells need no escapes)."""
+#: the most rows a per-study or per-row table or list of the report shows; longer ones show their first
+#: REPORT_MAX_ROWS rows and a line "... N more rows in <file>.csv" (the CSVs of the results folder keep every row).
+#: 150 keeps every table of the bundled data whole (the longest, the outcome rows without a route, has 103 rows)
+#: and a report of 100,000 outcome rows readable and quick to render
+REPORT_MAX_ROWS = 150
+_MORE = re.compile(r"^\.\.\. \d+ more rows? in ", re.M)
+
+
+def _more(n: int, where: str) -> str:
+    """The line that ends a shortened table or list: how many rows are left out and which file holds them."""
+    return f"... {n} more row{'s' if n != 1 else ''} in {where}"
+
+
+def _md_table(df: pd.DataFrame, more_in: str | None = None, n_rows: int | None = None) -> str:
+    """A pipe table; every header and cell passes through :func:`md_text` (numbers-only cells need no escapes).
+
+    ``more_in`` (a file, as the line names it): a per-row table, shown to its first :data:`REPORT_MAX_ROWS`
+    rows and then :func:`_more`; ``n_rows``: its full length where ``df`` holds only the first rows."""
     if df is None or len(df) == 0:
         return "_(none)_\n"
+    total = len(df) if n_rows is None else n_rows
+    if more_in is not None:
+        df = df.iloc[:REPORT_MAX_ROWS]
     cols = [_md_cell(c) for c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-    for _, row in df.iterrows():
+    for _, row in df.iterrows():  # as Series: a numbers-only row prints as pandas upcasts it
         lines.append("| " + " | ".join(_md_cell(v) for v in row) + " |")
+    if more_in is not None and total > len(df):
+        lines += ["", _more(total - len(df), more_in)]
     return "\n".join(lines) + "\n"
+
+
+def _md_list(items: list[str], total: int, more_in: str) -> list[str]:
+    """Markdown list lines: ``items`` (the first :data:`REPORT_MAX_ROWS` of ``total``), then :func:`_more`."""
+    out = items[:REPORT_MAX_ROWS]
+    if total > len(out):
+        out = out + ["", _more(total - len(out), more_in)]
+    return out
+
+
+def _used_in(run) -> str:
+    """``effect_sizes.csv`` and the column that names the run's analysis (``used_in``, ``used_in_updated``)."""
+    col = "used_in" if getattr(run, "evidence", "original") == "original" else f"used_in_{run.evidence}"
+    return f"`effect_sizes.csv` (rows whose `{col}` names {md_code(run.analysis.analysis_id)})"
 
 
 #: wording of each SMD convention of meta.review.inputs.analysis.CONVENTIONS
@@ -228,7 +263,28 @@ def _figures_methods(res) -> str:
     return ("Figures drawn by this run: " + "; ".join(parts) + ". A set that pools the same rows as the original set "
             f"shares its figures. Every analysis and evidence set with k >= 1 "
             f"({len(k1)}) has a forest plot; robustness plots exist for k >= 2, funnel plots where the small-study "
-            f"tests ran. Saved as {', '.join(s['formats'])} ({s['dpi']} dpi for raster).")
+            f"tests ran.{_unlabelled_figures(d)} Saved as {', '.join(s['formats'])} ({s['dpi']} dpi for raster).")
+
+
+def _unlabelled_figures(d: pd.DataFrame) -> str:
+    """The sentence on forest-type figures above the row limit (none: ""), from the files this run drew."""
+    from meta.review.outputs.figures import FOREST_MAX_ROWS
+
+    big = d.loc[d["k"] > FOREST_MAX_ROWS]
+    n_forest = len(set(big.loc[big["kind"] == "forest", "file"]))
+    n_cum = len(set(big.loc[big["kind"] == "cumulative", "file"]))
+    if not n_forest and not n_cum:
+        return ""
+    parts = []
+    if n_forest:
+        parts.append(f"a forest plot of more than {FOREST_MAX_ROWS} studies is drawn as a caterpillar plot (studies "
+                     f"sorted by estimate, without labels or numbers, the pooled estimate as a line with its CI band; "
+                     f"{n_forest} file{'s' if n_forest != 1 else ''}), every row's numbers in `effect_sizes.csv`")
+    if n_cum:
+        parts.append(f"a cumulative forest plot of more than {FOREST_MAX_ROWS} steps as the running estimate with its CI "
+                     f"band against the number of studies added ({n_cum} file{'s' if n_cum != 1 else ''}), every step's "
+                     "numbers in `cumulative.csv`")
+    return " Above a page of rows " + "; ".join(parts) + "."
 
 
 def _robustness_methods(res) -> str:
@@ -300,12 +356,18 @@ def _prepost_methods(res) -> str:
     return text
 
 
-def _study_table(run) -> pd.DataFrame:
+def _study_table(run, max_rows: int | None = None) -> pd.DataFrame:
+    """One row per pooled study (its first ``max_rows`` rows where given)."""
     from meta.review.running.run import effect_columns
 
     ycol, vcol = effect_columns(run.analysis.smd_convention)
     r = run.rows
     w = getattr(run.result, "weights", None) if run.k >= 2 else None  # a single study is not weighted
+    if w is not None and len(w) != len(r):
+        w = None
+    if max_rows is not None:
+        r = r.iloc[:max_rows]
+        w = None if w is None else w[:max_rows]
     df = pd.DataFrame(
         {
             "study": r["label"].to_numpy(),
@@ -317,7 +379,7 @@ def _study_table(run) -> pd.DataFrame:
             "n2": pd.to_numeric(r["n2"], errors="coerce").map(lambda x: "" if pd.isna(x) else f"{x:.0f}").to_numpy(),
             "SMD": [_f(x) for x in r[ycol]],
             "95% CI": [f"[{_f(y - 1.959964 * math.sqrt(v))}, {_f(y + 1.959964 * math.sqrt(v))}]" for y, v in zip(r[ycol], r[vcol])],
-            "weight %": [_f(x, 1) for x in w] if w is not None and len(w) == len(r) else [""] * len(r),
+            "weight %": [_f(x, 1) for x in w] if w is not None else [""] * len(r),
         }
     )
     return df
@@ -330,7 +392,7 @@ def _results_md(run) -> str:
     if run.k == 0:
         out.append(f"**No usable data.** {len(run.matched)} matching row(s), none with a usable SMD.\n")
         return "\n".join(out) + "\n"
-    out.append(_md_table(_study_table(run)))
+    out.append(_md_table(_study_table(run, REPORT_MAX_ROWS), more_in=_used_in(run), n_rows=len(run.rows)))
     r = run.result
     from meta.review.running.claims import run_verdict
 
@@ -354,8 +416,10 @@ def _results_md(run) -> str:
             low = (" (k < 10, threshold lowered in analyses.csv: very low power; a non-significant result is not "
                    "evidence of absent small-study effects, Sterne et al. 2011)." if run.k < 10 else ".")
             out.append("Small-study tests: " + "; ".join(parts) + low + "\n")
-        else:
+        elif run.k < a.bias_min_k:
             out.append(f"Small-study tests: not run (k = {run.k} < {a.bias_min_k}; Sterne et al. 2011).\n")
+        else:  # k was enough, but both tests failed on these data: the notes below give the reasons
+            out.append(f"Small-study tests: not available for these data (k = {run.k}; see the notes below).\n")
     out.append(_all_rows_md(run))
     from meta.review.running.levels import analysis_grade
 
@@ -380,27 +444,35 @@ def _all_rows_md(run) -> str:
             f"[{_f(st['ci_low'])}, {_f(st['ci_high'])}], {_peq(st['p'])}; over r: {sweep}.{warn}\n")
 
 
+def _records(df: pd.DataFrame, n: int | None = None) -> list[dict]:
+    """The first ``n`` rows of ``df`` (all with None) as dicts, without a Series per row."""
+    return (df if n is None else df.iloc[:n]).to_dict("records")
+
+
 def _lists_md(run) -> str:
     """Rows set aside, rows without an SMD, rows of another task, notes: what did not enter, and why."""
     out = []
+    aid = md_code(run.analysis.analysis_id)
     if len(run.set_aside):
         out.append("\nSet aside (one row per cohort):\n")
-        for _, s in run.set_aside.iterrows():
-            out.append(f"- {md_text(s['study_id'])} ({md_text(s.get('task', ''))}, {md_text(s['route'])}): {md_text(s['reason'])}")
+        out += _md_list([f"- {md_text(s['study_id'])} ({md_text(s.get('task', ''))}, {md_text(s['route'])}): "
+                         f"{md_text(s['reason'])}" for s in _records(run.set_aside, REPORT_MAX_ROWS)], len(run.set_aside),
+                        f"`set_aside.csv` (rows whose `analysis_id` is {aid}, `set` {run.evidence})")
         out.append("")
     if len(run.unusable):
         out.append("\nMatching rows without a usable SMD:\n")
-        for _, s in run.unusable.iterrows():
-            out.append(f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: {md_text(s.get('reason', '')) or 'no route'}")
+        out += _md_list([f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: {md_text(s.get('reason', '')) or 'no route'}"
+                         for s in _records(run.unusable, REPORT_MAX_ROWS)], len(run.unusable),
+                        "`effect_sizes.csv` (rows without `yi`)")
         out.append("")
     ot = getattr(run, "other_task", None)
     if ot is not None and len(ot):
         tasks = "|".join(run.analysis.tasks)
         out.append(f"\nLeft out: rows of another task than the analysis declares ({md_code(tasks)}; `analyses.csv` column "
                    "`task`):\n")
-        for _, s in ot.iterrows():
-            out.append(f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: task {md_code(s.get('task', ''))}, "
-                       f"timepoint {md_code(s.get('timepoint', ''))}")
+        out += _md_list([f"- {md_text(s['study_id'])} {md_code(s['outcome'])}: task {md_code(s.get('task', ''))}, "
+                         f"timepoint {md_code(s.get('timepoint', ''))}" for s in _records(ot, REPORT_MAX_ROWS)], len(ot),
+                        "`effect_sizes.csv` (column `task`)")
         out.append("")
     for n in run.notes:
         out.append(f"\nNote: {md_text(n)}\n")
@@ -487,13 +559,16 @@ def changed_md(run, updated) -> str:
     now = set(updated.rows["outcomes_row"]) if len(updated.rows) else set()
     lines = [f"- Newer studies: {added_studies_text(updated)}."]
     gone = updated.set_aside.loc[updated.set_aside["outcomes_row"].isin(before - now)] if len(updated.set_aside) else updated.set_aside
-    for _, s in gone.iterrows():
-        lines.append(f"- Set aside in the updated set (one row per cohort): {md_text(s['study_id'])} "
-                     f"({md_code(s['outcome'])}), pooled in the original set: {md_text(s['reason'])}.")
+    aid = md_code(run.analysis.analysis_id)
+    lines += _md_list([f"- Set aside in the updated set (one row per cohort): {md_text(s['study_id'])} "
+                       f"({md_code(s['outcome'])}), pooled in the original set: {md_text(s['reason'])}."
+                       for s in _records(gone, REPORT_MAX_ROWS)], len(gone),
+                      f"`set_aside.csv` (rows whose `analysis_id` is {aid}, `set` updated)")
     other = before - now - set(gone["outcomes_row"]) if len(gone) else before - now
-    for rid in sorted(other):
-        m = run.rows.loc[run.rows["outcomes_row"] == rid].iloc[0]
-        lines.append(f"- No longer pooled: {md_text(m['study_id'])} ({md_code(m['outcome'])}).")
+    first = run.rows.drop_duplicates("outcomes_row").set_index("outcomes_row")
+    lines += _md_list([f"- No longer pooled: {md_text(first.at[rid, 'study_id'])} ({md_code(first.at[rid, 'outcome'])})."
+                       for rid in sorted(other)[:REPORT_MAX_ROWS]], len(other),
+                      f"`effect_sizes.csv` (rows whose `used_in` names {aid})")
     lines.append(f"- k: {run.k} -> {updated.k}.")
     return "\n".join(lines) + "\n\n"
 
@@ -796,7 +871,7 @@ def render(res) -> str:
         if r.leave_one_out is None:
             continue
         any_loo = True
-        lo = r.leave_one_out
+        lo = r.leave_one_out.iloc[:REPORT_MAX_ROWS]
         t = pd.DataFrame(
             {
                 "omitted": lo["omitted"].astype(str),
@@ -806,7 +881,8 @@ def render(res) -> str:
             }
         )
         out.append(f"**{md_text(r.analysis.analysis_id)}** (all: {_ci(r.result)})\n")
-        out.append(_md_table(t))
+        out.append(_md_table(t, more_in=f"`leave_one_out.csv` (rows whose `analysis_id` is {md_code(r.analysis.analysis_id)})",
+                             n_rows=len(r.leave_one_out)))
         out.append("")
     if not any_loo:
         out.append("_(no analysis with k >= 2)_\n")
@@ -835,17 +911,30 @@ def render(res) -> str:
     bad = e.loc[~np.isfinite(pd.to_numeric(e["yi"], errors="coerce"))]
     if len(bad):
         cols = [x for x in ("outcomes_row", "study_id", "outcome", "comparison", "route", "reason") if x in bad.columns]
-        out.append(_md_table(bad[cols]))
+        out.append(_md_table(bad[cols], more_in="`effect_sizes.csv` (rows without `yi`)"))
     else:
         out.append("_(none)_\n")
     out.append("\n### Rows set aside by the unit-of-analysis rule\n")
-    aside = [(r.analysis.analysis_id, s, st) for r0 in runs
-             for st, r in (("original", r0), ("updated", upd.get(r0.analysis.analysis_id))) if r is not None
-             and not (st == "updated" and _same(r0, r)) for _, s in r.set_aside.iterrows()]
-    out.append("\n".join(f"- {md_code(aid)} ({st} set): {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}"
-                         for aid, s, st in aside) or "_(none)_")
+    sets = [(r.analysis.analysis_id, st, r) for r0 in runs
+            for st, r in (("original", r0), ("updated", upd.get(r0.analysis.analysis_id))) if r is not None
+            and not (st == "updated" and _same(r0, r))]
+    n_aside = sum(len(r.set_aside) for _, _, r in sets)
+    aside = []
+    for aid, st, r in sets:  # only the rows shown are turned into text
+        aside += [(aid, s, st) for s in _records(r.set_aside, REPORT_MAX_ROWS + 1 - len(aside))]
+        if len(aside) > REPORT_MAX_ROWS:
+            break
+    lines = [f"- {md_code(aid)} ({st} set): {md_text(s['study_id'])} ({md_text(s['route'])}): {md_text(s['reason'])}"
+             for aid, s, st in aside[:REPORT_MAX_ROWS]]
+    if n_aside > REPORT_MAX_ROWS:
+        lines += ["", _more(n_aside - REPORT_MAX_ROWS, "`set_aside.csv`")]
+    out.append("\n".join(lines) or "_(none)_")
+    methods = _methods(res)
+    if _MORE.search("\n".join(out)):  # said only where a table was shortened
+        methods += (f" Tables and lists of the report with more than {REPORT_MAX_ROWS} rows show their first "
+                    f"{REPORT_MAX_ROWS} rows and name the CSV file of this results folder that holds every row.")
     out.append("\n## Methods\n")
-    out.append(_methods(res) + "\n")
+    out.append(methods + "\n")
     return "\n".join(out) + "\n"
 
 
@@ -911,19 +1000,25 @@ def added_studies_text(run) -> str:
         if df is None or len(df) == 0 or "review_set" not in df:
             return []
         d = df.loc[df["review_set"].astype("string").fillna("") == UPDATE_REVIEW_SET]
-        out = {}
-        for _, r in d.iterrows():
-            out.setdefault(str(r["study_id"]), _year(r.get("year")))
-        return [f"{md_text(s)} ({y})" for s, y in out.items()]
+        ys = d["year"] if "year" in d else pd.Series(None, index=d.index, dtype=object)
+        out = dict(zip(d["study_id"].astype(str)[::-1], ys[::-1]))  # each study once, its first row's year
+        order = dict.fromkeys(d["study_id"].astype(str))
+        return [f"{md_text(s)} ({_year(out[s])})" for s in order]
+
+    def join(xs):
+        if len(xs) <= REPORT_MAX_ROWS:
+            return ", ".join(xs)
+        return ", ".join(xs[:REPORT_MAX_ROWS]) + f" and {len(xs) - REPORT_MAX_ROWS} more (`effect_sizes.csv`, `review_set` update)"
 
     pooled = ids(run.rows)
-    unusable = [s for s in ids(run.unusable) if s not in pooled]
-    other = [s for s in ids(getattr(run, "other_scale", None)) if s not in pooled]
-    parts = [("entered: " + ", ".join(pooled)) if pooled else "none entered the pooled estimate"]
+    seen = set(pooled)
+    unusable = [s for s in ids(run.unusable) if s not in seen]
+    other = [s for s in ids(getattr(run, "other_scale", None)) if s not in seen]
+    parts = [("entered: " + join(pooled)) if pooled else "none entered the pooled estimate"]
     if unusable:
-        parts.append("matched without a usable SMD: " + ", ".join(unusable))
+        parts.append("matched without a usable SMD: " + join(unusable))
     if other:
-        parts.append("matched on another SMD scale, not pooled: " + ", ".join(other))
+        parts.append("matched on another SMD scale, not pooled: " + join(other))
     return "; ".join(parts)
 
 
@@ -1002,7 +1097,8 @@ def overview(res) -> pd.DataFrame:
             new = list(dict.fromkeys(u.rows.loc[u.rows["review_set"].astype("string").fillna("") == "update", "study_id"].astype(str)))
         recs.append({"analysis": r.analysis.analysis_id, "k original": r.k, "SMD [95% CI] original": smd(r),
                      "k updated": u.k if u is not None else "", "SMD [95% CI] updated": smd(u),
-                     "newer studies pooled": ", ".join(new)})
+                     "newer studies pooled": ", ".join(new[:REPORT_MAX_ROWS]) + (
+                         f" and {len(new) - REPORT_MAX_ROWS} more (`effect_sizes.csv`)" if len(new) > REPORT_MAX_ROWS else "")})
     return pd.DataFrame(recs)
 
 

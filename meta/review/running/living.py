@@ -120,7 +120,9 @@ def draw_cumulative(run, cum: pd.DataFrame, fig_dir: Path, *, formats=("png", "s
     a = run.analysis
     written = draw_and_save(cumulative_forest, Path(fig_dir) / f"{a.analysis_id}_cumulative", args=(cum,),
                             kwargs=dict(years=list(cum["year"]), title=f"{a.title}: cumulative by publication year",
-                                        favours=(a.favours_left, a.favours_right)), formats=formats, dpi=dpi)
+                                        favours=(a.favours_left, a.favours_right),
+                                        rows_note=f"every step's numbers are in cumulative.csv (rows whose analysis_id "
+                                                  f"is {a.analysis_id})"), formats=formats, dpi=dpi)
     return tuple(str(Path(p).relative_to(Path(fig_dir).parent)) for p in written)
 
 
