@@ -348,17 +348,23 @@ def warn_k1(test: str, k1: int) -> None:
 def warn_shared_labels(labels, who: str = "pool") -> None:
     """Warn (from the caller's caller) when study labels repeat: rows that share a label are most likely
     dependent effect sizes of one study, which a univariate pool treats as independent studies."""
-    lab = pd.Series(list(labels), dtype=object)
-    dup = lab.duplicated(keep=False).to_numpy()
-    if not dup.any():
+    labels = list(labels)
+    try:  # the common case, all distinct, without pandas (a pool() of k = 5 spent half its time here)
+        if len(set(labels)) == len(labels) and not any(x != x for x in labels):  # NaN labels: pandas' rule below
+            return
+    except TypeError:  # an unhashable label or one without ==: pandas decides
+        pass
+    codes, uniques = pd.factorize(pd.Series(labels, dtype=object), use_na_sentinel=False)  # NaN labels: one value
+    counts = np.bincount(codes, minlength=len(uniques))
+    shared = np.flatnonzero(counts > 1)
+    if not shared.size:
         return
+    shared = shared[np.argsort([np.flatnonzero(codes == c)[0] for c in shared], kind="stable")]  # in row order
     parts = []
-    for value in pd.unique(lab[dup]):
-        rows = np.flatnonzero((lab == value).to_numpy())
-        parts.append(f"rows {_shown(rows.tolist(), 6)} share the study label {value!r}")
-        if len(parts) == 3:
-            break
-    more = len(pd.unique(lab[dup])) - len(parts)
+    for c in shared[:3]:
+        rows = np.flatnonzero(codes == c)
+        parts.append(f"rows {_shown(rows.tolist(), 6)} share the study label {uniques[c]!r}")
+    more = shared.size - len(parts)
     warnings.warn(
         f"{who}(): " + "; ".join(parts) + (f"; and {more} more labels repeat" if more > 0 else "")
         + f"; {who}() treats them as independent; for dependent effects use meta.multilevel.rma_mv "

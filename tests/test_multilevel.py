@@ -399,6 +399,18 @@ def test_pool_warns_on_shared_study_labels():
         pool([0.1, 0.2, 0.3, 0.5], [0.01, 0.02, 0.03, 0.02], slab=["a", "b", "c", "d"])
 
 
+@pytest.mark.parametrize("slab, shared", [
+    ([1.0, 2.0, 1.0], "1.0"),  # equal numbers
+    ([float("nan"), 2.0, float("nan")], "nan"),  # two NaN objects: one missing label, as pandas counts it
+    ([("a", 0), ("b", 1), ("b", 1)], r"\('b', 1\)"),  # tuples
+])
+def test_pool_shared_label_check_counts_as_pandas_does(slab, shared):
+    from meta.pool import pool
+
+    with pytest.warns(UserWarning, match=rf"rows \[(0|1), 2\] share the study label {shared}"):
+        pool([0.1, 0.2, 0.3], [0.01, 0.02, 0.03], slab=slab)
+
+
 # --------------------------------------------------------------------------- forest plot
 
 
