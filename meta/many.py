@@ -16,6 +16,7 @@ Timings: ``benchmarks/bench_pool.py`` and ``benchmarks/README.md``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
@@ -48,6 +49,14 @@ def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
     raise ValueError(
         f"vi must be finite and > 0 where yi is finite; offending (row, column), 0-based: {_checks.positions(badv)}"
     )
+
+
+def _valid_input(y: np.ndarray, v: np.ndarray) -> bool:
+    """Whether every row has a study and each study a finite ``yi`` and a finite ``vi > 0``
+    (the conditions :func:`_many_input_error` reports)."""
+    mask = ~np.isnan(y)
+    with np.errstate(invalid="ignore"):
+        return bool(mask.any(axis=1).all() and np.isfinite(y[mask]).all() and (np.isfinite(v[mask]) & (v[mask] > 0)).all())
 
 
 _ENGINES = ("auto", "numpy", "numba")
@@ -261,6 +270,8 @@ def pool_many(
         out, check = _pool_many_numpy(y, v, index, method, test, level, pi, tau2), True
     bad = _not_finite(out, test) if check else None
     if bad is not None:
+        if not _valid_input(y, v):
+            _many_input_error(y, v)
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
             "the values are too large or too small to compute with in double precision; rescale them"
@@ -336,6 +347,9 @@ def _not_finite(out: np.ndarray, test: str) -> np.ndarray | None:
     return None if ok is None else ~ok
 
 
+_CLOSED_FORM = ("FE", "DL", "HS")  # methods whose results are NaN or infinite for an infinite yi
+
+
 def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> pd.DataFrame:
     """pool_many through the vectorised estimator code of :mod:`meta._estimators`
     (``tau2``: per-row estimates already computed, or None)."""
@@ -350,6 +364,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     work, flags, bits, sums = _workspace(rows * n, min(span, m))
     count_type = np.uint8 if n < 256 else np.int64
     rss = test in _est.ADJUSTED_TESTS
+    scan_y = method not in _CLOSED_FORM  # see the validity test below
     bad = False
     k1 = 0
     for s0 in range(0, m, span):
@@ -371,23 +386,26 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
             yb, vb = yc.view(np.int64), vc.view(np.int64)
             yb &= keep
             vb &= keep
-            vb |= inf_pad
-            # valid input: k >= 1, yi finite, 0 < vi < inf for each study
-            # (vi = inf at padding only: counted against k)
-            finite_v = np.less(vc, np.inf, out=pad)
+            # valid input: k >= 1 and 0 < vi < inf for each study (NaN fails
+            # both): the largest vi while the padding holds 0, the smallest
+            # once it holds inf.  yi is not NaN at a study by definition; an
+            # infinite yi makes a closed-form method's estimate or Q NaN or
+            # infinite, which the check of the results finds (pool_many then
+            # names the input); the iterative methods are not run on it.
             with np.errstate(invalid="ignore"):
+                ok = kc.min() > 0 and vc.max() < np.inf
+                vb |= inf_pad
                 ok = (
-                    kc.min() > 0
-                    and -np.inf < yc.min()
-                    and yc.max() < np.inf
+                    ok
                     and vc.min() > 0
-                    and (np.add.reduce(finite_v.view(np.uint8), axis=0, dtype=count_type) == kc).all()
+                    and (not scan_y or (-np.inf < yc.min() and yc.max() < np.inf))
                 )
             if not ok:
                 bad = True
                 break
-            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
-                                 tau2=None if tau2 is None else tau2[s : s + c])
+            with contextlib.nullcontext() if scan_y else np.errstate(invalid="ignore"):  # an infinite yi: inf - inf
+                core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
+                                     tau2=None if tau2 is None else tau2[s : s + c])
             for key in _est.CORE_KEYS:
                 if core[key] is not None:
                     sums[key][s - s0 : s - s0 + c] = core[key]
