@@ -369,6 +369,8 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     k1 = 0
     for s0 in range(0, m, span):
         c0 = min(span, m - s0)
+        # test="z": estimate, tau2 and Q go straight into their columns of res
+        dest = {**sums, "est": res[1, s0 : s0 + c0], "tau2": res[6, s0 : s0 + c0], "q": res[8, s0 : s0 + c0]} if test == "z" else sums
         for s in range(s0, s0 + c0, rows):
             c = min(rows, s0 + c0 - s)
             yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
@@ -408,10 +410,10 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
                                      tau2=None if tau2 is None else tau2[s : s + c])
             for key in _est.CORE_KEYS:
                 if core[key] is not None:
-                    sums[key][s - s0 : s - s0 + c] = core[key]
+                    dest[key][s - s0 : s - s0 + c] = core[key]
         if bad:
             break
-        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
+        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in dest.items()}
         if test == "z":
             _finish_z(part, res[:, s0 : s0 + c0], method, level, pi)
             continue
@@ -434,9 +436,9 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
     k, q, sw0, sw0sq, tau2, sw, est = (core[c] for c in _est.CORE_KEYS[:7])
     col = dict(zip(_MANY_COLUMNS, res))
     res[0] = k
-    np.copyto(col["estimate"], est)
-    np.copyto(col["tau2"], tau2)
-    np.copyto(col["q"], q)
+    for c, a in (("estimate", est), ("tau2", tau2), ("q", q)):
+        if not np.may_share_memory(col[c], a):  # pool_many writes these into res already
+            np.copyto(col[c], a)
     se = np.divide(1.0, sw, out=col["se"])
     np.sqrt(se, out=se)
     zcrit = _est.z_crit(1.0 - (1.0 - level) / 2)
@@ -450,10 +452,15 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
         np.add(est, half, out=col["ci_high"])
         df = k - 1
         if method == "FE":
-            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
-        else:
-            i2 = _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq))
-        np.copyto(col["i2"], i2)
+            np.copyto(col["i2"], _f.i2_from_q(q, df))  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+        else:  # _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq)), in place
+            i2 = np.multiply(sw0, sw0, out=col["i2"])
+            i2 -= sw0sq
+            s2 = np.multiply(df, sw0)
+            s2 /= i2
+            s2 += tau2
+            np.multiply(100.0, tau2, out=i2)
+            i2 /= s2
         np.copyto(col["q_p"], _est.chi2_sf(q, np.maximum(df, 1)))
         one = np.flatnonzero(k == 1)  # metafor: Q = 0, p = 1, I2 = 0
         if one.size:
@@ -463,7 +470,14 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
             np.copyto(col["pi_low"], col["ci_low"])
             np.copyto(col["pi_high"], col["ci_high"])
         else:
-            pcrit = _est.pi_crit(pi, k, zcrit, fe=method == "FE", level=level)
-            lo, hi = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
-            np.copyto(col["pi_low"], lo)
-            np.copyto(col["pi_high"], hi)
+            # _f.pi_bounds(est, pcrit, se, tau2, simple), in place
+            pcrit = zcrit if pi == "default" else _est.pi_crit(pi, k, zcrit, fe=method == "FE", level=level)
+            if pi == "simple":
+                half = np.sqrt(tau2, out=col["pi_high"])
+            else:
+                half = np.multiply(se, se, out=col["pi_high"])
+                half += tau2
+                np.sqrt(half, out=half)
+            half *= pcrit
+            np.subtract(est, half, out=col["pi_low"])
+            np.add(est, half, out=half)
