@@ -383,7 +383,8 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
             # masked copy is several times slower on an irregular NaN pattern)
             keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
             np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
-            np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
+            np.invert(keep, out=inf_pad)  # inf where padding (int64 to int64: no cast from the bools)
+            inf_pad &= _INF_BITS
             mk = ~pad if method in _est.NEEDS_MASK else None
             yb, vb = yc.view(np.int64), vc.view(np.int64)
             yb &= keep
