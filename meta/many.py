@@ -267,7 +267,8 @@ def pool_many(
         out, check = _pool_many_fast(y, v, index, method, level, pi)
     else:
         tau2 = _mle_tau2(y, v, method) if _use_fast_mle(engine, method) else None
-        out, check = _pool_many_numpy(y, v, index, method, test, level, pi, tau2), True
+        out, k1 = _pool_many_numpy(y, v, index, method, test, level, pi, tau2)
+        check = True
     bad = _not_finite(out, test) if check else None
     if bad is not None:
         if not _valid_input(y, v):
@@ -276,6 +277,8 @@ def pool_many(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
             "the values are too large or too small to compute with in double precision; rescale them"
         )
+    if not fast:
+        _checks.warn_k1(test, k1)  # once the input is known to be valid
     return _many_frame(out, index)
 
 
@@ -350,9 +353,10 @@ def _not_finite(out: np.ndarray, test: str) -> np.ndarray | None:
 _CLOSED_FORM = ("FE", "DL", "HS")  # methods whose results are NaN or infinite for an infinite yi
 
 
-def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> pd.DataFrame:
+def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> tuple[np.ndarray, int]:
     """pool_many through the vectorised estimator code of :mod:`meta._estimators`
-    (``tau2``: per-row estimates already computed, or None)."""
+    (``tau2``: per-row estimates already computed, or None): ``out`` (12 x m)
+    and the number of analyses with k = 1 that fell back to the z test."""
     m, n = y.shape
     res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
@@ -424,8 +428,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
         k1 += int((part["k"] == 1).sum())
     if bad:
         _many_input_error(y, v)
-    _checks.warn_k1(test, k1)
-    return res
+    return res, k1
 
 
 def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None:
