@@ -55,8 +55,9 @@ def _valid_input(y: np.ndarray, v: np.ndarray) -> bool:
     """Whether every row has a study and each study a finite ``yi`` and a finite ``vi > 0``
     (the conditions :func:`_many_input_error` reports)."""
     mask = ~np.isnan(y)
+    vs = v[mask]
     with np.errstate(invalid="ignore"):
-        return bool(mask.any(axis=1).all() and np.isfinite(y[mask]).all() and (np.isfinite(v[mask]) & (v[mask] > 0)).all())
+        return bool(mask.any(axis=1).all() and np.isfinite(y[mask]).all() and (np.isfinite(vs) & (vs > 0)).all())
 
 
 _ENGINES = ("auto", "numpy", "numba")
@@ -351,6 +352,7 @@ def _not_finite(out: np.ndarray, test: str) -> np.ndarray | None:
 
 
 _CLOSED_FORM = ("FE", "DL", "HS")  # methods whose results are NaN or infinite for an infinite yi
+_Z_DIRECT = {"est": _MANY_COLUMNS.index("estimate"), "tau2": _MANY_COLUMNS.index("tau2"), "q": _MANY_COLUMNS.index("q")}
 
 
 def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> tuple[np.ndarray, int]:
@@ -373,8 +375,9 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     k1 = 0
     for s0 in range(0, m, span):
         c0 = min(span, m - s0)
-        # test="z": estimate, tau2 and Q go straight into their columns of res
-        dest = {**sums, "est": res[1, s0 : s0 + c0], "tau2": res[6, s0 : s0 + c0], "q": res[8, s0 : s0 + c0]} if test == "z" else sums
+        dest = sums
+        if test == "z":  # estimate, tau2 and Q straight into their columns of res
+            dest = {**sums, **{key: res[j, s0 : s0 + c0] for key, j in _Z_DIRECT.items()}}
         for s in range(s0, s0 + c0, rows):
             c = min(rows, s0 + c0 - s)
             yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
