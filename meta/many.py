@@ -16,6 +16,7 @@ Timings: ``benchmarks/bench_pool.py`` and ``benchmarks/README.md``.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import warnings
 
@@ -48,6 +49,15 @@ def _many_input_error(y: np.ndarray, v: np.ndarray) -> None:
     raise ValueError(
         f"vi must be finite and > 0 where yi is finite; offending (row, column), 0-based: {_checks.positions(badv)}"
     )
+
+
+def _valid_input(y: np.ndarray, v: np.ndarray) -> bool:
+    """Whether every row has a study and each study a finite ``yi`` and a finite ``vi > 0``
+    (the conditions :func:`_many_input_error` reports)."""
+    mask = ~np.isnan(y)
+    vs = v[mask]
+    with np.errstate(invalid="ignore"):
+        return bool(mask.any(axis=1).all() and np.isfinite(y[mask]).all() and (np.isfinite(vs) & (vs > 0)).all())
 
 
 _ENGINES = ("auto", "numpy", "numba")
@@ -258,13 +268,18 @@ def pool_many(
         out, check = _pool_many_fast(y, v, index, method, level, pi)
     else:
         tau2 = _mle_tau2(y, v, method) if _use_fast_mle(engine, method) else None
-        out, check = _pool_many_numpy(y, v, index, method, test, level, pi, tau2), True
+        out, k1 = _pool_many_numpy(y, v, index, method, test, level, pi, tau2)
+        check = True
     bad = _not_finite(out, test) if check else None
     if bad is not None:
+        if not _valid_input(y, v):
+            _many_input_error(y, v)
         raise ValueError(
             f"pool_many: yi, vi give non-finite results (sums overflow) in rows (0-based) {_checks.positions(bad)}: "
             "the values are too large or too small to compute with in double precision; rescale them"
         )
+    if not fast:
+        _checks.warn_k1(test, k1)  # once the input is known to be valid
     return _many_frame(out, index)
 
 
@@ -336,9 +351,14 @@ def _not_finite(out: np.ndarray, test: str) -> np.ndarray | None:
     return None if ok is None else ~ok
 
 
-def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> pd.DataFrame:
+_CLOSED_FORM = ("FE", "DL", "HS")  # methods whose results are NaN or infinite for an infinite yi
+_Z_DIRECT = {"est": _MANY_COLUMNS.index("estimate"), "tau2": _MANY_COLUMNS.index("tau2"), "q": _MANY_COLUMNS.index("q")}
+
+
+def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> tuple[np.ndarray, int]:
     """pool_many through the vectorised estimator code of :mod:`meta._estimators`
-    (``tau2``: per-row estimates already computed, or None)."""
+    (``tau2``: per-row estimates already computed, or None): ``out`` (12 x m)
+    and the number of analyses with k = 1 that fell back to the z test."""
     m, n = y.shape
     res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
@@ -350,10 +370,14 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     work, flags, bits, sums = _workspace(rows * n, min(span, m))
     count_type = np.uint8 if n < 256 else np.int64
     rss = test in _est.ADJUSTED_TESTS
+    scan_y = method not in _CLOSED_FORM  # see the validity test below
     bad = False
     k1 = 0
     for s0 in range(0, m, span):
         c0 = min(span, m - s0)
+        dest = sums
+        if test == "z":  # estimate, tau2 and Q straight into their columns of res
+            dest = {**sums, **{key: res[j, s0 : s0 + c0] for key, j in _Z_DIRECT.items()}}
         for s in range(s0, s0 + c0, rows):
             c = min(rows, s0 + c0 - s)
             yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
@@ -366,34 +390,38 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
             # masked copy is several times slower on an irregular NaN pattern)
             keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
             np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
-            np.multiply(pad8, _INF_BITS, out=inf_pad, dtype=np.int64, casting="unsafe")  # inf where padding
+            np.invert(keep, out=inf_pad)  # inf where padding (int64 to int64: no cast from the bools)
+            inf_pad &= _INF_BITS
             mk = ~pad if method in _est.NEEDS_MASK else None
             yb, vb = yc.view(np.int64), vc.view(np.int64)
             yb &= keep
             vb &= keep
-            vb |= inf_pad
-            # valid input: k >= 1, yi finite, 0 < vi < inf for each study
-            # (vi = inf at padding only: counted against k)
-            finite_v = np.less(vc, np.inf, out=pad)
+            # valid input: k >= 1 and 0 < vi < inf for each study (NaN fails
+            # both): the largest vi while the padding holds 0, the smallest
+            # once it holds inf.  yi is not NaN at a study by definition; an
+            # infinite yi makes a closed-form method's estimate or Q NaN or
+            # infinite, which the check of the results finds (pool_many then
+            # names the input); the iterative methods are not run on it.
             with np.errstate(invalid="ignore"):
+                ok = kc.min() > 0 and vc.max() < np.inf
+                vb |= inf_pad
                 ok = (
-                    kc.min() > 0
-                    and -np.inf < yc.min()
-                    and yc.max() < np.inf
+                    ok
                     and vc.min() > 0
-                    and (np.add.reduce(finite_v.view(np.uint8), axis=0, dtype=count_type) == kc).all()
+                    and (not scan_y or (-np.inf < yc.min() and yc.max() < np.inf))
                 )
             if not ok:
                 bad = True
                 break
-            core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
-                                 tau2=None if tau2 is None else tau2[s : s + c])
+            with contextlib.nullcontext() if scan_y else np.errstate(invalid="ignore"):  # an infinite yi: inf - inf
+                core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
+                                     tau2=None if tau2 is None else tau2[s : s + c])
             for key in _est.CORE_KEYS:
                 if core[key] is not None:
-                    sums[key][s - s0 : s - s0 + c] = core[key]
+                    dest[key][s - s0 : s - s0 + c] = core[key]
         if bad:
             break
-        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in sums.items()}
+        part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in dest.items()}
         if test == "z":
             _finish_z(part, res[:, s0 : s0 + c0], method, level, pi)
             continue
@@ -403,8 +431,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
         k1 += int((part["k"] == 1).sum())
     if bad:
         _many_input_error(y, v)
-    _checks.warn_k1(test, k1)
-    return res
+    return res, k1
 
 
 def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None:
@@ -416,9 +443,9 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
     k, q, sw0, sw0sq, tau2, sw, est = (core[c] for c in _est.CORE_KEYS[:7])
     col = dict(zip(_MANY_COLUMNS, res))
     res[0] = k
-    np.copyto(col["estimate"], est)
-    np.copyto(col["tau2"], tau2)
-    np.copyto(col["q"], q)
+    for c, a in (("estimate", est), ("tau2", tau2), ("q", q)):
+        if not np.may_share_memory(col[c], a):  # pool_many writes these into res already
+            np.copyto(col[c], a)
     se = np.divide(1.0, sw, out=col["se"])
     np.sqrt(se, out=se)
     zcrit = _est.z_crit(1.0 - (1.0 - level) / 2)
@@ -432,10 +459,15 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
         np.add(est, half, out=col["ci_high"])
         df = k - 1
         if method == "FE":
-            i2 = _f.i2_from_q(q, df)  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
-        else:
-            i2 = _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq))
-        np.copyto(col["i2"], i2)
+            np.copyto(col["i2"], _f.i2_from_q(q, df))  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+        else:  # _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq)), in place
+            i2 = np.multiply(sw0, sw0, out=col["i2"])
+            i2 -= sw0sq
+            s2 = np.multiply(df, sw0)
+            s2 /= i2
+            s2 += tau2
+            np.multiply(100.0, tau2, out=i2)
+            i2 /= s2
         np.copyto(col["q_p"], _est.chi2_sf(q, np.maximum(df, 1)))
         one = np.flatnonzero(k == 1)  # metafor: Q = 0, p = 1, I2 = 0
         if one.size:
@@ -445,7 +477,14 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
             np.copyto(col["pi_low"], col["ci_low"])
             np.copyto(col["pi_high"], col["ci_high"])
         else:
-            pcrit = _est.pi_crit(pi, k, zcrit, fe=method == "FE", level=level)
-            lo, hi = _f.pi_bounds(est, pcrit, se, tau2, pi == "simple")
-            np.copyto(col["pi_low"], lo)
-            np.copyto(col["pi_high"], hi)
+            # _f.pi_bounds(est, pcrit, se, tau2, simple), in place
+            pcrit = zcrit if pi == "default" else _est.pi_crit(pi, k, zcrit, fe=method == "FE", level=level)
+            if pi == "simple":
+                half = np.sqrt(tau2, out=col["pi_high"])
+            else:
+                half = np.multiply(se, se, out=col["pi_high"])
+                half += tau2
+                np.sqrt(half, out=half)
+            half *= pcrit
+            np.subtract(est, half, out=col["pi_low"])
+            np.add(est, half, out=half)

@@ -156,6 +156,23 @@ def test_bad_input_raises_value_error(Y, V, match, engine):
         pool_many(Y, V, engine=engine)
 
 
+@pytest.mark.parametrize("method", ["FE", "DL", "HS", "REML"])
+@pytest.mark.parametrize("test", ["z", "hksj"])
+def test_infinite_yi_named_for_every_method_without_warnings(method, test):
+    """The closed-form methods find an infinite yi in their results (NaN or
+    infinite estimate or Q) rather than by a scan; the message names it all
+    the same, with no warning before it (neither numpy's inf - inf nor the
+    k = 1 fall-back of hksj)."""
+    import warnings
+
+    Y = np.array([[0.1, 0.2, 0.3], [0.1, np.inf, np.nan], [-np.inf, np.inf, 0.2], [np.inf, np.nan, np.nan]])
+    V = np.full((4, 3), 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"yi must not be infinite.*\(1, 1\), \(2, 0\), \(2, 1\), \(3, 0\)"):
+            pool_many(Y, V, method=method, test=test, engine="numpy")
+
+
 def test_padding_vi_is_ignored_where_yi_is_nan_and_hksj_k1_warns():
     Y = np.array([[0.5, np.nan], [0.1, 0.3]])
     V = np.array([[0.1, -5.0], [0.1, 0.2]])
