@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
+
+import _background
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "background(job): the test reads what the background job `module:function` "
+                                       "wrote (tests/_background.py); the job starts when collection finishes")
+
+
+def pytest_collection_finish(session):
+    """Start the background jobs of the tests about to run, in the order they run."""
+    if not session.config.option.collectonly:
+        _background.start(m.args[0] for item in session.items for m in item.iter_markers("background"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _background.finish()
+
 
 #: a frozen copy of the bundled data/ (tests of behaviour never read data/ itself, so adding a correct
 #: study to data/ never turns the suite red; only tests/test_readme.py and the coverage-table test do)
@@ -26,23 +42,6 @@ def bundled_copy(tmp_path: Path) -> Path:
 def folder(bundled_copy: Path) -> Path:
     """The data folder a test edits: a copy of the bundled one (test_data/test_coverage build their own)."""
     return bundled_copy
-
-
-@pytest.fixture
-def this_python_kernel(tmp_path: Path, monkeypatch) -> None:
-    """A kernelspec "python3" that runs *this* interpreter, found first on JUPYTER_PATH, so notebook
-    tests work on a fresh machine and never pick up a user-level python3 kernel from elsewhere."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    spec_dir = tmp_path / "jupyter" / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    (spec_dir / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (meta venv)",
-        "language": "python",
-    }))
-    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
-    assert KernelSpecManager().get_kernel_spec("python3").argv[0] == sys.executable
 
 
 @pytest.fixture(scope="session")
