@@ -46,14 +46,14 @@ def folder(bundled_copy: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def snapshot_results(tmp_path_factory) -> Path:
-    """One ``reproduce`` of a copy of the review data snapshot (PNG at 72 dpi, no HTML), shared by the
-    tests that only read its results folder (test_es_scale, test_living): run once per session
-    instead of once per test module. Read-only: a test that changes files copies the folder first."""
+    """One ``reproduce`` of a copy of the review data snapshot (PNG at 72 dpi, report.md and report.html), shared
+    by the tests that only read its results folder (test_es_scale, test_living, test_reproduce): run once per
+    session instead of once per test module. Read-only: a test that changes files copies the folder first."""
     from meta.review.reproduce import reproduce
 
     base = tmp_path_factory.mktemp("snapshot_results")
     shutil.copytree(BUNDLED, base / "data")
-    reproduce(base / "data", base / "results", formats=("png",), dpi=72, html=False, progress=None)
+    reproduce(base / "data", base / "results", formats=("png",), dpi=72, html=True, progress=None)
     return base / "results"
 
 

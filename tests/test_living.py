@@ -173,7 +173,7 @@ def two_runs(tmp_path_factory, snapshot_results):
     data = base / "data"
     shutil.copytree(REVIEW_DATA, data)
     shutil.copytree(snapshot_results, base / "r1", symlinks=True)
-    reproduce(data, base / "r1b", formats=("png",), dpi=72, html=False, progress=None)
+    reproduce(data, base / "r1b", formats=("png",), dpi=72, html=True, progress=None)  # r1's settings
     text = (data / "outcomes.csv").read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     header = next(csv.reader([lines[0]]))
