@@ -1,6 +1,7 @@
-"""Slow integration checks that spend their time in other processes (building and installing the wheel and
-running `meta reproduce` from it, notebooks in fresh kernels) run in one child process started as soon as
-pytest has collected the tests that need them (tests/conftest.py, ``pytest_collection_finish``).
+"""The slowest self-contained checks (building and installing the wheel and running `meta reproduce` from it,
+notebooks in fresh kernels, the figure cache's four-run warm rerun, command-line runs in fresh interpreters)
+run in one child process started as soon as pytest has collected the tests that need them
+(tests/conftest.py, ``pytest_collection_finish``), one job after another in the order the tests run.
 
 The child and its processes use the second core while the in-process tests run on the first. Being a
 separate process, nothing a test patches in this one (``os.replace``, ``HOME``, the working directory)
