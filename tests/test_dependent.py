@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import _background
 from _csvrows import read_rows, write_rows
 from meta.review.running.dependent import ALL_ROWS_R, R_SWEEP, all_rows
 
@@ -62,14 +63,29 @@ def test_no_model_where_every_cohort_gives_one_row_or_there_is_one_cohort():
     assert not ar.rows and "single cohort" in ar.note
 
 
-def test_the_review_shows_the_all_rows_sensitivity_where_a_cohort_gives_several_rows(tmp_path, capsys):
-    """cc_hip_internal_rotation_any admits several summaries of one cohort (souza2009a and souza2009b
-    share cohort souza2009): the primary analysis keeps one row per cohort, the sensitivity all."""
+def review_run(tmp: Path) -> None:
+    """Background job (tests/_background.py): `meta reproduce` (every format, 300 dpi, report.html) of a copy of
+    the review data snapshot into tmp/res; its exit code and stderr go to tmp/cli.json."""
+    import contextlib
+    import io
+
     from meta.cli import main
 
-    data = tmp_path / "data"
+    data = tmp / "data"
     shutil.copytree(ROOT / "tests" / "fixtures" / "review_data", data)
-    assert main(["reproduce", "--data", str(data), "--out", str(tmp_path / "res")]) == 0, capsys.readouterr().err
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = main(["reproduce", "--data", str(data), "--out", str(tmp / "res")])
+    (tmp / "cli.json").write_text(json.dumps({"returncode": rc, "stderr": err.getvalue()}))
+
+
+@pytest.mark.background("test_dependent:review_run")
+def test_the_review_shows_the_all_rows_sensitivity_where_a_cohort_gives_several_rows():
+    """cc_hip_internal_rotation_any admits several summaries of one cohort (souza2009a and souza2009b
+    share cohort souza2009): the primary analysis keeps one row per cohort, the sensitivity all."""
+    tmp_path = _background.result("test_dependent:review_run")
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    assert cli["returncode"] == 0, cli["stderr"]
     pooled = pd.read_csv(tmp_path / "res" / "pooled.csv")
     dep = pd.read_csv(tmp_path / "res" / "dependent.csv")
     with_more = pooled.loc[pooled["all_rows_k"] > pooled["all_rows_cohorts"]]

@@ -80,7 +80,7 @@ def test_an_analysis_declaring_change_sd_pools_change_sd_rows_and_keeps_raw_sd_r
 
 @pytest.fixture(scope="module")
 def bundled_run(snapshot_results):
-    out = snapshot_results  # reproduce of the review data snapshot (tests/conftest.py), PNG at 72 dpi, no HTML
+    out = snapshot_results  # reproduce of the review data snapshot (tests/conftest.py), PNG at 72 dpi
     with open(out / "pooled.csv", encoding="utf-8") as f:
         pooled = list(csv.DictReader(f))
     with open(out / "effect_sizes.csv", encoding="utf-8") as f:

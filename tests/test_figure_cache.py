@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
+import _background
 from meta import _figure_cache, plots
 from meta.plots import files as plot_files
 from meta.plots import style as plots_style
@@ -265,60 +266,108 @@ print(_figure_cache.drawing_key(plots.forest, (np.arange(3.0),), {}, "f", ("png"
 """
 
 
-def test_the_key_covers_the_package_source(tmp_path):
-    """A changed line anywhere in meta/ (here a comment in a module the forest plot never calls) is a new key."""
+def package_source_keys(tmp: Path) -> None:
+    """Background job (tests/_background.py): the key of one forest call computed by a fresh interpreter on meta/,
+    on a copy of it, and on the copy with a comment added to meta/diff.py (a module the forest plot never
+    calls); each process's exit code, key and stderr go to tmp/keys.json."""
+    import json
     import shutil
 
     root = Path(__file__).resolve().parents[1]
 
     def key_of(pkg_root):
-        env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         env.update(PYTHONPATH=str(pkg_root), MPLBACKEND="Agg")
-        out = subprocess.run([sys.executable, "-c", KEY_OF], env=env, cwd=tmp_path, capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-c", KEY_OF], env=env, cwd=tmp, capture_output=True, text=True,
                              timeout=120)
-        assert out.returncode == 0, out.stderr
-        return out.stdout.strip()
+        return {"returncode": out.returncode, "key": out.stdout.strip(), "stderr": out.stderr}
 
-    copy = tmp_path / "copy"
+    copy = tmp / "copy"
     shutil.copytree(root / "meta", copy / "meta", ignore=shutil.ignore_patterns("__pycache__"))
-    same = key_of(copy)
-    assert same.startswith("d-") and same == key_of(root)
+    keys = {"copy": key_of(copy), "root": key_of(root)}
     with open(copy / "meta" / "diff.py", "a") as fh:
         fh.write("# a comment\n")
-    assert key_of(copy) != same
+    keys["changed"] = key_of(copy)
+    (tmp / "keys.json").write_text(json.dumps(keys))
 
 
-def test_a_warm_rerun_draws_only_the_figures_whose_data_changed(tmp_path, bundled_copy, builds, monkeypatch):
-    """meta reproduce twice on the same data draws nothing the second time, and its figures are the
-    bytes of a run without the cache; one changed cell redraws only the figures of the analyses it feeds."""
+@pytest.mark.background("test_figure_cache:package_source_keys")
+def test_the_key_covers_the_package_source():
+    """A changed line anywhere in meta/ (here a comment in a module the forest plot never calls) is a new key."""
+    import json
+
+    keys = json.loads((_background.result("test_figure_cache:package_source_keys") / "keys.json").read_text())
+    for run in keys.values():
+        assert run["returncode"] == 0, run["stderr"]
+    same = keys["copy"]["key"]
+    assert same.startswith("d-") and same == keys["root"]["key"]
+    assert keys["changed"]["key"] != same
+
+
+SOUZA_ROW = "souza2009a,peak_hip_internal_rotation,pfp_vs_control,baseline,averaged_across_tasks,deg,21,7.6,7.0,"
+
+
+def warm_rerun(tmp: Path) -> None:
+    """Background job (tests/_background.py): meta reproduce four times on a copy of the data snapshot, with the
+    figure cache in tmp/mplcache: r1 cold, r2 warm, r3 with the cache off, r4 warm after one changed cell. The
+    figures each run drew (plots.save calls) go to tmp/builds.json."""
+    import json
+    import shutil
+
+    from conftest import BUNDLED
     from meta.review.reproduce import reproduce
 
-    data = bundled_copy
-    fast = dict(formats=("png", "svg"), dpi=72, html=False)
-    reproduce(data, tmp_path / "r1", **fast)
-    drawn = sorted(builds)
+    data = tmp / "data"
+    shutil.copytree(BUNDLED, data)
+    builds = {}
+    save = plots.save
+    with pytest.MonkeyPatch.context() as mp:  # what the `builds` fixture does
+        mp.setattr(matplotlib, "get_cachedir", lambda: str(tmp / "mplcache"))
+        mp.delenv("META_FIGURE_CACHE", raising=False)
+        plots_style._subset.cache_clear()
+        calls = []
+
+        def counting(fig, stem, *a, **k):
+            calls.append(Path(stem).name)
+            return save(fig, stem, *a, **k)
+
+        mp.setattr(plot_files, "save", counting)
+        fast = dict(formats=("png", "svg"), dpi=72, html=False)
+        for run in ("r1", "r2", "r3", "r4"):
+            if run == "r3":
+                mp.setenv("META_FIGURE_CACHE", "0")
+            if run == "r4":
+                mp.delenv("META_FIGURE_CACHE")
+                outcomes = data / "outcomes.csv"
+                text = outcomes.read_text()
+                builds["souza_rows"] = text.count(SOUZA_ROW)
+                outcomes.write_text(text.replace(SOUZA_ROW, SOUZA_ROW.replace(",7.6,", ",7.7,")))
+            calls.clear()
+            reproduce(data, tmp / run, **fast)
+            builds[run] = list(calls)
+    (tmp / "builds.json").write_text(json.dumps(builds))
+
+
+@pytest.mark.background("test_figure_cache:warm_rerun")
+def test_a_warm_rerun_draws_only_the_figures_whose_data_changed():
+    """meta reproduce twice on the same data draws nothing the second time, and its figures are the
+    bytes of a run without the cache; one changed cell redraws only the figures of the analyses it feeds."""
+    import json
+
+    tmp = _background.result("test_figure_cache:warm_rerun")
+    builds = json.loads((tmp / "builds.json").read_text())
+    drawn = sorted(builds["r1"])
     assert any(n.endswith("_forest") for n in drawn) and any(n.endswith("_robustness") for n in drawn)
     assert any(n.endswith("_cumulative") for n in drawn)
-    builds.clear()
-    reproduce(data, tmp_path / "r2", **fast)
-    assert builds == []
-    monkeypatch.setenv("META_FIGURE_CACHE", "0")
-    reproduce(data, tmp_path / "r3", **fast)
-    assert sorted(builds) == drawn
-    names = sorted(p.name for p in (tmp_path / "r1" / "figures").iterdir())
+    assert builds["r2"] == []
+    assert sorted(builds["r3"]) == drawn
+    names = sorted(p.name for p in (tmp / "r1" / "figures").iterdir())
     for name in names:
-        assert (tmp_path / "r2" / "figures" / name).read_bytes() == (tmp_path / "r3" / "figures" / name).read_bytes(), name
-    monkeypatch.delenv("META_FIGURE_CACHE")
+        assert (tmp / "r2" / "figures" / name).read_bytes() == (tmp / "r3" / "figures" / name).read_bytes(), name
 
-    outcomes = data / "outcomes.csv"
-    text = outcomes.read_text()
-    row = "souza2009a,peak_hip_internal_rotation,pfp_vs_control,baseline,averaged_across_tasks,deg,21,7.6,7.0,"
-    assert text.count(row) == 1
-    outcomes.write_text(text.replace(row, row.replace(",7.6,", ",7.7,")))
-    builds.clear()
-    reproduce(data, tmp_path / "r4", **fast)
-    assert builds and all(n.startswith("cc_hip_internal_rotation") for n in builds), builds
-    changed = [n for n in names if (tmp_path / "r4" / "figures" / n).read_bytes() != (tmp_path / "r2" / "figures" / n).read_bytes()]
+    assert builds["souza_rows"] == 1
+    assert builds["r4"] and all(n.startswith("cc_hip_internal_rotation") for n in builds["r4"]), builds["r4"]
+    changed = [n for n in names if (tmp / "r4" / "figures" / n).read_bytes() != (tmp / "r2" / "figures" / n).read_bytes()]
     assert changed and all(n.startswith("cc_hip_internal_rotation") for n in changed), changed
 
 

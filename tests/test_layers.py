@@ -10,6 +10,7 @@ imports the command line; inside the review, inputs -> running -> outputs -> rep
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,9 @@ def _files() -> list[Path]:
     return sorted(p for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts)
 
 
+@functools.cache
 def _modules() -> dict[str, ast.Module]:
+    """Every module's syntax tree, parsed once for all the tests here (they only read the trees)."""
     return {_name(p): ast.parse(p.read_text(encoding="utf-8"), filename=str(p)) for p in _files()}
 
 
@@ -185,7 +188,7 @@ def test_printing_only_in_the_command_line_layer():
 
 @pytest.mark.parametrize("path", _files(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_every_module_states_its_job(path):
-    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    doc = ast.get_docstring(_modules()[_name(path)])
     assert doc, f"{path.name} has no module docstring"
     first = doc.splitlines()[0].strip()
     assert len(first.split()) >= 4, f"{path.name}: the docstring's first line should state the module's job: {first!r}"

@@ -14,6 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+import _background
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = r"""
@@ -36,19 +40,31 @@ def _run(out: Path, cache: Path) -> dict:
     env.pop("META_FIGURE_CACHE", None)
     p = subprocess.run([sys.executable, "-c", SCRIPT, str(out)], capture_output=True, text=True, env=env,
                        cwd=ROOT, timeout=120)
-    assert p.returncode == 0, p.stderr
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return {"returncode": p.returncode, "stderr": p.stderr,
+            "modules": json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else None}
 
 
-def test_a_cache_hit_imports_no_drawing_machinery(tmp_path):
-    cold = _run(tmp_path / "a", tmp_path / "mpl")
+def cold_and_warm(tmp: Path) -> None:
+    """Background job (tests/_background.py): SCRIPT in a fresh interpreter twice, sharing the matplotlib cache
+    folder tmp/mpl (the first run draws, the second finds the figure in the cache); to tmp/runs.json."""
+    runs = {"cold": _run(tmp / "a", tmp / "mpl")}
+    runs["warm"] = _run(tmp / "b", tmp / "mpl")
+    (tmp / "runs.json").write_text(json.dumps(runs))
+
+
+@pytest.mark.background("test_lazy_figures:cold_and_warm")
+def test_a_cache_hit_imports_no_drawing_machinery():
+    tmp = _background.result("test_lazy_figures:cold_and_warm")
+    runs = json.loads((tmp / "runs.json").read_text())
+    for run in runs.values():
+        assert run["returncode"] == 0, run["stderr"]
+    cold, warm = runs["cold"]["modules"], runs["warm"]["modules"]
     assert cold["figure"] and cold["forest_plot"]  # drawn: matplotlib's figure was needed
-    warm = _run(tmp_path / "b", tmp_path / "mpl")
     assert warm["sizes"] == cold["sizes"] and min(warm["sizes"]) > 0
     assert not warm["figure"] and not warm["axes"]
     assert warm["forest_plot"] and not warm["funnel_plot"]  # only the plot module asked for
     for name in ("png", "svg", "pdf"):
-        assert (tmp_path / "a" / f"forest.{name}").read_bytes() == (tmp_path / "b" / f"forest.{name}").read_bytes()
+        assert (tmp / "a" / f"forest.{name}").read_bytes() == (tmp / "b" / f"forest.{name}").read_bytes()
 
 
 def test_meta_plots_still_lists_and_gives_every_public_name():

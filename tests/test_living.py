@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import _background
 from meta.review import docs
 from meta.cli import main
 from meta.review.outputs.results_folder import read_inputs, write_inputs
@@ -172,7 +173,7 @@ def two_runs(tmp_path_factory, snapshot_results):
     data = base / "data"
     shutil.copytree(REVIEW_DATA, data)
     shutil.copytree(snapshot_results, base / "r1", symlinks=True)
-    reproduce(data, base / "r1b", formats=("png",), dpi=72, html=False, progress=None)
+    reproduce(data, base / "r1b", formats=("png",), dpi=72, html=True, progress=None)  # r1's settings
     text = (data / "outcomes.csv").read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
     header = next(csv.reader([lines[0]]))
@@ -285,25 +286,39 @@ def test_report_section_what_newer_studies_say(two_runs):
     assert "figures/cc_hip_adduction_cumulative.png" in md
 
 
-def test_hostile_published_pooled_text_is_escaped(tmp_path):
-    import re
+def hostile_published_pooled(tmp: Path) -> None:
+    """Background job (tests/_background.py): reproduce the hostile data set (tests/_hostile.py) with every text
+    column of published_pooled.csv forged as well; what the test checks of the run goes to tmp/run.json."""
+    import json
 
     import _hostile as H
     import pandas as pd
 
-    from meta.review.outputs.report import markdown_to_html
     from meta.review.reproduce import reproduce
 
-    data = H.hostile_data(tmp_path / "data")
+    data = H.hostile_data(tmp / "data")
     p = pd.read_csv(data / "published_pooled.csv", dtype=str, keep_default_na=False)
     for col in ("population", "design", "evidence_level", "sign_convention", "source_citation"):
         p[col] = p[col] + " " + H.FORGED + " " + H.ALL
     p.to_csv(data / "published_pooled.csv", index=False)
-    res = reproduce(data, tmp_path / "res", formats=("png",), dpi=72, progress=None)
-    md = (tmp_path / "res" / "report.md").read_text(encoding="utf-8")
+    res = reproduce(data, tmp / "res", formats=("png",), dpi=72, progress=None)
+    (tmp / "run.json").write_text(json.dumps({"claims": res.claims is not None}))
+
+
+@pytest.mark.background("test_living:hostile_published_pooled")
+def test_hostile_published_pooled_text_is_escaped():
+    import json
+    import re
+
+    import _hostile as H
+
+    from meta.review.outputs.report import markdown_to_html
+
+    tmp = _background.result("test_living:hostile_published_pooled")
+    md = (tmp / "res" / "report.md").read_text(encoding="utf-8")
     assert not [ln for ln in md.splitlines() if re.match(r"^\s{0,3}#{1,6}\s+Fake heading", ln)]
     assert not [ln for ln in md.splitlines() if re.match(r"^\s*\|\s*(verdict|C99)\s*\|", ln)]
     html = markdown_to_html(md, title="t")
     assert H.injection_problems(html, "t") == []
     assert "AS PRINTED, NOT FLIPPED" in H.visible_text(html)
-    assert res.claims is not None
+    assert json.loads((tmp / "run.json").read_text())["claims"]

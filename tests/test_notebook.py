@@ -4,9 +4,13 @@ and leaves the bundled data untouched."""
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
+
+import _background
+from _notebooks import execute, executed
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -28,16 +32,18 @@ def test_notebooks_are_committed_without_outputs(notebook):
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_notebook_runs_in_a_fresh_kernel(tmp_path, this_python_kernel):
+def reproduce_notebook(folder: Path) -> None:
+    """Background job (tests/_background.py): run notebooks/reproduce.ipynb in a fresh kernel, with data/'s
+    fingerprint from before the run."""
+    (folder / "before.json").write_text(json.dumps(_fingerprint(ROOT / "data")))
+    execute(NOTEBOOK, folder)
 
-    before = _fingerprint(ROOT / "data")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=180,
-        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
-        iopub_timeout=60, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError with the failing cell on any error
+
+@pytest.mark.background("test_notebook:reproduce_notebook")
+def test_notebook_runs_in_a_fresh_kernel():
+    folder = _background.result("test_notebook:reproduce_notebook")
+    before = json.loads((folder / "before.json").read_text())
+    nb = executed(folder)  # the run raised CellExecutionError with the failing cell on any error
     texts = "\n".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for c in nb.cells

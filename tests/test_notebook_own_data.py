@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from _notebooks import fingerprint, numbers
+import _background
+from _notebooks import execute, executed, fingerprint, numbers
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -43,18 +44,21 @@ def test_own_data_csv_is_dat_normand1999():
     assert len(dat) == 9 and dat["study"].tolist() == list(range(1, 10))
 
 
-def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(tmp_path, monkeypatch, this_python_kernel):
-    tmp = tmp_path / "tmp"
+def own_data_notebook(folder: Path) -> None:
+    """Background job (tests/_background.py): run notebooks/own_data.ipynb in a fresh kernel whose temporary
+    folder is folder/tmp, with the fingerprint of notebooks/ and data/ from before the run."""
+    tmp = folder / "tmp"
     tmp.mkdir()
-    monkeypatch.setenv("TMPDIR", str(tmp))  # tempfile.mkdtemp in the kernel writes here
-    before = fingerprint(ROOT / "notebooks", ROOT / "data")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=180,
-        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
-        iopub_timeout=60, resources={"metadata": {"path": str(NOTEBOOK.parent)}}
-    )
-    client.execute()  # raises CellExecutionError with the failing cell, e.g. an assert against metafor
+    (folder / "before.json").write_text(json.dumps(fingerprint(ROOT / "notebooks", ROOT / "data")))
+    execute(NOTEBOOK, folder, TMPDIR=str(tmp))  # tempfile.mkdtemp in the kernel writes here
+
+
+@pytest.mark.background("test_notebook_own_data:own_data_notebook")
+def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder():
+    folder = _background.result("test_notebook_own_data:own_data_notebook")
+    tmp = folder / "tmp"
+    before = json.loads((folder / "before.json").read_text())
+    nb = executed(folder)  # the run raised CellExecutionError with the failing cell, e.g. an assert against metafor
     texts = "\n".join(
         o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
         for c in nb.cells

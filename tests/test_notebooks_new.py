@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from _notebooks import fingerprint, numbers
+import _background
+from _notebooks import execute, executed, fingerprint, numbers
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -31,17 +32,29 @@ def _code(name: str) -> str:
     return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
 
 
-def _run(name: str) -> tuple[str, int]:
-    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
-    client = nbclient.NotebookClient(
-        nb, kernel_name="python3", timeout=180,
-        # a loaded machine can deliver a cell's output after its reply: wait for it (nbclient drops it after 4 s)
-        iopub_timeout=60, resources={"metadata": {"path": str(ROOT / "notebooks")}}
-    )
-    client.execute()  # raises CellExecutionError with the failing cell, e.g. an assert against metafor
+def _job(name: str, folder: Path) -> None:
+    (folder / "before.json").write_text(json.dumps(fingerprint(ROOT / "notebooks", ROOT / "data")))
+    execute(ROOT / "notebooks" / name, folder)
+
+
+def multilevel_notebook(folder: Path) -> None:
+    """Background job (tests/_background.py): run notebooks/multilevel.ipynb in a fresh kernel."""
+    _job("multilevel.ipynb", folder)
+
+
+def regression_influence_notebook(folder: Path) -> None:
+    """Background job (tests/_background.py): run notebooks/regression_influence.ipynb in a fresh kernel."""
+    _job("regression_influence.ipynb", folder)
+
+
+def _run(job: str) -> tuple[str, int, dict]:
+    """The outputs' text and number of images of the notebook the background job ran, and the fingerprint of
+    notebooks/ and data/ from before it ran."""
+    folder = _background.result(job)
+    nb = executed(folder)  # the run raised CellExecutionError with the failing cell, e.g. an assert against metafor
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     texts = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
-    return texts, sum("image/png" in o.get("data", {}) for o in outputs)
+    return texts, sum("image/png" in o.get("data", {}) for o in outputs), json.loads((folder / "before.json").read_text())
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
@@ -75,9 +88,9 @@ def test_bundled_csvs_are_the_metadat_data_sets():
     assert b["trial"].tolist() == list(range(1, 14))
 
 
-def test_multilevel_notebook_runs_in_a_fresh_kernel(this_python_kernel):
-    before = fingerprint(ROOT / "notebooks", ROOT / "data")
-    texts, images = _run("multilevel.ipynb")
+@pytest.mark.background("test_notebooks_new:multilevel_notebook")
+def test_multilevel_notebook_runs_in_a_fresh_kernel():
+    texts, images, before = _run("test_notebooks_new:multilevel_notebook")
     assert "Multivariate Meta-Analysis Model (k = 56; method: REML)" in texts
     assert "Multivariate Meta-Analysis Model (k = 100; method: REML)" in texts
     assert "QM(df = 1) = 0.3169" in texts  # the year moderator (metafor prints the same line)
@@ -87,9 +100,9 @@ def test_multilevel_notebook_runs_in_a_fresh_kernel(this_python_kernel):
     assert fingerprint(ROOT / "notebooks", ROOT / "data") == before
 
 
-def test_regression_influence_notebook_runs_in_a_fresh_kernel(this_python_kernel):
-    before = fingerprint(ROOT / "notebooks", ROOT / "data")
-    texts, images = _run("regression_influence.ipynb")
+@pytest.mark.background("test_notebooks_new:regression_influence_notebook")
+def test_regression_influence_notebook_runs_in_a_fresh_kernel():
+    texts, images, before = _run("test_notebooks_new:regression_influence_notebook")
     assert "Random-Effects Model (k = 13; tau^2 estimator: REML)" in texts
     assert "Mantel-Haenszel method" in texts
     assert "Mixed-Effects Model (k = 13; tau^2 estimator: REML)" in texts

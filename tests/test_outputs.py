@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+import _background
+
 from meta.review import reproduce
 from meta.review.outputs import report
 from meta.review.outputs import results_folder as outputs
@@ -271,18 +273,40 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
-def _kill_at(step: int, data: Path, target: Path) -> None:
+KILL_STEPS = (1, 2, 3)
+
+
+def killed_runs(tmp: Path) -> None:
+    """Background job (tests/_background.py): for each step, the synthetic data and an earlier run's results in
+    tmp/step<N>, then `meta reproduce` into them killed at that step (KILLED_RUN, a fresh interpreter); the
+    killed process's exit code and stderr go to tmp/kills.json, the earlier results' snapshots to tmp/old.pickle."""
+    import pickle
+
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(data), str(target), str(step)], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 9, proc.stderr
+    kills, old = {}, {}
+    for step in KILL_STEPS:
+        data = synthetic(tmp / f"step{step}" / "data")
+        target = tmp / f"step{step}" / "results"
+        old[step] = old_results(target)
+        proc = subprocess.run([sys.executable, "-c", KILLED_RUN, str(data), str(target), str(step)], env=env,
+                              capture_output=True, text=True, timeout=120)
+        kills[step] = {"returncode": proc.returncode, "stderr": proc.stderr}
+    (tmp / "kills.json").write_text(json.dumps(kills))
+    (tmp / "old.pickle").write_bytes(pickle.dumps(old))
 
 
-@pytest.mark.parametrize("step", [1, 2, 3], ids=["before first rename", "between renames", "after second rename"])
-def test_next_run_recovers_what_a_killed_run_left(step, tmp_path, capsys, monkeypatch, fast):
-    data = synthetic(tmp_path / "data")
+@pytest.mark.background("test_outputs:killed_runs")
+@pytest.mark.parametrize("step", KILL_STEPS, ids=["before first rename", "between renames", "after second rename"])
+def test_next_run_recovers_what_a_killed_run_left(step, capsys, monkeypatch, fast):
+    import pickle
+
+    runs = _background.result("test_outputs:killed_runs")
+    kill = json.loads((runs / "kills.json").read_text())[str(step)]
+    assert kill["returncode"] == 9, kill["stderr"]
+    old = pickle.loads((runs / "old.pickle").read_bytes())[step]
+    tmp_path = runs / f"step{step}"  # holds data/ and what the kill left
+    data = tmp_path / "data"
     target = tmp_path / "results"
-    old = old_results(target)
-    _kill_at(step, data, target)
     temps = [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     assert len(temps) == 1  # what the kill left
     assert target.exists() == (step != 2)

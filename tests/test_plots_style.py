@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 
 import pytest
 
+import _background
+
 ROOT = Path(__file__).resolve().parents[1]
 
 HOSTILE_RC = """\
@@ -67,12 +69,27 @@ def _draw(tmp: Path, name: str, rc_text: str) -> tuple[subprocess.Popen, Path]:
     return subprocess.Popen(argv, cwd=work, env=env, stderr=subprocess.PIPE, text=True), out
 
 
-def test_hostile_matplotlibrc_leaves_figure_bytes_unchanged(tmp_path):
-    jobs = [_draw(tmp_path, "plain", ""), _draw(tmp_path, "hostile", HOSTILE_RC)]
-    for proc, _ in jobs:
+def plain_and_hostile(tmp: Path) -> None:
+    """Background job (tests/_background.py): DRAW in two fresh interpreters at once, one with the hostile
+    matplotlibrc; their exit codes and stderr go to tmp/runs.json, their figures to tmp/<name>/out."""
+    import json
+
+    jobs = {name: _draw(tmp, name, rc) for name, rc in (("plain", ""), ("hostile", HOSTILE_RC))}
+    runs = {}
+    for name, (proc, _) in jobs.items():
         _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-    plain, hostile = (out for _, out in jobs)
+        runs[name] = {"returncode": proc.returncode, "stderr": err}
+    (tmp / "runs.json").write_text(json.dumps(runs))
+
+
+@pytest.mark.background("test_plots_style:plain_and_hostile")
+def test_hostile_matplotlibrc_leaves_figure_bytes_unchanged():
+    import json
+
+    tmp = _background.result("test_plots_style:plain_and_hostile")
+    for run in json.loads((tmp / "runs.json").read_text()).values():
+        assert run["returncode"] == 0, run["stderr"]
+    plain, hostile = tmp / "plain" / "out", tmp / "hostile" / "out"
     files = sorted(p.name for p in plain.iterdir())
     assert files == [f"{k}.{f}" for k in ("forest", "funnel") for f in ("pdf", "png", "svg")]
     changed = [f for f in files if (plain / f).read_bytes() != (hostile / f).read_bytes()]

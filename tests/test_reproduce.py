@@ -26,6 +26,8 @@ from meta.review.running.sensitivity import SENSITIVITY_VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+#: the review data as a frozen fixture, whose session run (tests/conftest.py) the bundled-data tests read
+SNAPSHOT = ROOT / "tests" / "fixtures" / "review_data"
 FAST = dict(formats=("png",), dpi=72, html=True, progress=None)
 
 # --------------------------------------------------------------------------- analyses.csv
@@ -281,10 +283,9 @@ def _used(eff: pd.DataFrame, aid: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def bundled(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundled") / "results"
-    res = reproduce.reproduce(DATA, out, **FAST)
-    return res, out
+def bundled(snapshot_results):
+    """The session's run of the review data snapshot (tests/conftest.py: PNG at 72 dpi, with report.html)."""
+    return None, snapshot_results
 
 
 def test_bundled_outputs_exist(bundled):
@@ -302,8 +303,8 @@ def test_bundled_pooled_agrees_with_effect_sizes_and_pool(bundled):
     res, out = bundled
     pooled = _original(pd.read_csv(out / "pooled.csv"))
     eff = pd.read_csv(out / "effect_sizes.csv")
-    assert len(eff) == len(pd.read_csv(DATA / "outcomes.csv"))  # every outcome row, usable or not
-    analyses = {a.analysis_id: a for a in load_analyses(DATA)}
+    assert len(eff) == len(pd.read_csv(SNAPSHOT / "outcomes.csv"))  # every outcome row, usable or not
+    analyses = {a.analysis_id: a for a in load_analyses(SNAPSHOT)}
     assert list(pooled["analysis_id"]) == list(analyses)
     n_pooled = 0
     for _, row in pooled.iterrows():
@@ -355,7 +356,7 @@ def test_bundled_every_analysis_reported_with_figures(bundled):
 
 def test_bundled_claims_one_line_each(bundled):
     res, out = bundled
-    claims = pd.read_csv(DATA / "review_claims.csv")
+    claims = pd.read_csv(SNAPSHOT / "review_claims.csv")
     md = (out / "report.md").read_text()
     section = md.split("## Claims of the review")[1].split("\n## ")[0]
     lines = [ln for ln in section.splitlines() if ln.startswith("| ") and not ln.startswith("| claim") and not ln.startswith("| ---")]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import _background
 from _csvrows import read_rows, write_rows
 from meta.cli import main
 from meta.review.inputs.analysis import validate
@@ -154,8 +155,14 @@ def test_readme_adding_a_study_names_every_cell_validation_requires():
                 assert f"`{col.name}`" in steps, f"README 'Adding or correcting a study' does not name {file} column {col.name}"
 
 
-def test_adding_a_well_formed_study_as_the_readme_says_keeps_validate_reproduce_and_docs_working(tmp_path, capsys):
-    """The README's steps followed literally on a copy of the bundled data/ (whatever it holds today)."""
+def readme_steps(tmp_path: Path) -> None:
+    """Background job (tests/_background.py): the README's steps for adding a study followed literally on a copy
+    of the bundled data/ (whatever it holds today), then `meta validate`, `meta reproduce` and `meta docs`; each
+    command's exit code and output go to tmp_path/cli.json."""
+    import contextlib
+    import io
+    import json
+
     data = tmp_path / "data"
     shutil.copytree(ROOT / "data", data)
     readme = tmp_path / "README.md"
@@ -177,7 +184,27 @@ def test_adding_a_well_formed_study_as_the_readme_says_keeps_validate_reproduce_
                mean2="10.0", sd2="4.0", source_url="https://example.org/synthetic", source_locator="table 1")
     outcomes.append([row[c] for c in ho])
     write_rows(data / "outcomes.csv", outcomes)
-    assert main(["validate", "--data", str(data)]) == 0, capsys.readouterr().out
-    assert main(["reproduce", "--data", str(data), "--out", str(tmp_path / "results")]) == 0, capsys.readouterr()
-    assert main(["docs", "--data", str(data), "--readme", str(readme)]) == 0, capsys.readouterr()
+    runs = {}
+    for name, argv in (("validate", ["validate", "--data", str(data)]),
+                       ("reproduce", ["reproduce", "--data", str(data), "--out", str(tmp_path / "results")]),
+                       ("docs", ["docs", "--data", str(data), "--readme", str(readme)])):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(argv)
+        runs[name] = {"returncode": rc, "out": out.getvalue(), "err": err.getvalue()}
+        if rc != 0:  # as the asserts in a row: a failed step ends the steps
+            break
+    (tmp_path / "cli.json").write_text(json.dumps(runs))
+
+
+@pytest.mark.background("test_trust_inputs:readme_steps")
+def test_adding_a_well_formed_study_as_the_readme_says_keeps_validate_reproduce_and_docs_working():
+    """The README's steps followed literally on a copy of the bundled data/ (whatever it holds today)."""
+    import json
+
+    tmp_path = _background.result("test_trust_inputs:readme_steps")
+    runs = json.loads((tmp_path / "cli.json").read_text())
+    assert runs["validate"]["returncode"] == 0, runs["validate"]["out"]
+    assert runs["reproduce"]["returncode"] == 0, (runs["reproduce"]["out"], runs["reproduce"]["err"])
+    assert runs["docs"]["returncode"] == 0, (runs["docs"]["out"], runs["docs"]["err"])
     assert re.search(r"testauthor2031", (tmp_path / "results" / "effect_sizes.csv").read_text(encoding="utf-8"))

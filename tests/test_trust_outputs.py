@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import _background
 from meta.cli import main
 from meta.review.outputs import results_folder as rf
 from test_outputs import fast, synthetic  # noqa: F401  (fixture)
@@ -85,26 +86,57 @@ def _cli(*args, stdout=None, stderr=None, shell=None):
                           text=True, timeout=300)
 
 
-def test_reproduce_into_a_pipe_closed_after_one_line_still_writes_its_results(tmp_path):
-    data = synthetic(tmp_path / "data")
-    out = tmp_path / "results"
-    r = _cli(shell=f"{sys.executable} -m meta reproduce --data {data} --out {out} 2>&1 | head -1; "
-                   "echo rc=${PIPESTATUS[0]}")
-    assert "Traceback" not in r.stdout + r.stderr
-    assert r.stdout.strip().endswith("rc=0"), r.stdout + r.stderr
-    assert (out / "pooled.csv").is_file()
+STREAM_COMMANDS = {"validate": ["validate", "--data", "tests/fixtures/review_data"],
+                   "diff": ["diff", "tests/fixtures", "tests/fixtures"]}
 
 
-@pytest.mark.parametrize("command", [["validate", "--data", "tests/fixtures/review_data"],
-                                     ["diff", "tests/fixtures", "tests/fixtures"]], ids=["validate", "diff"])
+def closed_streams(tmp: Path) -> None:
+    """Background job (tests/_background.py): `meta reproduce` of the synthetic data into a pipe closed after one
+    line, and `meta validate` and `meta diff` into a closed pipe and into a full disk (/dev/full), each a fresh
+    process; their exit codes and output go to tmp/runs.json, the results folder to tmp/results."""
+    import json
+
+    def kept(r):
+        return {"returncode": r.returncode, "stdout": r.stdout, "stderr": r.stderr}
+
+    data = synthetic(tmp / "data")
+    out = tmp / "results"
+    runs = {"reproduce": kept(_cli(shell=f"{sys.executable} -m meta reproduce --data {data} --out {out} 2>&1 | head -1; "
+                                        "echo rc=${PIPESTATUS[0]}"))}
+    for name, command in STREAM_COMMANDS.items():
+        runs[f"{name} pipe"] = kept(_cli(shell="set -o pipefail; " + " ".join([sys.executable, "-m", "meta", *command])
+                                         + " | head -c 1 >/dev/null"))
+        with open("/dev/full", "w") as full:
+            runs[f"{name} full"] = kept(_cli(*command, stdout=full, stderr=subprocess.PIPE))
+    (tmp / "runs.json").write_text(json.dumps(runs))
+
+
+def _closed_streams() -> tuple[Path, dict]:
+    import json
+
+    tmp = _background.result("test_trust_outputs:closed_streams")
+    return tmp, json.loads((tmp / "runs.json").read_text())
+
+
+@pytest.mark.background("test_trust_outputs:closed_streams")
+def test_reproduce_into_a_pipe_closed_after_one_line_still_writes_its_results():
+    tmp, runs = _closed_streams()
+    r = runs["reproduce"]
+    assert "Traceback" not in r["stdout"] + r["stderr"]
+    assert r["stdout"].strip().endswith("rc=0"), r["stdout"] + r["stderr"]
+    assert (tmp / "results" / "pooled.csv").is_file()
+
+
+@pytest.mark.background("test_trust_outputs:closed_streams")
+@pytest.mark.parametrize("command", list(STREAM_COMMANDS))
 def test_validate_and_diff_into_a_closed_pipe_or_a_full_disk_give_no_traceback(command):
-    r = _cli(shell="set -o pipefail; " + " ".join([sys.executable, "-m", "meta", *command]) + " | head -c 1 >/dev/null")
-    assert "Traceback" not in r.stderr and "BrokenPipeError" not in r.stderr, r.stderr
-    with open("/dev/full", "w") as full:
-        r = _cli(*command, stdout=full, stderr=subprocess.PIPE)
-    assert "Traceback" not in r.stderr, r.stderr
-    if command[0] == "validate":
-        assert r.stderr.strip().splitlines() == [
+    _, runs = _closed_streams()
+    r = runs[f"{command} pipe"]
+    assert "Traceback" not in r["stderr"] and "BrokenPipeError" not in r["stderr"], r["stderr"]
+    r = runs[f"{command} full"]
+    assert "Traceback" not in r["stderr"], r["stderr"]
+    if command == "validate":
+        assert r["stderr"].strip().splitlines() == [
             "meta: standard output could not be written (No space left on device); its output is incomplete"]
 
 
