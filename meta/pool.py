@@ -510,8 +510,9 @@ def pool(
     method, test, level, pi = _checks.estimator_options(method, test, level, pi)
     yi, vi = _frame_columns(yi, vi, "pool")
     measure = _measure_from(measure, yi, vi)
-    y, v, lab, _ = _study_data(yi, vi, slab, {}, "pool", "slab")
-    index = _checks.align({"yi": yi, "vi": vi, "slab": slab})[1]
+    args, index = _checks.align({"yi": yi, "vi": vi, "slab": slab})  # as _study_data, keeping the index
+    y, v = _check_pair(args["yi"], args["vi"])
+    lab = _labels(args["slab"], index, y.size, "slab")
     _checks.warn_shared_labels(lab, "pool")
     with _quiet():
         # every method on one analysis without the 2-D machinery (meta._one: the same
