@@ -521,7 +521,7 @@ def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[P
     import csv
     import io
 
-    from meta.review.outputs.csvsafe import safe_cell
+    from meta.review.outputs.csvsafe import safe_row
     from meta.review.outputs.diff import EXACT_DIR, EXACT_SUFFIX, INPUTS_DIR
 
     folder = Path(results) / INPUTS_DIR
@@ -537,7 +537,7 @@ def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[P
         except (UnicodeDecodeError, csv.Error):  # validation refuses such files before a run gets here
             continue
         buf = io.StringIO(newline="")
-        csv.writer(buf, lineterminator="\n").writerows([[safe_cell(c) for c in r] for r in rows])
+        csv.writer(buf, lineterminator="\n").writerows([safe_row(r) for r in rows])
         safe = folder / name
         safe.write_text(buf.getvalue(), encoding="utf-8", newline="")
         written.append(safe)
