@@ -58,6 +58,22 @@ def test_spreadsheet_safe_is_the_one_cell_rule(records, names):
         assert all(map(_same, got.iloc[:, j].tolist(), want)), (got.iloc[:, j].tolist(), want)
 
 
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(cell, text, st.one_of(text, st.none())), min_size=1, max_size=6),
+       st.lists(text, min_size=3, max_size=3), st.booleans())
+def test_spreadsheet_safe_writes_the_bytes_of_the_rule_applied_cell_by_cell(records, names, text_index):
+    df = pd.DataFrame(records, columns=names, dtype=object)
+    if text_index:
+        df.index = [f"{r[1]}{i}" for i, r in enumerate(records)]  # text labels, some formula-like
+    want = df.copy()
+    for j in range(want.shape[1]):
+        want.isetitem(j, want.iloc[:, j].map(rule))
+    want.columns = want.columns.map(rule)
+    want.index = want.index.map(rule)
+    for index in (False, True):
+        assert spreadsheet_safe(df).to_csv(index=index) == want.to_csv(index=index)
+
+
 def _same(a, b) -> bool:
     """The same cell: equal text, or both missing, or equal numbers (a column of numbers may come back as floats)."""
     if isinstance(a, str) or isinstance(b, str):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["safe_cell", "safe_row", "spreadsheet_safe", "write_csv", "FORMULA_START"]
@@ -52,16 +53,44 @@ def safe_row(cells: list[str]) -> list[str]:
     return [safe_cell(c) if c[:1] in starts else c for c in cells]
 
 
+def _safe_text(values: np.ndarray) -> np.ndarray | None:
+    """:func:`safe_cell` of each cell of an object array whose cells are text or missing; ``None`` when no
+    cell changes. Each distinct value is judged once (``pd.unique``), and only those starting with a
+    character of :data:`FORMULA_START` go through the whole rule."""
+    starts = _STARTS
+    changed = {}
+    for v in pd.unique(values).tolist():
+        if isinstance(v, str) and v[:1] in starts:
+            s = safe_cell(v)
+            if s is not v:
+                changed[v] = s
+    if not changed:
+        return None
+    out = values.copy()
+    hit = np.flatnonzero(pd.Series(values, copy=False).isin(list(changed)).to_numpy())
+    out[hit] = [changed[v] for v in values[hit].tolist()]
+    return out
+
+
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells, column names and index labels cannot run as formulas (rule in the module docstring)."""
     out = df.copy()
     for i in range(out.shape[1]):  # by position: column names need not be unique
         col = out.iloc[:, i]
-        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string":
+            safe = _safe_text(col.to_numpy(dtype=object))
+            if safe is not None:
+                out.isetitem(i, safe)
+        elif col.dtype == object or isinstance(col.dtype, pd.StringDtype):
             out.isetitem(i, col.map(safe_cell))  # non-text values (None, NaN, numbers) pass unchanged
-    out.columns = out.columns.map(safe_cell)
-    out.index = out.index.map(safe_cell)
+    out.columns = _safe_labels(out.columns)
+    out.index = _safe_labels(out.index)
     return out
+
+
+def _safe_labels(labels: pd.Index) -> pd.Index:
+    """:func:`safe_cell` of each label; an index of numbers (a row number index) has no text and is kept."""
+    return labels if labels.dtype.kind in "iufcb" else labels.map(safe_cell)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> None:
