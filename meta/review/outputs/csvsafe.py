@@ -53,6 +53,9 @@ def safe_row(cells: list[str]) -> list[str]:
     return [safe_cell(c) if c[:1] in starts else c for c in cells]
 
 
+_TEXT_DTYPE = "str" if pd.get_option("future.infer_string") else object
+
+
 def _safe_text(values: np.ndarray) -> np.ndarray | None:
     """:func:`safe_cell` of each cell of an object array whose cells are text or missing; ``None`` when no
     cell changes. Each distinct value is judged once (``pd.unique``), and only those starting with a
@@ -78,9 +81,10 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     for i in range(out.shape[1]):  # by position: column names need not be unique
         col = out.iloc[:, i]
         if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string":
-            safe = _safe_text(col.to_numpy(dtype=object))
-            if safe is not None:
-                out.isetitem(i, safe)
+            values = col.to_numpy(dtype=object)
+            safe = _safe_text(values)
+            # the column type Series.map gives text (pandas' str dtype where it infers one)
+            out.isetitem(i, pd.array(values if safe is None else safe, dtype=_TEXT_DTYPE))
         elif col.dtype == object or isinstance(col.dtype, pd.StringDtype):
             out.isetitem(i, col.map(safe_cell))  # non-text values (None, NaN, numbers) pass unchanged
     out.columns = _safe_labels(out.columns)
