@@ -772,6 +772,39 @@ def _run_many(cand: str, rows: _Rows, idx: np.ndarray, options: tuple, *, varian
     return np.asarray(out["yi"], dtype=float), np.asarray(out["vi"], dtype=float), flags
 
 
+def _numeric_frame(outcomes: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``outcomes`` with its numeric columns (:data:`_NUMERIC`) as numbers (empty = NaN)."""
+    df = outcomes.copy()
+    for col in _NUMERIC:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
+    return df
+
+
+#: the columns of :func:`study_effects` whose values can depend on the assumed pre-post ``r``
+R_DEPENDENT_COLUMNS = ("yi", "vi", "route", "es_scale", "flags", "reason", "r")
+
+
+def assumed_r_rows(outcomes: pd.DataFrame) -> np.ndarray:
+    """Which rows of ``outcomes`` may take their effect size from the assumed pre-post ``r`` of
+    :func:`study_effects`: ``post_vs_pre`` rows with the numbers of the ``paired`` route (means, SDs,
+    n) that give no r of their own (no SD of change, paired t or exact paired p that yields one).
+
+    ``r`` enters no other route, and a row with its own r uses it, so for every other row the
+    columns :data:`R_DEPENDENT_COLUMNS` are the same whatever ``r`` (not None) is assumed; each row's
+    route is worked out from that row alone."""
+    rows = _Rows(_numeric_frame(outcomes))
+    masks = _route_masks({**{c: rows.num(c) for c in _NUMERIC},
+                          "effect_size_type": rows.text("effect_size_type"),
+                          "comparison": rows.text("comparison")}, rows.n)
+    out = np.zeros(rows.n, dtype=bool)
+    idx = np.flatnonzero(masks["paired"])
+    if idx.size:
+        r_der, _, _ = _derived_r_many(rows, idx)
+        out[idx[np.isnan(r_der)]] = True
+    return out
+
+
 def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *,
                   variance: str = "revman", inequality: str = "bound",
                   r: float | None = None) -> pd.DataFrame:
@@ -814,10 +847,7 @@ def study_effects(outcomes: pd.DataFrame, studies: pd.DataFrame | None = None, *
     if missing:
         raise ValueError(f"outcomes is missing column(s) {', '.join(missing)}")
 
-    df = outcomes.copy()
-    for col in _NUMERIC:
-        if col in df.columns:
-            df[col] = pd.to_numeric(df[col].replace("", np.nan), errors="raise")
+    df = _numeric_frame(outcomes)
     cohort = {}
     if studies is not None and "cohort_id" in studies.columns:
         cohort = dict(zip(studies["study_id"].to_numpy(dtype=object).tolist(),

@@ -25,21 +25,54 @@ from __future__ import annotations
 import os
 import re
 
+import numpy as np
 import pandas as pd
 
-__all__ = ["safe_cell", "spreadsheet_safe", "write_csv", "FORMULA_START"]
+__all__ = ["safe_cell", "safe_row", "spreadsheet_safe", "write_csv", "FORMULA_START"]
 
 #: first characters that make a spreadsheet treat a cell as a formula (OWASP, "CSV Injection")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
+#: :data:`FORMULA_START` as a set, for the one-character test ``v[:1] in _STARTS`` that clears most cells
+_STARTS = frozenset(FORMULA_START)
+
 
 def safe_cell(v):
     """``v`` with a leading ``'`` when it is text a spreadsheet would run as a formula (rule above)."""
-    if isinstance(v, str) and v.startswith(FORMULA_START) and v not in ("+", "-") and not _NUMBER.match(v):
+    if isinstance(v, str) and v[:1] in _STARTS and v not in ("+", "-") and not _NUMBER.match(v):
         return "'" + v
     return v
+
+
+def safe_row(cells: list[str]) -> list[str]:
+    """:func:`safe_cell` of each text cell of a CSV row; the first-character test runs inline, so only
+    cells that start like a formula cost a call."""
+    starts = _STARTS
+    return [safe_cell(c) if c[:1] in starts else c for c in cells]
+
+
+_TEXT_DTYPE = "str" if pd.get_option("future.infer_string") else object
+
+
+def _safe_text(values: np.ndarray) -> np.ndarray | None:
+    """:func:`safe_cell` of each cell of an object array whose cells are text or missing; ``None`` when no
+    cell changes. Each distinct value is judged once (``pd.unique``), and only those starting with a
+    character of :data:`FORMULA_START` go through the whole rule."""
+    starts = _STARTS
+    changed = {}
+    for v in pd.unique(values).tolist():
+        if isinstance(v, str) and v[:1] in starts:
+            s = safe_cell(v)
+            if s is not v:
+                changed[v] = s
+    if not changed:
+        return None
+    out = values.copy()
+    hit = np.flatnonzero(pd.Series(values, copy=False).isin(list(changed)).to_numpy())
+    out[hit] = [changed[v] for v in values[hit].tolist()]
+    return out
 
 
 def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -47,11 +80,21 @@ def spreadsheet_safe(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for i in range(out.shape[1]):  # by position: column names need not be unique
         col = out.iloc[:, i]
-        if col.dtype == object or isinstance(col.dtype, pd.StringDtype):
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=True) == "string":
+            values = col.to_numpy(dtype=object)
+            safe = _safe_text(values)
+            # the column type Series.map gives text (pandas' str dtype where it infers one)
+            out.isetitem(i, pd.array(values if safe is None else safe, dtype=_TEXT_DTYPE))
+        elif col.dtype == object or isinstance(col.dtype, pd.StringDtype):
             out.isetitem(i, col.map(safe_cell))  # non-text values (None, NaN, numbers) pass unchanged
-    out.columns = out.columns.map(safe_cell)
-    out.index = out.index.map(safe_cell)
+    out.columns = _safe_labels(out.columns)
+    out.index = _safe_labels(out.index)
     return out
+
+
+def _safe_labels(labels: pd.Index) -> pd.Index:
+    """:func:`safe_cell` of each label; an index of numbers (a row number index) has no text and is kept."""
+    return labels if labels.dtype.kind in "iufcb" else labels.map(safe_cell)
 
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike, *, index: bool = False) -> None:

@@ -521,7 +521,7 @@ def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[P
     import csv
     import io
 
-    from meta.review.outputs.csvsafe import safe_cell
+    from meta.review.outputs.csvsafe import safe_row
     from meta.review.outputs.diff import EXACT_DIR, EXACT_SUFFIX, INPUTS_DIR
 
     folder = Path(results) / INPUTS_DIR
@@ -532,12 +532,12 @@ def write_inputs(inputs: dict[str, bytes], results: str | os.PathLike) -> list[P
         path = exact / (name + EXACT_SUFFIX)
         path.write_bytes(data)
         written.append(path)
-        try:
-            rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+        buf = io.StringIO(newline="")
+        try:  # row by row, so the file is never held as one list of rows
+            rows = csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""))
+            csv.writer(buf, lineterminator="\n").writerows(map(safe_row, rows))
         except (UnicodeDecodeError, csv.Error):  # validation refuses such files before a run gets here
             continue
-        buf = io.StringIO(newline="")
-        csv.writer(buf, lineterminator="\n").writerows([[safe_cell(c) for c in r] for r in rows])
         safe = folder / name
         safe.write_text(buf.getvalue(), encoding="utf-8", newline="")
         written.append(safe)

@@ -93,6 +93,26 @@ def sensitivity(runs: list[AnalysisRun], *, level: float = LEVEL) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
+def _with_r(table: pd.DataFrame, pre_post, r: float, pos: np.ndarray) -> pd.DataFrame:
+    """``effect_table(pre_post, r=r)`` from ``table`` (``effect_table(pre_post, r=<another r>)``): the rows
+    of :func:`meta.review.inputs.study_effects.assumed_r_rows` rebuilt with ``r``, in their places, in
+    the columns that depend on r (:data:`~meta.review.inputs.study_effects.R_DEPENDENT_COLUMNS` of both
+    variance conventions); every other row and column as ``table`` has it. ``pos``: the positions of
+    those rows (``np.flatnonzero(assumed_r_rows(pre_post.outcomes))``)."""
+    from meta.review.inputs.study_effects import R_DEPENDENT_COLUMNS
+    from meta.review.running.run import effect_table
+
+    if not pos.size:
+        return table
+    sub = effect_table(dataclasses.replace(pre_post, outcomes=pre_post.outcomes.iloc[pos]), r=r)
+    out = table.copy()
+    for col in (*R_DEPENDENT_COLUMNS, "yi_ls", "vi_ls"):
+        s = out[col].copy()
+        s.iloc[pos] = sub[col].to_numpy()
+        out[col] = s
+    return out
+
+
 def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, rs=PREPOST_R_SWEEP,
                           level: float = LEVEL) -> pd.DataFrame:
     """Every ``post_vs_pre`` analysis re-run (:func:`meta.review.running.run.run_analysis`, its original evidence
@@ -106,6 +126,7 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     sign), the primary ``verdict`` and ``holds_under`` of its robustness panel, and
     ``depends_on_r`` (True when the verdict differs between the values of r).
     """
+    from meta.review.inputs.study_effects import assumed_r_rows
     from meta.review.running.evidence import ORIGINAL, evidence_sets
     from meta.review.running.run import effect_table, run_analysis
 
@@ -121,8 +142,15 @@ def prepost_r_sensitivity(dataset, analyses, directions: dict | None = None, *, 
     wanted = {o for a in pp for o in a.outcomes}
     rows = (comparison == "post_vs_pre") & outcome.isin(wanted)
     pre_post = dataclasses.replace(dataset, outcomes=dataset.outcomes.loc[rows])
+    # a row's effect size depends on r only where it takes the assumed r (assumed_r_rows): the table
+    # is built once, and for each further r only those rows are rebuilt and put in their places
+    first = pos = None
     for r in rs:
-        table = effect_table(pre_post, r=r)
+        if first is None:
+            table = first = effect_table(pre_post, r=r)
+            pos = np.flatnonzero(assumed_r_rows(pre_post.outcomes))
+        else:
+            table = _with_r(first, pre_post, r, pos)
         texts: dict = {}  # the table's filter columns' text, worked out once for all analyses
         for a in pp:
             sets = evidence_sets(table, a, texts=texts)  # the original evidence set, as the runs of meta.review.reproduce
