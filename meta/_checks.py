@@ -345,12 +345,22 @@ def warn_k1(test: str, k1: int) -> None:
         )
 
 
+def _has_nan(labels: list) -> bool:
+    """Whether a label is NaN (two NaN objects are distinct in a set; pandas counts them as one value)."""
+    if not labels or isinstance(labels[0], str):  # labels are of one kind (one_kind): strings hold no NaN
+        return False
+    try:
+        return bool(np.isnan(np.asarray(labels, dtype=float)).any())
+    except (TypeError, ValueError):  # tuples and other objects
+        return any(x != x for x in labels)
+
+
 def warn_shared_labels(labels, who: str = "pool") -> None:
     """Warn (from the caller's caller) when study labels repeat: rows that share a label are most likely
     dependent effect sizes of one study, which a univariate pool treats as independent studies."""
     labels = list(labels)
     try:  # the common case, all distinct, without pandas (a pool() of k = 5 spent half its time here)
-        if len(set(labels)) == len(labels) and not any(x != x for x in labels):  # NaN labels: pandas' rule below
+        if len(set(labels)) == len(labels) and not _has_nan(labels):  # NaN labels: pandas' rule below
             return
     except TypeError:  # an unhashable label or one without ==: pandas decides
         pass

@@ -513,7 +513,8 @@ def pool(
     args, index = _checks.align({"yi": yi, "vi": vi, "slab": slab})  # as _study_data, keeping the index
     y, v = _check_pair(args["yi"], args["vi"])
     lab = _labels(args["slab"], index, y.size, "slab")
-    _checks.warn_shared_labels(lab, "pool")
+    if slab is not None or index is not None:  # metafor's default labels 1..k are distinct
+        _checks.warn_shared_labels(lab, "pool")
     with _quiet():
         # every method on one analysis without the 2-D machinery (meta._one: the same
         # estimators); None where a sum overflows, and the 2-D fit below then reports it
