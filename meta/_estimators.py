@@ -154,7 +154,7 @@ def _chi2_table(dmax):
 CHI2_TABLE = _chi2_table(200)  # also read by meta._fast
 
 
-def chi2_sf(x, df):
+def chi2_sf(x, df, *, out=None, work=None):
     """Upper tail of the chi-square distribution with integer ``df >= 1``.
 
     Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), evaluated for all
@@ -162,9 +162,15 @@ def chi2_sf(x, df):
     even ``df``: ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
     ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
     Both sums are evaluated as polynomials in ``x/2`` by Horner's rule with
-    per-df coefficients (all positive, so no cancellation), and the normal
-    tail ``erfc(sqrt(x/2))`` only for the odd df.
-    ``df > 200`` (or an overflowing series) uses :func:`scipy.special.chdtrc`.
+    per-df coefficients (all positive, so no cancellation; gathered for all
+    analyses in one call), and the normal tail ``erfc(sqrt(x/2))`` only for
+    the odd df.  ``df > 200`` (or an overflowing series) uses
+    :func:`scipy.special.chdtrc`.
+
+    ``out`` (1-D ``x``): array for the result; ``work``: a float array of
+    shape ``(r, len(x))`` (or wider) whose rows serve as temporaries where
+    there are enough of them (``pool_many`` keeps one between calls: fresh
+    memory costs page faults).  Neither changes a bit of the result.
     """
     x = np.asarray(x, dtype=float)
     d = np.asarray(df, dtype=np.int64)
@@ -173,25 +179,46 @@ def chi2_sf(x, df):
     shape = x.shape
     if x.ndim != 1:
         x, d = x.ravel(), d.ravel()  # flat: the odd-df cells are picked by position
-    big = d > 200
-    anybig = bool(big.any())
-    dd = np.where(big, 1, d) if anybig else d
-    h = 0.5 * x
-    jmax = max(1, int(dd.max(initial=1)) // 2)  # terms of the longest sum
+        out = None
+    m = x.size
+    dmax = int(d.max(initial=1))
+    big = d > 200 if dmax > 200 else None
+    dd = np.where(big, 1, d) if big is not None else d
+    jmax = max(1, (dmax if big is None else int(dd.max(initial=1))) // 2)  # terms of the longest sum
+    rows = iter(work[:, :m]) if work is not None and work.shape[0] >= jmax + 6 else None
+
+    def buf(size):
+        return np.empty(size) if rows is None else next(rows)[:size]
+
+    h = np.multiply(x, 0.5, out=buf(m))
     with np.errstate(over="ignore", invalid="ignore"):
-        acc = _f.chi2_poly(CHI2_TABLE, h, dd, jmax)
+        # each analysis's coefficients (jmax x m), rows read by chi2_poly as
+        # tab[j][:] (views: the rows are this call's to overwrite)
+        coef = np.take(CHI2_TABLE[:jmax], dd, axis=1, mode="clip",
+                       out=None if rows is None else work[1 : 1 + jmax, :m])
+        if rows is not None:
+            for _ in range(jmax):
+                next(rows)
+        acc = _f.chi2_poly(coef, h, slice(None), jmax)
         odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
         if odd.size:
-            ho = h[odd]
-            sh = np.sqrt(ho)
-            podd = _f.chi2_sf_odd(acc[odd], ho, sh, _lazy.special().erfc(sh))  # acc[odd]: a copy
-        out = _f.chi2_sf_even(acc, h)
+            # _f.chi2_sf_odd(acc[odd], ho, sh, erfc(sh)) on the odd df, in the buffers
+            ho = np.take(h, odd, out=buf(odd.size))
+            sh = np.sqrt(ho, out=buf(odd.size))
+            podd = np.take(acc, odd, out=buf(odd.size))
+            podd *= sh
+            e = np.negative(ho, out=ho)
+            podd *= np.exp(e, out=e)
+            podd += _lazy.special().erfc(sh, out=sh)
+        # _f.chi2_sf_even(acc, h): acc exp(-h), in the buffers
+        e = np.negative(h, out=h)
+        res = np.multiply(acc, np.exp(e, out=e), out=out)
         if odd.size:
-            out[odd] = podd
-    redo = big | ~np.isfinite(out)
-    if redo.any():
-        out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
-    return out.reshape(shape) if shape else out[0]
+            res[odd] = podd
+        if big is not None or not np.isfinite(np.add.reduce(res)):  # one pass when every value is finite
+            redo = ~np.isfinite(res) if big is None else big | ~np.isfinite(res)
+            res[redo] = _lazy.special().chdtrc(d[redo], x[redo])
+    return res.reshape(shape) if shape else res[0]
 
 
 def _by_df(fun, df):
@@ -536,6 +563,56 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     if weights:
         out["weights"] = 100.0 * w / sw
     return out
+
+
+def fit_closed_into(y, v, k, out, *, method="DL", scratch, est0, rss=False, k1=True):
+    """:func:`fit_core` for FE and DL written into ``out`` (``pool_many``'s
+    blocks): the same operations in the same order (so the same bits), with
+    every per-analysis sum reduced straight into its destination and no
+    temporary.  ``y``, ``v``: ``(n, c)`` with ``y = 0``, ``v = inf`` at
+    padding; ``k``: studies per analysis; ``out``: 1-D arrays of length
+    ``c`` under the keys of :data:`CORE_KEYS` (``k`` already written;
+    ``rss`` only if ``rss``); ``scratch``: three work arrays shaped like
+    ``y``; ``est0``: a work array of length ``c`` (DL's fixed-effect
+    estimate); ``k1``: whether some analysis may have ``k = 1`` (False skips
+    the masks metafor's k = 1 rules need).  Divisions by zero and invalid
+    operations are the caller's to silence (``np.errstate``): DerSimonian &
+    Laird's denominator is 0 for ``k = 1``, whose tau2 is then set to 0."""
+    tmp, w0, w = scratch
+    np.divide(1.0, v, out=w0)
+    sw0 = np.add.reduce(w0, axis=0, out=out["sw0"])
+    sw0sq = np.einsum("ij,ij->j", w0, w0, out=out["sw0sq"])
+    fe = method == "FE"
+    e0 = out["est"] if fe else est0
+    np.einsum("ij,ij->j", w0, y, out=e0)
+    e0 /= sw0
+    r = np.subtract(y, e0, out=tmp)
+    q = np.einsum("ij,ij,ij->j", r, r, w0, out=out["q"])
+    np.maximum(q, 0.0, out=q)
+    one = k == 1 if k1 else None
+    if k1:
+        q[one] = 0.0
+    tau2 = out["tau2"]
+    if fe:
+        tau2.fill(0.0)
+        np.copyto(out["sw"], sw0)
+        w, sw, est = w0, out["sw"], e0
+    else:  # _f.tau2_dl(q, k - 1, sw0, sw0sq), then 0 where k = 1 (tau2_dl)
+        den = np.divide(sw0sq, sw0, out=tau2)
+        np.subtract(sw0, den, out=den)
+        t = np.subtract(q, k - 1, out=out["sw"])
+        np.divide(t, den, out=tau2)
+        np.maximum(tau2, 0.0, out=tau2)
+        if k1:
+            tau2[one] = 0.0
+        np.add(v, tau2, out=w)
+        np.divide(1.0, w, out=w)
+        sw = np.add.reduce(w, axis=0, out=out["sw"])
+        est = np.einsum("ij,ij->j", w, y, out=out["est"])
+        est /= sw
+    if rss:
+        r = np.subtract(y, est, out=tmp)
+        np.einsum("ij,ij,ij->j", r, r, w, out=out["rss"])
 
 
 @functools.lru_cache(maxsize=64)
