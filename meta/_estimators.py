@@ -92,25 +92,48 @@ _SQRT1_2 = math.sqrt(0.5)
 # --------------------------------------------------------------------------- helpers
 
 
+def _one_column(a) -> bool:
+    """Whether ``a`` is one analysis as an ``(n, 1)`` array."""
+    return a.ndim == 2 and a.shape[1] == 1
+
+
+def _twice(a):
+    """An ``(n, 1)`` array as ``(n, 2)``, the column twice.  numpy sums one
+    column (a contiguous run) pairwise in 8 partial sums, but several
+    columns of a C-ordered array study by study, in order; summed as two
+    columns, a lone analysis gets the bits it gets among others (so an
+    analysis's result does not depend on the analyses fitted with it:
+    pool_many's blocks, Dask chunks, the iterations in which the other
+    analyses of a block have converged)."""
+    return np.concatenate((a, a), axis=1)
+
+
 def _csum(a: np.ndarray) -> np.ndarray:
     """Sum over the studies (axis 0) of each analysis: a plain ufunc
     reduction.  Not ``ones @ a``: OpenBLAS runs that product on several
     threads above ~9,000 cells, and on a loaded 2-core machine the threads
     wait for each other (13 ms instead of 0.06 ms per call measured on a
-    2,000 x 262 block, benchmarks/README.md)."""
+    2,000 x 262 block, benchmarks/README.md).  One column: see :func:`_twice`."""
+    if _one_column(a):
+        return np.add.reduce(_twice(a), axis=0)[:1]
     return np.add.reduce(a, axis=0)
 
 
 def _dot(a, b):
     """``sum(a * b)`` over the studies of each analysis, in one pass (no
-    temporary: ~25 % faster than the product followed by :func:`_csum`)."""
+    temporary: ~25 % faster than the product followed by :func:`_csum`).
+    One column: see :func:`_twice`."""
+    if _one_column(a) and _one_column(b):
+        return np.einsum("ij,ij->j", _twice(a), _twice(b))[:1]
     return np.einsum("ij,ij->j", a, b)
 
 
 def _dot3(a, b, c):
     """``sum(a * b * c)`` over the studies of each analysis, in one pass: the
     same products in the same order as ``_dot(a * b, c)`` (so the same bits),
-    without writing ``a * b``."""
+    without writing ``a * b``.  One column: see :func:`_twice`."""
+    if _one_column(a) and _one_column(b) and _one_column(c):
+        return np.einsum("ij,ij,ij->j", _twice(a), _twice(b), _twice(c))[:1]
     return np.einsum("ij,ij,ij->j", a, b, c)
 
 
@@ -203,9 +226,9 @@ def chi2_sf(x, df, *, out=None, work=None):
         odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
         if odd.size:
             # _f.chi2_sf_odd(acc[odd], ho, sh, erfc(sh)) on the odd df, in the buffers
-            ho = np.take(h, odd, out=buf(odd.size))
+            ho = np.take(h, odd, out=buf(odd.size), mode="clip")
             sh = np.sqrt(ho, out=buf(odd.size))
-            podd = np.take(acc, odd, out=buf(odd.size))
+            podd = np.take(acc, odd, out=buf(odd.size), mode="clip")
             podd *= sh
             e = np.negative(ho, out=ho)
             podd *= np.exp(e, out=e)
@@ -219,6 +242,16 @@ def chi2_sf(x, df, *, out=None, work=None):
             redo = ~np.isfinite(res) if big is None else big | ~np.isfinite(res)
             res[redo] = _lazy.special().chdtrc(d[redo], x[redo])
     return res.reshape(shape) if shape else res[0]
+
+
+def _columns(a, idx):
+    """The columns ``idx`` (positions, or a bool mask) of ``a`` (1-D: its
+    entries), C-ordered; ``a`` itself when a bool mask keeps every column.
+    (``a[:, idx]`` is Fortran-ordered: every sum over the studies would then
+    run down 8-byte-strided columns, measured ~4x slower.)"""
+    if idx.dtype == bool:
+        return np.ascontiguousarray(a) if idx.all() else np.compress(idx, a, axis=-1)
+    return np.take(a, idx, axis=-1)
 
 
 def _by_df(fun, df):
@@ -358,7 +391,7 @@ def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
         if done.any():
             keep = ~done
             act, t, lo, hi, step_old = act[keep], new[keep], lo[keep], hi[keep], step_old[keep]
-            ya, va, sa = ya[:, keep], va[:, keep], sa[keep]
+            ya, va, sa = _columns(ya, keep), _columns(va, keep), sa[keep]
             xa = None if xa is None else xa[keep]
         else:
             t = new
@@ -416,10 +449,11 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     dat.bcg by year (tests/test_estimators.py); its ``ll0check`` likewise
     only ever moves a root to 0.  We return the global maximum."""
     tau2 = np.zeros(y.shape[1])
-    cols = np.flatnonzero(k > 1)
+    many = k > 1
+    cols = np.flatnonzero(many)
     if cols.size == 0:
         return tau2
-    yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
+    yc, vc, mc, kc = (_columns(a, many) for a in (y, v, mask, k))
     up = _upper(yc, vc, mc, kc)
     low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
     # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
@@ -437,12 +471,12 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
     if jj.size == 0:
         return tau2
-    ya, va = yc[:, cc], vc[:, cc]
-    scale = _scale(va, mc[:, cc], kc[cc])
+    ya, va = _columns(yc, cc), _columns(vc, cc)
+    scale = _scale(va, _columns(mc, cc), kc[cc])
     root = _bracketed_root(
         lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, grid[jj, cc], grid[jj + 1, cc], scale, maxiter
     )
-    ll = reml_loglik(ya, va, mc[:, cc], root, ml=ml)
+    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
     ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
     order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
     last = np.r_[cc[order][1:] != cc[order][:-1], True]
@@ -483,12 +517,13 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     (Viechtbauer 2005, sec. 2.5)."""
     tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
-    cols = np.flatnonzero(k > 1)
-    q0 = _pm_q(y[:, cols], v[:, cols], np.zeros(cols.size))
+    many = k > 1
+    cols = np.flatnonzero(many)
+    q0 = _pm_q(_columns(y, many), _columns(v, many), np.zeros(cols.size))
     act = cols[q0 > df[cols]]
     if act.size == 0:
         return tau2
-    ya, va, ma = y[:, act], v[:, act], mask[:, act]
+    ya, va, ma = (_columns(a, act) for a in (y, v, mask))
     d = _centred(ya, ma, k[act])
     hi = _csum(d * d) / df[act]
 

@@ -444,7 +444,7 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
                 break
             kmin_all = min(kmin_all, kmin)
             yc, vc, scratch, pad = views[:4]
-            if closed:  # an infinite yi: inf - inf; k = 1: DL's 0 / 0
+            if closed and c > 1:  # (one analysis: fit_core, which sums it as among others); an infinite yi: inf - inf; k = 1: DL's 0 / 0
                 with np.errstate(invalid="ignore", divide="ignore"):
                     _est.fit_closed_into(yc, vc, kd, {key: dest[key][block] for key in keys}, method=method,
                                          scratch=scratch, est0=est0[:c], rss=rss, k1=kmin == 1)

@@ -179,3 +179,22 @@ def test_padding_vi_is_ignored_where_yi_is_nan_and_hksj_k1_warns():
     with pytest.warns(UserWarning, match="k = 1"):
         df = pool_many(Y, V, test="hksj")
     assert df["k"].tolist() == [1, 2] and df["estimate"].iloc[0] == 0.5
+
+
+@pytest.mark.parametrize("method", ["FE", "DL", "REML", "ML", "PM"])
+def test_row_alone_equals_the_row_among_others(method):
+    """An analysis's result does not depend on the analyses fitted with it,
+    bit for bit: with more than 8 studies numpy sums one column pairwise but
+    several columns study by study, so a lone analysis (alone in the call,
+    or the last one still iterating) is summed as two columns
+    (meta._estimators._twice)."""
+    rng = np.random.default_rng(21)
+    m, n = 40, 12
+    k = rng.integers(9, n + 1, size=m)
+    V = rng.uniform(0.01, 0.5, size=(m, n))
+    Y = rng.normal(0.2, np.sqrt(V + rng.choice([0.0, 0.05, 0.3], size=(m, 1))))
+    Y[np.arange(n)[None, :] >= k[:, None]] = np.nan
+    whole = pool_many(Y, V, method=method, engine="numpy")
+    for i in range(m):
+        alone = pool_many(Y[i : i + 1], V[i : i + 1], method=method, engine="numpy")
+        pd.testing.assert_frame_equal(alone.reset_index(drop=True), whole.iloc[i : i + 1].reset_index(drop=True), check_exact=True)
