@@ -319,7 +319,7 @@ def reml_loglik(y, v, mask, tau2, ml=False):
     return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
 
 
-def reml_score(y, v, tau2, info=False, ml=False):
+def reml_score(y, v, tau2, info=False, ml=False, work=None):
     """REML score ``y'PPy - tr(P)`` (twice the derivative of the restricted
     log-likelihood) and, if ``info``, the information used for the step: the
     observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
@@ -327,11 +327,14 @@ def reml_score(y, v, tau2, info=False, ml=False):
     ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``.
     With ``ml`` the ML score ``y'PPy - sum(w)`` and information
     ``2 y'PPPy - sum(w^2)`` (Newton) or ``sum(w^2)`` (Fisher; Viechtbauer
-    2005, eq. 9)."""
-    w, sw, est = _sums(y, v, tau2)
-    wr = y - est
+    2005, eq. 9).  ``work``: three arrays shaped like ``y`` for the
+    temporaries (:func:`tau2_mle`'s grid scan reuses them: fresh memory
+    costs page faults); the same bits either way."""
+    bw, bwr, bw2 = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    wr = np.subtract(y, est, out=bwr)
     wr *= w  # u = Py = w (y - est)
-    w2 = w * w
+    w2 = np.multiply(w, w, out=bw2)
     sw2 = _csum(w2)
     score = _csum(np.square(wr, out=w2 if not info else None)) - (sw if ml else sw - sw2 / sw)
     if not info:
@@ -423,7 +426,54 @@ def _upper(y, v, mask, k):
     return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
 
 
-def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
+def _work_like(a, work=None):
+    """Three arrays shaped like ``a`` for :func:`reml_score`'s temporaries:
+    views of the three arrays ``work`` (at least ``a.size`` values each, e.g.
+    :func:`fit_core`'s ``scratch``, which pool_many keeps between calls:
+    fresh memory costs page faults) or new ones."""
+    if work is None or any(w.size < a.size for w in work):
+        return [np.empty_like(a) for _ in range(3)]
+    return [w.reshape(-1)[: a.size].reshape(a.shape) for w in work]
+
+
+def _grid_point(j, low, ratio, step, last):
+    """Point ``j + 1`` of :func:`tau2_mle`'s grids, ``low * ratio ** frac``
+    with ``frac = min(j step, 1)`` (1 exactly at ``j = last``, as
+    ``np.linspace`` sets its last point): one row of ``(max g) x m``."""
+    frac = np.multiply(j, step)
+    np.minimum(frac, 1.0, out=frac)
+    frac[last == j] = 1.0
+    np.power(ratio, frac, out=frac)
+    return np.multiply(low, frac, out=frac)
+
+
+def _score_scan(y, v, low, ratio, g, ml, work):
+    """The score scan of :func:`tau2_mle`: the score at 0 and at the ``g``
+    points of each analysis's grid (shorter grids repeat their last point),
+    point by point (two rows of the grid and of the scores at a time, not
+    the whole ``(max g + 1) x m`` arrays: fresh memory costs page faults).
+    Returns the brackets ``t_j < t_{j+1}`` with a score > 0 at ``t_j`` and
+    <= 0 at ``t_{j+1}`` (each a local maximum), in the order of the grid
+    points, then analyses: ``(analysis, t_j, t_{j+1})``, or None if there
+    are none."""
+    step, last = 1.0 / (g - 1), g - 1
+    t0 = np.zeros(low.size)
+    found = []
+    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
+        s0 = reml_score(y, v, t0, ml=ml, work=work)
+        for j in range(int(g.max())):
+            t1 = _grid_point(j, low, ratio, step, last)
+            s1 = reml_score(y, v, t1, ml=ml, work=work)
+            up = np.flatnonzero((s0 > 0) & (s1 <= 0))
+            if up.size:
+                found.append((up, t0[up], t1[up]))
+            t0, s0 = t1, s1
+    if not found:
+        return None
+    return tuple(np.concatenate(x) for x in zip(*found))
+
+
+def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     """REML (or, with ``ml``, ML) estimate of tau2: the global maximiser of
     the restricted (or full) likelihood over ``tau2 >= 0``.
 
@@ -460,21 +510,14 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     # its result does not depend on the other analyses fitted with it (pool_many's blocks,
     # Dask chunks); shorter grids repeat their last point, which adds no sign change
     g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
-    i = np.arange(int(g.max()))[:, None]
-    frac = np.minimum(i * (1.0 / (g - 1)), 1.0)
-    frac[i[:, 0][:, None] == g - 1] = 1.0  # np.linspace sets its last point exactly
-    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (max g + 1) x m
-    s = np.empty_like(grid)
-    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
-        for j in range(grid.shape[0]):
-            s[j] = reml_score(yc, vc, grid[j], ml=ml)
-    jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
-    if jj.size == 0:
+    brackets = _score_scan(yc, vc, low, up / low, g, ml, _work_like(yc, work))
+    if brackets is None:
         return tau2
+    cc, lo, hi = brackets
     ya, va = _columns(yc, cc), _columns(vc, cc)
     scale = _scale(va, _columns(mc, cc), kc[cc])
     root = _bracketed_root(
-        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, grid[jj, cc], grid[jj + 1, cc], scale, maxiter
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, lo, hi, scale, maxiter
     )
     ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
     ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
@@ -486,14 +529,14 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     return tau2
 
 
-def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_reml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """REML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
-    return tau2_mle(y, v, mask, k, maxiter=maxiter)
+    return tau2_mle(y, v, mask, k, maxiter=maxiter, work=work)
 
 
-def tau2_ml(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_ml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """ML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
-    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter)
+    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter, work=work)
 
 
 def _pm_q(y, v, tau2, deriv=False):
@@ -583,9 +626,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         elif method == "SJ":
             tau2 = tau2_sj(y, v, mask, k)
         elif method == "REML":
-            tau2 = tau2_reml(y, v, mask, k)
+            tau2 = tau2_reml(y, v, mask, k, work=scratch)
         elif method == "ML":
-            tau2 = tau2_ml(y, v, mask, k)
+            tau2 = tau2_ml(y, v, mask, k, work=scratch)
         elif method in ("PM", "EB"):
             tau2 = tau2_pm(y, v, mask, k)
         else:  # pragma: no cover - checked by callers
