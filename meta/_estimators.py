@@ -428,10 +428,10 @@ def _upper(y, v, mask, k):
 
 def _work_like(a, work=None):
     """Three arrays shaped like ``a`` for :func:`reml_score`'s temporaries:
-    views of the three arrays ``work`` (at least ``a.size`` values each, e.g.
-    :func:`fit_core`'s ``scratch``, which pool_many keeps between calls:
-    fresh memory costs page faults) or new ones."""
-    if work is None or any(w.size < a.size for w in work):
+    views of the three C-contiguous arrays ``work`` (at least ``a.size``
+    values each, e.g. :func:`fit_core`'s ``scratch``, which pool_many keeps
+    between calls: fresh memory costs page faults) or new ones."""
+    if work is None or any(w.size < a.size or not w.flags.c_contiguous for w in work):
         return [np.empty_like(a) for _ in range(3)]
     return [w.reshape(-1)[: a.size].reshape(a.shape) for w in work]
 
@@ -449,24 +449,32 @@ def _grid_point(j, low, ratio, step, last):
 
 def _score_scan(y, v, low, ratio, g, ml, work):
     """The score scan of :func:`tau2_mle`: the score at 0 and at the ``g``
-    points of each analysis's grid (shorter grids repeat their last point),
-    point by point (two rows of the grid and of the scores at a time, not
-    the whole ``(max g + 1) x m`` arrays: fresh memory costs page faults).
-    Returns the brackets ``t_j < t_{j+1}`` with a score > 0 at ``t_j`` and
-    <= 0 at ``t_{j+1}`` (each a local maximum), in the order of the grid
-    points, then analyses: ``(analysis, t_j, t_{j+1})``, or None if there
-    are none."""
+    points of each analysis's grid, point by point (two rows of the grid and
+    of the scores at a time, not the whole ``(max g + 1) x m`` arrays: fresh
+    memory costs page faults).  An analysis's grid ends at its ``g``-th
+    point (a longer grid would repeat it: no further sign change), so the
+    analyses still scanned are moved together when a quarter of them is
+    done.  ``work``: three arrays of at least ``y.size`` values for
+    :func:`reml_score`.  Returns the brackets ``t_j < t_{j+1}`` with a
+    score > 0 at ``t_j`` and <= 0 at ``t_{j+1}`` (each a local maximum), in
+    the order of the grid points, then analyses: ``(analysis, t_j,
+    t_{j+1})``, or None if there are none."""
     step, last = 1.0 / (g - 1), g - 1
+    act = np.arange(low.size)
     t0 = np.zeros(low.size)
     found = []
     with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
-        s0 = reml_score(y, v, t0, ml=ml, work=work)
+        s0 = reml_score(y, v, t0, ml=ml, work=_work_like(y, work))
         for j in range(int(g.max())):
+            going = last >= j  # analyses with a point j + 1 of their own
+            if going.sum() < 0.75 * act.size:
+                act, low, ratio, step, last, t0, s0 = (a[going] for a in (act, low, ratio, step, last, t0, s0))
+                y, v = _columns(y, going), _columns(v, going)
             t1 = _grid_point(j, low, ratio, step, last)
-            s1 = reml_score(y, v, t1, ml=ml, work=work)
+            s1 = reml_score(y, v, t1, ml=ml, work=_work_like(y, work))
             up = np.flatnonzero((s0 > 0) & (s1 <= 0))
             if up.size:
-                found.append((up, t0[up], t1[up]))
+                found.append((act[up], t0[up], t1[up]))
             t0, s0 = t1, s1
     if not found:
         return None
@@ -510,7 +518,7 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     # its result does not depend on the other analyses fitted with it (pool_many's blocks,
     # Dask chunks); shorter grids repeat their last point, which adds no sign change
     g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
-    brackets = _score_scan(yc, vc, low, up / low, g, ml, _work_like(yc, work))
+    brackets = _score_scan(yc, vc, low, up / low, g, ml, work)
     if brackets is None:
         return tau2
     cc, lo, hi = brackets
