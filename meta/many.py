@@ -502,7 +502,7 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str, work=No
         p = np.divide(est, se, out=col["p"])  # the z statistic, then its two-sided p (norm_sf2)
         np.abs(p, out=p)
         p *= _est._SQRT1_2
-        _lazy.special().erfc(p, out=p)
+        _est.erfc_grouped(p, out=p)  # erfc, its branches grouped
         half = np.multiply(zcrit, se, out=col["ci_high"])  # _formulas.interval: est -+ crit se
         np.subtract(est, half, out=col["ci_low"])
         np.add(est, half, out=col["ci_high"])
