@@ -178,10 +178,12 @@ def _workspace(cells: int, rows: int, block_rows: int, fin_rows: int):
     """Work arrays for :func:`pool_many`: five float and two int64 arrays of
     ``cells`` values, a bool one, per-analysis sums for ``rows`` analyses,
     one float array of ``block_rows`` values and the temporaries of
-    :func:`_finish_z` for ``rows`` analyses (``fin_rows`` float rows, two int64).  Kept per thread between calls
-    when small (about 3 MB): fresh memory is paid for in page faults, which on
-    a virtual machine cost microseconds per 4 kB page (4.6 us measured on our
-    2-core VM), more than the arithmetic done on it."""
+    :func:`_finish_z` for ``rows`` analyses (``fin_rows`` float rows, two
+    int64).  Kept per thread between calls when small (a few MB): fresh
+    memory is paid for in page faults, which on a virtual machine cost
+    microseconds per 4 kB page (4.6 us measured on our 2-core VM), more than
+    the arithmetic done on it (fresh temporaries in the finishing step cost
+    up to ~780 faults per 20,000-analysis DL call, depending on the heap)."""
     ws = getattr(_WORKSPACE, "arrays", None)
     if (ws is not None and ws[0].shape[1] >= cells and ws[3]["k"].size >= rows and ws[4].size >= block_rows
             and ws[5].shape[0] >= fin_rows):
@@ -444,7 +446,10 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
                 break
             kmin_all = min(kmin_all, kmin)
             yc, vc, scratch, pad = views[:4]
-            if closed and c > 1:  # (one analysis: fit_core, which sums it as among others); an infinite yi: inf - inf; k = 1: DL's 0 / 0
+            # FE, DL: straight into dest (one analysis: fit_core, which sums it as
+            # it sums it among others, see _estimators._twice); an infinite yi
+            # gives inf - inf, k = 1 DL's 0 / 0 (found, or set, in the results)
+            if closed and c > 1:
                 with np.errstate(invalid="ignore", divide="ignore"):
                     _est.fit_closed_into(yc, vc, kd, {key: dest[key][block] for key in keys}, method=method,
                                          scratch=scratch, est0=est0[:c], rss=rss, k1=kmin == 1)
