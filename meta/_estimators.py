@@ -235,7 +235,8 @@ def chi2_sf(x, df, *, out=None, work=None):
     big = d > 200 if dmax > 200 else None
     dd = np.where(big, 1, d) if big is not None else d
     jmax = max(1, (dmax if big is None else int(dd.max(initial=1))) // 2)  # terms of the longest sum
-    rows = iter(work[:, :m]) if work is not None and work.shape[0] >= jmax + 6 else None
+    # work rows: x/2, the jmax coefficients, three for the odd df
+    rows = iter(work[:, :m]) if work is not None and work.shape[0] >= jmax + 4 else None
 
     def buf(size):
         return np.empty(size) if rows is None else next(rows)[:size]

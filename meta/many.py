@@ -477,9 +477,9 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
 
 def _finish_rows(n: int) -> int:
     """Float rows of :func:`_finish_z`'s work space for up to ``n`` studies:
-    what chi2_sf uses (``df // 2 + 6``), at most 16 (beyond, chi2_sf
-    allocates its temporaries)."""
-    return min(max(1, (n - 1) // 2) + 6, 16)
+    what chi2_sf uses (``df // 2 + 4``: x/2, the coefficients, three for the
+    odd df), at most 16 (beyond, chi2_sf allocates its temporaries)."""
+    return min(max(1, (n - 1) // 2) + 4, 16)
 
 
 def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str, work=None, iwork=None, k1: bool = True) -> None:
