@@ -92,25 +92,48 @@ _SQRT1_2 = math.sqrt(0.5)
 # --------------------------------------------------------------------------- helpers
 
 
+def _one_column(a) -> bool:
+    """Whether ``a`` is one analysis as an ``(n, 1)`` array."""
+    return a.ndim == 2 and a.shape[1] == 1
+
+
+def _twice(a):
+    """An ``(n, 1)`` array as ``(n, 2)``, the column twice.  numpy sums one
+    column (a contiguous run) pairwise in 8 partial sums, but several
+    columns of a C-ordered array study by study, in order; summed as two
+    columns, a lone analysis gets the bits it gets among others (so an
+    analysis's result does not depend on the analyses fitted with it:
+    pool_many's blocks, Dask chunks, the iterations in which the other
+    analyses of a block have converged)."""
+    return np.concatenate((a, a), axis=1)
+
+
 def _csum(a: np.ndarray) -> np.ndarray:
     """Sum over the studies (axis 0) of each analysis: a plain ufunc
     reduction.  Not ``ones @ a``: OpenBLAS runs that product on several
     threads above ~9,000 cells, and on a loaded 2-core machine the threads
     wait for each other (13 ms instead of 0.06 ms per call measured on a
-    2,000 x 262 block, benchmarks/README.md)."""
+    2,000 x 262 block, benchmarks/README.md).  One column: see :func:`_twice`."""
+    if _one_column(a):
+        return np.add.reduce(_twice(a), axis=0)[:1]
     return np.add.reduce(a, axis=0)
 
 
 def _dot(a, b):
     """``sum(a * b)`` over the studies of each analysis, in one pass (no
-    temporary: ~25 % faster than the product followed by :func:`_csum`)."""
+    temporary: ~25 % faster than the product followed by :func:`_csum`).
+    One column: see :func:`_twice`."""
+    if _one_column(a) and _one_column(b):
+        return np.einsum("ij,ij->j", _twice(a), _twice(b))[:1]
     return np.einsum("ij,ij->j", a, b)
 
 
 def _dot3(a, b, c):
     """``sum(a * b * c)`` over the studies of each analysis, in one pass: the
     same products in the same order as ``_dot(a * b, c)`` (so the same bits),
-    without writing ``a * b``."""
+    without writing ``a * b``.  One column: see :func:`_twice`."""
+    if _one_column(a) and _one_column(b) and _one_column(c):
+        return np.einsum("ij,ij,ij->j", _twice(a), _twice(b), _twice(c))[:1]
     return np.einsum("ij,ij,ij->j", a, b, c)
 
 
@@ -125,9 +148,36 @@ def _sums(y, v, tau2, w=None):
     return w, sw, est
 
 
+GROUP_MIN = 2048  # erfc_grouped groups arrays at least this long
+
+
+def erfc_grouped(x, out=None):
+    """:func:`scipy.special.erfc` of ``x`` (1-D), element for element the
+    same values, with the arguments below 1 evaluated together and the rest
+    together.  scipy's erfc (Cephes) takes one branch below 1 (``1 -
+    erf``) and another from 1 up (rational function times ``exp(-x^2)``);
+    on a random mix of both, as p-values of many analyses are, the CPU
+    mispredicts the branch for about half of the values, which doubles the
+    time (220 vs 108 us for 20,000 values measured on our 2-core VM; grouped
+    145 us, gathers included).  ``out``: array for the result (may be
+    ``x``)."""
+    special = _lazy.special()
+    if x.size < GROUP_MIN:
+        return special.erfc(x, out=out)
+    low = x < 1.0
+    order = np.concatenate((np.flatnonzero(low), np.flatnonzero(~low)))
+    grouped = np.take(x, order)
+    special.erfc(grouped, out=grouped)
+    if out is None:
+        out = np.empty_like(x)
+    out[order] = grouped
+    return out
+
+
 def norm_sf2(z):
-    """Two-sided normal p-value ``2 (1 - Phi(|z|))``."""
-    return _lazy.special().erfc(_f.z_arg(z))
+    """Two-sided normal p-value ``2 (1 - Phi(|z|))`` (:func:`erfc_grouped` on 1-D arrays)."""
+    x = _f.z_arg(z)
+    return erfc_grouped(x, out=x) if np.ndim(x) == 1 else _lazy.special().erfc(x)
 
 
 def _chi2_table(dmax):
@@ -154,7 +204,7 @@ def _chi2_table(dmax):
 CHI2_TABLE = _chi2_table(200)  # also read by meta._fast
 
 
-def chi2_sf(x, df):
+def chi2_sf(x, df, *, out=None, work=None):
     """Upper tail of the chi-square distribution with integer ``df >= 1``.
 
     Closed forms (Abramowitz & Stegun 1964, 26.4.4-26.4.5), evaluated for all
@@ -162,9 +212,15 @@ def chi2_sf(x, df):
     even ``df``: ``exp(-x/2) sum_{j < df/2} (x/2)^j / j!``; odd ``df``:
     ``2 (1 - Phi(sqrt x)) + sqrt(2x/pi) exp(-x/2) sum_{j=1}^{(df-1)/2} x^(j-1) / (1 3 ... (2j-1))``.
     Both sums are evaluated as polynomials in ``x/2`` by Horner's rule with
-    per-df coefficients (all positive, so no cancellation), and the normal
-    tail ``erfc(sqrt(x/2))`` only for the odd df.
-    ``df > 200`` (or an overflowing series) uses :func:`scipy.special.chdtrc`.
+    per-df coefficients (all positive, so no cancellation; gathered for all
+    analyses in one call), and the normal tail ``erfc(sqrt(x/2))`` only for
+    the odd df.  ``df > 200`` (or an overflowing series) uses
+    :func:`scipy.special.chdtrc`.
+
+    ``out`` (1-D ``x``): array for the result; ``work``: a float array of
+    shape ``(r, len(x))`` (or wider) whose rows serve as temporaries where
+    there are enough of them (``pool_many`` keeps one between calls: fresh
+    memory costs page faults).  Neither changes a bit of the result.
     """
     x = np.asarray(x, dtype=float)
     d = np.asarray(df, dtype=np.int64)
@@ -173,25 +229,57 @@ def chi2_sf(x, df):
     shape = x.shape
     if x.ndim != 1:
         x, d = x.ravel(), d.ravel()  # flat: the odd-df cells are picked by position
-    big = d > 200
-    anybig = bool(big.any())
-    dd = np.where(big, 1, d) if anybig else d
-    h = 0.5 * x
-    jmax = max(1, int(dd.max(initial=1)) // 2)  # terms of the longest sum
+        out = None
+    m = x.size
+    dmax = int(d.max(initial=1))
+    big = d > 200 if dmax > 200 else None
+    dd = np.where(big, 1, d) if big is not None else d
+    jmax = max(1, (dmax if big is None else int(dd.max(initial=1))) // 2)  # terms of the longest sum
+    # work rows: x/2, the jmax coefficients, three for the odd df
+    rows = iter(work[:, :m]) if work is not None and work.shape[0] >= jmax + 4 else None
+
+    def buf(size):
+        return np.empty(size) if rows is None else next(rows)[:size]
+
+    h = np.multiply(x, 0.5, out=buf(m))
     with np.errstate(over="ignore", invalid="ignore"):
-        acc = _f.chi2_poly(CHI2_TABLE, h, dd, jmax)
+        # each analysis's coefficients (jmax x m), rows read by chi2_poly as
+        # tab[j][:] (views: the rows are this call's to overwrite)
+        coef = np.take(CHI2_TABLE[:jmax], dd, axis=1, mode="clip",
+                       out=None if rows is None else work[1 : 1 + jmax, :m])
+        if rows is not None:
+            for _ in range(jmax):
+                next(rows)
+        acc = _f.chi2_poly(coef, h, slice(None), jmax)
         odd = np.flatnonzero(np.bitwise_and(dd, 1).astype(bool))  # nonzero on bools: ~4x faster than on ints
         if odd.size:
-            ho = h[odd]
-            sh = np.sqrt(ho)
-            podd = _f.chi2_sf_odd(acc[odd], ho, sh, _lazy.special().erfc(sh))  # acc[odd]: a copy
-        out = _f.chi2_sf_even(acc, h)
+            # _f.chi2_sf_odd(acc[odd], ho, sh, erfc(sh)) on the odd df, in the buffers
+            ho = np.take(h, odd, out=buf(odd.size), mode="clip")
+            sh = np.sqrt(ho, out=buf(odd.size))
+            podd = np.take(acc, odd, out=buf(odd.size), mode="clip")
+            podd *= sh
+            e = np.negative(ho, out=ho)
+            podd *= np.exp(e, out=e)
+            podd += erfc_grouped(sh, out=sh)
+        # _f.chi2_sf_even(acc, h): acc exp(-h), in the buffers
+        e = np.negative(h, out=h)
+        res = np.multiply(acc, np.exp(e, out=e), out=out)
         if odd.size:
-            out[odd] = podd
-    redo = big | ~np.isfinite(out)
-    if redo.any():
-        out[redo] = _lazy.special().chdtrc(d[redo], x[redo])
-    return out.reshape(shape) if shape else out[0]
+            res[odd] = podd
+        if big is not None or not np.isfinite(np.add.reduce(res)):  # one pass when every value is finite
+            redo = ~np.isfinite(res) if big is None else big | ~np.isfinite(res)
+            res[redo] = _lazy.special().chdtrc(d[redo], x[redo])
+    return res.reshape(shape) if shape else res[0]
+
+
+def _columns(a, idx):
+    """The columns ``idx`` (positions, or a bool mask) of ``a`` (1-D: its
+    entries), C-ordered; ``a`` itself when a bool mask keeps every column.
+    (``a[:, idx]`` is Fortran-ordered: every sum over the studies would then
+    run down 8-byte-strided columns, measured ~4x slower.)"""
+    if idx.dtype == bool:
+        return np.ascontiguousarray(a) if idx.all() else np.compress(idx, a, axis=-1)
+    return np.take(a, idx, axis=-1)
 
 
 def _by_df(fun, df):
@@ -259,7 +347,7 @@ def reml_loglik(y, v, mask, tau2, ml=False):
     return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
 
 
-def reml_score(y, v, tau2, info=False, ml=False):
+def reml_score(y, v, tau2, info=False, ml=False, work=None):
     """REML score ``y'PPy - tr(P)`` (twice the derivative of the restricted
     log-likelihood) and, if ``info``, the information used for the step: the
     observed information ``2 y'PPPy - tr(PP)`` where it is positive (Newton),
@@ -267,11 +355,14 @@ def reml_score(y, v, tau2, info=False, ml=False):
     ``tr(PP) = sum(w^2) - 2 sum(w^3)/sum(w) + (sum(w^2)/sum(w))^2``.
     With ``ml`` the ML score ``y'PPy - sum(w)`` and information
     ``2 y'PPPy - sum(w^2)`` (Newton) or ``sum(w^2)`` (Fisher; Viechtbauer
-    2005, eq. 9)."""
-    w, sw, est = _sums(y, v, tau2)
-    wr = y - est
+    2005, eq. 9).  ``work``: three arrays shaped like ``y`` for the
+    temporaries (:func:`tau2_mle`'s grid scan reuses them: fresh memory
+    costs page faults); the same bits either way."""
+    bw, bwr, bw2 = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    wr = np.subtract(y, est, out=bwr)
     wr *= w  # u = Py = w (y - est)
-    w2 = w * w
+    w2 = np.multiply(w, w, out=bw2)
     sw2 = _csum(w2)
     score = _csum(np.square(wr, out=w2 if not info else None)) - (sw if ml else sw - sw2 / sw)
     if not info:
@@ -331,7 +422,7 @@ def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
         if done.any():
             keep = ~done
             act, t, lo, hi, step_old = act[keep], new[keep], lo[keep], hi[keep], step_old[keep]
-            ya, va, sa = ya[:, keep], va[:, keep], sa[keep]
+            ya, va, sa = _columns(ya, keep), _columns(va, keep), sa[keep]
             xa = None if xa is None else xa[keep]
         else:
             t = new
@@ -363,7 +454,62 @@ def _upper(y, v, mask, k):
     return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
 
 
-def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
+def _work_like(a, work=None):
+    """Three arrays shaped like ``a`` for :func:`reml_score`'s temporaries:
+    views of the three C-contiguous arrays ``work`` (at least ``a.size``
+    values each, e.g. :func:`fit_core`'s ``scratch``, which pool_many keeps
+    between calls: fresh memory costs page faults) or new ones."""
+    if work is None or any(w.size < a.size or not w.flags.c_contiguous for w in work):
+        return [np.empty_like(a) for _ in range(3)]
+    return [w.reshape(-1)[: a.size].reshape(a.shape) for w in work]
+
+
+def _grid_point(j, low, ratio, step, last):
+    """Point ``j + 1`` of :func:`tau2_mle`'s grids, ``low * ratio ** frac``
+    with ``frac = min(j step, 1)`` (1 exactly at ``j = last``, as
+    ``np.linspace`` sets its last point): one row of ``(max g) x m``."""
+    frac = np.multiply(j, step)
+    np.minimum(frac, 1.0, out=frac)
+    frac[last == j] = 1.0
+    np.power(ratio, frac, out=frac)
+    return np.multiply(low, frac, out=frac)
+
+
+def _score_scan(y, v, low, ratio, g, ml, work):
+    """The score scan of :func:`tau2_mle`: the score at 0 and at the ``g``
+    points of each analysis's grid, point by point (two rows of the grid and
+    of the scores at a time, not the whole ``(max g + 1) x m`` arrays: fresh
+    memory costs page faults).  An analysis's grid ends at its ``g``-th
+    point (a longer grid would repeat it: no further sign change), so the
+    analyses still scanned are moved together when a quarter of them is
+    done.  ``work``: three arrays of at least ``y.size`` values for
+    :func:`reml_score`.  Returns the brackets ``t_j < t_{j+1}`` with a
+    score > 0 at ``t_j`` and <= 0 at ``t_{j+1}`` (each a local maximum), in
+    the order of the grid points, then analyses: ``(analysis, t_j,
+    t_{j+1})``, or None if there are none."""
+    step, last = 1.0 / (g - 1), g - 1
+    act = np.arange(low.size)
+    t0 = np.zeros(low.size)
+    found = []
+    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
+        s0 = reml_score(y, v, t0, ml=ml, work=_work_like(y, work))
+        for j in range(int(g.max())):
+            going = last >= j  # analyses with a point j + 1 of their own
+            if going.sum() < 0.75 * act.size:
+                act, low, ratio, step, last, t0, s0 = (a[going] for a in (act, low, ratio, step, last, t0, s0))
+                y, v = _columns(y, going), _columns(v, going)
+            t1 = _grid_point(j, low, ratio, step, last)
+            s1 = reml_score(y, v, t1, ml=ml, work=_work_like(y, work))
+            up = np.flatnonzero((s0 > 0) & (s1 <= 0))
+            if up.size:
+                found.append((act[up], t0[up], t1[up]))
+            t0, s0 = t1, s1
+    if not found:
+        return None
+    return tuple(np.concatenate(x) for x in zip(*found))
+
+
+def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     """REML (or, with ``ml``, ML) estimate of tau2: the global maximiser of
     the restricted (or full) likelihood over ``tau2 >= 0``.
 
@@ -389,33 +535,27 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     dat.bcg by year (tests/test_estimators.py); its ``ll0check`` likewise
     only ever moves a root to 0.  We return the global maximum."""
     tau2 = np.zeros(y.shape[1])
-    cols = np.flatnonzero(k > 1)
+    many = k > 1
+    cols = np.flatnonzero(many)
     if cols.size == 0:
         return tau2
-    yc, vc, mc, kc = y[:, cols], v[:, cols], mask[:, cols], k[cols]
+    yc, vc, mc, kc = (_columns(a, many) for a in (y, v, mask, k))
     up = _upper(yc, vc, mc, kc)
     low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
     # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
     # its result does not depend on the other analyses fitted with it (pool_many's blocks,
     # Dask chunks); shorter grids repeat their last point, which adds no sign change
     g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
-    i = np.arange(int(g.max()))[:, None]
-    frac = np.minimum(i * (1.0 / (g - 1)), 1.0)
-    frac[i[:, 0][:, None] == g - 1] = 1.0  # np.linspace sets its last point exactly
-    grid = np.vstack([np.zeros((1, cols.size)), low * (up / low) ** frac])  # (max g + 1) x m
-    s = np.empty_like(grid)
-    with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
-        for j in range(grid.shape[0]):
-            s[j] = reml_score(yc, vc, grid[j], ml=ml)
-    jj, cc = np.nonzero((s[:-1] > 0) & (s[1:] <= 0))  # each a local maximum
-    if jj.size == 0:
+    brackets = _score_scan(yc, vc, low, up / low, g, ml, work)
+    if brackets is None:
         return tau2
-    ya, va = yc[:, cc], vc[:, cc]
-    scale = _scale(va, mc[:, cc], kc[cc])
+    cc, lo, hi = brackets
+    ya, va = _columns(yc, cc), _columns(vc, cc)
+    scale = _scale(va, _columns(mc, cc), kc[cc])
     root = _bracketed_root(
-        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, grid[jj, cc], grid[jj + 1, cc], scale, maxiter
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, lo, hi, scale, maxiter
     )
-    ll = reml_loglik(ya, va, mc[:, cc], root, ml=ml)
+    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
     ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
     order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
     last = np.r_[cc[order][1:] != cc[order][:-1], True]
@@ -425,14 +565,14 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER):
     return tau2
 
 
-def tau2_reml(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_reml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """REML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
-    return tau2_mle(y, v, mask, k, maxiter=maxiter)
+    return tau2_mle(y, v, mask, k, maxiter=maxiter, work=work)
 
 
-def tau2_ml(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_ml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """ML estimate of tau2 (Viechtbauer 2005): see :func:`tau2_mle`."""
-    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter)
+    return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter, work=work)
 
 
 def _pm_q(y, v, tau2, deriv=False):
@@ -456,12 +596,13 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     (Viechtbauer 2005, sec. 2.5)."""
     tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
-    cols = np.flatnonzero(k > 1)
-    q0 = _pm_q(y[:, cols], v[:, cols], np.zeros(cols.size))
+    many = k > 1
+    cols = np.flatnonzero(many)
+    q0 = _pm_q(_columns(y, many), _columns(v, many), np.zeros(cols.size))
     act = cols[q0 > df[cols]]
     if act.size == 0:
         return tau2
-    ya, va, ma = y[:, act], v[:, act], mask[:, act]
+    ya, va, ma = (_columns(a, act) for a in (y, v, mask))
     d = _centred(ya, ma, k[act])
     hi = _csum(d * d) / df[act]
 
@@ -521,9 +662,9 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         elif method == "SJ":
             tau2 = tau2_sj(y, v, mask, k)
         elif method == "REML":
-            tau2 = tau2_reml(y, v, mask, k)
+            tau2 = tau2_reml(y, v, mask, k, work=scratch)
         elif method == "ML":
-            tau2 = tau2_ml(y, v, mask, k)
+            tau2 = tau2_ml(y, v, mask, k, work=scratch)
         elif method in ("PM", "EB"):
             tau2 = tau2_pm(y, v, mask, k)
         else:  # pragma: no cover - checked by callers
@@ -536,6 +677,56 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
     if weights:
         out["weights"] = 100.0 * w / sw
     return out
+
+
+def fit_closed_into(y, v, k, out, *, method="DL", scratch, est0, rss=False, k1=True):
+    """:func:`fit_core` for FE and DL written into ``out`` (``pool_many``'s
+    blocks): the same operations in the same order (so the same bits), with
+    every per-analysis sum reduced straight into its destination and no
+    temporary.  ``y``, ``v``: ``(n, c)`` with ``y = 0``, ``v = inf`` at
+    padding; ``k``: studies per analysis; ``out``: 1-D arrays of length
+    ``c`` under the keys of :data:`CORE_KEYS` (``k`` already written;
+    ``rss`` only if ``rss``); ``scratch``: three work arrays shaped like
+    ``y``; ``est0``: a work array of length ``c`` (DL's fixed-effect
+    estimate); ``k1``: whether some analysis may have ``k = 1`` (False skips
+    the masks metafor's k = 1 rules need).  Divisions by zero and invalid
+    operations are the caller's to silence (``np.errstate``): DerSimonian &
+    Laird's denominator is 0 for ``k = 1``, whose tau2 is then set to 0."""
+    tmp, w0, w = scratch
+    np.divide(1.0, v, out=w0)
+    sw0 = np.add.reduce(w0, axis=0, out=out["sw0"])
+    sw0sq = np.einsum("ij,ij->j", w0, w0, out=out["sw0sq"])
+    fe = method == "FE"
+    e0 = out["est"] if fe else est0
+    np.einsum("ij,ij->j", w0, y, out=e0)
+    e0 /= sw0
+    r = np.subtract(y, e0, out=tmp)
+    q = np.einsum("ij,ij,ij->j", r, r, w0, out=out["q"])
+    np.maximum(q, 0.0, out=q)
+    one = k == 1 if k1 else None
+    if k1:
+        q[one] = 0.0
+    tau2 = out["tau2"]
+    if fe:
+        tau2.fill(0.0)
+        np.copyto(out["sw"], sw0)
+        w, sw, est = w0, out["sw"], e0
+    else:  # _f.tau2_dl(q, k - 1, sw0, sw0sq), then 0 where k = 1 (tau2_dl)
+        den = np.divide(sw0sq, sw0, out=tau2)
+        np.subtract(sw0, den, out=den)
+        t = np.subtract(q, k - 1, out=out["sw"])
+        np.divide(t, den, out=tau2)
+        np.maximum(tau2, 0.0, out=tau2)
+        if k1:
+            tau2[one] = 0.0
+        np.add(v, tau2, out=w)
+        np.divide(1.0, w, out=w)
+        sw = np.add.reduce(w, axis=0, out=out["sw"])
+        est = np.einsum("ij,ij->j", w, y, out=out["est"])
+        est /= sw
+    if rss:
+        r = np.subtract(y, est, out=tmp)
+        np.einsum("ij,ij,ij->j", r, r, w, out=out["rss"])
 
 
 @functools.lru_cache(maxsize=64)

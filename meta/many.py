@@ -174,21 +174,28 @@ _WORKSPACE = threading.local()
 _WORKSPACE_KEEP = 4 * _BLOCK_CELLS  # work space up to this many cells is kept between calls
 
 
-def _workspace(cells: int, rows: int):
+def _workspace(cells: int, rows: int, block_rows: int, fin_rows: int):
     """Work arrays for :func:`pool_many`: five float and two int64 arrays of
-    ``cells`` values, a bool one, and per-analysis sums for ``rows``
-    analyses.  Kept per thread between calls when small (about 3 MB): fresh
+    ``cells`` values, a bool one, per-analysis sums for ``rows`` analyses,
+    one float array of ``block_rows`` values and the temporaries of
+    :func:`_finish_z` for ``rows`` analyses (``fin_rows`` float rows, two
+    int64).  Kept per thread between calls when small (a few MB): fresh
     memory is paid for in page faults, which on a virtual machine cost
     microseconds per 4 kB page (4.6 us measured on our 2-core VM), more than
-    the arithmetic done on it."""
+    the arithmetic done on it (fresh temporaries in the finishing step cost
+    up to ~780 faults per 20,000-analysis DL call, depending on the heap)."""
     ws = getattr(_WORKSPACE, "arrays", None)
-    if ws is not None and ws[0].shape[1] >= cells and ws[3]["k"].size >= rows:
+    if (ws is not None and ws[0].shape[1] >= cells and ws[3]["k"].size >= rows and ws[4].size >= block_rows
+            and ws[5].shape[0] >= fin_rows):
         return ws
     ws = (
         np.empty((5, cells)),
         np.empty(cells, dtype=bool),
         np.empty((2, cells), dtype=np.int64),
         {c: np.empty(rows, dtype=np.int64 if c == "k" else float) for c in _est.CORE_KEYS},
+        np.empty(block_rows),
+        np.empty((fin_rows, rows)),
+        np.empty((2, rows), dtype=np.int64),
     )
     if cells <= _WORKSPACE_KEEP and rows <= _FINISH_ROWS:
         _WORKSPACE.arrays = ws
@@ -355,6 +362,49 @@ _CLOSED_FORM = ("FE", "DL", "HS")  # methods whose results are NaN or infinite f
 _Z_DIRECT = {"est": _MANY_COLUMNS.index("estimate"), "tau2": _MANY_COLUMNS.index("tau2"), "q": _MANY_COLUMNS.index("q")}
 
 
+def _block_views(work, flags, bits, n: int, c: int):
+    """The work space of :func:`_workspace` as the arrays of one block of
+    ``c`` analyses (studies x analyses): ``y``, ``v``, three scratch arrays
+    (float), the padding flags (bool) and two int64 masks."""
+    yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])
+    keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
+    return yc, vc, scratch, flags[: c * n].reshape(n, c), keep, inf_pad
+
+
+def _load_block(yr, vr, views, kd, count_type, scan_y: bool) -> int:
+    """Rows ``yr``, ``vr`` (analyses x studies) transposed into the block
+    ``views`` (:func:`_block_views`) with ``y = 0``, ``v = inf`` at the
+    padding, and each analysis's number of studies written into ``kd``.
+    Returns the smallest k, or 0 if the block's input is not valid: k >= 1
+    and 0 < vi < inf for each study (and, with ``scan_y``, a finite yi)."""
+    yc, vc, _, pad, keep, inf_pad = views
+    n = yc.shape[0]
+    np.copyto(yc, yr.T)
+    np.copyto(vc, vr.T)
+    np.isnan(yc, out=pad)
+    pad8 = pad.view(np.uint8)
+    np.subtract(n, np.add.reduce(pad8, axis=0, dtype=count_type), out=kd, dtype=np.int64)
+    # padding y = 0, v = inf, set branch-free on the bit patterns (a
+    # masked copy is several times slower on an irregular NaN pattern)
+    np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
+    np.invert(keep, out=inf_pad)  # inf where padding (int64 to int64: no cast from the bools)
+    inf_pad &= _INF_BITS
+    yb, vb = yc.view(np.int64), vc.view(np.int64)
+    yb &= keep
+    vb &= keep
+    # valid input: k >= 1 and 0 < vi < inf for each study (NaN fails
+    # both): the largest vi while the padding holds 0, the smallest
+    # once it holds inf.  yi is not NaN at a study by definition; an
+    # infinite yi makes a closed-form method's estimate or Q NaN or
+    # infinite, which the check of the results finds (pool_many then
+    # names the input); the iterative methods are not run on it.
+    kmin = int(kd.min())
+    ok = kmin > 0 and vc.max() < np.inf
+    vb |= inf_pad
+    ok = ok and vc.min() > 0 and (not scan_y or (-np.inf < yc.min() and yc.max() < np.inf))
+    return kmin if ok else 0
+
+
 def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str, tau2=None) -> tuple[np.ndarray, int]:
     """pool_many through the vectorised estimator code of :mod:`meta._estimators`
     (``tau2``: per-row estimates already computed, or None): ``out`` (12 x m)
@@ -362,17 +412,22 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     m, n = y.shape
     res = np.empty((len(_MANY_COLUMNS), m))
     # Blocks of `rows` analyses are transposed into a reused work space
-    # (fresh memory costs page faults) and fitted by fit_core; the per-analysis
-    # sums of up to _FINISH_ROWS analyses are then turned into tests and
-    # intervals by one call of finish (fewer, longer numpy calls).
+    # (fresh memory costs page faults) and fitted by fit_core (FE and DL:
+    # fit_closed_into, straight into the per-analysis arrays); the sums of
+    # up to _FINISH_ROWS analyses are then turned into tests and intervals
+    # by one call of finish (fewer, longer numpy calls).
     rows = max(1, min(_CHUNK, max(256, _BLOCK_CELLS // n), m))
     span = max(rows, _FINISH_ROWS // rows * rows)
-    work, flags, bits, sums = _workspace(rows * n, min(span, m))
+    work, flags, bits, sums, est0, fwork, iwork = _workspace(rows * n, min(span, m), rows, _finish_rows(n))
     count_type = np.uint8 if n < 256 else np.int64
     rss = test in _est.ADJUSTED_TESTS
-    scan_y = method not in _CLOSED_FORM  # see the validity test below
+    scan_y = method not in _CLOSED_FORM  # see _load_block
+    closed = tau2 is None and method in ("FE", "DL")
+    keys = [key for key in _est.CORE_KEYS if rss or key != "rss"]
+    views = _block_views(work, flags, bits, n, rows)
     bad = False
     k1 = 0
+    kmin_all = n
     for s0 in range(0, m, span):
         c0 = min(span, m - s0)
         dest = sums
@@ -380,50 +435,36 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
             dest = {**sums, **{key: res[j, s0 : s0 + c0] for key, j in _Z_DIRECT.items()}}
         for s in range(s0, s0 + c0, rows):
             c = min(rows, s0 + c0 - s)
-            yc, vc, *scratch = (x.reshape(n, c) for x in work[:, : c * n])  # studies x analyses
-            np.copyto(yc, y[s : s + c].T)
-            np.copyto(vc, v[s : s + c].T)
-            pad = np.isnan(yc, out=flags[: c * n].reshape(n, c))
-            pad8 = pad.view(np.uint8)
-            kc = n - np.add.reduce(pad8, axis=0, dtype=count_type).astype(np.int64)
-            # padding y = 0, v = inf, set branch-free on the bit patterns (a
-            # masked copy is several times slower on an irregular NaN pattern)
-            keep, inf_pad = (b[: c * n].reshape(n, c) for b in bits)
-            np.subtract(pad8, np.uint8(1), out=keep, dtype=np.int64, casting="unsafe")  # all bits set where a study is
-            np.invert(keep, out=inf_pad)  # inf where padding (int64 to int64: no cast from the bools)
-            inf_pad &= _INF_BITS
-            mk = ~pad if method in _est.NEEDS_MASK else None
-            yb, vb = yc.view(np.int64), vc.view(np.int64)
-            yb &= keep
-            vb &= keep
-            # valid input: k >= 1 and 0 < vi < inf for each study (NaN fails
-            # both): the largest vi while the padding holds 0, the smallest
-            # once it holds inf.  yi is not NaN at a study by definition; an
-            # infinite yi makes a closed-form method's estimate or Q NaN or
-            # infinite, which the check of the results finds (pool_many then
-            # names the input); the iterative methods are not run on it.
+            if c != views[0].shape[1]:
+                views = _block_views(work, flags, bits, n, c)
+            block = slice(s - s0, s - s0 + c)
+            kd = dest["k"][block]
             with np.errstate(invalid="ignore"):
-                ok = kc.min() > 0 and vc.max() < np.inf
-                vb |= inf_pad
-                ok = (
-                    ok
-                    and vc.min() > 0
-                    and (not scan_y or (-np.inf < yc.min() and yc.max() < np.inf))
-                )
-            if not ok:
+                kmin = _load_block(y[s : s + c], v[s : s + c], views, kd, count_type, scan_y)
+            if not kmin:
                 bad = True
                 break
+            kmin_all = min(kmin_all, kmin)
+            yc, vc, scratch, pad = views[:4]
+            # FE, DL: straight into dest (one analysis: fit_core, which sums it as
+            # it sums it among others, see _estimators._twice); an infinite yi
+            # gives inf - inf, k = 1 DL's 0 / 0 (found, or set, in the results)
+            if closed and c > 1:
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    _est.fit_closed_into(yc, vc, kd, {key: dest[key][block] for key in keys}, method=method,
+                                         scratch=scratch, est0=est0[:c], rss=rss, k1=kmin == 1)
+                continue
+            mk = ~pad if method in _est.NEEDS_MASK else None
             with contextlib.nullcontext() if scan_y else np.errstate(invalid="ignore"):  # an infinite yi: inf - inf
-                core = _est.fit_core(yc, vc, mk, kc, method=method, rss=rss, scratch=scratch,
+                core = _est.fit_core(yc, vc, mk, kd, method=method, rss=rss, scratch=scratch,
                                      tau2=None if tau2 is None else tau2[s : s + c])
-            for key in _est.CORE_KEYS:
-                if core[key] is not None:
-                    dest[key][s - s0 : s - s0 + c] = core[key]
+            for key in keys[1:]:
+                dest[key][block] = core[key]
         if bad:
             break
         part = {key: (a[:c0] if rss or key != "rss" else None) for key, a in dest.items()}
         if test == "z":
-            _finish_z(part, res[:, s0 : s0 + c0], method, level, pi)
+            _finish_z(part, res[:, s0 : s0 + c0], method, level, pi, fwork, iwork, k1=kmin_all == 1)
             continue
         out = _est.finish(part, method=method, test=test, level=level, pi=pi)
         for j, col in enumerate(_MANY_COLUMNS):
@@ -434,13 +475,26 @@ def _pool_many_numpy(y, v, index, method: str, test: str, level: float, pi: str,
     return res, k1
 
 
-def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None:
+def _finish_rows(n: int) -> int:
+    """Float rows of :func:`_finish_z`'s work space for up to ``n`` studies:
+    what chi2_sf uses (``df // 2 + 4``: x/2, the coefficients, three for the
+    odd df), at most 16 (beyond, chi2_sf allocates its temporaries)."""
+    return min(max(1, (n - 1) // 2) + 4, 16)
+
+
+def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str, work=None, iwork=None, k1: bool = True) -> None:
     """:func:`meta._estimators.finish` for ``test="z"``, only the columns of
     pool_many, written into ``res`` (12 x m, rows in the order of
     _MANY_COLUMNS) in place: the same operations in the same order (so the
     same bits) without the columns pool_many drops (stat, tau, H2) and
-    without a temporary and a copy per column."""
+    without a temporary and a copy per column.  ``work`` (float, rows x m)
+    and ``iwork`` (int64, 2 x m): temporaries kept between calls (fresh
+    memory costs page faults; allocated here if None); ``k1``: whether some
+    analysis may have k = 1 (False skips metafor's k = 1 rules)."""
     k, q, sw0, sw0sq, tau2, sw, est = (core[c] for c in _est.CORE_KEYS[:7])
+    m = k.size
+    if work is None:
+        work, iwork = np.empty((_finish_rows(int(k.max(initial=1))), m)), np.empty((2, m), dtype=np.int64)
     col = dict(zip(_MANY_COLUMNS, res))
     res[0] = k
     for c, a in (("estimate", est), ("tau2", tau2), ("q", q)):
@@ -453,26 +507,31 @@ def _finish_z(core, res: np.ndarray, method: str, level: float, pi: str) -> None
         p = np.divide(est, se, out=col["p"])  # the z statistic, then its two-sided p (norm_sf2)
         np.abs(p, out=p)
         p *= _est._SQRT1_2
-        _lazy.special().erfc(p, out=p)
+        _est.erfc_grouped(p, out=p)  # erfc, its branches grouped
         half = np.multiply(zcrit, se, out=col["ci_high"])  # _formulas.interval: est -+ crit se
         np.subtract(est, half, out=col["ci_low"])
         np.add(est, half, out=col["ci_high"])
-        df = k - 1
-        if method == "FE":
-            np.copyto(col["i2"], _f.i2_from_q(q, df))  # Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+        df = np.subtract(k, 1, out=iwork[0, :m])
+        i2 = col["i2"]
+        if method == "FE":  # _f.i2_from_q(q, df), in place; Q = 0 (k > 1): max(0, -inf) = 0, as metafor
+            np.subtract(q, df, out=i2)
+            np.multiply(100.0, i2, out=i2)
+            i2 /= q
+            np.maximum(i2, 0.0, out=i2)
         else:  # _f.i2_from_tau2(tau2, _f.typical_variance(df, sw0, sw0sq)), in place
-            i2 = np.multiply(sw0, sw0, out=col["i2"])
+            np.multiply(sw0, sw0, out=i2)
             i2 -= sw0sq
-            s2 = np.multiply(df, sw0)
+            s2 = np.multiply(df, sw0, out=work[0, :m])
             s2 /= i2
             s2 += tau2
             np.multiply(100.0, tau2, out=i2)
             i2 /= s2
-        np.copyto(col["q_p"], _est.chi2_sf(q, np.maximum(df, 1)))
-        one = np.flatnonzero(k == 1)  # metafor: Q = 0, p = 1, I2 = 0
-        if one.size:
-            col["q_p"][one] = 1.0
-            col["i2"][one] = 0.0
+        _est.chi2_sf(q, np.maximum(df, 1, out=iwork[1, :m]), out=col["q_p"], work=work)
+        if k1:
+            one = np.flatnonzero(k == 1)  # metafor: Q = 0, p = 1, I2 = 0
+            if one.size:
+                col["q_p"][one] = 1.0
+                i2[one] = 0.0
         if pi == "default" and method == "FE":
             np.copyto(col["pi_low"], col["ci_low"])
             np.copyto(col["pi_high"], col["ci_high"])
