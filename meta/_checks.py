@@ -20,6 +20,9 @@ One mechanism for every public function of :mod:`meta.effects`,
 * :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
   complex numbers and non-numbers are refused (``np.asarray(x, float)``
   would turn True into 1.0 and drop an imaginary part with only a warning).
+  :func:`owned_numbers` also says whether the array was made here (a list
+  converted, a cast), so that a result may keep it without a copy, while an
+  array that is or may share the caller's memory is copied by whoever keeps it.
 * :func:`one_kind` - label arguments (study labels ``slab``, subgroup
   ``groups``, sort keys ``order``) must be of one kind: all strings, all
   numbers or all booleans.  ``1`` and ``"1"`` print the same and were merged

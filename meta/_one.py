@@ -255,17 +255,21 @@ def _work(y, v):
 
 
 def _centred_ss(y) -> float:
-    """``sum((y - mean(y))^2)``, ``mean(y) = sum(y) / k``, in blocks of :data:`BLOCK`
-    studies into one reused buffer (up to BLOCK studies: the two numpy calls
-    ``d = y - mean``, ``sum(d * d)``; beyond, the blocks' sums added in order)."""
+    """``sum((y - mean(y))^2)`` in one pass in blocks of :data:`BLOCK` studies
+    (one reused buffer): each block's sum of squares about its own mean,
+    merged exactly as Chan, Golub & LeVeque (1983),
+    ``sum_b [ss_b + n_b (mean_b - mean)^2]``.  Up to BLOCK studies: the numpy
+    calls ``d = y - mean``, ``sum(d * d)`` on the whole array, the same bits."""
     k = y.size
-    mean = float(_add(y)) / k
     buf = np.empty(min(k, BLOCK))
-    out = 0.0
+    parts = []
     for a in range(0, k, BLOCK):
-        d = np.subtract(y[a : a + BLOCK], mean, out=buf[: min(BLOCK, k - a)])
-        out += float(_add(np.multiply(d, d, out=d)))
-    return out
+        yb = y[a : a + BLOCK]
+        s = float(_add(yb))
+        d = np.subtract(yb, s / yb.size, out=buf[: yb.size])
+        parts.append((yb.size, s, float(_add(np.multiply(d, d, out=d)))))
+    mean = math.fsum(p[1] for p in parts) / k if len(parts) > 1 else parts[0][1] / k
+    return sum(p[2] + p[0] * (p[1] / p[0] - mean) ** 2 for p in parts)
 
 
 def _rtsafe(fun, lo, hi, scale, maxiter=_est.MAXITER, start=None):

@@ -93,30 +93,38 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
     return _checked_pair(yi, vi)[:2]
 
 
-def _checked_pair(yi, vi, keep: bool = False):
-    """``(y, v, owned, spare)``: ``yi``, ``vi`` as 1-D float arrays of one length
-    k >= 1, finite, ``vi > 0`` (``ValueError`` naming the argument and
-    positions otherwise), and for each whether the array is ours to keep
-    (made here from a list or by a cast) or may be the caller's (then a
-    result keeps a copy).  ``keep``: the caller keeps the data; for more
-    than :data:`meta._estimators.BLOCK` studies the copies of the caller's
-    arrays are then made here, in the checking pass (:func:`_screen_copy`),
-    and returned as ours, with ``spare``, an array of k floats allocated with
-    them for the weights (else None)."""
+def _as_pair(yi, vi):
+    """``(y, v, owned)``: ``yi``, ``vi`` as 1-D float arrays of one length k >= 1
+    and for each whether it is ours (:func:`_as_1d`); values not checked yet."""
     y, own_y = _as_1d(yi, "yi")
     v, own_v = _as_1d(vi, "vi")
     if y.size != v.size:
         raise ValueError(f"yi and vi must have the same length; got {y.size} and {v.size}")
     if y.size == 0:
         raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
-    # fast path: finite sums and min(v) > 0 hold for all valid input (NaN/inf propagate;
-    # an overflowing sum of finite values only sends it to the exact checks below)
-    if keep and y.size > _est.BLOCK and not (own_y and own_v):
-        y2, v2, spare, ok = _screen_copy(y, v, own_y, own_v)
-        if ok:
-            return y2, v2, (True, True), spare
-    elif math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and v.min() > 0:
-        return y, v, (own_y, own_v), None
+    return y, v, (own_y, own_v)
+
+
+def _checked_pair(yi, vi):
+    """``(y, v, owned)``: ``yi``, ``vi`` as 1-D float arrays of one length
+    k >= 1, finite, ``vi > 0`` (``ValueError`` naming the argument and
+    positions otherwise), and for each whether the array is ours to keep
+    (made here from a list or by a cast) or may be the caller's (then a
+    result keeps a copy)."""
+    y, v, owned = _as_pair(yi, vi)
+    if not _quick_ok(y, v):
+        _exact_checks(y, v)
+    return y, v, owned
+
+
+def _quick_ok(y, v) -> bool:
+    """Finite ``sum(y)``, ``sum(v)`` and ``min(v) > 0``: true for all valid input (NaN and inf
+    propagate; an overflowing sum of finite values only sends the input to :func:`_exact_checks`)."""
+    return math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and bool(v.min() > 0)
+
+
+def _exact_checks(y, v) -> None:
+    """``ValueError`` naming the argument and the positions of values that are not finite, or ``vi <= 0``."""
     bad = ~np.isfinite(y)
     if bad.any():
         raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
@@ -126,44 +134,43 @@ def _checked_pair(yi, vi, keep: bool = False):
     bad = v <= 0
     if bad.any():
         raise ValueError(f"vi must be > 0; offending positions (0-based): {_checks.positions(bad)}, values {v[bad][:10].tolist()}")
-    return y, v, (own_y, own_v), None
 
 
-def _screen_copy(y, v, own_y: bool, own_v: bool):
-    """The fast check of :func:`_checked_pair` (finite sums, ``min(v) > 0``)
-    and copies of the arrays that are not ours, in one pass in blocks of
-    :data:`meta._estimators.BLOCK` studies (each block copied, then summed
-    while in cache: ``y`` and ``v`` are read once, not twice).  Returns the
-    arrays to keep, a spare array of k floats for the weights, and whether
-    the check passed.
+def _pool_pair(yi, vi):
+    """``(y, v, owned, prepared)``: :func:`_checked_pair` for :func:`pool`, which
+    keeps the data.  Beyond one block (:data:`meta._estimators.BLOCK`
+    studies) one pass in blocks copies the caller's arrays, checks them (the
+    fast path of :func:`_checked_pair`) and takes the fit's first sums
+    (:meth:`meta._estimators._Blocks.first`), so ``y`` and ``v`` are read once
+    for all three; ``prepared``: the keyword arguments that hand those sums
+    and a spare array of k floats for the weights to
+    :func:`meta._estimators.fit_one` (else ``{}``).
 
-    The copies and the spare are the rows of one (n x k) allocation: the
-    arrays a result keeps are then freed as one block.  glibc's malloc
-    returns a freed block at the top of the heap to the system when it
-    exceeds twice the largest block it has mapped and unmapped, so three
-    8 MB arrays (k = 10^6) freed one by one went back to the system after
-    every fit and the next fit paid ~1,200 page faults (a third of a DL
-    fit's time); one block of 24 MB raises that bound for itself and its
-    pages are reused.  (A result whose ``weights`` alone are kept alive
-    keeps the block.)"""
+    The copies and the spare are the rows of one (n x k) allocation, freed as
+    one block with the result.  glibc's malloc returns a freed block at the
+    top of the heap to the system when it exceeds twice the largest block it
+    has mapped and unmapped, so three 8 MB arrays (k = 10^6) freed one by one
+    could go back to the system after every fit, and the next fit paid ~1,200
+    page faults (a third of a DL fit's time); one block of 24 MB raises that
+    bound for itself and its pages are reused.  (A result whose ``weights``
+    alone are kept alive keeps the block.)"""
+    y, v, (own_y, own_v) = _as_pair(yi, vi)
     k = y.size
-    rows = iter(np.empty((3 - own_y - own_v, k)))
-    ys = y if own_y else next(rows)
-    vs = v if own_v else next(rows)
-    spare = next(rows)
-    sy = sv = 0.0
-    positive = True
-    for a in range(0, k, _est.BLOCK):
-        b = min(a + _est.BLOCK, k)
-        yb, vb = ys[a:b], vs[a:b]
-        if not own_y:
-            np.copyto(yb, y[a:b])
-        if not own_v:
-            np.copyto(vb, v[a:b])
-        sy += float(np.add.reduce(yb))
-        sv += float(np.add.reduce(vb))
-        positive = positive and bool(vb.min() > 0)  # NaN: False
-    return ys, vs, spare, math.isfinite(sy) and math.isfinite(sv) and positive
+    if k > _est.BLOCK:
+        rows = iter(np.empty((3 - own_y - own_v, k)))
+        ys = y if own_y else next(rows)
+        vs = v if own_v else next(rows)
+        spare = next(rows)
+        blocks = _est._Blocks(ys, vs)
+        with _quiet():  # invalid input (vi <= 0, NaN) is reported below, not as numpy warnings
+            first = blocks.first(source=(None if own_y else y, None if own_v else v))
+        if first is not None:
+            return ys, vs, (True, True), {"blocks": blocks, "first": first, "weights_out": spare}
+        _exact_checks(y, v)  # raises, unless finite values only overflowed a sum (the fit reports that)
+        return y, v, (own_y, own_v), {}
+    if not _quick_ok(y, v):
+        _exact_checks(y, v)
+    return y, v, (own_y, own_v), {}
 
 
 # --------------------------------------------------------------------------- results
@@ -593,7 +600,7 @@ def pool(
     yi, vi = _frame_columns(yi, vi, "pool")
     measure = _measure_from(measure, yi, vi)
     args, index = _checks.align({"yi": yi, "vi": vi, "slab": slab})  # as _study_data, keeping the index
-    y, v, owned, spare = _checked_pair(args["yi"], args["vi"], keep=True)
+    y, v, owned, prepared = _pool_pair(args["yi"], args["vi"])
     lab = _labels(args["slab"], index, y.size, "slab")
     if type(lab) is not StudyNumbers:  # metafor's default labels 1..k are distinct
         _checks.warn_shared_labels(lab, "pool")
@@ -601,7 +608,7 @@ def pool(
         # every method on one analysis without the 2-D machinery (meta._one: the same
         # estimators); None where a sum overflows, and the 2-D fit below then reports it
         one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi, tau2=_tau2_one(y, v, method),
-                           weights_out=spare)
+                           **prepared)
         if one is None:
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:

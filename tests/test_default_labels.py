@@ -244,11 +244,22 @@ def test_block_sums_agree_with_exact_sums(offset):
         assert abs(q - _exact_q(y, v, tau2)) <= 1e-13 * _exact_q(y, v, tau2)
         assert abs(g - _exact_q(y, v, tau2, 2)) <= 1e-12 * _exact_q(y, v, tau2, 2)
         assert abs(_qprofile._gen_q(y, v, tau2) - _exact_q(y, v, tau2)) <= 1e-13 * _exact_q(y, v, tau2)
+    m = math.fsum(y.tolist()) / y.size
+    exact_ss = math.fsum((x - m) ** 2 for x in y.tolist())
+    assert abs(_one._centred_ss(y) - exact_ss) <= 1e-13 * exact_ss
     sw0, swy0, sw0sq, q0 = _est._Blocks(y, v).first()
     w0 = (1.0 / v).tolist()
     assert abs(sw0 - math.fsum(w0)) <= 1e-14 * sw0
     assert abs(sw0sq - math.fsum(x * x for x in w0)) <= 1e-14 * sw0sq
     assert abs(q0 - _exact_q(y, v, 0.0)) <= 1e-13 * q0
+    # pool's pass: the copies, its quick check of the input and the same sums at once
+    ys, vs = np.empty_like(y), np.empty_like(v)
+    assert _est._Blocks(ys, vs).first(source=(y, v)) == (sw0, swy0, sw0sq, q0)
+    assert np.array_equal(ys, y) and np.array_equal(vs, v)
+    bad = v.copy()
+    bad[-1] = -1.0  # in the last block
+    with np.errstate(all="ignore"):
+        assert _est._Blocks(np.empty_like(y), bad).first(source=(y, None)) is None
     grid = [0.0, 0.01, 0.1, 1.0]
     assert work.scores(grid) == [work.score(t) for t in grid]  # block-major scan: the same bits
 
