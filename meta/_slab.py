@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["StudyNumbers", "REPR_MAX"]
+__all__ = ["StudyNumbers", "REPR_MAX", "SHARED_MAX", "SHARED"]
 
 REPR_MAX = 1000  # up to this many labels repr() is the tuple's; beyond, numpy's summary (3 ... 3)
 SHARED_MAX = 1000  # StudyNumbers.of(k) shares one instance per k up to this
-_SHARED: dict = {}
+SHARED: dict = {}  # k -> the shared StudyNumbers(k) made so far (read it for a lookup without a call)
 
 
 @functools.lru_cache(maxsize=8)
@@ -58,11 +58,11 @@ class StudyNumbers(Sequence):
     @classmethod
     def of(cls, k: int) -> "StudyNumbers":
         """``StudyNumbers(k)``, one shared instance per k up to :data:`SHARED_MAX` (they are immutable)."""
-        s = _SHARED.get(k)
+        s = SHARED.get(k)
         if s is None:
             s = cls(k)
             if k <= SHARED_MAX:
-                _SHARED[k] = s
+                SHARED[k] = s
         return s
 
     def __setattr__(self, name, value):
