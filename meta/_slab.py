@@ -9,11 +9,12 @@ holds only ``k`` and behaves as the tuple ``(1, ..., k)``: length, indexing
 ``count``, ``==`` / ``hash`` / ordering as the tuple (``(1, 2, 3) ==
 StudyNumbers(3)`` is True: the tuple's comparison returns NotImplemented for
 another type, so Python asks this one), ``+`` and ``*`` with tuples (giving
-tuples), ``repr``, pickling and ``np.asarray`` / ``pd.Index`` (through
-``__array__``: ``np.arange(1, k + 1)``, the int64 array of the tuple).  Unlike
-a tuple it is not equal to a ``range``, and ``isinstance(x, tuple)`` is False
-(``isinstance(x, collections.abc.Sequence)`` is True); ``tuple(x)`` gives the
-tuple itself.
+tuples), ``repr`` (beyond :data:`REPR_MAX` labels numpy's summary
+``(1, 2, 3, ..., k)``, not a 7 MB string), pickling and ``np.asarray`` /
+``pd.Index`` (through ``__array__``: ``np.arange(1, k + 1)``, the int64 array
+of the tuple).  As the tuple, it is not equal to a list or a ``range``.
+Unlike it, ``isinstance(x, tuple)`` is False (``isinstance(x,
+collections.abc.Sequence)`` is True); ``tuple(x)`` gives the tuple itself.
 """
 
 from __future__ import annotations
