@@ -20,6 +20,9 @@ One mechanism for every public function of :mod:`meta.effects`,
 * :func:`real`, :func:`numbers` - numeric input as a float array: booleans,
   complex numbers and non-numbers are refused (``np.asarray(x, float)``
   would turn True into 1.0 and drop an imaginary part with only a warning).
+  :func:`owned_numbers` also says whether the array was made here (a list
+  converted, a cast), so that a result may keep it without a copy, while an
+  array that is or may share the caller's memory is copied by whoever keeps it.
 * :func:`one_kind` - label arguments (study labels ``slab``, subgroup
   ``groups``, sort keys ``order``) must be of one kind: all strings, all
   numbers or all booleans.  ``1`` and ``"1"`` print the same and were merged
@@ -253,16 +256,26 @@ def numbers(x: Any, name: str) -> np.ndarray:
     finiteness check).  A float64 array (or float64 Series/DataFrame) is
     returned as it is, not copied: callers only read it (``pool_many`` on a
     large grid would otherwise hold each input twice)."""
+    return owned_numbers(x, name)[0]
+
+
+def owned_numbers(x: Any, name: str) -> tuple[np.ndarray, bool]:
+    """:func:`numbers` and whether the array is one made here that nothing
+    else refers to (a list converted, another dtype cast): a caller that keeps
+    the data may keep that array as it is.  False where it is, or may share
+    memory with, the caller's object (a float64 array, a pandas object's
+    values, whatever ``__array__`` returns): a caller that keeps the data
+    copies it, so that the caller's array stays theirs."""
     if type(x) is np.ndarray and x.dtype == np.float64 and (x.flags.c_contiguous or x.flags.f_contiguous):
-        return x  # already what is asked for: no copy (pool_many on 1e6 x 10 would double its memory)
+        return x, False  # already what is asked for: no copy (pool_many on 1e6 x 10 would double its memory)
     real(x, name)
     if isinstance(x, (pd.Series, pd.DataFrame)):
         if isinstance(x, pd.Series) and x.dtype == np.float64:
-            return x.to_numpy()  # NaN already NaN: a view, not a copy
+            return x.to_numpy(), False  # NaN already NaN: a view, not a copy
         if isinstance(x, pd.DataFrame) and x.shape[1] and all(d == np.float64 for d in x.dtypes):
-            return x.to_numpy()  # one float block: a view
-        try:
-            return x.to_numpy(dtype=float, na_value=np.nan)
+            return x.to_numpy(), False  # one float block: a view
+        try:  # a nullable Float64 column without NA may come back as its own values: not owned
+            return x.to_numpy(dtype=float, na_value=np.nan), False
         except (TypeError, ValueError):
             raise ValueError(f"{name} must be numbers; got a pandas object of dtype {getattr(x, 'dtype', 'object')}") from None
     try:
@@ -272,9 +285,10 @@ def numbers(x: Any, name: str) -> np.ndarray:
     if a.dtype.kind not in "iufUSO":  # strings of numbers ("0.5") are converted below, as before
         raise ValueError(f"{name} must be numbers, got dtype {a.dtype}")
     if a.dtype == np.float64:
-        return a  # np.asarray made no copy of a float64 array (or made the only one of a list)
+        # np.asarray made no copy of a float64 array (or made the only one of a list or tuple)
+        return a, isinstance(x, (list, tuple))
     try:
-        return a.astype(float)
+        return a.astype(float), True  # astype copies
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{name} must be numbers (list, array or Series); got {type(x).__name__}: {exc}") from None
 

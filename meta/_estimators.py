@@ -907,6 +907,67 @@ class _Blocks:
                 sw2 += float(np.add.reduce(np.multiply(w, w, out=t)))
         return sw, swy, sw2
 
+    def first(self, source=None):
+        """``sum(w0)``, ``sum(w0 y)``, ``sum(w0^2)`` and Cochran's
+        ``Q = sum(w0 (y - est0)^2)``, ``w0 = 1/v``, ``est0 = sum(w0 y) / sum(w0)``,
+        in one pass: each block's Q about its own weighted mean
+        ``m_b = sum_b(w0 y) / sum_b(w0)``, merged exactly as Chan, Golub &
+        LeVeque (1983) merge sums of squares, ``Q = sum_b [Q_b + sum_b(w0) (m_b - est0)^2]``
+        (every term >= 0: nothing cancels).  One block: ``m_b = est0`` and
+        ``Q`` is :meth:`rss` at ``est0``, the same bits; several: Q moves by a
+        few ulp against the two-pass sum, and ``y``, ``v`` are read once instead of twice.
+
+        ``source``: ``(y_from, v_from)`` (each an array or None) for
+        :func:`meta.pool.pool`: each block is first copied from them into
+        ``y`` / ``v`` and screened as pool's quick check of its input
+        (finite ``sum(y)``, ``sum(v)``, ``min(v) > 0``) in the same pass;
+        None where the screen fails (then the sums mean nothing)."""
+        parts = []
+        sy = sv = 0.0
+        positive = True
+        for a, b in self.blocks:
+            if source is not None:
+                yb, vb = self.y[a:b], self.v[a:b]
+                if source[0] is not None:
+                    np.copyto(yb, source[0][a:b])
+                if source[1] is not None:
+                    np.copyto(vb, source[1][a:b])
+                sy += float(np.add.reduce(yb))
+                sv += float(np.add.reduce(vb))
+                positive = positive and bool(vb.min() > 0)  # NaN: False
+            w = self._weights(a, b, 0.0)
+            t = self.t[: b - a]
+            sw = float(np.add.reduce(w))
+            swy = float(np.add.reduce(np.multiply(w, self.y[a:b], out=t)))
+            sw2 = float(np.add.reduce(np.multiply(w, w, out=t)))
+            r = np.subtract(self.y[a:b], swy / sw, out=t)
+            r *= r
+            r *= w
+            parts.append((sw, swy, sw2, float(np.add.reduce(r))))
+        if source is not None and not (math.isfinite(sy) and math.isfinite(sv) and positive):
+            return None
+        sw0 = swy0 = sw0sq = 0.0
+        for p in parts:  # block order, as sums()
+            sw0 += p[0]
+            swy0 += p[1]
+            sw0sq += p[2]
+        est0 = swy0 / sw0
+        q = 0.0
+        for p in parts:
+            d = p[1] / p[0] - est0
+            q += p[3] + p[0] * d * d
+        return sw0, swy0, sw0sq, q
+
+    def weights(self, tau2, sw, out=None):
+        """``100 / (sw (v + tau2))``: each study's percent weight (metafor ``weights()``),
+        written block by block into ``out`` (default a new array; each block divided while in cache)."""
+        out = np.empty(self.v.size) if out is None else out
+        c = 100.0 / sw
+        for a, b in self.blocks:
+            wa = np.add(self.v[a:b], tau2, out=out[a:b])
+            np.divide(c, wa, out=wa)
+        return out
+
     def rss(self, tau2, est):
         """``sum(w (y - est)^2)``."""
         out = 0.0
@@ -939,7 +1000,8 @@ def _chi2_sf_one(x, df):
     return float(out) if math.isfinite(out) else float(_lazy.special().chdtrc(df, x))
 
 
-def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None):
+def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None, blocks=None, first=None,
+            weights_out=None):
     """One analysis (1-D ``y``, ``v``, no padding): the fit of :func:`fit`
     (m = 1) without its 2-D machinery, for :func:`meta.pool.pool` (a call
     costs a few numpy operations instead of ~150).  FE, DL and HS compute
@@ -951,16 +1013,21 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
     per-study Python loop), so results agree with :func:`fit` to a few ulp
     (~1e-15 relative), not bit for bit.  Returns :func:`fit`'s dictionary
     with floats (``weights`` an array), or None where a sum is not finite or
-    a division fails (the caller then runs :func:`fit`, which reports it)."""
+    a division fails (the caller then runs :func:`fit`, which reports it).
+    Beyond LIST_MAX studies the caller may hand over ``blocks`` (the
+    :class:`_Blocks` of ``y``, ``v``) with ``first`` (its :meth:`_Blocks.first`
+    sums, taken while checking the input) and ``weights_out`` (an array of k
+    floats for the weights; default a new one)."""
     k = y.size
     df = k - 1
     big = k > LIST_MAX
     try:
         if big:
-            blocks = _Blocks(y, v)
-            sw0, swy, sw0sq = blocks.sums(0.0, squares=True)
+            if blocks is None:
+                blocks = _Blocks(y, v)
+            sw0, swy, sw0sq, q = blocks.first() if first is None else first  # Q at est0 in the same pass
             est0 = swy / sw0
-            q = max(blocks.rss(0.0, est0), 0.0) if k > 1 else 0.0
+            q = max(q, 0.0) if k > 1 else 0.0
             w0 = None
         else:
             yl, vl = y.tolist(), v.tolist()
@@ -1047,9 +1114,7 @@ def fit_one(y, v, *, method="DL", test="z", level=0.95, pi="default", tau2=None)
     if not all(math.isfinite(out[c]) for c in ("estimate", "se", "ci_low", "ci_high", "tau2", "q")):
         return None
     if big:  # the one k-sized array of the fit: the weights (percent) it returns
-        wa = np.add(v, tau2)
-        np.divide(100.0 / sw, wa, out=wa)
-        out["weights"] = wa
+        out["weights"] = blocks.weights(tau2, sw, weights_out)
     else:
         out["weights"] = 100.0 * np.asarray(w, dtype=float) / sw
     return out

@@ -12,14 +12,19 @@ differs:
   every sign change + to - of the score on a grid with spacing factor
   sqrt(2) up to a proven bound of every root, see ``tau2_mle``) is one
   vectorised evaluation of the (grid points x studies) array for small k,
-  and a loop over grid points with reused buffers for large k (at most
-  :data:`CELLS` cells at once);
+  and for large k block by block of studies, every grid point on a block
+  while it is in cache (:meth:`_Work.scores`);
 * Newton / bisection (Press et al. 2007, ``rtsafe``) runs on Python floats
   for the one bracket (or few) found, with the same rules as
   :func:`meta._estimators._bracketed_root`;
 * every sum over the studies is a plain ufunc reduction (no BLAS: its
-  threads stall on a loaded 2-core machine) into buffers allocated once
-  per call, so time grows linearly in k.
+  threads stall on a loaded 2-core machine), taken in blocks of
+  :data:`BLOCK` studies in buffers allocated once per call (no k-sized
+  temporary: at k = 1,000,000 each would be 8 MB of fresh memory, paid in
+  page faults and cache misses), so time grows linearly in k.  Up to
+  BLOCK studies that is one block: the same numpy calls on the whole
+  arrays; beyond, the blocks' pairwise sums are added in block order, which
+  moves a sum by a few ulp against one pairwise sum over all k.
 
 Results agree with the 2-D code to rounding (tests/test_estimators.py,
 tests/test_pool.py hold both to metafor).
@@ -100,6 +105,37 @@ class _Work:
         obs = 2.0 * (supu - swu * swu / sw) - fisher
         return score, (obs if obs > 0 else fisher)
 
+    def scores(self, grid, ml=False):
+        """:meth:`score` (no ``info``) at every ``tau2`` of the list ``grid``,
+        block-major: each block of studies is evaluated at every grid point
+        while it is in cache, so the arrays are read twice per scan (sums,
+        then residuals) instead of twice per grid point.  The same numpy calls
+        on the same blocks, each grid point's sums added in block order: the
+        same bits as ``[score(t) for t in grid]``."""
+        g = range(len(grid))
+        sw, swy = [0.0] * len(grid), [0.0] * len(grid)
+        for a, b in self.blocks:
+            n = b - a
+            yb, t = self.y[a:b], self.t[:n]
+            for j in g:
+                w = self._weights(a, b, grid[j])
+                sw[j] += float(_add(w))
+                swy[j] += float(_add(np.multiply(w, yb, out=t)))
+        est = [swy[j] / sw[j] for j in g]
+        sw2, swr2 = [0.0] * len(grid), [0.0] * len(grid)
+        for a, b in self.blocks:
+            n = b - a
+            yb, r = self.y[a:b], self.r[:n]
+            for j in g:
+                w = self._weights(a, b, grid[j])
+                wr = np.subtract(yb, est[j], out=r)
+                wr *= w
+                t = np.multiply(w, w, out=self.t[:n])
+                sw2[j] += float(_add(t))
+                t = np.multiply(wr, wr, out=self.t[:n])
+                swr2[j] += float(_add(t))
+        return [swr2[j] - (sw[j] if ml else sw[j] - sw2[j] / sw[j]) for j in g]
+
     def loglik(self, tau2, ml=False):
         """:func:`meta._estimators.reml_loglik` for one analysis."""
         _, sw, est = self.sums(tau2)
@@ -115,7 +151,9 @@ class _Work:
         return -0.5 * (-logs + (0.0 if ml else math.log(sw)) + rss)
 
     def pm_q(self, tau2, deriv=False):
-        """:func:`meta._estimators._pm_q` for one analysis."""
+        """:func:`meta._estimators._pm_q` for one analysis (several blocks: :meth:`_pm_q_merged`)."""
+        if len(self.blocks) > 1:
+            return self._pm_q_merged(tau2, deriv)
         _, sw, est = self.sums(tau2)
         q = g = 0.0
         for a, b in self.blocks:
@@ -126,6 +164,44 @@ class _Work:
             if deriv:
                 g += float(_add(np.multiply(wr, wr, out=w)))
             q += float(_add(np.multiply(wr, r, out=r)))
+        return (q, g) if deriv else q
+
+    def _pm_q_merged(self, tau2, deriv=False):
+        """:meth:`pm_q` in one pass over the studies: each block's sums about
+        its own weighted mean ``m_b = sum_b(w y) / sum_b(w)``, merged as Chan,
+        Golub & LeVeque (1983) merge sums of squares:
+        ``Q = sum_b [q_b + sw_b d_b^2]`` and (slope)
+        ``sum w^2 (y - est)^2 = sum_b [g_b + 2 d_b x_b + d_b^2 s_b]``, with
+        ``d_b = m_b - est``, ``q_b = sum_b w (y - m_b)^2``,
+        ``g_b = sum_b w^2 (y - m_b)^2``, ``x_b = sum_b w^2 (y - m_b)``,
+        ``s_b = sum_b w^2`` (exact identities; every ``q_b``, ``g_b`` and
+        ``sw_b d_b^2`` is >= 0, so nothing cancels in Q).  Reads ``y`` and
+        ``v`` once per evaluation instead of twice; Q moves by a few ulp
+        against the two-pass sum."""
+        parts = []
+        for a, b in self.blocks:
+            n = b - a
+            yb, t = self.y[a:b], self.t[:n]
+            w = self._weights(a, b, tau2)
+            sw_b = float(_add(w))
+            swy_b = float(_add(np.multiply(w, yb, out=t)))
+            r = np.subtract(yb, swy_b / sw_b, out=self.r[:n])
+            u = np.multiply(w, r, out=t)  # w (y - m_b)
+            q_b = float(_add(np.multiply(u, r, out=r)))
+            if deriv:
+                x_b = float(_add(np.multiply(w, u, out=r)))
+                s_b = float(_add(np.multiply(w, w, out=r)))
+                g_b = float(_add(np.multiply(u, u, out=w)))
+                parts.append((sw_b, swy_b, q_b, g_b, x_b, s_b))
+            else:
+                parts.append((sw_b, swy_b, q_b))
+        est = math.fsum(p[1] for p in parts) / math.fsum(p[0] for p in parts)
+        q = g = 0.0
+        for p in parts:
+            d = p[1] / p[0] - est
+            q += p[2] + p[0] * d * d
+            if deriv:
+                g += p[3] + 2.0 * d * p[4] + d * d * p[5]
         return (q, g) if deriv else q
 
 
@@ -176,6 +252,24 @@ class _ListWork:
 
 def _work(y, v):
     return _ListWork(y, v) if y.size <= LIST_MAX else _Work(y, v)
+
+
+def _centred_ss(y) -> float:
+    """``sum((y - mean(y))^2)`` in one pass in blocks of :data:`BLOCK` studies
+    (one reused buffer): each block's sum of squares about its own mean,
+    merged exactly as Chan, Golub & LeVeque (1983),
+    ``sum_b [ss_b + n_b (mean_b - mean)^2]``.  Up to BLOCK studies: the numpy
+    calls ``d = y - mean``, ``sum(d * d)`` on the whole array, the same bits."""
+    k = y.size
+    buf = np.empty(min(k, BLOCK))
+    parts = []
+    for a in range(0, k, BLOCK):
+        yb = y[a : a + BLOCK]
+        s = float(_add(yb))
+        d = np.subtract(yb, s / yb.size, out=buf[: yb.size])
+        parts.append((yb.size, s, float(_add(np.multiply(d, d, out=d)))))
+    mean = math.fsum(p[1] for p in parts) / k if len(parts) > 1 else parts[0][1] / k
+    return sum(p[2] + p[0] * (p[1] / p[0] - mean) ** 2 for p in parts)
 
 
 def _rtsafe(fun, lo, hi, scale, maxiter=_est.MAXITER, start=None):
@@ -278,8 +372,8 @@ def tau2_mle(y, v, ml=False, maxiter=_est.MAXITER):
     grid[0] = 0.0
     if k * 4 <= CELLS:  # the caller silences overflow (pool's errstate)
         s = _scan(y, v, grid, ml).tolist()
-    else:  # one grid point at a time in the reused buffers: no fresh k-sized temporaries
-        s = [work.score(t, ml=ml) for t in grid.tolist()]
+    else:  # every grid point on each block of studies while it is in cache (Work.scores)
+        s = work.scores(grid.tolist(), ml=ml)
     jj = [j for j in range(g) if s[j] > 0 and s[j + 1] <= 0]  # each a local maximum
     if not jj:
         return 0.0
@@ -317,8 +411,7 @@ def tau2_pm(y, v, maxiter=_est.MAXITER):
         hi = sum((x - ybar) ** 2 for x in work.yl) / df
         scale = sum(work.vl) / k
     else:
-        d = y - float(_add(y)) / k
-        hi = float(_add(d * d)) / df
+        hi = _centred_ss(y) / df
         scale = float(_add(v)) / k
 
     def fun(t):
@@ -333,8 +426,7 @@ def tau2_he(y, v):
     k = y.size
     if k < 2:
         return 0.0
-    d = y - float(_add(y)) / k
-    t = (float(_add(d * d)) - (k - 1) / k * float(_add(v))) / (k - 1)
+    t = (_centred_ss(y) - (k - 1) / k * float(_add(v))) / (k - 1)
     return max(t, 0.0)
 
 
@@ -343,12 +435,9 @@ def tau2_sj(y, v):
     k = y.size
     if k < 2:
         return 0.0
-    d = y - float(_add(y)) / k
-    t0 = float(_add(d * d)) / k
-    w = 1.0 / (v + t0)
-    est = float(_add(w * y)) / float(_add(w))
-    r = y - est
-    return max(t0 * float(_add(w * r * r)) / (k - 1), 0.0)
+    t0 = _centred_ss(y) / k
+    # sum(w (y - est)^2), w = 1/(v + t0): the generalised Q in blocks (numpy at every k, as the 2-D code)
+    return max(t0 * _Work(y, v).pm_q(t0) / (k - 1), 0.0)
 
 
 def tau2_one(y, v, method, q=None, sw0=None):

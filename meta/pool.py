@@ -60,6 +60,7 @@ from meta import _estimators as _est
 from meta._formulas import hksj_factor as _f_hksj
 from meta import _subgroup_tau2 as _sub
 from meta._measures import measure_of as _measure_of
+from meta._slab import SHARED as _SHARED_LABELS, StudyNumbers
 from meta.many import pool_many  # noqa: F401  (public name of meta.pool; the engines live in meta.many)
 
 __all__ = [
@@ -77,26 +78,53 @@ _MODEL_NAMES = {m: "Fixed-Effects Model" if m == "FE" else "Random-Effects Model
 # --------------------------------------------------------------------------- input checks
 
 
-def _as_1d(x, name: str) -> np.ndarray:
-    a = _checks.numbers(x, name)
+def _as_1d(x, name: str) -> tuple[np.ndarray, bool]:
+    """``x`` as a 1-D float array and whether it is ours (:func:`meta._checks.owned_numbers`)."""
+    a, owned = _checks.owned_numbers(x, name)
     if a.ndim == 0:
         a = a.reshape(1)
     if a.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional; got shape {a.shape}")
-    return a
+    return a, owned
 
 
 def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
-    y = _as_1d(yi, "yi")
-    v = _as_1d(vi, "vi")
+    """``yi``, ``vi`` checked (see :func:`_checked_pair`) as 1-D float arrays."""
+    return _checked_pair(yi, vi)[:2]
+
+
+def _as_pair(yi, vi):
+    """``(y, v, owned)``: ``yi``, ``vi`` as 1-D float arrays of one length k >= 1
+    and for each whether it is ours (:func:`_as_1d`); values not checked yet."""
+    y, own_y = _as_1d(yi, "yi")
+    v, own_v = _as_1d(vi, "vi")
     if y.size != v.size:
         raise ValueError(f"yi and vi must have the same length; got {y.size} and {v.size}")
     if y.size == 0:
         raise ValueError("yi is empty: at least one study (k >= 1) is needed to pool")
-    # fast path: finite sums and min(v) > 0 hold for all valid input (NaN/inf propagate;
-    # an overflowing sum of finite values only sends it to the exact checks below)
-    if math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and v.min() > 0:
-        return y, v
+    return y, v, (own_y, own_v)
+
+
+def _checked_pair(yi, vi):
+    """``(y, v, owned)``: ``yi``, ``vi`` as 1-D float arrays of one length
+    k >= 1, finite, ``vi > 0`` (``ValueError`` naming the argument and
+    positions otherwise), and for each whether the array is ours to keep
+    (made here from a list or by a cast) or may be the caller's (then a
+    result keeps a copy)."""
+    y, v, owned = _as_pair(yi, vi)
+    if not _quick_ok(y, v):
+        _exact_checks(y, v)
+    return y, v, owned
+
+
+def _quick_ok(y, v) -> bool:
+    """Finite ``sum(y)``, ``sum(v)`` and ``min(v) > 0``: true for all valid input (NaN and inf
+    propagate; an overflowing sum of finite values only sends the input to :func:`_exact_checks`)."""
+    return math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and bool(v.min() > 0)
+
+
+def _exact_checks(y, v) -> None:
+    """``ValueError`` naming the argument and the positions of values that are not finite, or ``vi <= 0``."""
     bad = ~np.isfinite(y)
     if bad.any():
         raise ValueError(f"yi must be finite (no NaN or inf); offending positions (0-based): {_checks.positions(bad)}")
@@ -106,7 +134,47 @@ def _check_pair(yi, vi) -> tuple[np.ndarray, np.ndarray]:
     bad = v <= 0
     if bad.any():
         raise ValueError(f"vi must be > 0; offending positions (0-based): {_checks.positions(bad)}, values {v[bad][:10].tolist()}")
-    return y, v
+
+
+def _pool_pair(yi, vi):
+    """``(y, v, owned, prepared)``: :func:`_checked_pair` for :func:`pool`, which
+    keeps the data.  Beyond one block (:data:`meta._estimators.BLOCK`
+    studies) one pass in blocks copies the caller's arrays, checks them (the
+    fast path of :func:`_checked_pair`) and takes the fit's first sums
+    (:meth:`meta._estimators._Blocks.first`), so ``y`` and ``v`` are read once
+    for all three; ``prepared``: the keyword arguments that hand those sums
+    and a spare array of k floats for the weights to
+    :func:`meta._estimators.fit_one` (else ``{}``).
+
+    The copies and the spare are the rows of one (n x k) allocation, freed as
+    one block with the result.  glibc's malloc returns a freed block at the
+    top of the heap to the system when it exceeds twice the largest block it
+    has mapped and unmapped, so three 8 MB arrays (k = 10^6) freed one by one
+    could go back to the system after every fit, and the next fit paid ~1,200
+    page faults (a third of a DL fit's time); one block of 24 MB raises that
+    bound for itself and its pages are reused.  (A result whose ``weights``
+    alone are kept alive keeps the block.)"""
+    y, v, (own_y, own_v) = _as_pair(yi, vi)
+    k = y.size
+    if k > _est.BLOCK:
+        rows = iter(np.empty((3 - own_y - own_v, k)))
+        ys = y if own_y else next(rows)
+        vs = v if own_v else next(rows)
+        spare = next(rows)
+        blocks = _est._Blocks(ys, vs)
+        with _quiet():  # invalid input (vi <= 0, NaN) is reported below, not as numpy warnings
+            first = blocks.first(source=(None if own_y else y, None if own_v else v))
+        if first is not None:
+            return ys, vs, (True, True), {"blocks": blocks, "first": first, "weights_out": spare}
+        _exact_checks(y, v)  # raises, unless finite values only overflowed a sum (the fit reports that)
+        return y, v, (own_y, own_v), _NOTHING_PREPARED
+    # _quick_ok inline: a Python call is ~2% of a fit of five studies
+    if not (math.isfinite(float(np.add.reduce(y))) and math.isfinite(float(np.add.reduce(v))) and v.min() > 0):
+        _exact_checks(y, v)
+    return y, v, (own_y, own_v), _NOTHING_PREPARED
+
+
+_NOTHING_PREPARED: dict = {}  # fit_one's keyword arguments when nothing was prepared (never mutated)
 
 
 # --------------------------------------------------------------------------- results
@@ -134,10 +202,15 @@ class PoolResult:
     every later verb takes the result alone (``egger(res)``,
     ``trimfill(res)``, ``leave_one_out(res)``, ``cumulative(res, order=)``,
     ``forest(res)``, ``funnel(res)``): ``yi``, ``vi`` (read-only float
-    arrays, in the order of ``weights``) and ``slab`` (study labels, a tuple:
-    metafor's name; default the pandas index of the input, else 1..k).  They
-    are left out of ``to_frame()``, ``repr`` and ``==``.  ``None`` / ``()``
-    for a result built by hand without data.
+    arrays, in the order of ``weights``) and ``slab`` (study labels,
+    metafor's name: a tuple of the labels given or of the pandas index of the
+    input; without either, metafor's 1..k as a
+    :class:`meta._slab.StudyNumbers`, an immutable sequence that stores only k
+    and behaves as the tuple ``(1, ..., k)``: equal to it (both ways), the same
+    hash, indexing and slicing (a slice is a tuple), iteration, ``in``,
+    ``repr``, pickling, ``np.asarray``; ``tuple(res.slab)`` gives the tuple).
+    They are left out of ``to_frame()``, ``repr`` and ``==``.  ``None`` /
+    ``()`` for a result built by hand without data.
 
     ``measure``: what ``yi`` measure (metafor's codes, :data:`meta._measures.MEASURES`:
     ``"SMD"``, ``"OR"``, ``"ZCOR"``, ...; ``"GEN"`` when unknown, as metafor's
@@ -173,7 +246,7 @@ class PoolResult:
     pi: str = "default"
     yi: np.ndarray | None = field(default=None, repr=False, compare=False)
     vi: np.ndarray | None = field(default=None, repr=False, compare=False)
-    slab: tuple = field(default=(), repr=False, compare=False)
+    slab: tuple | StudyNumbers = field(default=(), repr=False, compare=False)
     measure: str = "GEN"
     data_index: pd.Index | None = field(default=None, repr=False, compare=False)
 
@@ -184,7 +257,8 @@ class PoolResult:
                 a = np.array(a, dtype=float)  # a copy: the caller's array stays theirs
                 a.setflags(write=False)
                 object.__setattr__(self, name, a)
-        object.__setattr__(self, "slab", tuple(self.slab))
+        if type(self.slab) is not StudyNumbers:  # (type(): an ABC's isinstance costs ~0.3 us)
+            object.__setattr__(self, "slab", tuple(self.slab))
         object.__setattr__(self, "measure", _measure_name(self.measure))
 
     def __repr__(self) -> str:
@@ -283,10 +357,12 @@ def _measure_from(measure, *args) -> str:
 
 
 def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None, vi=None, slab=(), measure="GEN",
-            data_index=None) -> PoolResult:
-    """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars)."""
+            data_index=None, owned=(False, False)) -> PoolResult:
+    """PoolResult of analysis ``i`` of ``out`` (arrays per analysis; ``i=None``: ``out`` holds scalars).
+    ``owned``: whether ``yi``, ``vi`` are arrays made by the caller that nothing else refers to
+    (kept as they are, made read-only); the others are copied by the result."""
     o = out if i is None else {c: out[c][i] for c in _RESULT_KEYS}
-    return PoolResult(
+    res = PoolResult(
         k=int(o["k"]),
         estimate=float(o["estimate"]),
         se=float(o["se"]),
@@ -308,12 +384,19 @@ def _result(out: dict, i, method, test, level, pi, weights: np.ndarray, yi=None,
         test=test if o["t_used"] else "z",
         level=float(level),
         pi=pi,
-        yi=yi,
-        vi=vi,
+        yi=None if owned[0] else yi,
+        vi=None if owned[1] else vi,
         slab=slab,
         measure=measure,
         data_index=data_index,
     )
+    if owned[0] or owned[1]:
+        for name, a, own in (("yi", yi, owned[0]), ("vi", vi, owned[1])):
+            if own and a is not None:  # ours alone: no second copy
+                a = np.asarray(a, dtype=float)
+                a.setflags(write=False)
+                object.__setattr__(res, name, a)
+    return res
 
 
 _RESULT_KEYS = (
@@ -341,18 +424,29 @@ def _quiet():
     return np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
-def _labels(labels, index, k: int, name: str = "labels") -> tuple:
-    """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor)."""
+def _labels(labels, index, k: int, name: str = "labels") -> tuple | StudyNumbers:
+    """Study labels: ``labels`` if given, else the pandas index of the input, else 1..k (metafor;
+    a :class:`meta._slab.StudyNumbers`, which stands for the tuple without k Python ints)."""
     if labels is None:
         if index is not None:
             _checks.one_kind(index, f"the index of the input (the study labels, {name})")
             return tuple(index)
-        return tuple(range(1, k + 1))  # metafor's default study labels 1..k
+        lab = _SHARED_LABELS.get(k)  # metafor's default study labels 1..k
+        return lab if lab is not None else StudyNumbers.of(k)
+    if type(labels) is StudyNumbers and len(labels) == k:  # a result's default labels passed on
+        return labels
     lab = list(labels.to_numpy() if isinstance(labels, (pd.Series, pd.Index)) else labels)
     if len(lab) != k:
         raise ValueError(f"{name} must have one entry per study ({k}); got {len(lab)}")
     _checks.one_kind(lab, name)
     return tuple(lab)
+
+
+def _take(labels, pos) -> list:
+    """The labels at positions ``pos`` (0-based integers), as a list."""
+    if type(labels) is StudyNumbers:
+        return (np.asarray(pos, dtype=np.int64) + 1).tolist()  # label i + 1 at position i, as Python ints
+    return [labels[i] for i in pos]
 
 
 def _study_data(yi, vi, labels, extra: dict, who: str, label_name: str = "labels"):
@@ -386,7 +480,7 @@ def _from_result(res: "PoolResult", vi, labels, extra: dict, options: dict, who:
                 f"options come from it (refit with pool(..., {key}={value!r}) to change them)"
             )
         opts[key] = have
-    slab = res.slab if len(res.slab) == res.k else tuple(range(1, res.k + 1))
+    slab = res.slab if len(res.slab) == res.k else StudyNumbers.of(res.k)
     args = extra
     if any(isinstance(x, (pd.Series, pd.DataFrame)) for x in extra.values()):
         # a Series pairs with the studies by the input's index (a column of the same table) or by slab
@@ -511,22 +605,23 @@ def pool(
     yi, vi = _frame_columns(yi, vi, "pool")
     measure = _measure_from(measure, yi, vi)
     args, index = _checks.align({"yi": yi, "vi": vi, "slab": slab})  # as _study_data, keeping the index
-    y, v = _check_pair(args["yi"], args["vi"])
+    y, v, owned, prepared = _pool_pair(args["yi"], args["vi"])
     lab = _labels(args["slab"], index, y.size, "slab")
-    if slab is not None or index is not None:  # metafor's default labels 1..k are distinct
+    if type(lab) is not StudyNumbers:  # metafor's default labels 1..k are distinct
         _checks.warn_shared_labels(lab, "pool")
     with _quiet():
         # every method on one analysis without the 2-D machinery (meta._one: the same
         # estimators); None where a sum overflows, and the 2-D fit below then reports it
-        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi, tau2=_tau2_one(y, v, method))
+        one = _est.fit_one(y, v, method=method, test=test, level=level, pi=pi, tau2=_tau2_one(y, v, method),
+                           **prepared)
         if one is None:
             out = _est.fit(y[:, None], v[:, None], np.ones((y.size, 1), bool), method=method, test=test, level=level, pi=pi, weights=True)
     if one is not None:
         _checks.warn_k1(test, int(y.size == 1))
-        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab, measure, index)
+        return _result(one, None, method, test, level, pi, one["weights"], y, v, lab, measure, index, owned)
     _checks.finite_results(_finite(out), "yi, vi", "pool")
     _checks.warn_k1(test, int(y.size == 1))
-    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab, measure, index)
+    return _result(out, 0, method, test, level, pi, out["weights"][:, 0], y, v, lab, measure, index, owned)
 
 
 # --------------------------------------------------------------------------- sensitivity
@@ -626,7 +721,7 @@ def cumulative(
     with _quiet():
         core = _refits.cumulative_core(y[idx], v[idx], method, test)
     df = _fit_refits(core, method, test, level, pi, "cumulative")
-    df.insert(0, "added", [lab[i] for i in idx])
+    df.insert(0, "added", _take(lab, idx))
     return df
 
 
@@ -854,8 +949,8 @@ def subgroups(
     for j, name in enumerate(labels):
         pos = np.flatnonzero(codes == j)
         res[str(name)] = _result(out, j, method, test, level, pi, out["weights"][mask[:, j], j], y[pos], v[pos],
-                                 [lab[i] for i in pos], measure)
-    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=list(lab), measure=measure)
+                                 _take(lab, pos), measure, owned=(True, True))  # y[pos]: new arrays
+    overall = pool(y, v, method=method, test=test, level=level, pi=pi, slab=lab, measure=measure)
     qb = float(qm) if mode == "common" else _wald_between({"estimate": [r.estimate for r in res.values()],
                                                            "se": [r.se for r in res.values()]})
     dfb = len(labels) - 1
