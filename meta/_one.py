@@ -11,9 +11,8 @@ differs:
 * the REML/ML score scan over the log grid (the global-maximum guarantee:
   every sign change + to - of the score on a grid with spacing factor
   sqrt(2) up to a proven bound of every root, see ``tau2_mle``) is one
-  vectorised evaluation of the (grid points x studies) array for small k,
-  and for large k block by block of studies, every grid point on a block
-  while it is in cache (:meth:`_Work.scores`);
+  vectorised evaluation of the (grid points x studies) array, in tiles of
+  the same number of cells at every k (:func:`_scan`, :func:`_scan_blocks`);
 * Newton / bisection (Press et al. 2007, ``rtsafe``) runs on Python floats
   for the one bracket (or few) found, with the same rules as
   :func:`meta._estimators._bracketed_root`;
@@ -104,37 +103,6 @@ class _Work:
         fisher = sw2 if ml else sw2 - 2.0 * sw3 / sw + (sw2 / sw) ** 2
         obs = 2.0 * (supu - swu * swu / sw) - fisher
         return score, (obs if obs > 0 else fisher)
-
-    def scores(self, grid, ml=False):
-        """:meth:`score` (no ``info``) at every ``tau2`` of the list ``grid``,
-        block-major: each block of studies is evaluated at every grid point
-        while it is in cache, so the arrays are read twice per scan (sums,
-        then residuals) instead of twice per grid point.  The same numpy calls
-        on the same blocks, each grid point's sums added in block order: the
-        same bits as ``[score(t) for t in grid]``."""
-        g = range(len(grid))
-        sw, swy = [0.0] * len(grid), [0.0] * len(grid)
-        for a, b in self.blocks:
-            n = b - a
-            yb, t = self.y[a:b], self.t[:n]
-            for j in g:
-                w = self._weights(a, b, grid[j])
-                sw[j] += float(_add(w))
-                swy[j] += float(_add(np.multiply(w, yb, out=t)))
-        est = [swy[j] / sw[j] for j in g]
-        sw2, swr2 = [0.0] * len(grid), [0.0] * len(grid)
-        for a, b in self.blocks:
-            n = b - a
-            yb, r = self.y[a:b], self.r[:n]
-            for j in g:
-                w = self._weights(a, b, grid[j])
-                wr = np.subtract(yb, est[j], out=r)
-                wr *= w
-                t = np.multiply(w, w, out=self.t[:n])
-                sw2[j] += float(_add(t))
-                t = np.multiply(wr, wr, out=self.t[:n])
-                swr2[j] += float(_add(t))
-        return [swr2[j] - (sw[j] if ml else sw[j] - sw2[j] / sw[j]) for j in g]
 
     def loglik(self, tau2, ml=False):
         """:func:`meta._estimators.reml_loglik` for one analysis."""
@@ -343,6 +311,49 @@ def _scan(y, v, grid, ml):
     return out
 
 
+def _scan_blocks(y, v, grid, ml):
+    """:func:`_scan` for k > :data:`BLOCK`: the (grid points x studies) array
+    in tiles of :data:`BLOCK` studies x ``CELLS // BLOCK`` grid points (the
+    same cells per numpy call as :func:`_scan`, so the time per study and
+    grid point does not change with k; the two tiles are reused, no k-sized
+    temporary).  Each tile gives, per grid point, its block's sums about
+    the block's own weighted mean ``m_b = sum_b(w y) / sum_b(w)``:
+    ``sw_b``, ``swy_b``, ``g_b = sum_b w^2 (y - m_b)^2``,
+    ``x_b = sum_b w^2 (y - m_b)``, ``s_b = sum_b w^2``; the blocks are merged
+    as Chan, Golub & LeVeque (1983) merge sums of squares,
+    ``sum w^2 (y - est)^2 = sum_b [g_b + 2 d_b x_b + d_b^2 s_b]`` with
+    ``d_b = m_b - est`` (exact identities; ``|2 d_b x_b| <= g_b + d_b^2 s_b``
+    by Cauchy-Schwarz, so the merge cannot cancel more than the sum it
+    gives).  Products are summed by ``einsum`` (numpy's own loops, no BLAS)."""
+    k, g = y.size, grid.size
+    rows = max(1, CELLS // BLOCK)
+    nb = -(-k // BLOCK)
+    parts = np.empty((5, nb, g))
+    wbuf, dbuf = np.empty(rows * BLOCK), np.empty(rows * BLOCK)
+    for ib, a in enumerate(range(0, k, BLOCK)):
+        yb, vb = y[a : a + BLOCK], v[a : a + BLOCK]
+        n = yb.size
+        for c in range(0, g, rows):
+            gg = grid[c : c + rows]
+            h = gg.size
+            w = np.add(vb[None, :], gg[:, None], out=wbuf[: h * n].reshape(h, n))
+            np.divide(1.0, w, out=w)
+            sw = _add(w, axis=1)
+            swy = np.einsum("ij,j->i", w, yb)
+            d = np.subtract(yb[None, :], (swy / sw)[:, None], out=dbuf[: h * n].reshape(h, n))
+            u = np.multiply(w, d, out=d)  # w (y - m_b)
+            p = parts[:, ib, c : c + h]
+            p[0], p[1] = sw, swy
+            p[2] = np.einsum("ij,ij->i", u, u)
+            p[3] = np.einsum("ij,ij->i", w, u)
+            p[4] = np.einsum("ij,ij->i", w, w)
+    sw_b, swy_b, g_b, x_b, s_b = parts
+    sw = _add(sw_b, axis=0)
+    d = swy_b / sw_b - _add(swy_b, axis=0) / sw
+    swr2 = _add(g_b + 2.0 * d * x_b + d * d * s_b, axis=0)
+    return swr2 - (sw if ml else sw - _add(s_b, axis=0) / sw)
+
+
 @functools.lru_cache(maxsize=None)
 def _fractions(g):
     """``[0, linspace(0, 1, g)]``: the grid's exponents (the first entry becomes tau2 = 0)."""
@@ -370,10 +381,8 @@ def tau2_mle(y, v, ml=False, maxiter=_est.MAXITER):
     g = int(min(_est.GRID_MAX, max(8, math.ceil(_est.GRID_PER_OCTAVE * octaves) + 1)))
     grid = low * (up / low) ** _fractions(g)
     grid[0] = 0.0
-    if k * 4 <= CELLS:  # the caller silences overflow (pool's errstate)
-        s = _scan(y, v, grid, ml).tolist()
-    else:  # every grid point on each block of studies while it is in cache (Work.scores)
-        s = work.scores(grid.tolist(), ml=ml)
+    # the caller silences overflow (pool's errstate)
+    s = (_scan(y, v, grid, ml) if k <= BLOCK else _scan_blocks(y, v, grid, ml)).tolist()
     jj = [j for j in range(g) if s[j] > 0 and s[j + 1] <= 0]  # each a local maximum
     if not jj:
         return 0.0

@@ -260,8 +260,20 @@ def test_block_sums_agree_with_exact_sums(offset):
     bad[-1] = -1.0  # in the last block
     with np.errstate(all="ignore"):
         assert _est._Blocks(np.empty_like(y), bad).first(source=(y, None)) is None
-    grid = [0.0, 0.01, 0.1, 1.0]
-    assert work.scores(grid) == [work.score(t) for t in grid]  # block-major scan: the same bits
+    # the REML/ML score scan in tiles, blocks merged: against exact sums (fsum), relative to the
+    # terms whose difference the score is (the score itself passes through 0 at the estimate)
+    grid = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 30.0])
+    for ml in (False, True):
+        scan = _one._scan_blocks(y, v, grid, ml)
+        for t, got in zip(grid.tolist(), scan.tolist()):
+            w = [1.0 / (x + t) for x in v.tolist()]
+            sw = math.fsum(w)
+            est = math.fsum(a * b for a, b in zip(w, y.tolist())) / sw
+            swr2 = math.fsum((a * (b - est)) ** 2 for a, b in zip(w, y.tolist()))
+            sw2 = math.fsum(a * a for a in w)
+            want = swr2 - (sw if ml else sw - sw2 / sw)
+            assert abs(got - want) <= 1e-13 * (swr2 + sw), (ml, t)
+            assert abs(got - work.score(t, ml=ml)) <= 1e-13 * (swr2 + sw), (ml, t)
 
 
 def test_single_block_sums_are_the_whole_array_numpy_calls():
