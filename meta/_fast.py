@@ -39,12 +39,14 @@ import types
 import numpy as np
 
 from meta import _formulas as _f
+from meta import _vecmath
+from meta import _vecmath as _v
 
 # numba is optional and heavy to import (~0.5 s): look for it now, import it
 # and compile the kernel on first use only.
 AVAILABLE = importlib.util.find_spec("numba") is not None
-_SQRT1_2 = math.sqrt(0.5)
 CHI2_DFMAX = 200  # as meta._estimators.chi2_sf: larger df go to scipy's chdtrc
+_ERFC_THRESH2 = _vecmath.ERFC_THRESH2  # erfc(sqrt h) = 1 - sqrt(h) R1(h) up to here
 _BLOCK = 256  # analyses per block of the kernel: its work arrays (n x 256 values) stay in the L1/L2 cache
 
 
@@ -61,18 +63,21 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     names the rows), ``flags & 2`` where some ``q_p`` is NaN (df > 200 or an
     overflowing series: the caller fills them with scipy); -1 = neither.
 
-    Rows are fitted in blocks of ``_BLOCK`` analyses, copied to ``studies x
-    analyses`` work arrays (padding: y = 0, v = inf, so 1/v = 0 and the sums
-    need no branch), so that every loop below runs over the analyses of a
-    block with the same operations in each lane and the compiler turns it
-    into SIMD instructions.  The sums run in study order, padding adding
-    exact zeros.  The special functions (erfc, exp)
-    are libm's, called in loops of their own (the others stay SIMD)."""
+    Rows are fitted in blocks of ``_BLOCK`` analyses.  The first pass reads
+    a block's ``y``, ``v`` once (column by column, across the block's rows)
+    into ``studies x analyses`` work arrays of ``y``, ``v`` and ``w0 = 1/v``
+    (padding: y = 0, v = inf, w0 = 0, so the sums need no branch) while it
+    forms the fixed-effect sums; every later loop runs over the analyses of
+    a block with the same operations in each lane, which the compiler turns
+    into SIMD instructions, the special functions included
+    (:mod:`meta._vecmath`).  The sums run in study order, padding adding
+    exact zeros."""
     m, n = y.shape
     jcap = tab.shape[0]
     bsz = max(1, min(_BLOCK, m))
     yt = np.empty((n, bsz))
     vt = np.empty((n, bsz))
+    wt = np.empty((n, bsz))
     kb = np.empty(bsz, np.int64)
     badv = np.empty(bsz, np.int64)
     sw0 = np.empty(bsz)
@@ -84,40 +89,49 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     sw = np.empty(bsz)
     est = np.empty(bsz)
     se = np.empty(bsz)
-    zarg = np.empty(bsz)
-    h = np.empty(bsz)
-    acc = np.empty(bsz)
+    zabs = np.empty(bsz)
+    crit = np.empty(bsz)
     dd = np.empty(bsz, np.int64)
-    ieven = np.empty(bsz, np.int64)
-    iodd = np.empty(bsz, np.int64)
+    coef = np.empty(bsz)
+    acc = np.empty(bsz)
     overflow = 0
     redo = 0
     for s in range(0, m, bsz):
         c = min(bsz, m - s)
+        # The loops below index 1-D views only (rows of the work arrays and of
+        # out): with 2-D indexing the compiler cannot prove that a store does
+        # not alias a load and leaves the loop scalar.
+        yb = y[s:s + c]
+        vb = v[s:s + c]
+        # the block's rows, transposed (contiguous reads; the writes stay in the cache)
         for a in range(c):
             for i in range(n):
-                yt[i, a] = y[s + a, i]
-                vt[i, a] = v[s + a, i]
+                yt[i, a] = yb[a, i]
+                vt[i, a] = vb[a, i]
         for a in range(c):
             kb[a] = 0
             badv[a] = 0
             sw0[a] = 0.0
             sw0sq[a] = 0.0
             swy[a] = 0.0
-        # k, the fixed-effect sums, validity; padding set to y = 0, v = inf
+        # k, the fixed-effect sums, validity; padding set to y = 0, v = inf, w0 = 0
         for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
+            wr = wt[i]
             for a in range(c):
-                yi = yt[i, a]
-                vi = vt[i, a]
+                yi = yr[a]
+                vi = vr[a]
                 study = yi == yi
                 good = (vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)
                 badv[a] += study & (not good)
                 kb[a] += study
                 yi = yi if study else 0.0
                 vi = vi if study else math.inf
-                yt[i, a] = yi
-                vt[i, a] = vi
                 w0 = 1.0 / vi
+                yr[a] = yi
+                vr[a] = vi
+                wr[a] = w0
                 sw0[a] += w0
                 sw0sq[a] += w0 * w0
                 swy[a] += w0 * yi
@@ -131,9 +145,11 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             sw[a] = 0.0
             swy[a] = 0.0
         for i in range(n):
+            yr = yt[i]
+            wr = wt[i]
             for a in range(c):
-                r = yt[i, a] - est0[a]
-                q[a] += r * r * (1.0 / vt[i, a])
+                r = yr[a] - est0[a]
+                q[a] += r * r * wr[a]
         for a in range(c):
             k = kb[a]
             qa = max(q[a], 0.0) if k > 1 else 0.0
@@ -141,87 +157,104 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             tau2[a] = 0.0 if fe or k == 1 else _f.tau2_dl(qa, k - 1, sw0[a], sw0sq[a])
         # random-effects weights 1/(v + tau2) (= 1/v bit for bit where tau2 = 0)
         for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
             for a in range(c):
-                w = 1.0 / (vt[i, a] + tau2[a])
+                w = 1.0 / (vr[a] + tau2[a])
                 sw[a] += w
-                swy[a] += w * yt[i, a]
-        # estimate, se (1/sqrt(sum w)), intervals, I2
+                swy[a] += w * yr[a]
+        # estimate, se (1/sqrt(sum w)), CI
+        o_k, o_est, o_se, o_lo, o_hi = out[0, s:s + c], out[1, s:s + c], out[2, s:s + c], out[3, s:s + c], out[4, s:s + c]
+        o_p, o_tau2, o_i2, o_q, o_qp = out[5, s:s + c], out[6, s:s + c], out[7, s:s + c], out[8, s:s + c], out[9, s:s + c]
+        o_pilo, o_pihi = out[10, s:s + c], out[11, s:s + c]
+        nover = 0
         for a in range(c):
             e = swy[a] / sw[a]
             root = math.sqrt(sw[a])
+            sea = 1.0 / root
             est[a] = e
-            se[a] = 1.0 / root
-            zarg[a] = abs(e) * root * _SQRT1_2  # |est / se| / sqrt(2) without a division
+            se[a] = sea
+            zabs[a] = abs(e) * root  # |est / se| without a division
+            lo, hi = _f.interval(e, zcrit, sea)
+            o_k[a] = kb[a]
+            o_est[a] = e
+            o_se[a] = sea
+            o_lo[a] = lo
+            o_hi[a] = hi
+            o_tau2[a] = tau2[a]
+            o_q[a] = q[a]
+            finite = (abs(e) < math.inf) & (sea < math.inf) & (tau2[a] < math.inf) & (q[a] < math.inf)
+            nover += not finite
+        overflow += nover
+        # prediction interval (its critical value per k gathered first: an indexed
+        # load in a loop that stores would keep that loop scalar)
         for a in range(c):
-            lo, hi = _f.interval(est[a], zcrit, se[a])
-            out[3, s + a] = lo
-            out[4, s + a] = hi
-        if pi_is_ci:
-            for a in range(c):
-                out[10, s + a] = out[3, s + a]
-                out[11, s + a] = out[4, s + a]
-        else:
-            for a in range(c):
-                plo, phi = _f.pi_bounds(est[a], pcrit[kb[a]], se[a], tau2[a], False)
-                out[10, s + a] = plo
-                out[11, s + a] = phi
+            crit[a] = pcrit[kb[a]]
+        for a in range(c):
+            plo, phi = _f.pi_bounds(est[a], crit[a], se[a], tau2[a], False)
+            o_pilo[a] = o_lo[a] if pi_is_ci else plo
+            o_pihi[a] = o_hi[a] if pi_is_ci else phi
         # I2: k = 1 gives 0 (as metafor); FE with Q = 0: max(0, -inf) = 0
         if fe:
             for a in range(c):
                 i2 = _f.i2_from_q(q[a], kb[a] - 1)
-                out[7, s + a] = i2 if kb[a] > 1 else 0.0
+                o_i2[a] = i2 if kb[a] > 1 else 0.0
         else:
             for a in range(c):
                 i2 = _f.i2_from_tau2(tau2[a], _f.typical_variance(kb[a] - 1, sw0[a], sw0sq[a]))
-                out[7, s + a] = i2 if kb[a] > 1 else 0.0
+                o_i2[a] = i2 if kb[a] > 1 else 0.0
+        # p = 2 pnorm(-|z|)
         for a in range(c):
-            e = est[a]
-            out[0, s + a] = kb[a]
-            out[1, s + a] = e
-            out[2, s + a] = se[a]
-            out[6, s + a] = tau2[a]
-            out[8, s + a] = q[a]
-            finite = (abs(e) < math.inf) & (se[a] < math.inf) & (tau2[a] < math.inf) & (q[a] < math.inf)
-            overflow += not finite
-            h[a] = 0.5 * q[a]
-            df = kb[a] - 1
-            dd[a] = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
-        for a in range(c):
-            out[5, s + a] = math.erfc(zarg[a])
+            o_p[a] = _v.pnorm2(zabs[a])
         # q_p: the polynomial P(h) of every row by Horner's rule over the block's
         # longest sum (the table's zeros above a row's own terms leave its sum
-        # exact), then the even and the odd df apart (erfc only for odd df)
+        # exact; the coefficients gathered first, as crit above)
         jb = 1
-        ne = 0
-        no = 0
         for a in range(c):
-            d = dd[a]
+            df = kb[a] - 1
+            d = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
+            dd[a] = d
             jb = max(jb, d // 2)
-            ieven[ne] = a
-            iodd[no] = a
-            odd = d & 1
-            ne += 1 - odd
-            no += odd
         jb = min(jb, jcap)
         for a in range(c):
             acc[a] = tab[jb - 1, dd[a]]
         for j in range(jb - 2, -1, -1):
+            row = tab[j]
             for a in range(c):
-                acc[a] = acc[a] * h[a] + tab[j, dd[a]]
-        for x in range(ne):
-            a = ieven[x]
-            out[9, s + a] = _f.chi2_sf_even(acc[a], h[a])
-        for x in range(no):
-            a = iodd[x]
-            sh = math.sqrt(h[a])
-            out[9, s + a] = _f.chi2_sf_odd(acc[a], h[a], sh, math.erfc(sh))
+                coef[a] = row[dd[a]]
+            for a in range(c):
+                acc[a] = acc[a] * (0.5 * q[a]) + coef[a]
+        nredo = 0
         for a in range(c):
             k = kb[a]
-            qp = 1.0 if k == 1 else out[9, s + a]  # k = 1: Q = 0, p = 1 (as metafor)
-            qp = math.nan if k - 1 > CHI2_DFMAX else qp
-            out[9, s + a] = qp
-            redo += not (abs(qp) < math.inf)
+            qp = _chi2_sf(acc[a], 0.5 * q[a], dd[a])
+            qp = 1.0 if k == 1 else qp  # k = 1: Q = 0, p = 1 (as metafor)
+            qp = qp if (k - 1 <= CHI2_DFMAX) & (abs(qp) < math.inf) else math.nan
+            o_qp[a] = qp
+            nredo += qp != qp
+        redo += nredo
     return -1 - (overflow > 0) - 2 * (redo > 0)
+
+
+def _chi2_sf(poly, h, df):
+    """Chi-square upper tail at ``x = 2h`` with ``df`` (1 ... 200) degrees of
+    freedom from ``poly = P(h)``: the closed forms of
+    :func:`meta._formulas.chi2_sf_even` / ``chi2_sf_odd`` (Abramowitz & Stegun
+    26.4.4-26.4.5), both evaluated and the right one selected, with one
+    ``exp(-h) = m 2^j`` for both (:func:`meta._vecmath.exp_neg_split`) and
+    ``erfc(sqrt h)`` from ``h`` itself (:func:`meta._vecmath.erfc_sqrt_parts`):
+    even ``P(h) exp(-h)``; odd ``sqrt(h) P(h) exp(-h) + erfc(sqrt h)``, as
+    ``(sqrt(h) P(h) + R(sqrt h)) exp(-h)`` where ``erfc(sqrt h) = exp(-h) R``
+    (``sqrt h > 0.46875``).  The scale ``2^j`` is applied last, so a large
+    ``P(h)`` times a subnormal ``exp(-h)`` keeps its precision."""
+    m, j = _v.exp_neg_split(h)
+    sh = math.sqrt(h)
+    small, ratio = _v.erfc_sqrt_parts(h, sh)
+    even = _v.scale2(m * poly, j)
+    odd_big = _v.scale2(m * (sh * poly + ratio), j)
+    odd_small = sh * poly * _v.scale2(m, j) + small
+    odd = odd_small if h <= _ERFC_THRESH2 else odd_big
+    return odd if df & 1 else even
 
 
 _compiled = None
@@ -241,7 +274,10 @@ def kernel():
         jit = types.ModuleType("meta._formulas_njit")
         for name in _f.__all__:
             setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
-        fn = types.FunctionType(_kernel.__code__, {**_kernel.__globals__, "_f": jit}, _kernel.__name__)
+        vec = _vecmath.njit_namespace(numba)
+        glb = {**_kernel.__globals__, "_f": jit, "_v": vec}
+        glb["_chi2_sf"] = numba.njit(inline="always", error_model="numpy")(types.FunctionType(_chi2_sf.__code__, glb, "_chi2_sf"))
+        fn = types.FunctionType(_kernel.__code__, glb, _kernel.__name__)
         fn.__qualname__, fn.__module__, fn.__doc__ = _kernel.__qualname__, _kernel.__module__, _kernel.__doc__
         _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
     return _compiled
