@@ -47,6 +47,8 @@ from meta import _vecmath as _v
 AVAILABLE = importlib.util.find_spec("numba") is not None
 CHI2_DFMAX = 200  # as meta._estimators.chi2_sf: larger df go to scipy's chdtrc
 _ERFC_THRESH2 = _vecmath.ERFC_THRESH2  # erfc(sqrt h) = 1 - sqrt(h) R1(h) up to here
+_ERFC_BIG_Q = 32.0  # Q = 2h > 32: sqrt(h) > 4, Cody's third range of erfc
+_PNORM_MID = _vecmath.M_SQRT_32  # |z| above: the third range of pnorm
 _BLOCK = 256  # analyses per block of the kernel: its work arrays (n x 256 values) stay in the L1/L2 cache
 
 
@@ -94,6 +96,11 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     dd = np.empty(bsz, np.int64)
     coef = np.empty(bsz)
     acc = np.empty(bsz)
+    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
+    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
+    one_crit = True
+    for k in range(pcrit.shape[0]):
+        one_crit &= pcrit[k] == pcrit[0]
     overflow = 0
     redo = 0
     for s in range(0, m, bsz):
@@ -163,37 +170,39 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
                 w = 1.0 / (vr[a] + tau2[a])
                 sw[a] += w
                 swy[a] += w * yr[a]
-        # estimate, se (1/sqrt(sum w)), CI
+        # estimate, se (1/sqrt(sum w)), CI, prediction interval: its critical value
+        # per k gathered first (an indexed load in a loop that stores would keep
+        # that loop scalar), or one value for all k
         o_k, o_est, o_se, o_lo, o_hi = out[0, s:s + c], out[1, s:s + c], out[2, s:s + c], out[3, s:s + c], out[4, s:s + c]
         o_p, o_tau2, o_i2, o_q, o_qp = out[5, s:s + c], out[6, s:s + c], out[7, s:s + c], out[8, s:s + c], out[9, s:s + c]
         o_pilo, o_pihi = out[10, s:s + c], out[11, s:s + c]
+        if one_crit:
+            for a in range(c):
+                crit[a] = pcrit[0]
+        else:
+            for a in range(c):
+                crit[a] = pcrit[kb[a]]
         nover = 0
         for a in range(c):
             e = swy[a] / sw[a]
             root = math.sqrt(sw[a])
             sea = 1.0 / root
-            est[a] = e
-            se[a] = sea
+            t2 = tau2[a]
             zabs[a] = abs(e) * root  # |est / se| without a division
             lo, hi = _f.interval(e, zcrit, sea)
+            plo, phi = _f.pi_bounds(e, crit[a], sea, t2, False)
             o_k[a] = kb[a]
             o_est[a] = e
             o_se[a] = sea
             o_lo[a] = lo
             o_hi[a] = hi
-            o_tau2[a] = tau2[a]
+            o_tau2[a] = t2
             o_q[a] = q[a]
-            finite = (abs(e) < math.inf) & (sea < math.inf) & (tau2[a] < math.inf) & (q[a] < math.inf)
+            o_pilo[a] = lo if pi_is_ci else plo
+            o_pihi[a] = hi if pi_is_ci else phi
+            finite = (abs(e) < math.inf) & (sea < math.inf) & (t2 < math.inf) & (q[a] < math.inf)
             nover += not finite
         overflow += nover
-        # prediction interval (its critical value per k gathered first: an indexed
-        # load in a loop that stores would keep that loop scalar)
-        for a in range(c):
-            crit[a] = pcrit[kb[a]]
-        for a in range(c):
-            plo, phi = _f.pi_bounds(est[a], crit[a], se[a], tau2[a], False)
-            o_pilo[a] = o_lo[a] if pi_is_ci else plo
-            o_pihi[a] = o_hi[a] if pi_is_ci else phi
         # I2: k = 1 gives 0 (as metafor); FE with Q = 0: max(0, -inf) = 0
         if fe:
             for a in range(c):
@@ -203,12 +212,20 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             for a in range(c):
                 i2 = _f.i2_from_tau2(tau2[a], _f.typical_variance(kb[a] - 1, sw0[a], sw0sq[a]))
                 o_i2[a] = i2 if kb[a] > 1 else 0.0
-        # p = 2 pnorm(-|z|)
+        # p = 2 pnorm(-|z|); the range |z| > sqrt(32) only in blocks that have one
+        nbig = 0
         for a in range(c):
-            o_p[a] = _v.pnorm2(zabs[a])
+            nbig += zabs[a] > _PNORM_MID
+        if nbig:
+            for a in range(c):
+                o_p[a] = _v.pnorm2_ranges(zabs[a], True)
+        else:
+            for a in range(c):
+                o_p[a] = _v.pnorm2_ranges(zabs[a], False)
         # q_p: the polynomial P(h) of every row by Horner's rule over the block's
-        # longest sum (the table's zeros above a row's own terms leave its sum
-        # exact; the coefficients gathered first, as crit above)
+        # longest sum (zeros above a row's own terms leave its sum exact, as the
+        # table's zeros do): a coefficient depends on df only through its parity,
+        # so it is selected from the table's last even and odd columns, not gathered
         jb = 1
         for a in range(c):
             df = kb[a] - 1
@@ -217,18 +234,35 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             jb = max(jb, d // 2)
         jb = min(jb, jcap)
         for a in range(c):
-            acc[a] = tab[jb - 1, dd[a]]
-        for j in range(jb - 2, -1, -1):
-            row = tab[j]
+            acc[a] = 0.0
+        for j in range(jb - 1, -1, -1):
+            ce = tab[j, ecol]  # 1/j! (even df)
+            co = tab[j, ocol]  # (2/sqrt(pi)) 2^j / (1 3 ... (2j+1)) (odd df)
             for a in range(c):
-                coef[a] = row[dd[a]]
+                d = dd[a]
+                cf = co if d & 1 else ce
+                cf = cf if j < (d >> 1) else 0.0  # a row's own terms: j < df // 2
+                acc[a] = acc[a] * (0.5 * q[a]) + cf
+        # the tail; erfc(sqrt h) only in blocks with an odd df, its range h > 16 only where some h is
+        nodd = 0
+        nbig = 0
+        for a in range(c):
+            odd = dd[a] & 1
+            nodd += odd
+            nbig += odd & (q[a] > _ERFC_BIG_Q)
+        if nbig:
             for a in range(c):
-                acc[a] = acc[a] * (0.5 * q[a]) + coef[a]
+                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, True)
+        elif nodd:
+            for a in range(c):
+                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, False)
+        else:
+            for a in range(c):
+                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], False, False)
         nredo = 0
         for a in range(c):
             k = kb[a]
-            qp = _chi2_sf(acc[a], 0.5 * q[a], dd[a])
-            qp = 1.0 if k == 1 else qp  # k = 1: Q = 0, p = 1 (as metafor)
+            qp = 1.0 if k == 1 else coef[a]  # k = 1: Q = 0, p = 1 (as metafor)
             qp = qp if (k - 1 <= CHI2_DFMAX) & (abs(qp) < math.inf) else math.nan
             o_qp[a] = qp
             nredo += qp != qp
@@ -236,7 +270,7 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     return -1 - (overflow > 0) - 2 * (redo > 0)
 
 
-def _chi2_sf(poly, h, df):
+def _chi2_sf(poly, h, df, odd, big):
     """Chi-square upper tail at ``x = 2h`` with ``df`` (1 ... 200) degrees of
     freedom from ``poly = P(h)``: the closed forms of
     :func:`meta._formulas.chi2_sf_even` / ``chi2_sf_odd`` (Abramowitz & Stegun
@@ -246,15 +280,19 @@ def _chi2_sf(poly, h, df):
     even ``P(h) exp(-h)``; odd ``sqrt(h) P(h) exp(-h) + erfc(sqrt h)``, as
     ``(sqrt(h) P(h) + R(sqrt h)) exp(-h)`` where ``erfc(sqrt h) = exp(-h) R``
     (``sqrt h > 0.46875``).  The scale ``2^j`` is applied last, so a large
-    ``P(h)`` times a subnormal ``exp(-h)`` keeps its precision."""
+    ``P(h)`` times a subnormal ``exp(-h)`` keeps its precision.  ``odd``
+    False: even df only; ``big`` False: no odd df with ``h > 16`` (constants
+    where compiled: the code of what is absent is dropped)."""
     m, j = _v.exp_neg_split(h)
-    sh = math.sqrt(h)
-    small, ratio = _v.erfc_sqrt_parts(h, sh)
     even = _v.scale2(m * poly, j)
+    if not odd:
+        return even
+    sh = math.sqrt(h)
+    small, ratio = _v.erfc_sqrt_parts(h, sh, big)
     odd_big = _v.scale2(m * (sh * poly + ratio), j)
     odd_small = sh * poly * _v.scale2(m, j) + small
-    odd = odd_small if h <= _ERFC_THRESH2 else odd_big
-    return odd if df & 1 else even
+    res_odd = odd_small if h <= _ERFC_THRESH2 else odd_big
+    return res_odd if df & 1 else even
 
 
 _compiled = None

@@ -82,7 +82,7 @@ ERFC_THRESH = 0.46875
 ERFC_THRESH2 = ERFC_THRESH * ERFC_THRESH  # exact: 225/1024
 ERFC_ZERO = 28.0  # erfc(x) < 1e-342 above: 0 in double precision
 
-__all__ = ["exp_neg_split", "pow2", "scale2", "exp_neg", "pnorm2", "erfc_r1", "erfc_r2", "erfc_r3", "erfc", "erfc_sqrt_parts"]
+__all__ = ["exp_neg_split", "pow2", "scale2", "exp_neg", "pnorm2", "pnorm2_ranges", "erfc_r1", "erfc_r2", "erfc_r3", "erfc", "erfc_sqrt_parts"]
 
 
 def exp_neg_split(x):
@@ -131,6 +131,12 @@ def exp_neg(x):
 def pnorm2(y):
     """``2 pnorm(-y)`` for ``y = |z| >= 0`` (NaN -> NaN): R 4's ``pnorm_both``,
     every range evaluated and the right one selected."""
+    return pnorm2_ranges(y, True)
+
+
+def pnorm2_ranges(y, big):
+    """:func:`pnorm2`; with ``big`` False (a constant where compiled: the
+    compiler then drops that range's code) only for ``y <= sqrt(32)`` or NaN."""
     # |z| <= 0.67448975: 0.5 - y R(y^2)
     t = y * y
     num = PA4 * t
@@ -172,8 +178,8 @@ def pnorm2(y):
     den = (den + PQ2) * u
     num = (num + PP3) * u
     den = (den + PQ3) * u
-    big = (M_1_SQRT_2PI - u * (num + PP4) / (den + PQ4)) / y
-    ratio = mid if y <= M_SQRT_32 else big
+    tail3 = (M_1_SQRT_2PI - u * (num + PP4) / (den + PQ4)) / y
+    ratio = mid if (y <= M_SQRT_32) | (not big) else tail3
     s = np.trunc(y * 16.0) * 0.0625
     d = (y - s) * (y + s)
     tail = 2.0 * (exp_neg(s * (s * 0.5)) * exp_neg(d * 0.5) * ratio)
@@ -239,7 +245,9 @@ def erfc(x):
     0 from ``x = 28``)."""
     t = x * x
     small = 1.0 - x * erfc_r1(t)
-    ratio = erfc_r2(x) if x <= 4.0 else erfc_r3(x, t)
+    r2 = erfc_r2(x)
+    r3 = erfc_r3(x, t)
+    ratio = r2 if x <= 4.0 else r3
     s = np.trunc(x * 16.0) * 0.0625
     m1, k1 = exp_neg_split(s * s)
     m2, k2 = exp_neg_split((x - s) * (x + s))
@@ -249,13 +257,16 @@ def erfc(x):
     return p if x == x else x
 
 
-def erfc_sqrt_parts(h, sh):
+def erfc_sqrt_parts(h, sh, big):
     """``erfc(sqrt h)`` from ``h >= 0`` and ``sh = sqrt(h)`` as ``(small, ratio)``:
     ``erfc(sqrt h) = small`` where ``h <= 0.46875^2``, else ``exp(-h) ratio``.
     ``exp(-h)`` is left to the caller (the chi-square tail of odd df shares it,
-    with ``h`` exact where ``sh^2`` would be rounded)."""
+    with ``h`` exact where ``sh^2`` would be rounded).  With ``big`` False (a
+    constant where compiled) only for ``h <= 16``."""
     small = 1.0 - sh * erfc_r1(h)
-    ratio = erfc_r2(sh) if sh <= 4.0 else erfc_r3(sh, h)
+    r2 = erfc_r2(sh)
+    r3 = erfc_r3(sh, h) if big else r2
+    ratio = r2 if sh <= 4.0 else r3
     return small, ratio
 
 
