@@ -6,28 +6,35 @@ exists at all: the numpy path (:mod:`meta._estimators`, shared with
 :func:`meta.pool.pool`) makes ~30 passes over the padded ``studies x
 analyses`` block plus ~60 over the per-analysis vectors; simulation work
 asks for more (1000x a loop of statsmodels ``combine_effects``;
-measurements in ``benchmarks/README.md``).  This kernel reads each block of
-analyses once into cache-sized work arrays and runs every step as a loop
-over the block's analyses that compiles to SIMD instructions, about 2x
-faster than the numpy engine (half of its time is libm's ``erfc`` and ``exp``).  Its closed
-forms are not restated here: DL tau2, I2, the chi-square tail, the intervals
-are the functions of :mod:`meta._formulas` that :func:`meta._estimators.finish`
-also calls, compiled with ``numba.njit(inline="always")`` into the kernel
-(same coefficient table; rounding may differ from the numpy engine's in the
-order of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value's argument
-and in the normal tail, libm's ``erfc`` instead of scipy's), and the tests hold the two to 1e-12
-relative on random ragged data and both to metafor's fixtures; REML, PM and
-the HKSJ test always use the numpy path.
+measurements in ``benchmarks/README.md``).  This kernel copies each block
+of analyses once into cache-sized ``studies x analyses`` work arrays and
+runs every step as a loop over the block's analyses that compiles to SIMD
+instructions (8 analyses per AVX-512 instruction), the special functions
+included: the normal tail, ``exp`` and ``erfc`` are the branch-free
+arithmetic of :mod:`meta._vecmath` (Cody's rational approximations as in
+R's ``pnorm``, a Cody-Waite ``exp``; no C library call in the loops).
+
+The closed forms are not restated here: DL tau2, I2, the intervals are the
+functions of :mod:`meta._formulas` that :func:`meta._estimators.finish`
+also calls, compiled with ``numba.njit(inline="always")`` into the kernel;
+the chi-square tail is the same closed form (A&S 26.4.4-26.4.5, the same
+coefficient table) arranged so that one ``exp(-h)`` serves both terms
+(:func:`_chi2_sf`).  Rounding differs from the numpy engine's in the order
+of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value (R's ``pnorm``
+algorithm on ``|est| sqrt(sum w)`` here, scipy's ``erfc(|est/se|/sqrt 2)``
+there) and in the chi-square tail (here within 9 ulp of 40-digit values
+for df <= 30, 3 ulp for df <= 10: tests/test_vecmath.py); the tests hold
+the two engines to 1e-12 relative on random ragged data and both to
+metafor's fixtures.  REML, PM and the HKSJ test always use the numpy path.
 
 Formulas (sources in :mod:`meta._estimators`): ``w0 = 1/v``;
 ``est0 = sum(w0 y)/sum(w0)``; ``Q = sum(w0 (y - est0)^2)`` (0 for k = 1);
 DL ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
 ``w = 1/(v + tau2)``; ``est = sum(w y)/sum(w)``; ``se = sqrt(1/sum(w))``;
-``p = erfc(|est/se| / sqrt 2)``; I2 as metafor (FE from Q, DL from tau2 and
+``p = 2 pnorm(-|est/se|)``; I2 as metafor (FE from Q, DL from tau2 and
 the typical within-study variance); ``q_p`` from the closed forms of the
-chi-square tail (Abramowitz & Stegun 26.4.4-26.4.5); ``df > 200`` (or a
-series that overflows) is left NaN here and filled by
-:func:`scipy.special.chdtrc` by the caller.
+chi-square tail; ``df > 200`` (or a series that overflows) is left NaN here
+and filled by :func:`scipy.special.chdtrc` by the caller.
 """
 
 from __future__ import annotations
@@ -75,7 +82,6 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     (:mod:`meta._vecmath`).  The sums run in study order, padding adding
     exact zeros."""
     m, n = y.shape
-    jcap = tab.shape[0]
     bsz = max(1, min(_BLOCK, m))
     yt = np.empty((n, bsz))
     vt = np.empty((n, bsz))
@@ -222,52 +228,61 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         else:
             for a in range(c):
                 o_p[a] = _v.pnorm2_ranges(zabs[a], False)
-        # q_p: the polynomial P(h) of every row by Horner's rule over the block's
-        # longest sum (zeros above a row's own terms leave its sum exact, as the
-        # table's zeros do): a coefficient depends on df only through its parity,
-        # so it is selected from the table's last even and odd columns, not gathered
-        jb = 1
-        for a in range(c):
-            df = kb[a] - 1
-            d = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
-            dd[a] = d
-            jb = max(jb, d // 2)
-        jb = min(jb, jcap)
-        for a in range(c):
-            acc[a] = 0.0
-        for j in range(jb - 1, -1, -1):
-            ce = tab[j, ecol]  # 1/j! (even df)
-            co = tab[j, ocol]  # (2/sqrt(pi)) 2^j / (1 3 ... (2j+1)) (odd df)
-            for a in range(c):
-                d = dd[a]
-                cf = co if d & 1 else ce
-                cf = cf if j < (d >> 1) else 0.0  # a row's own terms: j < df // 2
-                acc[a] = acc[a] * (0.5 * q[a]) + cf
-        # the tail; erfc(sqrt h) only in blocks with an odd df, its range h > 16 only where some h is
-        nodd = 0
-        nbig = 0
-        for a in range(c):
-            odd = dd[a] & 1
-            nodd += odd
-            nbig += odd & (q[a] > _ERFC_BIG_Q)
-        if nbig:
-            for a in range(c):
-                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, True)
-        elif nodd:
-            for a in range(c):
-                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, False)
-        else:
-            for a in range(c):
-                coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], False, False)
-        nredo = 0
-        for a in range(c):
-            k = kb[a]
-            qp = 1.0 if k == 1 else coef[a]  # k = 1: Q = 0, p = 1 (as metafor)
-            qp = qp if (k - 1 <= CHI2_DFMAX) & (abs(qp) < math.inf) else math.nan
-            o_qp[a] = qp
-            nredo += qp != qp
-        redo += nredo
+        redo += _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp)
     return -1 - (overflow > 0) - 2 * (redo > 0)
+
+
+def _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp):
+    """``q_p`` of the first ``c`` rows (Q ``q``, k ``kb``) into ``o_qp``:
+    :func:`_chi2_sf`; 1 where k = 1 (as metafor), NaN where df > 200 or the
+    series overflows (returns how many are NaN).  ``tab`` is
+    ``meta._estimators.CHI2_TABLE``, ``ecol``/``ocol`` its last even and odd
+    columns; ``dd``, ``acc``, ``coef`` work arrays."""
+    # the polynomial P(h) of every row by Horner's rule over the block's
+    # longest sum (zeros above a row's own terms leave its sum exact, as the
+    # table's zeros do): a coefficient depends on df only through its parity,
+    # so it is selected from the table's last even and odd columns, not gathered
+    jb = 1
+    for a in range(c):
+        df = kb[a] - 1
+        d = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
+        dd[a] = d
+        jb = max(jb, d // 2)
+    jb = min(jb, tab.shape[0])
+    for a in range(c):
+        acc[a] = 0.0
+    for j in range(jb - 1, -1, -1):
+        ce = tab[j, ecol]  # 1/j! (even df)
+        co = tab[j, ocol]  # (2/sqrt(pi)) 2^j / (1 3 ... (2j+1)) (odd df)
+        for a in range(c):
+            d = dd[a]
+            cf = co if d & 1 else ce
+            cf = cf if j < (d >> 1) else 0.0  # a row's own terms: j < df // 2
+            acc[a] = acc[a] * (0.5 * q[a]) + cf
+    # the tail; erfc(sqrt h) only in blocks with an odd df, its range h > 16 only where some h is
+    nodd = 0
+    nbig = 0
+    for a in range(c):
+        odd = dd[a] & 1
+        nodd += odd
+        nbig += odd & (q[a] > _ERFC_BIG_Q)
+    if nbig:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, True)
+    elif nodd:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, False)
+    else:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], False, False)
+    nredo = 0
+    for a in range(c):
+        k = kb[a]
+        qp = 1.0 if k == 1 else coef[a]  # k = 1: Q = 0, p = 1 (as metafor)
+        qp = qp if (k - 1 <= CHI2_DFMAX) & (abs(qp) < math.inf) else math.nan
+        o_qp[a] = qp
+        nredo += qp != qp
+    return nredo
 
 
 def _chi2_sf(poly, h, df, odd, big):
@@ -296,6 +311,32 @@ def _chi2_sf(poly, h, df, odd, big):
 
 
 _compiled = None
+_COMPILED_HELPERS = {}
+
+
+def _njit_globals(numba):
+    """Globals for the compiled kernel: ``_f`` rebound to a module of the njit
+    versions of :mod:`meta._formulas`, ``_v`` to those of :mod:`meta._vecmath`,
+    and the kernel's own helpers compiled, all inlined where called
+    (error_model="numpy": IEEE division, x/0 = inf or NaN as numpy, instead
+    of ZeroDivisionError).  Built once per process."""
+    if not _COMPILED_HELPERS:
+        jit = types.ModuleType("meta._formulas_njit")
+        for name in _f.__all__:
+            setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
+        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba)}
+        for helper in (_chi2_sf, _chi2_block):
+            fn = types.FunctionType(helper.__code__, glb, helper.__name__)
+            glb[helper.__name__] = numba.njit(inline="always", error_model="numpy")(fn)
+        _COMPILED_HELPERS.update({name: glb[name] for name in ("_f", "_v", "_chi2_sf", "_chi2_block")})
+    return {**_kernel.__globals__, **_COMPILED_HELPERS}
+
+
+def _compile(fn, numba, **options):
+    """``fn`` compiled with the globals of :func:`_njit_globals`."""
+    clone = types.FunctionType(fn.__code__, _njit_globals(numba), fn.__name__)
+    clone.__qualname__, clone.__module__, clone.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    return numba.njit(error_model="numpy", **options)(clone)
 
 
 def kernel():
@@ -306,19 +347,43 @@ def kernel():
     if _compiled is None:
         import numba
 
-        # The formulas of meta._formulas, compiled and inlined into the kernel:
-        # the kernel's global ``_f`` is rebound to a module of their njit versions.
-        # error_model="numpy": IEEE division (x/0 = inf or NaN, as numpy) instead of ZeroDivisionError
-        jit = types.ModuleType("meta._formulas_njit")
-        for name in _f.__all__:
-            setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
-        vec = _vecmath.njit_namespace(numba)
-        glb = {**_kernel.__globals__, "_f": jit, "_v": vec}
-        glb["_chi2_sf"] = numba.njit(inline="always", error_model="numpy")(types.FunctionType(_chi2_sf.__code__, glb, "_chi2_sf"))
-        fn = types.FunctionType(_kernel.__code__, glb, _kernel.__name__)
-        fn.__qualname__, fn.__module__, fn.__doc__ = _kernel.__qualname__, _kernel.__module__, _kernel.__doc__
-        _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        _compiled = _compile(_kernel, numba, cache=True, nogil=True)
     return _compiled
+
+
+def _chi2_many(x, df, tab, out):
+    """:func:`_chi2_block` (the kernel's ``q_p``) on ``x`` (chi-square values)
+    with ``df`` (int64, 1 ... 200) degrees of freedom, in blocks of
+    ``_BLOCK``; NaN where the kernel leaves ``q_p`` to scipy.  For the tests."""
+    m = x.shape[0]
+    bsz = max(1, min(_BLOCK, m))
+    kb = np.empty(bsz, np.int64)
+    q = np.empty(bsz)
+    dd = np.empty(bsz, np.int64)
+    acc = np.empty(bsz)
+    coef = np.empty(bsz)
+    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
+    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
+    for s in range(0, m, bsz):
+        c = min(bsz, m - s)
+        for a in range(c):
+            kb[a] = df[s + a] + 1
+            q[a] = x[s + a]
+        _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, out[s:s + c])
+    return out
+
+
+_compiled_chi2 = None
+
+
+def chi2_many():
+    """The compiled :func:`_chi2_many` (the kernel's chi-square tail on its own)."""
+    global _compiled_chi2
+    if _compiled_chi2 is None:
+        import numba
+
+        _compiled_chi2 = _compile(_chi2_many, numba)
+    return _compiled_chi2
 
 
 # --------------------------------------------------------------------------- REML / ML tau2 (pool_many)

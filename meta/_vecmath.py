@@ -13,9 +13,10 @@ They are also plain Python functions on floats (the tests call both).
   "Software Manual for the Elementary Functions", ch. 6) range reduction
   ``r = -x - k ln2`` with ``ln2`` split in two (fdlibm's ``ln2_hi``, whose
   trailing 21 bits are zero so ``k ln2_hi`` is exact, and ``ln2_lo``), the
-  rounding error of ``r`` carried to the linear term, and the Taylor
-  series of ``exp(r)`` to degree 13 (``|r| <= ln2/2``: truncation error
-  below 5e-18 relative).  The scale ``2^k`` is built from its exponent bits
+  rounding error of ``r`` carried to the linear term, the Taylor series of
+  ``exp(r)`` to degree 13 (``|r| <= ln2/2``: truncation error below 5e-18
+  relative) and ``1 + r`` summed exactly (Fast2Sum) before the rest is
+  added, so the result is rounded about once.  The scale ``2^k`` is built from its exponent bits
   and applied in two factors (:func:`scale2`), so results down to the
   smallest subnormal are rounded once, and a caller may multiply ``m`` by a
   large factor before scaling (the chi-square tail ``exp(-h) P(h)``).
@@ -33,9 +34,13 @@ They are also plain Python functions on floats (the tests call both).
   ``erfc(sqrt h)`` from ``h`` itself (``exp(-h)`` exact in its argument,
   the chi-square tail of odd df).
 
-Accuracy (tests/test_vecmath.py, against R 4's ``exp``, ``pnorm`` and
-``pchisq``: tests/r/vecmath_reference.R, and against :func:`math.exp`,
-:func:`math.erfc` on random arguments): the bounds are stated there.
+Accuracy, the maxima measured by tests/test_vecmath.py over the grids of
+tests/r/vecmath_reference.R (R 4) and tests/r/vecmath_highprec.py (40
+digits): :func:`exp_neg` within 1 ulp of R's ``exp`` for ``x`` in [0, 746]
+(1 unit of 2^-1074 in the subnormal range); :func:`pnorm2` within 2 ulp of
+R's ``2 * pnorm(-z)`` for ``z`` in [0, 38]; :func:`erfc` within 4 ulp of the
+40-digit values on ``x = j/64 <= 28``, 6 on 4,000 scattered points (7 the
+most seen on 300,000 random arguments; glibc's ``erfc`` is within 2).
 """
 
 from __future__ import annotations
@@ -106,7 +111,9 @@ def exp_neg_split(x):
     q = q * r + E4
     q = q * r + E3
     q = q * r + E2
-    return 1.0 + (r + (r * r * q + err)), np.int64(kf)
+    hi1 = 1.0 + r
+    lo1 = (1.0 - hi1) + r  # 1 + r = hi1 + lo1 exactly (Fast2Sum, |r| < 1)
+    return hi1 + (lo1 + (r * r * q + err)), np.int64(kf)
 
 
 def pow2(k):
