@@ -116,11 +116,13 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         # not alias a load and leaves the loop scalar.
         yb = y[s:s + c]
         vb = v[s:s + c]
-        # the block's rows, transposed (contiguous reads; the writes stay in the cache)
-        for a in range(c):
-            for i in range(n):
-                yt[i, a] = yb[a, i]
-                vt[i, a] = vb[a, i]
+        # the block's rows, transposed (strided reads, contiguous writes in the cache)
+        for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
+            for a in range(c):
+                yr[a] = yb[a, i]
+                vr[a] = vb[a, i]
         for a in range(c):
             kb[a] = 0
             badv[a] = 0
