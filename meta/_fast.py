@@ -150,9 +150,13 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
                 sw0[a] += w0
                 sw0sq[a] += w0 * w0
                 swy[a] += w0 * yi
+        nbad = 0
         for a in range(c):
-            if kb[a] == 0 or badv[a] != 0:
-                return s + a
+            nbad += (kb[a] == 0) | (badv[a] != 0)
+        if nbad:
+            for a in range(c):
+                if kb[a] == 0 or badv[a] != 0:
+                    return s + a
         # Cochran's Q about the fixed-effect estimate (0 for k = 1), DL tau2
         for a in range(c):
             est0[a] = swy[a] / sw0[a]
