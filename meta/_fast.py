@@ -72,15 +72,16 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     names the rows), ``flags & 2`` where some ``q_p`` is NaN (df > 200 or an
     overflowing series: the caller fills them with scipy); -1 = neither.
 
-    Rows are fitted in blocks of ``_BLOCK`` analyses.  The first pass reads
-    a block's ``y``, ``v`` once (column by column, across the block's rows)
-    into ``studies x analyses`` work arrays of ``y``, ``v`` and ``w0 = 1/v``
-    (padding: y = 0, v = inf, w0 = 0, so the sums need no branch) while it
-    forms the fixed-effect sums; every later loop runs over the analyses of
-    a block with the same operations in each lane, which the compiler turns
-    into SIMD instructions, the special functions included
-    (:mod:`meta._vecmath`).  The sums run in study order, padding adding
-    exact zeros."""
+    Rows are fitted in blocks of ``_BLOCK`` analyses.  A block's ``y`` and
+    ``v`` are read once, column by column across the block's rows, into
+    ``studies x analyses`` work arrays; the next pass checks them, sets the
+    padding to y = 0, v = inf, w0 = 1/v = 0 (so the sums need no branch),
+    stores ``w0`` and forms the fixed-effect sums.  Every loop runs over the
+    analyses of a block with the same operations in each lane, which the
+    compiler turns into SIMD instructions, the special functions included
+    (:mod:`meta._vecmath`); where a range of pnorm or erfc is needed by no
+    row of the block, or no row has an odd df, that code is left out.  The
+    sums run in study order, padding adding exact zeros."""
     m, n = y.shape
     bsz = max(1, min(_BLOCK, m))
     yt = np.empty((n, bsz))
@@ -95,8 +96,6 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     q = np.empty(bsz)
     tau2 = np.empty(bsz)
     sw = np.empty(bsz)
-    est = np.empty(bsz)
-    se = np.empty(bsz)
     zabs = np.empty(bsz)
     crit = np.empty(bsz)
     dd = np.empty(bsz, np.int64)
@@ -111,9 +110,9 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     redo = 0
     for s in range(0, m, bsz):
         c = min(bsz, m - s)
-        # The loops below index 1-D views only (rows of the work arrays and of
-        # out): with 2-D indexing the compiler cannot prove that a store does
-        # not alias a load and leaves the loop scalar.
+        # Loops that compute store into 1-D views only (rows of the work arrays
+        # and of out): with 2-D indexing the compiler cannot prove that a store
+        # does not alias a load and leaves the loop scalar.
         yb = y[s:s + c]
         vb = v[s:s + c]
         # the block's rows, transposed (strided reads, contiguous writes in the cache)
