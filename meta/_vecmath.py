@@ -87,7 +87,13 @@ ERFC_THRESH = 0.46875
 ERFC_THRESH2 = ERFC_THRESH * ERFC_THRESH  # exact: 225/1024
 ERFC_ZERO = 28.0  # erfc(x) < 1e-342 above: 0 in double precision
 
-__all__ = ["exp_neg_split", "pow2", "scale2", "exp_neg", "pnorm2", "pnorm2_ranges", "erfc_r1", "erfc_r2", "erfc_r3", "erfc", "erfc_sqrt_parts"]
+__all__ = ["fma", "exp_neg_split", "pow2", "scale2", "exp_neg", "pnorm2", "pnorm2_ranges", "erfc_r1", "erfc_r2", "erfc_r3", "erfc", "erfc_sqrt_parts"]
+
+
+def fma(a, b, c):
+    """``a b + c``: compiled (:func:`njit_namespace`), the CPU's fused
+    multiply-add (one rounding); in plain Python two roundings."""
+    return a * b + c
 
 
 def exp_neg_split(x):
@@ -99,21 +105,20 @@ def exp_neg_split(x):
     lo = kf * LN2_LO
     r = hi - lo
     err = (hi - r) - lo  # r + err = hi - lo to a few ulp of lo
-    q = E13
-    q = q * r + E12
-    q = q * r + E11
-    q = q * r + E10
-    q = q * r + E9
-    q = q * r + E8
-    q = q * r + E7
-    q = q * r + E6
-    q = q * r + E5
-    q = q * r + E4
-    q = q * r + E3
-    q = q * r + E2
+    q = fma(E13, r, E12)
+    q = fma(q, r, E11)
+    q = fma(q, r, E10)
+    q = fma(q, r, E9)
+    q = fma(q, r, E8)
+    q = fma(q, r, E7)
+    q = fma(q, r, E6)
+    q = fma(q, r, E5)
+    q = fma(q, r, E4)
+    q = fma(q, r, E3)
+    q = fma(q, r, E2)
     hi1 = 1.0 + r
     lo1 = (1.0 - hi1) + r  # 1 + r = hi1 + lo1 exactly (Fast2Sum, |r| < 1)
-    return hi1 + (lo1 + (r * r * q + err)), np.int64(kf)
+    return hi1 + (lo1 + fma(r * r, q, err)), np.int64(kf)
 
 
 def pow2(k):
@@ -285,10 +290,38 @@ def njit_namespace(numba):
 
     mod = types.ModuleType(__name__ + "_njit")
     glb = {**globals()}
+    mod.fma = _fma_intrinsic(numba)
     for name in __all__:
+        if name == "fma":
+            continue
         fn = globals()[name]
         clone = types.FunctionType(fn.__code__, glb, fn.__name__)
         clone.__qualname__, clone.__module__, clone.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
         setattr(mod, name, numba.njit(inline="always", error_model="numpy")(clone))
     glb.update({name: getattr(mod, name) for name in __all__})
     return mod
+
+
+def _fma_intrinsic(numba):
+    """``llvm.fma.f64`` as a numba function of three floats (vectorised like
+    any arithmetic where it stands in a loop)."""
+    from llvmlite import ir
+    from numba.core import types as nt
+    from numba.core.extending import intrinsic
+
+    @intrinsic
+    def fma_f64(typingctx, a, b, c):
+        sig = nt.float64(nt.float64, nt.float64, nt.float64)
+
+        def codegen(context, builder, signature, args):
+            dbl = ir.DoubleType()
+            fn = builder.module.declare_intrinsic("llvm.fma", [dbl], ir.FunctionType(dbl, [dbl, dbl, dbl]))
+            return builder.call(fn, args)
+
+        return sig, codegen
+
+    @numba.njit(inline="always")
+    def fma(a, b, c):
+        return fma_f64(float(a), float(b), float(c))
+
+    return fma
