@@ -15,11 +15,13 @@ They are also plain Python functions on floats (the tests call both).
   trailing 21 bits are zero so ``k ln2_hi`` is exact, and ``ln2_lo``), the
   rounding error of ``r`` carried to the linear term, the Taylor series of
   ``exp(r)`` to degree 13 (``|r| <= ln2/2``: truncation error below 5e-18
-  relative) and ``1 + r`` summed exactly (Fast2Sum) before the rest is
-  added, so the result is rounded about once.  The scale ``2^k`` is built from its exponent bits
-  and applied in two factors (:func:`scale2`), so results down to the
-  smallest subnormal are rounded once, and a caller may multiply ``m`` by a
-  large factor before scaling (the chi-square tail ``exp(-h) P(h)``).
+  relative) by Horner's rule in fused multiply-adds (:func:`fma`: the
+  CPU's instruction where compiled) and ``1 + r`` summed exactly
+  (Fast2Sum) before the rest is added, so the result is rounded about
+  once.  The scale ``2^k`` is built from its exponent bits and applied in
+  two factors (:func:`scale2`), so results down to the smallest subnormal
+  are rounded once, and a caller may multiply ``m`` by a large factor
+  before scaling (the chi-square tail ``exp(-h) P(h)``).
 * :func:`pnorm2` -- ``2 pnorm(-|z|)``, R's ``pnorm_both`` (R 4,
   src/nmath/pnorm.c; W. J. Cody 1969, "Rational Chebyshev approximations
   for the error function", Math. Comp. 23:631-637, and Cody 1993, ACM TOMS
