@@ -39,9 +39,11 @@ and filled by :func:`scipy.special.chdtrc` by the caller.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import types
+from pathlib import Path
 
 import numpy as np
 
@@ -338,10 +340,22 @@ def _njit_globals(numba):
 
 
 def _compile(fn, numba, **options):
-    """``fn`` compiled with the globals of :func:`_njit_globals`."""
+    """``fn`` compiled with the globals of :func:`_njit_globals`.  Its name
+    carries a digest of the modules compiled into it: numba's on-disk cache
+    is keyed by this file alone, and would otherwise serve a kernel built
+    from an older :mod:`meta._vecmath` or :mod:`meta._formulas`."""
     clone = types.FunctionType(fn.__code__, _njit_globals(numba), fn.__name__)
-    clone.__qualname__, clone.__module__, clone.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+    clone.__qualname__ = f"{fn.__qualname__}_{_sources_digest()}"
+    clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
     return numba.njit(error_model="numpy", **options)(clone)
+
+
+def _sources_digest() -> str:
+    """A short digest of the source of meta/_vecmath.py and meta/_formulas.py."""
+    h = hashlib.sha256()
+    for mod in (_vecmath, _f):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def kernel():
