@@ -6,45 +6,58 @@ exists at all: the numpy path (:mod:`meta._estimators`, shared with
 :func:`meta.pool.pool`) makes ~30 passes over the padded ``studies x
 analyses`` block plus ~60 over the per-analysis vectors; simulation work
 asks for more (1000x a loop of statsmodels ``combine_effects``;
-measurements in ``benchmarks/README.md``).  This kernel reads each block of
-analyses once into cache-sized work arrays and runs every step as a loop
-over the block's analyses that compiles to SIMD instructions, about 2x
-faster than the numpy engine (half of its time is libm's ``erfc`` and ``exp``).  Its closed
-forms are not restated here: DL tau2, I2, the chi-square tail, the intervals
-are the functions of :mod:`meta._formulas` that :func:`meta._estimators.finish`
-also calls, compiled with ``numba.njit(inline="always")`` into the kernel
-(same coefficient table; rounding may differ from the numpy engine's in the
-order of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value's argument
-and in the normal tail, libm's ``erfc`` instead of scipy's), and the tests hold the two to 1e-12
-relative on random ragged data and both to metafor's fixtures; REML, PM and
-the HKSJ test always use the numpy path.
+measurements in ``benchmarks/README.md``).  This kernel copies each block
+of analyses once into cache-sized ``studies x analyses`` work arrays and
+runs every step as a loop over the block's analyses that compiles to SIMD
+instructions (8 analyses per AVX-512 instruction), the special functions
+included: the normal tail, ``exp`` and ``erfc`` are the branch-free
+arithmetic of :mod:`meta._vecmath` (Cody's rational approximations as in
+R's ``pnorm``, a Cody-Waite ``exp``; no C library call in the loops).
+
+The closed forms are not restated here: DL tau2, I2, the intervals are the
+functions of :mod:`meta._formulas` that :func:`meta._estimators.finish`
+also calls, compiled with ``numba.njit(inline="always")`` into the kernel;
+the chi-square tail is the same closed form (A&S 26.4.4-26.4.5, the same
+coefficient table) arranged so that one ``exp(-h)`` serves both terms
+(:func:`_chi2_sf`).  Rounding differs from the numpy engine's in the order
+of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value (R's ``pnorm``
+algorithm on ``|est| sqrt(sum w)`` here, scipy's ``erfc(|est/se|/sqrt 2)``
+there) and in the chi-square tail (here within 9 ulp of 40-digit values
+for df <= 30, 3 ulp for df <= 10: tests/test_vecmath.py); the tests hold
+the two engines to 1e-12 relative on random ragged data and both to
+metafor's fixtures.  REML, PM and the HKSJ test always use the numpy path.
 
 Formulas (sources in :mod:`meta._estimators`): ``w0 = 1/v``;
 ``est0 = sum(w0 y)/sum(w0)``; ``Q = sum(w0 (y - est0)^2)`` (0 for k = 1);
 DL ``tau2 = max(0, (Q - (k-1)) / (sum(w0) - sum(w0^2)/sum(w0)))``;
 ``w = 1/(v + tau2)``; ``est = sum(w y)/sum(w)``; ``se = sqrt(1/sum(w))``;
-``p = erfc(|est/se| / sqrt 2)``; I2 as metafor (FE from Q, DL from tau2 and
+``p = 2 pnorm(-|est/se|)``; I2 as metafor (FE from Q, DL from tau2 and
 the typical within-study variance); ``q_p`` from the closed forms of the
-chi-square tail (Abramowitz & Stegun 26.4.4-26.4.5); ``df > 200`` (or a
-series that overflows) is left NaN here and filled by
-:func:`scipy.special.chdtrc` by the caller.
+chi-square tail; ``df > 200`` (or a series that overflows) is left NaN here
+and filled by :func:`scipy.special.chdtrc` by the caller.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import types
+from pathlib import Path
 
 import numpy as np
 
 from meta import _formulas as _f
+from meta import _vecmath
+from meta import _vecmath as _v
 
 # numba is optional and heavy to import (~0.5 s): look for it now, import it
 # and compile the kernel on first use only.
 AVAILABLE = importlib.util.find_spec("numba") is not None
-_SQRT1_2 = math.sqrt(0.5)
 CHI2_DFMAX = 200  # as meta._estimators.chi2_sf: larger df go to scipy's chdtrc
+_ERFC_THRESH2 = _vecmath.ERFC_THRESH2  # erfc(sqrt h) = 1 - sqrt(h) R1(h) up to here
+_ERFC_BIG_Q = 32.0  # Q = 2h > 32: sqrt(h) > 4, Cody's third range of erfc
+_PNORM_MID = _vecmath.M_SQRT_32  # |z| above: the third range of pnorm
 _BLOCK = 256  # analyses per block of the kernel: its work arrays (n x 256 values) stay in the L1/L2 cache
 
 
@@ -61,18 +74,21 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     names the rows), ``flags & 2`` where some ``q_p`` is NaN (df > 200 or an
     overflowing series: the caller fills them with scipy); -1 = neither.
 
-    Rows are fitted in blocks of ``_BLOCK`` analyses, copied to ``studies x
-    analyses`` work arrays (padding: y = 0, v = inf, so 1/v = 0 and the sums
-    need no branch), so that every loop below runs over the analyses of a
-    block with the same operations in each lane and the compiler turns it
-    into SIMD instructions.  The sums run in study order, padding adding
-    exact zeros.  The special functions (erfc, exp)
-    are libm's, called in loops of their own (the others stay SIMD)."""
+    Rows are fitted in blocks of ``_BLOCK`` analyses.  A block's ``y`` and
+    ``v`` are read once, column by column across the block's rows, into
+    ``studies x analyses`` work arrays; the next pass checks them, sets the
+    padding to y = 0, v = inf, w0 = 1/v = 0 (so the sums need no branch),
+    stores ``w0`` and forms the fixed-effect sums.  Every loop runs over the
+    analyses of a block with the same operations in each lane, which the
+    compiler turns into SIMD instructions, the special functions included
+    (:mod:`meta._vecmath`); where a range of pnorm or erfc is needed by no
+    row of the block, or no row has an odd df, that code is left out.  The
+    sums run in study order, padding adding exact zeros."""
     m, n = y.shape
-    jcap = tab.shape[0]
     bsz = max(1, min(_BLOCK, m))
     yt = np.empty((n, bsz))
     vt = np.empty((n, bsz))
+    wt = np.empty((n, bsz))
     kb = np.empty(bsz, np.int64)
     badv = np.empty(bsz, np.int64)
     sw0 = np.empty(bsz)
@@ -82,48 +98,66 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     q = np.empty(bsz)
     tau2 = np.empty(bsz)
     sw = np.empty(bsz)
-    est = np.empty(bsz)
-    se = np.empty(bsz)
-    zarg = np.empty(bsz)
-    h = np.empty(bsz)
-    acc = np.empty(bsz)
+    zabs = np.empty(bsz)
+    crit = np.empty(bsz)
     dd = np.empty(bsz, np.int64)
-    ieven = np.empty(bsz, np.int64)
-    iodd = np.empty(bsz, np.int64)
+    coef = np.empty(bsz)
+    acc = np.empty(bsz)
+    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
+    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
+    one_crit = True
+    for k in range(pcrit.shape[0]):
+        one_crit &= pcrit[k] == pcrit[0]
     overflow = 0
     redo = 0
     for s in range(0, m, bsz):
         c = min(bsz, m - s)
-        for a in range(c):
-            for i in range(n):
-                yt[i, a] = y[s + a, i]
-                vt[i, a] = v[s + a, i]
+        # Loops that compute store into 1-D views only (rows of the work arrays
+        # and of out): with 2-D indexing the compiler cannot prove that a store
+        # does not alias a load and leaves the loop scalar.
+        yb = y[s:s + c]
+        vb = v[s:s + c]
+        # the block's rows, transposed (strided reads, contiguous writes in the cache)
+        for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
+            for a in range(c):
+                yr[a] = yb[a, i]
+                vr[a] = vb[a, i]
         for a in range(c):
             kb[a] = 0
             badv[a] = 0
             sw0[a] = 0.0
             sw0sq[a] = 0.0
             swy[a] = 0.0
-        # k, the fixed-effect sums, validity; padding set to y = 0, v = inf
+        # k, the fixed-effect sums, validity; padding set to y = 0, v = inf, w0 = 0
         for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
+            wr = wt[i]
             for a in range(c):
-                yi = yt[i, a]
-                vi = vt[i, a]
+                yi = yr[a]
+                vi = vr[a]
                 study = yi == yi
                 good = (vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)
                 badv[a] += study & (not good)
                 kb[a] += study
                 yi = yi if study else 0.0
                 vi = vi if study else math.inf
-                yt[i, a] = yi
-                vt[i, a] = vi
                 w0 = 1.0 / vi
+                yr[a] = yi
+                vr[a] = vi
+                wr[a] = w0
                 sw0[a] += w0
                 sw0sq[a] += w0 * w0
                 swy[a] += w0 * yi
+        nbad = 0
         for a in range(c):
-            if kb[a] == 0 or badv[a] != 0:
-                return s + a
+            nbad += (kb[a] == 0) | (badv[a] != 0)
+        if nbad:
+            for a in range(c):
+                if kb[a] == 0 or badv[a] != 0:
+                    return s + a
         # Cochran's Q about the fixed-effect estimate (0 for k = 1), DL tau2
         for a in range(c):
             est0[a] = swy[a] / sw0[a]
@@ -131,9 +165,11 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             sw[a] = 0.0
             swy[a] = 0.0
         for i in range(n):
+            yr = yt[i]
+            wr = wt[i]
             for a in range(c):
-                r = yt[i, a] - est0[a]
-                q[a] += r * r * (1.0 / vt[i, a])
+                r = yr[a] - est0[a]
+                q[a] += r * r * wr[a]
         for a in range(c):
             k = kb[a]
             qa = max(q[a], 0.0) if k > 1 else 0.0
@@ -141,90 +177,185 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             tau2[a] = 0.0 if fe or k == 1 else _f.tau2_dl(qa, k - 1, sw0[a], sw0sq[a])
         # random-effects weights 1/(v + tau2) (= 1/v bit for bit where tau2 = 0)
         for i in range(n):
+            yr = yt[i]
+            vr = vt[i]
             for a in range(c):
-                w = 1.0 / (vt[i, a] + tau2[a])
+                w = 1.0 / (vr[a] + tau2[a])
                 sw[a] += w
-                swy[a] += w * yt[i, a]
-        # estimate, se (1/sqrt(sum w)), intervals, I2
+                swy[a] += w * yr[a]
+        # estimate, se (1/sqrt(sum w)), CI, prediction interval: its critical value
+        # per k gathered first (an indexed load in a loop that stores would keep
+        # that loop scalar), or one value for all k
+        o_k, o_est, o_se, o_lo, o_hi = out[0, s:s + c], out[1, s:s + c], out[2, s:s + c], out[3, s:s + c], out[4, s:s + c]
+        o_p, o_tau2, o_i2, o_q, o_qp = out[5, s:s + c], out[6, s:s + c], out[7, s:s + c], out[8, s:s + c], out[9, s:s + c]
+        o_pilo, o_pihi = out[10, s:s + c], out[11, s:s + c]
+        if one_crit:
+            for a in range(c):
+                crit[a] = pcrit[0]
+        else:
+            for a in range(c):
+                crit[a] = pcrit[kb[a]]
+        nover = 0
         for a in range(c):
             e = swy[a] / sw[a]
             root = math.sqrt(sw[a])
-            est[a] = e
-            se[a] = 1.0 / root
-            zarg[a] = abs(e) * root * _SQRT1_2  # |est / se| / sqrt(2) without a division
-        for a in range(c):
-            lo, hi = _f.interval(est[a], zcrit, se[a])
-            out[3, s + a] = lo
-            out[4, s + a] = hi
-        if pi_is_ci:
-            for a in range(c):
-                out[10, s + a] = out[3, s + a]
-                out[11, s + a] = out[4, s + a]
-        else:
-            for a in range(c):
-                plo, phi = _f.pi_bounds(est[a], pcrit[kb[a]], se[a], tau2[a], False)
-                out[10, s + a] = plo
-                out[11, s + a] = phi
+            sea = 1.0 / root
+            t2 = tau2[a]
+            zabs[a] = abs(e) * root  # |est / se| without a division
+            lo, hi = _f.interval(e, zcrit, sea)
+            plo, phi = _f.pi_bounds(e, crit[a], sea, t2, False)
+            o_k[a] = kb[a]
+            o_est[a] = e
+            o_se[a] = sea
+            o_lo[a] = lo
+            o_hi[a] = hi
+            o_tau2[a] = t2
+            o_q[a] = q[a]
+            o_pilo[a] = lo if pi_is_ci else plo
+            o_pihi[a] = hi if pi_is_ci else phi
+            finite = (abs(e) < math.inf) & (sea < math.inf) & (t2 < math.inf) & (q[a] < math.inf)
+            nover += not finite
+        overflow += nover
         # I2: k = 1 gives 0 (as metafor); FE with Q = 0: max(0, -inf) = 0
         if fe:
             for a in range(c):
                 i2 = _f.i2_from_q(q[a], kb[a] - 1)
-                out[7, s + a] = i2 if kb[a] > 1 else 0.0
+                o_i2[a] = i2 if kb[a] > 1 else 0.0
         else:
             for a in range(c):
                 i2 = _f.i2_from_tau2(tau2[a], _f.typical_variance(kb[a] - 1, sw0[a], sw0sq[a]))
-                out[7, s + a] = i2 if kb[a] > 1 else 0.0
+                o_i2[a] = i2 if kb[a] > 1 else 0.0
+        # p = 2 pnorm(-|z|); the range |z| > sqrt(32) only in blocks that have one
+        nbig = 0
         for a in range(c):
-            e = est[a]
-            out[0, s + a] = kb[a]
-            out[1, s + a] = e
-            out[2, s + a] = se[a]
-            out[6, s + a] = tau2[a]
-            out[8, s + a] = q[a]
-            finite = (abs(e) < math.inf) & (se[a] < math.inf) & (tau2[a] < math.inf) & (q[a] < math.inf)
-            overflow += not finite
-            h[a] = 0.5 * q[a]
-            df = kb[a] - 1
-            dd[a] = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
-        for a in range(c):
-            out[5, s + a] = math.erfc(zarg[a])
-        # q_p: the polynomial P(h) of every row by Horner's rule over the block's
-        # longest sum (the table's zeros above a row's own terms leave its sum
-        # exact), then the even and the odd df apart (erfc only for odd df)
-        jb = 1
-        ne = 0
-        no = 0
-        for a in range(c):
-            d = dd[a]
-            jb = max(jb, d // 2)
-            ieven[ne] = a
-            iodd[no] = a
-            odd = d & 1
-            ne += 1 - odd
-            no += odd
-        jb = min(jb, jcap)
-        for a in range(c):
-            acc[a] = tab[jb - 1, dd[a]]
-        for j in range(jb - 2, -1, -1):
+            nbig += zabs[a] > _PNORM_MID
+        if nbig:
             for a in range(c):
-                acc[a] = acc[a] * h[a] + tab[j, dd[a]]
-        for x in range(ne):
-            a = ieven[x]
-            out[9, s + a] = _f.chi2_sf_even(acc[a], h[a])
-        for x in range(no):
-            a = iodd[x]
-            sh = math.sqrt(h[a])
-            out[9, s + a] = _f.chi2_sf_odd(acc[a], h[a], sh, math.erfc(sh))
-        for a in range(c):
-            k = kb[a]
-            qp = 1.0 if k == 1 else out[9, s + a]  # k = 1: Q = 0, p = 1 (as metafor)
-            qp = math.nan if k - 1 > CHI2_DFMAX else qp
-            out[9, s + a] = qp
-            redo += not (abs(qp) < math.inf)
+                o_p[a] = _v.pnorm2_ranges(zabs[a], True)
+        else:
+            for a in range(c):
+                o_p[a] = _v.pnorm2_ranges(zabs[a], False)
+        redo += _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp)
     return -1 - (overflow > 0) - 2 * (redo > 0)
 
 
+def _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp):
+    """``q_p`` of the first ``c`` rows (Q ``q``, k ``kb``) into ``o_qp``:
+    :func:`_chi2_sf`; 1 where k = 1 (as metafor), NaN where df > 200 or the
+    series overflows (returns how many are NaN).  ``tab`` is
+    ``meta._estimators.CHI2_TABLE``, ``ecol``/``ocol`` its last even and odd
+    columns; ``dd``, ``acc``, ``coef`` work arrays."""
+    # the polynomial P(h) of every row by Horner's rule over the block's
+    # longest sum (zeros above a row's own terms leave its sum exact, as the
+    # table's zeros do): a coefficient depends on df only through its parity,
+    # so it is selected from the table's last even and odd columns, not gathered
+    jb = 1
+    for a in range(c):
+        df = kb[a] - 1
+        d = df if df <= CHI2_DFMAX else 1  # df > 200: q_p NaN below, filled by the caller
+        dd[a] = d
+        jb = max(jb, d // 2)
+    jb = min(jb, tab.shape[0])
+    for a in range(c):
+        acc[a] = 0.0
+    for j in range(jb - 1, -1, -1):
+        ce = tab[j, ecol]  # 1/j! (even df)
+        co = tab[j, ocol]  # (2/sqrt(pi)) 2^j / (1 3 ... (2j+1)) (odd df)
+        for a in range(c):
+            d = dd[a]
+            cf = co if d & 1 else ce
+            cf = cf if j < (d >> 1) else 0.0  # a row's own terms: j < df // 2
+            acc[a] = acc[a] * (0.5 * q[a]) + cf
+    # the tail; erfc(sqrt h) only in blocks with an odd df, its range h > 16 only where some h is
+    nodd = 0
+    nbig = 0
+    for a in range(c):
+        odd = dd[a] & 1
+        nodd += odd
+        nbig += odd & (q[a] > _ERFC_BIG_Q)
+    if nbig:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, True)
+    elif nodd:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], True, False)
+    else:
+        for a in range(c):
+            coef[a] = _chi2_sf(acc[a], 0.5 * q[a], dd[a], False, False)
+    nredo = 0
+    for a in range(c):
+        k = kb[a]
+        qp = 1.0 if k == 1 else coef[a]  # k = 1: Q = 0, p = 1 (as metafor)
+        qp = qp if (k - 1 <= CHI2_DFMAX) & (abs(qp) < math.inf) else math.nan
+        o_qp[a] = qp
+        nredo += qp != qp
+    return nredo
+
+
+def _chi2_sf(poly, h, df, odd, big):
+    """Chi-square upper tail at ``x = 2h`` with ``df`` (1 ... 200) degrees of
+    freedom from ``poly = P(h)``: the closed forms of
+    :func:`meta._formulas.chi2_sf_even` / ``chi2_sf_odd`` (Abramowitz & Stegun
+    26.4.4-26.4.5), both evaluated and the right one selected, with one
+    ``exp(-h) = m 2^j`` for both (:func:`meta._vecmath.exp_neg_split`) and
+    ``erfc(sqrt h)`` from ``h`` itself (:func:`meta._vecmath.erfc_sqrt_parts`):
+    even ``P(h) exp(-h)``; odd ``sqrt(h) P(h) exp(-h) + erfc(sqrt h)``, as
+    ``(sqrt(h) P(h) + R(sqrt h)) exp(-h)`` where ``erfc(sqrt h) = exp(-h) R``
+    (``sqrt h > 0.46875``).  The scale ``2^j`` is applied last, so a large
+    ``P(h)`` times a subnormal ``exp(-h)`` keeps its precision.  ``odd``
+    False: even df only; ``big`` False: no odd df with ``h > 16`` (constants
+    where compiled: the code of what is absent is dropped)."""
+    m, j = _v.exp_neg_split(h)
+    even = _v.scale2(m * poly, j)
+    if not odd:
+        return even
+    sh = math.sqrt(h)
+    small, ratio = _v.erfc_sqrt_parts(h, sh, big)
+    odd_big = _v.scale2(m * (sh * poly + ratio), j)
+    odd_small = sh * poly * _v.scale2(m, j) + small
+    res_odd = odd_small if h <= _ERFC_THRESH2 else odd_big
+    return res_odd if df & 1 else even
+
+
 _compiled = None
+_COMPILED_HELPERS = {}
+
+
+def _njit_globals(numba):
+    """Globals for the compiled kernel: ``_f`` rebound to a module of the njit
+    versions of :mod:`meta._formulas`, ``_v`` to those of :mod:`meta._vecmath`,
+    and the kernel's own helpers compiled, all inlined where called
+    (error_model="numpy": IEEE division, x/0 = inf or NaN as numpy, instead
+    of ZeroDivisionError).  Built once per process."""
+    if not _COMPILED_HELPERS:
+        jit = types.ModuleType("meta._formulas_njit")
+        for name in _f.__all__:
+            setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
+        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba)}
+        for helper in (_chi2_sf, _chi2_block):
+            fn = types.FunctionType(helper.__code__, glb, helper.__name__)
+            glb[helper.__name__] = numba.njit(inline="always", error_model="numpy")(fn)
+        _COMPILED_HELPERS.update({name: glb[name] for name in ("_f", "_v", "_chi2_sf", "_chi2_block")})
+    return {**_kernel.__globals__, **_COMPILED_HELPERS}
+
+
+def _compile(fn, numba, **options):
+    """``fn`` compiled with the globals of :func:`_njit_globals`.  Its name
+    carries a digest of the modules compiled into it: numba's on-disk cache
+    is keyed by this file alone, and would otherwise serve a kernel built
+    from an older :mod:`meta._vecmath` or :mod:`meta._formulas`."""
+    clone = types.FunctionType(fn.__code__, _njit_globals(numba), fn.__name__)
+    clone.__qualname__ = f"{fn.__qualname__}_{_sources_digest()}"
+    clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
+    return numba.njit(error_model="numpy", **options)(clone)
+
+
+def _sources_digest() -> str:
+    """A short digest of the source of meta/_vecmath.py and meta/_formulas.py."""
+    h = hashlib.sha256()
+    for mod in (_vecmath, _f):
+        h.update(Path(mod.__file__).read_bytes())
+    return h.hexdigest()[:12]
 
 
 def kernel():
@@ -235,16 +366,43 @@ def kernel():
     if _compiled is None:
         import numba
 
-        # The formulas of meta._formulas, compiled and inlined into the kernel:
-        # the kernel's global ``_f`` is rebound to a module of their njit versions.
-        # error_model="numpy": IEEE division (x/0 = inf or NaN, as numpy) instead of ZeroDivisionError
-        jit = types.ModuleType("meta._formulas_njit")
-        for name in _f.__all__:
-            setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
-        fn = types.FunctionType(_kernel.__code__, {**_kernel.__globals__, "_f": jit}, _kernel.__name__)
-        fn.__qualname__, fn.__module__, fn.__doc__ = _kernel.__qualname__, _kernel.__module__, _kernel.__doc__
-        _compiled = numba.njit(cache=True, nogil=True, error_model="numpy")(fn)
+        _compiled = _compile(_kernel, numba, cache=True, nogil=True)
     return _compiled
+
+
+def _chi2_many(x, df, tab, out):
+    """:func:`_chi2_block` (the kernel's ``q_p``) on ``x`` (chi-square values)
+    with ``df`` (int64, 1 ... 200) degrees of freedom, in blocks of
+    ``_BLOCK``; NaN where the kernel leaves ``q_p`` to scipy.  For the tests."""
+    m = x.shape[0]
+    bsz = max(1, min(_BLOCK, m))
+    kb = np.empty(bsz, np.int64)
+    q = np.empty(bsz)
+    dd = np.empty(bsz, np.int64)
+    acc = np.empty(bsz)
+    coef = np.empty(bsz)
+    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
+    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
+    for s in range(0, m, bsz):
+        c = min(bsz, m - s)
+        for a in range(c):
+            kb[a] = df[s + a] + 1
+            q[a] = x[s + a]
+        _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, out[s:s + c])
+    return out
+
+
+_compiled_chi2 = None
+
+
+def chi2_many():
+    """The compiled :func:`_chi2_many` (the kernel's chi-square tail on its own)."""
+    global _compiled_chi2
+    if _compiled_chi2 is None:
+        import numba
+
+        _compiled_chi2 = _compile(_chi2_many, numba)
+    return _compiled_chi2
 
 
 # --------------------------------------------------------------------------- REML / ML tau2 (pool_many)
