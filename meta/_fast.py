@@ -88,9 +88,10 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     m, n = y.shape
     nr = n + (n & 1)  # rows of the work arrays: pairs, the last one padding where n is odd
     bsz = max(1, min(_BLOCK, max(64, _BLOCK_CELLS // nr // 8 * 8), m))  # analyses per block
-    yt = np.full((nr, bsz), np.nan)
-    vt = np.ones((nr, bsz))
-    wt = np.empty((nr, bsz))
+    ld = bsz + 8  # row length of the work arrays: rows 4 kB apart (bsz = 512) would share the L1 cache's sets
+    yt = np.full((nr, ld), np.nan)
+    vt = np.ones((nr, ld))
+    wt = np.empty((nr, ld))
     kb = np.empty(bsz, np.int64)
     sw0 = np.empty(bsz)
     sw0sq = np.empty(bsz)
