@@ -125,8 +125,8 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             sw0[a] = 0.0
             sw0sq[a] = 0.0
             swy[a] = 0.0
-        # k and the invalid studies (one counter: _cell), the fixed-effect sums;
-        # w0 = 0 at the padding.  Rows in pairs (half the loads and stores of
+        # k and the fixed-effect sums (w0 = 0 at the padding; NaN where vi <= 0
+        # or not a number: _cell).  Rows in pairs (half the loads and stores of
         # the sums), added in study order
         for i in range(0, nr, 2):
             ya, va, wa = yt[i], vt[i], wt[i]
@@ -136,15 +136,16 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
                 y1, w1, n1 = _cell(yb2[a], vb2[a])
                 wa[a] = w0
                 wb2[a] = w1
-                kb[a] += n0 + n1
+                kb[a] += np.int64(n0) + np.int64(n1)
                 sw0[a] = sw0[a] + w0 + w1
                 sw0sq[a] = sw0sq[a] + w0 * w0 + w1 * w1
                 swy[a] = swy[a] + w0 * y0 + w1 * y1
+        # a row with no study, or sums that are not finite (an invalid study
+        # among them: NaN w0, infinite yi; or valid values that overflow) is
+        # checked study by study
         nbad = 0
         for a in range(c):
-            bad = (kb[a] >> 32) != 0
-            kb[a] &= 0xFFFFFFFF
-            nbad += (kb[a] == 0) | bad
+            nbad += (kb[a] == 0) | (not (sw0[a] < math.inf)) | (not (abs(swy[a]) < math.inf))
         if nbad:
             for a in range(c):
                 if kb[a] == 0 or _cell_bad_rows(yt, vt, n, a):
@@ -366,20 +367,23 @@ def _tile_intrinsics(numba):
 
 
 def _cell(yi, vi):
-    """One study's ``(y, w0, count)`` for the kernel's sums: ``y`` (0 at the
-    padding), ``w0 = 1/vi`` (0 at the padding) and ``count`` = 1 for a study
-    plus 2^32 if it is invalid (infinite yi, or vi not finite and > 0), 0 at the
-    padding (``yi`` NaN): k and the invalid studies summed in one int64."""
+    """One study's ``(y, w0, study)`` for the kernel's sums: ``y`` (0 at the
+    padding, ``yi`` NaN), ``w0 = 1/vi`` (0 at the padding; NaN where ``1/vi``
+    is not > 0: vi < 0, -0, inf or NaN, so the sum of w0 is NaN) and whether
+    it is a study.  ``vi = +0`` gives ``w0 = inf``, as a subnormal vi does;
+    :func:`_cell_bad_rows` tells them apart."""
     study = yi == yi
-    good = (vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)
-    count = np.int64(study) + (np.int64(study & (not good)) << 32)
-    return (yi if study else 0.0), (1.0 / vi if study else 0.0), count
+    w = np.float64(1.0) / vi  # IEEE division in plain Python too (vi = 0 at the padding)
+    return (yi if study else 0.0), ((w if w > 0.0 else math.nan) if study else 0.0), study
 
 
 def _cell_bad_rows(yt, vt, n, a):
-    """Whether column ``a`` of the work arrays holds an invalid study (:func:`_cell`)."""
+    """Whether column ``a`` of the work arrays holds an invalid study: yi
+    infinite, or vi not finite and > 0."""
     for i in range(n):
-        if _cell(yt[i, a], vt[i, a])[2] >> 32:
+        yi = yt[i, a]
+        vi = vt[i, a]
+        if yi == yi and not ((vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)):
             return True
     return False
 
