@@ -75,11 +75,14 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     names the rows), ``flags & 2`` where some ``q_p`` is NaN (df > 200 or an
     overflowing series: the caller fills them with scipy); -1 = neither.
 
-    Rows are fitted in blocks of ``_BLOCK`` analyses.  A block's ``y`` and
-    ``v`` are read once, column by column across the block's rows, into
-    ``studies x analyses`` work arrays; the next pass checks them, sets the
-    padding to y = 0, v = inf, w0 = 1/v = 0 (so the sums need no branch),
-    stores ``w0`` and forms the fixed-effect sums.  Every loop runs over the
+    Rows are fitted in blocks of up to ``_BLOCK`` analyses.  A block's ``y``
+    and ``v`` are read once, in tiles of 8 analyses transposed in registers
+    (:func:`_copy_block`), into ``studies x analyses`` work arrays; the next
+    pass stores ``w0`` (0 at the padding, selected without a branch) and
+    forms k and the fixed-effect sums, two studies per step; a row whose
+    sums are not finite is checked study by study (:func:`_cell`).  The
+    passes over studies select y = 0, w = 0 at the padding (NaN in ``y``)
+    as they read it.  Every loop runs over the
     analyses of a block with the same operations in each lane, which the
     compiler turns into SIMD instructions, the special functions included
     (:mod:`meta._vecmath`); where a range of pnorm or erfc is needed by no
