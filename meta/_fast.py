@@ -20,8 +20,8 @@ also calls, compiled with ``numba.njit(inline="always")`` into the kernel;
 the chi-square tail is the same closed form (A&S 26.4.4-26.4.5, the same
 coefficient table) arranged so that one ``exp(-h)`` serves both terms
 (:func:`_chi2_sf`).  Rounding differs from the numpy engine's in the order
-of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value (R's ``pnorm``
-algorithm on ``|est| sqrt(sum w)`` here, scipy's ``erfc(|est/se|/sqrt 2)``
+of numpy's sums, in ``se = 1/sqrt(sum w)``, in the p-value (the rational functions of R's
+``pnorm`` on ``|est| sqrt(sum w)``, within 4 ulp of 40-digit values, here, scipy's ``erfc(|est/se|/sqrt 2)``
 there) and in the chi-square tail (here within 9 ulp of 40-digit values
 for df <= 30, 3 ulp for df <= 10: tests/test_vecmath.py); the tests hold
 the two engines to 1e-12 relative on random ragged data and both to
@@ -58,7 +58,8 @@ CHI2_DFMAX = 200  # as meta._estimators.chi2_sf: larger df go to scipy's chdtrc
 _ERFC_THRESH2 = _vecmath.ERFC_THRESH2  # erfc(sqrt h) = 1 - sqrt(h) R1(h) up to here
 _ERFC_BIG_Q = 32.0  # Q = 2h > 32: sqrt(h) > 4, Cody's third range of erfc
 _PNORM_MID = _vecmath.M_SQRT_32  # |z| above: the third range of pnorm
-_BLOCK = 256  # analyses per block of the kernel: its work arrays (n x 256 values) stay in the L1/L2 cache
+_BLOCK = 512  # analyses per block of the kernel (fewer blocks: each costs ~0.5 us of loop set-up) ...
+_BLOCK_CELLS = 6144  # ... at most ~this many values per work array (48 kB: the three stay in the L2 cache), 64 analyses at least
 
 
 def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
@@ -74,23 +75,27 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     names the rows), ``flags & 2`` where some ``q_p`` is NaN (df > 200 or an
     overflowing series: the caller fills them with scipy); -1 = neither.
 
-    Rows are fitted in blocks of ``_BLOCK`` analyses.  A block's ``y`` and
-    ``v`` are read once, column by column across the block's rows, into
-    ``studies x analyses`` work arrays; the next pass checks them, sets the
-    padding to y = 0, v = inf, w0 = 1/v = 0 (so the sums need no branch),
-    stores ``w0`` and forms the fixed-effect sums.  Every loop runs over the
+    Rows are fitted in blocks of up to ``_BLOCK`` analyses.  A block's ``y``
+    and ``v`` are read once, in tiles of 8 analyses transposed in registers
+    (:func:`_copy_block`), into ``studies x analyses`` work arrays; the next
+    pass stores ``w0`` (0 at the padding, selected without a branch) and
+    forms k and the fixed-effect sums, two studies per step; a row whose
+    sums are not finite is checked study by study (:func:`_cell`).  The
+    passes over studies select y = 0, w = 0 at the padding (NaN in ``y``)
+    as they read it.  Every loop runs over the
     analyses of a block with the same operations in each lane, which the
     compiler turns into SIMD instructions, the special functions included
     (:mod:`meta._vecmath`); where a range of pnorm or erfc is needed by no
     row of the block, or no row has an odd df, that code is left out.  The
     sums run in study order, padding adding exact zeros."""
     m, n = y.shape
-    bsz = max(1, min(_BLOCK, m))
-    yt = np.empty((n, bsz))
-    vt = np.empty((n, bsz))
-    wt = np.empty((n, bsz))
+    nr = n + (n & 1)  # rows of the work arrays: pairs, the last one padding where n is odd
+    bsz = max(1, min(_BLOCK, max(64, _BLOCK_CELLS // nr // 8 * 8), m))  # analyses per block
+    ld = bsz + 8  # row length of the work arrays: rows 4 kB apart (bsz = 512) would share the L1 cache's sets
+    yt = np.full((nr, ld), np.nan)
+    vt = np.ones((nr, ld))
+    wt = np.empty((nr, ld))
     kb = np.empty(bsz, np.int64)
-    badv = np.empty(bsz, np.int64)
     sw0 = np.empty(bsz)
     sw0sq = np.empty(bsz)
     swy = np.empty(bsz)
@@ -117,72 +122,71 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         # does not alias a load and leaves the loop scalar.
         yb = y[s:s + c]
         vb = v[s:s + c]
-        # the block's rows, transposed (strided reads, contiguous writes in the cache)
-        for i in range(n):
-            yr = yt[i]
-            vr = vt[i]
-            for a in range(c):
-                yr[a] = yb[a, i]
-                vr[a] = vb[a, i]
+        _copy_block(yb, vb, yt, vt, c)  # the block's rows, transposed
         for a in range(c):
             kb[a] = 0
-            badv[a] = 0
             sw0[a] = 0.0
             sw0sq[a] = 0.0
             swy[a] = 0.0
-        # k, the fixed-effect sums, validity; padding set to y = 0, v = inf, w0 = 0
-        for i in range(n):
-            yr = yt[i]
-            vr = vt[i]
-            wr = wt[i]
+        # k and the fixed-effect sums (w0 = 0 at the padding; NaN where vi <= 0
+        # or not a number: _cell).  Rows in pairs (half the loads and stores of
+        # the sums), added in study order
+        for i in range(0, nr, 2):
+            ya, va, wa = yt[i], vt[i], wt[i]
+            yb2, vb2, wb2 = yt[i + 1], vt[i + 1], wt[i + 1]
             for a in range(c):
-                yi = yr[a]
-                vi = vr[a]
-                study = yi == yi
-                good = (vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)
-                badv[a] += study & (not good)
-                kb[a] += study
-                yi = yi if study else 0.0
-                vi = vi if study else math.inf
-                w0 = 1.0 / vi
-                yr[a] = yi
-                vr[a] = vi
-                wr[a] = w0
-                sw0[a] += w0
-                sw0sq[a] += w0 * w0
-                swy[a] += w0 * yi
+                y0, w0, n0 = _cell(ya[a], va[a])
+                y1, w1, n1 = _cell(yb2[a], vb2[a])
+                wa[a] = w0
+                wb2[a] = w1
+                kb[a] += np.int64(n0) + np.int64(n1)
+                sw0[a] = sw0[a] + w0 + w1
+                sw0sq[a] = sw0sq[a] + w0 * w0 + w1 * w1
+                swy[a] = swy[a] + w0 * y0 + w1 * y1
+        # a row with no study, or sums that are not finite (an invalid study
+        # among them: NaN w0, infinite yi; or valid values that overflow) is
+        # checked study by study
         nbad = 0
         for a in range(c):
-            nbad += (kb[a] == 0) | (badv[a] != 0)
+            nbad += (kb[a] == 0) | (not (sw0[a] < math.inf)) | (not (abs(swy[a]) < math.inf))
         if nbad:
             for a in range(c):
-                if kb[a] == 0 or badv[a] != 0:
+                if kb[a] == 0 or _cell_bad_rows(yt, vt, n, a):
                     return s + a
-        # Cochran's Q about the fixed-effect estimate (0 for k = 1), DL tau2
+        # Cochran's Q about the fixed-effect estimate (0 for k = 1), DL tau2;
+        # the padding (y NaN, w0 = 0) adds r = 0
         for a in range(c):
             est0[a] = swy[a] / sw0[a]
             q[a] = 0.0
             sw[a] = 0.0
             swy[a] = 0.0
-        for i in range(n):
-            yr = yt[i]
-            wr = wt[i]
+        for i in range(0, nr, 2):
+            ya, wa = yt[i], wt[i]
+            yb2, wb2 = yt[i + 1], wt[i + 1]
             for a in range(c):
-                r = yr[a] - est0[a]
-                q[a] += r * r * wr[a]
+                e = est0[a]
+                y0 = ya[a]
+                y1 = yb2[a]
+                r0 = (y0 if y0 == y0 else e) - e
+                r1 = (y1 if y1 == y1 else e) - e
+                q[a] = q[a] + r0 * r0 * wa[a] + r1 * r1 * wb2[a]
         for a in range(c):
             k = kb[a]
             qa = max(q[a], 0.0) if k > 1 else 0.0
             q[a] = qa
             tau2[a] = 0.0 if fe or k == 1 else _f.tau2_dl(qa, k - 1, sw0[a], sw0sq[a])
-        # random-effects weights 1/(v + tau2) (= 1/v bit for bit where tau2 = 0)
-        for i in range(n):
-            yr = yt[i]
-            vr = vt[i]
+        # random-effects weights 1/(v + tau2) (= 1/v bit for bit where tau2 = 0), 0 at the padding
+        for i in range(0, nr, 2):
+            ya, va = yt[i], vt[i]
+            yb2, vb2 = yt[i + 1], vt[i + 1]
             for a in range(c):
-                w = 1.0 / (vr[a] + tau2[a])
-                sw[a] += w
-                swy[a] += w * yr[a]
+                t = tau2[a]
+                y0 = ya[a]
+                y1 = yb2[a]
+                w0 = 1.0 / (va[a] + t) if y0 == y0 else 0.0
+                w1 = 1.0 / (vb2[a] + t) if y1 == y1 else 0.0
+                sw[a] = sw[a] + w0 + w1
+                swy[a] = swy[a] + w0 * (y0 if y0 == y0 else 0.0) + w1 * (y1 if y1 == y1 else 0.0)
         # estimate, se (1/sqrt(sum w)), CI, prediction interval: its critical value
         # per k gathered first (an indexed load in a loop that stores would keep
         # that loop scalar), or one value for all k
@@ -237,6 +241,154 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
                 o_p[a] = _v.pnorm2_ranges(zabs[a], False)
         redo += _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp)
     return -1 - (overflow > 0) - 2 * (redo > 0)
+
+
+def _copy_rows(yb, vb, yt, vt, lo, hi):
+    """``yt[i, a] = yb[a, i]``, ``vt[i, a] = vb[a, i]`` for the rows ``lo <= a < hi``
+    of a block (strided reads, contiguous writes)."""
+    for i in range(yb.shape[1]):
+        yr = yt[i]
+        vr = vt[i]
+        for a in range(lo, hi):
+            yr[a] = yb[a, i]
+            vr[a] = vb[a, i]
+
+
+def _copy_block(yb, vb, yt, vt, c):
+    """The ``c`` rows of a block (analyses x studies) transposed into the work
+    arrays ``yt``, ``vt`` (studies x analyses): :func:`_copy_rows` (compiled:
+    :func:`_copy_block_tiled`)."""
+    _copy_rows(yb, vb, yt, vt, 0, c)
+
+
+def _copy_block_tiled(yb, vb, yt, vt, c):
+    """:func:`_copy_block` in tiles of 8 analyses x up to 8 studies, each read
+    as 8 row vectors and transposed in registers (``_tile8``, ``_tile4``,
+    ``_tile2``: :func:`_tile_intrinsics`); the rows beyond a multiple of 8, and
+    blocks whose rows are not contiguous, by :func:`_copy_rows`.  Compiled
+    only (it computes with the arrays' addresses)."""
+    n = yb.shape[1]
+    c8 = c - c % 8
+    if yb.strides[1] != 8 or vb.strides[1] != 8 or yb.strides[0] != vb.strides[0] or yt.strides[1] != 8:
+        c8 = 0
+    rs = yb.strides[0] // 8  # row stride of the input, in values
+    ds = yt.strides[0] // 8  # row stride of the work arrays
+    ya, va, yd, vd = yb.ctypes.data, vb.ctypes.data, yt.ctypes.data, vt.ctypes.data
+    for a0 in range(0, c8, 8):
+        j0 = 0
+        while j0 < n:
+            nc = min(8, n - j0)
+            src = (a0 * rs + j0) * 8
+            dst = (j0 * ds + a0) * 8
+            if nc > 4:
+                _tile8(ya + src, rs, nc, yd + dst, ds)
+                _tile8(va + src, rs, nc, vd + dst, ds)
+            elif nc > 2:
+                _tile4(ya + src, rs, nc, yd + dst, ds)
+                _tile4(va + src, rs, nc, vd + dst, ds)
+            else:
+                _tile2(ya + src, rs, nc, yd + dst, ds)
+                _tile2(va + src, rs, nc, vd + dst, ds)
+            j0 += nc
+    _copy_rows(yb, vb, yt, vt, c8, c)
+
+
+def _transpose8(rows, shuffle):
+    """The 8 columns of the 8 x 8 matrix whose rows are the vectors ``rows``:
+    three rounds of ``shuffle(a, b, lanes)`` (lanes of the concatenation of a
+    and b), pairs of lanes, then pairs of pairs, then halves."""
+    lo1, hi1 = [0, 8, 2, 10, 4, 12, 6, 14], [1, 9, 3, 11, 5, 13, 7, 15]
+    lo2, hi2 = [0, 1, 8, 9, 4, 5, 12, 13], [2, 3, 10, 11, 6, 7, 14, 15]
+    lo3, hi3 = [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]
+    t = [shuffle(rows[r & ~1], rows[r | 1], hi1 if r & 1 else lo1) for r in range(8)]
+    u = [None] * 8
+    for g in (0, 4):
+        for j in range(2):
+            u[g + j] = shuffle(t[g + j], t[g + j + 2], lo2)
+            u[g + j + 2] = shuffle(t[g + j], t[g + j + 2], hi2)
+    return [shuffle(u[j & 3], u[(j & 3) + 4], hi3 if j & 4 else lo3) for j in range(8)]
+
+
+def _tile_intrinsics(numba):
+    """``_tile8``, ``_tile4``, ``_tile2``: numba intrinsics ``tile(src, rs, nc,
+    dst, ds)`` (addresses in bytes, strides in float64 values) that read 8
+    rows of ``W`` (8, 4, 2) values at ``src`` (row stride ``rs``; only the
+    first ``nc <= W`` of each, masked loads) and write the first ``nc``
+    columns of that 8 x W tile as vectors of 8 at ``dst`` (row stride ``ds``).
+    The transpose is LLVM ``shufflevector``s (:func:`_transpose8` for W = 8;
+    below, the rows concatenated and the columns picked out)."""
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.core import types as nt
+    from numba.core.extending import intrinsic
+
+    def make(width):
+        def codegen(context, builder, signature, args):
+            src, rs, nc, dst, ds = args
+            dbl, i64, i32, i1 = ir.DoubleType(), ir.IntType(64), ir.IntType(32), ir.IntType(1)
+            vin, vout = ir.VectorType(dbl, width), ir.VectorType(dbl, 8)
+            pin, pout = vin.as_pointer(), vout.as_pointer()
+            suffix = (lambda w: "p0") if getattr(pin, "is_opaque", False) else (lambda w: f"p0v{w}f64")
+            load = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(vin, [pin, i32, ir.VectorType(i1, width), vin]),
+                f"llvm.masked.load.v{width}f64.{suffix(width)}")
+            store = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ir.VoidType(), [vout, pout, i32, ir.VectorType(i1, 8)]),
+                f"llvm.masked.store.v8f64.{suffix(8)}")
+            splat = builder.insert_element(ir.Constant(ir.VectorType(i64, width), ir.Undefined), nc, ir.Constant(i32, 0))
+            splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(i32, width), [0] * width))
+            mask = builder.icmp_signed("<", ir.Constant(ir.VectorType(i64, width), list(range(width))), splat)
+            zero = ir.Constant(vin, [0.0] * width)
+            rows = [builder.call(load, [builder.inttoptr(builder.add(src, builder.mul(rs, ir.Constant(i64, 8 * r))), pin),
+                                        ir.Constant(i32, 8), mask, zero]) for r in range(8)]
+
+            def shuffle(a, b, lanes):
+                return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(i32, len(lanes)), lanes))
+
+            if width == 8:
+                cols = _transpose8(rows, shuffle)
+            else:
+                cat = rows
+                while len(cat) > 1:
+                    w = cat[0].type.count
+                    cat = [shuffle(cat[r], cat[r + 1], list(range(2 * w))) for r in range(0, len(cat), 2)]
+                cols = [shuffle(cat[0], cat[0], [r * width + j for r in range(8)]) for j in range(width)]
+            on, off = ir.Constant(ir.VectorType(i1, 8), [1] * 8), ir.Constant(ir.VectorType(i1, 8), [0] * 8)
+            for j in range(width):
+                at = builder.inttoptr(builder.add(dst, builder.mul(ds, ir.Constant(i64, 8 * j))), pout)
+                keep = builder.select(builder.icmp_signed(">", nc, ir.Constant(i64, j)), on, off)
+                builder.call(store, [cols[j], at, ir.Constant(i32, 8), keep])
+            return context.get_dummy_value()
+
+        @intrinsic
+        def tile(typingctx, src, rs, nc, dst, ds):
+            return nt.void(nt.intp, nt.intp, nt.intp, nt.intp, nt.intp), codegen
+
+        return tile
+
+    return {"_tile8": make(8), "_tile4": make(4), "_tile2": make(2)}
+
+
+def _cell(yi, vi):
+    """One study's ``(y, w0, study)`` for the kernel's sums: ``y`` (0 at the
+    padding, ``yi`` NaN), ``w0 = 1/vi`` (0 at the padding; NaN where ``1/vi``
+    is not > 0: vi < 0, -0, inf or NaN, so the sum of w0 is NaN) and whether
+    it is a study.  ``vi = +0`` gives ``w0 = inf``, as a subnormal vi does;
+    :func:`_cell_bad_rows` tells them apart."""
+    study = yi == yi
+    w = np.float64(1.0) / vi  # IEEE division in plain Python too (vi = 0 at the padding)
+    return (yi if study else 0.0), ((w if w > 0.0 else math.nan) if study else 0.0), study
+
+
+def _cell_bad_rows(yt, vt, n, a):
+    """Whether column ``a`` of the work arrays holds an invalid study: yi
+    infinite, or vi not finite and > 0."""
+    for i in range(n):
+        yi = yt[i, a]
+        vi = vt[i, a]
+        if yi == yi and not ((vi > 0.0) & (vi < math.inf) & (abs(yi) < math.inf)):
+            return True
+    return False
 
 
 def _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp):
@@ -331,11 +483,13 @@ def _njit_globals(numba):
         jit = types.ModuleType("meta._formulas_njit")
         for name in _f.__all__:
             setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
-        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba)}
-        for helper in (_chi2_sf, _chi2_block):
+        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba), **_tile_intrinsics(numba)}
+        for helper in (_copy_rows, _copy_block_tiled, _cell, _cell_bad_rows, _chi2_sf, _chi2_block):
             fn = types.FunctionType(helper.__code__, glb, helper.__name__)
             glb[helper.__name__] = numba.njit(inline="always", error_model="numpy")(fn)
-        _COMPILED_HELPERS.update({name: glb[name] for name in ("_f", "_v", "_chi2_sf", "_chi2_block")})
+        glb["_copy_block"] = glb["_copy_block_tiled"]
+        names = ("_f", "_v", "_copy_rows", "_copy_block", "_cell", "_cell_bad_rows", "_chi2_sf", "_chi2_block")
+        _COMPILED_HELPERS.update({name: glb[name] for name in names})
     return {**_kernel.__globals__, **_COMPILED_HELPERS}
 
 

@@ -132,8 +132,10 @@ def _pool_many_fast(y, v, index, method: str, level: float, pi: str) -> tuple[np
     v = np.ascontiguousarray(v)
     alpha = 1.0 - level
     zcrit = _est.z_crit(1.0 - alpha / 2)
-    kk = np.arange(n + 1)
-    pcrit = _est.pi_crit(pi, kk, zcrit, fe=method == "FE", level=level)  # per k, as meta._estimators.finish (z test)
+    if pi == "default":  # _est.pi_crit's value for every k, without its broadcast and copy
+        pcrit = np.full(n + 1, zcrit)
+    else:  # per k, as meta._estimators.finish (z test)
+        pcrit = _est.pi_crit(pi, np.arange(n + 1), zcrit, fe=method == "FE", level=level)
     out = np.empty((len(_MANY_COLUMNS), m))
     status = _fast.kernel()(y, v, method == "FE", zcrit, pcrit, pi == "default" and method == "FE", _est.CHI2_TABLE, out)
     if status >= 0:
@@ -223,7 +225,7 @@ def pool_many(
       about 40,960 cells (4096 rows of 10 studies), which bounds memory to
       the input plus a few MB plus the output.
     * ``"numba"``: a compiled kernel (:mod:`meta._fast`; needs the optional
-      numba, ``pip install "meta[fast]"``) that reads each block of 256
+      numba, ``pip install "meta[fast]"``) that reads each block of up to 512
       analyses once and fits it with SIMD loops, about 2x faster; only for
       ``method="FE"`` or ``"DL"`` with ``test="z"``.  The first call in a
       process compiles it (about 2 s, cached on disk after).

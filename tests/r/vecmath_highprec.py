@@ -7,6 +7,8 @@ under test).
 
 writes tests/fixtures/vecmath_highprec.json (17 significant digits).
 
+``2 pnorm(-z)`` is ``erfc(z / sqrt 2)`` (the argument divided at 70 digits).
+
 Why not R alone: R's ``pchisq`` computes the far upper tail through
 logarithms and is off by up to ~750 ulp there (q ~ 1400, tests/r/vecmath_reference.R
 keeps its values as well), and R has no ``erfc`` of its own (``2 pnorm(-x sqrt 2)``
@@ -127,6 +129,19 @@ def erfc_scattered() -> list[float]:
     return [(j * g) % 1.0 * 28.0 for j in range(1, 4001)]
 
 
+def pnorm2_grid() -> list[float]:
+    """z = j/64 below R's cut-off 37.5193 (``2 pnorm(-z)`` is 0 in R above)."""
+    return [j / 64 for j in range(37 * 64 + 33)]
+
+
+def pnorm2(z: float) -> Decimal:
+    """2 pnorm(-z) = erfc(z / sqrt 2) to DIGITS significant digits."""
+    with localcontext() as c:
+        c.prec = DIGITS + 30
+        x = Decimal(z) / Decimal(2).sqrt()
+    return erfc(x)
+
+
 def main() -> None:
     def g17(d: Decimal) -> float:
         """The double nearest to ``d`` (via 25 significant digits)."""
@@ -138,6 +153,7 @@ def main() -> None:
         "digits": DIGITS,
         "erfc": [g17(erfc(x)) for x in erfc_grid()],
         "erfc_scattered": [g17(erfc(x)) for x in erfc_scattered()],
+        "pnorm2": [g17(pnorm2(z)) for z in pnorm2_grid()],
         "chisq_q": qs,
         "chisq": [[g17(chi2_sf(q, df, tails[q])) for q in qs] for df in range(1, 31)],
     }
