@@ -470,36 +470,48 @@ def _chi2_sf(poly, h, df, odd, big):
 
 
 _compiled = None
-_COMPILED_HELPERS = {}
+_COMPILED_HELPERS: dict = {}  # tiled (bool) -> the compiled helpers
 
 
-def _njit_globals(numba):
+def _njit_globals(numba, tiled=True):
     """Globals for the compiled kernel: ``_f`` rebound to a module of the njit
     versions of :mod:`meta._formulas`, ``_v`` to those of :mod:`meta._vecmath`,
     and the kernel's own helpers compiled, all inlined where called
     (error_model="numpy": IEEE division, x/0 = inf or NaN as numpy, instead
-    of ZeroDivisionError).  Built once per process."""
-    if not _COMPILED_HELPERS:
+    of ZeroDivisionError).  ``tiled``: the block copy is
+    :func:`_copy_block_tiled` (LLVM masked loads and shuffles), else the plain
+    :func:`_copy_rows`.  Built once per process."""
+    if tiled not in _COMPILED_HELPERS:
         jit = types.ModuleType("meta._formulas_njit")
         for name in _f.__all__:
             setattr(jit, name, numba.njit(inline="always", error_model="numpy")(getattr(_f, name)))
-        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba), **_tile_intrinsics(numba)}
+        glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba)}
+        if tiled:
+            glb.update(_tile_intrinsics(numba))
         for helper in (_copy_rows, _copy_block_tiled, _cell, _cell_bad_rows, _chi2_sf, _chi2_block):
+            if helper is _copy_block_tiled and not tiled:
+                continue
             fn = types.FunctionType(helper.__code__, glb, helper.__name__)
             glb[helper.__name__] = numba.njit(inline="always", error_model="numpy")(fn)
-        glb["_copy_block"] = glb["_copy_block_tiled"]
+        glb["_copy_block"] = glb["_copy_block_tiled"] if tiled else _plain_copy_block(numba, glb)
         names = ("_f", "_v", "_copy_rows", "_copy_block", "_cell", "_cell_bad_rows", "_chi2_sf", "_chi2_block")
-        _COMPILED_HELPERS.update({name: glb[name] for name in names})
-    return {**_kernel.__globals__, **_COMPILED_HELPERS}
+        _COMPILED_HELPERS[tiled] = {name: glb[name] for name in names}
+    return {**_kernel.__globals__, **_COMPILED_HELPERS[tiled]}
 
 
-def _compile(fn, numba, **options):
+def _plain_copy_block(numba, glb):
+    """:func:`_copy_block` compiled with the globals ``glb`` (the plain copy, :func:`_copy_rows`)."""
+    fn = types.FunctionType(_copy_block.__code__, glb, _copy_block.__name__)
+    return numba.njit(inline="always", error_model="numpy")(fn)
+
+
+def _compile(fn, numba, tiled=True, **options):
     """``fn`` compiled with the globals of :func:`_njit_globals`.  Its name
     carries a digest of the modules compiled into it: numba's on-disk cache
     is keyed by this file alone, and would otherwise serve a kernel built
     from an older :mod:`meta._vecmath` or :mod:`meta._formulas`."""
-    clone = types.FunctionType(fn.__code__, _njit_globals(numba), fn.__name__)
-    clone.__qualname__ = f"{fn.__qualname__}_{_sources_digest()}"
+    clone = types.FunctionType(fn.__code__, _njit_globals(numba, tiled), fn.__name__)
+    clone.__qualname__ = f"{fn.__qualname__}_{'' if tiled else 'plain_'}{_sources_digest()}"
     clone.__module__, clone.__doc__ = fn.__module__, fn.__doc__
     return numba.njit(error_model="numpy", **options)(clone)
 
@@ -520,8 +532,28 @@ def kernel():
     if _compiled is None:
         import numba
 
-        _compiled = _compile(_kernel, numba, cache=True, nogil=True)
+        fn = _compile(_kernel, numba, cache=True, nogil=True)
+        try:
+            _probe(fn)
+        except Exception:  # noqa: BLE001 - an LLVM that cannot emit the tiled copy's masked loads
+            # the same kernel with the plain block copy: the same results, a slower copy
+            fn = _compile(_kernel, numba, tiled=False, cache=True, nogil=True)
+        _compiled = fn
     return _compiled
+
+
+def _probe(fn):
+    """Compile ``fn`` (the kernel) for C-ordered float64 input by fitting a
+    small block: a numba or LLVM version that rejects the tiled copy's
+    intrinsics raises here, on the first use in a process, not in a user's call."""
+    y = np.zeros((9, 9))
+    fn(y, np.ones((9, 9)), False, 1.96, np.full(10, 1.96), False, _est_table(), np.empty((12, 9)))
+
+
+def _est_table():
+    from meta import _estimators  # imported on first use only: _estimators imports this module's flags
+
+    return _estimators.CHI2_TABLE
 
 
 def _chi2_many(x, df, tab, out):
@@ -555,7 +587,7 @@ def chi2_many():
     if _compiled_chi2 is None:
         import numba
 
-        _compiled_chi2 = _compile(_chi2_many, numba)
+        _compiled_chi2 = _compile(_chi2_many, numba, cache=True)
     return _compiled_chi2
 
 
