@@ -88,6 +88,28 @@ def finish() -> None:
     _STATE.update(proc=None, base=None, jobs=(), folders=[])
 
 
+#: the first job of every child when numba is installed and tests of more than one module run
+COMPILE_JOB = "_background:compile_kernels"
+
+
+def compile_kernels(folder: Path) -> None:
+    """Fill numba's on-disk cache with the compiled kernels of meta._fast (the DL kernel, the REML/ML
+    kernel, the chi-square tail on its own) for the argument types the tests use, so the tests in the
+    main process load them instead of compiling them there (~14 s of compiling on a fresh checkout).
+    No test reads this job: a test that reaches a kernel first compiles it itself, as it would anyway."""
+    import numpy as np
+
+    from meta import _estimators, _fast
+    from meta.pool import pool_many
+
+    y = np.array([[0.1, 0.3, np.nan], [0.2, -0.1, 0.4]])
+    v = np.full_like(y, 0.05)
+    pool_many(y, v, method="DL", engine="numba")
+    pool_many(y, v, method="REML")
+    _fast.chi2_many()(np.array([1.5, 2.5]), np.array([1, 2], dtype=np.int64), _estimators.CHI2_TABLE, np.empty(2))
+    (folder / "compiled").write_text("")
+
+
 def _run(base: Path, name: str) -> None:
     import importlib
     import traceback

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -23,7 +24,10 @@ def pytest_configure(config):
 def pytest_collection_finish(session):
     """Start the background jobs of the tests about to run, in the order they run."""
     if not session.config.option.collectonly:
-        _background.start(m.args[0] for item in session.items for m in item.iter_markers("background"))
+        jobs = [m.args[0] for item in session.items for m in item.iter_markers("background")]
+        if len({item.path for item in session.items}) > 1 and importlib.util.find_spec("numba") is not None:
+            jobs.insert(0, _background.COMPILE_JOB)  # numba's cache warmed on the second core
+        _background.start(jobs)
 
 
 def pytest_sessionfinish(session, exitstatus):
