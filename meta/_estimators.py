@@ -204,6 +204,9 @@ def _chi2_table(dmax):
 CHI2_TABLE = _chi2_table(200)  # also read by meta._fast
 
 
+CHI2_CELLS = 2**18  # coefficient cells (analyses x terms) chi2_sf gathers at once without a work space (2 MB)
+
+
 def chi2_sf(x, df, *, out=None, work=None):
     """Upper tail of the chi-square distribution with integer ``df >= 1``.
 
@@ -235,6 +238,14 @@ def chi2_sf(x, df, *, out=None, work=None):
     big = d > 200 if dmax > 200 else None
     dd = np.where(big, 1, d) if big is not None else d
     jmax = max(1, (dmax if big is None else int(dd.max(initial=1))) // 2)  # terms of the longest sum
+    if work is None and m > 1 and jmax * m > CHI2_CELLS:
+        # the coefficients are a jmax x m array: in slices of analyses beyond CHI2_CELLS cells (at
+        # df 200 and m = 10^5 it would be 80 MB); each value is computed alone, so the bits are the same
+        step = max(1, CHI2_CELLS // jmax)
+        res = np.empty(m) if out is None else out
+        for a in range(0, m, step):
+            chi2_sf(x[a : a + step], d[a : a + step], out=res[a : a + step])
+        return res.reshape(shape) if shape else res[0]
     # work rows: x/2, the jmax coefficients, three for the odd df
     rows = iter(work[:, :m]) if work is not None and work.shape[0] >= jmax + 4 else None
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from meta import _checks
+from meta import _estimators as _est
 from meta.pool import pool_many
 
 
@@ -130,3 +131,24 @@ def test_trimfill_reml_k3000_never_forms_a_k_by_k_matrix():
     assert res.k0 >= 0
     # one 3000 x 3000 float matrix is 72 MB; the fit needs O(k) arrays
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MB"
+
+
+def test_chi2_tail_of_many_large_df_values_in_bounded_memory_with_the_same_bits(monkeypatch):
+    """cumulative() at k = 10^5 asks for 10^5 chi-square tails with df up to 200: the
+    coefficients (terms x values) are gathered in slices, not as one 80 MB array, and
+    slicing changes no bit."""
+    from scipy import special
+
+    rng = np.random.default_rng(3)
+    m = 100_000
+    df = rng.integers(1, 260, m)
+    x = rng.uniform(0.0, 400.0, m)
+    tracemalloc.start()
+    got = _est.chi2_sf(x, df)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8e6, peak / 1e6  # result 0.8 MB + slices of CHI2_CELLS cells; one gather: 80 MB
+    monkeypatch.setattr(_est, "CHI2_CELLS", 10**12)
+    assert np.array_equal(got, _est.chi2_sf(x, df))
+    ref = special.chdtrc(df, x)
+    assert np.all(np.abs(got - ref) <= 1e-12 * ref + 1e-300)
