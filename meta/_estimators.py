@@ -499,6 +499,7 @@ def _score_scan(y, v, low, ratio, g, ml, work):
     the order of the grid points, then analyses: ``(analysis, t_j,
     t_{j+1})``, or None if there are none."""
     step, last = 1.0 / (g - 1), g - 1
+    work = _work_like(y, work)  # one set for the whole scan: fresh memory at every point costs page faults
     act = np.arange(low.size)
     t0 = np.zeros(low.size)
     found = []
@@ -564,7 +565,7 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     ya, va = _columns(yc, cc), _columns(vc, cc)
     scale = _scale(va, _columns(mc, cc), kc[cc])
     root = _bracketed_root(
-        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, lo, hi, scale, maxiter
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml, work=_work_like(yy, work)), ya, va, lo, hi, scale, maxiter
     )
     ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
     ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
