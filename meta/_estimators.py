@@ -587,17 +587,20 @@ def tau2_ml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter, work=work)
 
 
-def _pm_q(y, v, tau2, deriv=False):
-    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2)."""
-    w, sw, est = _sums(y, v, tau2)
-    wr = y - est
+def _pm_q(y, v, tau2, deriv=False, work=None):
+    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2).
+    ``work``: three arrays shaped like ``y`` for the temporaries (as
+    :func:`reml_score`'s); the same bits either way."""
+    bw, bwr, br = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    wr = np.subtract(y, est, out=bwr)
     wr *= w
-    r = y - est
+    r = np.subtract(y, est, out=br)
     q = _csum(np.multiply(wr, r, out=r))
     return (q, _csum(np.square(wr, out=wr))) if deriv else q
 
 
-def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_pm(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """Paule & Mandel (1982) estimate of tau2: the root of the generalised
     ``Q(tau2) = k - 1``, unique because ``Q`` is strictly decreasing
     (``dQ/dtau2 = -sum(w^2 (y - est)^2) < 0`` unless every ``y`` is equal);
@@ -605,12 +608,13 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     ``Q(0) <= k - 1`` (metafor's rule).  Also metafor's empirical Bayes
     estimator (``method="EB"``, Morris 1983): its iteration
     ``tau2 + (k/(k-1) Q(tau2) - k) / sum(w)`` stops at the same root
-    (Viechtbauer 2005, sec. 2.5)."""
+    (Viechtbauer 2005, sec. 2.5).  ``work``: as :func:`tau2_mle`'s."""
     tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
     many = k > 1
     cols = np.flatnonzero(many)
-    q0 = _pm_q(_columns(y, many), _columns(v, many), np.zeros(cols.size))
+    ym = _columns(y, many)
+    q0 = _pm_q(ym, _columns(v, many), np.zeros(cols.size), work=_work_like(ym, work))
     act = cols[q0 > df[cols]]
     if act.size == 0:
         return tau2
@@ -619,7 +623,7 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     hi = _csum(d * d) / df[act]
 
     def fun(yy, vv, t, dfa):
-        q, g = _pm_q(yy, vv, t, deriv=True)
+        q, g = _pm_q(yy, vv, t, deriv=True, work=_work_like(yy, work))
         return q - dfa, g
 
     tau2[act] = _bracketed_root(fun, ya, va, np.zeros(act.size), hi, _scale(va, ma, k[act]), maxiter, aux=df[act])
@@ -678,7 +682,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         elif method == "ML":
             tau2 = tau2_ml(y, v, mask, k, work=scratch)
         elif method in ("PM", "EB"):
-            tau2 = tau2_pm(y, v, mask, k)
+            tau2 = tau2_pm(y, v, mask, k, work=scratch)
         else:  # pragma: no cover - checked by callers
             raise ValueError(method)
         w, sw, est = _sums(y, v, tau2, w)
