@@ -346,16 +346,24 @@ def tau2_sj(y, v, mask, k):
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
 
 
-def reml_loglik(y, v, mask, tau2, ml=False):
+def reml_loglik(y, v, mask, tau2, ml=False, work=None):
     """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
     ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
     (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``); with ``ml``
     the log-likelihood up to ``-k/2 log(2 pi)``, without the ``log sum(w)``
-    term (Viechtbauer 2005, eq. 8; metafor's constant exactly)."""
-    w, sw, est = _sums(y, v, tau2)
-    r = y - est
-    logw = np.log(w, out=np.zeros_like(w), where=mask)
-    return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
+    term (Viechtbauer 2005, eq. 8; metafor's constant exactly).  ``work``:
+    three arrays shaped like ``y`` for the temporaries; the same bits either way."""
+    bw, br, bl = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    r = np.subtract(y, est, out=br)
+    logw = np.zeros_like(w) if bl is None else bl
+    if bl is not None:
+        logw.fill(0.0)
+    np.log(w, out=logw, where=mask)
+    slog = _csum(logw)
+    wrr = np.multiply(w, r, out=logw)
+    wrr *= r
+    return -0.5 * (-slog + (0.0 if ml else np.log(sw)) + _csum(wrr))
 
 
 def reml_score(y, v, tau2, info=False, ml=False, work=None):
@@ -567,8 +575,8 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     root = _bracketed_root(
         lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml, work=_work_like(yy, work)), ya, va, lo, hi, scale, maxiter
     )
-    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
-    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
+    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml, work=_work_like(ya, work))
+    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml, work=_work_like(yc, work))
     order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
     last = np.r_[cc[order][1:] != cc[order][:-1], True]
     best = order[last]
