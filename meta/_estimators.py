@@ -346,16 +346,24 @@ def tau2_sj(y, v, mask, k):
     return np.where(k > 1, np.maximum(t, 0.0), 0.0)
 
 
-def reml_loglik(y, v, mask, tau2, ml=False):
+def reml_loglik(y, v, mask, tau2, ml=False, work=None):
     """Restricted log-likelihood up to the constant ``-(k-1)/2 log(2 pi)``:
     ``-1/2 [sum log(v + tau2) + log sum(w) + sum(w (y - est)^2)]``
     (Viechtbauer 2005, eq. 10; metafor adds ``+ 1/2 log k``); with ``ml``
     the log-likelihood up to ``-k/2 log(2 pi)``, without the ``log sum(w)``
-    term (Viechtbauer 2005, eq. 8; metafor's constant exactly)."""
-    w, sw, est = _sums(y, v, tau2)
-    r = y - est
-    logw = np.log(w, out=np.zeros_like(w), where=mask)
-    return -0.5 * (-_csum(logw) + (0.0 if ml else np.log(sw)) + _csum(w * r * r))
+    term (Viechtbauer 2005, eq. 8; metafor's constant exactly).  ``work``:
+    three arrays shaped like ``y`` for the temporaries; the same bits either way."""
+    bw, br, bl = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    r = np.subtract(y, est, out=br)
+    logw = np.zeros_like(w) if bl is None else bl
+    if bl is not None:
+        logw.fill(0.0)
+    np.log(w, out=logw, where=mask)
+    slog = _csum(logw)
+    wrr = np.multiply(w, r, out=logw)
+    wrr *= r
+    return -0.5 * (-slog + (0.0 if ml else np.log(sw)) + _csum(wrr))
 
 
 def reml_score(y, v, tau2, info=False, ml=False, work=None):
@@ -499,6 +507,7 @@ def _score_scan(y, v, low, ratio, g, ml, work):
     the order of the grid points, then analyses: ``(analysis, t_j,
     t_{j+1})``, or None if there are none."""
     step, last = 1.0 / (g - 1), g - 1
+    work = _work_like(y, work)  # one set for the whole scan: fresh memory at every point costs page faults
     act = np.arange(low.size)
     t0 = np.zeros(low.size)
     found = []
@@ -564,10 +573,10 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     ya, va = _columns(yc, cc), _columns(vc, cc)
     scale = _scale(va, _columns(mc, cc), kc[cc])
     root = _bracketed_root(
-        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml), ya, va, lo, hi, scale, maxiter
+        lambda yy, vv, t: reml_score(yy, vv, t, info=True, ml=ml, work=_work_like(yy, work)), ya, va, lo, hi, scale, maxiter
     )
-    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml)
-    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml)
+    ll = reml_loglik(ya, va, _columns(mc, cc), root, ml=ml, work=_work_like(ya, work))
+    ll0 = reml_loglik(yc, vc, mc, np.zeros(cols.size), ml=ml, work=_work_like(yc, work))
     order = np.lexsort((ll, cc))  # by analysis, then likelihood: the last of each analysis is its best root
     last = np.r_[cc[order][1:] != cc[order][:-1], True]
     best = order[last]
@@ -586,17 +595,20 @@ def tau2_ml(y, v, mask, k, *, maxiter=MAXITER, work=None):
     return tau2_mle(y, v, mask, k, ml=True, maxiter=maxiter, work=work)
 
 
-def _pm_q(y, v, tau2, deriv=False):
-    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2)."""
-    w, sw, est = _sums(y, v, tau2)
-    wr = y - est
+def _pm_q(y, v, tau2, deriv=False, work=None):
+    """Generalised Q(tau2) and, if ``deriv``, -dQ/dtau2 = sum(w^2 (y - est)^2).
+    ``work``: three arrays shaped like ``y`` for the temporaries (as
+    :func:`reml_score`'s); the same bits either way."""
+    bw, bwr, br = (None, None, None) if work is None else work
+    w, sw, est = _sums(y, v, tau2, bw)
+    wr = np.subtract(y, est, out=bwr)
     wr *= w
-    r = y - est
+    r = np.subtract(y, est, out=br)
     q = _csum(np.multiply(wr, r, out=r))
     return (q, _csum(np.square(wr, out=wr))) if deriv else q
 
 
-def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
+def tau2_pm(y, v, mask, k, *, maxiter=MAXITER, work=None):
     """Paule & Mandel (1982) estimate of tau2: the root of the generalised
     ``Q(tau2) = k - 1``, unique because ``Q`` is strictly decreasing
     (``dQ/dtau2 = -sum(w^2 (y - est)^2) < 0`` unless every ``y`` is equal);
@@ -604,12 +616,13 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     ``Q(0) <= k - 1`` (metafor's rule).  Also metafor's empirical Bayes
     estimator (``method="EB"``, Morris 1983): its iteration
     ``tau2 + (k/(k-1) Q(tau2) - k) / sum(w)`` stops at the same root
-    (Viechtbauer 2005, sec. 2.5)."""
+    (Viechtbauer 2005, sec. 2.5).  ``work``: as :func:`tau2_mle`'s."""
     tau2 = np.zeros(y.shape[1])
     df = (k - 1).astype(float)
     many = k > 1
     cols = np.flatnonzero(many)
-    q0 = _pm_q(_columns(y, many), _columns(v, many), np.zeros(cols.size))
+    ym = _columns(y, many)
+    q0 = _pm_q(ym, _columns(v, many), np.zeros(cols.size), work=_work_like(ym, work))
     act = cols[q0 > df[cols]]
     if act.size == 0:
         return tau2
@@ -618,7 +631,7 @@ def tau2_pm(y, v, mask, k, *, maxiter=MAXITER):
     hi = _csum(d * d) / df[act]
 
     def fun(yy, vv, t, dfa):
-        q, g = _pm_q(yy, vv, t, deriv=True)
+        q, g = _pm_q(yy, vv, t, deriv=True, work=_work_like(yy, work))
         return q - dfa, g
 
     tau2[act] = _bracketed_root(fun, ya, va, np.zeros(act.size), hi, _scale(va, ma, k[act]), maxiter, aux=df[act])
@@ -677,7 +690,7 @@ def fit_core(y, v, mask, k=None, *, method="DL", rss=False, weights=False, scrat
         elif method == "ML":
             tau2 = tau2_ml(y, v, mask, k, work=scratch)
         elif method in ("PM", "EB"):
-            tau2 = tau2_pm(y, v, mask, k)
+            tau2 = tau2_pm(y, v, mask, k, work=scratch)
         else:  # pragma: no cover - checked by callers
             raise ValueError(method)
         w, sw, est = _sums(y, v, tau2, w)

@@ -278,6 +278,22 @@ def _weighted_series(y, v, tau2, rows, want_rss, loo):
 # --------------------------------------------------------------------------- generic: blocks of the estimator code
 
 
+def _scratch(scratch, block):
+    """Three flat work arrays of at least ``block.size`` values for
+    :func:`meta._estimators.fit_core`: ``scratch`` if large enough, else new
+    ones.  Kept from block to block: fresh memory at every block (and at
+    every point of the REML/ML score scan) costs page faults, measured
+    ~1.5x the time of leave_one_out REML at k = 3,000."""
+    if scratch is not None and scratch[0].size >= block.size:
+        return scratch
+    return [np.empty(block.size) for _ in range(3)]
+
+
+def _shaped(scratch, block):
+    """Views of the flat arrays ``scratch`` shaped like ``block`` (C-ordered)."""
+    return [s[: block.size].reshape(block.shape) for s in scratch]
+
+
 def _generic(y, v, method, want_rss, loo):
     """fit_core on blocks of refits (studies x refits, as the estimators take
     them); blocks of CELLS / 2 cells, since the iterative estimators hold
@@ -285,6 +301,7 @@ def _generic(y, v, method, want_rss, loo):
     k = y.size
     nrows = k
     out = {c: np.empty(nrows, dtype=np.int64 if c == "k" else float) for c in _est.CORE_KEYS}
+    scratch = None
     pos = 0
     while pos < nrows:
         if loo:
@@ -304,7 +321,8 @@ def _generic(y, v, method, want_rss, loo):
             mask = np.arange(width)[:, None] <= r[None, :]
             yb = np.where(mask, y[:width, None], 0.0)
             vb = np.where(mask, v[:width, None], np.inf)
-        core = _est.fit_core(yb, vb, mask, method=method, rss=want_rss)
+        scratch = _scratch(scratch, yb)
+        core = _est.fit_core(yb, vb, mask, method=method, rss=want_rss, scratch=_shaped(scratch, yb))
         for key in _est.CORE_KEYS:
             if core[key] is not None:
                 out[key][pos : pos + c] = core[key]
