@@ -2,8 +2,8 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/bench_perf.py            # everything, ~10 min on 2 cores
-    .venv/bin/python benchmarks/bench_perf.py --quick    # smaller sizes, no k = 10^6 Bayes, ~3 min
+    .venv/bin/python benchmarks/bench_perf.py            # everything, ~1-2 min on 2 cores
+    .venv/bin/python benchmarks/bench_perf.py --quick    # smaller sizes, no k = 10^6 Bayes, < 1 min
 
 The host is shared and noisy, so every ratio is taken side by side: the two
 sides of a ratio run alternately in ``--rounds`` rounds (default 7), and the
