@@ -537,7 +537,10 @@ def test_real_ctrl_c_while_drawing(tmp_path):
     target = tmp_path / "results"
     old = old_results(target)
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(data), str(target)], env=env, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C as in a user's terminal even where pytest itself was started with SIGINT ignored (a
+    # background job of a shell without job control): the child starts with SIGINT's default
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_RUN, str(data), str(target)], env=env, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         lines = []
         while not lines or lines[-1] != "drawing":
