@@ -499,17 +499,21 @@ class _Blocks:
                             out["XWAWAWX"][m, l] += q.T
         return out
 
+    @staticmethod
+    def _block(g, theta, inverse: bool) -> np.ndarray:
+        """One group's block ``V + sum theta_l A_l`` (or its inverse)."""
+        M = g["V"].copy()
+        if theta is not None:
+            for th, A in zip(theta, g["A"]):
+                M += th * A
+        return np.linalg.inv(M) if inverse else M
+
     def sparse(self, theta: np.ndarray | None, *, inverse: bool = False):
         """The same matrix as :meth:`dense` (block for block the same values) as a scipy.sparse CSR
         matrix holding only the blocks: memory proportional to the sum of the squared block sizes."""
         rows, cols, vals = [], [], []
         for g in self.groups:
-            M = g["V"].copy()
-            if theta is not None:
-                for th, A in zip(theta, g["A"]):
-                    M += th * A
-            if inverse:
-                M = np.linalg.inv(M)
+            M = self._block(g, theta, inverse)
             idx = g["idx"]
             s = idx.shape[1]
             rows.append(np.repeat(idx, s, axis=1).ravel())
@@ -522,12 +526,7 @@ class _Blocks:
         """M = V + sum theta_l A_l (or its inverse) as a dense k x k matrix."""
         out = np.zeros((self.k, self.k))
         for g in self.groups:
-            M = g["V"].copy()
-            if theta is not None:
-                for th, A in zip(theta, g["A"]):
-                    M += th * A
-            if inverse:
-                M = np.linalg.inv(M)
+            M = self._block(g, theta, inverse)
             idx = g["idx"]
             out[idx[:, :, None], idx[:, None, :]] = M
         return out
