@@ -77,7 +77,10 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
 
     Rows are fitted in blocks of up to ``_BLOCK`` analyses.  A block's ``y``
     and ``v`` are read once, in tiles of 8 analyses transposed in registers
-    (:func:`_copy_block`), into ``studies x analyses`` work arrays; the next
+    (:func:`_copy_block`), into ``studies x analyses`` work arrays; while a
+    block is computed, the next block's rows are asked for a slice at a time
+    (:func:`_prefetch_part`), so that on data larger than the cache reading
+    memory overlaps the arithmetic instead of preceding it; the next
     pass stores ``w0`` (0 at the padding, selected without a branch) and
     forms k and the fixed-effect sums, two studies per step; a row whose
     sums are not finite is checked study by study (:func:`_cell`).  The
@@ -115,8 +118,17 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         one_crit &= pcrit[k] == pcrit[0]
     overflow = 0
     redo = 0
+    # the next block's rows are asked for (prefetched) a slice at a time, in
+    # the passes over pairs of studies of the current block
+    y_at, v_at, row_bytes = y.ctypes.data, v.ctypes.data, y.strides[0]
+    if row_bytes != v.strides[0] or row_bytes <= 0:
+        row_bytes = 0  # no prefetch
+    parts = 3 * (nr // 2)
     for s in range(0, m, bsz):
         c = min(bsz, m - s)
+        nlo = (s + c) * row_bytes
+        nhi = min(m, s + c + bsz) * row_bytes
+        part = 0
         # Loops that compute store into 1-D views only (rows of the work arrays
         # and of out): with 2-D indexing the compiler cannot prove that a store
         # does not alias a load and leaves the loop scalar.
@@ -132,6 +144,8 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         # or not a number: _cell).  Rows in pairs (half the loads and stores of
         # the sums), added in study order
         for i in range(0, nr, 2):
+            _prefetch_part(y_at, v_at, nlo, nhi, part, parts)
+            part += 1
             ya, va, wa = yt[i], vt[i], wt[i]
             yb2, vb2, wb2 = yt[i + 1], vt[i + 1], wt[i + 1]
             for a in range(c):
@@ -161,6 +175,8 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             sw[a] = 0.0
             swy[a] = 0.0
         for i in range(0, nr, 2):
+            _prefetch_part(y_at, v_at, nlo, nhi, part, parts)
+            part += 1
             ya, wa = yt[i], wt[i]
             yb2, wb2 = yt[i + 1], wt[i + 1]
             for a in range(c):
@@ -177,6 +193,8 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
             tau2[a] = 0.0 if fe or k == 1 else _f.tau2_dl(qa, k - 1, sw0[a], sw0sq[a])
         # random-effects weights 1/(v + tau2) (= 1/v bit for bit where tau2 = 0), 0 at the padding
         for i in range(0, nr, 2):
+            _prefetch_part(y_at, v_at, nlo, nhi, part, parts)
+            part += 1
             ya, va = yt[i], vt[i]
             yb2, vb2 = yt[i + 1], vt[i + 1]
             for a in range(c):
@@ -293,6 +311,30 @@ def _copy_block_tiled(yb, vb, yt, vt, c):
     _copy_rows(yb, vb, yt, vt, c8, c)
 
 
+def _prefetch_part(ya, va, lo, hi, part, parts):
+    """Ask for the ``part``-th of ``parts`` equal slices of the bytes ``[lo, hi)``
+    of the arrays at addresses ``ya`` and ``va`` (64-byte cache lines,
+    ``_prefetch``: :func:`_tile_intrinsics`): the kernel asks for the next
+    block's rows a slice at a time while it computes the current block, so
+    that reading memory overlaps the arithmetic.  Compiled only."""
+    for at in (ya, va):
+        first = (at + lo) // 64  # the lines that hold bytes at + lo ... at + hi - 1
+        lines = (at + hi + 63) // 64 - first if hi > lo else 0
+        for line in range(first + lines * part // parts, first + lines * (part + 1) // parts):
+            _prefetch(line * 64)
+
+
+def _prefetch(address):
+    """A hint to the memory system, nothing when the kernel runs as plain Python
+    (compiled: the LLVM intrinsic of :func:`_tile_intrinsics`)."""
+    return None
+
+
+def _no_prefetch(ya, va, lo, hi, part, parts):
+    """:func:`_prefetch_part` where the LLVM intrinsics are not used: nothing."""
+    return None
+
+
 def _transpose8(rows, shuffle):
     """The 8 columns of the 8 x 8 matrix whose rows are the vectors ``rows``:
     three rounds of ``shuffle(a, b, lanes)`` (lanes of the concatenation of a
@@ -366,7 +408,20 @@ def _tile_intrinsics(numba):
 
         return tile
 
-    return {"_tile8": make(8), "_tile4": make(4), "_tile2": make(2)}
+    def prefetch_codegen(context, builder, signature, args):
+        (addr,) = args
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        name = "llvm.prefetch.p0" if getattr(i8p, "is_opaque", False) else "llvm.prefetch.p0i8"
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), name)
+        # read (0), keep in all cache levels (3), data cache (1)
+        builder.call(fn, [builder.inttoptr(addr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    @intrinsic
+    def prefetch(typingctx, addr):
+        return nt.void(nt.intp), prefetch_codegen
+
+    return {"_tile8": make(8), "_tile4": make(4), "_tile2": make(2), "_prefetch": prefetch}
 
 
 def _cell(yi, vi):
@@ -488,13 +543,17 @@ def _njit_globals(numba, tiled=True):
         glb = {**_kernel.__globals__, "_f": jit, "_v": _vecmath.njit_namespace(numba)}
         if tiled:
             glb.update(_tile_intrinsics(numba))
-        for helper in (_copy_rows, _copy_block_tiled, _cell, _cell_bad_rows, _chi2_sf, _chi2_block):
-            if helper is _copy_block_tiled and not tiled:
+        for helper in (_copy_rows, _copy_block_tiled, _prefetch_part, _no_prefetch, _cell, _cell_bad_rows, _chi2_sf,
+                       _chi2_block):
+            if helper in (_copy_block_tiled, _prefetch_part) and not tiled:
                 continue
             fn = types.FunctionType(helper.__code__, glb, helper.__name__)
             glb[helper.__name__] = numba.njit(inline="always", error_model="numpy")(fn)
         glb["_copy_block"] = glb["_copy_block_tiled"] if tiled else _plain_copy_block(numba, glb)
-        names = ("_f", "_v", "_copy_rows", "_copy_block", "_cell", "_cell_bad_rows", "_chi2_sf", "_chi2_block")
+        if not tiled:
+            glb["_prefetch_part"] = glb["_no_prefetch"]
+        names = ("_f", "_v", "_copy_rows", "_copy_block", "_prefetch_part", "_cell", "_cell_bad_rows", "_chi2_sf",
+                 "_chi2_block")
         _COMPILED_HELPERS[tiled] = {name: glb[name] for name in names}
     return {**_kernel.__globals__, **_COMPILED_HELPERS[tiled]}
 

@@ -175,3 +175,14 @@ def test_no_numba_means_numpy_engine(monkeypatch):
     monkeypatch.setattr(mp._fast, "kernel", lambda: pytest.fail("kernel used without numba"))
     Y, V = ragged(10, seed=7)
     assert_frames_close(pool_many(Y, V), pool_many(Y, V, engine="numpy"))
+
+
+def test_uncompiled_kernel_over_several_blocks_gives_the_compiled_answer():
+    """More analyses than one block: the compiled kernel asks for each next
+    block while it computes the current one (plain Python: a no-op hint)."""
+    Y, V = ragged(_fast._BLOCK + 77, kmax=5, seed=4, scatter=True)
+    args = (Y, V, False, special.ndtri(0.975), np.full(6, special.ndtri(0.975)), False, _est.CHI2_TABLE)
+    out_py, out_nb = np.empty((12, Y.shape[0])), np.empty((12, Y.shape[0]))
+    assert _fast._kernel(*args, out_py) == -1
+    assert _fast.kernel()(*args, out_nb) == -1
+    np.testing.assert_allclose(out_py, out_nb, rtol=1e-14, atol=1e-300)

@@ -77,3 +77,41 @@ def test_a_kernel_whose_tiles_cannot_be_built_falls_back_to_the_plain_copy(monke
     monkeypatch.setattr(_fast, "_compiled", None)
     monkeypatch.setattr(_fast, "_probe", lambda fn: None)
     assert _fast.kernel() == "tiled"
+
+
+@pytest.mark.parametrize("lo,hi,parts", [(0, 64 * 100, 3), (40, 5000, 15), (0, 80, 15), (4096, 4096, 3), (8, 64 * 7 + 9, 4)])
+@pytest.mark.parametrize("y_at,v_at", [(1 << 20, 1 << 30), ((1 << 20) + 24, (1 << 30) + 56)])
+def test_the_slices_of_the_next_block_ask_for_each_of_its_cache_lines_once(lo, hi, parts, y_at, v_at):
+    """The kernel asks for the next block's bytes [lo, hi) of y and of v in
+    ``parts`` slices while it computes the current block: together the
+    slices ask for every 64-byte line that holds those bytes, once each,
+    whatever the arrays' alignment."""
+    import types
+
+    asked = []
+    fn = types.FunctionType(_fast._prefetch_part.__code__, {"_prefetch": asked.append}, "_prefetch_part")
+    for part in range(parts):
+        fn(y_at, v_at, lo, hi, part, parts)
+    for at in (y_at, v_at):
+        got = sorted(a // 64 for a in asked if at <= a + 64 < at + (1 << 28))
+        want = list(range((at + lo) // 64, (at + hi - 1) // 64 + 1)) if hi > lo else []
+        assert got == want
+    assert all(a % 64 == 0 for a in asked)
+
+
+def test_the_compiled_prefetch_is_an_llvm_prefetch_and_the_plain_kernel_has_none():
+    import types
+
+    import numba
+
+    def call(ya, va, lo, hi):
+        _pp(ya, va, lo, hi, 0, 1)
+
+    irs = {}
+    for tiled in (True, False):
+        glb = {"_pp": _fast._njit_globals(numba, tiled)["_prefetch_part"]}
+        f = numba.njit(types.FunctionType(call.__code__, glb, "call"))
+        f(0, 0, 0, 0)
+        irs[tiled] = f.inspect_llvm(f.signatures[0])
+    assert "call void @llvm.prefetch" in irs[True]
+    assert "llvm.prefetch" not in irs[False]
