@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/bench_perf.py            # everything, ~1-2 min on 2 cores
+    .venv/bin/python benchmarks/bench_perf.py            # everything, ~2 min on 2 cores
     .venv/bin/python benchmarks/bench_perf.py --quick    # smaller sizes, no k = 10^6 Bayes, < 1 min
 
 The host is shared and noisy, so every ratio is taken side by side: the two
@@ -39,7 +39,14 @@ Sections:
    returns one), the step of every row at every size, and the share of
    system CPU time (page faults on fresh memory) in each.  The cases run in
    a new random order at each size of each round (fresh memory costs more
-   after a call that freed many small pieces).
+   after a call that freed many small pieces).  From 1,000 up each call is
+   also timed with a cold cache (128 MB read before it): in the first table
+   a call at 10,000 finds its 1.6 MB of data still in the cache from the
+   call before, one at 100,000 reads its 16 MB from memory, so part of a
+   step there is the cache, not the code.  The verdict is taken on the
+   cold-cache steps: linear up to 1.10 (one case's rounds differ by more
+   than that here), and for ``pool_many`` a step no larger than the floor's
+   at the same size (the cost of fresh memory for its new table).
 """
 
 from __future__ import annotations
@@ -278,6 +285,22 @@ def batch(rounds: int, m: int, sm_subset: int) -> None:
 # --------------------------------------------------------------------------- 4. super-linearity
 
 
+STEP_TOLERANCE = 1.10  # a step up to this counts as linear: one case's rounds differ by more than 10 % here
+FLUSH_BYTES = 128 << 20  # read before a cold call: more than the last-level cache of any current server CPU
+
+
+def cold_call(fn, flush, reps):
+    """Median CPU seconds of ``reps`` calls of ``fn``, each after reading
+    ``flush`` (not timed), so that the call finds none of its data in the cache."""
+    times = []
+    for _ in range(reps):
+        np.add.reduce(flush)
+        t0 = TIMER()
+        fn()
+        times.append(TIMER() - t0)
+    return float(np.median(times))
+
+
 def _cpu():
     """(user, system) CPU seconds of this process so far (getrusage: microseconds, not clock ticks)."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -310,6 +333,9 @@ def scaling(rounds: int, quick: bool) -> None:
     # be compacted into huge pages again), so no case always follows the same one
     rng = np.random.default_rng(20160601)
     names = list(cases)
+    cold_sizes = [n for n in sizes if n >= 1_000]
+    cold = {c: {n: [] for n in cold_sizes} for c in cases}
+    flush = np.ones(FLUSH_BYTES // 8)
     for _ in range(rounds):
         for n in sizes:
             reps = max(1, 20_000 // n)
@@ -319,6 +345,8 @@ def scaling(rounds: int, quick: bool) -> None:
                 per[c][n].append(clock(lambda: [fn(n) for _ in range(reps)]) / reps / n)
                 u1, s1 = _cpu()
                 sys_share[c][n].append((s1 - s0) / max(u1 - u0 + s1 - s0, 1e-9))
+                if n in cold_sizes:  # the same call with nothing of its data in the cache
+                    cold[c][n].append(cold_call(lambda: fn(n), flush, max(1, 2_000 // n)) / n)
     head = "".join(f"{n:>10,}" for n in sizes)
     print(f"{'ns per study':22}{head}   worst step t(10n)/(10 t(n)), median (min-max) over rounds")
     for c in cases:
@@ -332,6 +360,29 @@ def scaling(rounds: int, quick: bool) -> None:
     for c in cases:
         steps = [np.median(np.array(per[c][b]) / np.array(per[c][a])) for a, b in zip(sizes[:-1], sizes[1:])]
         print(f"{c:22}" + "".join(f"{x:12.2f}" for x in steps))
+    print(f"\nstep t(10n)/(10 t(n)) with a cold cache: before each call {FLUSH_BYTES >> 20} MB are read, so that no data"
+          " of an earlier call is in the cache at any size;\nmedian (min-max) over rounds")
+    print(f"{'':22}" + "".join(f"{f'-> {b:,}':>20}" for b in cold_sizes[1:]))
+    cold_steps = {c: [np.array(cold[c][b]) / np.array(cold[c][a]) for a, b in zip(cold_sizes[:-1], cold_sizes[1:])]
+                  for c in cases}
+    for c in cases:
+        print(f"{c:22}" + "".join(f"{fmt(x):>20}" for x in cold_steps[c]))
+    floor_name = "floor, new 12 x n"
+    print(f"\nverdict (target: no super-linear step; a cold-cache step counts as one above {STEP_TOLERANCE:.2f}, the spread"
+          " of one case's rounds on this machine,\nunless the floor's step at that size is as large: the cost of fresh"
+          " memory for a new table of that size, which no function returning one avoids)")
+    for c in cases:
+        if c == floor_name:
+            continue
+        worst = []
+        for i, st in enumerate(cold_steps[c]):
+            med = float(np.median(st))
+            if med > STEP_TOLERANCE:
+                floor_med = float(np.median(cold_steps[floor_name][i]))
+                worst.append(f"{cold_sizes[i]:,} -> {cold_sizes[i + 1]:,}: {med:.2f}"
+                             + (f" (floor {floor_med:.2f}: as the floor)" if c.startswith("pool_many") and floor_med >= med
+                                else f" (floor {floor_med:.2f}: SUPER-LINEAR)"))
+        print(f"{c:22}" + ("; ".join(worst) if worst else f"linear (every step <= {STEP_TOLERANCE:.2f})"))
     print("\nsystem CPU time (the kernel's: page faults on fresh memory) as a share of the CPU time, median over rounds")
     print(f"{'':22}{head}")
     for c in cases:
@@ -356,7 +407,7 @@ def main(argv=None) -> int:
     if "batch" in run:
         batch(args.rounds, args.m, args.sm_subset)
     if "scaling" in run:
-        scaling(max(3, args.rounds // 2), args.quick)
+        scaling(args.rounds, args.quick)
     if "memory" in run:
         memory(args.quick)
     return 0
