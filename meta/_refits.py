@@ -294,6 +294,20 @@ def _shaped(scratch, block):
     return [s[: block.size].reshape(block.shape) for s in scratch]
 
 
+def _loo_block(y, pos, c):
+    """``y`` without study ``r``, for ``r = pos .. pos + c - 1``, as the
+    columns of a ``(k - 1) x c`` array: row ``i`` is ``y[i]`` above the
+    omitted study and ``y[i + 1]`` from it on, so only the rows ``pos ..
+    pos + c - 1`` differ between the columns (copies by row, no index array)."""
+    k = y.size
+    out = np.empty((k - 1, c))
+    out[:pos] = y[:pos, None]
+    out[pos + c :] = y[pos + c + 1 :, None]
+    i = np.arange(pos, min(pos + c, k - 1))[:, None]
+    out[pos : pos + i.size] = np.where(i < np.arange(pos, pos + c)[None, :], y[i], y[i + 1])
+    return out
+
+
 def _generic(y, v, method, want_rss, loo):
     """fit_core on blocks of refits (studies x refits, as the estimators take
     them); blocks of CELLS / 2 cells, since the iterative estimators hold
@@ -307,11 +321,8 @@ def _generic(y, v, method, want_rss, loo):
         if loo:
             width = k - 1
             c = max(1, min(nrows - pos, CELLS // 2 // max(width, 1)))
-            r = np.arange(pos, pos + c)
-            idx = np.arange(width)[:, None] + (np.arange(width)[:, None] >= r[None, :])
-            yb, vb = y[idx], v[idx]
-            mask = np.ones(idx.shape, bool)
-            del idx
+            yb, vb = _loo_block(y, pos, c), _loo_block(v, pos, c)
+            mask = np.ones(yb.shape, bool)
         else:
             c = max(1, min(nrows - pos, CELLS // 2 // (pos + 1)))
             while c > 1 and (pos + c) * c > CELLS // 2:
