@@ -535,14 +535,20 @@ def _score_bound(y, v, tau2, ymax, ml, work):
     Accuracy and Stability of Numerical Algorithms, sec. 3.1 and 4.2: the
     bound ``gamma_{n-1} sum |x_i|`` holds for every order of summation).
     Two evaluations in different orders therefore differ by at most twice
-    the bound."""
-    bw, bwr, bw2 = work
-    w, sw, est = _sums(y, v, tau2, bw)
-    wr = np.subtract(y, est, out=bwr)
+    the bound.  ``y``, ``v``, ``work``: Fortran-ordered, computed as their
+    transposes (analyses x studies, C-ordered: every sum a contiguous run;
+    ``sum(w^2)`` and ``S`` as sums of products without the squares written,
+    since here the order of the sums is free)."""
+    yt, vt = y.T, v.T
+    w, wr = work[0].T, work[1].T
+    np.add(vt, tau2[:, None], out=w)
+    np.divide(1.0, w, out=w)
+    sw = np.add.reduce(w, axis=1)
+    est = np.einsum("ij,ij->i", w, yt) / sw
+    np.subtract(yt, est[:, None], out=wr)
     wr *= w
-    w2 = np.multiply(w, w, out=bw2)
-    sw2 = _csum(w2)
-    ss = _csum(np.square(wr, out=w2))
+    sw2 = np.einsum("ij,ij->i", w, w)
+    ss = np.einsum("ij,ij->i", wr, wr)
     score = ss - (sw if ml else sw - sw2 / sw)
     n = y.shape[0] + 5
     gamma = n * np.finfo(float).eps / (1.0 - n * np.finfo(float).eps)
@@ -566,7 +572,7 @@ def _fortran_scores(ys, vs, t, ymax, ml, work, yc, vc, act):
     return s
 
 
-def _score_scan(y, v, low, ratio, g, ml, work):
+def _score_scan(y, v, low, ratio, g, ml, work, fy=None, fv=None):
     """The score scan of :func:`tau2_mle`: the score at 0 and at the ``g``
     points of each analysis's grid, point by point (two rows of the grid and
     of the scores at a time, not the whole ``(max g + 1) x m`` arrays: fresh
@@ -574,9 +580,10 @@ def _score_scan(y, v, low, ratio, g, ml, work):
     point (a longer grid would repeat it: no further sign change), so the
     analyses still scanned are moved together when a quarter of them is
     done.  ``work``: three arrays of at least ``y.size`` values for
-    :func:`reml_score`.  Blocks with many studies per analysis
-    (:func:`_scan_fortran`) are scanned Fortran-ordered with the signs of
-    the C-ordered scan (:func:`_fortran_scores`).  Returns the brackets
+    :func:`reml_score`.  Given ``fy``, ``fv`` (Fortran-ordered copies of
+    ``y``, ``v``, for blocks with many studies per analysis:
+    :func:`_scan_fortran`), the scores are evaluated on them, with the signs
+    of the C-ordered scan (:func:`_fortran_scores`).  Returns the brackets
     ``t_j < t_{j+1}`` with a score > 0 at ``t_j`` and <= 0 at ``t_{j+1}``
     (each a local maximum), in the order of the grid points, then analyses:
     ``(analysis, t_j, t_{j+1})``, or None if there are none."""
@@ -585,8 +592,8 @@ def _score_scan(y, v, low, ratio, g, ml, work):
     t0 = np.zeros(low.size)
     found = []
     with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
-        if _scan_fortran(y):
-            ys, vs = np.asfortranarray(y), np.asfortranarray(v)
+        if fy is not None:
+            ys, vs = fy, fv
             ymax = np.abs(ys).max(axis=0)
             work = _work_like(ys, work)
 
@@ -648,13 +655,15 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     if cols.size == 0:
         return tau2
     yc, vc, mc, kc = (_columns(a, many) for a in (y, v, mask, k))
-    up = _upper(yc, vc, mc, kc)
-    low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
+    # the scan's Fortran-ordered copies (_scan_fortran) also serve max and min, exact in any order
+    fy, fv, fm = (np.asfortranarray(a) for a in (yc, vc, mc)) if _scan_fortran(yc) else (None, None, mc)
+    up = _upper(yc if fy is None else fy, vc if fv is None else fv, fm, kc)
+    low = np.minimum((vc if fv is None else fv).min(axis=0) / 16.0, up / 16.0)
     # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
     # its result does not depend on the other analyses fitted with it (pool_many's blocks,
     # Dask chunks); shorter grids repeat their last point, which adds no sign change
     g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
-    brackets = _score_scan(yc, vc, low, up / low, g, ml, work)
+    brackets = _score_scan(yc, vc, low, up / low, g, ml, work, fy, fv)
     if brackets is None:
         return tau2
     cc, lo, hi = brackets
