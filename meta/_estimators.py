@@ -509,6 +509,7 @@ def _grid_point(j, low, ratio, step, last):
 
 
 SCAN_FORTRAN_RATIO = 16  # studies per analysis (rows / columns) from which the scan runs Fortran-ordered
+UNSURE_FACTOR = 4.0  # a Fortran-ordered score within this many rounding bounds of 0 is recomputed C-ordered
 
 
 def _scan_fortran(y) -> bool:
@@ -565,7 +566,7 @@ def _fortran_scores(ys, vs, t, ymax, ml, work, yc, vc, act):
     that of :func:`reml_score` on the C-ordered columns.  So the scan's
     brackets are those of the C-ordered scan, bit for bit."""
     s, bound = _score_bound(ys, vs, t, ymax, ml, _work_like(ys, work))
-    unsure = np.flatnonzero(~(np.abs(s) > 4.0 * bound))
+    unsure = np.flatnonzero(~(np.abs(s) > UNSURE_FACTOR * bound))
     if unsure.size:
         cols = act[unsure]
         s[unsure] = reml_score(_columns(yc, cols), _columns(vc, cols), t[unsure], ml=ml)
