@@ -519,9 +519,12 @@ def _scan_fortran(y) -> bool:
     pool_many's blocks (~10 studies x 4096 analyses), but for the refits'
     blocks (k - 1 studies x ~2^18 / k refits) every row is a loop as short
     as the number of refits.  Measured per score (one grid point, 2^18
-    cells): 9,999 x 26 0.91 ms C, 0.46 ms Fortran; 2,999 x 87 0.62 ms
-    against 0.55 ms; the ratio 16 is about where the two meet (see
-    tests/test_estimators.py::test_fortran_scan_*)."""
+    cells; :func:`reml_score` C-ordered against :func:`_score_bound`):
+    9,999 x 26 0.90 against 0.43 ms, 2,999 x 87 0.62 against 0.52 ms,
+    2,048 x 128 0.56 against 0.53 ms, 1,024 x 256 0.52 against 0.53 ms;
+    the two copies cost ~0.3-0.8 ms per block, so from 16 studies per
+    analysis the ~35 grid points pay for them (tests/test_scan_fortran.py
+    holds both orders to the same brackets)."""
     return y.ndim == 2 and y.shape[1] >= 2 and y.shape[0] >= SCAN_FORTRAN_RATIO * y.shape[1]
 
 
