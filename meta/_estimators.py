@@ -412,8 +412,9 @@ def reml_score(y, v, tau2, info=False, ml=False, work=None):
 
 
 def _scale(v, mask, k):
-    """Mean within-study variance of each analysis, for relative tolerances."""
-    return _csum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
+    """Mean within-study variance of each analysis, for relative tolerances
+    (without padding, ``mask`` all True, the sum of ``v`` itself: the same bits)."""
+    return _csum(v if mask.all() else np.where(mask, v, 0.0)) / np.maximum(k, 1)
 
 
 def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
@@ -479,9 +480,13 @@ def _upper(y, v, mask, k):
     ``R = max(y) - min(y)``, ``vmax = max(v)``, for ``t >= vmax``
     ``y'PPy <= k R^2 / t^2`` while ``tr(P) >= (k-1)/(2t)`` and
     ``sum(w) >= k/(2t)``, so ``t > max(vmax, 2 k R^2 / (k-1))`` suffices."""
-    big = np.finfo(float).max
-    r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
-    vmax = np.where(mask, v, 0.0).max(axis=0)
+    if mask.all():  # no padding (leave_one_out's blocks): no masked copies
+        r = y.max(axis=0) - y.min(axis=0)
+        vmax = v.max(axis=0)
+    else:
+        big = np.finfo(float).max
+        r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
+        vmax = np.where(mask, v, 0.0).max(axis=0)
     return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
 
 
