@@ -285,7 +285,8 @@ def chi2_sf(x, df, *, out=None, work=None):
 
 def _fortran(a) -> bool:
     """Whether ``a`` is a Fortran-ordered block of several analyses (each
-    analysis's studies contiguous: the refits' blocks, :mod:`meta._refits`)."""
+    analysis's studies contiguous: the copies on which :func:`tau2_mle`
+    scans blocks with many studies per analysis, :func:`_scan_fortran`)."""
     return a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
 
 
@@ -522,7 +523,7 @@ def _scan_fortran(y) -> bool:
     copy of ``y``, ``v`` (each analysis's studies contiguous).  C order sums
     the studies row by row, vectorised across the analyses: fast for
     pool_many's blocks (~10 studies x 4096 analyses), but for the refits'
-    blocks (k - 1 studies x ~2^18 / k refits) every row is a loop as short
+    blocks (k - 1 studies x ~2^19 / k refits) every row is a loop as short
     as the number of refits.  Measured per score (one grid point, 2^18
     cells; :func:`reml_score` C-ordered against :func:`_score_bound`):
     9,999 x 26 0.90 against 0.43 ms, 2,999 x 87 0.62 against 0.52 ms,
@@ -535,7 +536,8 @@ def _scan_fortran(y) -> bool:
 
 def _score_bound(y, v, tau2, ymax, ml, work):
     """:func:`reml_score` (no information) and a bound on the rounding error
-    of any order of its sums: the same operations as there, then, with ``S
+    of any order of its sums: the same weights and residuals as there (the
+    same operations), the sums in another order; with ``S
     = sum(w^2 (y - est)^2)``, ``M = max |y|``, ``n`` the studies (rows) and
     ``gamma = (n + 5) eps / (1 - (n + 5) eps)``: ``|d sum w| <= gamma sum w``,
     ``|d est| <= 2 gamma M``, so ``|d S| <= 4 gamma M sum(w^2 |y - est|) +
