@@ -283,11 +283,24 @@ def chi2_sf(x, df, *, out=None, work=None):
     return res.reshape(shape) if shape else res[0]
 
 
+def _fortran(a) -> bool:
+    """Whether ``a`` is a Fortran-ordered block of several analyses (each
+    analysis's studies contiguous: the copies on which :func:`tau2_mle`
+    scans blocks with many studies per analysis, :func:`_scan_fortran`)."""
+    return a.ndim == 2 and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
 def _columns(a, idx):
     """The columns ``idx`` (positions, or a bool mask) of ``a`` (1-D: its
     entries), C-ordered; ``a`` itself when a bool mask keeps every column.
     (``a[:, idx]`` is Fortran-ordered: every sum over the studies would then
-    run down 8-byte-strided columns, measured ~4x slower.)"""
+    run down 8-byte-strided columns, measured ~4x slower.)  A Fortran-ordered
+    ``a`` (:func:`_fortran`) gives Fortran-ordered columns: copies of whole
+    contiguous columns."""
+    if _fortran(a):
+        if idx.dtype == bool:
+            return a if idx.all() else np.compress(idx, a.T, axis=0).T
+        return np.take(a.T, idx, axis=0).T
     if idx.dtype == bool:
         return np.ascontiguousarray(a) if idx.all() else np.compress(idx, a, axis=-1)
     return np.take(a, idx, axis=-1)
@@ -400,8 +413,9 @@ def reml_score(y, v, tau2, info=False, ml=False, work=None):
 
 
 def _scale(v, mask, k):
-    """Mean within-study variance of each analysis, for relative tolerances."""
-    return _csum(np.where(mask, v, 0.0)) / np.maximum(k, 1)
+    """Mean within-study variance of each analysis, for relative tolerances
+    (without padding, ``mask`` all True, the sum of ``v`` itself: the same bits)."""
+    return _csum(v if mask.all() else np.where(mask, v, 0.0)) / np.maximum(k, 1)
 
 
 def _bracketed_root(fun, y, v, lo, hi, scale, maxiter=MAXITER, aux=None):
@@ -467,20 +481,26 @@ def _upper(y, v, mask, k):
     ``R = max(y) - min(y)``, ``vmax = max(v)``, for ``t >= vmax``
     ``y'PPy <= k R^2 / t^2`` while ``tr(P) >= (k-1)/(2t)`` and
     ``sum(w) >= k/(2t)``, so ``t > max(vmax, 2 k R^2 / (k-1))`` suffices."""
-    big = np.finfo(float).max
-    r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
-    vmax = np.where(mask, v, 0.0).max(axis=0)
+    if mask.all():  # no padding (leave_one_out's blocks): no masked copies
+        r = y.max(axis=0) - y.min(axis=0)
+        vmax = v.max(axis=0)
+    else:
+        big = np.finfo(float).max
+        r = np.where(mask, y, -big).max(axis=0) - np.where(mask, y, big).min(axis=0)
+        vmax = np.where(mask, v, 0.0).max(axis=0)
     return 1.01 * np.maximum(vmax, 2.0 * k / np.maximum(k - 1, 1) * r * r)
 
 
 def _work_like(a, work=None):
     """Three arrays shaped like ``a`` for :func:`reml_score`'s temporaries:
-    views of the three C-contiguous arrays ``work`` (at least ``a.size``
+    views of the three contiguous arrays ``work`` (at least ``a.size``
     values each, e.g. :func:`fit_core`'s ``scratch``, which pool_many keeps
-    between calls: fresh memory costs page faults) or new ones."""
-    if work is None or any(w.size < a.size or not w.flags.c_contiguous for w in work):
+    between calls: fresh memory costs page faults) or new ones; in the
+    order of ``a`` (C, or Fortran for a :func:`_fortran` block)."""
+    if work is None or any(w.size < a.size or not (w.flags.c_contiguous or w.flags.f_contiguous) for w in work):
         return [np.empty_like(a) for _ in range(3)]
-    return [w.reshape(-1)[: a.size].reshape(a.shape) for w in work]
+    order = "F" if _fortran(a) else "C"
+    return [w.ravel(order="K")[: a.size].reshape(a.shape, order=order) for w in work]
 
 
 def _grid_point(j, low, ratio, step, last):
@@ -494,7 +514,76 @@ def _grid_point(j, low, ratio, step, last):
     return np.multiply(low, frac, out=frac)
 
 
-def _score_scan(y, v, low, ratio, g, ml, work):
+SCAN_FORTRAN_RATIO = 16  # studies per analysis (rows / columns) from which the scan runs Fortran-ordered
+UNSURE_FACTOR = 4.0  # a Fortran-ordered score within this many rounding bounds of 0 is recomputed C-ordered
+
+
+def _scan_fortran(y) -> bool:
+    """Whether :func:`_score_scan` evaluates the scores on a Fortran-ordered
+    copy of ``y``, ``v`` (each analysis's studies contiguous).  C order sums
+    the studies row by row, vectorised across the analyses: fast for
+    pool_many's blocks (~10 studies x 4096 analyses), but for the refits'
+    blocks (k - 1 studies x ~2^19 / k refits) every row is a loop as short
+    as the number of refits.  Measured per score (one grid point, 2^18
+    cells; :func:`reml_score` C-ordered against :func:`_score_bound`):
+    9,999 x 26 0.90 against 0.43 ms, 2,999 x 87 0.62 against 0.52 ms,
+    2,048 x 128 0.56 against 0.53 ms, 1,024 x 256 0.52 against 0.53 ms;
+    the two copies cost ~0.3-0.8 ms per block, so from 16 studies per
+    analysis the ~35 grid points pay for them (tests/test_scan_fortran.py
+    holds both orders to the same brackets)."""
+    return y.ndim == 2 and y.shape[1] >= 2 and y.shape[0] >= SCAN_FORTRAN_RATIO * y.shape[1]
+
+
+def _score_bound(y, v, tau2, ymax, ml, work):
+    """:func:`reml_score` (no information) and a bound on the rounding error
+    of any order of its sums: the same weights and residuals as there (the
+    same operations), the sums in another order; with ``S
+    = sum(w^2 (y - est)^2)``, ``M = max |y|``, ``n`` the studies (rows) and
+    ``gamma = (n + 5) eps / (1 - (n + 5) eps)``: ``|d sum w| <= gamma sum w``,
+    ``|d est| <= 2 gamma M``, so ``|d S| <= 4 gamma M sum(w^2 |y - est|) +
+    gamma S`` with ``sum(w^2 |y - est|) <= sqrt(sum(w^2) S)`` (Cauchy-Schwarz),
+    and ``tr(P)`` to ``gamma (sum w + 2 sum(w^2) / sum w)`` (Higham 2002,
+    Accuracy and Stability of Numerical Algorithms, sec. 3.1 and 4.2: the
+    bound ``gamma_{n-1} sum |x_i|`` holds for every order of summation).
+    Two evaluations in different orders therefore differ by at most twice
+    the bound.  ``y``, ``v``, ``work``: Fortran-ordered, computed as their
+    transposes (analyses x studies, C-ordered: every sum a contiguous run;
+    ``sum(w^2)`` and ``S`` as sums of products without the squares written,
+    since here the order of the sums is free)."""
+    yt, vt = y.T, v.T
+    w, wr = work[0].T, work[1].T
+    np.add(vt, tau2[:, None], out=w)
+    np.divide(1.0, w, out=w)
+    sw = np.add.reduce(w, axis=1)
+    est = np.einsum("ij,ij->i", w, yt) / sw
+    np.subtract(yt, est[:, None], out=wr)
+    wr *= w
+    sw2 = np.einsum("ij,ij->i", w, w)
+    ss = np.einsum("ij,ij->i", wr, wr)
+    score = ss - (sw if ml else sw - sw2 / sw)
+    n = y.shape[0] + 5
+    gamma = n * np.finfo(float).eps / (1.0 - n * np.finfo(float).eps)
+    bound = gamma * (4.0 * ymax * np.sqrt(sw2 * ss) + ss + sw + 2.0 * sw2 / sw + np.abs(score))
+    return score, bound
+
+
+def _fortran_scores(ys, vs, t, ymax, ml, work, yc, vc, act):
+    """Scores at ``t`` of the Fortran-ordered columns ``ys``, ``vs`` (the
+    columns ``act`` of the C-ordered ``yc``, ``vc``) with the sign the
+    C-ordered evaluation gives: where ``|score|`` does not exceed four times
+    :func:`_score_bound` (so the two evaluations might differ in sign; rare:
+    a root within rounding of a grid point, or an overflow), the score is
+    that of :func:`reml_score` on the C-ordered columns.  So the scan's
+    brackets are those of the C-ordered scan, bit for bit."""
+    s, bound = _score_bound(ys, vs, t, ymax, ml, _work_like(ys, work))
+    unsure = np.flatnonzero(~(np.abs(s) > UNSURE_FACTOR * bound))
+    if unsure.size:
+        cols = act[unsure]
+        s[unsure] = reml_score(_columns(yc, cols), _columns(vc, cols), t[unsure], ml=ml)
+    return s
+
+
+def _score_scan(y, v, low, ratio, g, ml, work, fy=None, fv=None):
     """The score scan of :func:`tau2_mle`: the score at 0 and at the ``g``
     points of each analysis's grid, point by point (two rows of the grid and
     of the scores at a time, not the whole ``(max g + 1) x m`` arrays: fresh
@@ -502,24 +591,41 @@ def _score_scan(y, v, low, ratio, g, ml, work):
     point (a longer grid would repeat it: no further sign change), so the
     analyses still scanned are moved together when a quarter of them is
     done.  ``work``: three arrays of at least ``y.size`` values for
-    :func:`reml_score`.  Returns the brackets ``t_j < t_{j+1}`` with a
-    score > 0 at ``t_j`` and <= 0 at ``t_{j+1}`` (each a local maximum), in
-    the order of the grid points, then analyses: ``(analysis, t_j,
-    t_{j+1})``, or None if there are none."""
+    :func:`reml_score`.  Given ``fy``, ``fv`` (Fortran-ordered copies of
+    ``y``, ``v``, for blocks with many studies per analysis:
+    :func:`_scan_fortran`), the scores are evaluated on them, with the signs
+    of the C-ordered scan (:func:`_fortran_scores`).  Returns the brackets
+    ``t_j < t_{j+1}`` with a score > 0 at ``t_j`` and <= 0 at ``t_{j+1}``
+    (each a local maximum), in the order of the grid points, then analyses:
+    ``(analysis, t_j, t_{j+1})``, or None if there are none."""
     step, last = 1.0 / (g - 1), g - 1
-    work = _work_like(y, work)  # one set for the whole scan: fresh memory at every point costs page faults
     act = np.arange(low.size)
     t0 = np.zeros(low.size)
     found = []
     with np.errstate(over="ignore", invalid="ignore"):  # w^2 may overflow near 0 for v ~ 1e-160: no sign change there
-        s0 = reml_score(y, v, t0, ml=ml, work=_work_like(y, work))
+        if fy is not None:
+            ys, vs = fy, fv
+            ymax = np.abs(ys).max(axis=0)
+            work = _work_like(ys, work)
+
+            def score(t):
+                return _fortran_scores(ys, vs, t, ymax, ml, work, y, v, act)
+        else:
+            ys, vs, ymax = y, v, t0
+            work = _work_like(ys, work)  # one set for the whole scan: fresh memory at every point costs page faults
+
+            def score(t):
+                return reml_score(ys, vs, t, ml=ml, work=_work_like(ys, work))
+
+        s0 = score(t0)
         for j in range(int(g.max())):
             going = last >= j  # analyses with a point j + 1 of their own
             if going.sum() < 0.75 * act.size:
-                act, low, ratio, step, last, t0, s0 = (a[going] for a in (act, low, ratio, step, last, t0, s0))
-                y, v = _columns(y, going), _columns(v, going)
+                act, low, ratio, step, last, t0, s0, ymax = (
+                    a[going] for a in (act, low, ratio, step, last, t0, s0, ymax))
+                ys, vs = _columns(ys, going), _columns(vs, going)
             t1 = _grid_point(j, low, ratio, step, last)
-            s1 = reml_score(y, v, t1, ml=ml, work=_work_like(y, work))
+            s1 = score(t1)
             up = np.flatnonzero((s0 > 0) & (s1 <= 0))
             if up.size:
                 found.append((act[up], t0[up], t1[up]))
@@ -560,13 +666,15 @@ def tau2_mle(y, v, mask, k, *, ml=False, maxiter=MAXITER, work=None):
     if cols.size == 0:
         return tau2
     yc, vc, mc, kc = (_columns(a, many) for a in (y, v, mask, k))
-    up = _upper(yc, vc, mc, kc)
-    low = np.minimum(vc.min(axis=0) / 16.0, up / 16.0)
+    # the scan's Fortran-ordered copies (_scan_fortran) also serve max and min, exact in any order
+    fy, fv, fm = (np.asfortranarray(a) for a in (yc, vc, mc)) if _scan_fortran(yc) else (None, None, mc)
+    up = _upper(yc if fy is None else fy, vc if fv is None else fv, fm, kc)
+    low = np.minimum((vc if fv is None else fv).min(axis=0) / 16.0, up / 16.0)
     # each analysis its own grid of g points (linspace(0, 1, g) as exponents), so that
     # its result does not depend on the other analyses fitted with it (pool_many's blocks,
     # Dask chunks); shorter grids repeat their last point, which adds no sign change
     g = np.clip(np.ceil(GRID_PER_OCTAVE * np.log2(up / low)).astype(np.int64) + 1, 8, GRID_MAX)
-    brackets = _score_scan(yc, vc, low, up / low, g, ml, work)
+    brackets = _score_scan(yc, vc, low, up / low, g, ml, work, fy, fv)
     if brackets is None:
         return tau2
     cc, lo, hi = brackets
