@@ -226,16 +226,21 @@ def one_fit(rounds: int) -> None:
 # --------------------------------------------------------------------------- 3. batch
 
 
-def _floor_kernel():
+def _floor_kernel(divisions=False):
     """The floor: a compiled pass that reads every ``yi`` and ``vi`` once and
     writes 12 values per analysis into ``out``, as cheaply as this machine
     does it: the padding (NaN) is skipped by a select, not a branch (ragged
     rows would mispredict it), and ``fastmath`` lets the sums over a row's
     studies run as vector operations in any order (the floor's own sums need
-    no particular rounding; pool_many's must run in study order)."""
+    no particular rounding; pool_many's must run in study order).
+
+    ``divisions``: what the two divisions per study of any
+    DerSimonian-Laird fit cost alone: ``1/v`` and ``1/(v + 0.1)`` summed
+    instead of ``y`` and ``v`` (IEEE divisions, as the fixed-effect and the
+    random-effects weights need; a constant of the compiled code)."""
     import numba
 
-    @numba.njit(cache=False, nogil=True, fastmath=True)
+    @numba.njit(cache=False, nogil=True, fastmath=True, error_model="numpy")
     def floor(y, v, out):
         m, n = y.shape
         for a in range(m):
@@ -244,38 +249,18 @@ def _floor_kernel():
             for i in range(n):
                 yi = y[a, i]
                 ok = yi == yi
-                s += yi if ok else 0.0
-                t += v[a, i] if ok else 0.0
+                vi = v[a, i]
+                if divisions:
+                    s += 1.0 / vi if ok else 0.0
+                    t += 1.0 / (vi + 0.1) if ok else 0.0
+                else:
+                    s += yi if ok else 0.0
+                    t += vi if ok else 0.0
             for j in range(12):
                 out[j, a] = s + j * t
         return out
 
     return floor
-
-
-def _reciprocals_kernel():
-    """What the two divisions per study of any DerSimonian-Laird fit cost
-    alone: the floor's pass with ``1/v`` and ``1/(v + 0.1)`` summed instead
-    of ``y`` and ``v`` (IEEE divisions, as the fixed-effect and the
-    random-effects weights need; ``fastmath`` as the floor)."""
-    import numba
-
-    @numba.njit(cache=False, nogil=True, fastmath=True, error_model="numpy")
-    def reciprocals(y, v, out):
-        m, n = y.shape
-        for a in range(m):
-            s = 0.0
-            t = 0.0
-            for i in range(n):
-                ok = y[a, i] == y[a, i]
-                vi = v[a, i]
-                s += 1.0 / vi if ok else 0.0
-                t += 1.0 / (vi + 0.1) if ok else 0.0
-            for j in range(12):
-                out[j, a] = s + j * t
-        return out
-
-    return reciprocals
 
 
 def batch(rounds: int, m: int, sm_subset: int) -> None:
@@ -290,7 +275,7 @@ def batch(rounds: int, m: int, sm_subset: int) -> None:
             combine_effects(y[i, : k[i]], v[i, : k[i]], method_re=method_re)
 
     floor = _floor_kernel()
-    recip = _reciprocals_kernel()
+    recip = _floor_kernel(divisions=True)
     out = np.empty((12, m))
     floor(y, v, out)
     recip(y, v, out)

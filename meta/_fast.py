@@ -111,8 +111,6 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
     dd = np.empty(bsz, np.int64)
     coef = np.empty(bsz)
     acc = np.empty(bsz)
-    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
-    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
     one_crit = True
     for k in range(pcrit.shape[0]):
         one_crit &= pcrit[k] == pcrit[0]
@@ -257,7 +255,7 @@ def _kernel(y, v, fe, zcrit, pcrit, pi_is_ci, tab, out):
         else:
             for a in range(c):
                 o_p[a] = _v.pnorm2_ranges(zabs[a], False)
-        redo += _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp)
+        redo += _chi2_block(q, kb, c, tab, dd, acc, coef, o_qp)
     return -1 - (overflow > 0) - 2 * (redo > 0)
 
 
@@ -446,12 +444,13 @@ def _cell_bad_rows(yt, vt, n, a):
     return False
 
 
-def _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, o_qp):
+def _chi2_block(q, kb, c, tab, dd, acc, coef, o_qp):
     """``q_p`` of the first ``c`` rows (Q ``q``, k ``kb``) into ``o_qp``:
     :func:`_chi2_sf`; 1 where k = 1 (as metafor), NaN where df > 200 or the
     series overflows (returns how many are NaN).  ``tab`` is
-    ``meta._estimators.CHI2_TABLE``, ``ecol``/``ocol`` its last even and odd
-    columns; ``dd``, ``acc``, ``coef`` work arrays."""
+    ``meta._estimators.CHI2_TABLE``; ``dd``, ``acc``, ``coef`` work arrays."""
+    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2  # the table's last even and odd df columns
+    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
     # the polynomial P(h) of every row by Horner's rule over the block's
     # longest sum (zeros above a row's own terms leave its sum exact, as the
     # table's zeros do): a coefficient depends on df only through its parity,
@@ -626,14 +625,12 @@ def _chi2_many(x, df, tab, out):
     dd = np.empty(bsz, np.int64)
     acc = np.empty(bsz)
     coef = np.empty(bsz)
-    ecol = tab.shape[1] - 1 - (tab.shape[1] - 1) % 2
-    ocol = tab.shape[1] - 2 + (tab.shape[1] - 1) % 2
     for s in range(0, m, bsz):
         c = min(bsz, m - s)
         for a in range(c):
             kb[a] = df[s + a] + 1
             q[a] = x[s + a]
-        _chi2_block(q, kb, c, tab, ecol, ocol, dd, acc, coef, out[s:s + c])
+        _chi2_block(q, kb, c, tab, dd, acc, coef, out[s:s + c])
     return out
 
 
