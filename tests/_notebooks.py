@@ -30,6 +30,23 @@ def numbers(x):
         yield x
 
 
+def output_text(nb) -> str:
+    """What the code cells of the executed notebook ``nb`` printed and displayed, in order: stream outputs
+    joined as they came (the kernel may split one ``print`` into several stream outputs when it flushes
+    between its writes; each piece carries its own newlines) and each displayed value's text/plain on lines
+    of its own."""
+    pieces = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for o in cell.outputs:
+            if o.get("output_type") == "stream":
+                pieces.append(o.get("text", ""))
+            else:
+                pieces.append("\n" + str(o.get("data", {}).get("text/plain", "")) + "\n")
+    return "".join(pieces)
+
+
 def execute(notebook: Path, folder: Path, **env: str) -> None:
     """Run ``notebook`` top to bottom in a fresh kernel of this interpreter and write the executed notebook to
     ``folder/executed.ipynb``. The kernelspec "python3" is written to ``folder`` and is the only one looked up,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import _background
-from _notebooks import execute, executed
+from _notebooks import execute, executed, output_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -44,15 +44,22 @@ def test_notebook_runs_in_a_fresh_kernel():
     folder = _background.result("test_notebook:reproduce_notebook")
     before = json.loads((folder / "before.json").read_text())
     nb = executed(folder)  # the run raised CellExecutionError with the failing cell on any error
-    texts = "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-    )
+    texts = output_text(nb)
     assert "Random-Effects Model" in texts  # meta.pool.pool summary printed
     assert "problems: none" in texts  # the added study validates
     assert "before: k=" in texts and "after:  k=" in texts
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) >= 2  # forest plot before and after adding the study
     assert _fingerprint(ROOT / "data") == before
+
+
+def test_output_text_joins_a_print_the_kernel_split_into_several_stream_outputs():
+    """ipykernel may flush stdout between the writes of one ``print`` (under load), giving two stream
+    outputs for one line; the text the tests search must still hold the line whole."""
+    cell = nbformat.v4.new_code_cell("print('problems:', 'none')")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="problems:"),
+                    nbformat.v4.new_output("stream", name="stdout", text=" none\n"),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    text = output_text(nb)
+    assert "problems: none\n" in text and "\n42\n" in text

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import _background
-from _notebooks import execute, executed, fingerprint, numbers
+from _notebooks import execute, executed, fingerprint, numbers, output_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -59,12 +59,7 @@ def test_own_data_notebook_runs_in_a_fresh_kernel_writing_only_to_a_temp_folder(
     tmp = folder / "tmp"
     before = json.loads((folder / "before.json").read_text())
     nb = executed(folder)  # the run raised CellExecutionError with the failing cell, e.g. an assert against metafor
-    texts = "\n".join(
-        o.get("text", "") + str(o.get("data", {}).get("text/plain", ""))
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-    )
+    texts = output_text(nb)
     assert "Random-Effects Model (k = 9; tau^2 estimator: REML)" in texts
     assert "Q-profile confidence intervals" in texts
     assert "k = 9 < 10" in texts and "Sterne et al. 2011" in texts

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import _background
-from _notebooks import execute, executed, fingerprint, numbers
+from _notebooks import execute, executed, fingerprint, numbers, output_text
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
@@ -53,7 +53,7 @@ def _run(job: str) -> tuple[str, int, dict]:
     folder = _background.result(job)
     nb = executed(folder)  # the run raised CellExecutionError with the failing cell, e.g. an assert against metafor
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
-    texts = "\n".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    texts = output_text(nb)
     return texts, sum("image/png" in o.get("data", {}) for o in outputs), json.loads((folder / "before.json").read_text())
 
 
