@@ -146,3 +146,28 @@ def test_wrap_time_grows_linearly():
     cost(1000)
     small, large = min(cost(4000) for _ in range(2)), min(cost(16000) for _ in range(2))
     assert large < 4 * 4 * small + 0.05, (small, large)
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_every_text_stays_inside_the_figure_at_every_resolution(name):
+    """Lines are wrapped and columns placed from text widths measured at 600 dpi; the figure is saved at
+    300 dpi and shown at 72-100. Every text must lie inside the figure at each of them (with hinted glyph
+    advances the robustness plot's key line ran 2 % past the right edge at 300 dpi)."""
+    from meta.plots.style import style
+    import matplotlib
+
+    long = ("Shaded: primary analysis with a long caption that has to be wrapped; interval (CrI); thin grey "
+            "line: prediction interval. P(dir.): posterior probability that the effect lies in the expected way")
+    with matplotlib.rc_context(rc=style()):  # as the plots are drawn and saved (meta.plots.style.fixed_style)
+        fig = _figure(name, [long, "Effect (SMD)", "Favours control", "Favours treatment"])
+        if not hasattr(fig.canvas, "get_renderer"):
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            FigureCanvasAgg(fig)
+        for dpi in (72, 100, 300, 600):
+            fig.set_dpi(dpi)
+            fig.canvas.draw()
+            box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: everything drawn, tick labels in view only
+            tol = 1.0 / dpi  # one pixel
+            assert box.x0 >= -tol and box.x1 <= fig.get_figwidth() + tol, (name, dpi, box.x0, box.x1, fig.get_figwidth())
+            assert box.y0 >= -tol and box.y1 <= fig.get_figheight() + tol, (name, dpi, box.y0, box.y1, fig.get_figheight())

@@ -210,7 +210,8 @@ def _measuring_renderer():
 def _text_width(s: str, bold: bool, fontsize: float) -> float:
     """Width in inches of one line of ``s`` (as :func:`plain` draws it) in the current default font."""
     rc = matplotlib.rcParams
-    font = (tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), tuple(rc["font.serif"]), rc["font.stretch"])
+    font = (tuple(rc["font.family"]), tuple(rc["font.sans-serif"]), tuple(rc["font.serif"]), rc["font.stretch"],
+            rc["text.hinting"])
     return _text_width_cached(plain(s), bold, fontsize, font)
 
 
